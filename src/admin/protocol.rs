@@ -1,0 +1,79 @@
+//! One JSON object per line each way.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{model::User, service::KeyInfo};
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    UserAdd {
+        email: Option<String>,
+        phone: Option<String>,
+        username: Option<String>,
+        roles: Vec<String>,
+        password: Option<String>,
+    },
+    UserList,
+    UserShow {
+        who: String,
+    },
+    UserSetRoles {
+        who: String,
+        roles: Vec<String>,
+    },
+    UserPasswd {
+        who: String,
+        password: String,
+    },
+    UserDisable {
+        who: String,
+    },
+    UserEnable {
+        who: String,
+    },
+    UserDelete {
+        who: String,
+    },
+    KeysList,
+    KeysRotate,
+}
+
+/// A user as the CLI shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub roles: Vec<String>,
+    pub status: String,
+    pub has_password: bool,
+    pub created_at: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            phone: u.phone,
+            username: u.username,
+            roles: u.roles,
+            status: u.status.as_str().into(),
+            has_password: u.password_hash.is_some(),
+            created_at: crate::model::rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum AdminReply {
+    User(UserView),
+    Users(Vec<UserView>),
+    Key(KeyInfo),
+    Keys(Vec<KeyInfo>),
+    Error { code: String, message: String },
+}

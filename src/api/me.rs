@@ -1,0 +1,96 @@
+//! `/v1/me*`: the signed-in user, their devices and password.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Password};
+use uuid::Uuid;
+
+use super::{
+    auth_scheme::BearerAuth,
+    problem::ApiError,
+    views::{ApiTags, SessionResponse, UserResponse},
+};
+use crate::service::AuthService;
+
+pub struct MeApi;
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    #[oai(validator(max_length = 4096))]
+    current_password: Password,
+    #[oai(validator(max_length = 4096))]
+    new_password: Password,
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(prefix_path = "/v1/me", tag = "ApiTags::Me")]
+impl MeApi {
+    /// The signed-in user
+    #[oai(path = "/", method = "get", operation_id = "me")]
+    async fn me(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: BearerAuth,
+    ) -> Result<Json<UserResponse>, ApiError> {
+        Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
+    }
+
+    /// The user's sessions (devices), newest first
+    #[oai(path = "/sessions", method = "get", operation_id = "list_my_sessions")]
+    async fn sessions(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
+        let current = auth.0.session_id;
+        let sessions = svc.list_sessions(auth.0.user_id).await?;
+        Ok(Json(
+            sessions
+                .into_iter()
+                .map(|s| SessionResponse::new(s, current))
+                .collect(),
+        ))
+    }
+
+    /// Sign one device out
+    ///
+    /// Its tokens are refused from now on. Another user's session id gives 404.
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "revoke_my_session"
+    )]
+    async fn revoke_session(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        svc.revoke_session(auth.0.user_id, id.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Change the password
+    ///
+    /// Needs the current password (403 `invalid_current_password` otherwise). Every other
+    /// session ends; this one stays signed in.
+    #[oai(path = "/password", method = "post", operation_id = "change_password")]
+    async fn change_password(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: BearerAuth,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        svc.change_password(&auth.0, &body.0.current_password.0, &body.0.new_password.0)
+            .await?;
+        Ok(NoContent::Done)
+    }
+}

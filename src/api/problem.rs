@@ -1,0 +1,281 @@
+//! RFC 9457 problem details: the one place where domain errors become HTTP.
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{ApiResponse, Object, payload::Json};
+
+use crate::error::{Error, FieldError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field.
+#[derive(Object, Debug, Clone)]
+pub struct FieldProblem {
+    /// The request field at fault.
+    pub field: String,
+    /// Stable machine-readable reason, e.g. `too_short`, `invalid_email`.
+    pub code: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details.
+#[derive(Object, Debug, Clone)]
+pub struct Problem {
+    /// Problem type URI (`about:blank`: the `code` member tells problems apart).
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Short summary: the HTTP reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for a human.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid_credentials`, `refresh_token_reused`.
+    pub code: String,
+    /// Field-level errors of a `validation_failed` problem.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<FieldProblem>>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            errors: None,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let body = poem_openapi::types::ToJSON::to_json_string(&self);
+        let mut resp = Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body);
+        if unauthorized {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Every error an operation can answer with.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed or has invalid fields (`validation_failed`, `invalid_request`,
+    /// `unknown_role`).
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
+    /// `token_expired`, `token_revoked`, `invalid_refresh_token`, `refresh_token_reused`, …).
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// Authenticated but not allowed (`account_disabled`, `insufficient_permission`,
+    /// `invalid_current_password`).
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// No such resource (`not_found`).
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The resource already exists (`conflict`).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// Our fault (`internal_error`); the body holds no internals.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+    /// Overloaded; retry shortly (`overloaded`).
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        let p = |status: StatusCode| Json(Problem::new(status, code, e.to_string()));
+        // No `_` arm: a new domain error must choose its status here.
+        match &e {
+            Error::Invalid(fields) => {
+                let mut problem =
+                    Problem::new(StatusCode::BAD_REQUEST, code, describe_fields(fields));
+                problem.errors = Some(
+                    fields
+                        .iter()
+                        .map(|f| FieldProblem {
+                            field: f.field.clone(),
+                            code: f.code.clone(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
+                );
+                ApiError::BadRequest(Json(problem))
+            }
+            Error::UnknownRole(_) => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::InvalidCredentials
+            | Error::InvalidRefreshToken
+            | Error::RefreshTokenReused
+            | Error::InvalidToken(_) => {
+                let challenge = match &e {
+                    Error::InvalidToken(_) => "Bearer error=\"invalid_token\"",
+                    _ => "Bearer",
+                };
+                ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), challenge.into())
+            }
+            Error::AccountDisabled | Error::Forbidden(_) | Error::WrongCurrentPassword => {
+                ApiError::Forbidden(p(StatusCode::FORBIDDEN))
+            }
+            Error::NotFound(_) => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
+            Error::Conflict(_) => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::Busy => ApiError::Unavailable(p(StatusCode::SERVICE_UNAVAILABLE), "1".into()),
+            Error::Storage(_) | Error::Internal(_) => {
+                tracing::error!(error = %e, "request failed");
+                ApiError::Internal(Json(Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code,
+                    "the server could not complete the request",
+                )))
+            }
+        }
+    }
+}
+
+fn describe_fields(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Turns every error the framework produces (bad JSON, wrong content type, missing bearer
+/// token, unknown route, oversized body …) into problem+json, leaves our own problems as they
+/// are, and sets the headers every response carries.
+pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let max_body = req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return Ok(with_common_headers(
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body exceeds {max_body} bytes"),
+            )
+            .into_response(),
+        ));
+    }
+    if declared.is_none() {
+        // A body without a declared length is cut at the limit; the truncated JSON fails to parse.
+        let body = req.take_body();
+        let limit = u64::try_from(max_body).unwrap_or(u64::MAX);
+        req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
+            body.into_async_read(),
+            limit,
+        )));
+    }
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_owned));
+    // An empty body without a content type is an empty JSON body, so optional bodies may be
+    // left out entirely.
+    let empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0")
+        && !req.headers().contains_key(header::TRANSFER_ENCODING);
+    if empty && !req.headers().contains_key(header::CONTENT_TYPE) {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => error_response(e, auth),
+    };
+    Ok(with_common_headers(resp))
+}
+
+/// Request-body cap, set as route data.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn with_common_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+fn error_response(
+    e: poem::Error,
+    auth: Option<Result<String, poem::http::header::ToStrError>>,
+) -> Response {
+    if e.is::<poem_openapi::error::AuthorizationError>() {
+        let detail = match &auth {
+            None => "this endpoint needs an `Authorization: Bearer <access token>` header",
+            Some(Ok(v)) if v.trim().is_empty() => "the Authorization header is empty",
+            Some(_) => "the Authorization header must be `Bearer <access token>`",
+        };
+        let code = if auth.is_none() {
+            "missing_token"
+        } else {
+            "invalid_authorization_header"
+        };
+        let mut resp = Problem::new(StatusCode::UNAUTHORIZED, code, detail).into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_request\""),
+        );
+        return resp;
+    }
+    let status = e.status();
+    let message = e.to_string();
+    let resp = e.into_response();
+    let ours = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if ours {
+        return resp;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed on this endpoint".into(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is too large".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", message),
+        s if s.is_server_error() => {
+            tracing::error!(error = %message, "request failed");
+            (
+                "internal_error",
+                "the server could not complete the request".into(),
+            )
+        }
+        _ => ("invalid_request", message),
+    };
+    Problem::new(status, code, detail).into_response()
+}

@@ -1,0 +1,115 @@
+//! Response bodies shared by several operations.
+
+use poem_openapi::{Object, Tags};
+use uuid::Uuid;
+
+use crate::{
+    model::{Session, User, rfc3339},
+    service::TokenPair,
+};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Registration, login, refresh and logout
+    Auth,
+    /// The signed-in user
+    Me,
+    /// Token introspection
+    Tokens,
+    /// Discovery documents for token verifiers
+    Discovery,
+    /// Liveness and readiness
+    Health,
+}
+
+/// A user account (never its password hash).
+#[derive(Object, Debug)]
+pub struct UserResponse {
+    pub id: Uuid,
+    /// Lower-cased email address.
+    pub email: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub roles: Vec<String>,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub email_verified: bool,
+    pub phone_verified: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            phone: u.phone,
+            username: u.username,
+            roles: u.roles,
+            status: u.status.as_str().into(),
+            email_verified: u.email_verified,
+            phone_verified: u.phone_verified,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// OAuth 2.0-shaped token response (RFC 6749 §5.1).
+#[derive(Object)]
+pub struct TokenResponse {
+    /// JWT access token (`typ: at+jwt`).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque refresh token; single use, rotated on every refresh.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
+    /// The session (device) these tokens belong to.
+    pub session_id: Uuid,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(t: TokenPair) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer".into(),
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            refresh_expires_in: t.refresh_expires_in,
+            session_id: t.session_id,
+        }
+    }
+}
+
+/// A signed-in device.
+#[derive(Object, Debug)]
+pub struct SessionResponse {
+    pub id: Uuid,
+    pub device_name: Option<String>,
+    pub user_agent: Option<String>,
+    /// Client IP at login or last refresh.
+    pub ip: Option<String>,
+    pub created_at: String,
+    pub last_used_at: String,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+impl SessionResponse {
+    pub fn new(s: Session, current: Uuid) -> Self {
+        Self {
+            current: s.id == current,
+            id: s.id,
+            device_name: s.device_name,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+        }
+    }
+}

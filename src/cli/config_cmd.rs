@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the effective configuration and print it (secrets masked)
+    Check,
+}
+
+pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConfigCmd::Check => {
+            // Loading already validated it.
+            println!("# effective configuration: valid");
+            print!("{}", cfg.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

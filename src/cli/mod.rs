@@ -1,0 +1,125 @@
+//! The `authd` command line. Each subcommand is a thin call into a service, through the admin
+//! socket when a server runs and directly on the database otherwise.
+
+mod admin_cmd;
+mod config_cmd;
+mod keys;
+mod serve;
+mod user;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "authd",
+    version,
+    about = "A single-binary authentication server"
+)]
+pub struct Cli {
+    /// Path to config.toml (default: ./config.toml when present)
+    #[arg(short, long, global = true, env = "AUTHD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format (overrides log.format)
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (Swagger UI at /docs)
+    Serve,
+    /// Manage user accounts
+    User {
+        #[command(subcommand)]
+        cmd: user::UserCmd,
+    },
+    /// Manage token signing keys
+    Keys {
+        #[command(subcommand)]
+        cmd: keys::KeysCmd,
+    },
+    /// Print the OpenAPI document (JSON)
+    Openapi,
+    /// Inspect the configuration
+    Config {
+        #[command(subcommand)]
+        cmd: config_cmd::ConfigCmd,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Openapi = cli.command {
+        println!("{}", crate::api::spec());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(f) = cli.log_format {
+        cfg.log.format = match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    match cli.command {
+        Command::Serve => {
+            init_logging(&cfg, &cfg.log.level);
+            serve::run(cfg).await
+        }
+        Command::User { cmd } => {
+            init_logging(&cfg, "warn");
+            user::run(&cfg, cmd).await
+        }
+        Command::Keys { cmd } => {
+            init_logging(&cfg, "warn");
+            keys::run(&cfg, cmd).await
+        }
+        Command::Config { cmd } => config_cmd::run(&cfg, cmd),
+        Command::Openapi => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Logs go to stderr; `AUTHD_LOG` (an env filter) overrides the level.
+fn init_logging(cfg: &Config, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("AUTHD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,190 @@
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::admin_cmd::{read_stdin_line, send};
+use crate::{
+    admin::{AdminReply, AdminRequest, UserView},
+    config::Config,
+};
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a user (LOGIN is an email, a +phone number or a username)
+    Add {
+        login: String,
+        /// Also set a phone number
+        #[arg(long)]
+        phone: Option<String>,
+        /// Also set a username
+        #[arg(long)]
+        username: Option<String>,
+        /// Role to grant (repeatable; default: user)
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read the password from standard input (otherwise the user has none yet)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users: id, login, roles, status, created
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user (by id, email, phone or username)
+    Show {
+        user: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a user's roles; their current access tokens are refused until refreshed
+    SetRole {
+        user: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+    },
+    /// Set a user's password (read from standard input); all their sessions end
+    Passwd {
+        user: String,
+        /// Read the new password from standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user: sessions end and tokens are refused
+    Disable { user: String },
+    /// Re-enable a disabled user
+    Enable { user: String },
+    /// Delete a user and their sessions
+    Delete { user: String },
+}
+
+pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
+    let mut json = false;
+    let req = match cmd {
+        UserCmd::Add {
+            login,
+            phone,
+            username,
+            roles,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_stdin_line()?)
+            } else {
+                None
+            };
+            let (mut email, mut phone_main, mut user_main) = (None, None, None);
+            if login.contains('@') {
+                email = Some(login);
+            } else if login.starts_with('+') {
+                phone_main = Some(login);
+            } else {
+                user_main = Some(login);
+            }
+            AdminRequest::UserAdd {
+                email,
+                phone: phone_main.or(phone),
+                username: user_main.or(username),
+                roles,
+                password,
+            }
+        }
+        UserCmd::List { json: j } => {
+            json = j;
+            AdminRequest::UserList
+        }
+        UserCmd::Show { user, json: j } => {
+            json = j;
+            AdminRequest::UserShow { who: user }
+        }
+        UserCmd::SetRole { user, roles } => AdminRequest::UserSetRoles { who: user, roles },
+        UserCmd::Passwd { user, .. } => AdminRequest::UserPasswd {
+            who: user,
+            password: read_stdin_line()?,
+        },
+        UserCmd::Disable { user } => AdminRequest::UserDisable { who: user },
+        UserCmd::Enable { user } => AdminRequest::UserEnable { who: user },
+        UserCmd::Delete { user } => AdminRequest::UserDelete { who: user },
+    };
+    let verb = match &req {
+        AdminRequest::UserAdd { .. } => Some("created"),
+        AdminRequest::UserSetRoles { .. } => Some("roles set"),
+        AdminRequest::UserPasswd { .. } => Some("password set"),
+        AdminRequest::UserDisable { .. } => Some("disabled"),
+        AdminRequest::UserEnable { .. } => Some("enabled"),
+        AdminRequest::UserDelete { .. } => Some("deleted"),
+        _ => None,
+    };
+    let reply = send(cfg, req).await?;
+    finish(reply, |r| match r {
+        AdminReply::Users(users) if json => println!(
+            "{}",
+            serde_json::to_string_pretty(&users).unwrap_or_default()
+        ),
+        AdminReply::Users(users) => print_users(&users),
+        AdminReply::User(u) if json => {
+            println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default())
+        }
+        AdminReply::User(u) => match verb {
+            Some(v) => println!("{v}: {} ({})", login_of(&u), u.id),
+            None => print_user(&u),
+        },
+        _ => {}
+    })
+}
+
+/// Prints a successful reply, or the error on stderr with exit code 1.
+pub fn finish(reply: AdminReply, print: impl FnOnce(AdminReply)) -> anyhow::Result<ExitCode> {
+    match reply {
+        AdminReply::Error { code, message } => {
+            eprintln!("error: {message} ({code})");
+            Ok(ExitCode::FAILURE)
+        }
+        ok => {
+            print(ok);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn login_of(u: &UserView) -> &str {
+    u.email
+        .as_deref()
+        .or(u.username.as_deref())
+        .or(u.phone.as_deref())
+        .unwrap_or("-")
+}
+
+fn print_users(users: &[UserView]) {
+    println!(
+        "{:<36}  {:<32}  {:<20}  {:<8}  CREATED",
+        "ID", "LOGIN", "ROLES", "STATUS"
+    );
+    for u in users {
+        println!(
+            "{:<36}  {:<32}  {:<20}  {:<8}  {}",
+            u.id,
+            login_of(u),
+            u.roles.join(","),
+            u.status,
+            u.created_at
+        );
+    }
+}
+
+fn print_user(u: &UserView) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("id:        {}", u.id);
+    println!("email:     {}", opt(&u.email));
+    println!("phone:     {}", opt(&u.phone));
+    println!("username:  {}", opt(&u.username));
+    println!("roles:     {}", u.roles.join(", "));
+    println!("status:    {}", u.status);
+    println!(
+        "password:  {}",
+        if u.has_password { "set" } else { "not set" }
+    );
+    println!("created:   {}", u.created_at);
+}

@@ -1,0 +1,399 @@
+//! Configuration: built-in defaults ← `config.toml` ← `AUTHD_*` environment variables
+//! (nested keys joined by `__`). Loaded once at start and passed down; never global.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format as _, Serialized, Toml},
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub tokens: TokensConfig,
+    pub passwords: PasswordsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    EdDSA,
+    ES256,
+}
+
+impl SigningAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::EdDSA => "EdDSA",
+            SigningAlgorithm::ES256 => "ES256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: HumanDuration,
+    pub refresh_ttl: HumanDuration,
+    pub session_max: HumanDuration,
+    pub algorithm: SigningAlgorithm,
+    pub leeway: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub argon2: Argon2Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            tokens: TokensConfig::default(),
+            passwords: PasswordsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace: HumanDuration::secs(10),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./data/authd.redb"),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "authd".into(),
+            access_ttl: HumanDuration::secs(15 * 60),
+            refresh_ttl: HumanDuration::secs(7 * 24 * 3600),
+            session_max: HumanDuration::secs(30 * 24 * 3600),
+            algorithm: SigningAlgorithm::EdDSA,
+            leeway: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 256,
+            hash_workers: 0,
+            hash_queue: 256,
+            argon2: Argon2Config::default(),
+        }
+    }
+}
+
+/// OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane).
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A duration written as `15m`, `7d`, `30s` (or a number of seconds).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+    pub fn as_secs(self) -> u64 {
+        self.0.as_secs()
+    }
+}
+
+impl fmt::Debug for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Self::secs(s)),
+            Raw::Text(t) => humantime::parse_duration(t.trim()).map(Self).map_err(|e| {
+                serde::de::Error::custom(format!("`{t}` is not a duration like 15m or 7d ({e})"))
+            }),
+        }
+    }
+}
+
+/// A config problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads the effective config. An explicit `path` must exist; without one, `./config.toml`
+    /// is read when present (never searched for in parent directories).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(ConfigError(format!(
+                        "config file {} does not exist",
+                        p.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file_exact(p));
+            }
+            None if Path::new("config.toml").is_file() => {
+                fig = fig.merge(Toml::file_exact("config.toml"));
+            }
+            None => {}
+        }
+        let cfg: Config = fig
+            .merge(
+                Env::prefixed("AUTHD_")
+                    .split("__")
+                    .ignore(&["config", "log"]),
+            )
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
+        let t = &self.tokens;
+        if t.issuer.trim().is_empty() {
+            return fail("tokens.issuer", "must not be empty");
+        }
+        if t.audience.trim().is_empty() {
+            return fail("tokens.audience", "must not be empty");
+        }
+        if t.access_ttl.0 < Duration::from_secs(10)
+            || t.access_ttl.0 > Duration::from_secs(24 * 3600)
+        {
+            return fail("tokens.access_ttl", "must be between 10s and 24h");
+        }
+        if t.refresh_ttl <= t.access_ttl {
+            return fail(
+                "tokens.refresh_ttl",
+                "must be longer than tokens.access_ttl",
+            );
+        }
+        if t.session_max < t.refresh_ttl {
+            return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
+        }
+        if t.leeway.0 > Duration::from_secs(300) {
+            return fail("tokens.leeway", "must be at most 5m");
+        }
+        let p = &self.passwords;
+        if p.min_length < 8 {
+            return fail("passwords.min_length", "must be at least 8 (NIST 800-63B)");
+        }
+        if p.max_length < 64 || p.max_length > 4096 {
+            return fail("passwords.max_length", "must be between 64 and 4096");
+        }
+        if p.min_length > p.max_length {
+            return fail(
+                "passwords.min_length",
+                "must not exceed passwords.max_length",
+            );
+        }
+        if p.hash_queue == 0 {
+            return fail("passwords.hash_queue", "must be at least 1");
+        }
+        if let Err(e) = argon2::Params::new(
+            p.argon2.memory_kib,
+            p.argon2.iterations,
+            p.argon2.parallelism,
+            None,
+        ) {
+            return fail(
+                "passwords.argon2",
+                &format!("invalid argon2 parameters: {e}"),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            return fail("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return fail("storage.path", "must not be empty");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return fail(
+                "log.level",
+                "is not a valid log filter (e.g. info, debug, authd=debug)",
+            );
+        }
+        Ok(())
+    }
+
+    /// The admin socket sits beside the database file.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.storage.path.with_extension("sock")
+    }
+
+    /// The effective config as TOML, for `authd config check`. No key holds a secret today;
+    /// any that does must be masked here.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    pub fn hash_workers(&self) -> usize {
+        match self.passwords.hash_workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        }
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let src = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("config: {}{src}", e.kind)
+            } else {
+                format!("config key `{key}`: {}{src}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_human_forms() {
+        let d: HumanDuration = serde_json::from_str("\"7d\"").unwrap();
+        assert_eq!(d.as_secs(), 7 * 86400);
+        let d: HumanDuration = serde_json::from_str("\"15m\"").unwrap();
+        assert_eq!(d.as_secs(), 900);
+        let d: HumanDuration = serde_json::from_str("90").unwrap();
+        assert_eq!(d.as_secs(), 90);
+        assert!(serde_json::from_str::<HumanDuration>("\"soon\"").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.tokens.refresh_ttl = HumanDuration::secs(60);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("tokens.refresh_ttl"), "{e}");
+        let mut c = Config::default();
+        c.passwords.min_length = 4;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("passwords.min_length")
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The domain error: one enum for every layer above the store, each variant with a stable
+//! machine-readable code. HTTP mapping happens once, in `api::problem`.
+
+use crate::store::StoreError;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed compact JWS")]
+    Malformed,
+    #[error("the token header is not one this server issues")]
+    BadHeader,
+    #[error("the token was signed by an unknown or retired key")]
+    UnknownKey,
+    #[error("the token signature does not verify")]
+    BadSignature,
+    #[error("the token claims are malformed or incomplete")]
+    BadClaims,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::Malformed
+            | TokenError::BadHeader
+            | TokenError::UnknownKey
+            | TokenError::BadSignature
+            | TokenError::BadClaims => "invalid_token",
+            TokenError::WrongIssuer => "invalid_issuer",
+            TokenError::WrongAudience => "invalid_audience",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::Revoked => "token_revoked",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("invalid login or password")]
+    InvalidCredentials,
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("the refresh token is invalid or expired")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    #[error("this needs the `{0}` permission")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("unknown role `{0}`")]
+    UnknownRole(String),
+    #[error("too many password checks in progress; retry shortly")]
+    Busy,
+    #[error("storage failure: {0}")]
+    Storage(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "validation_failed",
+            Error::Conflict(_) => "conflict",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::WrongCurrentPassword => "invalid_current_password",
+            Error::AccountDisabled => "account_disabled",
+            Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::RefreshTokenReused => "refresh_token_reused",
+            Error::InvalidToken(e) => e.code(),
+            Error::Forbidden(_) => "insufficient_permission",
+            Error::NotFound(_) => "not_found",
+            Error::UnknownRole(_) => "unknown_role",
+            Error::Busy => "overloaded",
+            Error::Storage(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn invalid(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(field) => Error::Conflict(field),
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Self {
+        Error::InvalidToken(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! authd: a single-binary authentication server.
+//!
+//! # Layout
+//! Dependencies point one way: `api`/`cli`/`admin` → `service` → `store`/`security`/`cache` →
+//! `model`.
+//! - [`model`]: plain records (users, sessions, keys, roles, revocations).
+//! - [`store`]: the only code that knows redb; closures over one transaction.
+//! - [`security`]: argon2id pool and password policy, compact JWS on ring, identifier parsing.
+//! - [`cache`]: in-memory revocations checked on every request (never the disk).
+//! - [`service`]: the rules, shared by the HTTP API and the CLI.
+//! - [`api`]: poem-openapi handlers; errors become RFC 9457 problem+json there only.
+//! - [`admin`]: the local admin socket through which the CLI reaches a running server.
+//! - [`cli`]: clap subcommands, each a thin call into a service.
+//! - [`server`]: builds and runs the whole process (HTTP, admin socket, housekeeping).
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod security;
+pub mod server;
+pub mod service;
+pub mod store;

@@ -1,0 +1,56 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::UnixTime;
+
+/// One signed-in device: the family every refresh token of that login belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    #[serde(default)]
+    pub device_name: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    pub created_at: UnixTime,
+    pub last_used_at: UnixTime,
+    /// When the current refresh token stops working (sliding, renewed on every refresh).
+    pub expires_at: UnixTime,
+    /// Hard end of the session, whatever the refreshes.
+    pub absolute_expires_at: UnixTime,
+    /// How many times the refresh token was rotated.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// What a stored refresh-token hash points to. Rotated-out hashes are kept (as `used`) until
+/// they would have expired, so that presenting one again is recognised as reuse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub session_id: Uuid,
+    pub used: bool,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// Every access token carrying this `sid` is refused.
+    Session,
+    /// Every access token of this user issued before `since_ms` is refused.
+    UserBefore,
+}
+
+/// A revocation the per-request check must know about, persisted so that it holds across
+/// restarts and dropped once every token it guards has expired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    pub id: Uuid,
+    /// Milliseconds since the epoch; meaningful for `UserBefore`.
+    #[serde(default)]
+    pub since_ms: u64,
+    pub expires_at: UnixTime,
+}

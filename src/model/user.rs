@@ -1,0 +1,77 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::UnixTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: Uuid,
+    /// Normalised (lower-case) address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// E.164.
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// argon2id PHC string; `None` until the user has a password.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub status: UserStatus,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub phone_verified: bool,
+    pub created_at: UnixTime,
+    #[serde(default)]
+    pub updated_at: UnixTime,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+
+    /// The identifier people recognise the account by.
+    pub fn display_login(&self) -> &str {
+        self.email
+            .as_deref()
+            .or(self.username.as_deref())
+            .or(self.phone.as_deref())
+            .unwrap_or("-")
+    }
+}
+
+/// Never print the password hash.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,364 @@
+//! Compact JWS (RFC 7515) for access tokens, on ring: EdDSA (Ed25519) or ES256.
+//!
+//! Verification is strict on purpose (RFC 8725): the algorithm comes from our key, never from
+//! the header; the header may hold exactly `alg`, `typ` and `kid`; duplicate or unknown members,
+//! padding or non-canonical base64 are refused.
+
+use std::collections::HashMap;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use ring::{
+    rand::SystemRandom,
+    signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    config::SigningAlgorithm,
+    error::TokenError,
+    model::{SigningKeyRecord, UnixTime},
+};
+
+/// Media type of our access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Anything longer is refused before decoding.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("signing key: {0}")]
+pub struct KeyError(String);
+
+impl KeyError {
+    pub fn from_msg(m: &str) -> Self {
+        Self(m.to_owned())
+    }
+}
+
+enum Signer {
+    Ed(Ed25519KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A private key that can sign, with its public half.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlgorithm,
+    signer: Signer,
+    public: Vec<u8>,
+}
+
+/// Makes a new PKCS#8 private key and its record.
+pub fn generate_key(alg: SigningAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, KeyError> {
+    let rng = SystemRandom::new();
+    let pkcs8 = match alg {
+        SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
+        SigningAlgorithm::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        }
+    }
+    .map_err(|_| KeyError("key generation failed".into()))?;
+    let pkcs8 = pkcs8.as_ref().to_vec();
+    let key = load(alg, &pkcs8, String::new())?;
+    Ok(SigningKeyRecord {
+        kid: thumbprint(alg, &key.public),
+        alg,
+        pkcs8,
+        created_at: now,
+        retire_at: None,
+    })
+}
+
+pub fn load_key(rec: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
+    load(rec.alg, &rec.pkcs8, rec.kid.clone())
+}
+
+fn load(alg: SigningAlgorithm, pkcs8: &[u8], kid: String) -> Result<SigningKey, KeyError> {
+    let signer = match alg {
+        SigningAlgorithm::EdDSA => Signer::Ed(
+            Ed25519KeyPair::from_pkcs8(pkcs8)
+                .map_err(|e| KeyError(format!("bad Ed25519 key: {e}")))?,
+        ),
+        SigningAlgorithm::ES256 => Signer::Ec(
+            EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                pkcs8,
+                &SystemRandom::new(),
+            )
+            .map_err(|e| KeyError(format!("bad P-256 key: {e}")))?,
+        ),
+    };
+    let public = match &signer {
+        Signer::Ed(k) => k.public_key().as_ref().to_vec(),
+        Signer::Ec(k) => k.public_key().as_ref().to_vec(),
+    };
+    Ok(SigningKey {
+        kid,
+        alg,
+        signer,
+        public,
+    })
+}
+
+/// The RFC 7517 members that identify a public key, in lexicographic order (RFC 7638).
+fn required_members(alg: SigningAlgorithm, public: &[u8]) -> serde_json::Value {
+    match alg {
+        SigningAlgorithm::EdDSA => {
+            serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": B64.encode(public)})
+        }
+        SigningAlgorithm::ES256 => {
+            let (x, y) = public
+                .get(1..)
+                .unwrap_or_default()
+                .split_at(public.len().saturating_sub(1) / 2);
+            serde_json::json!({"crv": "P-256", "kty": "EC", "x": B64.encode(x), "y": B64.encode(y)})
+        }
+    }
+}
+
+/// RFC 7638 thumbprint, used as `kid`.
+fn thumbprint(alg: SigningAlgorithm, public: &[u8]) -> String {
+    let canonical = required_members(alg, public).to_string();
+    B64.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        canonical.as_bytes(),
+    ))
+}
+
+/// A public key as a JWKS entry.
+pub fn public_jwk(alg: SigningAlgorithm, kid: &str, public: &[u8]) -> serde_json::Value {
+    let mut jwk = required_members(alg, public);
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("kid".into(), kid.into());
+        o.insert("alg".into(), alg.as_str().into());
+        o.insert("use".into(), "sig".into());
+    }
+    jwk
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    alg: String,
+    typ: String,
+    kid: String,
+}
+
+/// Claims of an access token (RFC 9068 plus `sid` and `roles`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    /// UUIDv7: its timestamp orders tokens finer than `iat`.
+    pub jti: Uuid,
+    pub sid: Uuid,
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+}
+
+impl SigningKey {
+    pub fn public_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    pub fn public_jwk(&self) -> serde_json::Value {
+        public_jwk(self.alg, &self.kid, &self.public)
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+        let header = Header {
+            alg: self.alg.as_str().into(),
+            typ: ACCESS_TOKEN_TYP.into(),
+            kid: self.kid.clone(),
+        };
+        let h = serde_json::to_vec(&header).map_err(|e| KeyError(e.to_string()))?;
+        let c = serde_json::to_vec(claims).map_err(|e| KeyError(e.to_string()))?;
+        let mut out = String::with_capacity(400);
+        B64.encode_string(h, &mut out);
+        out.push('.');
+        B64.encode_string(c, &mut out);
+        let sig = match &self.signer {
+            Signer::Ed(k) => k.sign(out.as_bytes()).as_ref().to_vec(),
+            Signer::Ec(k) => k
+                .sign(&SystemRandom::new(), out.as_bytes())
+                .map_err(|_| KeyError("ECDSA signing failed".into()))?
+                .as_ref()
+                .to_vec(),
+        };
+        out.push('.');
+        B64.encode_string(sig, &mut out);
+        Ok(out)
+    }
+}
+
+/// A public key that verifies until `valid_until` (`None`: the active key).
+pub struct VerifyingKey {
+    pub alg: SigningAlgorithm,
+    pub public: Vec<u8>,
+    pub valid_until: Option<UnixTime>,
+}
+
+/// What a token must say besides carrying a good signature.
+pub struct Expectations<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub leeway: u64,
+    pub now: UnixTime,
+}
+
+/// Checks signature, header and time/issuer/audience claims. Revocation is the caller's part.
+pub fn verify(
+    token: &str,
+    keys: &HashMap<String, VerifyingKey>,
+    expect: &Expectations<'_>,
+) -> Result<AccessClaims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(c64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header_bytes = B64.decode(h64).map_err(|_| TokenError::Malformed)?;
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
+    if header.typ != ACCESS_TOKEN_TYP {
+        return Err(TokenError::BadHeader);
+    }
+    let key = keys.get(&header.kid).ok_or(TokenError::UnknownKey)?;
+    if key.valid_until.is_some_and(|t| t <= expect.now) {
+        return Err(TokenError::UnknownKey);
+    }
+    if header.alg != key.alg.as_str() {
+        return Err(TokenError::BadHeader);
+    }
+    let sig = B64.decode(s64).map_err(|_| TokenError::Malformed)?;
+    let verify_alg: &dyn signature::VerificationAlgorithm = match key.alg {
+        SigningAlgorithm::EdDSA => &signature::ED25519,
+        SigningAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+    };
+    let signed_len = h64.len() + 1 + c64.len();
+    let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
+    UnparsedPublicKey::new(verify_alg, &key.public)
+        .verify(signed.as_bytes(), &sig)
+        .map_err(|_| TokenError::BadSignature)?;
+    let claims_bytes = B64.decode(c64).map_err(|_| TokenError::Malformed)?;
+    let claims: AccessClaims =
+        serde_json::from_slice(&claims_bytes).map_err(|_| TokenError::BadClaims)?;
+    if claims.iss != expect.issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if claims.aud != expect.audience {
+        return Err(TokenError::WrongAudience);
+    }
+    if claims.exp.saturating_add(expect.leeway) <= expect.now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf > expect.now.saturating_add(expect.leeway)
+        || claims.iat > expect.now.saturating_add(expect.leeway)
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: u64) -> AccessClaims {
+        AccessClaims {
+            iss: "https://auth.example".into(),
+            aud: "authd".into(),
+            sub: Uuid::now_v7(),
+            exp: now + 900,
+            iat: now,
+            nbf: now,
+            jti: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            roles: vec!["user".into()],
+            preferred_username: None,
+        }
+    }
+
+    fn setup(alg: SigningAlgorithm) -> (SigningKey, HashMap<String, VerifyingKey>) {
+        let rec = generate_key(alg, 0).unwrap();
+        let key = load_key(&rec).unwrap();
+        let mut keys = HashMap::new();
+        keys.insert(
+            key.kid.clone(),
+            VerifyingKey {
+                alg,
+                public: key.public.clone(),
+                valid_until: None,
+            },
+        );
+        (key, keys)
+    }
+
+    fn expect(now: u64) -> Expectations<'static> {
+        Expectations {
+            issuer: "https://auth.example",
+            audience: "authd",
+            leeway: 30,
+            now,
+        }
+    }
+
+    #[test]
+    fn both_algorithms_round_trip() {
+        for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256] {
+            let (key, keys) = setup(alg);
+            let c = claims(1_000_000);
+            let t = key.sign(&c).unwrap();
+            assert_eq!(verify(&t, &keys, &expect(1_000_000)).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn tampering_and_time_are_refused() {
+        let (key, keys) = setup(SigningAlgorithm::EdDSA);
+        let now = 1_000_000;
+        let t = key.sign(&claims(now)).unwrap();
+        let parts: Vec<&str> = t.split('.').collect();
+        let other = key
+            .sign(&AccessClaims {
+                roles: vec!["admin".into()],
+                ..claims(now)
+            })
+            .unwrap();
+        let other_claims = other.split('.').nth(1).unwrap();
+        let swapped = format!("{}.{}.{}", parts[0], other_claims, parts[2]);
+        let cases: Vec<(String, TokenError)> = vec![
+            (swapped, TokenError::BadSignature),
+            (format!("{}.{}", parts[0], parts[1]), TokenError::Malformed),
+            (format!("{t}.x"), TokenError::Malformed),
+            (format!("{t}="), TokenError::Malformed),
+            ("a".repeat(10_000), TokenError::Malformed),
+        ];
+        for (token, want) in cases {
+            assert_eq!(verify(&token, &keys, &expect(now)), Err(want));
+        }
+        assert_eq!(
+            verify(&t, &keys, &expect(now + 2000)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify(&t, &keys, &expect(now - 100)),
+            Err(TokenError::NotYetValid)
+        );
+        let wrong_iss = Expectations {
+            issuer: "other",
+            ..expect(now)
+        };
+        assert_eq!(verify(&t, &keys, &wrong_iss), Err(TokenError::WrongIssuer));
+    }
+}

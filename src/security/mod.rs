@@ -1,0 +1,7 @@
+//! Self-contained primitives: password hashing and policy, compact JWS, identifier parsing,
+//! opaque random tokens.
+
+pub mod identifiers;
+pub mod jws;
+pub mod password;
+pub mod random;

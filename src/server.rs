@@ -1,0 +1,154 @@
+//! Builds and runs the whole server: HTTP listener, admin socket, housekeeping.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+use tokio::net::UnixListener;
+
+use crate::{
+    admin,
+    config::Config,
+    service::{AuthService, StartError},
+    store::StoreError,
+};
+
+/// A server whose listeners are bound, ready to run.
+pub struct Application {
+    svc: Arc<AuthService>,
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    admin: UnixListener,
+    socket_path: PathBuf,
+}
+
+impl Application {
+    /// Opens the database and binds the HTTP port and the admin socket.
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        let socket_path = cfg.admin_socket_path();
+        let db_path = cfg.storage.path.clone();
+        let bind = cfg.server.bind;
+        let svc = AuthService::open(cfg).await.map_err(|e| match e {
+            StartError::Store(StoreError::Locked) => anyhow::anyhow!(
+                "the database {} is already in use by another authd process",
+                db_path.display()
+            ),
+            other => anyhow::anyhow!("cannot open {}: {other}", db_path.display()),
+        })?;
+        // We hold the database lock, so a socket file left behind is stale.
+        if socket_path.exists() {
+            std::fs::remove_file(&socket_path).with_context(|| {
+                format!("cannot remove stale admin socket {}", socket_path.display())
+            })?;
+        }
+        let admin = UnixListener::bind(&socket_path)
+            .with_context(|| format!("cannot create admin socket {}", socket_path.display()))?;
+        restrict_socket(&socket_path)?;
+        let acceptor = TcpListener::bind(bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {bind} (server.bind)"))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no address")?;
+        Ok(Self {
+            svc,
+            acceptor,
+            local_addr,
+            admin,
+            socket_path,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn service(&self) -> Arc<AuthService> {
+        Arc::clone(&self.svc)
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, then closes the
+    /// database before returning.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            svc,
+            acceptor,
+            local_addr,
+            admin,
+            socket_path,
+        } = self;
+        let grace = svc.config().server.shutdown_grace.0;
+        let admin_task = tokio::spawn(admin::serve(admin, Arc::clone(&svc)));
+        let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
+        tracing::info!(addr = %local_addr, admin_socket = %socket_path.display(), "authd listening");
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(crate::api::app(Arc::clone(&svc)), shutdown, Some(grace))
+            .await;
+        admin_task.abort();
+        housekeeping.abort();
+        let _ = admin_task.await;
+        let _ = housekeeping.await;
+        let _ = std::fs::remove_file(&socket_path);
+        // Wait for connection tasks to let go of the service, so the database file is closed
+        // (and its lock released) when we return.
+        let deadline = tokio::time::Instant::now() + grace;
+        while Arc::strong_count(&svc) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(svc);
+        tracing::info!("authd stopped");
+        result.context("HTTP server failed")
+    }
+}
+
+/// Drops expired sessions, refresh-token hashes and revocations every ten minutes.
+async fn housekeeping(svc: Arc<AuthService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match svc.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned expired records"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn restrict_socket(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict admin socket {}", path.display()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,254 @@
+//! Accounts: self-registration and the administrator's user commands.
+
+use uuid::Uuid;
+
+use super::{AuthService, find_account, revoke_sessions, sessions::user_context};
+use crate::{
+    error::{Error, FieldError, Result},
+    model::{User, UserStatus, now},
+    security::identifiers::{Email, Phone, Username},
+};
+
+/// What a new account is made of, as typed by its future owner or an admin.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NewAccount {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    #[serde(skip_serializing)]
+    pub password: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// Parsed login names, or every field error at once.
+fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<Username>)> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let blank = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let email = blank(&a.email)
+        .map(|e| Email::parse(&e))
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+    let phone = blank(&a.phone)
+        .map(|p| Phone::parse(&p))
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+    let username = blank(&a.username)
+        .map(|u| Username::parse(&u))
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+    if errors.is_empty() && email.is_none() && phone.is_none() {
+        errors.push(FieldError::new(
+            "email",
+            "required",
+            "an email or a phone number is required",
+        ));
+    }
+    if errors.is_empty() {
+        Ok((email, phone, username))
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+impl AuthService {
+    /// Self-service sign-up: a password is required and the account gets the `user` role.
+    pub async fn register(&self, mut account: NewAccount) -> Result<User> {
+        if account.password.is_none() {
+            return Err(Error::invalid(
+                "password",
+                "required",
+                "password is required",
+            ));
+        }
+        account.roles = vec!["user".into()];
+        self.create_user(account).await
+    }
+
+    /// Creates an account; without a password it cannot sign in until one is set.
+    pub async fn create_user(&self, account: NewAccount) -> Result<User> {
+        let (email, phone, username) = parse_names(&account)?;
+        let roles = if account.roles.is_empty() {
+            vec!["user".to_string()]
+        } else {
+            account.roles.clone()
+        };
+        self.check_roles_exist(&roles)?;
+        let mut user = User {
+            id: Uuid::now_v7(),
+            email: email.map(Email::into_string),
+            phone: phone.map(Phone::into_string),
+            username: username.map(Username::into_string),
+            password_hash: None,
+            roles,
+            status: UserStatus::Active,
+            email_verified: false,
+            phone_verified: false,
+            created_at: now(),
+            updated_at: now(),
+        };
+        if let Some(pw) = &account.password {
+            self.policy.check("password", pw, &user_context(&user))?;
+            user.password_hash = Some(self.hasher.hash(pw).await?);
+        }
+        let u = user.clone();
+        self.db(move |s| s.write(|tx| Ok(tx.insert_user(&u)?)))
+            .await?;
+        tracing::info!(event = "user_created", user_id = %user.id, "user created");
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<User> {
+        self.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from)))
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// Finds a user by id, email, phone or username.
+    pub async fn find_user(&self, who: &str) -> Result<User> {
+        let who = who.to_owned();
+        self.db(move |s| s.read(|tx| find_account(tx, &who))).await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.db(|s| s.read(|tx| tx.users().map_err(Error::from)))
+            .await
+    }
+
+    /// Replaces the user's roles. Tokens carrying the old roles are refused from now on; a
+    /// refresh yields a token with the new ones.
+    pub async fn set_roles(&self, who: &str, roles: Vec<String>) -> Result<User> {
+        if roles.is_empty() {
+            return Err(Error::invalid(
+                "roles",
+                "required",
+                "at least one role is required",
+            ));
+        }
+        self.check_roles_exist(&roles)?;
+        let rev_of = |id| self.user_revocation(id);
+        let who = who.to_owned();
+        let placeholder = rev_of(Uuid::nil());
+        let (user, rev) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = find_account(tx, &who)?;
+                    u.roles = roles;
+                    u.updated_at = now();
+                    tx.update_user(&u)?;
+                    let rev = crate::model::Revocation {
+                        id: u.id,
+                        ..placeholder
+                    };
+                    tx.put_revocation(&rev)?;
+                    Ok((u, rev))
+                })
+            })
+            .await?;
+        self.apply_revocations(std::slice::from_ref(&rev));
+        tracing::info!(event = "roles_changed", user_id = %user.id, roles = ?user.roles, "roles changed");
+        Ok(user)
+    }
+
+    /// Sets a user's password (admin); every session of the user ends.
+    pub async fn set_password(&self, who: &str, password: &str) -> Result<User> {
+        let user = self.find_user(who).await?;
+        self.policy
+            .check("password", password, &user_context(&user))?;
+        let phc = self.hasher.hash(password).await?;
+        let (user, revs) = self
+            .update_and_end_sessions(user.id, move |u| u.password_hash = Some(phc))
+            .await?;
+        self.apply_revocations(&revs);
+        tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
+        Ok(user)
+    }
+
+    /// Disables (ending every session and token) or re-enables an account.
+    pub async fn set_status(&self, who: &str, status: UserStatus) -> Result<User> {
+        let user = self.find_user(who).await?;
+        let (user, revs) = self
+            .update_and_end_sessions(user.id, move |u| u.status = status)
+            .await?;
+        if status == UserStatus::Disabled {
+            self.apply_revocations(&revs);
+        }
+        tracing::info!(event = "user_status", user_id = %user.id, status = status.as_str(), "user status changed");
+        Ok(user)
+    }
+
+    /// Deletes an account with its sessions; its tokens are refused from now on.
+    pub async fn delete_user(&self, who: &str) -> Result<User> {
+        let who = who.to_owned();
+        let rev = self.session_revocation(Uuid::nil());
+        let user_rev = self.user_revocation(Uuid::nil());
+        let (user, revs) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let u = find_account(tx, &who)?;
+                    let sids = tx.delete_user(u.id)?;
+                    let mut revs = Vec::with_capacity(sids.len() + 1);
+                    for sid in sids {
+                        let r = crate::model::Revocation {
+                            id: sid,
+                            ..rev.clone()
+                        };
+                        tx.put_revocation(&r)?;
+                        revs.push(r);
+                    }
+                    let r = crate::model::Revocation {
+                        id: u.id,
+                        ..user_rev
+                    };
+                    tx.put_revocation(&r)?;
+                    revs.push(r);
+                    Ok((u, revs))
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs);
+        tracing::info!(event = "user_deleted", user_id = %user.id, "user deleted");
+        Ok(user)
+    }
+
+    /// Changes a user and ends all its sessions in one transaction; disabling also cuts off
+    /// every access token issued so far.
+    async fn update_and_end_sessions(
+        &self,
+        id: Uuid,
+        change: impl FnOnce(&mut User) + Send + 'static,
+    ) -> Result<(User, Vec<crate::model::Revocation>)> {
+        let rev = self.session_revocation(Uuid::nil());
+        let user_rev = self.user_revocation(id);
+        self.db(move |s| {
+            s.write(|tx| {
+                let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                change(&mut u);
+                u.updated_at = now();
+                tx.update_user(&u)?;
+                let sids = tx.session_ids_of(id)?;
+                let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation {
+                    id: sid,
+                    ..rev.clone()
+                })?;
+                tx.put_revocation(&user_rev)?;
+                revs.push(user_rev);
+                Ok((u, revs))
+            })
+        })
+        .await
+    }
+}

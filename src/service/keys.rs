@@ -1,0 +1,148 @@
+//! Signing keys: one active key signs; replaced keys keep verifying until every token they
+//! signed has expired, and stay listed in the JWKS until then.
+
+use std::{collections::HashMap, sync::Arc};
+
+use super::AuthService;
+use crate::{
+    config::SigningAlgorithm,
+    error::{Error, Result},
+    model::{KeyState, SigningKeyRecord, UnixTime, now},
+    security::jws::{self, KeyError, SigningKey, VerifyingKey},
+    store::{StoreError, WriteTx},
+};
+
+/// The keys in memory: what signs, and what verifies.
+pub struct KeyRing {
+    pub active: SigningKey,
+    pub verifying: HashMap<String, VerifyingKey>,
+}
+
+impl KeyRing {
+    pub fn from_records(records: &[SigningKeyRecord]) -> Result<Self, KeyError> {
+        let t = now();
+        let active_rec = records
+            .iter()
+            .filter(|r| r.retire_at.is_none())
+            .max_by_key(|r| r.created_at)
+            .ok_or_else(|| KeyError::from_msg("no active signing key"))?;
+        let active = jws::load_key(active_rec)?;
+        let mut verifying = HashMap::new();
+        for r in records.iter().filter(|r| r.state(t) != KeyState::Retired) {
+            let key = jws::load_key(r)?;
+            let valid_until = if r.kid == active.kid {
+                None
+            } else {
+                r.retire_at.or(Some(t))
+            };
+            verifying.insert(
+                r.kid.clone(),
+                VerifyingKey {
+                    alg: r.alg,
+                    public: key.public_bytes().to_vec(),
+                    valid_until,
+                },
+            );
+        }
+        Ok(Self { active, verifying })
+    }
+
+    /// RFC 7517 key set of every key that may still verify a live token.
+    pub fn jwks(&self) -> serde_json::Value {
+        let t = now();
+        let keys: Vec<_> = self
+            .verifying
+            .iter()
+            .filter(|(_, k)| k.valid_until.is_none_or(|u| u > t))
+            .map(|(kid, k)| jws::public_jwk(k.alg, kid, &k.public))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// A key as the CLI lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub created_at: UnixTime,
+    pub retire_at: Option<UnixTime>,
+}
+
+/// Makes sure one key is active, creating the first one on a new database.
+pub(super) fn ensure_active_key(
+    tx: &mut WriteTx,
+    alg: SigningAlgorithm,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let mut records = tx.signing_keys()?;
+    if !records.iter().any(|r| r.retire_at.is_none()) {
+        let rec = jws::generate_key(alg, now()).map_err(|e| StoreError::Codec(e.to_string()))?;
+        tx.put_signing_key(&rec)?;
+        records.push(rec);
+    }
+    Ok(records)
+}
+
+impl AuthService {
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let records = self
+            .db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from)))
+            .await?;
+        let t = now();
+        let mut out: Vec<KeyInfo> = records
+            .iter()
+            .map(|r| KeyInfo {
+                kid: r.kid.clone(),
+                alg: r.alg.as_str().into(),
+                state: r.state(t).as_str().into(),
+                created_at: r.created_at,
+                retire_at: r.retire_at,
+            })
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.kid.cmp(&b.kid)));
+        Ok(out)
+    }
+
+    /// A new key signs from now on; the old one verifies until its last token expires.
+    pub async fn rotate_keys(&self) -> Result<KeyInfo> {
+        let alg = self.cfg.tokens.algorithm;
+        let retire_at = self.revocation_expiry();
+        let (records, new) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let t = now();
+                    let new =
+                        jws::generate_key(alg, t).map_err(|e| Error::Internal(e.to_string()))?;
+                    for mut r in tx.signing_keys()? {
+                        if r.retire_at.is_none() {
+                            r.retire_at = Some(retire_at);
+                            tx.put_signing_key(&r)?;
+                        }
+                    }
+                    tx.put_signing_key(&new)?;
+                    Ok((tx.signing_keys()?, new))
+                })
+            })
+            .await?;
+        let ring = KeyRing::from_records(&records).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Ok(mut g) = self.keys.write() {
+            *g = Arc::new(ring);
+        }
+        tracing::info!(kid = %new.kid, alg = new.alg.as_str(), "signing key rotated");
+        Ok(KeyInfo {
+            kid: new.kid,
+            alg: new.alg.as_str().into(),
+            state: KeyState::Active.as_str().into(),
+            created_at: new.created_at,
+            retire_at: None,
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! The rules. Both the HTTP handlers and the CLI call these; nothing here knows HTTP or redb.
+
+mod accounts;
+mod keys;
+mod sessions;
+mod tokens;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+pub use accounts::NewAccount;
+pub use keys::{KeyInfo, KeyRing};
+pub use sessions::{ClientInfo, TokenPair};
+pub use tokens::{AuthContext, Introspection};
+use uuid::Uuid;
+
+use crate::{
+    cache::RevocationCache,
+    config::Config,
+    error::{Error, Result},
+    model::{BUILTIN_ROLES, Revocation, RevocationKind, Role, UnixTime, User, now, now_millis},
+    security::{
+        identifiers::Login,
+        password::{PasswordHasher, PasswordPolicy},
+    },
+    store::{Store, StoreError, UserLookup, WriteTx},
+};
+
+/// Everything the rules need, opened once per process.
+pub struct AuthService {
+    cfg: Arc<Config>,
+    store: Store,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    keys: RwLock<Arc<KeyRing>>,
+    roles: RwLock<Arc<HashMap<String, Role>>>,
+    revocations: RevocationCache,
+}
+
+impl AuthService {
+    /// Opens the database, seeds the built-in roles and a first signing key, and loads keys,
+    /// roles and live revocations into memory.
+    pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
+        let cfg = Arc::new(cfg);
+        let path = cfg.storage.path.clone();
+        let alg = cfg.tokens.algorithm;
+        let (store, ring, roles, revs) =
+            tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+                let store = Store::open(&path)?;
+                let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
+                    let mut roles = tx.roles()?;
+                    for (name, perms) in BUILTIN_ROLES {
+                        if !roles.iter().any(|r| r.name == *name) {
+                            let role = Role {
+                                name: (*name).into(),
+                                permissions: perms.iter().map(|p| (*p).into()).collect(),
+                                builtin: true,
+                            };
+                            tx.put_role(&role)?;
+                            roles.push(role);
+                        }
+                    }
+                    let records = keys::ensure_active_key(tx, alg)?;
+                    let revs = tx.revocations()?;
+                    Ok((records, roles, revs))
+                })?;
+                let ring =
+                    KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
+                Ok((store, ring, roles, revs))
+            })
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))??;
+
+        let hasher = PasswordHasher::start(
+            cfg.passwords.argon2,
+            cfg.hash_workers(),
+            cfg.passwords.hash_queue,
+        )
+        .map_err(|e| StartError::Keys(e.to_string()))?;
+        let revocations = RevocationCache::new();
+        for r in &revs {
+            revocations.apply(r);
+        }
+        Ok(Arc::new(Self {
+            policy: PasswordPolicy::new(&cfg.passwords),
+            cfg,
+            store,
+            hasher,
+            keys: RwLock::new(Arc::new(ring)),
+            roles: RwLock::new(Arc::new(
+                roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            )),
+            revocations,
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Runs blocking store work off the async runtime.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
+    }
+
+    /// Is the storage answering?
+    pub async fn is_ready(&self) -> bool {
+        self.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ()))
+            .await
+            .is_ok()
+    }
+
+    /// Drops expired sessions, refresh-token hashes and revocations from disk.
+    pub async fn prune(&self) -> Result<usize> {
+        self.db(|s| s.write(|tx| tx.prune(now()).map_err(Error::from)))
+            .await
+    }
+
+    /// How long a revocation must be remembered: until every token it covers has expired.
+    fn revocation_expiry(&self) -> UnixTime {
+        now() + self.cfg.tokens.access_ttl.as_secs() + self.cfg.tokens.leeway.as_secs() + 1
+    }
+
+    fn session_revocation(&self, sid: Uuid) -> Revocation {
+        Revocation {
+            kind: RevocationKind::Session,
+            id: sid,
+            since_ms: 0,
+            expires_at: self.revocation_expiry(),
+        }
+    }
+
+    fn user_revocation(&self, user: Uuid) -> Revocation {
+        Revocation {
+            kind: RevocationKind::UserBefore,
+            id: user,
+            since_ms: now_millis(),
+            expires_at: self.revocation_expiry(),
+        }
+    }
+
+    /// Makes revocations committed to disk effective for the per-request check.
+    fn apply_revocations(&self, revs: &[Revocation]) {
+        for r in revs {
+            self.revocations.apply(r);
+        }
+    }
+
+    pub fn roles_snapshot(&self) -> Arc<HashMap<String, Role>> {
+        self.roles
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_default()
+    }
+
+    pub fn has_permission(&self, roles: &[String], permission: &str) -> bool {
+        let known = self.roles_snapshot();
+        roles
+            .iter()
+            .filter_map(|r| known.get(r))
+            .any(|r| r.grants(permission))
+    }
+
+    fn check_roles_exist(&self, roles: &[String]) -> Result<()> {
+        let known = self.roles_snapshot();
+        match roles.iter().find(|r| !known.contains_key(*r)) {
+            Some(r) => Err(Error::UnknownRole(r.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Deletes sessions and records their revocation in the same transaction.
+fn revoke_sessions(
+    tx: &mut WriteTx,
+    sids: &[Uuid],
+    make: impl Fn(Uuid) -> Revocation,
+) -> Result<Vec<Revocation>, StoreError> {
+    let mut revs = Vec::with_capacity(sids.len());
+    for sid in sids {
+        tx.delete_session(*sid)?;
+        let r = make(*sid);
+        tx.put_revocation(&r)?;
+        revs.push(r);
+    }
+    Ok(revs)
+}
+
+/// Finds an account by id, email, phone or username.
+fn find_account(tx: &impl UserLookup, who: &str) -> Result<User> {
+    let found = match Uuid::parse_str(who.trim()) {
+        Ok(id) => tx.find_user(id)?,
+        Err(_) => match Login::parse(who) {
+            Ok(login) => tx.find_user_by_index(&login.index_key())?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or(Error::NotFound("user"))
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(String),
+}
+
+impl From<Error> for StartError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Storage(s) => StartError::Store(s),
+            other => StartError::Keys(other.to_string()),
+        }
+    }
+}

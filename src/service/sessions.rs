@@ -1,0 +1,387 @@
+//! Signing in and out: login, refresh rotation with reuse detection, logout, devices,
+//! password change.
+
+use uuid::Uuid;
+
+use super::{AuthContext, AuthService, revoke_sessions};
+use crate::{
+    error::{Error, Result},
+    model::{RefreshRecord, Session, User, now},
+    security::{identifiers::Login, random},
+};
+
+/// Where a request came from, as recorded on the session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// OAuth 2.0-shaped token response.
+#[derive(Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub session_id: Uuid,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+enum RefreshOutcome {
+    Rotated(Box<User>, Session),
+    Reused(crate::model::Revocation),
+    Invalid,
+}
+
+fn clip(s: Option<String>, max: usize) -> Option<String> {
+    s.map(|s| s.chars().take(max).collect())
+}
+
+impl AuthService {
+    /// Same answer and similar time for an unknown account and a wrong password; a disabled
+    /// account is only revealed to someone who knows its password.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        device_name: Option<String>,
+        client: ClientInfo,
+    ) -> Result<TokenPair> {
+        if password.len() > self.policy.max_bytes() {
+            return Err(Error::InvalidCredentials);
+        }
+        let user = match Login::parse(login) {
+            Ok(l) => {
+                let key = l.index_key();
+                self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from)))
+                    .await?
+            }
+            Err(_) => None,
+        };
+        let (user, verified) = match user {
+            Some(u) => match u.password_hash.as_deref() {
+                Some(phc) => {
+                    let v = self.hasher.verify(password, phc).await?;
+                    (Some(u), v)
+                }
+                None => (None, self.hasher.verify_dummy(password).await?),
+            },
+            None => (None, self.hasher.verify_dummy(password).await?),
+        };
+        let Some(mut user) = user.filter(|_| verified.ok) else {
+            tracing::info!(
+                event = "login_failed",
+                ip = client.ip.as_deref().unwrap_or("-"),
+                "login failed"
+            );
+            return Err(Error::InvalidCredentials);
+        };
+        if !user.is_active() {
+            return Err(Error::AccountDisabled);
+        }
+        let rehash = if verified.needs_rehash {
+            Some(self.hasher.hash(password).await?)
+        } else {
+            None
+        };
+        let t = now();
+        let refresh = random::new_token();
+        let hash = random::token_hash(&refresh);
+        let session = Session {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            device_name: clip(device_name, 100),
+            user_agent: clip(client.user_agent, 300),
+            ip: client.ip,
+            created_at: t,
+            last_used_at: t,
+            expires_at: t + self.cfg.tokens.refresh_ttl.as_secs(),
+            absolute_expires_at: t + self.cfg.tokens.session_max.as_secs(),
+            generation: 0,
+        };
+        let s2 = session.clone();
+        let user_id = user.id;
+        user = self
+            .db(move |s| {
+                s.write(|tx| {
+                    // Re-read inside the transaction: a concurrent disable or delete wins.
+                    let mut current = tx.user(user_id)?.ok_or(Error::InvalidCredentials)?;
+                    if !current.is_active() {
+                        return Err(Error::AccountDisabled);
+                    }
+                    if let Some(phc) = rehash {
+                        current.password_hash = Some(phc);
+                        current.updated_at = now();
+                        tx.update_user(&current)?;
+                    }
+                    tx.put_session(&s2)?;
+                    tx.put_refresh(
+                        &hash,
+                        &RefreshRecord {
+                            session_id: s2.id,
+                            used: false,
+                            expires_at: s2.expires_at,
+                        },
+                    )?;
+                    Ok(current)
+                })
+            })
+            .await?;
+        tracing::info!(event = "login", user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
+        self.token_pair(&user, &session, refresh)
+    }
+
+    fn token_pair(
+        &self,
+        user: &User,
+        session: &Session,
+        refresh_token: String,
+    ) -> Result<TokenPair> {
+        let (access_token, expires_in) = self.issue_access_token(user, session.id)?;
+        Ok(TokenPair {
+            access_token,
+            expires_in,
+            refresh_token,
+            refresh_expires_in: session
+                .expires_at
+                .min(session.absolute_expires_at)
+                .saturating_sub(now()),
+            session_id: session.id,
+        })
+    }
+
+    /// Rotates a refresh token. A token presented a second time means it leaked: the whole
+    /// session ends (RFC 9700 §4.14.2).
+    pub async fn refresh(&self, refresh_token: &str, client: ClientInfo) -> Result<TokenPair> {
+        if refresh_token.is_empty() || refresh_token.len() > 512 {
+            return Err(Error::InvalidRefreshToken);
+        }
+        let old_hash = random::token_hash(refresh_token);
+        let new_token = random::new_token();
+        let new_hash = random::token_hash(&new_token);
+        let refresh_ttl = self.cfg.tokens.refresh_ttl.as_secs();
+        let reuse_rev = self.session_revocation(Uuid::nil());
+        let outcome = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let t = now();
+                    let Some(mut rec) = tx.refresh(&old_hash)? else {
+                        return Ok(RefreshOutcome::Invalid);
+                    };
+                    let Some(mut session) = tx.session(rec.session_id)? else {
+                        return Ok(RefreshOutcome::Invalid);
+                    };
+                    if rec.used {
+                        let rev = crate::model::Revocation {
+                            id: session.id,
+                            ..reuse_rev
+                        };
+                        revoke_sessions(tx, &[session.id], |_| rev.clone())?;
+                        return Ok(RefreshOutcome::Reused(rev));
+                    }
+                    if rec.expires_at <= t || session.absolute_expires_at <= t {
+                        return Ok(RefreshOutcome::Invalid);
+                    }
+                    let user = match tx.user(session.user_id)? {
+                        Some(u) if u.is_active() => u,
+                        _ => return Ok(RefreshOutcome::Invalid),
+                    };
+                    rec.used = true;
+                    tx.put_refresh(&old_hash, &rec)?;
+                    session.generation += 1;
+                    session.last_used_at = t;
+                    session.expires_at = (t + refresh_ttl).min(session.absolute_expires_at);
+                    if client.ip.is_some() {
+                        session.ip = client.ip;
+                    }
+                    tx.put_session(&session)?;
+                    tx.put_refresh(
+                        &new_hash,
+                        &RefreshRecord {
+                            session_id: session.id,
+                            used: false,
+                            expires_at: session.expires_at,
+                        },
+                    )?;
+                    Ok(RefreshOutcome::Rotated(Box::new(user), session))
+                })
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(user, session) => self.token_pair(&user, &session, new_token),
+            RefreshOutcome::Reused(rev) => {
+                self.apply_revocations(std::slice::from_ref(&rev));
+                tracing::warn!(event = "refresh_token_reused", session_id = %rev.id, "refresh token reused; session revoked");
+                Err(Error::RefreshTokenReused)
+            }
+            RefreshOutcome::Invalid => Err(Error::InvalidRefreshToken),
+        }
+    }
+
+    /// Ends the caller's session, and the session of `refresh_token` if it is the caller's too.
+    pub async fn logout(&self, ctx: &AuthContext, refresh_token: Option<&str>) -> Result<()> {
+        let user_id = ctx.user_id;
+        let mut sids = vec![ctx.session_id];
+        let hash = refresh_token
+            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .map(random::token_hash);
+        let rev = self.session_revocation(Uuid::nil());
+        let revs = self
+            .db(move |s| {
+                s.write(|tx| {
+                    if let Some(hash) = hash {
+                        if let Some(rec) = tx.refresh(&hash)? {
+                            if tx
+                                .session(rec.session_id)?
+                                .is_some_and(|s| s.user_id == user_id)
+                                && !sids.contains(&rec.session_id)
+                            {
+                                sids.push(rec.session_id);
+                            }
+                        }
+                    }
+                    Ok(revoke_sessions(tx, &sids, |id| crate::model::Revocation {
+                        id,
+                        ..rev.clone()
+                    })?)
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs);
+        tracing::info!(event = "logout", user_id = %user_id, session_id = %ctx.session_id, "logout");
+        Ok(())
+    }
+
+    /// Ends every session of the user and refuses every access token issued so far.
+    pub async fn logout_all(&self, user_id: Uuid) -> Result<()> {
+        let revs = self.end_sessions(user_id, None, true).await?;
+        tracing::info!(event = "logout_all", user_id = %user_id, sessions = revs.len().saturating_sub(1), "logout everywhere");
+        Ok(())
+    }
+
+    /// Ends the user's sessions (all, or all but `keep`), optionally with a per-user cut-off.
+    pub(super) async fn end_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        cutoff: bool,
+    ) -> Result<Vec<crate::model::Revocation>> {
+        let rev = self.session_revocation(Uuid::nil());
+        let user_rev = cutoff.then(|| self.user_revocation(user_id));
+        let revs = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let sids: Vec<Uuid> = tx
+                        .session_ids_of(user_id)?
+                        .into_iter()
+                        .filter(|id| Some(*id) != keep)
+                        .collect();
+                    let mut revs = revoke_sessions(tx, &sids, |id| crate::model::Revocation {
+                        id,
+                        ..rev.clone()
+                    })?;
+                    if let Some(u) = user_rev {
+                        tx.put_revocation(&u)?;
+                        revs.push(u);
+                    }
+                    Ok(revs)
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs);
+        Ok(revs)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<Session>> {
+        let t = now();
+        let mut sessions = self
+            .db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from)))
+            .await?;
+        sessions.retain(|s| s.expires_at.min(s.absolute_expires_at) > t);
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(sessions)
+    }
+
+    /// Logs one device out. Another user's session is reported as not found.
+    pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<()> {
+        let rev = self.session_revocation(session_id);
+        let revs = self
+            .db(move |s| {
+                s.write(|tx| match tx.session(session_id)? {
+                    Some(s) if s.user_id == user_id => {
+                        Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?)
+                    }
+                    _ => Err(Error::NotFound("session")),
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs);
+        tracing::info!(event = "session_revoked", user_id = %user_id, session_id = %session_id, "session revoked");
+        Ok(())
+    }
+
+    /// Changes the caller's password after checking the current one; every other session ends.
+    pub async fn change_password(&self, ctx: &AuthContext, current: &str, new: &str) -> Result<()> {
+        let user_id = ctx.user_id;
+        let user = self
+            .db(move |s| s.read(|tx| tx.user(user_id).map_err(Error::from)))
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let ok = match user.password_hash.as_deref() {
+            Some(phc) if current.len() <= self.policy.max_bytes() => {
+                self.hasher.verify(current, phc).await?.ok
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::WrongCurrentPassword);
+        }
+        self.policy
+            .check("new_password", new, &user_context(&user))?;
+        let phc = self.hasher.hash(new).await?;
+        let keep = ctx.session_id;
+        let rev = self.session_revocation(Uuid::nil());
+        let revs = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    u.password_hash = Some(phc);
+                    u.updated_at = now();
+                    tx.update_user(&u)?;
+                    let others: Vec<Uuid> = tx
+                        .session_ids_of(user_id)?
+                        .into_iter()
+                        .filter(|id| *id != keep)
+                        .collect();
+                    Ok(revoke_sessions(tx, &others, |id| {
+                        crate::model::Revocation { id, ..rev.clone() }
+                    })?)
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs);
+        tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
+        Ok(())
+    }
+}
+
+/// Words a password must not contain: the account's own names.
+pub(super) fn user_context(u: &User) -> Vec<&str> {
+    let mut words = Vec::new();
+    if let Some(e) = &u.email {
+        words.push(e.split('@').next().unwrap_or(e));
+    }
+    if let Some(n) = &u.username {
+        words.push(n.as_str());
+    }
+    words
+}

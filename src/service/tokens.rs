@@ -1,0 +1,167 @@
+//! Access tokens: minting, the per-request check (no disk), and introspection (RFC 7662).
+
+use uuid::Uuid;
+
+use super::AuthService;
+use crate::{
+    error::{Error, Result, TokenError},
+    model::{User, now},
+    security::{
+        jws::{self, AccessClaims, Expectations},
+        random::token_hash,
+    },
+};
+
+/// Who is calling, from a verified and unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub roles: Vec<String>,
+    pub claims: AccessClaims,
+}
+
+/// RFC 7662 answer; everything but `active` is absent for an inactive token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    pub token_type: Option<&'static str>,
+    pub sub: Option<Uuid>,
+    pub sid: Option<Uuid>,
+    pub jti: Option<Uuid>,
+    pub exp: Option<u64>,
+    pub iat: Option<u64>,
+    pub roles: Option<Vec<String>>,
+    pub iss: Option<String>,
+    pub aud: Option<String>,
+}
+
+/// Milliseconds since the epoch at which a token was minted, from its UUIDv7 `jti`.
+fn issued_ms(c: &AccessClaims) -> u64 {
+    c.jti
+        .get_timestamp()
+        .map(|ts| {
+            let (s, n) = ts.to_unix();
+            s * 1000 + u64::from(n / 1_000_000)
+        })
+        .unwrap_or(c.iat * 1000)
+}
+
+impl AuthService {
+    pub(super) fn issue_access_token(&self, user: &User, sid: Uuid) -> Result<(String, u64)> {
+        let t = now();
+        let ttl = self.cfg.tokens.access_ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.cfg.tokens.issuer.clone(),
+            aud: self.cfg.tokens.audience.clone(),
+            sub: user.id,
+            exp: t + ttl,
+            iat: t,
+            nbf: t,
+            jti: Uuid::now_v7(),
+            sid,
+            roles: user.roles.clone(),
+            preferred_username: user.username.clone(),
+        };
+        let token = self
+            .key_ring()
+            .active
+            .sign(&claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((token, ttl))
+    }
+
+    /// The per-request check: signature, claims, then in-memory revocations. Never reads disk.
+    pub fn authenticate(&self, token: &str) -> Result<AuthContext, TokenError> {
+        let ring = self.key_ring();
+        let expect = Expectations {
+            issuer: &self.cfg.tokens.issuer,
+            audience: &self.cfg.tokens.audience,
+            leeway: self.cfg.tokens.leeway.as_secs(),
+            now: now(),
+        };
+        let claims = jws::verify(token, &ring.verifying, &expect)?;
+        if self
+            .revocations
+            .is_revoked(&claims.sid, &claims.sub, issued_ms(&claims))
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(AuthContext {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            roles: claims.roles.clone(),
+            claims,
+        })
+    }
+
+    pub fn require_permission(&self, ctx: &AuthContext, permission: &str) -> Result<()> {
+        if self.has_permission(&ctx.roles, permission) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(permission.into()))
+        }
+    }
+
+    /// Is `token` (an access or a refresh token) live right now?
+    pub async fn introspect(&self, caller: &AuthContext, token: &str) -> Result<Introspection> {
+        self.require_permission(caller, "tokens:introspect")?;
+        if token.contains('.') {
+            return Ok(match self.authenticate(token) {
+                Ok(ctx) => Introspection {
+                    active: true,
+                    token_type: Some("access_token"),
+                    sub: Some(ctx.user_id),
+                    sid: Some(ctx.session_id),
+                    jti: Some(ctx.claims.jti),
+                    exp: Some(ctx.claims.exp),
+                    iat: Some(ctx.claims.iat),
+                    roles: Some(ctx.roles),
+                    iss: Some(ctx.claims.iss),
+                    aud: Some(ctx.claims.aud),
+                },
+                Err(_) => Introspection::default(),
+            });
+        }
+        if token.is_empty() || token.len() > 512 {
+            return Ok(Introspection::default());
+        }
+        let hash = token_hash(token);
+        let found = self
+            .db(move |s| {
+                s.read(|tx| {
+                    let Some(rec) = tx.refresh(&hash)? else {
+                        return Ok(None);
+                    };
+                    let Some(session) = tx.session(rec.session_id)? else {
+                        return Ok(None);
+                    };
+                    let user = tx.user(session.user_id)?;
+                    Ok(Some((rec, session, user)))
+                })
+            })
+            .await?;
+        let t = now();
+        Ok(match found {
+            Some((rec, session, Some(user)))
+                if !rec.used
+                    && rec.expires_at > t
+                    && session.absolute_expires_at > t
+                    && user.is_active() =>
+            {
+                Introspection {
+                    active: true,
+                    token_type: Some("refresh_token"),
+                    sub: Some(user.id),
+                    sid: Some(session.id),
+                    exp: Some(rec.expires_at.min(session.absolute_expires_at)),
+                    iat: Some(session.last_used_at),
+                    roles: Some(user.roles),
+                    iss: Some(self.cfg.tokens.issuer.clone()),
+                    ..Introspection::default()
+                }
+            }
+            _ => Introspection::default(),
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! Every redb table, in one place. Values are records encoded by `codec`.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+use uuid::Uuid;
+
+/// `schema_version` and other counters.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// user id → User
+pub const USERS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("users");
+/// `e:<email>` / `p:<e164>` / `u:<username>` → user id (uniqueness of every login name)
+pub const USER_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("user_index");
+/// session id → Session
+pub const SESSIONS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("sessions");
+/// user id → session ids
+pub const USER_SESSIONS: MultimapTableDefinition<Uuid, Uuid> =
+    MultimapTableDefinition::new("user_sessions");
+/// SHA-256 of a refresh token → RefreshRecord
+pub const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
+/// `s:<sid>` / `u:<user id>` → Revocation
+pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+/// kid → SigningKeyRecord
+pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+/// role name → Role
+pub const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
+
+pub const SCHEMA_VERSION: u64 = 1;
