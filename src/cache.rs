@@ -80,11 +80,12 @@ impl RevocationCache {
     }
 
     /// Is a token of session `sid` for user `sub`, minted at `issued_ms`, revoked?
+    /// A user cut-off covers tokens minted up to and including its millisecond.
     pub fn is_revoked(&self, sid: &Uuid, sub: &Uuid, issued_ms: u64) -> bool {
         if self.sessions.contains_key(sid) {
             return true;
         }
-        self.users.get(sub).is_some_and(|e| issued_ms < e.since_ms)
+        self.users.get(sub).is_some_and(|e| issued_ms <= e.since_ms)
     }
 }
 
@@ -111,8 +112,8 @@ mod tests {
             since_ms: 1000,
             expires_at: now() + 60,
         });
-        assert!(c.is_revoked(&other, &sub, 999));
-        assert!(!c.is_revoked(&other, &sub, 1000));
+        assert!(c.is_revoked(&other, &sub, 1000));
+        assert!(!c.is_revoked(&other, &sub, 1001));
         // Already-expired revocations are not kept.
         c.apply(&Revocation {
             kind: RevocationKind::Session,

@@ -249,7 +249,7 @@ struct Phc {
 
 fn parse_phc(phc: &str) -> Option<Phc> {
     let mut parts = phc.split('$');
-    if parts.next()? != "" || parts.next()? != "argon2id" || parts.next()? != "v=19" {
+    if !parts.next()?.is_empty() || parts.next()? != "argon2id" || parts.next()? != "v=19" {
         return None;
     }
     let (mut m, mut t, mut p) = (None, None, None);
@@ -281,7 +281,7 @@ fn parse_phc(phc: &str) -> Option<Phc> {
 
 fn verify_with(
     current: Argon2Config,
-    memory: &mut Vec<Block>,
+    memory: &mut [Block],
     password: &[u8],
     phc: &str,
 ) -> Result<Verified, Error> {

@@ -158,7 +158,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(std::slice::from_ref(&rev));
+        self.apply_revocations(std::slice::from_ref(&rev)).await;
         tracing::info!(event = "roles_changed", user_id = %user.id, roles = ?user.roles, "roles changed");
         Ok(user)
     }
@@ -172,7 +172,7 @@ impl AuthService {
         let (user, revs) = self
             .update_and_end_sessions(user.id, move |u| u.password_hash = Some(phc))
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
         Ok(user)
     }
@@ -180,12 +180,25 @@ impl AuthService {
     /// Disables (ending every session and token) or re-enables an account.
     pub async fn set_status(&self, who: &str, status: UserStatus) -> Result<User> {
         let user = self.find_user(who).await?;
-        let (user, revs) = self
-            .update_and_end_sessions(user.id, move |u| u.status = status)
-            .await?;
-        if status == UserStatus::Disabled {
-            self.apply_revocations(&revs);
-        }
+        let user = if status == UserStatus::Disabled {
+            let (user, revs) = self
+                .update_and_end_sessions(user.id, move |u| u.status = status)
+                .await?;
+            self.apply_revocations(&revs).await;
+            user
+        } else {
+            let id = user.id;
+            self.db(move |s| {
+                s.write(|tx| {
+                    let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                    u.status = status;
+                    u.updated_at = now();
+                    tx.update_user(&u)?;
+                    Ok(u)
+                })
+            })
+            .await?
+        };
         tracing::info!(event = "user_status", user_id = %user.id, status = status.as_str(), "user status changed");
         Ok(user)
     }
@@ -219,7 +232,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         tracing::info!(event = "user_deleted", user_id = %user.id, "user deleted");
         Ok(user)
     }

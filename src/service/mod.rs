@@ -148,9 +148,16 @@ impl AuthService {
     }
 
     /// Makes revocations committed to disk effective for the per-request check.
-    fn apply_revocations(&self, revs: &[Revocation]) {
+    ///
+    /// A per-user cut-off refuses tokens minted up to and including its millisecond; waiting
+    /// for the next millisecond before answering means every token minted after the caller
+    /// hears back is minted after the cut-off.
+    async fn apply_revocations(&self, revs: &[Revocation]) {
         for r in revs {
             self.revocations.apply(r);
+        }
+        if revs.iter().any(|r| r.kind == RevocationKind::UserBefore) {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
 

@@ -218,7 +218,7 @@ impl AuthService {
         match outcome {
             RefreshOutcome::Rotated(user, session) => self.token_pair(&user, &session, new_token),
             RefreshOutcome::Reused(rev) => {
-                self.apply_revocations(std::slice::from_ref(&rev));
+                self.apply_revocations(std::slice::from_ref(&rev)).await;
                 tracing::warn!(event = "refresh_token_reused", session_id = %rev.id, "refresh token reused; session revoked");
                 Err(Error::RefreshTokenReused)
             }
@@ -237,16 +237,11 @@ impl AuthService {
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
-                    if let Some(hash) = hash {
-                        if let Some(rec) = tx.refresh(&hash)? {
-                            if tx
-                                .session(rec.session_id)?
-                                .is_some_and(|s| s.user_id == user_id)
-                                && !sids.contains(&rec.session_id)
-                            {
-                                sids.push(rec.session_id);
-                            }
-                        }
+                    if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
+                        && !sids.contains(&rec.session_id)
+                        && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
+                    {
+                        sids.push(rec.session_id);
                     }
                     Ok(revoke_sessions(tx, &sids, |id| crate::model::Revocation {
                         id,
@@ -255,7 +250,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         tracing::info!(event = "logout", user_id = %user_id, session_id = %ctx.session_id, "logout");
         Ok(())
     }
@@ -296,7 +291,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         Ok(revs)
     }
 
@@ -307,7 +302,7 @@ impl AuthService {
             .db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from)))
             .await?;
         sessions.retain(|s| s.expires_at.min(s.absolute_expires_at) > t);
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 
@@ -324,7 +319,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         tracing::info!(event = "session_revoked", user_id = %user_id, session_id = %session_id, "session revoked");
         Ok(())
     }
@@ -368,7 +363,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.apply_revocations(&revs);
+        self.apply_revocations(&revs).await;
         tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
         Ok(())
     }

@@ -318,10 +318,10 @@ impl WriteTx {
             let mut ids = Vec::new();
             for row in t.iter()? {
                 let (k, v) = row?;
-                if let Ok(s) = decode::<Session>(v.value()) {
-                    if s.expires_at.min(s.absolute_expires_at) <= now {
-                        ids.push(k.value());
-                    }
+                if let Ok(s) = decode::<Session>(v.value())
+                    && s.expires_at.min(s.absolute_expires_at) <= now
+                {
+                    ids.push(k.value());
                 }
             }
             ids

@@ -1,0 +1,417 @@
+//! The real `authd` binary: against a stopped server (opening the database) and a running one
+//! (through the admin socket).
+
+use std::{path::Path, process::Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::{io::AsyncWriteExt as _, process::Command};
+
+use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn authd(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
+    c.current_dir(dir)
+        .env_remove("AUTHD_CONFIG")
+        .env("AUTHD_STORAGE__PATH", dir.join("authd.redb"))
+        .env("AUTHD_TOKENS__ISSUER", "http://authd.test")
+        .env("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "64")
+        .env("AUTHD_PASSWORDS__ARGON2__ITERATIONS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Out {
+    let mut child = authd(dir).args(args).spawn().expect("authd binary runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let o = child.wait_with_output().await.unwrap();
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    }
+}
+
+async fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let o = run(dir, args, stdin).await;
+    assert!(o.ok, "authd {args:?} failed: {}", o.stderr);
+    o.stdout
+}
+
+async fn fails(dir: &Path, args: &[&str], needle: &str) {
+    let o = run(dir, args, None).await;
+    assert!(!o.ok, "authd {args:?} should fail");
+    assert!(
+        o.stderr.contains(needle),
+        "authd {args:?}: stderr {:?} lacks {needle:?}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_users_and_keys_with_the_server_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "user",
+            "add",
+            "alice@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("first passphrase!\n"),
+    )
+    .await;
+    assert!(out.starts_with("created: alice@example.com"), "{out}");
+    ok(d, &["user", "add", "bob", "--phone", "+14155552671"], None).await;
+
+    let list = ok(d, &["user", "list"], None).await;
+    assert!(list.lines().next().unwrap().starts_with("ID"), "{list}");
+    assert!(
+        list.contains("alice@example.com") && list.contains("admin") && list.contains("active"),
+        "{list}"
+    );
+    assert!(
+        list.contains("bob") || list.contains("+14155552671"),
+        "{list}"
+    );
+
+    let show = ok(d, &["user", "show", "alice@example.com"], None).await;
+    assert!(
+        show.contains("roles:     admin") && show.contains("password:  set"),
+        "{show}"
+    );
+
+    ok(
+        d,
+        &["user", "set-role", "alice@example.com", "moderator", "user"],
+        None,
+    )
+    .await;
+    ok(
+        d,
+        &["user", "passwd", "alice@example.com", "--password-stdin"],
+        Some("second passphrase!\n"),
+    )
+    .await;
+    ok(d, &["user", "disable", "alice@example.com"], None).await;
+    let shown: Value =
+        serde_json::from_str(&ok(d, &["user", "show", "alice@example.com", "--json"], None).await)
+            .unwrap();
+    assert_eq!(shown["status"], "disabled");
+    assert_eq!(shown["roles"], json!(["moderator", "user"]));
+    ok(d, &["user", "enable", "alice@example.com"], None).await;
+
+    // Clear errors, and nothing changes.
+    fails(d, &["user", "show", "nobody@example.com"], "user not found").await;
+    fails(
+        d,
+        &["user", "add", "alice@EXAMPLE.com"],
+        "email is already taken",
+    )
+    .await;
+    fails(d, &["user", "add", "not-an-email@"], "not a valid email").await;
+    fails(
+        d,
+        &["user", "set-role", "alice@example.com", "overlord"],
+        "unknown role `overlord`",
+    )
+    .await;
+    let o = run(
+        d,
+        &["user", "passwd", "alice@example.com", "--password-stdin"],
+        Some("password1234\n"),
+    )
+    .await;
+    assert!(!o.ok && o.stderr.contains("commonly used"), "{}", o.stderr);
+
+    let keys = ok(d, &["keys", "list"], None).await;
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert!(keys.contains("EdDSA") && keys.contains("active"), "{keys}");
+    let rotated = ok(d, &["keys", "rotate"], None).await;
+    let new_kid = rotated.split_whitespace().nth(4).unwrap().to_owned();
+    let keys = ok(d, &["keys", "list"], None).await;
+    assert!(
+        keys.contains("retiring") && keys.contains(&new_kid),
+        "{keys}"
+    );
+
+    // The server picks all of it up.
+    let app = TestApp::start_in(dir).await;
+    let t = Tokens::from(&app.login("alice@example.com", "second passphrase!").await);
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            t.access.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_kid.as_str());
+    let me: Value = app
+        .get_auth("/v1/me", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["moderator", "user"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reaches_a_running_server_through_the_admin_socket() {
+    let mut app = TestApp::spawn().await;
+    let d = app.dir.path().to_owned();
+    let sock = app.cfg.admin_socket_path();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let t = app.signed_in("carl@example.com").await;
+
+    // A role change takes effect at once: the old token is refused, a refresh carries the role.
+    ok(
+        &d,
+        &["user", "set-role", "carl@example.com", "moderator"],
+        None,
+    )
+    .await;
+    assert_problem(
+        app.get_auth("/v1/me", &t.access).await,
+        StatusCode::UNAUTHORIZED,
+        "token_revoked",
+    )
+    .await;
+    let t = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
+    assert_eq!(
+        crate::tokens::claims_of(&t.access)["roles"],
+        json!(["moderator"])
+    );
+
+    // A rotated key signs the very next token.
+    let rotated = ok(&d, &["keys", "rotate"], None).await;
+    let new_kid = rotated.split_whitespace().nth(4).unwrap().to_owned();
+    let next = Tokens::from(&app.login("carl@example.com", PASSWORD).await);
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            next.access.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_kid.as_str());
+
+    // Users added by the CLI can sign in right away.
+    ok(
+        &d,
+        &["user", "add", "dora@example.com", "--password-stdin"],
+        Some("blue harbor lantern\n"),
+    )
+    .await;
+    app.login("dora@example.com", "blue harbor lantern").await;
+
+    // Disabling ends the sessions at once.
+    ok(&d, &["user", "disable", "carl@example.com"], None).await;
+    assert_eq!(
+        app.status_of_me(&next.access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.refresh(&next.refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    ok(
+        &d,
+        &["user", "passwd", "dora@example.com", "--password-stdin"],
+        Some("green harbor lantern\n"),
+    )
+    .await;
+    app.login("dora@example.com", "green harbor lantern").await;
+    fails(
+        &d,
+        &["user", "show", "nobody@example.com"],
+        "user not found",
+    )
+    .await;
+
+    // The same command prints the same, server up or down.
+    let up = ok(&d, &["user", "list"], None).await;
+    let keys_up = ok(&d, &["keys", "list"], None).await;
+    app.shutdown().await;
+    assert!(!sock.exists(), "socket removed on shutdown");
+    assert_eq!(ok(&d, &["user", "list"], None).await, up);
+    assert_eq!(ok(&d, &["keys", "list"], None).await, keys_up);
+    ok(&d, &["user", "delete", "dora@example.com"], None).await;
+    assert!(!ok(&d, &["user", "list"], None).await.contains("dora"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_explains_a_database_held_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // Holds the database without serving the admin socket.
+    let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path()))
+        .await
+        .unwrap();
+    let o = run(dir.path(), &["user", "list"], None).await;
+    assert!(!o.ok);
+    assert!(o.stderr.contains("held by another process"), "{}", o.stderr);
+    assert!(!o.stderr.contains("Cannot acquire lock"), "{}", o.stderr);
+    drop(svc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_prints_the_effective_config_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(d, &["config", "check"], None).await;
+    assert!(
+        out.contains("[tokens]") && out.contains("access_ttl = \"15m\""),
+        "{out}"
+    );
+    let o = {
+        let mut c = authd(d);
+        c.args(["config", "check"])
+            .env("AUTHD_TOKENS__ACCESS_TTL", "5m");
+        c.output().await.unwrap()
+    };
+    assert!(String::from_utf8_lossy(&o.stdout).contains("access_ttl = \"5m\""));
+
+    let cases = [
+        ("AUTHD_TOKENS__ACCESS_TTL", "soon", "tokens.access_ttl"),
+        ("AUTHD_SERVER__BIND", "nowhere", "server.bind"),
+        ("AUTHD_PASSWORDS__MIN_LENGTH", "4", "passwords.min_length"),
+        ("AUTHD_TOKENS__ALGORITHM", "HS256", "tokens.algorithm"),
+    ];
+    for (key, value, named) in cases {
+        let o = authd(d)
+            .args(["config", "check"])
+            .env(key, value)
+            .output()
+            .await
+            .unwrap();
+        assert!(!o.status.success(), "{key}={value}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(named), "{key}={value}: {err}");
+    }
+    std::fs::write(d.join("bad.toml"), "[tokens]\naccess_tll = \"5m\"\n").unwrap();
+    fails(
+        d,
+        &["--config", "bad.toml", "config", "check"],
+        "access_tll",
+    )
+    .await;
+    fails(
+        d,
+        &["--config", "missing.toml", "config", "check"],
+        "does not exist",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut child = authd(d)
+        .args(["serve", "--log-format", "json"])
+        .env("AUTHD_SERVER__BIND", "127.0.0.1:0")
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server logs its address");
+        let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
+        log.push(line);
+        if v["message"] == "authd listening" {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let secret = "a very secret passphrase";
+    let r = http
+        .post(url("/v1/auth/register"))
+        .json(&json!({"email": "eve@example.com", "password": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let bad = http
+        .post(url("/v1/auth/login"))
+        .json(&json!({"login": "eve@example.com", "password": "wrong guess here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let t: Value = http
+        .post(url("/v1/auth/login"))
+        .json(&json!({"login": "eve@example.com", "password": secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let refresh = t["refresh_token"].as_str().unwrap().to_owned();
+    drop(http);
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    while let Some(line) = lines.next_line().await.unwrap() {
+        log.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "clean exit on SIGTERM");
+    let log = log.join("\n");
+    assert!(
+        log.contains("login ok") && log.contains("login failed"),
+        "{log}"
+    );
+    for s in [
+        secret,
+        "wrong guess here",
+        access.as_str(),
+        refresh.as_str(),
+    ] {
+        assert!(!log.contains(s), "a secret leaked into the log");
+    }
+    // The database was closed: the CLI opens it directly.
+    assert!(
+        ok(d, &["user", "list"], None)
+            .await
+            .contains("eve@example.com")
+    );
+}

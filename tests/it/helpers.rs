@@ -1,0 +1,243 @@
+use std::{net::SocketAddr, sync::Arc};
+
+use authd::{
+    config::{Argon2Config, Config, HumanDuration},
+    server::Application,
+    service::AuthService,
+};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// argon2 at its cheapest, so the suite stays fast; `story::default_argon2_parameters_end_to_end`
+/// runs the real defaults.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.storage.path = dir.join("authd.redb");
+    cfg.tokens.issuer = "http://authd.test".into();
+    cfg.passwords.argon2 = Argon2Config {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    cfg.passwords.hash_workers = 2;
+    cfg.server.shutdown_grace = HumanDuration::secs(5);
+    cfg
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    pub cfg: Config,
+    svc: Option<Arc<AuthService>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(dir.path());
+        tweak(&mut cfg);
+        Self::start(dir, cfg).await
+    }
+
+    /// Starts a server on an existing data directory (e.g. one the CLI prepared).
+    pub async fn start_in(dir: TempDir) -> Self {
+        let cfg = test_config(dir.path());
+        Self::start(dir, cfg).await
+    }
+
+    async fn start(dir: TempDir, cfg: Config) -> Self {
+        let app = Application::build(cfg.clone())
+            .await
+            .expect("server starts");
+        let addr = app.local_addr();
+        let svc = app.service();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            dir,
+            cfg,
+            svc: Some(svc),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server (closing the database) and starts it again on the same data.
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Restarts with a changed configuration.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        self.shutdown().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let mut cfg = self.cfg.clone();
+        tweak(&mut cfg);
+        drop(self);
+        Self::start(dir, cfg).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        // Our own handle to the service must go too, or the database stays open.
+        self.svc = None;
+        self.http = reqwest::Client::new();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// The running server's service, for white-box helpers (signing crafted tokens).
+    pub fn svc(&self) -> &AuthService {
+        self.svc.as_ref().expect("server running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        r.json().await.unwrap()
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, login: &str, password: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/auth/login",
+                &json!({"login": login, "password": password, "device_name": "test"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "login {login}");
+        r.json().await.unwrap()
+    }
+
+    /// Registers and logs in a fresh user.
+    pub async fn signed_in(&self, email: &str) -> Tokens {
+        self.register(email).await;
+        Tokens::from(&self.login(email, PASSWORD).await)
+    }
+
+    /// An admin, created through the service as the CLI would.
+    pub async fn admin(&self, email: &str) -> Tokens {
+        self.svc()
+            .create_user(authd::service::NewAccount {
+                email: Some(email.into()),
+                password: Some(PASSWORD.into()),
+                roles: vec!["admin".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        Tokens::from(&self.login(email, PASSWORD).await)
+    }
+
+    pub async fn status_of_me(&self, access: &str) -> StatusCode {
+        self.get_auth("/v1/me", access).await.status()
+    }
+
+    pub async fn refresh(&self, refresh: &str) -> Response {
+        self.post("/v1/auth/refresh", &json!({"refresh_token": refresh}))
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub session: String,
+}
+
+impl From<&Value> for Tokens {
+    fn from(v: &Value) -> Self {
+        Self {
+            access: v["access_token"].as_str().unwrap().to_owned(),
+            refresh: v["refresh_token"].as_str().unwrap().to_owned(),
+            session: v["session_id"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// Asserts a problem+json answer with the given status and code; returns the body.
+pub async fn assert_problem(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct}"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,13 @@
+//! One integration-test binary (links once): the real server on 127.0.0.1:0 with a fresh data
+//! directory per test, spoken to over HTTP, and the real `authd` binary for the CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod cli;
+mod helpers;
+mod keys;
+mod openapi;
+mod sessions;
+mod story;
+mod tokens;

@@ -1,0 +1,46 @@
+//! The checked-in OpenAPI document is what the server serves.
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn checked_in_openapi_matches_what_the_server_serves() {
+    let app = TestApp::spawn().await;
+    let served: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/authd.json"))
+        .expect("openapi/authd.json exists (authd openapi > openapi/authd.json)");
+    let checked_in: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert!(
+        served == checked_in,
+        "openapi/authd.json is stale: regenerate with `cargo run -- openapi > openapi/authd.json`"
+    );
+    let ops = served["paths"].as_object().unwrap();
+    for path in [
+        "/v1/auth/register",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/logout-all",
+        "/v1/me",
+        "/v1/me/sessions",
+        "/v1/me/sessions/{id}",
+        "/v1/me/password",
+        "/v1/token/introspect",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(ops.contains_key(path), "{path} documented");
+    }
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), reqwest::StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}
