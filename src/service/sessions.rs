@@ -239,7 +239,9 @@ impl AuthService {
                 s.write(|tx| {
                     if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
                         && !sids.contains(&rec.session_id)
-                        && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
+                        && tx
+                            .session(rec.session_id)?
+                            .is_some_and(|s| s.user_id == user_id)
                     {
                         sids.push(rec.session_id);
                     }

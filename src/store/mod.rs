@@ -68,7 +68,10 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
             fs::create_dir_all(dir).map_err(io)?;
             restrict(dir, 0o700).map_err(io)?;
         }

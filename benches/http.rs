@@ -1,0 +1,242 @@
+//! Throughput and latency of the hot paths over real HTTP on loopback.
+//!
+//! `cargo bench --bench http` (release build). The server runs in-process on its own runtime;
+//! the load generator shares the machine, so the figures are a floor, not a ceiling.
+//! Environment: BENCH_SECS (default 5) per scenario, BENCH_CONCURRENCY (default 32).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use authd::{config::Config, server::Application};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Report {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    fn print(mut self) {
+        self.latencies.sort();
+        let pct = |p: f64| {
+            let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+            self.latencies.get(i).copied().unwrap_or_default()
+        };
+        println!(
+            "{:<28} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms   ({} requests, {} errors)",
+            self.name,
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1000.0,
+            pct(0.99).as_secs_f64() * 1000.0,
+            self.requests,
+            self.errors
+        );
+    }
+}
+
+/// Runs `concurrency` workers for `secs`; each worker has its own state made by `setup`.
+async fn load<S, F, Fut, SF, SFut>(
+    name: &'static str,
+    concurrency: usize,
+    secs: u64,
+    setup: SF,
+    step: F,
+) -> Report
+where
+    S: Send + 'static,
+    SF: Fn(usize) -> SFut,
+    SFut: std::future::Future<Output = S>,
+    F: Fn(S) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (S, bool)> + Send,
+{
+    let step = Arc::new(step);
+    let mut states = Vec::new();
+    for i in 0..concurrency {
+        states.push(setup(i).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for state in states {
+        let step = Arc::clone(&step);
+        tasks.push(tokio::spawn(async move {
+            let mut state = state;
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let (s, ok) = step(state).await;
+                state = s;
+                lat.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    Report {
+        name,
+        requests: latencies.len(),
+        errors,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> Value {
+    http.post(format!("http://{addr}/v1/auth/login"))
+        .json(&json!({"login": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn main() {
+    let secs = env_num("BENCH_SECS", 5);
+    let concurrency = env_num("BENCH_CONCURRENCY", 32) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.storage.path = dir.path().join("authd.redb");
+    cfg.passwords.hash_queue = 4096;
+
+    // The server gets a runtime of its own.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = server_rt.block_on(Application::build(cfg)).unwrap();
+    let addr = app.local_addr();
+    let svc = app.service();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    client_rt.block_on(async move {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+        let users = 16usize;
+        for i in 0..users {
+            let r = http
+                .post(format!("http://{addr}/v1/auth/register"))
+                .json(&json!({"email": format!("bench{i}@example.com"), "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        println!("authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback {addr}");
+
+        let h = http.clone();
+        load("GET /healthz (ceiling)", concurrency, secs, |_| async {}, move |()| {
+            let h = h.clone();
+            async move {
+                let ok = h.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+                ((), ok)
+            }
+        })
+        .await
+        .print();
+
+        let token = login(&http, addr, "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
+
+        // The per-request check alone: signature, claims, in-memory revocations; no disk.
+        let n = 100_000u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(svc.authenticate(std::hint::black_box(&token)).is_ok());
+        }
+        let per = t.elapsed() / n;
+        println!("{:<28} {:>9.0} checks/s per core ({:.1} µs each, in-process)", "token check", 1.0 / per.as_secs_f64(), per.as_secs_f64() * 1e6);
+        drop(svc);
+        let h = http.clone();
+        load("GET /v1/me (valid token)", concurrency, secs, |_| async {}, move |()| {
+            let (h, token) = (h.clone(), token.clone());
+            async move {
+                let ok = h.get(format!("http://{addr}/v1/me")).bearer_auth(&token).send().await.is_ok_and(|r| r.status() == 200);
+                ((), ok)
+            }
+        })
+        .await
+        .print();
+
+        let (h, hs) = (http.clone(), http.clone());
+        load(
+            "POST /v1/auth/refresh",
+            concurrency,
+            secs,
+            move |i| {
+                let hs = hs.clone();
+                async move {
+                    let t = login(&hs, addr, &format!("bench{}@example.com", i % users)).await;
+                    t["refresh_token"].as_str().unwrap().to_owned()
+                }
+            },
+            move |rt: String| {
+                let h = h.clone();
+                async move {
+                    let r = h.post(format!("http://{addr}/v1/auth/refresh")).json(&json!({"refresh_token": rt})).send().await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            (v["refresh_token"].as_str().unwrap().to_owned(), true)
+                        }
+                        _ => (rt, false),
+                    }
+                }
+            },
+        )
+        .await
+        .print();
+
+        let h = http.clone();
+        load("POST /v1/auth/login (argon2)", 8, secs, |_| async {}, move |()| {
+            let h = h.clone();
+            async move {
+                let r = h
+                    .post(format!("http://{addr}/v1/auth/login"))
+                    .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
+                    .send()
+                    .await;
+                ((), r.is_ok_and(|r| r.status() == 200))
+            }
+        })
+        .await
+        .print();
+    });
+    let _ = stop_tx.send(());
+    server_rt.block_on(server).unwrap().unwrap();
+}
