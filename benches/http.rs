@@ -17,10 +17,7 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 struct Report {
@@ -51,13 +48,7 @@ impl Report {
 }
 
 /// Runs `concurrency` workers for `secs`; each worker has its own state made by `setup`.
-async fn load<S, F, Fut, SF, SFut>(
-    name: &'static str,
-    concurrency: usize,
-    secs: u64,
-    setup: SF,
-    step: F,
-) -> Report
+async fn load<S, F, Fut, SF, SFut>(name: &'static str, concurrency: usize, secs: u64, setup: SF, step: F) -> Report
 where
     S: Send + 'static,
     SF: Fn(usize) -> SFut,
@@ -98,13 +89,7 @@ where
         latencies.extend(l);
         errors += e;
     }
-    Report {
-        name,
-        requests: latencies.len(),
-        errors,
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Report { name, requests: latencies.len(), errors, elapsed: start.elapsed(), latencies }
 }
 
 async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> Value {
@@ -128,11 +113,7 @@ fn main() {
     cfg.passwords.hash_queue = 4096;
 
     // The server gets a runtime of its own.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let app = server_rt.block_on(Application::build(cfg)).unwrap();
     let addr = app.local_addr();
     let svc = app.service();
@@ -141,11 +122,7 @@ fn main() {
         let _ = stop_rx.await;
     }));
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     client_rt.block_on(async move {
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
         let users = 16usize;
@@ -161,13 +138,19 @@ fn main() {
         println!("authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback {addr}");
 
         let h = http.clone();
-        load("GET /healthz (ceiling)", concurrency, secs, |_| async {}, move |()| {
-            let h = h.clone();
-            async move {
-                let ok = h.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
-                ((), ok)
-            }
-        })
+        load(
+            "GET /healthz (ceiling)",
+            concurrency,
+            secs,
+            |_| async {},
+            move |()| {
+                let h = h.clone();
+                async move {
+                    let ok = h.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+                    ((), ok)
+                }
+            },
+        )
         .await
         .print();
 
@@ -180,16 +163,32 @@ fn main() {
             assert!(svc.authenticate(std::hint::black_box(&token)).is_ok());
         }
         let per = t.elapsed() / n;
-        println!("{:<28} {:>9.0} checks/s per core ({:.1} µs each, in-process)", "token check", 1.0 / per.as_secs_f64(), per.as_secs_f64() * 1e6);
+        println!(
+            "{:<28} {:>9.0} checks/s per core ({:.1} µs each, in-process)",
+            "token check",
+            1.0 / per.as_secs_f64(),
+            per.as_secs_f64() * 1e6
+        );
         drop(svc);
         let h = http.clone();
-        load("GET /v1/me (valid token)", concurrency, secs, |_| async {}, move |()| {
-            let (h, token) = (h.clone(), token.clone());
-            async move {
-                let ok = h.get(format!("http://{addr}/v1/me")).bearer_auth(&token).send().await.is_ok_and(|r| r.status() == 200);
-                ((), ok)
-            }
-        })
+        load(
+            "GET /v1/me (valid token)",
+            concurrency,
+            secs,
+            |_| async {},
+            move |()| {
+                let (h, token) = (h.clone(), token.clone());
+                async move {
+                    let ok = h
+                        .get(format!("http://{addr}/v1/me"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200);
+                    ((), ok)
+                }
+            },
+        )
         .await
         .print();
 
@@ -208,7 +207,11 @@ fn main() {
             move |rt: String| {
                 let h = h.clone();
                 async move {
-                    let r = h.post(format!("http://{addr}/v1/auth/refresh")).json(&json!({"refresh_token": rt})).send().await;
+                    let r = h
+                        .post(format!("http://{addr}/v1/auth/refresh"))
+                        .json(&json!({"refresh_token": rt}))
+                        .send()
+                        .await;
                     match r {
                         Ok(r) if r.status() == 200 => {
                             let v: Value = r.json().await.unwrap();
@@ -223,17 +226,23 @@ fn main() {
         .print();
 
         let h = http.clone();
-        load("POST /v1/auth/login (argon2)", 8, secs, |_| async {}, move |()| {
-            let h = h.clone();
-            async move {
-                let r = h
-                    .post(format!("http://{addr}/v1/auth/login"))
-                    .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
-                    .send()
-                    .await;
-                ((), r.is_ok_and(|r| r.status() == 200))
-            }
-        })
+        load(
+            "POST /v1/auth/login (argon2)",
+            8,
+            secs,
+            |_| async {},
+            move |()| {
+                let h = h.clone();
+                async move {
+                    let r = h
+                        .post(format!("http://{addr}/v1/auth/login"))
+                        .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
+                        .send()
+                        .await;
+                    ((), r.is_ok_and(|r| r.status() == 200))
+                }
+            },
+        )
         .await
         .print();
     });

@@ -24,13 +24,7 @@ impl Expiry<Uuid, Entry> for UntilExpiry {
     fn expire_after_create(&self, _: &Uuid, v: &Entry, _: Instant) -> Option<Duration> {
         Some(Duration::from_secs(v.expires_at.saturating_sub(now())))
     }
-    fn expire_after_update(
-        &self,
-        _: &Uuid,
-        v: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
+    fn expire_after_update(&self, _: &Uuid, v: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
         Some(Duration::from_secs(v.expires_at.saturating_sub(now())))
     }
 }
@@ -59,10 +53,7 @@ impl RevocationCache {
         if r.expires_at <= now() {
             return;
         }
-        let entry = Entry {
-            since_ms: r.since_ms,
-            expires_at: r.expires_at,
-        };
+        let entry = Entry { since_ms: r.since_ms, expires_at: r.expires_at };
         match r.kind {
             RevocationKind::Session => self.sessions.insert(r.id, entry),
             RevocationKind::UserBefore => {
@@ -98,29 +89,14 @@ mod tests {
         let c = RevocationCache::new();
         let (sid, sub) = (Uuid::now_v7(), Uuid::now_v7());
         assert!(!c.is_revoked(&sid, &sub, 10));
-        c.apply(&Revocation {
-            kind: RevocationKind::Session,
-            id: sid,
-            since_ms: 0,
-            expires_at: now() + 60,
-        });
+        c.apply(&Revocation { kind: RevocationKind::Session, id: sid, since_ms: 0, expires_at: now() + 60 });
         assert!(c.is_revoked(&sid, &sub, 10));
         let other = Uuid::now_v7();
-        c.apply(&Revocation {
-            kind: RevocationKind::UserBefore,
-            id: sub,
-            since_ms: 1000,
-            expires_at: now() + 60,
-        });
+        c.apply(&Revocation { kind: RevocationKind::UserBefore, id: sub, since_ms: 1000, expires_at: now() + 60 });
         assert!(c.is_revoked(&other, &sub, 1000));
         assert!(!c.is_revoked(&other, &sub, 1001));
         // Already-expired revocations are not kept.
-        c.apply(&Revocation {
-            kind: RevocationKind::Session,
-            id: other,
-            since_ms: 0,
-            expires_at: now() - 1,
-        });
+        c.apply(&Revocation { kind: RevocationKind::Session, id: other, since_ms: 0, expires_at: now() - 1 });
         assert!(!c.is_revoked(&other, &Uuid::now_v7(), 0));
     }
 }

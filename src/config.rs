@@ -21,6 +21,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub tokens: TokensConfig,
     pub passwords: PasswordsConfig,
+    pub rate_limit: RateLimitConfig,
+    pub brute_force: BruteForceConfig,
+    pub challenge: ChallengeConfig,
     pub log: LogConfig,
 }
 
@@ -30,6 +33,119 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
+    pub request_timeout: HumanDuration,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub cors: CorsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins allowed to call the API from a browser (`https://app.example.com`).
+    pub origins: Vec<String>,
+    pub allow_credentials: bool,
+}
+
+/// `rate` requests per `per`, with bursts of up to `burst`; `rate = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub rate: u32,
+    pub per: HumanDuration,
+    pub burst: u32,
+}
+
+impl Limit {
+    pub const fn new(rate: u32, per_secs: u64, burst: u32) -> Self {
+        Self { rate, per: HumanDuration::secs(per_secs), burst }
+    }
+    pub fn is_off(&self) -> bool {
+        self.rate == 0 || self.burst == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteLimits {
+    pub per_ip: Limit,
+    #[serde(default = "Limit::off")]
+    pub per_account: Limit,
+}
+
+impl Limit {
+    pub const fn off() -> Self {
+        Self::new(0, 60, 0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Most buckets kept in memory, whatever the number of clients (oldest evicted first).
+    pub max_entries: u64,
+    pub login: RouteLimits,
+    pub register: RouteLimits,
+    pub refresh: RouteLimits,
+    pub password: RouteLimits,
+    pub general: RouteLimits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BruteForceConfig {
+    /// Consecutive failed logins on an account before it is slowed down.
+    pub free_failures: u32,
+    /// First delay once `free_failures` is passed; it doubles with each further failure.
+    pub base_delay: HumanDuration,
+    pub max_delay: HumanDuration,
+    /// Failures (on the account or from the IP) after which login needs a solved challenge.
+    pub challenge_after: u32,
+    /// A counter is forgotten after this long without failures.
+    pub forget_after: HumanDuration,
+    pub max_entries: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChallengeConfig {
+    /// Leading zero bits the SHA-256 of a solution must have (each bit doubles the work).
+    pub difficulty: u8,
+    pub ttl: HumanDuration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 100_000,
+            login: RouteLimits { per_ip: Limit::new(20, 60, 20), per_account: Limit::new(10, 60, 10) },
+            register: RouteLimits { per_ip: Limit::new(10, 60, 10), per_account: Limit::off() },
+            refresh: RouteLimits { per_ip: Limit::new(120, 60, 60), per_account: Limit::off() },
+            password: RouteLimits { per_ip: Limit::new(10, 60, 10), per_account: Limit::new(5, 60, 5) },
+            general: RouteLimits { per_ip: Limit::new(1200, 60, 300), per_account: Limit::off() },
+        }
+    }
+}
+
+impl Default for BruteForceConfig {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            base_delay: HumanDuration::secs(1),
+            max_delay: HumanDuration::secs(15 * 60),
+            challenge_after: 10,
+            forget_after: HumanDuration::secs(3600),
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        Self { difficulty: 16, ttl: HumanDuration::secs(300) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,15 +219,16 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             shutdown_grace: HumanDuration::secs(10),
+            request_timeout: HumanDuration::secs(30),
+            trusted_proxies: Vec::new(),
+            cors: CorsConfig::default(),
         }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            path: PathBuf::from("./data/authd.redb"),
-        }
+        Self { path: PathBuf::from("./data/authd.redb") }
     }
 }
 
@@ -131,33 +248,20 @@ impl Default for TokensConfig {
 
 impl Default for PasswordsConfig {
     fn default() -> Self {
-        Self {
-            min_length: 8,
-            max_length: 256,
-            hash_workers: 0,
-            hash_queue: 256,
-            argon2: Argon2Config::default(),
-        }
+        Self { min_length: 8, max_length: 256, hash_workers: 0, hash_queue: 256, argon2: Argon2Config::default() }
     }
 }
 
 /// OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane).
 impl Default for Argon2Config {
     fn default() -> Self {
-        Self {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Text, level: "info".into() }
     }
 }
 
@@ -196,9 +300,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Self::secs(s)),
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map(Self).map_err(|e| {
-                serde::de::Error::custom(format!("`{t}` is not a duration like 15m or 7d ({e})"))
-            }),
+            Raw::Text(t) => humantime::parse_duration(t.trim())
+                .map(Self)
+                .map_err(|e| serde::de::Error::custom(format!("`{t}` is not a duration like 15m or 7d ({e})"))),
         }
     }
 }
@@ -216,10 +320,7 @@ impl Config {
         match path {
             Some(p) => {
                 if !p.is_file() {
-                    return Err(ConfigError(format!(
-                        "config file {} does not exist",
-                        p.display()
-                    )));
+                    return Err(ConfigError(format!("config file {} does not exist", p.display())));
                 }
                 fig = fig.merge(Toml::file_exact(p));
             }
@@ -229,11 +330,7 @@ impl Config {
             None => {}
         }
         let cfg: Config = fig
-            .merge(
-                Env::prefixed("AUTHD_")
-                    .split("__")
-                    .ignore(&["config", "log"]),
-            )
+            .merge(Env::prefixed("AUTHD_").split("__").ignore(&["config", "log"]))
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
         cfg.validate()?;
@@ -250,16 +347,11 @@ impl Config {
         if t.audience.trim().is_empty() {
             return fail("tokens.audience", "must not be empty");
         }
-        if t.access_ttl.0 < Duration::from_secs(10)
-            || t.access_ttl.0 > Duration::from_secs(24 * 3600)
-        {
+        if t.access_ttl.0 < Duration::from_secs(10) || t.access_ttl.0 > Duration::from_secs(24 * 3600) {
             return fail("tokens.access_ttl", "must be between 10s and 24h");
         }
         if t.refresh_ttl <= t.access_ttl {
-            return fail(
-                "tokens.refresh_ttl",
-                "must be longer than tokens.access_ttl",
-            );
+            return fail("tokens.refresh_ttl", "must be longer than tokens.access_ttl");
         }
         if t.session_max < t.refresh_ttl {
             return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
@@ -275,36 +367,70 @@ impl Config {
             return fail("passwords.max_length", "must be between 64 and 4096");
         }
         if p.min_length > p.max_length {
-            return fail(
-                "passwords.min_length",
-                "must not exceed passwords.max_length",
-            );
+            return fail("passwords.min_length", "must not exceed passwords.max_length");
         }
         if p.hash_queue == 0 {
             return fail("passwords.hash_queue", "must be at least 1");
         }
-        if let Err(e) = argon2::Params::new(
-            p.argon2.memory_kib,
-            p.argon2.iterations,
-            p.argon2.parallelism,
-            None,
-        ) {
-            return fail(
-                "passwords.argon2",
-                &format!("invalid argon2 parameters: {e}"),
-            );
+        if let Err(e) = argon2::Params::new(p.argon2.memory_kib, p.argon2.iterations, p.argon2.parallelism, None) {
+            return fail("passwords.argon2", &format!("invalid argon2 parameters: {e}"));
         }
         if self.server.max_body_bytes < 1024 {
             return fail("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.server.request_timeout.0 < Duration::from_secs(1) {
+            return fail("server.request_timeout", "must be at least 1s");
+        }
+        for o in &self.server.cors.origins {
+            if o == "*" && self.server.cors.allow_credentials {
+                return fail(
+                    "server.cors.origins",
+                    "`*` cannot be combined with allow_credentials = true; list exact origins",
+                );
+            }
+            let exact = o == "*"
+                || ((o.starts_with("https://") || o.starts_with("http://"))
+                    && !o.ends_with('/')
+                    && o.matches('/').count() == 2);
+            if !exact {
+                return fail(
+                    "server.cors.origins",
+                    &format!("`{o}` must be an exact origin like https://app.example.com"),
+                );
+            }
+        }
+        let b = &self.brute_force;
+        if b.challenge_after == 0 || b.challenge_after > 100 {
+            return fail(
+                "brute_force.challenge_after",
+                "must be between 1 and 100 (NIST 800-63B: at most 100 failures)",
+            );
+        }
+        if b.max_delay < b.base_delay {
+            return fail("brute_force.max_delay", "must be at least brute_force.base_delay");
+        }
+        if self.challenge.difficulty > 32 {
+            return fail("challenge.difficulty", "must be at most 32 bits");
+        }
+        let r = &self.rate_limit;
+        for (name, l) in [
+            ("login", r.login),
+            ("register", r.register),
+            ("refresh", r.refresh),
+            ("password", r.password),
+            ("general", r.general),
+        ] {
+            for (scope, lim) in [("per_ip", l.per_ip), ("per_account", l.per_account)] {
+                if !lim.is_off() && lim.per.0.is_zero() {
+                    return fail(&format!("rate_limit.{name}.{scope}.per"), "must be longer than 0s");
+                }
+            }
         }
         if self.storage.path.as_os_str().is_empty() {
             return fail("storage.path", "must not be empty");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return fail(
-                "log.level",
-                "is not a valid log filter (e.g. info, debug, authd=debug)",
-            );
+            return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }
         Ok(())
     }
@@ -322,9 +448,7 @@ impl Config {
 
     pub fn hash_workers(&self) -> usize {
         match self.passwords.hash_workers {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             n => n,
         }
     }
@@ -334,11 +458,7 @@ fn describe_figment_error(e: figment::Error) -> String {
     e.into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let src = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
+            let src = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
             if key.is_empty() {
                 format!("config: {}{src}", e.kind)
             } else {
@@ -377,11 +497,6 @@ mod tests {
         assert!(e.contains("tokens.refresh_ttl"), "{e}");
         let mut c = Config::default();
         c.passwords.min_length = 4;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("passwords.min_length")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("passwords.min_length"));
     }
 }

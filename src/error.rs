@@ -13,11 +13,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            code: code.to_owned(),
-            message: message.into(),
-        }
+        Self { field: field.to_owned(), code: code.to_owned(), message: message.into() }
     }
 }
 
@@ -89,6 +85,16 @@ pub enum Error {
     UnknownRole(String),
     #[error("too many password checks in progress; retry shortly")]
     Busy,
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
+    #[error("too many failed attempts; retry in {0} s")]
+    TooManyAttempts(u64),
+    #[error(
+        "after repeated failures, login needs a solved challenge: POST /v1/auth/challenge, then send `challenge` and `nonce` with the login"
+    )]
+    ChallengeRequired,
+    #[error("{0}")]
+    ChallengeFailed(crate::security::pow::ChallengeError),
     #[error("storage failure: {0}")]
     Storage(StoreError),
     #[error("internal error: {0}")]
@@ -111,6 +117,10 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::UnknownRole(_) => "unknown_role",
             Error::Busy => "overloaded",
+            Error::RateLimited(_) => "rate_limited",
+            Error::TooManyAttempts(_) => "too_many_attempts",
+            Error::ChallengeRequired => "challenge_required",
+            Error::ChallengeFailed(_) => "challenge_failed",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
         }
     }

@@ -32,17 +32,15 @@ impl Application {
         let db_path = cfg.storage.path.clone();
         let bind = cfg.server.bind;
         let svc = AuthService::open(cfg).await.map_err(|e| match e {
-            StartError::Store(StoreError::Locked) => anyhow::anyhow!(
-                "the database {} is already in use by another authd process",
-                db_path.display()
-            ),
+            StartError::Store(StoreError::Locked) => {
+                anyhow::anyhow!("the database {} is already in use by another authd process", db_path.display())
+            }
             other => anyhow::anyhow!("cannot open {}: {other}", db_path.display()),
         })?;
         // We hold the database lock, so a socket file left behind is stale.
         if socket_path.exists() {
-            std::fs::remove_file(&socket_path).with_context(|| {
-                format!("cannot remove stale admin socket {}", socket_path.display())
-            })?;
+            std::fs::remove_file(&socket_path)
+                .with_context(|| format!("cannot remove stale admin socket {}", socket_path.display()))?;
         }
         let admin = UnixListener::bind(&socket_path)
             .with_context(|| format!("cannot create admin socket {}", socket_path.display()))?;
@@ -56,13 +54,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
-        Ok(Self {
-            svc,
-            acceptor,
-            local_addr,
-            admin,
-            socket_path,
-        })
+        Ok(Self { svc, acceptor, local_addr, admin, socket_path })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -75,17 +67,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then closes the
     /// database before returning.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Self {
-            svc,
-            acceptor,
-            local_addr,
-            admin,
-            socket_path,
-        } = self;
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { svc, acceptor, local_addr, admin, socket_path } = self;
         let grace = svc.config().server.shutdown_grace.0;
         let admin_task = tokio::spawn(admin::serve(admin, Arc::clone(&svc)));
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));

@@ -16,69 +16,41 @@ use crate::{
 /// Carries out one admin request.
 pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
     let result = match req {
-        AdminRequest::UserAdd {
-            email,
-            phone,
-            username,
-            roles,
-            password,
-        } => svc
-            .create_user(NewAccount {
-                email,
-                phone,
-                username,
-                password,
-                roles,
-            })
+        AdminRequest::UserAdd { email, phone, username, roles, password } => svc
+            .create_user(NewAccount { email, phone, username, password, roles })
             .await
             .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserList => svc
-            .list_users()
-            .await
-            .map(|us| AdminReply::Users(us.into_iter().map(Into::into).collect())),
-        AdminRequest::UserShow { who } => svc
-            .find_user(&who)
-            .await
-            .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserSetRoles { who, roles } => svc
-            .set_roles(&who, roles)
-            .await
-            .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserPasswd { who, password } => svc
-            .set_password(&who, &password)
-            .await
-            .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserDisable { who } => svc
-            .set_status(&who, UserStatus::Disabled)
-            .await
-            .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserEnable { who } => svc
-            .set_status(&who, UserStatus::Active)
-            .await
-            .map(|u| AdminReply::User(u.into())),
-        AdminRequest::UserDelete { who } => svc
-            .delete_user(&who)
-            .await
-            .map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserList => {
+            svc.list_users().await.map(|us| AdminReply::Users(us.into_iter().map(Into::into).collect()))
+        }
+        AdminRequest::UserShow { who } => svc.find_user(&who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserSetRoles { who, roles } => {
+            svc.set_roles(&who, roles).await.map(|u| AdminReply::User(u.into()))
+        }
+        AdminRequest::UserPasswd { who, password } => {
+            svc.set_password(&who, &password).await.map(|u| AdminReply::User(u.into()))
+        }
+        AdminRequest::UserDisable { who } => {
+            svc.set_status(&who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
+        }
+        AdminRequest::UserEnable { who } => {
+            svc.set_status(&who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
+        }
+        AdminRequest::UserDelete { who } => svc.delete_user(&who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::KeysList => svc.list_keys().await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.rotate_keys().await.map(AdminReply::Key),
     };
     result.unwrap_or_else(|e| {
         let message = match &e {
-            crate::error::Error::Invalid(fields) => fields
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            crate::error::Error::Invalid(fields) => {
+                fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+            }
             crate::error::Error::Storage(_) | crate::error::Error::Internal(_) => {
                 tracing::error!(error = %e, "admin request failed");
                 e.to_string()
             }
             _ => e.to_string(),
         };
-        AdminReply::Error {
-            code: e.code().into(),
-            message,
-        }
+        AdminReply::Error { code: e.code().into(), message }
     })
 }

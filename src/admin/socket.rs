@@ -36,15 +36,10 @@ pub async fn serve(listener: UnixListener, svc: Arc<AuthService>) {
 async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => execute(svc, req).await,
-        Err(e) => AdminReply::Error {
-            code: "invalid_request".into(),
-            message: format!("bad admin request: {e}"),
-        },
+        Err(e) => AdminReply::Error { code: "invalid_request".into(), message: format!("bad admin request: {e}") },
     };
     let mut out = serde_json::to_vec(&reply).map_err(io::Error::other)?;
     out.push(b'\n');
@@ -65,12 +60,7 @@ pub enum CallError {
 pub async fn call(path: &Path, req: &AdminRequest) -> Result<AdminReply, CallError> {
     let stream = match UnixStream::connect(path).await {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
             return Err(CallError::NotRunning);
         }
         Err(e) => return Err(e.into()),
@@ -81,12 +71,8 @@ pub async fn call(path: &Path, req: &AdminRequest) -> Result<AdminReply, CallErr
     write.write_all(&out).await?;
     let mut line = String::new();
     // Hashing a password can queue behind logins; a minute is plenty.
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        BufReader::new(read).read_line(&mut line),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not answer"))??;
-    serde_json::from_str(&line)
-        .map_err(|e| CallError::Io(io::Error::other(format!("bad reply from server: {e}"))))
+    tokio::time::timeout(Duration::from_secs(60), BufReader::new(read).read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not answer"))??;
+    serde_json::from_str(&line).map_err(|e| CallError::Io(io::Error::other(format!("bad reply from server: {e}"))))
 }

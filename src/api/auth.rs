@@ -11,7 +11,10 @@ use super::{
     problem::ApiError,
     views::{ApiTags, TokenResponse, UserResponse},
 };
-use crate::service::{AuthService, NewAccount};
+use crate::{
+    model::rfc3339,
+    service::{AuthService, ChallengeSolution, NewAccount},
+};
 
 pub struct AuthApi;
 
@@ -44,6 +47,25 @@ struct LoginRequest {
     /// A name for this device, shown in the session list.
     #[oai(validator(max_length = 100))]
     device_name: Option<String>,
+    /// A challenge from `POST /v1/auth/challenge`; needed after repeated failures.
+    #[oai(validator(max_length = 256))]
+    challenge: Option<String>,
+    /// The solution of `challenge`.
+    #[oai(validator(max_length = 32))]
+    nonce: Option<String>,
+}
+
+/// A proof-of-work challenge.
+#[derive(Object)]
+struct ChallengeResponse {
+    /// Opaque string to solve; send it back unchanged with the login.
+    challenge: String,
+    /// Leading zero bits the SHA-256 digest must have.
+    difficulty: u8,
+    /// `sha256-leading-zero-bits`.
+    algorithm: String,
+    /// RFC 3339 UTC; request a new challenge after this.
+    expires_at: String,
 }
 
 #[derive(Object)]
@@ -111,10 +133,32 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let b = body.0;
-        let pair = svc
-            .login(&b.login, &b.password.0, b.device_name, client_info(req))
-            .await?;
+        let solution = match (b.challenge, b.nonce) {
+            (Some(challenge), Some(nonce)) => Some(ChallengeSolution { challenge, nonce }),
+            _ => None,
+        };
+        let pair = svc.login(&b.login, &b.password.0, b.device_name, client_info(req), solution).await?;
         Ok(Json(pair.into()))
+    }
+
+    /// Get a proof-of-work challenge
+    ///
+    /// After repeated failed logins on an account (or from an address) a login must carry a
+    /// solved challenge (401 `challenge_required` tells). To solve one, find a decimal string
+    /// `nonce` (at most 32 digits) such that SHA-256 of the UTF-8 bytes `<challenge>:<nonce>`
+    /// begins with `difficulty` zero bits; try `0`, `1`, `2`, … in order. At the default
+    /// difficulty (16) that takes about 65,000 hashes, well under a second in a browser. Send
+    /// `challenge` and `nonce` with the login. Each challenge works once and expires.
+    /// Reference solver: `authd challenge solve <challenge>`.
+    #[oai(path = "/challenge", method = "post", operation_id = "new_challenge")]
+    async fn challenge(&self, svc: Data<&Arc<AuthService>>) -> Json<ChallengeResponse> {
+        let c = svc.new_challenge();
+        Json(ChallengeResponse {
+            challenge: c.challenge,
+            difficulty: c.difficulty,
+            algorithm: "sha256-leading-zero-bits".into(),
+            expires_at: rfc3339(c.expires_at),
+        })
     }
 
     /// Exchange a refresh token for a new token pair
@@ -152,11 +196,7 @@ impl AuthApi {
     ///
     /// Every session of the user ends and every access token issued so far is refused.
     #[oai(path = "/logout-all", method = "post", operation_id = "logout_all")]
-    async fn logout_all(
-        &self,
-        svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
-    ) -> Result<NoContent, ApiError> {
+    async fn logout_all(&self, svc: Data<&Arc<AuthService>>, auth: BearerAuth) -> Result<NoContent, ApiError> {
         svc.logout_all(auth.0.user_id).await?;
         Ok(NoContent::Done)
     }

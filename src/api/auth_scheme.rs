@@ -17,9 +17,8 @@ use crate::{
 pub struct BearerAuth(pub AuthContext);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AuthContext> {
-    let svc = req.data::<Arc<AuthService>>().ok_or_else(|| {
-        poem::Error::from(ApiError::from(Error::Internal("service missing".into())))
-    })?;
-    svc.authenticate(&bearer.token)
-        .map_err(|e| ApiError::from(Error::from(e)).into())
+    let svc = req
+        .data::<Arc<AuthService>>()
+        .ok_or_else(|| poem::Error::from(ApiError::from(Error::Internal("service missing".into()))))?;
+    svc.authenticate(&bearer.token).map_err(|e| ApiError::from(Error::from(e)).into())
 }

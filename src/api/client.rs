@@ -1,20 +1,113 @@
 //! Who is on the other end of a request.
+//!
+//! The client IP is the socket peer, unless that peer is one of `server.trusted_proxies`: only
+//! then are `X-Forwarded-For` (or `Forwarded`) hops read, right to left, and the first hop that
+//! is not a trusted proxy is the client. `poem::web::RealIp` is not used: it believes any client.
 
-use poem::{Request, http::header};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use poem::{
+    Request,
+    http::{HeaderMap, header},
+};
 
 use crate::service::ClientInfo;
 
-/// The socket peer address (forwarded headers are not trusted here) and the user agent.
+/// The resolved client address, stored on the request by the edge middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+pub fn resolve_client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?.ip().to_canonical();
+    Some(resolve(peer, req.headers(), trusted))
+}
+
+fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    if hops.is_empty() {
+        hops = headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|el| {
+                el.split(';').find_map(|kv| kv.trim().strip_prefix("for=").or_else(|| kv.trim().strip_prefix("For=")))
+            })
+            .collect();
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) => {
+                client = ip;
+                if !is_trusted(&client) {
+                    break;
+                }
+            }
+            // Garbage ends the walk: never fail open to whatever a client wrote further left.
+            None => break,
+        }
+    }
+    client
+}
+
+/// `1.2.3.4`, `"[2001:db8::1]:443"`, `1.2.3.4:5678`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let h = hop.trim().trim_matches('"');
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next()?.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    }
+    h.rsplit_once(':')?.0.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// The resolved client IP and the user agent.
 pub fn client_info(req: &Request) -> ClientInfo {
     ClientInfo {
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_canonical().to_string()),
+        ip: req.extensions().get::<ClientIp>().map(|c| c.0),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(300).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(peer: &str, headers: &[(&'static str, &str)]) -> String {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(*k, v.parse().unwrap());
+        }
+        let peer: IpAddr = peer.parse().unwrap();
+        resolve(peer.to_canonical(), &h, &trusted).to_string()
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let xff = "x-forwarded-for";
+        assert_eq!(ip("203.0.113.5", &[(xff, "1.1.1.1")]), "203.0.113.5", "untrusted peer: header ignored");
+        assert_eq!(ip("10.0.0.2", &[(xff, "198.51.100.9")]), "198.51.100.9");
+        assert_eq!(ip("10.0.0.2", &[(xff, "6.6.6.6, 198.51.100.9, 10.0.0.7")]), "198.51.100.9", "rightmost untrusted");
+        assert_eq!(ip("10.0.0.2", &[(xff, "6.6.6.6"), (xff, "198.51.100.9")]), "198.51.100.9", "several lines");
+        assert_eq!(ip("10.0.0.2", &[(xff, "6.6.6.6, garbage")]), "10.0.0.2", "garbage never fails open");
+        assert_eq!(ip("10.0.0.2", &[]), "10.0.0.2");
+        assert_eq!(ip("::ffff:10.0.0.2", &[(xff, "198.51.100.9")]), "198.51.100.9", "mapped IPv4 peer");
+        assert_eq!(
+            ip("10.0.0.2", &[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https")]),
+            "2001:db8::1"
+        );
     }
 }

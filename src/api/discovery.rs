@@ -62,20 +62,12 @@ impl DiscoveryApi {
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, svc: Data<&Arc<AuthService>>) -> JwksResponse {
         let set = svc.key_ring().jwks();
-        let keys = set
-            .get("keys")
-            .and_then(|k| k.as_array())
-            .cloned()
-            .unwrap_or_default();
+        let keys = set.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
         JwksResponse::Ok(Json(JwkSet { keys }), "public, max-age=300".into())
     }
 
     /// Discovery document
-    #[oai(
-        path = "/.well-known/openid-configuration",
-        method = "get",
-        operation_id = "discovery"
-    )]
+    #[oai(path = "/.well-known/openid-configuration", method = "get", operation_id = "discovery")]
     async fn discovery(&self, svc: Data<&Arc<AuthService>>) -> Json<Discovery> {
         let base = svc.config().tokens.issuer.trim_end_matches('/').to_owned();
         Json(Discovery {
@@ -90,34 +82,18 @@ impl DiscoveryApi {
     }
 
     /// Liveness
-    #[oai(
-        path = "/healthz",
-        method = "get",
-        tag = "ApiTags::Health",
-        operation_id = "healthz"
-    )]
+    #[oai(path = "/healthz", method = "get", tag = "ApiTags::Health", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health {
-            status: "ok".into(),
-        })
+        Json(Health { status: "ok".into() })
     }
 
     /// Readiness: storage answers and signing keys are loaded
-    #[oai(
-        path = "/readyz",
-        method = "get",
-        tag = "ApiTags::Health",
-        operation_id = "readyz"
-    )]
+    #[oai(path = "/readyz", method = "get", tag = "ApiTags::Health", operation_id = "readyz")]
     async fn readyz(&self, svc: Data<&Arc<AuthService>>) -> ReadyResponse {
         if svc.is_ready().await {
-            ReadyResponse::Ready(Json(Health {
-                status: "ok".into(),
-            }))
+            ReadyResponse::Ready(Json(Health { status: "ok".into() }))
         } else {
-            ReadyResponse::NotReady(Json(Health {
-                status: "unavailable".into(),
-            }))
+            ReadyResponse::NotReady(Json(Health { status: "unavailable".into() }))
         }
     }
 }

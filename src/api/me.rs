@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Password};
 use uuid::Uuid;
 
 use super::{
     auth_scheme::BearerAuth,
+    client::client_info,
     problem::ApiError,
     views::{ApiTags, SessionResponse, UserResponse},
 };
@@ -35,11 +36,7 @@ enum NoContent {
 impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "me")]
-    async fn me(
-        &self,
-        svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
-    ) -> Result<Json<UserResponse>, ApiError> {
+    async fn me(&self, svc: Data<&Arc<AuthService>>, auth: BearerAuth) -> Result<Json<UserResponse>, ApiError> {
         Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
     }
 
@@ -52,22 +49,13 @@ impl MeApi {
     ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
         let current = auth.0.session_id;
         let sessions = svc.list_sessions(auth.0.user_id).await?;
-        Ok(Json(
-            sessions
-                .into_iter()
-                .map(|s| SessionResponse::new(s, current))
-                .collect(),
-        ))
+        Ok(Json(sessions.into_iter().map(|s| SessionResponse::new(s, current)).collect()))
     }
 
     /// Sign one device out
     ///
     /// Its tokens are refused from now on. Another user's session id gives 404.
-    #[oai(
-        path = "/sessions/:id",
-        method = "delete",
-        operation_id = "revoke_my_session"
-    )]
+    #[oai(path = "/sessions/:id", method = "delete", operation_id = "revoke_my_session")]
     async fn revoke_session(
         &self,
         svc: Data<&Arc<AuthService>>,
@@ -86,11 +74,11 @@ impl MeApi {
     async fn change_password(
         &self,
         svc: Data<&Arc<AuthService>>,
+        req: &Request,
         auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> Result<NoContent, ApiError> {
-        svc.change_password(&auth.0, &body.0.current_password.0, &body.0.new_password.0)
-            .await?;
+        svc.change_password(&auth.0, &body.0.current_password.0, &body.0.new_password.0, client_info(req).ip).await?;
         Ok(NoContent::Done)
     }
 }

@@ -4,6 +4,7 @@ mod auth;
 mod auth_scheme;
 mod client;
 mod discovery;
+mod limits;
 mod me;
 pub mod problem;
 mod token;
@@ -11,27 +12,17 @@ mod views;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, Route, http::Method, middleware::Cors};
 use poem_openapi::OpenApiService;
 
 use crate::service::AuthService;
 
-type Apis = (
-    auth::AuthApi,
-    me::MeApi,
-    token::TokenApi,
-    discovery::DiscoveryApi,
-);
+type Apis = (auth::AuthApi, me::MeApi, token::TokenApi, discovery::DiscoveryApi);
 
 /// The API description; needs no database, so `authd openapi` works anywhere.
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (
-            auth::AuthApi,
-            me::MeApi,
-            token::TokenApi,
-            discovery::DiscoveryApi,
-        ),
+        (auth::AuthApi, me::MeApi, token::TokenApi, discovery::DiscoveryApi),
         "authd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -49,7 +40,13 @@ pub fn spec() -> String {
 
 /// The whole HTTP application.
 pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
-    let max_body = svc.config().server.max_body_bytes;
+    let server = &svc.config().server;
+    let edge = problem::EdgeConfig {
+        max_body: server.max_body_bytes,
+        timeout: server.request_timeout.0,
+        trusted_proxies: server.trusted_proxies.clone(),
+    };
+    let cors = cors(&server.cors);
     let api = api_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -57,7 +54,26 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .around(limits::rate_limit)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)
         .data(svc)
-        .data(problem::BodyLimit(max_body))
+        .data(edge)
+}
+
+/// CORS for the configured exact origins; none configured, no CORS headers at all.
+fn cors(cfg: &crate::config::CorsConfig) -> Option<Cors> {
+    if cfg.origins.is_empty() {
+        return None;
+    }
+    let mut c = Cors::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(["authorization", "content-type", "x-csrf-token"])
+        .expose_headers(["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"])
+        .allow_credentials(cfg.allow_credentials)
+        .max_age(600);
+    for o in &cfg.origins {
+        c = c.allow_origin(o.as_str());
+    }
+    Some(c)
 }

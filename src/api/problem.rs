@@ -6,6 +6,7 @@ use poem::{
 };
 use poem_openapi::{ApiResponse, Object, payload::Json};
 
+use super::client::{ClientIp, resolve_client_ip};
 use crate::error::{Error, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -55,13 +56,9 @@ impl Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let unauthorized = status == StatusCode::UNAUTHORIZED;
         let body = poem_openapi::types::ToJSON::to_json_string(&self);
-        let mut resp = Response::builder()
-            .status(status)
-            .content_type(PROBLEM_JSON)
-            .body(body);
+        let mut resp = Response::builder().status(status).content_type(PROBLEM_JSON).body(body);
         if unauthorized {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -91,6 +88,9 @@ pub enum ApiError {
     /// Our fault (`internal_error`); the body holds no internals.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// Slow down (`rate_limited`, `too_many_attempts`).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] String),
     /// Overloaded; retry shortly (`overloaded`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
@@ -103,8 +103,7 @@ impl From<Error> for ApiError {
         // No `_` arm: a new domain error must choose its status here.
         match &e {
             Error::Invalid(fields) => {
-                let mut problem =
-                    Problem::new(StatusCode::BAD_REQUEST, code, describe_fields(fields));
+                let mut problem = Problem::new(StatusCode::BAD_REQUEST, code, describe_fields(fields));
                 problem.errors = Some(
                     fields
                         .iter()
@@ -118,6 +117,12 @@ impl From<Error> for ApiError {
                 ApiError::BadRequest(Json(problem))
             }
             Error::UnknownRole(_) => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::RateLimited(secs) | Error::TooManyAttempts(secs) => {
+                ApiError::TooManyRequests(p(StatusCode::TOO_MANY_REQUESTS), secs.max(&1).to_string())
+            }
+            Error::ChallengeRequired | Error::ChallengeFailed(_) => {
+                ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Bearer".into())
+            }
             Error::InvalidCredentials
             | Error::InvalidRefreshToken
             | Error::RefreshTokenReused
@@ -147,22 +152,20 @@ impl From<Error> for ApiError {
 }
 
 fn describe_fields(fields: &[FieldError]) -> String {
-    fields
-        .iter()
-        .map(|f| f.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
+    fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
 }
 
 /// Turns every error the framework produces (bad JSON, wrong content type, missing bearer
 /// token, unknown route, oversized body …) into problem+json, leaves our own problems as they
 /// are, and sets the headers every response carries.
 pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let max_body = req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let edge = req.data::<EdgeConfig>().cloned().unwrap_or_default();
+    let max_body = edge.max_body;
+    if let Some(ip) = resolve_client_ip(&req, &edge.trusted_proxies) {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let docs = req.uri().path().starts_with("/docs");
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body) {
         return Ok(with_common_headers(
             Problem::new(
@@ -171,109 +174,93 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
                 format!("the request body exceeds {max_body} bytes"),
             )
             .into_response(),
+            docs,
         ));
     }
     if declared.is_none() {
         // A body without a declared length is cut at the limit; the truncated JSON fails to parse.
         let body = req.take_body();
         let limit = u64::try_from(max_body).unwrap_or(u64::MAX);
-        req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
-            body.into_async_read(),
-            limit,
-        )));
+        req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(body.into_async_read(), limit)));
     }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().map(str::to_owned));
+    let auth = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
     // An empty body without a content type is an empty JSON body, so optional bodies may be
     // left out entirely.
-    let empty = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .is_none_or(|v| v.as_bytes() == b"0")
+    let empty = req.headers().get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && !req.headers().contains_key(header::TRANSFER_ENCODING);
     if empty && !req.headers().contains_key(header::CONTENT_TYPE) {
-        req.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    let resp = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => error_response(e, auth),
+    let resp = match tokio::time::timeout(edge.timeout, next.call(req)).await {
+        Ok(Ok(r)) => r.into_response(),
+        Ok(Err(e)) => error_response(e, auth),
+        Err(_) => {
+            Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long").into_response()
+        }
     };
-    Ok(with_common_headers(resp))
+    Ok(with_common_headers(resp, docs))
 }
 
-/// Request-body cap, set as route data.
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
+/// What the edge needs to know, set as route data.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    pub max_body: usize,
+    pub timeout: std::time::Duration,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
 
-fn with_common_headers(mut resp: Response) -> Response {
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self { max_body: 64 * 1024, timeout: std::time::Duration::from_secs(30), trusted_proxies: Vec::new() }
+    }
+}
+
+/// The API is never framed and loads nothing; the Swagger page needs its inline script/style.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+                        img-src 'self' data:; connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'";
+
+fn with_common_headers(mut resp: Response, docs: bool) -> Response {
     let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
 }
 
-fn error_response(
-    e: poem::Error,
-    auth: Option<Result<String, poem::http::header::ToStrError>>,
-) -> Response {
+fn error_response(e: poem::Error, auth: Option<Result<String, poem::http::header::ToStrError>>) -> Response {
     if e.is::<poem_openapi::error::AuthorizationError>() {
         let detail = match &auth {
             None => "this endpoint needs an `Authorization: Bearer <access token>` header",
             Some(Ok(v)) if v.trim().is_empty() => "the Authorization header is empty",
             Some(_) => "the Authorization header must be `Bearer <access token>`",
         };
-        let code = if auth.is_none() {
-            "missing_token"
-        } else {
-            "invalid_authorization_header"
-        };
+        let code = if auth.is_none() { "missing_token" } else { "invalid_authorization_header" };
         let mut resp = Problem::new(StatusCode::UNAUTHORIZED, code, detail).into_response();
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_request\""),
-        );
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
         return resp;
     }
     let status = e.status();
     let message = e.to_string();
     let resp = e.into_response();
-    let ours = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let ours =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if ours {
         return resp;
     }
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this method is not allowed on this endpoint".into(),
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("payload_too_large", "the request body is too large".into())
-        }
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed on this endpoint".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".into()),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", message),
         s if s.is_server_error() => {
             tracing::error!(error = %message, "request failed");
-            (
-                "internal_error",
-                "the server could not complete the request".into(),
-            )
+            ("internal_error", "the server could not complete the request".into())
         }
         _ => ("invalid_request", message),
     };

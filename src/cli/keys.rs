@@ -29,10 +29,7 @@ pub async fn run(cfg: &Config, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Keys(keys) if json => println!(
-            "{}",
-            serde_json::to_string_pretty(&keys).unwrap_or_default()
-        ),
+        AdminReply::Keys(keys) if json => println!("{}", serde_json::to_string_pretty(&keys).unwrap_or_default()),
         AdminReply::Keys(keys) => print_keys(&keys),
         AdminReply::Key(k) => println!("rotated: new active key {} ({})", k.kid, k.alg),
         _ => {}
@@ -42,12 +39,6 @@ pub async fn run(cfg: &Config, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
 fn print_keys(keys: &[KeyInfo]) {
     println!("{:<45} {:<6} {:<9} CREATED", "KID", "ALG", "STATE");
     for k in keys {
-        println!(
-            "{:<45} {:<6} {:<9} {}",
-            k.kid,
-            k.alg,
-            k.state,
-            rfc3339(k.created_at)
-        );
+        println!("{:<45} {:<6} {:<9} {}", k.kid, k.alg, k.state, rfc3339(k.created_at));
     }
 }

@@ -14,11 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(
-    name = "authd",
-    version,
-    about = "A single-binary authentication server"
-)]
+#[command(name = "authd", version, about = "A single-binary authentication server")]
 pub struct Cli {
     /// Path to config.toml (default: ./config.toml when present)
     #[arg(short, long, global = true, env = "AUTHD_CONFIG")]
@@ -62,10 +58,7 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -115,9 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(cfg: &Config, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("AUTHD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

@@ -63,18 +63,8 @@ pub enum UserCmd {
 pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     let mut json = false;
     let req = match cmd {
-        UserCmd::Add {
-            login,
-            phone,
-            username,
-            roles,
-            password_stdin,
-        } => {
-            let password = if password_stdin {
-                Some(read_stdin_line()?)
-            } else {
-                None
-            };
+        UserCmd::Add { login, phone, username, roles, password_stdin } => {
+            let password = if password_stdin { Some(read_stdin_line()?) } else { None };
             let (mut email, mut phone_main, mut user_main) = (None, None, None);
             if login.contains('@') {
                 email = Some(login);
@@ -100,10 +90,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             AdminRequest::UserShow { who: user }
         }
         UserCmd::SetRole { user, roles } => AdminRequest::UserSetRoles { who: user, roles },
-        UserCmd::Passwd { user, .. } => AdminRequest::UserPasswd {
-            who: user,
-            password: read_stdin_line()?,
-        },
+        UserCmd::Passwd { user, .. } => AdminRequest::UserPasswd { who: user, password: read_stdin_line()? },
         UserCmd::Disable { user } => AdminRequest::UserDisable { who: user },
         UserCmd::Enable { user } => AdminRequest::UserEnable { who: user },
         UserCmd::Delete { user } => AdminRequest::UserDelete { who: user },
@@ -119,10 +106,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Users(users) if json => println!(
-            "{}",
-            serde_json::to_string_pretty(&users).unwrap_or_default()
-        ),
+        AdminReply::Users(users) if json => println!("{}", serde_json::to_string_pretty(&users).unwrap_or_default()),
         AdminReply::Users(users) => print_users(&users),
         AdminReply::User(u) if json => {
             println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default())
@@ -150,27 +134,13 @@ pub fn finish(reply: AdminReply, print: impl FnOnce(AdminReply)) -> anyhow::Resu
 }
 
 fn login_of(u: &UserView) -> &str {
-    u.email
-        .as_deref()
-        .or(u.username.as_deref())
-        .or(u.phone.as_deref())
-        .unwrap_or("-")
+    u.email.as_deref().or(u.username.as_deref()).or(u.phone.as_deref()).unwrap_or("-")
 }
 
 fn print_users(users: &[UserView]) {
-    println!(
-        "{:<36}  {:<32}  {:<20}  {:<8}  CREATED",
-        "ID", "LOGIN", "ROLES", "STATUS"
-    );
+    println!("{:<36}  {:<32}  {:<20}  {:<8}  CREATED", "ID", "LOGIN", "ROLES", "STATUS");
     for u in users {
-        println!(
-            "{:<36}  {:<32}  {:<20}  {:<8}  {}",
-            u.id,
-            login_of(u),
-            u.roles.join(","),
-            u.status,
-            u.created_at
-        );
+        println!("{:<36}  {:<32}  {:<20}  {:<8}  {}", u.id, login_of(u), u.roles.join(","), u.status, u.created_at);
     }
 }
 
@@ -182,9 +152,6 @@ fn print_user(u: &UserView) {
     println!("username:  {}", opt(&u.username));
     println!("roles:     {}", u.roles.join(", "));
     println!("status:    {}", u.status);
-    println!(
-        "password:  {}",
-        if u.has_password { "set" } else { "not set" }
-    );
+    println!("password:  {}", if u.has_password { "set" } else { "not set" });
     println!("created:   {}", u.created_at);
 }

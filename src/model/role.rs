@@ -12,9 +12,7 @@ pub struct Role {
 
 impl Role {
     pub fn grants(&self, permission: &str) -> bool {
-        self.permissions
-            .iter()
-            .any(|p| permission_matches(p, permission))
+        self.permissions.iter().any(|p| permission_matches(p, permission))
     }
 }
 
@@ -23,9 +21,7 @@ fn permission_matches(granted: &str, wanted: &str) -> bool {
         return true;
     }
     match granted.strip_suffix(":*") {
-        Some(prefix) => wanted
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with(':')),
+        Some(prefix) => wanted.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(':')),
         None => false,
     }
 }
@@ -33,15 +29,7 @@ fn permission_matches(granted: &str, wanted: &str) -> bool {
 /// Present from the first start.
 pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("admin", &["*"]),
-    (
-        "moderator",
-        &[
-            "users:read",
-            "users:disable",
-            "sessions:revoke",
-            "audit:read",
-        ],
-    ),
+    ("moderator", &["users:read", "users:disable", "sessions:revoke", "audit:read"]),
     ("user", &[]),
 ];
 
@@ -59,11 +47,7 @@ mod tests {
             ("users:read", "users:write", false),
         ];
         for (granted, wanted, expect) in cases {
-            assert_eq!(
-                permission_matches(granted, wanted),
-                expect,
-                "{granted} vs {wanted}"
-            );
+            assert_eq!(permission_matches(granted, wanted), expect, "{granted} vs {wanted}");
         }
     }
 }

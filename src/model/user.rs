@@ -54,11 +54,7 @@ impl User {
 
     /// The identifier people recognise the account by.
     pub fn display_login(&self) -> &str {
-        self.email
-            .as_deref()
-            .or(self.username.as_deref())
-            .or(self.phone.as_deref())
-            .unwrap_or("-")
+        self.email.as_deref().or(self.username.as_deref()).or(self.phone.as_deref()).unwrap_or("-")
     }
 }
 

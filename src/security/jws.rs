@@ -53,20 +53,12 @@ pub fn generate_key(alg: SigningAlgorithm, now: UnixTime) -> Result<SigningKeyRe
     let rng = SystemRandom::new();
     let pkcs8 = match alg {
         SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
-        SigningAlgorithm::ES256 => {
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        }
+        SigningAlgorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
     }
     .map_err(|_| KeyError("key generation failed".into()))?;
     let pkcs8 = pkcs8.as_ref().to_vec();
     let key = load(alg, &pkcs8, String::new())?;
-    Ok(SigningKeyRecord {
-        kid: thumbprint(alg, &key.public),
-        alg,
-        pkcs8,
-        created_at: now,
-        retire_at: None,
-    })
+    Ok(SigningKeyRecord { kid: thumbprint(alg, &key.public), alg, pkcs8, created_at: now, retire_at: None })
 }
 
 pub fn load_key(rec: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
@@ -75,29 +67,19 @@ pub fn load_key(rec: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
 
 fn load(alg: SigningAlgorithm, pkcs8: &[u8], kid: String) -> Result<SigningKey, KeyError> {
     let signer = match alg {
-        SigningAlgorithm::EdDSA => Signer::Ed(
-            Ed25519KeyPair::from_pkcs8(pkcs8)
-                .map_err(|e| KeyError(format!("bad Ed25519 key: {e}")))?,
-        ),
+        SigningAlgorithm::EdDSA => {
+            Signer::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError(format!("bad Ed25519 key: {e}")))?)
+        }
         SigningAlgorithm::ES256 => Signer::Ec(
-            EcdsaKeyPair::from_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                pkcs8,
-                &SystemRandom::new(),
-            )
-            .map_err(|e| KeyError(format!("bad P-256 key: {e}")))?,
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
+                .map_err(|e| KeyError(format!("bad P-256 key: {e}")))?,
         ),
     };
     let public = match &signer {
         Signer::Ed(k) => k.public_key().as_ref().to_vec(),
         Signer::Ec(k) => k.public_key().as_ref().to_vec(),
     };
-    Ok(SigningKey {
-        kid,
-        alg,
-        signer,
-        public,
-    })
+    Ok(SigningKey { kid, alg, signer, public })
 }
 
 /// The RFC 7517 members that identify a public key, in lexicographic order (RFC 7638).
@@ -107,10 +89,7 @@ fn required_members(alg: SigningAlgorithm, public: &[u8]) -> serde_json::Value {
             serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": B64.encode(public)})
         }
         SigningAlgorithm::ES256 => {
-            let (x, y) = public
-                .get(1..)
-                .unwrap_or_default()
-                .split_at(public.len().saturating_sub(1) / 2);
+            let (x, y) = public.get(1..).unwrap_or_default().split_at(public.len().saturating_sub(1) / 2);
             serde_json::json!({"crv": "P-256", "kty": "EC", "x": B64.encode(x), "y": B64.encode(y)})
         }
     }
@@ -119,10 +98,7 @@ fn required_members(alg: SigningAlgorithm, public: &[u8]) -> serde_json::Value {
 /// RFC 7638 thumbprint, used as `kid`.
 fn thumbprint(alg: SigningAlgorithm, public: &[u8]) -> String {
     let canonical = required_members(alg, public).to_string();
-    B64.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        canonical.as_bytes(),
-    ))
+    B64.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
 }
 
 /// A public key as a JWKS entry.
@@ -172,11 +148,7 @@ impl SigningKey {
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        let header = Header {
-            alg: self.alg.as_str().into(),
-            typ: ACCESS_TOKEN_TYP.into(),
-            kid: self.kid.clone(),
-        };
+        let header = Header { alg: self.alg.as_str().into(), typ: ACCESS_TOKEN_TYP.into(), kid: self.kid.clone() };
         let h = serde_json::to_vec(&header).map_err(|e| KeyError(e.to_string()))?;
         let c = serde_json::to_vec(claims).map_err(|e| KeyError(e.to_string()))?;
         let mut out = String::with_capacity(400);
@@ -222,14 +194,11 @@ pub fn verify(
         return Err(TokenError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h64), Some(c64), Some(s64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h64), Some(c64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(TokenError::Malformed);
     };
     let header_bytes = B64.decode(h64).map_err(|_| TokenError::Malformed)?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
     if header.typ != ACCESS_TOKEN_TYP {
         return Err(TokenError::BadHeader);
     }
@@ -251,8 +220,7 @@ pub fn verify(
         .verify(signed.as_bytes(), &sig)
         .map_err(|_| TokenError::BadSignature)?;
     let claims_bytes = B64.decode(c64).map_err(|_| TokenError::Malformed)?;
-    let claims: AccessClaims =
-        serde_json::from_slice(&claims_bytes).map_err(|_| TokenError::BadClaims)?;
+    let claims: AccessClaims = serde_json::from_slice(&claims_bytes).map_err(|_| TokenError::BadClaims)?;
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
@@ -262,9 +230,7 @@ pub fn verify(
     if claims.exp.saturating_add(expect.leeway) <= expect.now {
         return Err(TokenError::Expired);
     }
-    if claims.nbf > expect.now.saturating_add(expect.leeway)
-        || claims.iat > expect.now.saturating_add(expect.leeway)
-    {
+    if claims.nbf > expect.now.saturating_add(expect.leeway) || claims.iat > expect.now.saturating_add(expect.leeway) {
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
@@ -293,24 +259,12 @@ mod tests {
         let rec = generate_key(alg, 0).unwrap();
         let key = load_key(&rec).unwrap();
         let mut keys = HashMap::new();
-        keys.insert(
-            key.kid.clone(),
-            VerifyingKey {
-                alg,
-                public: key.public.clone(),
-                valid_until: None,
-            },
-        );
+        keys.insert(key.kid.clone(), VerifyingKey { alg, public: key.public.clone(), valid_until: None });
         (key, keys)
     }
 
     fn expect(now: u64) -> Expectations<'static> {
-        Expectations {
-            issuer: "https://auth.example",
-            audience: "authd",
-            leeway: 30,
-            now,
-        }
+        Expectations { issuer: "https://auth.example", audience: "authd", leeway: 30, now }
     }
 
     #[test]
@@ -329,12 +283,7 @@ mod tests {
         let now = 1_000_000;
         let t = key.sign(&claims(now)).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
-        let other = key
-            .sign(&AccessClaims {
-                roles: vec!["admin".into()],
-                ..claims(now)
-            })
-            .unwrap();
+        let other = key.sign(&AccessClaims { roles: vec!["admin".into()], ..claims(now) }).unwrap();
         let other_claims = other.split('.').nth(1).unwrap();
         let swapped = format!("{}.{}.{}", parts[0], other_claims, parts[2]);
         let cases: Vec<(String, TokenError)> = vec![
@@ -347,18 +296,9 @@ mod tests {
         for (token, want) in cases {
             assert_eq!(verify(&token, &keys, &expect(now)), Err(want));
         }
-        assert_eq!(
-            verify(&t, &keys, &expect(now + 2000)),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify(&t, &keys, &expect(now - 100)),
-            Err(TokenError::NotYetValid)
-        );
-        let wrong_iss = Expectations {
-            issuer: "other",
-            ..expect(now)
-        };
+        assert_eq!(verify(&t, &keys, &expect(now + 2000)), Err(TokenError::Expired));
+        assert_eq!(verify(&t, &keys, &expect(now - 100)), Err(TokenError::NotYetValid));
+        let wrong_iss = Expectations { issuer: "other", ..expect(now) };
         assert_eq!(verify(&t, &keys, &wrong_iss), Err(TokenError::WrongIssuer));
     }
 }

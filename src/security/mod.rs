@@ -3,5 +3,8 @@
 
 pub mod identifiers;
 pub mod jws;
+pub mod limits;
 pub mod password;
+pub mod pow;
 pub mod random;
+pub mod throttle;

@@ -22,12 +22,8 @@ use crate::{
 };
 
 /// The 10,000 commonest passwords of 8+ characters (from zxcvbn's frequency list, MIT).
-static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("common_passwords.txt")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .collect()
-});
+static COMMON: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common_passwords.txt").lines().filter(|l| !l.is_empty()).collect());
 
 /// NFKC, so that the same password typed on different keyboards verifies (NIST 800-63B 5.1.1.2).
 pub fn normalize(password: &str) -> String {
@@ -42,10 +38,7 @@ pub struct PasswordPolicy {
 
 impl PasswordPolicy {
     pub fn new(cfg: &PasswordsConfig) -> Self {
-        Self {
-            min: cfg.min_length,
-            max: cfg.max_length,
-        }
+        Self { min: cfg.min_length, max: cfg.max_length }
     }
 
     /// Length in code points, a blocklist of common passwords, and no password that contains the
@@ -53,37 +46,20 @@ impl PasswordPolicy {
     pub fn check(&self, field: &str, password: &str, context: &[&str]) -> Result<(), Error> {
         let pw = normalize(password);
         let len = pw.chars().count();
-        let fail =
-            |code: &str, msg: String| Err(Error::Invalid(vec![FieldError::new(field, code, msg)]));
+        let fail = |code: &str, msg: String| Err(Error::Invalid(vec![FieldError::new(field, code, msg)]));
         if len < self.min {
-            return fail(
-                "too_short",
-                format!("{field} must be at least {} characters", self.min),
-            );
+            return fail("too_short", format!("{field} must be at least {} characters", self.min));
         }
         if len > self.max {
-            return fail(
-                "too_long",
-                format!("{field} must be at most {} characters", self.max),
-            );
+            return fail("too_long", format!("{field} must be at most {} characters", self.max));
         }
         let lower = pw.to_lowercase();
         if COMMON.contains(lower.as_str()) {
-            return fail(
-                "too_common",
-                format!("{field} is one of the most commonly used passwords; choose another"),
-            );
+            return fail("too_common", format!("{field} is one of the most commonly used passwords; choose another"));
         }
-        for word in context
-            .iter()
-            .map(|w| w.to_lowercase())
-            .filter(|w| w.chars().count() >= 3)
-        {
+        for word in context.iter().map(|w| w.to_lowercase()).filter(|w| w.chars().count() >= 3) {
             if lower.contains(&word) {
-                return fail(
-                    "contains_identifier",
-                    format!("{field} must not contain your email, phone or username"),
-                );
+                return fail("contains_identifier", format!("{field} must not contain your email, phone or username"));
             }
         }
         Ok(())
@@ -105,15 +81,8 @@ pub struct Verified {
 }
 
 enum Job {
-    Hash {
-        password: String,
-        reply: oneshot::Sender<Result<String, Error>>,
-    },
-    Verify {
-        password: String,
-        phc: String,
-        reply: oneshot::Sender<Result<Verified, Error>>,
-    },
+    Hash { password: String, reply: oneshot::Sender<Result<String, Error>> },
+    Verify { password: String, phc: String, reply: oneshot::Sender<Result<Verified, Error>> },
 }
 
 /// Handle to the hashing pool. Cheap to clone; the workers stop when the last handle is dropped.
@@ -128,11 +97,8 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn start(params: Argon2Config, workers: usize, queue: usize) -> Result<Self, Error> {
         let argon = argon2_for(params)?;
-        let dummy = hash_with(
-            &argon,
-            &mut vec![Block::default(); argon.params().block_count()],
-            &random_bytes::<16>(),
-        )?;
+        let dummy =
+            hash_with(&argon, &mut vec![Block::default(); argon.params().block_count()], &random_bytes::<16>())?;
         let (tx, rx) = mpsc::channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers.max(1) {
@@ -142,41 +108,25 @@ impl PasswordHasher {
                 .spawn(move || worker(params, &rx))
                 .map_err(|e| Error::Internal(format!("cannot start hashing worker: {e}")))?;
         }
-        Ok(Self {
-            jobs: tx,
-            params,
-            dummy: dummy.into(),
-        })
+        Ok(Self { jobs: tx, params, dummy: dummy.into() })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Hash {
-            password: normalize(password),
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| Error::Internal("hashing worker stopped".into()))?
+        self.submit(Job::Hash { password: normalize(password), reply })?;
+        rx.await.map_err(|_| Error::Internal("hashing worker stopped".into()))?
     }
 
     pub async fn verify(&self, password: &str, phc: &str) -> Result<Verified, Error> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Verify {
-            password: normalize(password),
-            phc: phc.to_owned(),
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| Error::Internal("hashing worker stopped".into()))?
+        self.submit(Job::Verify { password: normalize(password), phc: phc.to_owned(), reply })?;
+        rx.await.map_err(|_| Error::Internal("hashing worker stopped".into()))?
     }
 
     /// Spends the same work as a real verification and always fails.
     pub async fn verify_dummy(&self, password: &str) -> Result<Verified, Error> {
         let dummy = Arc::clone(&self.dummy);
-        self.verify(password, &dummy).await.map(|_| Verified {
-            ok: false,
-            needs_rehash: false,
-        })
+        self.verify(password, &dummy).await.map(|_| Verified { ok: false, needs_rehash: false })
     }
 
     pub fn params(&self) -> Argon2Config {
@@ -206,11 +156,7 @@ fn worker(params: Argon2Config, rx: &Mutex<mpsc::Receiver<Job>>) {
             Some(Job::Hash { password, reply }) => {
                 let _ = reply.send(hash_with(&argon, &mut memory, password.as_bytes()));
             }
-            Some(Job::Verify {
-                password,
-                phc,
-                reply,
-            }) => {
+            Some(Job::Verify { password, phc, reply }) => {
                 let _ = reply.send(verify_with(params, &mut memory, password.as_bytes(), &phc));
             }
         }
@@ -268,25 +214,11 @@ fn parse_phc(phc: &str) -> Option<Phc> {
     if parts.next().is_some() || hash.len() < 16 {
         return None;
     }
-    Some(Phc {
-        params: Argon2Config {
-            memory_kib: m?,
-            iterations: t?,
-            parallelism: p?,
-        },
-        salt,
-        hash,
-    })
+    Some(Phc { params: Argon2Config { memory_kib: m?, iterations: t?, parallelism: p? }, salt, hash })
 }
 
-fn verify_with(
-    current: Argon2Config,
-    memory: &mut [Block],
-    password: &[u8],
-    phc: &str,
-) -> Result<Verified, Error> {
-    let parsed = parse_phc(phc)
-        .ok_or_else(|| Error::Internal("stored password hash is not argon2id PHC".into()))?;
+fn verify_with(current: Argon2Config, memory: &mut [Block], password: &[u8], phc: &str) -> Result<Verified, Error> {
+    let parsed = parse_phc(phc).ok_or_else(|| Error::Internal("stored password hash is not argon2id PHC".into()))?;
     let params = Params::new(
         parsed.params.memory_kib,
         parsed.params.iterations,
@@ -308,21 +240,14 @@ fn verify_with(
     argon
         .hash_password_into_with_memory(password, &parsed.salt, &mut out, blocks)
         .map_err(|e| Error::Internal(format!("argon2: {e}")))?;
-    Ok(Verified {
-        ok: bool::from(out.ct_eq(&parsed.hash)),
-        needs_rehash: parsed.params != current,
-    })
+    Ok(Verified { ok: bool::from(out.ct_eq(&parsed.hash)), needs_rehash: parsed.params != current })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FAST: Argon2Config = Argon2Config {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const FAST: Argon2Config = Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 };
 
     #[test]
     fn policy_refuses_short_long_common_and_personal_passwords() {
@@ -348,45 +273,20 @@ mod tests {
         let h = PasswordHasher::start(FAST, 1, 8).unwrap();
         let phc = h.hash("tr0ub4dor&3-horse").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
-        assert_eq!(
-            h.verify("tr0ub4dor&3-horse", &phc).await.unwrap(),
-            Verified {
-                ok: true,
-                needs_rehash: false
-            }
-        );
+        assert_eq!(h.verify("tr0ub4dor&3-horse", &phc).await.unwrap(), Verified { ok: true, needs_rehash: false });
         assert!(!h.verify("tr0ub4dor&3-horsE", &phc).await.unwrap().ok);
         assert!(!h.verify("tr0ub4dor&3-hors", &phc).await.unwrap().ok);
-        assert_ne!(
-            phc,
-            h.hash("tr0ub4dor&3-horse").await.unwrap(),
-            "salts differ"
-        );
+        assert_ne!(phc, h.hash("tr0ub4dor&3-horse").await.unwrap(), "salts differ");
         // NFC and NFD spellings are the same password.
         let phc = h.hash("ma\u{00F1}ana-long-pass").await.unwrap();
         assert!(h.verify("man\u{0303}ana-long-pass", &phc).await.unwrap().ok);
 
-        let newer = PasswordHasher::start(
-            Argon2Config {
-                memory_kib: 128,
-                ..FAST
-            },
-            1,
-            8,
-        )
-        .unwrap();
+        let newer = PasswordHasher::start(Argon2Config { memory_kib: 128, ..FAST }, 1, 8).unwrap();
         assert_eq!(
             newer.verify("ma\u{00F1}ana-long-pass", &phc).await.unwrap(),
-            Verified {
-                ok: true,
-                needs_rehash: true
-            }
+            Verified { ok: true, needs_rehash: true }
         );
         assert!(!h.verify_dummy("anything").await.unwrap().ok);
-        assert!(
-            h.verify("x", "$argon2i$v=19$m=64,t=1,p=1$AAAA$AAAA")
-                .await
-                .is_err()
-        );
+        assert!(h.verify("x", "$argon2i$v=19$m=64,t=1,p=1$AAAA$AAAA").await.is_err());
     }
 }

@@ -12,9 +12,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // The OS generator failing is not something a server can carry on from.
     #[allow(clippy::expect_used)]
-    SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the operating system's random generator failed");
+    SystemRandom::new().fill(&mut buf).expect("the operating system's random generator failed");
     buf
 }
 

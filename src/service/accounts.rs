@@ -23,56 +23,30 @@ pub struct NewAccount {
 /// Parsed login names, or every field error at once.
 fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<Username>)> {
     let mut errors: Vec<FieldError> = Vec::new();
-    let blank = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let email = blank(&a.email)
-        .map(|e| Email::parse(&e))
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
-    let phone = blank(&a.phone)
-        .map(|p| Phone::parse(&p))
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
-    let username = blank(&a.username)
-        .map(|u| Username::parse(&u))
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
+    let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let email = blank(&a.email).map(|e| Email::parse(&e)).transpose().unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    let phone = blank(&a.phone).map(|p| Phone::parse(&p)).transpose().unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    let username = blank(&a.username).map(|u| Username::parse(&u)).transpose().unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if errors.is_empty() && email.is_none() && phone.is_none() {
-        errors.push(FieldError::new(
-            "email",
-            "required",
-            "an email or a phone number is required",
-        ));
+        errors.push(FieldError::new("email", "required", "an email or a phone number is required"));
     }
-    if errors.is_empty() {
-        Ok((email, phone, username))
-    } else {
-        Err(Error::Invalid(errors))
-    }
+    if errors.is_empty() { Ok((email, phone, username)) } else { Err(Error::Invalid(errors)) }
 }
 
 impl AuthService {
     /// Self-service sign-up: a password is required and the account gets the `user` role.
     pub async fn register(&self, mut account: NewAccount) -> Result<User> {
         if account.password.is_none() {
-            return Err(Error::invalid(
-                "password",
-                "required",
-                "password is required",
-            ));
+            return Err(Error::invalid("password", "required", "password is required"));
         }
         account.roles = vec!["user".into()];
         self.create_user(account).await
@@ -81,11 +55,7 @@ impl AuthService {
     /// Creates an account; without a password it cannot sign in until one is set.
     pub async fn create_user(&self, account: NewAccount) -> Result<User> {
         let (email, phone, username) = parse_names(&account)?;
-        let roles = if account.roles.is_empty() {
-            vec!["user".to_string()]
-        } else {
-            account.roles.clone()
-        };
+        let roles = if account.roles.is_empty() { vec!["user".to_string()] } else { account.roles.clone() };
         self.check_roles_exist(&roles)?;
         let mut user = User {
             id: Uuid::now_v7(),
@@ -105,16 +75,13 @@ impl AuthService {
             user.password_hash = Some(self.hasher.hash(pw).await?);
         }
         let u = user.clone();
-        self.db(move |s| s.write(|tx| Ok(tx.insert_user(&u)?)))
-            .await?;
+        self.db(move |s| s.write(|tx| Ok(tx.insert_user(&u)?))).await?;
         tracing::info!(event = "user_created", user_id = %user.id, "user created");
         Ok(user)
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
-        self.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from)))
-            .await?
-            .ok_or(Error::NotFound("user"))
+        self.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from))).await?.ok_or(Error::NotFound("user"))
     }
 
     /// Finds a user by id, email, phone or username.
@@ -124,19 +91,14 @@ impl AuthService {
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        self.db(|s| s.read(|tx| tx.users().map_err(Error::from)))
-            .await
+        self.db(|s| s.read(|tx| tx.users().map_err(Error::from))).await
     }
 
     /// Replaces the user's roles. Tokens carrying the old roles are refused from now on; a
     /// refresh yields a token with the new ones.
     pub async fn set_roles(&self, who: &str, roles: Vec<String>) -> Result<User> {
         if roles.is_empty() {
-            return Err(Error::invalid(
-                "roles",
-                "required",
-                "at least one role is required",
-            ));
+            return Err(Error::invalid("roles", "required", "at least one role is required"));
         }
         self.check_roles_exist(&roles)?;
         let rev_of = |id| self.user_revocation(id);
@@ -149,10 +111,7 @@ impl AuthService {
                     u.roles = roles;
                     u.updated_at = now();
                     tx.update_user(&u)?;
-                    let rev = crate::model::Revocation {
-                        id: u.id,
-                        ..placeholder
-                    };
+                    let rev = crate::model::Revocation { id: u.id, ..placeholder };
                     tx.put_revocation(&rev)?;
                     Ok((u, rev))
                 })
@@ -166,12 +125,9 @@ impl AuthService {
     /// Sets a user's password (admin); every session of the user ends.
     pub async fn set_password(&self, who: &str, password: &str) -> Result<User> {
         let user = self.find_user(who).await?;
-        self.policy
-            .check("password", password, &user_context(&user))?;
+        self.policy.check("password", password, &user_context(&user))?;
         let phc = self.hasher.hash(password).await?;
-        let (user, revs) = self
-            .update_and_end_sessions(user.id, move |u| u.password_hash = Some(phc))
-            .await?;
+        let (user, revs) = self.update_and_end_sessions(user.id, move |u| u.password_hash = Some(phc)).await?;
         self.apply_revocations(&revs).await;
         tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
         Ok(user)
@@ -181,9 +137,7 @@ impl AuthService {
     pub async fn set_status(&self, who: &str, status: UserStatus) -> Result<User> {
         let user = self.find_user(who).await?;
         let user = if status == UserStatus::Disabled {
-            let (user, revs) = self
-                .update_and_end_sessions(user.id, move |u| u.status = status)
-                .await?;
+            let (user, revs) = self.update_and_end_sessions(user.id, move |u| u.status = status).await?;
             self.apply_revocations(&revs).await;
             user
         } else {
@@ -215,17 +169,11 @@ impl AuthService {
                     let sids = tx.delete_user(u.id)?;
                     let mut revs = Vec::with_capacity(sids.len() + 1);
                     for sid in sids {
-                        let r = crate::model::Revocation {
-                            id: sid,
-                            ..rev.clone()
-                        };
+                        let r = crate::model::Revocation { id: sid, ..rev.clone() };
                         tx.put_revocation(&r)?;
                         revs.push(r);
                     }
-                    let r = crate::model::Revocation {
-                        id: u.id,
-                        ..user_rev
-                    };
+                    let r = crate::model::Revocation { id: u.id, ..user_rev };
                     tx.put_revocation(&r)?;
                     revs.push(r);
                     Ok((u, revs))
@@ -253,10 +201,7 @@ impl AuthService {
                 u.updated_at = now();
                 tx.update_user(&u)?;
                 let sids = tx.session_ids_of(id)?;
-                let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation {
-                    id: sid,
-                    ..rev.clone()
-                })?;
+                let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation { id: sid, ..rev.clone() })?;
                 tx.put_revocation(&user_rev)?;
                 revs.push(user_rev);
                 Ok((u, revs))

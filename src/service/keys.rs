@@ -30,19 +30,9 @@ impl KeyRing {
         let mut verifying = HashMap::new();
         for r in records.iter().filter(|r| r.state(t) != KeyState::Retired) {
             let key = jws::load_key(r)?;
-            let valid_until = if r.kid == active.kid {
-                None
-            } else {
-                r.retire_at.or(Some(t))
-            };
-            verifying.insert(
-                r.kid.clone(),
-                VerifyingKey {
-                    alg: r.alg,
-                    public: key.public_bytes().to_vec(),
-                    valid_until,
-                },
-            );
+            let valid_until = if r.kid == active.kid { None } else { r.retire_at.or(Some(t)) };
+            verifying
+                .insert(r.kid.clone(), VerifyingKey { alg: r.alg, public: key.public_bytes().to_vec(), valid_until });
         }
         Ok(Self { active, verifying })
     }
@@ -71,10 +61,7 @@ pub struct KeyInfo {
 }
 
 /// Makes sure one key is active, creating the first one on a new database.
-pub(super) fn ensure_active_key(
-    tx: &mut WriteTx,
-    alg: SigningAlgorithm,
-) -> Result<Vec<SigningKeyRecord>, StoreError> {
+pub(super) fn ensure_active_key(tx: &mut WriteTx, alg: SigningAlgorithm) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let mut records = tx.signing_keys()?;
     if !records.iter().any(|r| r.retire_at.is_none()) {
         let rec = jws::generate_key(alg, now()).map_err(|e| StoreError::Codec(e.to_string()))?;
@@ -86,16 +73,11 @@ pub(super) fn ensure_active_key(
 
 impl AuthService {
     pub fn key_ring(&self) -> Arc<KeyRing> {
-        self.keys
-            .read()
-            .map(|g| Arc::clone(&g))
-            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+        self.keys.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let records = self
-            .db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from)))
-            .await?;
+        let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
         let t = now();
         let mut out: Vec<KeyInfo> = records
             .iter()
@@ -119,8 +101,7 @@ impl AuthService {
             .db(move |s| {
                 s.write(|tx| {
                     let t = now();
-                    let new =
-                        jws::generate_key(alg, t).map_err(|e| Error::Internal(e.to_string()))?;
+                    let new = jws::generate_key(alg, t).map_err(|e| Error::Internal(e.to_string()))?;
                     for mut r in tx.signing_keys()? {
                         if r.retire_at.is_none() {
                             r.retire_at = Some(retire_at);

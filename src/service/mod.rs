@@ -12,7 +12,7 @@ use std::{
 
 pub use accounts::NewAccount;
 pub use keys::{KeyInfo, KeyRing};
-pub use sessions::{ClientInfo, TokenPair};
+pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 use uuid::Uuid;
 
@@ -23,7 +23,10 @@ use crate::{
     model::{BUILTIN_ROLES, Revocation, RevocationKind, Role, UnixTime, User, now, now_millis},
     security::{
         identifiers::Login,
+        limits::{Decision, RateLimiter, RouteClass},
         password::{PasswordHasher, PasswordPolicy},
+        pow::{Challenge, ChallengeIssuer},
+        throttle::Throttle,
     },
     store::{Store, StoreError, UserLookup, WriteTx},
 };
@@ -37,6 +40,9 @@ pub struct AuthService {
     keys: RwLock<Arc<KeyRing>>,
     roles: RwLock<Arc<HashMap<String, Role>>>,
     revocations: RevocationCache,
+    limiter: RateLimiter,
+    throttle: Throttle,
+    challenges: ChallengeIssuer,
 }
 
 impl AuthService {
@@ -46,52 +52,47 @@ impl AuthService {
         let cfg = Arc::new(cfg);
         let path = cfg.storage.path.clone();
         let alg = cfg.tokens.algorithm;
-        let (store, ring, roles, revs) =
-            tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-                let store = Store::open(&path)?;
-                let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
-                    let mut roles = tx.roles()?;
-                    for (name, perms) in BUILTIN_ROLES {
-                        if !roles.iter().any(|r| r.name == *name) {
-                            let role = Role {
-                                name: (*name).into(),
-                                permissions: perms.iter().map(|p| (*p).into()).collect(),
-                                builtin: true,
-                            };
-                            tx.put_role(&role)?;
-                            roles.push(role);
-                        }
+        let (store, ring, roles, revs) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let store = Store::open(&path)?;
+            let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
+                let mut roles = tx.roles()?;
+                for (name, perms) in BUILTIN_ROLES {
+                    if !roles.iter().any(|r| r.name == *name) {
+                        let role = Role {
+                            name: (*name).into(),
+                            permissions: perms.iter().map(|p| (*p).into()).collect(),
+                            builtin: true,
+                        };
+                        tx.put_role(&role)?;
+                        roles.push(role);
                     }
-                    let records = keys::ensure_active_key(tx, alg)?;
-                    let revs = tx.revocations()?;
-                    Ok((records, roles, revs))
-                })?;
-                let ring =
-                    KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
-                Ok((store, ring, roles, revs))
-            })
-            .await
-            .map_err(|e| StartError::Keys(e.to_string()))??;
+                }
+                let records = keys::ensure_active_key(tx, alg)?;
+                let revs = tx.revocations()?;
+                Ok((records, roles, revs))
+            })?;
+            let ring = KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
+            Ok((store, ring, roles, revs))
+        })
+        .await
+        .map_err(|e| StartError::Keys(e.to_string()))??;
 
-        let hasher = PasswordHasher::start(
-            cfg.passwords.argon2,
-            cfg.hash_workers(),
-            cfg.passwords.hash_queue,
-        )
-        .map_err(|e| StartError::Keys(e.to_string()))?;
+        let hasher = PasswordHasher::start(cfg.passwords.argon2, cfg.hash_workers(), cfg.passwords.hash_queue)
+            .map_err(|e| StartError::Keys(e.to_string()))?;
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
         }
         Ok(Arc::new(Self {
+            limiter: RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600)),
+            throttle: Throttle::new(&cfg.brute_force),
+            challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
             policy: PasswordPolicy::new(&cfg.passwords),
             cfg,
             store,
             hasher,
             keys: RwLock::new(Arc::new(ring)),
-            roles: RwLock::new(Arc::new(
-                roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            )),
+            roles: RwLock::new(Arc::new(roles.into_iter().map(|r| (r.name.clone(), r)).collect())),
             revocations,
         }))
     }
@@ -101,10 +102,7 @@ impl AuthService {
     }
 
     /// Runs blocking store work off the async runtime.
-    async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
@@ -113,15 +111,12 @@ impl AuthService {
 
     /// Is the storage answering?
     pub async fn is_ready(&self) -> bool {
-        self.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ()))
-            .await
-            .is_ok()
+        self.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await.is_ok()
     }
 
     /// Drops expired sessions, refresh-token hashes and revocations from disk.
     pub async fn prune(&self) -> Result<usize> {
-        self.db(|s| s.write(|tx| tx.prune(now()).map_err(Error::from)))
-            .await
+        self.db(|s| s.write(|tx| tx.prune(now()).map_err(Error::from))).await
     }
 
     /// How long a revocation must be remembered: until every token it covers has expired.
@@ -130,12 +125,7 @@ impl AuthService {
     }
 
     fn session_revocation(&self, sid: Uuid) -> Revocation {
-        Revocation {
-            kind: RevocationKind::Session,
-            id: sid,
-            since_ms: 0,
-            expires_at: self.revocation_expiry(),
-        }
+        Revocation { kind: RevocationKind::Session, id: sid, since_ms: 0, expires_at: self.revocation_expiry() }
     }
 
     fn user_revocation(&self, user: Uuid) -> Revocation {
@@ -162,18 +152,12 @@ impl AuthService {
     }
 
     pub fn roles_snapshot(&self) -> Arc<HashMap<String, Role>> {
-        self.roles
-            .read()
-            .map(|g| Arc::clone(&g))
-            .unwrap_or_default()
+        self.roles.read().map(|g| Arc::clone(&g)).unwrap_or_default()
     }
 
     pub fn has_permission(&self, roles: &[String], permission: &str) -> bool {
         let known = self.roles_snapshot();
-        roles
-            .iter()
-            .filter_map(|r| known.get(r))
-            .any(|r| r.grants(permission))
+        roles.iter().filter_map(|r| known.get(r)).any(|r| r.grants(permission))
     }
 
     fn check_roles_exist(&self, roles: &[String]) -> Result<()> {
@@ -182,6 +166,47 @@ impl AuthService {
             Some(r) => Err(Error::UnknownRole(r.clone())),
             None => Ok(()),
         }
+    }
+}
+
+impl AuthService {
+    /// The per-IP rate limit of a route class; `None` when limits are off.
+    pub fn check_ip_limit(&self, class: RouteClass, ip: std::net::IpAddr) -> Option<Decision> {
+        let rl = &self.cfg.rate_limit;
+        if !rl.enabled {
+            return None;
+        }
+        let limit = match class {
+            RouteClass::Login => rl.login.per_ip,
+            RouteClass::Register => rl.register.per_ip,
+            RouteClass::Refresh => rl.refresh.per_ip,
+            RouteClass::Password => rl.password.per_ip,
+            RouteClass::General => rl.general.per_ip,
+        };
+        let d = self.limiter.check_ip(class, ip, &limit)?;
+        if !d.allowed {
+            security_event("rate_limited", Some(ip));
+        }
+        Some(d)
+    }
+
+    /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).
+    pub fn rate_limit_entries(&self) -> u64 {
+        self.limiter.entry_count()
+    }
+
+    /// A fresh proof-of-work challenge.
+    pub fn new_challenge(&self) -> Challenge {
+        self.challenges.issue()
+    }
+}
+
+/// One stable line per failed or throttled attempt, for fail2ban and friends:
+/// `auth_event=<kind> ip=<client ip>`.
+pub(crate) fn security_event(kind: &str, ip: Option<std::net::IpAddr>) {
+    match ip {
+        Some(ip) => tracing::warn!(target: "authd::security", "auth_event={kind} ip={ip}"),
+        None => tracing::warn!(target: "authd::security", "auth_event={kind} ip=-"),
     }
 }
 

@@ -1,20 +1,29 @@
 //! Signing in and out: login, refresh rotation with reuse detection, logout, devices,
 //! password change.
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, revoke_sessions};
+use super::{AuthContext, AuthService, revoke_sessions, security_event};
 use crate::{
     error::{Error, Result},
     model::{RefreshRecord, Session, User, now},
-    security::{identifiers::Login, random},
+    security::{identifiers::Login, limits::RouteClass, random, throttle::Gate},
 };
 
 /// Where a request came from, as recorded on the session.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    pub ip: Option<String>,
+    pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+}
+
+/// A solved proof-of-work challenge sent with a login.
+#[derive(Debug, Clone)]
+pub struct ChallengeSolution {
+    pub challenge: String,
+    pub nonce: String,
 }
 
 /// OAuth 2.0-shaped token response.
@@ -29,9 +38,7 @@ pub struct TokenPair {
 
 impl std::fmt::Debug for TokenPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenPair").field("session_id", &self.session_id).finish_non_exhaustive()
     }
 }
 
@@ -47,24 +54,33 @@ fn clip(s: Option<String>, max: usize) -> Option<String> {
 
 impl AuthService {
     /// Same answer and similar time for an unknown account and a wrong password; a disabled
-    /// account is only revealed to someone who knows its password.
+    /// account is only revealed to someone who knows its password. Repeated failures on a login
+    /// name slow it down and then require a solved challenge, whether or not the account exists.
     pub async fn login(
         &self,
         login: &str,
         password: &str,
         device_name: Option<String>,
         client: ClientInfo,
+        solution: Option<ChallengeSolution>,
     ) -> Result<TokenPair> {
+        let parsed = Login::parse(login).ok();
+        let account = match &parsed {
+            Some(l) => l.index_key(),
+            None => format!("?:{}", login.trim().to_lowercase()),
+        };
+        self.check_account_limit(RouteClass::Login, &account, client.ip)?;
+        self.pass_gate(&account, client.ip, solution)?;
         if password.len() > self.policy.max_bytes() {
+            self.record_failure(&account, client.ip);
             return Err(Error::InvalidCredentials);
         }
-        let user = match Login::parse(login) {
-            Ok(l) => {
+        let user = match parsed {
+            Some(l) => {
                 let key = l.index_key();
-                self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from)))
-                    .await?
+                self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from))).await?
             }
-            Err(_) => None,
+            None => None,
         };
         let (user, verified) = match user {
             Some(u) => match u.password_hash.as_deref() {
@@ -77,21 +93,14 @@ impl AuthService {
             None => (None, self.hasher.verify_dummy(password).await?),
         };
         let Some(mut user) = user.filter(|_| verified.ok) else {
-            tracing::info!(
-                event = "login_failed",
-                ip = client.ip.as_deref().unwrap_or("-"),
-                "login failed"
-            );
+            self.record_failure(&account, client.ip);
             return Err(Error::InvalidCredentials);
         };
+        self.throttle.record_success(&account, client.ip);
         if !user.is_active() {
             return Err(Error::AccountDisabled);
         }
-        let rehash = if verified.needs_rehash {
-            Some(self.hasher.hash(password).await?)
-        } else {
-            None
-        };
+        let rehash = if verified.needs_rehash { Some(self.hasher.hash(password).await?) } else { None };
         let t = now();
         let refresh = random::new_token();
         let hash = random::token_hash(&refresh);
@@ -100,7 +109,7 @@ impl AuthService {
             user_id: user.id,
             device_name: clip(device_name, 100),
             user_agent: clip(client.user_agent, 300),
-            ip: client.ip,
+            ip: client.ip.map(|ip| ip.to_string()),
             created_at: t,
             last_used_at: t,
             expires_at: t + self.cfg.tokens.refresh_ttl.as_secs(),
@@ -125,35 +134,75 @@ impl AuthService {
                     tx.put_session(&s2)?;
                     tx.put_refresh(
                         &hash,
-                        &RefreshRecord {
-                            session_id: s2.id,
-                            used: false,
-                            expires_at: s2.expires_at,
-                        },
+                        &RefreshRecord { session_id: s2.id, used: false, expires_at: s2.expires_at },
                     )?;
                     Ok(current)
                 })
             })
             .await?;
-        tracing::info!(event = "login", user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
+        tracing::info!(user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
         self.token_pair(&user, &session, refresh)
     }
 
-    fn token_pair(
-        &self,
-        user: &User,
-        session: &Session,
-        refresh_token: String,
-    ) -> Result<TokenPair> {
+    /// The per-account rate limit of a route class.
+    fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
+        let rl = &self.cfg.rate_limit;
+        if !rl.enabled {
+            return Ok(());
+        }
+        let limit = match class {
+            RouteClass::Login => rl.login.per_account,
+            RouteClass::Password => rl.password.per_account,
+            RouteClass::Register => rl.register.per_account,
+            RouteClass::Refresh => rl.refresh.per_account,
+            RouteClass::General => rl.general.per_account,
+        };
+        match self.limiter.check_account(class, account, &limit) {
+            Some(d) if !d.allowed => {
+                security_event("rate_limited", ip);
+                Err(Error::RateLimited(d.retry_after_secs))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Brute-force gate: refuses while the account is slowed down, and demands a solved
+    /// challenge past the threshold.
+    fn pass_gate(&self, account: &str, ip: Option<IpAddr>, solution: Option<ChallengeSolution>) -> Result<()> {
+        match self.throttle.gate(account, ip) {
+            Gate::Blocked { retry_after } => {
+                security_event("login_throttled", ip);
+                Err(Error::TooManyAttempts(retry_after.as_secs().saturating_add(1)))
+            }
+            Gate::Open { challenge_required: false } => Ok(()),
+            Gate::Open { challenge_required: true } => match solution {
+                None => {
+                    security_event("challenge_required", ip);
+                    Err(Error::ChallengeRequired)
+                }
+                Some(s) => self.challenges.redeem(&s.challenge, &s.nonce).map_err(|e| {
+                    security_event("challenge_failed", ip);
+                    Error::ChallengeFailed(e)
+                }),
+            },
+        }
+    }
+
+    fn record_failure(&self, account: &str, ip: Option<IpAddr>) {
+        security_event("login_failed", ip);
+        if let Some(delay) = self.throttle.record_failure(account, ip) {
+            let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(delay_ms = ms, "account slowed down after repeated failures");
+        }
+    }
+
+    fn token_pair(&self, user: &User, session: &Session, refresh_token: String) -> Result<TokenPair> {
         let (access_token, expires_in) = self.issue_access_token(user, session.id)?;
         Ok(TokenPair {
             access_token,
             expires_in,
             refresh_token,
-            refresh_expires_in: session
-                .expires_at
-                .min(session.absolute_expires_at)
-                .saturating_sub(now()),
+            refresh_expires_in: session.expires_at.min(session.absolute_expires_at).saturating_sub(now()),
             session_id: session.id,
         })
     }
@@ -164,6 +213,7 @@ impl AuthService {
         if refresh_token.is_empty() || refresh_token.len() > 512 {
             return Err(Error::InvalidRefreshToken);
         }
+        let client_ip = client.ip;
         let old_hash = random::token_hash(refresh_token);
         let new_token = random::new_token();
         let new_hash = random::token_hash(&new_token);
@@ -180,10 +230,7 @@ impl AuthService {
                         return Ok(RefreshOutcome::Invalid);
                     };
                     if rec.used {
-                        let rev = crate::model::Revocation {
-                            id: session.id,
-                            ..reuse_rev
-                        };
+                        let rev = crate::model::Revocation { id: session.id, ..reuse_rev };
                         revoke_sessions(tx, &[session.id], |_| rev.clone())?;
                         return Ok(RefreshOutcome::Reused(rev));
                     }
@@ -199,17 +246,13 @@ impl AuthService {
                     session.generation += 1;
                     session.last_used_at = t;
                     session.expires_at = (t + refresh_ttl).min(session.absolute_expires_at);
-                    if client.ip.is_some() {
-                        session.ip = client.ip;
+                    if let Some(ip) = client.ip {
+                        session.ip = Some(ip.to_string());
                     }
                     tx.put_session(&session)?;
                     tx.put_refresh(
                         &new_hash,
-                        &RefreshRecord {
-                            session_id: session.id,
-                            used: false,
-                            expires_at: session.expires_at,
-                        },
+                        &RefreshRecord { session_id: session.id, used: false, expires_at: session.expires_at },
                     )?;
                     Ok(RefreshOutcome::Rotated(Box::new(user), session))
                 })
@@ -219,7 +262,8 @@ impl AuthService {
             RefreshOutcome::Rotated(user, session) => self.token_pair(&user, &session, new_token),
             RefreshOutcome::Reused(rev) => {
                 self.apply_revocations(std::slice::from_ref(&rev)).await;
-                tracing::warn!(event = "refresh_token_reused", session_id = %rev.id, "refresh token reused; session revoked");
+                security_event("refresh_token_reused", client_ip);
+                tracing::warn!(session_id = %rev.id, "refresh token reused; session revoked");
                 Err(Error::RefreshTokenReused)
             }
             RefreshOutcome::Invalid => Err(Error::InvalidRefreshToken),
@@ -230,25 +274,18 @@ impl AuthService {
     pub async fn logout(&self, ctx: &AuthContext, refresh_token: Option<&str>) -> Result<()> {
         let user_id = ctx.user_id;
         let mut sids = vec![ctx.session_id];
-        let hash = refresh_token
-            .filter(|t| !t.is_empty() && t.len() <= 512)
-            .map(random::token_hash);
+        let hash = refresh_token.filter(|t| !t.is_empty() && t.len() <= 512).map(random::token_hash);
         let rev = self.session_revocation(Uuid::nil());
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
                     if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
                         && !sids.contains(&rec.session_id)
-                        && tx
-                            .session(rec.session_id)?
-                            .is_some_and(|s| s.user_id == user_id)
+                        && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
                     {
                         sids.push(rec.session_id);
                     }
-                    Ok(revoke_sessions(tx, &sids, |id| crate::model::Revocation {
-                        id,
-                        ..rev.clone()
-                    })?)
+                    Ok(revoke_sessions(tx, &sids, |id| crate::model::Revocation { id, ..rev.clone() })?)
                 })
             })
             .await?;
@@ -276,15 +313,9 @@ impl AuthService {
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
-                    let sids: Vec<Uuid> = tx
-                        .session_ids_of(user_id)?
-                        .into_iter()
-                        .filter(|id| Some(*id) != keep)
-                        .collect();
-                    let mut revs = revoke_sessions(tx, &sids, |id| crate::model::Revocation {
-                        id,
-                        ..rev.clone()
-                    })?;
+                    let sids: Vec<Uuid> =
+                        tx.session_ids_of(user_id)?.into_iter().filter(|id| Some(*id) != keep).collect();
+                    let mut revs = revoke_sessions(tx, &sids, |id| crate::model::Revocation { id, ..rev.clone() })?;
                     if let Some(u) = user_rev {
                         tx.put_revocation(&u)?;
                         revs.push(u);
@@ -300,9 +331,7 @@ impl AuthService {
     /// The user's live sessions, newest first.
     pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<Session>> {
         let t = now();
-        let mut sessions = self
-            .db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from)))
-            .await?;
+        let mut sessions = self.db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from))).await?;
         sessions.retain(|s| s.expires_at.min(s.absolute_expires_at) > t);
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
@@ -314,9 +343,7 @@ impl AuthService {
         let revs = self
             .db(move |s| {
                 s.write(|tx| match tx.session(session_id)? {
-                    Some(s) if s.user_id == user_id => {
-                        Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?)
-                    }
+                    Some(s) if s.user_id == user_id => Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?),
                     _ => Err(Error::NotFound("session")),
                 })
             })
@@ -327,23 +354,25 @@ impl AuthService {
     }
 
     /// Changes the caller's password after checking the current one; every other session ends.
-    pub async fn change_password(&self, ctx: &AuthContext, current: &str, new: &str) -> Result<()> {
+    pub async fn change_password(&self, ctx: &AuthContext, current: &str, new: &str, ip: Option<IpAddr>) -> Result<()> {
         let user_id = ctx.user_id;
+        let account = format!("user:{user_id}");
+        self.check_account_limit(RouteClass::Password, &account, ip)?;
+        self.pass_gate(&account, ip, None)?;
         let user = self
             .db(move |s| s.read(|tx| tx.user(user_id).map_err(Error::from)))
             .await?
             .ok_or(Error::NotFound("user"))?;
         let ok = match user.password_hash.as_deref() {
-            Some(phc) if current.len() <= self.policy.max_bytes() => {
-                self.hasher.verify(current, phc).await?.ok
-            }
+            Some(phc) if current.len() <= self.policy.max_bytes() => self.hasher.verify(current, phc).await?.ok,
             _ => false,
         };
         if !ok {
+            self.record_failure(&account, ip);
             return Err(Error::WrongCurrentPassword);
         }
-        self.policy
-            .check("new_password", new, &user_context(&user))?;
+        self.throttle.record_success(&account, ip);
+        self.policy.check("new_password", new, &user_context(&user))?;
         let phc = self.hasher.hash(new).await?;
         let keep = ctx.session_id;
         let rev = self.session_revocation(Uuid::nil());
@@ -354,14 +383,8 @@ impl AuthService {
                     u.password_hash = Some(phc);
                     u.updated_at = now();
                     tx.update_user(&u)?;
-                    let others: Vec<Uuid> = tx
-                        .session_ids_of(user_id)?
-                        .into_iter()
-                        .filter(|id| *id != keep)
-                        .collect();
-                    Ok(revoke_sessions(tx, &others, |id| {
-                        crate::model::Revocation { id, ..rev.clone() }
-                    })?)
+                    let others: Vec<Uuid> = tx.session_ids_of(user_id)?.into_iter().filter(|id| *id != keep).collect();
+                    Ok(revoke_sessions(tx, &others, |id| crate::model::Revocation { id, ..rev.clone() })?)
                 })
             })
             .await?;

@@ -63,11 +63,7 @@ impl AuthService {
             roles: user.roles.clone(),
             preferred_username: user.username.clone(),
         };
-        let token = self
-            .key_ring()
-            .active
-            .sign(&claims)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))
     }
 
@@ -81,26 +77,14 @@ impl AuthService {
             now: now(),
         };
         let claims = jws::verify(token, &ring.verifying, &expect)?;
-        if self
-            .revocations
-            .is_revoked(&claims.sid, &claims.sub, issued_ms(&claims))
-        {
+        if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims)) {
             return Err(TokenError::Revoked);
         }
-        Ok(AuthContext {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            roles: claims.roles.clone(),
-            claims,
-        })
+        Ok(AuthContext { user_id: claims.sub, session_id: claims.sid, roles: claims.roles.clone(), claims })
     }
 
     pub fn require_permission(&self, ctx: &AuthContext, permission: &str) -> Result<()> {
-        if self.has_permission(&ctx.roles, permission) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(permission.into()))
-        }
+        if self.has_permission(&ctx.roles, permission) { Ok(()) } else { Err(Error::Forbidden(permission.into())) }
     }
 
     /// Is `token` (an access or a refresh token) live right now?
@@ -144,10 +128,7 @@ impl AuthService {
         let t = now();
         Ok(match found {
             Some((rec, session, Some(user)))
-                if !rec.used
-                    && rec.expires_at > t
-                    && session.absolute_expires_at > t
-                    && user.is_active() =>
+                if !rec.used && rec.expires_at > t && session.absolute_expires_at > t && user.is_active() =>
             {
                 Introspection {
                     active: true,

@@ -15,9 +15,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_JSON, rest)) => {
-            serde_json::from_slice(rest).map_err(|e| StoreError::Codec(e.to_string()))
-        }
+        Some((&FORMAT_JSON, rest)) => serde_json::from_slice(rest).map_err(|e| StoreError::Codec(e.to_string())),
         Some((other, _)) => Err(StoreError::Codec(format!("unknown record format {other}"))),
         None => Err(StoreError::Codec("empty record".into())),
     }

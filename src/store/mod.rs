@@ -23,10 +23,7 @@ pub enum StoreError {
     #[error("cannot decode a stored record: {0}")]
     Codec(String),
     #[error("cannot prepare the data directory {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("redb: {0}")]
     Db(#[from] redb::Error),
 }
@@ -38,18 +35,12 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 impl From<redb::DatabaseError> for StoreError {
     fn from(e: redb::DatabaseError) -> Self {
         match e {
-            redb::DatabaseError::DatabaseAlreadyOpen
-            | redb::DatabaseError::LockProtocolMismatch => StoreError::Locked,
+            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => StoreError::Locked,
             other => StoreError::Db(other.into()),
         }
     }
@@ -64,14 +55,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file, making its directory private to this user.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let io = |source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
+        let io = |source| StoreError::Io { path: path.display().to_string(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             fs::create_dir_all(dir).map_err(io)?;
             restrict(dir, 0o700).map_err(io)?;
         }
@@ -108,20 +93,14 @@ impl Store {
         Ok(())
     }
 
-    pub fn read<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&ReadTx) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&ReadTx) -> Result<T, E>) -> Result<T, E> {
         let tx = self.db.begin_read().map_err(StoreError::from)?;
         f(&ReadTx::new(tx))
     }
 
     /// Runs `f` in one write transaction: committed (durably) if it returns `Ok`, rolled back
     /// otherwise.
-    pub fn write<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
         let tx = self.db.begin_write().map_err(StoreError::from)?;
         let mut wtx = WriteTx::new(tx);
         match f(&mut wtx) {

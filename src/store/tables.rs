@@ -12,8 +12,7 @@ pub const USER_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("user_i
 /// session id → Session
 pub const SESSIONS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("sessions");
 /// user id → session ids
-pub const USER_SESSIONS: MultimapTableDefinition<Uuid, Uuid> =
-    MultimapTableDefinition::new("user_sessions");
+pub const USER_SESSIONS: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_sessions");
 /// SHA-256 of a refresh token → RefreshRecord
 pub const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
 /// `s:<sid>` / `u:<user id>` → Revocation

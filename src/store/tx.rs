@@ -6,9 +6,7 @@ use super::{
     codec::{decode, encode},
     tables::*,
 };
-use crate::model::{
-    RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime, User,
-};
+use crate::model::{RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime, User};
 
 type R<T> = Result<T, StoreError>;
 
@@ -189,9 +187,7 @@ impl WriteTx {
                 index.insert(key.as_str(), user.id)?;
             }
         }
-        self.tx
-            .open_table(USERS)?
-            .insert(user.id, encode(user)?.as_slice())?;
+        self.tx.open_table(USERS)?.insert(user.id, encode(user)?.as_slice())?;
         Ok(())
     }
 
@@ -206,18 +202,13 @@ impl WriteTx {
                 }
             }
             for (key, field) in user_index_keys(user) {
-                if index
-                    .get(key.as_str())?
-                    .is_some_and(|g| g.value() != user.id)
-                {
+                if index.get(key.as_str())?.is_some_and(|g| g.value() != user.id) {
                     return Err(StoreError::Duplicate(field));
                 }
                 index.insert(key.as_str(), user.id)?;
             }
         }
-        self.tx
-            .open_table(USERS)?
-            .insert(user.id, encode(user)?.as_slice())?;
+        self.tx.open_table(USERS)?.insert(user.id, encode(user)?.as_slice())?;
         Ok(())
     }
 
@@ -241,12 +232,8 @@ impl WriteTx {
     }
 
     pub fn put_session(&mut self, s: &Session) -> R<()> {
-        self.tx
-            .open_table(SESSIONS)?
-            .insert(s.id, encode(s)?.as_slice())?;
-        self.tx
-            .open_multimap_table(USER_SESSIONS)?
-            .insert(s.user_id, s.id)?;
+        self.tx.open_table(SESSIONS)?.insert(s.id, encode(s)?.as_slice())?;
+        self.tx.open_multimap_table(USER_SESSIONS)?.insert(s.user_id, s.id)?;
         Ok(())
     }
 
@@ -258,38 +245,28 @@ impl WriteTx {
             None => None,
         };
         if let Some(s) = &removed {
-            self.tx
-                .open_multimap_table(USER_SESSIONS)?
-                .remove(s.user_id, s.id)?;
+            self.tx.open_multimap_table(USER_SESSIONS)?.remove(s.user_id, s.id)?;
         }
         Ok(removed)
     }
 
     pub fn put_refresh(&mut self, hash: &[u8], rec: &RefreshRecord) -> R<()> {
-        self.tx
-            .open_table(REFRESH_TOKENS)?
-            .insert(hash, encode(rec)?.as_slice())?;
+        self.tx.open_table(REFRESH_TOKENS)?.insert(hash, encode(rec)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_revocation(&mut self, r: &Revocation) -> R<()> {
-        self.tx
-            .open_table(REVOCATIONS)?
-            .insert(revocation_key(r).as_str(), encode(r)?.as_slice())?;
+        self.tx.open_table(REVOCATIONS)?.insert(revocation_key(r).as_str(), encode(r)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_signing_key(&mut self, k: &SigningKeyRecord) -> R<()> {
-        self.tx
-            .open_table(SIGNING_KEYS)?
-            .insert(k.kid.as_str(), encode(k)?.as_slice())?;
+        self.tx.open_table(SIGNING_KEYS)?.insert(k.kid.as_str(), encode(k)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_role(&mut self, r: &Role) -> R<()> {
-        self.tx
-            .open_table(ROLES)?
-            .insert(r.name.as_str(), encode(r)?.as_slice())?;
+        self.tx.open_table(ROLES)?.insert(r.name.as_str(), encode(r)?.as_slice())?;
         Ok(())
     }
 

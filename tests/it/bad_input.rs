@@ -16,20 +16,51 @@ async fn malformed_requests_are_refused_and_change_nothing() {
     app.register("owner@example.com").await;
     let before = snapshot(&app).await;
     let raw = |body: &'static str, ct: &'static str| {
-        app.http
-            .post(app.url("/v1/auth/register"))
-            .header("content-type", ct)
-            .body(body)
-            .send()
+        app.http.post(app.url("/v1/auth/register")).header("content-type", ct).body(body).send()
     };
     let cases: Vec<(&str, reqwest::Response, StatusCode, &str)> = vec![
-        ("malformed JSON", raw("{\"email\": \"a@example.com\",", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("not an object", raw("[1,2,3]", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "malformed JSON",
+            raw("{\"email\": \"a@example.com\",", "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "not an object",
+            raw("[1,2,3]", "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
         ("empty body", raw("", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("missing password", raw("{\"email\":\"new@example.com\"}", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("wrong type", raw("{\"email\":[\"a\"],\"password\":\"x\"}", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("unknown field", raw("{\"email\":\"new@example.com\",\"password\":\"a fine passphrase\",\"roles\":[\"admin\"]}", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("wrong content type", raw("email=new@example.com", "text/plain").await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            "missing password",
+            raw("{\"email\":\"new@example.com\"}", "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "wrong type",
+            raw("{\"email\":[\"a\"],\"password\":\"x\"}", "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown field",
+            raw(
+                "{\"email\":\"new@example.com\",\"password\":\"a fine passphrase\",\"roles\":[\"admin\"]}",
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "wrong content type",
+            raw("email=new@example.com", "text/plain").await.unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
     ];
     for (name, resp, status, code) in cases {
         let body = assert_problem(resp, status, code).await;
@@ -38,12 +69,8 @@ async fn malformed_requests_are_refused_and_change_nothing() {
     }
 
     let huge = json!({"email": "big@example.com", "password": "x".repeat(100_000)});
-    assert_problem(
-        app.post("/v1/auth/register", &huge).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    )
-    .await;
+    assert_problem(app.post("/v1/auth/register", &huge).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        .await;
     // No Content-Length: the body is cut at the limit and the request refused.
     let status = chunked_post(&app, "/v1/auth/register", &huge.to_string()).await;
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
@@ -61,11 +88,7 @@ async fn chunked_post(app: &TestApp, path: &str, body: &str) -> String {
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    String::from_utf8_lossy(&out).lines().next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -75,82 +98,25 @@ async fn invalid_fields_are_named_and_nothing_is_stored() {
     let before = snapshot(&app).await;
     let long = "x".repeat(257);
     let cases: Vec<(Value, &str, &str)> = vec![
-        (
-            json!({"email": "not-an-email", "password": PASSWORD}),
-            "email",
-            "invalid_email",
-        ),
-        (
-            json!({"email": "Name <a@example.com>", "password": PASSWORD}),
-            "email",
-            "invalid_email",
-        ),
-        (
-            json!({"email": "a@localhost", "password": PASSWORD}),
-            "email",
-            "invalid_email",
-        ),
-        (
-            json!({"phone": "4155552671", "password": PASSWORD}),
-            "phone",
-            "invalid_phone",
-        ),
-        (
-            json!({"phone": "+12345", "password": PASSWORD}),
-            "phone",
-            "invalid_phone",
-        ),
-        (
-            json!({"email": "u@example.com", "username": "a b", "password": PASSWORD}),
-            "username",
-            "invalid_username",
-        ),
-        (
-            json!({"email": "u@example.com", "username": "аdmin", "password": PASSWORD}),
-            "username",
-            "invalid_username",
-        ),
-        (
-            json!({"username": "onlyname", "password": PASSWORD}),
-            "email",
-            "required",
-        ),
-        (
-            json!({"email": "u@example.com", "password": "short"}),
-            "password",
-            "too_short",
-        ),
-        (
-            json!({"email": "u@example.com", "password": long}),
-            "password",
-            "too_long",
-        ),
-        (
-            json!({"email": "u@example.com", "password": "password1234"}),
-            "password",
-            "too_common",
-        ),
-        (
-            json!({"email": "u@example.com", "password": "qwertyuiop"}),
-            "password",
-            "too_common",
-        ),
-        (
-            json!({"email": "zelda@example.com", "password": "zelda-in-the-woods"}),
-            "password",
-            "contains_identifier",
-        ),
+        (json!({"email": "not-an-email", "password": PASSWORD}), "email", "invalid_email"),
+        (json!({"email": "Name <a@example.com>", "password": PASSWORD}), "email", "invalid_email"),
+        (json!({"email": "a@localhost", "password": PASSWORD}), "email", "invalid_email"),
+        (json!({"phone": "4155552671", "password": PASSWORD}), "phone", "invalid_phone"),
+        (json!({"phone": "+12345", "password": PASSWORD}), "phone", "invalid_phone"),
+        (json!({"email": "u@example.com", "username": "a b", "password": PASSWORD}), "username", "invalid_username"),
+        (json!({"email": "u@example.com", "username": "аdmin", "password": PASSWORD}), "username", "invalid_username"),
+        (json!({"username": "onlyname", "password": PASSWORD}), "email", "required"),
+        (json!({"email": "u@example.com", "password": "short"}), "password", "too_short"),
+        (json!({"email": "u@example.com", "password": long}), "password", "too_long"),
+        (json!({"email": "u@example.com", "password": "password1234"}), "password", "too_common"),
+        (json!({"email": "u@example.com", "password": "qwertyuiop"}), "password", "too_common"),
+        (json!({"email": "zelda@example.com", "password": "zelda-in-the-woods"}), "password", "contains_identifier"),
     ];
     for (body, field, code) in cases {
         let r = app.post("/v1/auth/register", &body).await;
         let p = assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
         let errors = p["errors"].as_array().unwrap();
-        assert!(
-            errors
-                .iter()
-                .any(|e| e["field"] == field && e["code"] == code),
-            "{body}: {p}"
-        );
+        assert!(errors.iter().any(|e| e["field"] == field && e["code"] == code), "{body}: {p}");
         assert_eq!(snapshot(&app).await, before, "{body} changed stored data");
     }
 }
@@ -158,7 +124,12 @@ async fn invalid_fields_are_named_and_nothing_is_stored() {
 #[tokio::test]
 async fn duplicates_conflict_whatever_the_spelling() {
     let app = TestApp::spawn().await;
-    let r = app.post("/v1/auth/register", &json!({"email": "uma@example.com", "username": "uma", "phone": "+14155550100", "password": PASSWORD})).await;
+    let r = app
+        .post(
+            "/v1/auth/register",
+            &json!({"email": "uma@example.com", "username": "uma", "phone": "+14155550100", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let before = snapshot(&app).await;
     for body in [
@@ -166,12 +137,7 @@ async fn duplicates_conflict_whatever_the_spelling() {
         json!({"email": "other@example.com", "username": "UMA", "password": PASSWORD}),
         json!({"phone": "+1 (415) 555-0100", "password": PASSWORD}),
     ] {
-        assert_problem(
-            app.post("/v1/auth/register", &body).await,
-            StatusCode::CONFLICT,
-            "conflict",
-        )
-        .await;
+        assert_problem(app.post("/v1/auth/register", &body).await, StatusCode::CONFLICT, "conflict").await;
         assert_eq!(snapshot(&app).await, before, "{body}");
     }
 }
@@ -179,25 +145,11 @@ async fn duplicates_conflict_whatever_the_spelling() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems_too() {
     let app = TestApp::spawn().await;
-    assert_problem(
-        app.http.get(app.url("/v1/nothing")).send().await.unwrap(),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    let r = app
-        .http
-        .get(app.url("/v1/auth/login"))
-        .send()
-        .await
-        .unwrap();
+    assert_problem(app.http.get(app.url("/v1/nothing")).send().await.unwrap(), StatusCode::NOT_FOUND, "not_found")
+        .await;
+    let r = app.http.get(app.url("/v1/auth/login")).send().await.unwrap();
     assert_problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
-    let r = app
-        .http
-        .get(app.url("/v1/me/sessions/not-a-uuid"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/v1/me/sessions/not-a-uuid")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -210,11 +162,6 @@ async fn every_response_carries_the_safety_headers() {
         assert_eq!(r.headers()["referrer-policy"], "no-referrer", "{path}");
         assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
     }
-    let jwks = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let jwks = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
 }

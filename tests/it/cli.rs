@@ -54,11 +54,7 @@ async fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
 async fn fails(dir: &Path, args: &[&str], needle: &str) {
     let o = run(dir, args, None).await;
     assert!(!o.ok, "authd {args:?} should fail");
-    assert!(
-        o.stderr.contains(needle),
-        "authd {args:?}: stderr {:?} lacks {needle:?}",
-        o.stderr
-    );
+    assert!(o.stderr.contains(needle), "authd {args:?}: stderr {:?} lacks {needle:?}", o.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,14 +63,7 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
     let d = dir.path();
     let out = ok(
         d,
-        &[
-            "user",
-            "add",
-            "alice@example.com",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
+        &["user", "add", "alice@example.com", "--role", "admin", "--password-stdin"],
         Some("first passphrase!\n"),
     )
     .await;
@@ -83,62 +72,27 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
 
     let list = ok(d, &["user", "list"], None).await;
     assert!(list.lines().next().unwrap().starts_with("ID"), "{list}");
-    assert!(
-        list.contains("alice@example.com") && list.contains("admin") && list.contains("active"),
-        "{list}"
-    );
-    assert!(
-        list.contains("bob") || list.contains("+14155552671"),
-        "{list}"
-    );
+    assert!(list.contains("alice@example.com") && list.contains("admin") && list.contains("active"), "{list}");
+    assert!(list.contains("bob") || list.contains("+14155552671"), "{list}");
 
     let show = ok(d, &["user", "show", "alice@example.com"], None).await;
-    assert!(
-        show.contains("roles:     admin") && show.contains("password:  set"),
-        "{show}"
-    );
+    assert!(show.contains("roles:     admin") && show.contains("password:  set"), "{show}");
 
-    ok(
-        d,
-        &["user", "set-role", "alice@example.com", "moderator", "user"],
-        None,
-    )
-    .await;
-    ok(
-        d,
-        &["user", "passwd", "alice@example.com", "--password-stdin"],
-        Some("second passphrase!\n"),
-    )
-    .await;
+    ok(d, &["user", "set-role", "alice@example.com", "moderator", "user"], None).await;
+    ok(d, &["user", "passwd", "alice@example.com", "--password-stdin"], Some("second passphrase!\n")).await;
     ok(d, &["user", "disable", "alice@example.com"], None).await;
     let shown: Value =
-        serde_json::from_str(&ok(d, &["user", "show", "alice@example.com", "--json"], None).await)
-            .unwrap();
+        serde_json::from_str(&ok(d, &["user", "show", "alice@example.com", "--json"], None).await).unwrap();
     assert_eq!(shown["status"], "disabled");
     assert_eq!(shown["roles"], json!(["moderator", "user"]));
     ok(d, &["user", "enable", "alice@example.com"], None).await;
 
     // Clear errors, and nothing changes.
     fails(d, &["user", "show", "nobody@example.com"], "user not found").await;
-    fails(
-        d,
-        &["user", "add", "alice@EXAMPLE.com"],
-        "email is already taken",
-    )
-    .await;
+    fails(d, &["user", "add", "alice@EXAMPLE.com"], "email is already taken").await;
     fails(d, &["user", "add", "not-an-email@"], "not a valid email").await;
-    fails(
-        d,
-        &["user", "set-role", "alice@example.com", "overlord"],
-        "unknown role `overlord`",
-    )
-    .await;
-    let o = run(
-        d,
-        &["user", "passwd", "alice@example.com", "--password-stdin"],
-        Some("password1234\n"),
-    )
-    .await;
+    fails(d, &["user", "set-role", "alice@example.com", "overlord"], "unknown role `overlord`").await;
+    let o = run(d, &["user", "passwd", "alice@example.com", "--password-stdin"], Some("password1234\n")).await;
     assert!(!o.ok && o.stderr.contains("commonly used"), "{}", o.stderr);
 
     let keys = ok(d, &["keys", "list"], None).await;
@@ -147,29 +101,18 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
     let rotated = ok(d, &["keys", "rotate"], None).await;
     let new_kid = rotated.split_whitespace().nth(4).unwrap().to_owned();
     let keys = ok(d, &["keys", "list"], None).await;
-    assert!(
-        keys.contains("retiring") && keys.contains(&new_kid),
-        "{keys}"
-    );
+    assert!(keys.contains("retiring") && keys.contains(&new_kid), "{keys}");
 
     // The server picks all of it up.
     let app = TestApp::start_in(dir).await;
     let t = Tokens::from(&app.login("alice@example.com", "second passphrase!").await);
     let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            t.access.split('.').next().unwrap(),
-        )
-        .unwrap(),
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, t.access.split('.').next().unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(header["kid"], new_kid.as_str());
-    let me: Value = app
-        .get_auth("/v1/me", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["moderator", "user"]));
 }
 
@@ -180,31 +123,15 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
     let sock = app.cfg.admin_socket_path();
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let t = app.signed_in("carl@example.com").await;
 
     // A role change takes effect at once: the old token is refused, a refresh carries the role.
-    ok(
-        &d,
-        &["user", "set-role", "carl@example.com", "moderator"],
-        None,
-    )
-    .await;
-    assert_problem(
-        app.get_auth("/v1/me", &t.access).await,
-        StatusCode::UNAUTHORIZED,
-        "token_revoked",
-    )
-    .await;
+    ok(&d, &["user", "set-role", "carl@example.com", "moderator"], None).await;
+    assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     let t = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
-    assert_eq!(
-        crate::tokens::claims_of(&t.access)["roles"],
-        json!(["moderator"])
-    );
+    assert_eq!(crate::tokens::claims_of(&t.access)["roles"], json!(["moderator"]));
 
     // A rotated key signs the very next token.
     let rotated = ok(&d, &["keys", "rotate"], None).await;
@@ -221,37 +148,16 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
     assert_eq!(header["kid"], new_kid.as_str());
 
     // Users added by the CLI can sign in right away.
-    ok(
-        &d,
-        &["user", "add", "dora@example.com", "--password-stdin"],
-        Some("blue harbor lantern\n"),
-    )
-    .await;
+    ok(&d, &["user", "add", "dora@example.com", "--password-stdin"], Some("blue harbor lantern\n")).await;
     app.login("dora@example.com", "blue harbor lantern").await;
 
     // Disabling ends the sessions at once.
     ok(&d, &["user", "disable", "carl@example.com"], None).await;
-    assert_eq!(
-        app.status_of_me(&next.access).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.refresh(&next.refresh).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    ok(
-        &d,
-        &["user", "passwd", "dora@example.com", "--password-stdin"],
-        Some("green harbor lantern\n"),
-    )
-    .await;
+    assert_eq!(app.status_of_me(&next.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&next.refresh).await.status(), StatusCode::UNAUTHORIZED);
+    ok(&d, &["user", "passwd", "dora@example.com", "--password-stdin"], Some("green harbor lantern\n")).await;
     app.login("dora@example.com", "green harbor lantern").await;
-    fails(
-        &d,
-        &["user", "show", "nobody@example.com"],
-        "user not found",
-    )
-    .await;
+    fails(&d, &["user", "show", "nobody@example.com"], "user not found").await;
 
     // The same command prints the same, server up or down.
     let up = ok(&d, &["user", "list"], None).await;
@@ -268,9 +174,7 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
 async fn cli_explains_a_database_held_by_another_process() {
     let dir = tempfile::tempdir().unwrap();
     // Holds the database without serving the admin socket.
-    let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path()))
-        .await
-        .unwrap();
+    let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path())).await.unwrap();
     let o = run(dir.path(), &["user", "list"], None).await;
     assert!(!o.ok);
     assert!(o.stderr.contains("held by another process"), "{}", o.stderr);
@@ -283,14 +187,10 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = ok(d, &["config", "check"], None).await;
-    assert!(
-        out.contains("[tokens]") && out.contains("access_ttl = \"15m\""),
-        "{out}"
-    );
+    assert!(out.contains("[tokens]") && out.contains("access_ttl = \"15m\""), "{out}");
     let o = {
         let mut c = authd(d);
-        c.args(["config", "check"])
-            .env("AUTHD_TOKENS__ACCESS_TTL", "5m");
+        c.args(["config", "check"]).env("AUTHD_TOKENS__ACCESS_TTL", "5m");
         c.output().await.unwrap()
     };
     assert!(String::from_utf8_lossy(&o.stdout).contains("access_ttl = \"5m\""));
@@ -302,29 +202,14 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
         ("AUTHD_TOKENS__ALGORITHM", "HS256", "tokens.algorithm"),
     ];
     for (key, value, named) in cases {
-        let o = authd(d)
-            .args(["config", "check"])
-            .env(key, value)
-            .output()
-            .await
-            .unwrap();
+        let o = authd(d).args(["config", "check"]).env(key, value).output().await.unwrap();
         assert!(!o.status.success(), "{key}={value}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(named), "{key}={value}: {err}");
     }
     std::fs::write(d.join("bad.toml"), "[tokens]\naccess_tll = \"5m\"\n").unwrap();
-    fails(
-        d,
-        &["--config", "bad.toml", "config", "check"],
-        "access_tll",
-    )
-    .await;
-    fails(
-        d,
-        &["--config", "missing.toml", "config", "check"],
-        "does not exist",
-    )
-    .await;
+    fails(d, &["--config", "bad.toml", "config", "check"], "access_tll").await;
+    fails(d, &["--config", "missing.toml", "config", "check"], "does not exist").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,19 +217,12 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     use tokio::io::{AsyncBufReadExt as _, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut child = authd(d)
-        .args(["serve", "--log-format", "json"])
-        .env("AUTHD_SERVER__BIND", "127.0.0.1:0")
-        .spawn()
-        .unwrap();
+    let mut child =
+        authd(d).args(["serve", "--log-format", "json"]).env("AUTHD_SERVER__BIND", "127.0.0.1:0").spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
     let addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("server logs its address");
+        let line = lines.next_line().await.unwrap().expect("server logs its address");
         let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
         log.push(line);
         if v["message"] == "authd listening" {
@@ -382,36 +260,17 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     drop(http);
 
     let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
     while let Some(line) = lines.next_line().await.unwrap() {
         log.push(line);
     }
     let status = child.wait().await.unwrap();
     assert!(status.success(), "clean exit on SIGTERM");
     let log = log.join("\n");
-    assert!(
-        log.contains("login ok") && log.contains("login failed"),
-        "{log}"
-    );
-    for s in [
-        secret,
-        "wrong guess here",
-        access.as_str(),
-        refresh.as_str(),
-    ] {
+    assert!(log.contains("login ok") && log.contains("auth_event=login_failed ip=127.0.0.1"), "{log}");
+    for s in [secret, "wrong guess here", access.as_str(), refresh.as_str()] {
         assert!(!log.contains(s), "a secret leaked into the log");
     }
     // The database was closed: the CLI opens it directly.
-    assert!(
-        ok(d, &["user", "list"], None)
-            .await
-            .contains("eve@example.com")
-    );
+    assert!(ok(d, &["user", "list"], None).await.contains("eve@example.com"));
 }

@@ -19,13 +19,11 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.storage.path = dir.join("authd.redb");
     cfg.tokens.issuer = "http://authd.test".into();
-    cfg.passwords.argon2 = Argon2Config {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    cfg.passwords.argon2 = Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 };
     cfg.passwords.hash_workers = 2;
     cfg.server.shutdown_grace = HumanDuration::secs(5);
+    // Limits get tests of their own; the rest of the suite logs in freely.
+    cfg.rate_limit.enabled = false;
     cfg
 }
 
@@ -58,24 +56,14 @@ impl TestApp {
     }
 
     async fn start(dir: TempDir, cfg: Config) -> Self {
-        let app = Application::build(cfg.clone())
-            .await
-            .expect("server starts");
+        let app = Application::build(cfg.clone()).await.expect("server starts");
         let addr = app.local_addr();
         let svc = app.service();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        Self {
-            addr,
-            http: reqwest::Client::new(),
-            dir,
-            cfg,
-            svc: Some(svc),
-            stop: Some(tx),
-            task: Some(task),
-        }
+        Self { addr, http: reqwest::Client::new(), dir, cfg, svc: Some(svc), stop: Some(tx), task: Some(task) }
     }
 
     /// Stops the server (closing the database) and starts it again on the same data.
@@ -115,52 +103,27 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url(path)).json(body).send().await.unwrap()
     }
 
     pub async fn post_auth(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.unwrap()
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
     }
 
     pub async fn register(&self, email: &str) -> Value {
-        let r = self
-            .post(
-                "/v1/auth/register",
-                &json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
+        let r = self.post("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await;
         assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
         r.json().await.unwrap()
     }
 
     /// Logs in and returns the token response.
     pub async fn login(&self, login: &str, password: &str) -> Value {
-        let r = self
-            .post(
-                "/v1/auth/login",
-                &json!({"login": login, "password": password, "device_name": "test"}),
-            )
-            .await;
+        let r =
+            self.post("/v1/auth/login", &json!({"login": login, "password": password, "device_name": "test"})).await;
         assert_eq!(r.status(), StatusCode::OK, "login {login}");
         r.json().await.unwrap()
     }
@@ -190,8 +153,7 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh: &str) -> Response {
-        self.post("/v1/auth/refresh", &json!({"refresh_token": refresh}))
-            .await
+        self.post("/v1/auth/refresh", &json!({"refresh_token": refresh})).await
     }
 }
 
@@ -223,21 +185,11 @@ impl From<&Value> for Tokens {
 /// Asserts a problem+json answer with the given status and code; returns the body.
 pub async fn assert_problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status");
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    assert!(
-        ct.starts_with("application/problem+json"),
-        "content type {ct}"
-    );
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16(), "{body}");
-    assert!(
-        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
-        "{body}"
-    );
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(), "{body}");
     body
 }

@@ -7,27 +7,13 @@ use serde_json::Value;
 use crate::helpers::{PASSWORD, TestApp, Tokens};
 
 fn kid_of(token: &str) -> String {
-    let h: Value =
-        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let h: Value = serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
     h["kid"].as_str().unwrap().to_owned()
 }
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -41,11 +27,7 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     assert_ne!(new.kid, old_kid);
     let after = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
     assert_eq!(kid_of(&after.access), new.kid);
-    assert_eq!(
-        app.status_of_me(&before.access).await,
-        StatusCode::OK,
-        "old-key token still valid"
-    );
+    assert_eq!(app.status_of_me(&before.access).await, StatusCode::OK, "old-key token still valid");
     assert_eq!(app.status_of_me(&after.access).await, StatusCode::OK);
     let mut kids = jwks_kids(&app).await;
     kids.sort();
@@ -53,14 +35,8 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     want.sort();
     assert_eq!(kids, want, "JWKS lists both keys");
 
-    let states: Vec<(String, String)> = app
-        .svc()
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.kid, k.state))
-        .collect();
+    let states: Vec<(String, String)> =
+        app.svc().list_keys().await.unwrap().into_iter().map(|k| (k.kid, k.state)).collect();
     assert!(states.contains(&(new.kid.clone(), "active".into())));
     assert!(states.contains(&(old_kid.clone(), "retiring".into())));
 
@@ -86,14 +62,7 @@ async fn a_retired_key_verifies_nothing_and_leaves_the_jwks() {
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     assert!(!jwks_kids(&app).await.contains(&old_kid));
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::UNAUTHORIZED);
-    let states: Vec<String> = app
-        .svc()
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|k| k.kid == old_kid)
-        .map(|k| k.state)
-        .collect();
+    let states: Vec<String> =
+        app.svc().list_keys().await.unwrap().into_iter().filter(|k| k.kid == old_kid).map(|k| k.state).collect();
     assert_eq!(states, vec!["retired".to_string()]);
 }

@@ -5,15 +5,7 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn checked_in_openapi_matches_what_the_server_serves() {
     let app = TestApp::spawn().await;
-    let served: serde_json::Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/authd.json"))
         .expect("openapi/authd.json exists (authd openapi > openapi/authd.json)");
     let checked_in: serde_json::Value = serde_json::from_str(&file).unwrap();

@@ -16,12 +16,7 @@ async fn register_login_me_refresh_logout_then_old_tokens_refused() {
     assert!(user.get("password_hash").is_none());
 
     let first = Tokens::from(&app.login("ALICE@example.com", PASSWORD).await);
-    let me: serde_json::Value = app
-        .get_auth("/v1/me", &first.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = app.get_auth("/v1/me", &first.access).await.json().await.unwrap();
     assert_eq!(me["id"], user["id"]);
     assert_eq!(me["email"], "alice@example.com");
 
@@ -36,42 +31,19 @@ async fn register_login_me_refresh_logout_then_old_tokens_refused() {
     assert_ne!(second.refresh, first.refresh, "refresh token rotates");
     assert_eq!(app.status_of_me(&second.access).await, StatusCode::OK);
 
-    let r = app
-        .post_auth("/v1/auth/logout", &second.access, &json!({}))
-        .await;
+    let r = app.post_auth("/v1/auth/logout", &second.access, &json!({})).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
-    assert_problem(
-        app.get_auth("/v1/me", &second.access).await,
-        StatusCode::UNAUTHORIZED,
-        "token_revoked",
-    )
-    .await;
-    assert_problem(
-        app.get_auth("/v1/me", &first.access).await,
-        StatusCode::UNAUTHORIZED,
-        "token_revoked",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&second.refresh).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.get_auth("/v1/me", &second.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    assert_problem(app.get_auth("/v1/me", &first.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    assert_problem(app.refresh(&second.refresh).await, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
 async fn logout_needs_no_body() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("nobody@example.com").await;
-    let r = app
-        .http
-        .post(app.url("/v1/auth/logout"))
-        .bearer_auth(&t.access)
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.post(app.url("/v1/auth/logout")).bearer_auth(&t.access).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::UNAUTHORIZED);
 }
@@ -80,24 +52,10 @@ async fn logout_needs_no_body() {
 async fn login_refuses_unknown_user_like_wrong_password() {
     let app = TestApp::spawn().await;
     app.register("bob@example.com").await;
-    let wrong = app
-        .post(
-            "/v1/auth/login",
-            &json!({"login": "bob@example.com", "password": "not the password"}),
-        )
-        .await;
-    let unknown = app
-        .post(
-            "/v1/auth/login",
-            &json!({"login": "nobody@example.com", "password": "not the password"}),
-        )
-        .await;
-    let garbage = app
-        .post(
-            "/v1/auth/login",
-            &json!({"login": "???", "password": "not the password"}),
-        )
-        .await;
+    let wrong = app.post("/v1/auth/login", &json!({"login": "bob@example.com", "password": "not the password"})).await;
+    let unknown =
+        app.post("/v1/auth/login", &json!({"login": "nobody@example.com", "password": "not the password"})).await;
+    let garbage = app.post("/v1/auth/login", &json!({"login": "???", "password": "not the password"})).await;
     let a = assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let b = assert_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let c = assert_problem(garbage, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
@@ -109,10 +67,7 @@ async fn login_refuses_unknown_user_like_wrong_password() {
 async fn login_works_with_phone_and_username() {
     let app = TestApp::spawn().await;
     let r = app
-        .post(
-            "/v1/auth/register",
-            &json!({"phone": "+1 415-555-2671", "username": "Carol_9", "password": PASSWORD}),
-        )
+        .post("/v1/auth/register", &json!({"phone": "+1 415-555-2671", "username": "Carol_9", "password": PASSWORD}))
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let u: serde_json::Value = r.json().await.unwrap();
@@ -127,51 +82,21 @@ async fn login_works_with_phone_and_username() {
 async fn disabled_account_is_refused_only_after_a_correct_password() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("dave@example.com").await;
-    app.svc()
-        .set_status("dave@example.com", authd::model::UserStatus::Disabled)
-        .await
-        .unwrap();
-    assert_problem(
-        app.get_auth("/v1/me", &t.access).await,
-        StatusCode::UNAUTHORIZED,
-        "token_revoked",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&t.refresh).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
-    )
-    .await;
-    let wrong = app
-        .post(
-            "/v1/auth/login",
-            &json!({"login": "dave@example.com", "password": "wrong password!"}),
-        )
-        .await;
+    app.svc().set_status("dave@example.com", authd::model::UserStatus::Disabled).await.unwrap();
+    assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    assert_problem(app.refresh(&t.refresh).await, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    let wrong = app.post("/v1/auth/login", &json!({"login": "dave@example.com", "password": "wrong password!"})).await;
     assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let right = app
-        .post(
-            "/v1/auth/login",
-            &json!({"login": "dave@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let right = app.post("/v1/auth/login", &json!({"login": "dave@example.com", "password": PASSWORD})).await;
     assert_problem(right, StatusCode::FORBIDDEN, "account_disabled").await;
 }
 
 #[tokio::test]
 async fn default_argon2_parameters_end_to_end() {
-    let app =
-        TestApp::spawn_with(|c| c.passwords.argon2 = authd::config::Argon2Config::default()).await;
+    let app = TestApp::spawn_with(|c| c.passwords.argon2 = authd::config::Argon2Config::default()).await;
     let t = app.signed_in("erin@example.com").await;
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
-    let phc = app
-        .svc()
-        .find_user("erin@example.com")
-        .await
-        .unwrap()
-        .password_hash
-        .unwrap();
+    let phc = app.svc().find_user("erin@example.com").await.unwrap().password_hash.unwrap();
     assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
 }
 
@@ -179,22 +104,10 @@ async fn default_argon2_parameters_end_to_end() {
 async fn outdated_hashes_are_upgraded_on_login() {
     let app = TestApp::spawn().await;
     app.register("frank@example.com").await;
-    let app = app
-        .restart_with(|c| c.passwords.argon2.memory_kib = 128)
-        .await;
-    let hash = || async {
-        app.svc()
-            .find_user("frank@example.com")
-            .await
-            .unwrap()
-            .password_hash
-            .unwrap()
-    };
+    let app = app.restart_with(|c| c.passwords.argon2.memory_kib = 128).await;
+    let hash = || async { app.svc().find_user("frank@example.com").await.unwrap().password_hash.unwrap() };
     assert!(hash().await.contains("m=64,"));
     app.login("frank@example.com", PASSWORD).await;
-    assert!(
-        hash().await.contains("m=128,"),
-        "rehashed with the configured parameters"
-    );
+    assert!(hash().await.contains("m=128,"), "rehashed with the configured parameters");
     app.login("frank@example.com", PASSWORD).await;
 }

@@ -23,11 +23,7 @@ fn with_header(token: &str, header: &Value) -> String {
 }
 
 fn hs256(header: &Value, claims: &Value, key: &[u8]) -> String {
-    let si = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
+    let si = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
     let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     format!("{si}.{}", B64.encode(ring::hmac::sign(&k, si.as_bytes())))
 }
@@ -40,23 +36,13 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
     let header = header_of(&t.access);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "EdDSA");
-    for claim in [
-        "iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "roles",
-    ] {
+    for claim in ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "roles"] {
         assert!(real.get(claim).is_some(), "claim {claim} present");
     }
     let parts: Vec<&str> = t.access.split('.').collect();
     let sign = |c: AccessClaims| app.svc().key_ring().active.sign(&c).unwrap();
     let base: AccessClaims = serde_json::from_value(real.clone()).unwrap();
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let x = B64.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
 
     let mut admin_claims = real.clone();
@@ -73,113 +59,47 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
         ),
         (
             "alg none, no signature",
-            format!(
-                "{}.{}",
-                B64.encode(json!({"alg":"none"}).to_string()),
-                parts[1]
-            ),
+            format!("{}.{}", B64.encode(json!({"alg":"none"}).to_string()), parts[1]),
             "invalid_token",
         ),
         (
             "HS256 keyed with our public key",
-            hs256(
-                &json!({"alg":"HS256","typ":"at+jwt","kid":header["kid"]}),
-                &real,
-                &x,
-            ),
+            hs256(&json!({"alg":"HS256","typ":"at+jwt","kid":header["kid"]}), &real, &x),
             "invalid_token",
         ),
         (
             "unknown kid",
-            with_header(
-                &t.access,
-                &json!({"alg":"EdDSA","typ":"at+jwt","kid":"../../etc/passwd"}),
-            ),
+            with_header(&t.access, &json!({"alg":"EdDSA","typ":"at+jwt","kid":"../../etc/passwd"})),
             "invalid_token",
         ),
-        (
-            "wrong typ",
-            with_header(
-                &t.access,
-                &json!({"alg":"EdDSA","typ":"JWT","kid":header["kid"]}),
-            ),
-            "invalid_token",
-        ),
+        ("wrong typ", with_header(&t.access, &json!({"alg":"EdDSA","typ":"JWT","kid":header["kid"]})), "invalid_token"),
         (
             "embedded jwk",
-            with_header(
-                &t.access,
-                &json!({"alg":"EdDSA","typ":"at+jwt","kid":header["kid"],"jwk":{}}),
-            ),
+            with_header(&t.access, &json!({"alg":"EdDSA","typ":"at+jwt","kid":header["kid"],"jwk":{}})),
             "invalid_token",
         ),
         (
             "claims swapped, signature kept",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                B64.encode(admin_claims.to_string()),
-                parts[2]
-            ),
+            format!("{}.{}.{}", parts[0], B64.encode(admin_claims.to_string()), parts[2]),
             "invalid_token",
         ),
-        (
-            "signature truncated",
-            t.access[..t.access.len() - 4].to_string(),
-            "invalid_token",
-        ),
-        (
-            "two parts",
-            format!("{}.{}", parts[0], parts[1]),
-            "invalid_token",
-        ),
+        ("signature truncated", t.access[..t.access.len() - 4].to_string(), "invalid_token"),
+        ("two parts", format!("{}.{}", parts[0], parts[1]), "invalid_token"),
         ("garbage", "not-a-token".into(), "invalid_token"),
         ("huge", "a".repeat(20_000), "invalid_token"),
         (
             "expired",
-            sign(AccessClaims {
-                exp: now() - 3600,
-                iat: now() - 4000,
-                nbf: now() - 4000,
-                ..base.clone()
-            }),
+            sign(AccessClaims { exp: now() - 3600, iat: now() - 4000, nbf: now() - 4000, ..base.clone() }),
             "token_expired",
         ),
-        (
-            "not yet valid",
-            sign(AccessClaims {
-                nbf: now() + 3600,
-                ..base.clone()
-            }),
-            "token_not_yet_valid",
-        ),
-        (
-            "wrong issuer",
-            sign(AccessClaims {
-                iss: "https://evil.example".into(),
-                ..base.clone()
-            }),
-            "invalid_issuer",
-        ),
-        (
-            "wrong audience",
-            sign(AccessClaims {
-                aud: "someone-else".into(),
-                ..base.clone()
-            }),
-            "invalid_audience",
-        ),
+        ("not yet valid", sign(AccessClaims { nbf: now() + 3600, ..base.clone() }), "token_not_yet_valid"),
+        ("wrong issuer", sign(AccessClaims { iss: "https://evil.example".into(), ..base.clone() }), "invalid_issuer"),
+        ("wrong audience", sign(AccessClaims { aud: "someone-else".into(), ..base.clone() }), "invalid_audience"),
     ];
     for (name, token, code) in cases {
         let r = app.get_auth("/v1/me", &token).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}");
-        assert!(
-            r.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Bearer"),
-            "{name}"
-        );
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"), "{name}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["code"], code, "{name}: {body}");
     }
@@ -212,15 +132,7 @@ async fn an_independent_jwt_library_verifies_our_tokens_from_the_jwks() {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, jwk::JwkSet};
     let app = TestApp::spawn().await;
     let t = app.signed_in("pia@example.com").await;
-    let jwks: JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kid = header_of(&t.access)["kid"].as_str().unwrap().to_owned();
     let jwk = jwks.find(&kid).expect("kid listed in the JWKS");
     let key = DecodingKey::from_jwk(jwk).unwrap();
@@ -238,20 +150,11 @@ async fn an_independent_jwt_library_verifies_our_tokens_from_the_jwks() {
 #[tokio::test]
 async fn es256_keys_sign_verifiable_tokens() {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, jwk::JwkSet};
-    let app =
-        TestApp::spawn_with(|c| c.tokens.algorithm = authd::config::SigningAlgorithm::ES256).await;
+    let app = TestApp::spawn_with(|c| c.tokens.algorithm = authd::config::SigningAlgorithm::ES256).await;
     let t = app.signed_in("quinn@example.com").await;
     assert_eq!(header_of(&t.access)["alg"], "ES256");
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
-    let jwks: JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
     let mut v = Validation::new(Algorithm::ES256);
     v.set_issuer(&["http://authd.test"]);
@@ -265,25 +168,13 @@ async fn introspection_is_revocation_aware_and_needs_permission() {
     let admin = app.admin("root@example.com").await;
     let user = app.signed_in("rita@example.com").await;
 
-    let r = app
-        .post_auth(
-            "/v1/token/introspect",
-            &user.access,
-            &json!({"token": user.access}),
-        )
-        .await;
+    let r = app.post_auth("/v1/token/introspect", &user.access, &json!({"token": user.access})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "insufficient_permission").await;
-    let r = app
-        .post("/v1/token/introspect", &json!({"token": user.access}))
-        .await;
+    let r = app.post("/v1/token/introspect", &json!({"token": user.access})).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "missing_token").await;
 
     let live: Value = app
-        .post_auth(
-            "/v1/token/introspect",
-            &admin.access,
-            &json!({"token": user.access}),
-        )
+        .post_auth("/v1/token/introspect", &admin.access, &json!({"token": user.access}))
         .await
         .json()
         .await
@@ -298,10 +189,7 @@ async fn introspection_is_revocation_aware_and_needs_permission() {
         .http
         .post(app.url("/v1/token/introspect"))
         .bearer_auth(&admin.access)
-        .form(&[
-            ("token", user.refresh.as_str()),
-            ("token_type_hint", "refresh_token"),
-        ])
+        .form(&[("token", user.refresh.as_str()), ("token_type_hint", "refresh_token")])
         .send()
         .await
         .unwrap()
@@ -311,24 +199,10 @@ async fn introspection_is_revocation_aware_and_needs_permission() {
     assert_eq!(form["active"], true);
     assert_eq!(form["token_type"], "refresh_token");
 
-    app.post_auth("/v1/auth/logout", &user.access, &json!({}))
-        .await;
-    for token in [
-        user.access.as_str(),
-        user.refresh.as_str(),
-        "garbage",
-        "x.y.z",
-    ] {
-        let dead: Value = app
-            .post_auth(
-                "/v1/token/introspect",
-                &admin.access,
-                &json!({"token": token}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+    app.post_auth("/v1/auth/logout", &user.access, &json!({})).await;
+    for token in [user.access.as_str(), user.refresh.as_str(), "garbage", "x.y.z"] {
+        let dead: Value =
+            app.post_auth("/v1/token/introspect", &admin.access, &json!({"token": token})).await.json().await.unwrap();
         assert_eq!(dead, json!({"active": false}), "{token}");
     }
 }
@@ -336,51 +210,17 @@ async fn introspection_is_revocation_aware_and_needs_permission() {
 #[tokio::test]
 async fn discovery_documents_point_at_our_endpoints() {
     let app = TestApp::spawn().await;
-    let d: Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value =
+        app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(d["issuer"], "http://authd.test");
     assert_eq!(d["jwks_uri"], "http://authd.test/.well-known/jwks.json");
-    assert_eq!(
-        d["introspection_endpoint"],
-        "http://authd.test/v1/token/introspect"
-    );
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(d["introspection_endpoint"], "http://authd.test/v1/token/introspect");
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     for member in ["kty", "crv", "x", "kid", "alg", "use"] {
         assert!(key.get(member).is_some(), "{member}");
     }
     assert!(key.get("d").is_none(), "no private member");
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
 }

@@ -1,0 +1,56 @@
+//! Per-IP rate limits by route class, with `RateLimit-*` headers (IETF draft) on limited routes.
+
+use std::sync::Arc;
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderValue, Method, StatusCode, header},
+};
+
+use super::{client::ClientIp, problem::Problem};
+use crate::{security::limits::RouteClass, service::AuthService};
+
+fn classify(method: &Method, path: &str) -> Option<RouteClass> {
+    match (method, path) {
+        (_, "/healthz" | "/readyz") => None,
+        (&Method::POST, "/v1/auth/login") => Some(RouteClass::Login),
+        (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),
+        (&Method::POST, "/v1/auth/refresh") => Some(RouteClass::Refresh),
+        (&Method::POST, "/v1/me/password") => Some(RouteClass::Password),
+        _ => Some(RouteClass::General),
+    }
+}
+
+pub async fn rate_limit<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let decision = match (
+        req.data::<Arc<AuthService>>(),
+        req.extensions().get::<ClientIp>(),
+        classify(req.method(), req.uri().path()),
+    ) {
+        (Some(svc), Some(ip), Some(class)) => svc.check_ip_limit(class, ip.0),
+        _ => None,
+    };
+    let Some(d) = decision else {
+        return next.call(req).await.map(IntoResponse::into_response);
+    };
+    let mut resp = if d.allowed {
+        match next.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        }
+    } else {
+        let mut r = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this address; retry in {} s", d.retry_after_secs),
+        )
+        .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+    Ok(resp)
+}
