@@ -2,6 +2,7 @@
 //! socket when a server runs and directly on the database otherwise.
 
 mod admin_cmd;
+mod challenge;
 mod config_cmd;
 mod keys;
 mod serve;
@@ -48,6 +49,11 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON)
     Openapi,
+    /// Proof-of-work challenges (reference solver)
+    Challenge {
+        #[command(subcommand)]
+        cmd: challenge::ChallengeCmd,
+    },
     /// Inspect the configuration
     Config {
         #[command(subcommand)]
@@ -75,9 +81,13 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Openapi = cli.command {
-        println!("{}", crate::api::spec());
-        return Ok(ExitCode::SUCCESS);
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", crate::api::spec());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Challenge { cmd } => return challenge::run(cmd),
+        _ => {}
     }
     let mut cfg = Config::load(cli.config.as_deref())?;
     if let Some(f) = cli.log_format {
@@ -100,7 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             keys::run(&cfg, cmd).await
         }
         Command::Config { cmd } => config_cmd::run(&cfg, cmd),
-        Command::Openapi => Ok(ExitCode::SUCCESS),
+        Command::Openapi | Command::Challenge { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -108,7 +118,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(cfg: &Config, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("AUTHD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: log files and fail2ban need plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
