@@ -179,6 +179,30 @@ pub struct TokensConfig {
     pub session_max: HumanDuration,
     pub algorithm: SigningAlgorithm,
     pub leeway: HumanDuration,
+    pub transport: TokenTransport,
+    /// In cookie mode, put the access token in an HttpOnly cookie (else in the body).
+    pub access_cookie: bool,
+    /// Development only: cookies without `Secure` and without the `__Host-`/`__Secure-`
+    /// prefixes, so they work over plain http. Refused unless `server.bind` is loopback.
+    pub insecure_dev_cookies: bool,
+}
+
+/// Where tokens travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenTransport {
+    /// JSON bodies and the Authorization header.
+    Body,
+    /// HttpOnly cookies; state-changing requests carry a CSRF token.
+    Cookie,
+    /// Both: cookies are set and tokens are also returned in the body.
+    Both,
+}
+
+impl TokenTransport {
+    pub fn uses_cookies(self) -> bool {
+        self != TokenTransport::Body
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +266,9 @@ impl Default for TokensConfig {
             session_max: HumanDuration::secs(30 * 24 * 3600),
             algorithm: SigningAlgorithm::EdDSA,
             leeway: HumanDuration::secs(30),
+            transport: TokenTransport::Body,
+            access_cookie: true,
+            insecure_dev_cookies: false,
         }
     }
 }
@@ -355,6 +382,12 @@ impl Config {
         }
         if t.session_max < t.refresh_ttl {
             return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
+        }
+        if t.insecure_dev_cookies && !self.server.bind.ip().is_loopback() {
+            return fail(
+                "tokens.insecure_dev_cookies",
+                "is for development on a loopback address only; server.bind is not loopback",
+            );
         }
         if t.leeway.0 > Duration::from_secs(300) {
             return fail("tokens.leeway", "must be at most 5m");

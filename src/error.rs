@@ -77,6 +77,8 @@ pub enum Error {
     RefreshTokenReused,
     #[error("{0}")]
     InvalidToken(TokenError),
+    #[error("a request authenticated by cookie must echo the CSRF cookie in an X-CSRF-Token header")]
+    CsrfFailed,
     #[error("this needs the `{0}` permission")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -114,6 +116,7 @@ impl Error {
             Error::RefreshTokenReused => "refresh_token_reused",
             Error::InvalidToken(e) => e.code(),
             Error::Forbidden(_) => "insufficient_permission",
+            Error::CsrfFailed => "csrf_failed",
             Error::NotFound(_) => "not_found",
             Error::UnknownRole(_) => "unknown_role",
             Error::Busy => "overloaded",

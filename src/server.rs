@@ -72,6 +72,9 @@ impl Application {
         let grace = svc.config().server.shutdown_grace.0;
         let admin_task = tokio::spawn(admin::serve(admin, Arc::clone(&svc)));
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
+        if svc.config().tokens.insecure_dev_cookies {
+            tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
+        }
         tracing::info!(addr = %local_addr, admin_socket = %socket_path.display(), "authd listening");
         let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(crate::api::app(Arc::clone(&svc)), shutdown, Some(grace))

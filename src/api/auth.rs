@@ -5,15 +5,18 @@ use std::sync::Arc;
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Password};
 
+use super::cookies::{CookieNames, check_csrf, read_cookie};
 use super::{
-    auth_scheme::BearerAuth,
+    auth_scheme::Caller,
     client::client_info,
     problem::ApiError,
     views::{ApiTags, TokenResponse, UserResponse},
 };
 use crate::{
+    config::TokenTransport,
+    error::Error,
     model::rfc3339,
-    service::{AuthService, ChallengeSolution, NewAccount},
+    service::{AuthService, ChallengeSolution, NewAccount, TokenPair},
 };
 
 pub struct AuthApi;
@@ -71,8 +74,33 @@ struct ChallengeResponse {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct RefreshRequest {
+    /// Required unless cookie mode sends it in the refresh cookie.
     #[oai(validator(max_length = 512))]
-    refresh_token: String,
+    refresh_token: Option<String>,
+}
+
+type TokenReply = poem_openapi::payload::Response<Json<TokenResponse>>;
+type DoneReply = poem_openapi::payload::Response<NoContent>;
+
+/// The token response, with cookies in cookie mode (and tokens left out of the body there).
+fn token_reply(svc: &AuthService, pair: TokenPair) -> TokenReply {
+    let t = &svc.config().tokens;
+    let cookies = if t.transport.uses_cookies() { CookieNames::for_config(t).set(t, &pair) } else { Vec::new() };
+    let mut body = TokenResponse::from(pair);
+    if t.transport == TokenTransport::Cookie {
+        body.refresh_token = None;
+        if t.access_cookie {
+            body.access_token = None;
+        }
+    }
+    cookies.into_iter().fold(poem_openapi::payload::Response::new(Json(body)), |r, c| r.header("Set-Cookie", c))
+}
+
+/// 204, clearing the auth cookies in cookie mode.
+fn done_reply(svc: &AuthService) -> DoneReply {
+    let t = &svc.config().tokens;
+    let cookies = if t.transport.uses_cookies() { CookieNames::for_config(t).clear() } else { Vec::new() };
+    cookies.into_iter().fold(poem_openapi::payload::Response::new(NoContent::Done), |r, c| r.header("Set-Cookie", c))
 }
 
 #[derive(Object)]
@@ -131,14 +159,14 @@ impl AuthApi {
         svc: Data<&Arc<AuthService>>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> Result<Json<TokenResponse>, ApiError> {
+    ) -> Result<TokenReply, ApiError> {
         let b = body.0;
         let solution = match (b.challenge, b.nonce) {
             (Some(challenge), Some(nonce)) => Some(ChallengeSolution { challenge, nonce }),
             _ => None,
         };
         let pair = svc.login(&b.login, &b.password.0, b.device_name, client_info(req), solution).await?;
-        Ok(Json(pair.into()))
+        Ok(token_reply(&svc, pair))
     }
 
     /// Get a proof-of-work challenge
@@ -164,16 +192,29 @@ impl AuthApi {
     /// Exchange a refresh token for a new token pair
     ///
     /// The refresh token is single use. Presenting a used one again gives 401
-    /// `refresh_token_reused` and ends the whole session (RFC 9700 §4.14.2).
+    /// `refresh_token_reused` and ends the whole session (RFC 9700 §4.14.2). In cookie mode the
+    /// body may be left out: the refresh cookie is used, and the request must then echo the
+    /// CSRF cookie in `X-CSRF-Token` (403 `csrf_failed` otherwise).
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        body: Json<RefreshRequest>,
-    ) -> Result<Json<TokenResponse>, ApiError> {
-        let pair = svc.refresh(&body.0.refresh_token, client_info(req)).await?;
-        Ok(Json(pair.into()))
+        body: Json<Option<RefreshRequest>>,
+    ) -> Result<TokenReply, ApiError> {
+        let tokens = &svc.config().tokens;
+        let token = match body.0.and_then(|b| b.refresh_token) {
+            Some(t) => t,
+            None if tokens.transport.uses_cookies() => {
+                let names = CookieNames::for_config(tokens);
+                let t = read_cookie(req, names.refresh).filter(|t| !t.is_empty()).ok_or(Error::InvalidRefreshToken)?;
+                check_csrf(req, &names)?;
+                t
+            }
+            None => return Err(Error::invalid("refresh_token", "required", "refresh_token is required").into()),
+        };
+        let pair = svc.refresh(&token, client_info(req)).await?;
+        Ok(token_reply(&svc, pair))
     }
 
     /// Sign out this session
@@ -184,20 +225,20 @@ impl AuthApi {
     async fn logout(
         &self,
         svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
+        auth: Caller,
         body: Json<Option<LogoutRequest>>,
-    ) -> Result<NoContent, ApiError> {
+    ) -> Result<DoneReply, ApiError> {
         let refresh = body.0.and_then(|b| b.refresh_token);
         svc.logout(&auth.0, refresh.as_deref()).await?;
-        Ok(NoContent::Done)
+        Ok(done_reply(&svc))
     }
 
     /// Sign out everywhere
     ///
     /// Every session of the user ends and every access token issued so far is refused.
     #[oai(path = "/logout-all", method = "post", operation_id = "logout_all")]
-    async fn logout_all(&self, svc: Data<&Arc<AuthService>>, auth: BearerAuth) -> Result<NoContent, ApiError> {
+    async fn logout_all(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<DoneReply, ApiError> {
         svc.logout_all(auth.0.user_id).await?;
-        Ok(NoContent::Done)
+        Ok(done_reply(&svc))
     }
 }

@@ -1,24 +1,94 @@
-//! The bearer-token security scheme: every protected operation authenticates through here.
+//! Authentication of every protected operation: the `Authorization: Bearer` header, or in
+//! cookie mode the access-token cookie (then with the CSRF check on state-changing requests).
 
 use std::sync::Arc;
 
-use poem::Request;
-use poem_openapi::{SecurityScheme, auth::Bearer};
+use poem::{Request, RequestBody, http::header};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme, auth::Bearer, registry::Registry,
+};
 
-use super::problem::ApiError;
+use super::{
+    cookies::{CookieNames, check_csrf, read_cookie},
+    problem::{ApiError, Problem},
+};
 use crate::{
     error::Error,
     service::{AuthContext, AuthService},
 };
 
-/// Access token (JWT) from `POST /v1/auth/login` or `/v1/auth/refresh`.
+/// Access token (JWT) from `POST /v1/auth/login` or `/v1/auth/refresh`. In cookie mode
+/// (`tokens.transport`) the `__Host-authd_access` cookie works too, and then POST/DELETE
+/// requests must echo the `__Host-authd_csrf` cookie in an `X-CSRF-Token` header.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+// Only describes the scheme in the OpenAPI document; `Caller` does the extracting.
+#[allow(dead_code)]
 pub struct BearerAuth(pub AuthContext);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AuthContext> {
-    let svc = req
-        .data::<Arc<AuthService>>()
-        .ok_or_else(|| poem::Error::from(ApiError::from(Error::Internal("service missing".into()))))?;
-    svc.authenticate(&bearer.token).map_err(|e| ApiError::from(Error::from(e)).into())
+    authenticate(req, &bearer.token)
+}
+
+fn service(req: &Request) -> poem::Result<&Arc<AuthService>> {
+    req.data::<Arc<AuthService>>().ok_or_else(|| ApiError::from(Error::Internal("service missing".into())).into())
+}
+
+fn authenticate(req: &Request, token: &str) -> poem::Result<AuthContext> {
+    service(req)?.authenticate(token).map_err(|e| ApiError::from(Error::from(e)).into())
+}
+
+fn unauthorized(code: &str, detail: &str) -> poem::Error {
+    let mut resp = Problem::new(poem::http::StatusCode::UNAUTHORIZED, code, detail).into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, poem::http::HeaderValue::from_static("Bearer"));
+    poem::Error::from_response(resp)
+}
+
+/// The authenticated caller of an operation.
+pub struct Caller(pub AuthContext);
+
+impl<'a> ApiExtractor<'a> for Caller {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <BearerAuth as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <BearerAuth as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _: ExtractParamOptions<()>) -> poem::Result<Self> {
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let value = value.to_str().unwrap_or_default().trim();
+            let token = match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    token.trim()
+                }
+                _ if value.is_empty() => {
+                    return Err(unauthorized("invalid_authorization_header", "the Authorization header is empty"));
+                }
+                _ => {
+                    return Err(unauthorized(
+                        "invalid_authorization_header",
+                        "the Authorization header must be `Bearer <access token>`",
+                    ));
+                }
+            };
+            return authenticate(req, token).map(Caller);
+        }
+        let svc = service(req)?;
+        let tokens = &svc.config().tokens;
+        if tokens.transport.uses_cookies() {
+            let names = CookieNames::for_config(tokens);
+            if let Some(token) = read_cookie(req, names.access).filter(|t| !t.is_empty()) {
+                let ctx = authenticate(req, &token)?;
+                check_csrf(req, &names).map_err(ApiError::from)?;
+                return Ok(Caller(ctx));
+            }
+        }
+        Err(unauthorized("missing_token", "this endpoint needs an `Authorization: Bearer <access token>` header"))
+    }
 }

@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, typ
 use uuid::Uuid;
 
 use super::{
-    auth_scheme::BearerAuth,
+    auth_scheme::Caller,
     client::client_info,
     problem::ApiError,
     views::{ApiTags, SessionResponse, UserResponse},
@@ -36,7 +36,7 @@ enum NoContent {
 impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "me")]
-    async fn me(&self, svc: Data<&Arc<AuthService>>, auth: BearerAuth) -> Result<Json<UserResponse>, ApiError> {
+    async fn me(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<UserResponse>, ApiError> {
         Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
     }
 
@@ -45,7 +45,7 @@ impl MeApi {
     async fn sessions(
         &self,
         svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
+        auth: Caller,
     ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
         let current = auth.0.session_id;
         let sessions = svc.list_sessions(auth.0.user_id).await?;
@@ -59,7 +59,7 @@ impl MeApi {
     async fn revoke_session(
         &self,
         svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
+        auth: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         svc.revoke_session(auth.0.user_id, id.0).await?;
@@ -75,7 +75,7 @@ impl MeApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        auth: BearerAuth,
+        auth: Caller,
         body: Json<ChangePasswordRequest>,
     ) -> Result<NoContent, ApiError> {
         svc.change_password(&auth.0, &body.0.current_password.0, &body.0.new_password.0, client_info(req).ip).await?;

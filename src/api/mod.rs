@@ -3,6 +3,7 @@
 mod auth;
 mod auth_scheme;
 mod client;
+mod cookies;
 mod discovery;
 mod limits;
 mod me;

@@ -133,7 +133,7 @@ impl From<Error> for ApiError {
                 };
                 ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), challenge.into())
             }
-            Error::AccountDisabled | Error::Forbidden(_) | Error::WrongCurrentPassword => {
+            Error::AccountDisabled | Error::Forbidden(_) | Error::WrongCurrentPassword | Error::CsrfFailed => {
                 ApiError::Forbidden(p(StatusCode::FORBIDDEN))
             }
             Error::NotFound(_) => ApiError::NotFound(p(StatusCode::NOT_FOUND)),

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{auth_scheme::BearerAuth, problem::ApiError, views::ApiTags};
+use super::{auth_scheme::Caller, problem::ApiError, views::ApiTags};
 use crate::service::{AuthService, Introspection};
 
 pub struct TokenApi;
@@ -82,7 +82,7 @@ impl TokenApi {
     async fn introspect(
         &self,
         svc: Data<&Arc<AuthService>>,
-        auth: BearerAuth,
+        auth: Caller,
         body: IntrospectRequest,
     ) -> Result<Json<IntrospectResponse>, ApiError> {
         let (IntrospectRequest::Form(Form(b)) | IntrospectRequest::Json(Json(b))) = body;

@@ -59,14 +59,16 @@ impl From<User> for UserResponse {
 /// OAuth 2.0-shaped token response (RFC 6749 §5.1).
 #[derive(Object)]
 pub struct TokenResponse {
-    /// JWT access token (`typ: at+jwt`).
-    pub access_token: String,
+    /// JWT access token (`typ: at+jwt`); absent in cookie mode when it travels in a cookie.
+    #[oai(skip_serializing_if_is_none)]
+    pub access_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Opaque refresh token; single use, rotated on every refresh.
-    pub refresh_token: String,
+    /// Opaque refresh token; single use, rotated on every refresh. Absent in cookie mode.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: u64,
     /// The session (device) these tokens belong to.
@@ -76,10 +78,10 @@ pub struct TokenResponse {
 impl From<TokenPair> for TokenResponse {
     fn from(t: TokenPair) -> Self {
         Self {
-            access_token: t.access_token,
+            access_token: Some(t.access_token),
             token_type: "Bearer".into(),
             expires_in: t.expires_in,
-            refresh_token: t.refresh_token,
+            refresh_token: Some(t.refresh_token),
             refresh_expires_in: t.refresh_expires_in,
             session_id: t.session_id,
         }

@@ -6,6 +6,7 @@
 mod abuse;
 mod bad_input;
 mod cli;
+mod cookies;
 mod helpers;
 mod keys;
 mod openapi;
