@@ -37,6 +37,21 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub cors: CorsConfig,
+    pub tls: TlsConfig,
+}
+
+/// Built-in HTTPS: both PEM files, or neither (plain HTTP behind a TLS-terminating proxy).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn is_enabled(&self) -> bool {
+        self.cert.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -246,6 +261,7 @@ impl Default for ServerConfig {
             request_timeout: HumanDuration::secs(30),
             trusted_proxies: Vec::new(),
             cors: CorsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -410,6 +426,15 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return fail("server.max_body_bytes", "must be at least 1024");
+        }
+        let tls = &self.server.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return fail("server.tls", "set both cert and key (PEM files), or neither");
+        }
+        for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                return fail(key, &format!("{} is not a readable file", p.display()));
+            }
         }
         if self.server.request_timeout.0 < Duration::from_secs(1) {
             return fail("server.request_timeout", "must be at least 1s");

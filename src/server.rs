@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 use anyhow::Context as _;
 use poem::{
     Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener},
 };
 use tokio::net::UnixListener;
 
@@ -19,7 +19,7 @@ use crate::{
 /// A server whose listeners are bound, ready to run.
 pub struct Application {
     svc: Arc<AuthService>,
-    acceptor: TcpAcceptor,
+    acceptor: BoxAcceptor,
     local_addr: SocketAddr,
     admin: UnixListener,
     socket_path: PathBuf,
@@ -45,10 +45,28 @@ impl Application {
         let admin = UnixListener::bind(&socket_path)
             .with_context(|| format!("cannot create admin socket {}", socket_path.display()))?;
         restrict_socket(&socket_path)?;
-        let acceptor = TcpListener::bind(bind)
-            .into_acceptor()
-            .await
-            .with_context(|| format!("cannot listen on {bind} (server.bind)"))?;
+        let tls = svc.config().server.tls.clone();
+        let listener = TcpListener::bind(bind);
+        let acceptor = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                let cert =
+                    std::fs::read(cert).with_context(|| format!("cannot read {} (server.tls.cert)", cert.display()))?;
+                let key =
+                    std::fs::read(key).with_context(|| format!("cannot read {} (server.tls.key)", key.display()))?;
+                let config = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
+                listener
+                    .rustls(config)
+                    .into_acceptor()
+                    .await
+                    .with_context(|| format!("cannot serve TLS on {bind} (server.bind, server.tls)"))?
+                    .boxed()
+            }
+            _ => listener
+                .into_acceptor()
+                .await
+                .with_context(|| format!("cannot listen on {bind} (server.bind)"))?
+                .boxed(),
+        };
         let local_addr = acceptor
             .local_addr()
             .first()

@@ -46,6 +46,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         max_body: server.max_body_bytes,
         timeout: server.request_timeout.0,
         trusted_proxies: server.trusted_proxies.clone(),
+        hsts: server.tls.is_enabled(),
     };
     let cors = cors(&server.cors);
     let api = api_service();

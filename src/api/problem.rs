@@ -198,7 +198,12 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
             Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long").into_response()
         }
     };
-    Ok(with_common_headers(resp, docs))
+    let mut resp = with_common_headers(resp, docs);
+    if edge.hsts {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    Ok(resp)
 }
 
 /// What the edge needs to know, set as route data.
@@ -207,11 +212,18 @@ pub struct EdgeConfig {
     pub max_body: usize,
     pub timeout: std::time::Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Served over TLS: send HSTS.
+    pub hsts: bool,
 }
 
 impl Default for EdgeConfig {
     fn default() -> Self {
-        Self { max_body: 64 * 1024, timeout: std::time::Duration::from_secs(30), trusted_proxies: Vec::new() }
+        Self {
+            max_body: 64 * 1024,
+            timeout: std::time::Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            hsts: false,
+        }
     }
 }
 

@@ -12,4 +12,5 @@ mod keys;
 mod openapi;
 mod sessions;
 mod story;
+mod tls;
 mod tokens;
