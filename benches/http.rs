@@ -103,39 +103,90 @@ async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> Value {
         .unwrap()
 }
 
-fn main() {
-    let secs = env_num("BENCH_SECS", 5);
-    let concurrency = env_num("BENCH_CONCURRENCY", 32) as usize;
+struct Running {
+    addr: SocketAddr,
+    svc: Option<Arc<authd::service::AuthService>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn start(rt: &tokio::runtime::Runtime, tweak: impl FnOnce(&mut Config)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.storage.path = dir.path().join("authd.redb");
     cfg.passwords.hash_queue = 4096;
+    tweak(&mut cfg);
+    let app = rt.block_on(Application::build(cfg)).unwrap();
+    let addr = app.local_addr();
+    let svc = Some(app.service());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    Running { addr, svc, stop, task, _dir: dir }
+}
 
+fn stop(rt: &tokio::runtime::Runtime, mut r: Running) {
+    r.svc = None;
+    let _ = r.stop.send(());
+    rt.block_on(r.task).unwrap().unwrap();
+}
+
+async fn register_users(http: &reqwest::Client, addr: SocketAddr, n: usize) {
+    for i in 0..n {
+        let r = http
+            .post(format!("http://{addr}/v1/auth/register"))
+            .json(&json!({"email": format!("bench{i}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+async fn me_load(http: &reqwest::Client, addr: SocketAddr, name: &'static str, concurrency: usize, secs: u64) {
+    let token = login(http, addr, "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
+    let h = http.clone();
+    load(
+        name,
+        concurrency,
+        secs,
+        |_| async {},
+        move |()| {
+            let (h, token) = (h.clone(), token.clone());
+            async move {
+                let ok = h
+                    .get(format!("http://{addr}/v1/me"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                ((), ok)
+            }
+        },
+    )
+    .await
+    .print();
+}
+
+fn main() {
+    let secs = env_num("BENCH_SECS", 5);
+    let concurrency = env_num("BENCH_CONCURRENCY", 32) as usize;
     // The server gets a runtime of its own.
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let app = server_rt.block_on(Application::build(cfg)).unwrap();
-    let addr = app.local_addr();
-    let svc = app.service();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(app.run_until_stopped(async {
-        let _ = stop_rx.await;
-    }));
-
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    client_rt.block_on(async move {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-        let users = 16usize;
-        for i in 0..users {
-            let r = http
-                .post(format!("http://{addr}/v1/auth/register"))
-                .json(&json!({"email": format!("bench{i}@example.com"), "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-        }
-        println!("authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback {addr}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let users = 16usize;
+
+    // Rate limiting off: the raw paths.
+    let off = start(&server_rt, |c| c.rate_limit.enabled = false);
+    let addr = off.addr;
+    let svc = off.svc.clone().unwrap();
+    client_rt.block_on(async {
+        register_users(&http, addr, users).await;
+        println!("authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback");
 
         let h = http.clone();
         load(
@@ -155,7 +206,6 @@ fn main() {
         .print();
 
         let token = login(&http, addr, "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
-
         // The per-request check alone: signature, claims, in-memory revocations; no disk.
         let n = 100_000u32;
         let t = Instant::now();
@@ -169,28 +219,8 @@ fn main() {
             1.0 / per.as_secs_f64(),
             per.as_secs_f64() * 1e6
         );
-        drop(svc);
-        let h = http.clone();
-        load(
-            "GET /v1/me (valid token)",
-            concurrency,
-            secs,
-            |_| async {},
-            move |()| {
-                let (h, token) = (h.clone(), token.clone());
-                async move {
-                    let ok = h
-                        .get(format!("http://{addr}/v1/me"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200);
-                    ((), ok)
-                }
-            },
-        )
-        .await
-        .print();
+
+        me_load(&http, addr, "GET /v1/me, limits off", concurrency, secs).await;
 
         let (h, hs) = (http.clone(), http.clone());
         load(
@@ -246,6 +276,78 @@ fn main() {
         .await
         .print();
     });
-    let _ = stop_tx.send(());
-    server_rt.block_on(server).unwrap().unwrap();
+    drop(svc);
+    stop(&server_rt, off);
+
+    // Rate limiting on (limits high enough never to trigger): the limiter's cost on the hot path,
+    // then an honest login while another address floods wrong passwords.
+    let on = start(&server_rt, |c| {
+        c.rate_limit.general.per_ip = authd::config::Limit::new(1_000_000_000, 1, 1_000_000_000);
+        // Room for the honest client's paced logins; the flood is stopped by the brute-force
+        // throttle, not by these.
+        c.rate_limit.login.per_ip = authd::config::Limit::new(600, 60, 100);
+        c.rate_limit.login.per_account = authd::config::Limit::new(600, 60, 100);
+    });
+    let addr = on.addr;
+    client_rt.block_on(async {
+        register_users(&http, addr, 2).await;
+        me_load(&http, addr, "GET /v1/me, limits on", concurrency, secs).await;
+
+        let flood =
+            reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+        let stop_at = Instant::now() + Duration::from_secs(secs);
+        let mut flooders = Vec::new();
+        for _ in 0..16 {
+            let f = flood.clone();
+            flooders.push(tokio::spawn(async move {
+                let (mut evaluated, mut refused) = (0u32, 0u32);
+                while Instant::now() < stop_at {
+                    let r = f
+                        .post(format!("http://{addr}/v1/auth/login"))
+                        .json(&json!({"login": "bench1@example.com", "password": "not the password"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() == 401 { evaluated += 1 } else { refused += 1 }
+                }
+                (evaluated, refused)
+            }));
+        }
+        // The honest user signs in four times a second while the flood runs.
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        while Instant::now() + Duration::from_millis(300) < stop_at {
+            let t = Instant::now();
+            let r = http
+                .post(format!("http://{addr}/v1/auth/login"))
+                .json(&json!({"login": "bench0@example.com", "password": PASSWORD}))
+                .send()
+                .await;
+            latencies.push(t.elapsed());
+            if !r.is_ok_and(|r| r.status() == 200) {
+                errors += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Report {
+            name: "honest login while flooded",
+            requests: latencies.len(),
+            errors,
+            elapsed: started.elapsed(),
+            latencies,
+        }
+        .print();
+        let (mut evaluated, mut refused) = (0, 0);
+        for f in flooders {
+            let (e, r) = f.await.unwrap();
+            evaluated += e;
+            refused += r;
+        }
+        println!(
+            "{:<28} {evaluated} wrong passwords evaluated, {refused} refused without hashing (429)",
+            "  flood (16 clients)"
+        );
+    });
+    stop(&server_rt, on);
 }
