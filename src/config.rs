@@ -200,6 +200,8 @@ pub struct TokensConfig {
     /// Development only: cookies without `Secure` and without the `__Host-`/`__Secure-`
     /// prefixes, so they work over plain http. Refused unless `server.bind` is loopback.
     pub insecure_dev_cookies: bool,
+    /// Also put the expanded permissions of the user's roles in access tokens.
+    pub include_permissions: bool,
 }
 
 /// Where tokens travel.
@@ -285,6 +287,7 @@ impl Default for TokensConfig {
             transport: TokenTransport::Body,
             access_cookie: true,
             insecure_dev_cookies: false,
+            include_permissions: false,
         }
     }
 }

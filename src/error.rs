@@ -85,6 +85,12 @@ pub enum Error {
     NotFound(&'static str),
     #[error("unknown role `{0}`")]
     UnknownRole(String),
+    #[error("this would leave no active admin; make another user admin first")]
+    LastAdmin,
+    #[error("role `{0}` is held by {1} user(s); pass force to take it from them")]
+    RoleInUse(String, usize),
+    #[error("{0}")]
+    BuiltinRole(String),
     #[error("too many password checks in progress; retry shortly")]
     Busy,
     #[error("too many requests; retry in {0} s")]
@@ -119,6 +125,9 @@ impl Error {
             Error::CsrfFailed => "csrf_failed",
             Error::NotFound(_) => "not_found",
             Error::UnknownRole(_) => "unknown_role",
+            Error::LastAdmin => "last_admin",
+            Error::RoleInUse(..) => "role_in_use",
+            Error::BuiltinRole(_) => "builtin_role",
             Error::Busy => "overloaded",
             Error::RateLimited(_) => "rate_limited",
             Error::TooManyAttempts(_) => "too_many_attempts",

@@ -39,6 +39,12 @@ pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserDelete { who } => svc.delete_user(&who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::KeysList => svc.list_keys().await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.rotate_keys().await.map(AdminReply::Key),
+        AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
+        AdminRequest::RoleAdd { name, permissions } => svc.create_role(&name, permissions).await.map(AdminReply::Role),
+        AdminRequest::RoleChange { name, grant, revoke } => {
+            svc.change_role(&name, grant, revoke).await.map(AdminReply::Role)
+        }
+        AdminRequest::RoleDelete { name, force } => svc.delete_role(&name, force).await.map(AdminReply::Role),
     };
     result.unwrap_or_else(|e| {
         let message = match &e {

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{model::User, service::KeyInfo};
+use crate::{
+    model::{Role, User},
+    service::KeyInfo,
+};
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -38,6 +41,20 @@ pub enum AdminRequest {
     },
     KeysList,
     KeysRotate,
+    RoleList,
+    RoleAdd {
+        name: String,
+        permissions: Vec<String>,
+    },
+    RoleChange {
+        name: String,
+        grant: Vec<String>,
+        revoke: Vec<String>,
+    },
+    RoleDelete {
+        name: String,
+        force: bool,
+    },
 }
 
 /// A user as the CLI shows it.
@@ -75,5 +92,7 @@ pub enum AdminReply {
     Users(Vec<UserView>),
     Key(KeyInfo),
     Keys(Vec<KeyInfo>),
+    Role(Role),
+    Roles(Vec<Role>),
     Error { code: String, message: String },
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: poem-openapi handlers that extract, call a service and map the result.
 
+mod admin;
 mod auth;
 mod auth_scheme;
 mod client;
@@ -18,12 +19,12 @@ use poem_openapi::OpenApiService;
 
 use crate::service::AuthService;
 
-type Apis = (auth::AuthApi, me::MeApi, token::TokenApi, discovery::DiscoveryApi);
+type Apis = (auth::AuthApi, me::MeApi, token::TokenApi, admin::AdminApi, discovery::DiscoveryApi);
 
 /// The API description; needs no database, so `authd openapi` works anywhere.
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, token::TokenApi, discovery::DiscoveryApi),
+        (auth::AuthApi, me::MeApi, token::TokenApi, admin::AdminApi, discovery::DiscoveryApi),
         "authd",
         env!("CARGO_PKG_VERSION"),
     )

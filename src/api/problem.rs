@@ -137,7 +137,9 @@ impl From<Error> for ApiError {
                 ApiError::Forbidden(p(StatusCode::FORBIDDEN))
             }
             Error::NotFound(_) => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
-            Error::Conflict(_) => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::Conflict(_) | Error::LastAdmin | Error::RoleInUse(..) | Error::BuiltinRole(_) => {
+                ApiError::Conflict(p(StatusCode::CONFLICT))
+            }
             Error::Busy => ApiError::Unavailable(p(StatusCode::SERVICE_UNAVAILABLE), "1".into()),
             Error::Storage(_) | Error::Internal(_) => {
                 tracing::error!(error = %e, "request failed");

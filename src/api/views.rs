@@ -20,6 +20,8 @@ pub enum ApiTags {
     Discovery,
     /// Liveness and readiness
     Health,
+    /// Administration: users, sessions, roles, keys
+    Admin,
 }
 
 /// A user account (never its password hash).

@@ -5,6 +5,7 @@ mod admin_cmd;
 mod challenge;
 mod config_cmd;
 mod keys;
+mod role;
 mod serve;
 mod user;
 
@@ -41,6 +42,11 @@ enum Command {
     User {
         #[command(subcommand)]
         cmd: user::UserCmd,
+    },
+    /// Manage roles and their permissions
+    Role {
+        #[command(subcommand)]
+        cmd: role::RoleCmd,
     },
     /// Manage token signing keys
     Keys {
@@ -104,6 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { cmd } => {
             init_logging(&cfg, "warn");
             user::run(&cfg, cmd).await
+        }
+        Command::Role { cmd } => {
+            init_logging(&cfg, "warn");
+            role::run(&cfg, cmd).await
         }
         Command::Keys { cmd } => {
             init_logging(&cfg, "warn");

@@ -136,6 +136,9 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// Expanded permissions, when `tokens.include_permissions` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 impl SigningKey {
@@ -252,6 +255,7 @@ mod tests {
             sid: Uuid::now_v7(),
             roles: vec!["user".into()],
             preferred_username: None,
+            permissions: None,
         }
     }
 

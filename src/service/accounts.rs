@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{AuthService, find_account, revoke_sessions, sessions::user_context};
+use super::{AuthService, find_account, revoke_sessions, roles::guard_last_admin, sessions::user_context};
 use crate::{
     error::{Error, FieldError, Result},
     model::{User, UserStatus, now},
@@ -107,8 +107,10 @@ impl AuthService {
         let (user, rev) = self
             .db(move |s| {
                 s.write(|tx| {
-                    let mut u = find_account(tx, &who)?;
+                    let before = find_account(tx, &who)?;
+                    let mut u = before.clone();
                     u.roles = roles;
+                    guard_last_admin(tx, &before, Some(&u))?;
                     u.updated_at = now();
                     tx.update_user(&u)?;
                     let rev = crate::model::Revocation { id: u.id, ..placeholder };
@@ -166,6 +168,7 @@ impl AuthService {
             .db(move |s| {
                 s.write(|tx| {
                     let u = find_account(tx, &who)?;
+                    guard_last_admin(tx, &u, None)?;
                     let sids = tx.delete_user(u.id)?;
                     let mut revs = Vec::with_capacity(sids.len() + 1);
                     for sid in sids {
@@ -196,8 +199,10 @@ impl AuthService {
         let user_rev = self.user_revocation(id);
         self.db(move |s| {
             s.write(|tx| {
-                let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                let mut u = before.clone();
                 change(&mut u);
+                guard_last_admin(tx, &before, Some(&u))?;
                 u.updated_at = now();
                 tx.update_user(&u)?;
                 let sids = tx.session_ids_of(id)?;
@@ -208,5 +213,129 @@ impl AuthService {
             })
         })
         .await
+    }
+}
+
+/// An admin's change to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub status: Option<UserStatus>,
+}
+
+/// A page of users, oldest first.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next_cursor: Option<Uuid>,
+}
+
+/// Which users to list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub role: Option<String>,
+    pub status: Option<UserStatus>,
+    /// Prefix of the email, phone or username.
+    pub search: Option<String>,
+}
+
+impl AuthService {
+    /// Users after `cursor` (ids are time-ordered, so pages stay stable while users are added).
+    pub async fn list_users_page(&self, cursor: Option<Uuid>, limit: usize, filter: UserFilter) -> Result<UserPage> {
+        let search = filter.search.map(|s| s.trim().to_lowercase());
+        let users = self.list_users().await?;
+        let mut page: Vec<User> = users
+            .into_iter()
+            .filter(|u| cursor.is_none_or(|c| u.id > c))
+            .filter(|u| filter.role.as_ref().is_none_or(|r| u.roles.contains(r)))
+            .filter(|u| filter.status.is_none_or(|s| u.status == s))
+            .filter(|u| {
+                search.as_deref().is_none_or(|q| {
+                    [&u.email, &u.phone, &u.username].iter().any(|f| f.as_deref().is_some_and(|v| v.starts_with(q)))
+                })
+            })
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|u| u.id)
+        } else {
+            None
+        };
+        Ok(UserPage { users: page, next_cursor })
+    }
+
+    /// Applies an admin's change. New roles or a disable refuse the user's current tokens;
+    /// a disable also ends the sessions.
+    pub async fn patch_user(&self, id: Uuid, patch: UserPatch) -> Result<User> {
+        let mut errors = Vec::new();
+        let email = patch.email.as_deref().map(Email::parse).transpose().unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let phone = patch.phone.as_deref().map(Phone::parse).transpose().unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let username = patch.username.as_deref().map(Username::parse).transpose().unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        if let Some(roles) = &patch.roles {
+            if roles.is_empty() {
+                return Err(Error::invalid("roles", "required", "at least one role is required"));
+            }
+            self.check_roles_exist(roles)?;
+        }
+        let session_rev = self.session_revocation(Uuid::nil());
+        let user_rev = self.user_revocation(id);
+        let (user, revs) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                    let mut u = before.clone();
+                    if let Some(e) = email {
+                        u.email = Some(e.into_string());
+                    }
+                    if let Some(p) = phone {
+                        u.phone = Some(p.into_string());
+                    }
+                    if let Some(n) = username {
+                        u.username = Some(n.into_string());
+                    }
+                    if let Some(r) = patch.roles {
+                        u.roles = r;
+                    }
+                    if let Some(s) = patch.status {
+                        u.status = s;
+                    }
+                    guard_last_admin(tx, &before, Some(&u))?;
+                    u.updated_at = now();
+                    tx.update_user(&u)?;
+                    let mut revs = Vec::new();
+                    if u.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
+                        let sids = tx.session_ids_of(id)?;
+                        revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation {
+                            id: sid,
+                            ..session_rev.clone()
+                        })?;
+                    }
+                    if u.roles != before.roles || !revs.is_empty() {
+                        tx.put_revocation(&user_rev)?;
+                        revs.push(user_rev);
+                    }
+                    Ok((u, revs))
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs).await;
+        tracing::info!(user_id = %user.id, "user updated by admin");
+        Ok(user)
     }
 }

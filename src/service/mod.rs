@@ -2,6 +2,7 @@
 
 mod accounts;
 mod keys;
+mod roles;
 mod sessions;
 mod tokens;
 
@@ -10,8 +11,9 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-pub use accounts::NewAccount;
+pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
 pub use keys::{KeyInfo, KeyRing};
+pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 use uuid::Uuid;

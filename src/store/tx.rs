@@ -265,6 +265,11 @@ impl WriteTx {
         Ok(())
     }
 
+    pub fn delete_role(&mut self, name: &str) -> R<()> {
+        self.tx.open_table(ROLES)?.remove(name)?;
+        Ok(())
+    }
+
     pub fn put_role(&mut self, r: &Role) -> R<()> {
         self.tx.open_table(ROLES)?.insert(r.name.as_str(), encode(r)?.as_slice())?;
         Ok(())

@@ -69,6 +69,8 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
     .await;
     assert!(out.starts_with("created: alice@example.com"), "{out}");
     ok(d, &["user", "add", "bob", "--phone", "+14155552671"], None).await;
+    // A second admin, so alice may be demoted (the last admin never can).
+    ok(d, &["user", "add", "root@example.com", "--role", "admin"], None).await;
 
     let list = ok(d, &["user", "list"], None).await;
     assert!(list.lines().next().unwrap().starts_with("ID"), "{list}");
@@ -273,4 +275,33 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     }
     // The database was closed: the CLI opens it directly.
     assert!(ok(d, &["user", "list"], None).await.contains("eve@example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let list = ok(d, &["role", "list"], None).await;
+    for builtin in ["admin", "moderator", "user"] {
+        assert!(list.contains(builtin), "{list}");
+    }
+    assert!(ok(d, &["role", "add", "support", "--perm", "tickets:read"], None).await.starts_with("created: support"));
+    ok(d, &["role", "grant", "support", "--perm", "tickets:write", "--perm", "users:read"], None).await;
+    let out = ok(d, &["role", "revoke", "support", "--perm", "users:read"], None).await;
+    assert!(out.contains("tickets:read tickets:write") && !out.contains("users:read"), "{out}");
+    fails(d, &["role", "add", "support"], "already taken").await;
+    fails(d, &["role", "add", "x2", "--perm", "NOT VALID"], "not a permission").await;
+    fails(d, &["role", "revoke", "admin", "--perm", "*"], "always keeps").await;
+    fails(d, &["role", "delete", "user"], "built in").await;
+    ok(d, &["user", "add", "sam@example.com", "--role", "support"], None).await;
+    fails(d, &["role", "delete", "support"], "held by 1 user").await;
+    ok(d, &["role", "delete", "support", "--force"], None).await;
+    let shown: Value =
+        serde_json::from_str(&ok(d, &["user", "show", "sam@example.com", "--json"], None).await).unwrap();
+    assert_eq!(shown["roles"], json!(["user"]));
+    // The last admin stays.
+    ok(d, &["user", "add", "root@example.com", "--role", "admin"], None).await;
+    fails(d, &["user", "set-role", "root@example.com", "user"], "no active admin").await;
+    fails(d, &["user", "disable", "root@example.com"], "no active admin").await;
+    fails(d, &["user", "delete", "root@example.com"], "no active admin").await;
 }

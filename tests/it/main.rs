@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod admin;
 mod bad_input;
 mod cli;
 mod cookies;

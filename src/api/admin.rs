@@ -1,0 +1,394 @@
+//! `/v1/admin/*` and `/v1/authz/check`: operators' API. Every operation states the permission it
+//! needs; without it the answer is 403 `insufficient_permission`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+    types::Password,
+};
+use uuid::Uuid;
+
+use super::{
+    auth_scheme::Caller,
+    problem::ApiError,
+    views::{ApiTags, SessionResponse, UserResponse},
+};
+use crate::{
+    error::Error,
+    model::{Role, UserStatus, rfc3339},
+    service::{AuthService, KeyInfo, NewAccount, UserFilter, UserPatch},
+};
+
+pub struct AdminApi;
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[derive(ApiResponse)]
+enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+/// A page of users.
+#[derive(Object)]
+struct UserPageResponse {
+    users: Vec<UserResponse>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    next_cursor: Option<Uuid>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateUserRequest {
+    #[oai(validator(max_length = 254))]
+    email: Option<String>,
+    #[oai(validator(max_length = 32))]
+    phone: Option<String>,
+    #[oai(validator(max_length = 64))]
+    username: Option<String>,
+    /// Without one the user cannot sign in until a password is set.
+    #[oai(validator(max_length = 4096))]
+    password: Option<Password>,
+    /// Default: `["user"]`.
+    roles: Option<Vec<String>>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct PatchUserRequest {
+    #[oai(validator(max_length = 254))]
+    email: Option<String>,
+    #[oai(validator(max_length = 32))]
+    phone: Option<String>,
+    #[oai(validator(max_length = 64))]
+    username: Option<String>,
+    roles: Option<Vec<String>>,
+    /// `active` or `disabled`.
+    status: Option<String>,
+}
+
+#[derive(Object)]
+struct RoleResponse {
+    name: String,
+    permissions: Vec<String>,
+    builtin: bool,
+}
+
+impl From<Role> for RoleResponse {
+    fn from(r: Role) -> Self {
+        Self { name: r.name, permissions: r.permissions, builtin: r.builtin }
+    }
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateRoleRequest {
+    #[oai(validator(max_length = 32))]
+    name: String,
+    /// e.g. `users:read`, `billing:*`, `*`.
+    permissions: Vec<String>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ChangeRoleRequest {
+    #[oai(default)]
+    grant: Vec<String>,
+    #[oai(default)]
+    revoke: Vec<String>,
+}
+
+#[derive(Object)]
+struct KeyResponse {
+    kid: String,
+    alg: String,
+    /// `active`, `retiring` or `retired`.
+    state: String,
+    created_at: String,
+    #[oai(skip_serializing_if_is_none)]
+    retire_at: Option<String>,
+}
+
+impl From<KeyInfo> for KeyResponse {
+    fn from(k: KeyInfo) -> Self {
+        Self {
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+            created_at: rfc3339(k.created_at),
+            retire_at: k.retire_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct AuthzRequest {
+    /// The token to judge; without it, the caller's own. Judging another token needs
+    /// `tokens:introspect`.
+    #[oai(validator(max_length = 8192))]
+    token: Option<String>,
+    /// One permission, e.g. `billing:refund`.
+    #[oai(validator(max_length = 130))]
+    permission: String,
+    /// The resource's owner: owners are allowed.
+    resource_owner: Option<Uuid>,
+}
+
+#[derive(Object)]
+struct AuthzResponse {
+    allowed: bool,
+    reason: String,
+}
+
+fn parse_status(s: &str) -> Result<UserStatus, Error> {
+    match s {
+        "active" => Ok(UserStatus::Active),
+        "disabled" => Ok(UserStatus::Disabled),
+        _ => Err(Error::invalid("status", "invalid_status", "status is `active` or `disabled`")),
+    }
+}
+
+fn need(svc: &AuthService, caller: &Caller, permission: &str) -> Result<(), Error> {
+    svc.require_permission(&caller.0, permission)
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// List users (needs `users:read`)
+    ///
+    /// Oldest first, `limit` per page (1–200, default 50); filter by `role`, `status` and a
+    /// `q` prefix of email, phone or username.
+    #[oai(path = "/admin/users", method = "get", operation_id = "admin_list_users")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_users(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        cursor: Query<Option<Uuid>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        role: Query<Option<String>>,
+        status: Query<Option<String>>,
+        q: Query<Option<String>>,
+    ) -> Result<Json<UserPageResponse>, ApiError> {
+        need(&svc, &caller, "users:read")?;
+        let status = status.0.as_deref().map(parse_status).transpose()?;
+        let filter = UserFilter { role: role.0, status, search: q.0 };
+        let page = svc.list_users_page(cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
+        Ok(Json(UserPageResponse {
+            users: page.users.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// Create a user (needs `users:write`)
+    #[oai(path = "/admin/users", method = "post", operation_id = "admin_create_user")]
+    async fn create_user(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        body: Json<CreateUserRequest>,
+    ) -> Result<Created<UserResponse>, ApiError> {
+        need(&svc, &caller, "users:write")?;
+        let b = body.0;
+        let user = svc
+            .create_user(NewAccount {
+                email: b.email,
+                phone: b.phone,
+                username: b.username,
+                password: b.password.map(|p| p.0),
+                roles: b.roles.unwrap_or_default(),
+            })
+            .await?;
+        Ok(Created::Created(Json(user.into())))
+    }
+
+    /// Get a user (needs `users:read`)
+    #[oai(path = "/admin/users/:id", method = "get", operation_id = "admin_get_user")]
+    async fn get_user(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<UserResponse>, ApiError> {
+        need(&svc, &caller, "users:read")?;
+        Ok(Json(svc.get_user(id.0).await?.into()))
+    }
+
+    /// Change a user (needs `users:write`; `users:disable` suffices to change only `status`)
+    ///
+    /// New roles refuse the user's current tokens until refreshed; disabling ends every
+    /// session. The last active admin cannot be demoted or disabled (409 `last_admin`).
+    #[oai(path = "/admin/users/:id", method = "patch", operation_id = "admin_patch_user")]
+    async fn patch_user(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+        body: Json<PatchUserRequest>,
+    ) -> Result<Json<UserResponse>, ApiError> {
+        let b = body.0;
+        let only_status = b.email.is_none() && b.phone.is_none() && b.username.is_none() && b.roles.is_none();
+        if !(only_status && svc.has_permission(&caller.0.roles, "users:disable")) {
+            need(&svc, &caller, "users:write")?;
+        }
+        let status = b.status.as_deref().map(parse_status).transpose()?;
+        let patch = UserPatch { email: b.email, phone: b.phone, username: b.username, roles: b.roles, status };
+        Ok(Json(svc.patch_user(id.0, patch).await?.into()))
+    }
+
+    /// Delete a user (needs `users:write`)
+    #[oai(path = "/admin/users/:id", method = "delete", operation_id = "admin_delete_user")]
+    async fn delete_user(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "users:write")?;
+        svc.delete_user(&id.0.to_string()).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// A user's sessions (needs `users:read`)
+    #[oai(path = "/admin/users/:id/sessions", method = "get", operation_id = "admin_list_sessions")]
+    async fn list_sessions(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
+        need(&svc, &caller, "users:read")?;
+        svc.get_user(id.0).await?;
+        let sessions = svc.list_sessions(id.0).await?;
+        Ok(Json(sessions.into_iter().map(|s| SessionResponse::new(s, caller.0.session_id)).collect()))
+    }
+
+    /// End every session of a user (needs `sessions:revoke`)
+    #[oai(path = "/admin/users/:id/sessions", method = "delete", operation_id = "admin_revoke_sessions")]
+    async fn revoke_sessions(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "sessions:revoke")?;
+        svc.get_user(id.0).await?;
+        svc.logout_all(id.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// End one session of a user (needs `sessions:revoke`)
+    #[oai(path = "/admin/users/:id/sessions/:sid", method = "delete", operation_id = "admin_revoke_session")]
+    async fn revoke_session(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+        sid: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "sessions:revoke")?;
+        svc.revoke_session(id.0, sid.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// List roles (needs `roles:read`)
+    #[oai(path = "/admin/roles", method = "get", operation_id = "admin_list_roles")]
+    async fn list_roles(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+    ) -> Result<Json<Vec<RoleResponse>>, ApiError> {
+        need(&svc, &caller, "roles:read")?;
+        Ok(Json(svc.list_roles().await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a role (needs `roles:write`)
+    #[oai(path = "/admin/roles", method = "post", operation_id = "admin_create_role")]
+    async fn create_role(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        body: Json<CreateRoleRequest>,
+    ) -> Result<Created<RoleResponse>, ApiError> {
+        need(&svc, &caller, "roles:write")?;
+        Ok(Created::Created(Json(svc.create_role(&body.0.name, body.0.permissions).await?.into())))
+    }
+
+    /// Grant or revoke permissions of a role (needs `roles:write`)
+    ///
+    /// Takes effect on the next request of every holder. `admin` always keeps `*`.
+    #[oai(path = "/admin/roles/:name", method = "patch", operation_id = "admin_change_role")]
+    async fn change_role(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        name: Path<String>,
+        body: Json<ChangeRoleRequest>,
+    ) -> Result<Json<RoleResponse>, ApiError> {
+        need(&svc, &caller, "roles:write")?;
+        Ok(Json(svc.change_role(&name.0, body.0.grant, body.0.revoke).await?.into()))
+    }
+
+    /// Delete a custom role (needs `roles:write`)
+    ///
+    /// Refused with 409 `role_in_use` while users hold it, unless `force=true`.
+    #[oai(path = "/admin/roles/:name", method = "delete", operation_id = "admin_delete_role")]
+    async fn delete_role(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        name: Path<String>,
+        force: Query<Option<bool>>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "roles:write")?;
+        svc.delete_role(&name.0, force.0.unwrap_or(false)).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// List signing keys (needs `keys:read`)
+    #[oai(path = "/admin/keys", method = "get", operation_id = "admin_list_keys")]
+    async fn list_keys(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+    ) -> Result<Json<Vec<KeyResponse>>, ApiError> {
+        need(&svc, &caller, "keys:read")?;
+        Ok(Json(svc.list_keys().await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Rotate the signing key (needs `keys:rotate`)
+    #[oai(path = "/admin/keys/rotate", method = "post", operation_id = "admin_rotate_keys")]
+    async fn rotate_keys(&self, svc: Data<&Arc<AuthService>>, caller: Caller) -> Result<Json<KeyResponse>, ApiError> {
+        need(&svc, &caller, "keys:rotate")?;
+        Ok(Json(svc.rotate_keys().await?.into()))
+    }
+
+    /// May a token do something? (any signed-in caller)
+    ///
+    /// Allowed when a role of the token grants `permission` (wildcards `users:*` and `*`
+    /// count), or when the token's subject is `resource_owner`. Judging a token other than the
+    /// caller's own needs `tokens:introspect`.
+    #[oai(path = "/authz/check", method = "post", tag = "ApiTags::Tokens", operation_id = "authz_check")]
+    async fn authz_check(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        body: Json<AuthzRequest>,
+    ) -> Result<Json<AuthzResponse>, ApiError> {
+        let b = body.0;
+        let d = svc.authz_check(&caller.0, b.token.as_deref(), &b.permission, b.resource_owner).await?;
+        Ok(Json(AuthzResponse { allowed: d.allowed, reason: d.reason }))
+    }
+}

@@ -1,0 +1,246 @@
+//! Roles and permissions: built-in and custom roles, the last-admin guard, policy checks.
+
+use std::{collections::HashMap, sync::Arc};
+
+use uuid::Uuid;
+
+use super::{AuthContext, AuthService};
+use crate::{
+    error::{Error, FieldError, Result},
+    model::{Revocation, Role, User, UserStatus, now},
+    store::WriteTx,
+};
+
+pub const ADMIN: &str = "admin";
+
+/// `segment:segment`, `segment:*` or `*`, segments of `a-z 0-9 _ . -`.
+fn is_valid_permission(p: &str) -> bool {
+    let seg = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+    };
+    match p.split_once(':') {
+        _ if p == "*" => true,
+        Some((a, "*")) => seg(a),
+        Some((a, b)) => seg(a) && seg(b),
+        None => false,
+    }
+}
+
+fn is_valid_role_name(n: &str) -> bool {
+    (2..=32).contains(&n.len()) && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+}
+
+fn check_permissions(perms: &[String]) -> Result<()> {
+    let bad: Vec<FieldError> = perms
+        .iter()
+        .filter(|p| !is_valid_permission(p))
+        .map(|p| {
+            FieldError::new(
+                "permissions",
+                "invalid_permission",
+                format!("`{p}` is not a permission like `users:read`, `users:*` or `*`"),
+            )
+        })
+        .collect();
+    if bad.is_empty() { Ok(()) } else { Err(Error::Invalid(bad)) }
+}
+
+fn is_active_admin(u: &User) -> bool {
+    u.status == UserStatus::Active && u.roles.iter().any(|r| r == ADMIN)
+}
+
+/// Refuses a change that would leave no active admin. `after` is `None` for a deletion.
+pub(super) fn guard_last_admin(tx: &WriteTx, before: &User, after: Option<&User>) -> Result<()> {
+    if !is_active_admin(before) || after.is_some_and(is_active_admin) {
+        return Ok(());
+    }
+    let others = tx.users()?.iter().filter(|u| u.id != before.id && is_active_admin(u)).count();
+    if others == 0 { Err(Error::LastAdmin) } else { Ok(()) }
+}
+
+/// Why a permission check came out as it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+impl AuthService {
+    pub async fn list_roles(&self) -> Result<Vec<Role>> {
+        let mut roles: Vec<Role> = self.roles_snapshot().values().cloned().collect();
+        roles.sort_by(|a, b| b.builtin.cmp(&a.builtin).then(a.name.cmp(&b.name)));
+        Ok(roles)
+    }
+
+    pub async fn get_role(&self, name: &str) -> Result<Role> {
+        self.roles_snapshot().get(name).cloned().ok_or(Error::NotFound("role"))
+    }
+
+    pub async fn create_role(&self, name: &str, permissions: Vec<String>) -> Result<Role> {
+        if !is_valid_role_name(name) {
+            return Err(Error::invalid(
+                "name",
+                "invalid_role_name",
+                "role names are 2-32 characters of a-z, 0-9, '_' and '-'",
+            ));
+        }
+        check_permissions(&permissions)?;
+        let mut role = Role { name: name.to_owned(), permissions, builtin: false };
+        role.permissions.sort();
+        role.permissions.dedup();
+        let r = role.clone();
+        self.db(move |s| {
+            s.write(|tx| {
+                if tx.roles()?.iter().any(|x| x.name == r.name) {
+                    return Err(Error::Conflict("role name"));
+                }
+                tx.put_role(&r)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.reload_roles().await?;
+        tracing::info!(role = %role.name, "role created");
+        Ok(role)
+    }
+
+    /// Adds and removes permissions of a role. `admin` always keeps `*`.
+    pub async fn change_role(&self, name: &str, grant: Vec<String>, revoke: Vec<String>) -> Result<Role> {
+        check_permissions(&grant)?;
+        let name = name.to_owned();
+        let role = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
+                    role.permissions.retain(|p| !revoke.contains(p));
+                    role.permissions.extend(grant);
+                    role.permissions.sort();
+                    role.permissions.dedup();
+                    if role.name == ADMIN && !role.permissions.iter().any(|p| p == "*") {
+                        return Err(Error::BuiltinRole("the admin role always keeps `*`".into()));
+                    }
+                    tx.put_role(&role)?;
+                    Ok(role)
+                })
+            })
+            .await?;
+        self.reload_roles().await?;
+        tracing::info!(role = %role.name, permissions = ?role.permissions, "role changed");
+        Ok(role)
+    }
+
+    /// Deletes a custom role. While users hold it, only with `force`, which takes it from them
+    /// (their tokens are refused until refreshed).
+    pub async fn delete_role(&self, name: &str, force: bool) -> Result<Role> {
+        let name = name.to_owned();
+        let cutoff = self.user_revocation(Uuid::nil());
+        let (role, revs) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
+                    if role.builtin {
+                        return Err(Error::BuiltinRole(format!("`{}` is built in and cannot be deleted", role.name)));
+                    }
+                    let holders: Vec<User> = tx.users()?.into_iter().filter(|u| u.roles.contains(&role.name)).collect();
+                    if !holders.is_empty() && !force {
+                        return Err(Error::RoleInUse(role.name.clone(), holders.len()));
+                    }
+                    let mut revs = Vec::new();
+                    for mut u in holders {
+                        u.roles.retain(|r| *r != role.name);
+                        if u.roles.is_empty() {
+                            u.roles.push("user".into());
+                        }
+                        u.updated_at = now();
+                        tx.update_user(&u)?;
+                        let r = Revocation { id: u.id, ..cutoff.clone() };
+                        tx.put_revocation(&r)?;
+                        revs.push(r);
+                    }
+                    tx.delete_role(&role.name)?;
+                    Ok((role, revs))
+                })
+            })
+            .await?;
+        self.apply_revocations(&revs).await;
+        self.reload_roles().await?;
+        tracing::info!(role = %role.name, "role deleted");
+        Ok(role)
+    }
+
+    async fn reload_roles(&self) -> Result<()> {
+        let roles = self.db(|s| s.read(|tx| tx.roles().map_err(Error::from))).await?;
+        let map: HashMap<String, Role> = roles.into_iter().map(|r| (r.name.clone(), r)).collect();
+        if let Ok(mut g) = self.roles.write() {
+            *g = Arc::new(map);
+        }
+        Ok(())
+    }
+
+    /// The permissions the given roles grant, wildcards as written.
+    pub fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+        let known = self.roles_snapshot();
+        let mut perms: Vec<String> =
+            roles.iter().filter_map(|r| known.get(r)).flat_map(|r| r.permissions.iter().cloned()).collect();
+        perms.sort();
+        perms.dedup();
+        perms
+    }
+
+    /// May `subject` do `permission` (on a resource owned by `owner`)?
+    pub fn check_permission(&self, subject: &AuthContext, permission: &str, owner: Option<Uuid>) -> Decision {
+        let known = self.roles_snapshot();
+        if let Some(role) = subject.roles.iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
+            return Decision { allowed: true, reason: format!("granted by role `{}`", role.name) };
+        }
+        if owner == Some(subject.user_id) {
+            return Decision { allowed: true, reason: "the caller owns the resource".into() };
+        }
+        Decision { allowed: false, reason: format!("no role of the caller grants `{permission}`") }
+    }
+
+    /// Answers an application's policy question about a token (its own or one it holds).
+    pub async fn authz_check(
+        &self,
+        caller: &AuthContext,
+        token: Option<&str>,
+        permission: &str,
+        owner: Option<Uuid>,
+    ) -> Result<Decision> {
+        if !is_valid_permission(permission) || permission.contains('*') {
+            return Err(Error::invalid(
+                "permission",
+                "invalid_permission",
+                "ask about one permission like `billing:refund`",
+            ));
+        }
+        match token {
+            None => Ok(self.check_permission(caller, permission, owner)),
+            Some(t) => {
+                self.require_permission(caller, "tokens:introspect")?;
+                match self.authenticate(t) {
+                    Ok(subject) => Ok(self.check_permission(&subject, permission, owner)),
+                    Err(e) => Ok(Decision { allowed: false, reason: format!("the token is not valid: {e}") }),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_and_role_names_are_checked() {
+        for ok in ["users:read", "users:*", "*", "billing:refund", "a.b:c-d"] {
+            assert!(is_valid_permission(ok), "{ok}");
+        }
+        for bad in ["", "users", "users:", ":read", "Users:read", "users:read:x", "*:read", "users: read"] {
+            assert!(!is_valid_permission(bad), "{bad}");
+        }
+        assert!(is_valid_role_name("support-2") && !is_valid_role_name("A") && !is_valid_role_name("has space"));
+    }
+}
