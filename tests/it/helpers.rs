@@ -56,7 +56,19 @@ impl TestApp {
     }
 
     async fn start(dir: TempDir, cfg: Config) -> Self {
-        let app = Application::build(cfg.clone()).await.expect("server starts");
+        // After a restart, connection tasks of the previous server may still be winding down on
+        // a loaded machine and hold the database for a moment.
+        let mut tries = 0;
+        let app = loop {
+            match Application::build(cfg.clone()).await {
+                Ok(app) => break app,
+                Err(e) if tries < 100 && e.to_string().contains("already in use") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("server starts: {e:#}"),
+            }
+        };
         let addr = app.local_addr();
         let svc = app.service();
         let (tx, rx) = oneshot::channel();
