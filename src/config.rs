@@ -24,7 +24,21 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub brute_force: BruteForceConfig,
     pub challenge: ChallengeConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this are pruned in the background.
+    pub retention: HumanDuration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention: HumanDuration::secs(180 * 24 * 3600) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

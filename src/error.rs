@@ -61,7 +61,7 @@ impl TokenError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the request has invalid fields")]
+    #[error("{}", .0.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
     #[error("{0} is already taken")]
     Conflict(&'static str),

@@ -119,6 +119,9 @@ async fn housekeeping(svc: Arc<AuthService>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
+        if let Err(e) = svc.prune_audit().await {
+            tracing::warn!(error = %e, "pruning the audit log failed");
+        }
         match svc.prune().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "pruned expired records"),

@@ -13,8 +13,13 @@ use crate::{
     service::{AuthService, NewAccount},
 };
 
-/// Carries out one admin request.
+/// Carries out one admin request, audited as done by `cli`.
 pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
+    let ctx = crate::service::audit::AuditContext { actor: Some("cli".into()), ..Default::default() };
+    crate::service::audit::with_audit_context(ctx, dispatch(svc, req)).await
+}
+
+async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
     let result = match req {
         AdminRequest::UserAdd { email, phone, username, roles, password } => svc
             .create_user(NewAccount { email, phone, username, password, roles })
@@ -39,6 +44,21 @@ pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserDelete { who } => svc.delete_user(&who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::KeysList => svc.list_keys().await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.rotate_keys().await.map(AdminReply::Key),
+        AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {
+            let user = match user {
+                Some(who) => match svc.find_user(&who).await {
+                    Ok(u) => Some(u.id),
+                    // A deleted user's events are still there under their id.
+                    Err(e) => match uuid::Uuid::parse_str(&who) {
+                        Ok(id) => Some(id),
+                        Err(_) => return error_reply(e),
+                    },
+                },
+                None => None,
+            };
+            let filter = crate::service::audit::AuditFilter { user, event, outcome, since_ms, until_ms: None };
+            svc.audit_events(filter, before, limit.min(10_000)).await.map(AdminReply::Events)
+        }
         AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => svc.create_role(&name, permissions).await.map(AdminReply::Role),
         AdminRequest::RoleChange { name, grant, revoke } => {
@@ -46,17 +66,19 @@ pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
         }
         AdminRequest::RoleDelete { name, force } => svc.delete_role(&name, force).await.map(AdminReply::Role),
     };
-    result.unwrap_or_else(|e| {
-        let message = match &e {
-            crate::error::Error::Invalid(fields) => {
-                fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
-            }
-            crate::error::Error::Storage(_) | crate::error::Error::Internal(_) => {
-                tracing::error!(error = %e, "admin request failed");
-                e.to_string()
-            }
-            _ => e.to_string(),
-        };
-        AdminReply::Error { code: e.code().into(), message }
-    })
+    result.unwrap_or_else(error_reply)
+}
+
+fn error_reply(e: crate::error::Error) -> AdminReply {
+    let message = match &e {
+        crate::error::Error::Invalid(fields) => {
+            fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+        }
+        crate::error::Error::Storage(_) | crate::error::Error::Internal(_) => {
+            tracing::error!(error = %e, "admin request failed");
+            e.to_string()
+        }
+        _ => e.to_string(),
+    };
+    AdminReply::Error { code: e.code().into(), message }
 }

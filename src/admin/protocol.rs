@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    model::{Role, User},
+    model::{AuditEvent, Role, User},
     service::KeyInfo,
 };
 
@@ -55,6 +55,15 @@ pub enum AdminRequest {
         name: String,
         force: bool,
     },
+    /// Newest first, older than `before` when given.
+    Audit {
+        user: Option<String>,
+        event: Option<String>,
+        outcome: Option<String>,
+        since_ms: Option<u64>,
+        before: Option<Uuid>,
+        limit: usize,
+    },
 }
 
 /// A user as the CLI shows it.
@@ -94,5 +103,6 @@ pub enum AdminReply {
     Keys(Vec<KeyInfo>),
     Role(Role),
     Roles(Vec<Role>),
+    Events(Vec<AuditEvent>),
     Error { code: String, message: String },
 }

@@ -15,12 +15,12 @@ use uuid::Uuid;
 use super::{
     auth_scheme::Caller,
     problem::ApiError,
-    views::{ApiTags, SessionResponse, UserResponse},
+    views::{ApiTags, AuditEventResponse, SessionResponse, UserResponse},
 };
 use crate::{
     error::Error,
     model::{Role, UserStatus, rfc3339},
-    service::{AuthService, KeyInfo, NewAccount, UserFilter, UserPatch},
+    service::{AuthService, KeyInfo, NewAccount, UserFilter, UserPatch, audit::AuditFilter},
 };
 
 pub struct AdminApi;
@@ -150,6 +150,28 @@ struct AuthzRequest {
 struct AuthzResponse {
     allowed: bool,
     reason: String,
+}
+
+/// A page of audit events, newest first.
+#[derive(Object)]
+struct AuditPageResponse {
+    events: Vec<AuditEventResponse>,
+    /// Pass as `cursor` for older events; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    next_cursor: Option<Uuid>,
+}
+
+/// RFC 3339, or an age such as `1h` or `7d`.
+pub fn parse_instant(field: &str, s: &str) -> Result<u64, Error> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(crate::model::now_millis().saturating_sub(d.as_millis() as u64)),
+        Err(_) => {
+            Err(Error::invalid(field, "invalid_time", format!("`{s}` is neither an RFC 3339 time nor an age like 1h")))
+        }
+    }
 }
 
 fn parse_status(s: &str) -> Result<UserStatus, Error> {
@@ -373,6 +395,44 @@ impl AdminApi {
     async fn rotate_keys(&self, svc: Data<&Arc<AuthService>>, caller: Caller) -> Result<Json<KeyResponse>, ApiError> {
         need(&svc, &caller, "keys:rotate")?;
         Ok(Json(svc.rotate_keys().await?.into()))
+    }
+
+    /// The audit log (needs `audit:read`)
+    ///
+    /// Newest first; filter by `user` (subject id), `event` (exact, or a prefix such as
+    /// `user`), `outcome` (`success`/`failure`), `since`/`until` (RFC 3339 or an age like
+    /// `24h`). `limit` 1–500 (default 100).
+    #[oai(path = "/admin/audit", method = "get", operation_id = "admin_audit")]
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        user: Query<Option<Uuid>>,
+        event: Query<Option<String>>,
+        outcome: Query<Option<String>>,
+        since: Query<Option<String>>,
+        until: Query<Option<String>>,
+        cursor: Query<Option<Uuid>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<Json<AuditPageResponse>, ApiError> {
+        need(&svc, &caller, "audit:read")?;
+        let filter = AuditFilter {
+            user: user.0,
+            event: event.0,
+            outcome: outcome.0,
+            since_ms: since.0.as_deref().map(|s| parse_instant("since", s)).transpose()?,
+            until_ms: until.0.as_deref().map(|s| parse_instant("until", s)).transpose()?,
+        };
+        let limit = limit.0.unwrap_or(100) as usize;
+        let mut events = svc.audit_events(filter, cursor.0, limit + 1).await?;
+        let next_cursor = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Json(AuditPageResponse { events: events.into_iter().map(Into::into).collect(), next_cursor }))
     }
 
     /// May a token do something? (any signed-in caller)

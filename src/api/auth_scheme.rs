@@ -35,7 +35,9 @@ fn service(req: &Request) -> poem::Result<&Arc<AuthService>> {
 }
 
 fn authenticate(req: &Request, token: &str) -> poem::Result<AuthContext> {
-    service(req)?.authenticate(token).map_err(|e| ApiError::from(Error::from(e)).into())
+    let ctx = service(req)?.authenticate(token).map_err(|e| poem::Error::from(ApiError::from(Error::from(e))))?;
+    crate::service::audit::set_actor(format!("user:{}", ctx.user_id));
+    Ok(ctx)
 }
 
 fn unauthorized(code: &str, detail: &str) -> poem::Error {

@@ -10,7 +10,7 @@ use super::{
     auth_scheme::Caller,
     client::client_info,
     problem::ApiError,
-    views::{ApiTags, SessionResponse, UserResponse},
+    views::{ApiTags, AuditEventResponse, SessionResponse, UserResponse},
 };
 use crate::service::AuthService;
 
@@ -38,6 +38,18 @@ impl MeApi {
     #[oai(path = "/", method = "get", operation_id = "me")]
     async fn me(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<UserResponse>, ApiError> {
         Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
+    }
+
+    /// The user's own recent security events (logins, new devices, password changes), newest first
+    #[oai(path = "/events", method = "get", operation_id = "my_events")]
+    async fn events(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+    ) -> Result<Json<Vec<AuditEventResponse>>, ApiError> {
+        let filter = crate::service::audit::AuditFilter { user: Some(auth.0.user_id), ..Default::default() };
+        let events = svc.audit_events(filter, None, 50).await?;
+        Ok(Json(events.into_iter().map(Into::into).collect()))
     }
 
     /// The user's sessions (devices), newest first

@@ -9,6 +9,8 @@ mod discovery;
 mod limits;
 mod me;
 pub mod problem;
+
+pub use admin::parse_instant;
 mod token;
 mod views;
 

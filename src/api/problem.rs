@@ -193,7 +193,17 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     if empty && !req.headers().contains_key(header::CONTENT_TYPE) {
         req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    let resp = match tokio::time::timeout(edge.timeout, next.call(req)).await {
+    let audit = crate::service::audit::AuditContext {
+        actor: None,
+        ip: req.extensions().get::<ClientIp>().map(|c| c.0),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(300).collect()),
+    };
+    let call = crate::service::audit::with_audit_context(audit, next.call(req));
+    let resp = match tokio::time::timeout(edge.timeout, call).await {
         Ok(Ok(r)) => r.into_response(),
         Ok(Err(e)) => error_response(e, auth),
         Err(_) => {

@@ -4,7 +4,7 @@ use poem_openapi::{Object, Tags};
 use uuid::Uuid;
 
 use crate::{
-    model::{Session, User, rfc3339},
+    model::{AuditEvent, Session, User, rfc3339},
     service::TokenPair,
 };
 
@@ -114,6 +114,47 @@ impl SessionResponse {
             ip: s.ip,
             created_at: rfc3339(s.created_at),
             last_used_at: rfc3339(s.last_used_at),
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Object, Debug)]
+pub struct AuditEventResponse {
+    pub id: Uuid,
+    /// RFC 3339 UTC, milliseconds.
+    pub time: String,
+    /// e.g. `user.logged_in`, `user.login_failed`, `refresh.reuse_detected`.
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// `user:<id>`, `cli`, `anonymous` or `system`.
+    pub actor: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub subject: Option<Uuid>,
+    #[oai(skip_serializing_if_is_none)]
+    pub session_id: Option<Uuid>,
+    #[oai(skip_serializing_if_is_none)]
+    pub ip: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms);
+        Self {
+            id: e.id,
+            time: humantime::format_rfc3339_millis(t).to_string(),
+            event: e.event,
+            outcome: e.outcome,
+            actor: e.actor,
+            subject: e.subject,
+            session_id: e.session_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            details: e.details,
         }
     }
 }

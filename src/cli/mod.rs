@@ -2,6 +2,7 @@
 //! socket when a server runs and directly on the database otherwise.
 
 mod admin_cmd;
+mod audit;
 mod challenge;
 mod config_cmd;
 mod keys;
@@ -48,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         cmd: role::RoleCmd,
     },
+    /// Read the audit log (newest last); `--follow` keeps printing new events
+    Audit(audit::AuditArgs),
     /// Manage token signing keys
     Keys {
         #[command(subcommand)]
@@ -114,6 +117,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Role { cmd } => {
             init_logging(&cfg, "warn");
             role::run(&cfg, cmd).await
+        }
+        Command::Audit(args) => {
+            init_logging(&cfg, "warn");
+            audit::run(&cfg, args).await
         }
         Command::Keys { cmd } => {
             init_logging(&cfg, "warn");

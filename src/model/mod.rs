@@ -2,11 +2,13 @@
 //! Every record tolerates missing fields (`#[serde(default)]`) so that a field added later never
 //! breaks a database written earlier.
 
+mod audit;
 mod key;
 mod role;
 mod session;
 mod user;
 
+pub use audit::AuditEvent;
 pub use key::{KeyState, SigningKeyRecord};
 pub use role::{BUILTIN_ROLES, Role};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{AuthService, find_account, revoke_sessions, roles::guard_last_admin, sessions::user_context};
 use crate::{
     error::{Error, FieldError, Result},
-    model::{User, UserStatus, now},
+    model::{AuditEvent, User, UserStatus, now},
     security::identifiers::{Email, Phone, Username},
 };
 
@@ -49,11 +49,15 @@ impl AuthService {
             return Err(Error::invalid("password", "required", "password is required"));
         }
         account.roles = vec!["user".into()];
-        self.create_user(account).await
+        self.create_user_as(account, "user.registered").await
     }
 
     /// Creates an account; without a password it cannot sign in until one is set.
     pub async fn create_user(&self, account: NewAccount) -> Result<User> {
+        self.create_user_as(account, "user.created").await
+    }
+
+    async fn create_user_as(&self, account: NewAccount, event: &str) -> Result<User> {
         let (email, phone, username) = parse_names(&account)?;
         let roles = if account.roles.is_empty() { vec!["user".to_string()] } else { account.roles.clone() };
         self.check_roles_exist(&roles)?;
@@ -75,7 +79,15 @@ impl AuthService {
             user.password_hash = Some(self.hasher.hash(pw).await?);
         }
         let u = user.clone();
-        self.db(move |s| s.write(|tx| Ok(tx.insert_user(&u)?))).await?;
+        let ev = self.audit_event(event, true, Some(user.id), None, serde_json::json!({"roles": user.roles}));
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.insert_user(&u)?;
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await?;
         tracing::info!(event = "user_created", user_id = %user.id, "user created");
         Ok(user)
     }
@@ -104,6 +116,7 @@ impl AuthService {
         let rev_of = |id| self.user_revocation(id);
         let who = who.to_owned();
         let placeholder = rev_of(Uuid::nil());
+        let ev = self.audit_event("user.roles_changed", true, None, None, serde_json::json!({"roles": roles}));
         let (user, rev) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -115,6 +128,7 @@ impl AuthService {
                     tx.update_user(&u)?;
                     let rev = crate::model::Revocation { id: u.id, ..placeholder };
                     tx.put_revocation(&rev)?;
+                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
                     Ok((u, rev))
                 })
             })
@@ -129,7 +143,8 @@ impl AuthService {
         let user = self.find_user(who).await?;
         self.policy.check("password", password, &user_context(&user))?;
         let phc = self.hasher.hash(password).await?;
-        let (user, revs) = self.update_and_end_sessions(user.id, move |u| u.password_hash = Some(phc)).await?;
+        let ev = self.audit_event("user.password_set", true, Some(user.id), None, serde_json::Value::Null);
+        let (user, revs) = self.update_and_end_sessions(user.id, ev, move |u| u.password_hash = Some(phc)).await?;
         self.apply_revocations(&revs).await;
         tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
         Ok(user)
@@ -139,17 +154,20 @@ impl AuthService {
     pub async fn set_status(&self, who: &str, status: UserStatus) -> Result<User> {
         let user = self.find_user(who).await?;
         let user = if status == UserStatus::Disabled {
-            let (user, revs) = self.update_and_end_sessions(user.id, move |u| u.status = status).await?;
+            let ev = self.audit_event("user.disabled", true, Some(user.id), None, serde_json::Value::Null);
+            let (user, revs) = self.update_and_end_sessions(user.id, ev, move |u| u.status = status).await?;
             self.apply_revocations(&revs).await;
             user
         } else {
             let id = user.id;
+            let ev = self.audit_event("user.enabled", true, Some(id), None, serde_json::Value::Null);
             self.db(move |s| {
                 s.write(|tx| {
                     let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
                     u.status = status;
                     u.updated_at = now();
                     tx.update_user(&u)?;
+                    tx.append_audit(&ev)?;
                     Ok(u)
                 })
             })
@@ -164,10 +182,12 @@ impl AuthService {
         let who = who.to_owned();
         let rev = self.session_revocation(Uuid::nil());
         let user_rev = self.user_revocation(Uuid::nil());
+        let ev = self.audit_event("user.deleted", true, None, None, serde_json::Value::Null);
         let (user, revs) = self
             .db(move |s| {
                 s.write(|tx| {
                     let u = find_account(tx, &who)?;
+                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
                     guard_last_admin(tx, &u, None)?;
                     let sids = tx.delete_user(u.id)?;
                     let mut revs = Vec::with_capacity(sids.len() + 1);
@@ -193,6 +213,7 @@ impl AuthService {
     async fn update_and_end_sessions(
         &self,
         id: Uuid,
+        event: AuditEvent,
         change: impl FnOnce(&mut User) + Send + 'static,
     ) -> Result<(User, Vec<crate::model::Revocation>)> {
         let rev = self.session_revocation(Uuid::nil());
@@ -209,6 +230,7 @@ impl AuthService {
                 let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation { id: sid, ..rev.clone() })?;
                 tx.put_revocation(&user_rev)?;
                 revs.push(user_rev);
+                tx.append_audit(&event)?;
                 Ok((u, revs))
             })
         })
@@ -295,6 +317,7 @@ impl AuthService {
         }
         let session_rev = self.session_revocation(Uuid::nil());
         let user_rev = self.user_revocation(id);
+        let ev = self.audit_event("user.updated", true, Some(id), None, serde_json::Value::Null);
         let (user, revs) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -330,6 +353,8 @@ impl AuthService {
                         tx.put_revocation(&user_rev)?;
                         revs.push(user_rev);
                     }
+                    let details = serde_json::json!({"roles": u.roles, "status": u.status.as_str()});
+                    tx.append_audit(&AuditEvent { details, ..ev })?;
                     Ok((u, revs))
                 })
             })

@@ -97,6 +97,7 @@ impl AuthService {
     pub async fn rotate_keys(&self) -> Result<KeyInfo> {
         let alg = self.cfg.tokens.algorithm;
         let retire_at = self.revocation_expiry();
+        let ev = self.audit_event("key.rotated", true, None, None, serde_json::Value::Null);
         let (records, new) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -109,6 +110,7 @@ impl AuthService {
                         }
                     }
                     tx.put_signing_key(&new)?;
+                    tx.append_audit(&crate::model::AuditEvent { details: serde_json::json!({"kid": new.kid}), ..ev })?;
                     Ok((tx.signing_keys()?, new))
                 })
             })

@@ -1,6 +1,7 @@
 //! The rules. Both the HTTP handlers and the CLI call these; nothing here knows HTTP or redb.
 
 mod accounts;
+pub mod audit;
 mod keys;
 mod roles;
 mod sessions;
@@ -45,6 +46,8 @@ pub struct AuthService {
     limiter: RateLimiter,
     throttle: Throttle,
     challenges: ChallengeIssuer,
+    audit_sink: audit::AuditSink,
+    throttle_reported: moka::sync::Cache<String, ()>,
 }
 
 impl AuthService {
@@ -89,6 +92,11 @@ impl AuthService {
             limiter: RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600)),
             throttle: Throttle::new(&cfg.brute_force),
             challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
+            audit_sink: audit::AuditSink::start(store.clone()),
+            throttle_reported: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             policy: PasswordPolicy::new(&cfg.passwords),
             cfg,
             store,
@@ -188,8 +196,26 @@ impl AuthService {
         let d = self.limiter.check_ip(class, ip, &limit)?;
         if !d.allowed {
             security_event("rate_limited", Some(ip));
+            self.audit_throttle(class.as_str(), Some(ip), "rate_limited");
         }
         Some(d)
+    }
+
+    /// Audits a throttle, at most once a minute per address and kind, so a flood leaves a trace
+    /// without flooding the audit log.
+    fn audit_throttle(&self, class: &str, ip: Option<std::net::IpAddr>, reason: &str) {
+        let key = format!("{reason}:{class}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
+        if self.throttle_reported.contains_key(&key) {
+            return;
+        }
+        self.throttle_reported.insert(key, ());
+        self.audit_later(self.audit_event(
+            "auth.throttled",
+            false,
+            None,
+            None,
+            serde_json::json!({"reason": reason, "route": class}),
+        ));
     }
 
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).

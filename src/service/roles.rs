@@ -91,12 +91,20 @@ impl AuthService {
         role.permissions.sort();
         role.permissions.dedup();
         let r = role.clone();
+        let ev = self.audit_event(
+            "role.created",
+            true,
+            None,
+            None,
+            serde_json::json!({"role": role.name, "permissions": role.permissions}),
+        );
         self.db(move |s| {
             s.write(|tx| {
                 if tx.roles()?.iter().any(|x| x.name == r.name) {
                     return Err(Error::Conflict("role name"));
                 }
                 tx.put_role(&r)?;
+                tx.append_audit(&ev)?;
                 Ok(())
             })
         })
@@ -110,6 +118,7 @@ impl AuthService {
     pub async fn change_role(&self, name: &str, grant: Vec<String>, revoke: Vec<String>) -> Result<Role> {
         check_permissions(&grant)?;
         let name = name.to_owned();
+        let ev = self.audit_event("role.changed", true, None, None, serde_json::Value::Null);
         let role = self
             .db(move |s| {
                 s.write(|tx| {
@@ -122,6 +131,8 @@ impl AuthService {
                         return Err(Error::BuiltinRole("the admin role always keeps `*`".into()));
                     }
                     tx.put_role(&role)?;
+                    let details = serde_json::json!({"role": role.name, "permissions": role.permissions});
+                    tx.append_audit(&crate::model::AuditEvent { details, ..ev })?;
                     Ok(role)
                 })
             })
@@ -136,6 +147,7 @@ impl AuthService {
     pub async fn delete_role(&self, name: &str, force: bool) -> Result<Role> {
         let name = name.to_owned();
         let cutoff = self.user_revocation(Uuid::nil());
+        let ev = self.audit_event("role.deleted", true, None, None, serde_json::json!({"role": name, "force": force}));
         let (role, revs) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -160,6 +172,7 @@ impl AuthService {
                         revs.push(r);
                     }
                     tx.delete_role(&role.name)?;
+                    tx.append_audit(&ev)?;
                     Ok((role, revs))
                 })
             })

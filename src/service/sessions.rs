@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{AuthContext, AuthService, revoke_sessions, security_event};
 use crate::{
     error::{Error, Result},
-    model::{RefreshRecord, Session, User, now},
+    model::{AuditEvent, RefreshRecord, Session, User, now},
     security::{identifiers::Login, limits::RouteClass, random, throttle::Gate},
 };
 
@@ -82,6 +82,7 @@ impl AuthService {
             }
             None => None,
         };
+        let user_id_of_failed = user.as_ref().map(|u| u.id);
         let (user, verified) = match user {
             Some(u) => match u.password_hash.as_deref() {
                 Some(phc) => {
@@ -94,10 +95,24 @@ impl AuthService {
         };
         let Some(mut user) = user.filter(|_| verified.ok) else {
             self.record_failure(&account, client.ip);
+            self.audit_later(self.audit_event(
+                "user.login_failed",
+                false,
+                user_id_of_failed,
+                None,
+                serde_json::json!({"reason": "invalid_credentials"}),
+            ));
             return Err(Error::InvalidCredentials);
         };
         self.throttle.record_success(&account, client.ip);
         if !user.is_active() {
+            self.audit_later(self.audit_event(
+                "user.login_failed",
+                false,
+                Some(user.id),
+                None,
+                serde_json::json!({"reason": "account_disabled"}),
+            ));
             return Err(Error::AccountDisabled);
         }
         let rehash = if verified.needs_rehash { Some(self.hasher.hash(password).await?) } else { None };
@@ -118,6 +133,13 @@ impl AuthService {
         };
         let s2 = session.clone();
         let user_id = user.id;
+        let ev = self.audit_event(
+            "user.logged_in",
+            true,
+            Some(user.id),
+            Some(session.id),
+            serde_json::json!({"device_name": session.device_name}),
+        );
         user = self
             .db(move |s| {
                 s.write(|tx| {
@@ -136,6 +158,7 @@ impl AuthService {
                         &hash,
                         &RefreshRecord { session_id: s2.id, used: false, expires_at: s2.expires_at },
                     )?;
+                    tx.append_audit(&ev)?;
                     Ok(current)
                 })
             })
@@ -160,6 +183,7 @@ impl AuthService {
         match self.limiter.check_account(class, account, &limit) {
             Some(d) if !d.allowed => {
                 security_event("rate_limited", ip);
+                self.audit_throttle(class.as_str(), ip, "rate_limited");
                 Err(Error::RateLimited(d.retry_after_secs))
             }
             _ => Ok(()),
@@ -172,6 +196,7 @@ impl AuthService {
         match self.throttle.gate(account, ip) {
             Gate::Blocked { retry_after } => {
                 security_event("login_throttled", ip);
+                self.audit_throttle("login", ip, "too_many_attempts");
                 Err(Error::TooManyAttempts(retry_after.as_secs().saturating_add(1)))
             }
             Gate::Open { challenge_required: false } => Ok(()),
@@ -219,6 +244,8 @@ impl AuthService {
         let new_hash = random::token_hash(&new_token);
         let refresh_ttl = self.cfg.tokens.refresh_ttl.as_secs();
         let reuse_rev = self.session_revocation(Uuid::nil());
+        let reuse_ev = self.audit_event("refresh.reuse_detected", false, None, None, serde_json::Value::Null);
+        let refresh_ev = self.audit_event("token.refreshed", true, None, None, serde_json::Value::Null);
         let outcome = self
             .db(move |s| {
                 s.write(|tx| {
@@ -232,6 +259,12 @@ impl AuthService {
                     if rec.used {
                         let rev = crate::model::Revocation { id: session.id, ..reuse_rev };
                         revoke_sessions(tx, &[session.id], |_| rev.clone())?;
+                        tx.append_audit(&AuditEvent {
+                            subject: Some(session.user_id),
+                            session_id: Some(session.id),
+                            actor: "anonymous".into(),
+                            ..reuse_ev
+                        })?;
                         return Ok(RefreshOutcome::Reused(rev));
                     }
                     if rec.expires_at <= t || session.absolute_expires_at <= t {
@@ -249,6 +282,12 @@ impl AuthService {
                     if let Some(ip) = client.ip {
                         session.ip = Some(ip.to_string());
                     }
+                    tx.append_audit(&AuditEvent {
+                        subject: Some(user.id),
+                        session_id: Some(session.id),
+                        actor: format!("user:{}", user.id),
+                        ..refresh_ev
+                    })?;
                     tx.put_session(&session)?;
                     tx.put_refresh(
                         &new_hash,
@@ -276,9 +315,12 @@ impl AuthService {
         let mut sids = vec![ctx.session_id];
         let hash = refresh_token.filter(|t| !t.is_empty() && t.len() <= 512).map(random::token_hash);
         let rev = self.session_revocation(Uuid::nil());
+        let ev =
+            self.audit_event("user.logged_out", true, Some(user_id), Some(ctx.session_id), serde_json::Value::Null);
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
+                    tx.append_audit(&ev)?;
                     if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
                         && !sids.contains(&rec.session_id)
                         && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
@@ -296,7 +338,8 @@ impl AuthService {
 
     /// Ends every session of the user and refuses every access token issued so far.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<()> {
-        let revs = self.end_sessions(user_id, None, true).await?;
+        let ev = self.audit_event("user.logged_out_everywhere", true, Some(user_id), None, serde_json::Value::Null);
+        let revs = self.end_sessions(user_id, None, true, ev).await?;
         tracing::info!(event = "logout_all", user_id = %user_id, sessions = revs.len().saturating_sub(1), "logout everywhere");
         Ok(())
     }
@@ -307,12 +350,14 @@ impl AuthService {
         user_id: Uuid,
         keep: Option<Uuid>,
         cutoff: bool,
+        event: AuditEvent,
     ) -> Result<Vec<crate::model::Revocation>> {
         let rev = self.session_revocation(Uuid::nil());
         let user_rev = cutoff.then(|| self.user_revocation(user_id));
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
+                    tx.append_audit(&event)?;
                     let sids: Vec<Uuid> =
                         tx.session_ids_of(user_id)?.into_iter().filter(|id| Some(*id) != keep).collect();
                     let mut revs = revoke_sessions(tx, &sids, |id| crate::model::Revocation { id, ..rev.clone() })?;
@@ -340,10 +385,14 @@ impl AuthService {
     /// Logs one device out. Another user's session is reported as not found.
     pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<()> {
         let rev = self.session_revocation(session_id);
+        let ev = self.audit_event("session.revoked", true, Some(user_id), Some(session_id), serde_json::Value::Null);
         let revs = self
             .db(move |s| {
                 s.write(|tx| match tx.session(session_id)? {
-                    Some(s) if s.user_id == user_id => Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?),
+                    Some(s) if s.user_id == user_id => {
+                        tx.append_audit(&ev)?;
+                        Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?)
+                    }
                     _ => Err(Error::NotFound("session")),
                 })
             })
@@ -376,6 +425,7 @@ impl AuthService {
         let phc = self.hasher.hash(new).await?;
         let keep = ctx.session_id;
         let rev = self.session_revocation(Uuid::nil());
+        let ev = self.audit_event("user.password_changed", true, Some(user_id), Some(keep), serde_json::Value::Null);
         let revs = self
             .db(move |s| {
                 s.write(|tx| {
@@ -383,6 +433,7 @@ impl AuthService {
                     u.password_hash = Some(phc);
                     u.updated_at = now();
                     tx.update_user(&u)?;
+                    tx.append_audit(&ev)?;
                     let others: Vec<Uuid> = tx.session_ids_of(user_id)?.into_iter().filter(|id| *id != keep).collect();
                     Ok(revoke_sessions(tx, &others, |id| crate::model::Revocation { id, ..rev.clone() })?)
                 })

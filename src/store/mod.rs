@@ -88,6 +88,7 @@ impl Store {
             tx.open_table(REVOCATIONS)?;
             tx.open_table(SIGNING_KEYS)?;
             tx.open_table(ROLES)?;
+            tx.open_table(AUDIT)?;
         }
         tx.commit()?;
         Ok(())

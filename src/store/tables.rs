@@ -19,6 +19,8 @@ pub const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 /// kid → SigningKeyRecord
 pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+/// event id (UUIDv7, so time-ordered) → AuditEvent
+pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 /// role name → Role
 pub const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
 

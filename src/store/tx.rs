@@ -6,7 +6,9 @@ use super::{
     codec::{decode, encode},
     tables::*,
 };
-use crate::model::{RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime, User};
+use crate::model::{
+    AuditEvent, RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime, User,
+};
 
 type R<T> = Result<T, StoreError>;
 
@@ -146,6 +148,36 @@ macro_rules! reads {
             pub fn roles(&self) -> R<Vec<Role>> {
                 all(&self.tx.open_table(ROLES)?)
             }
+
+            /// Audit events newest first, strictly older than `before` when given, that pass
+            /// `keep`, at most `limit`.
+            pub fn audit_events(
+                &self,
+                before: Option<Uuid>,
+                limit: usize,
+                keep: &dyn Fn(&AuditEvent) -> bool,
+            ) -> R<Vec<AuditEvent>> {
+                let table = self.tx.open_table(AUDIT)?;
+                let mut out = Vec::new();
+                if limit == 0 {
+                    return Ok(out);
+                }
+                let rows = match before {
+                    Some(b) => table.range(..b)?,
+                    None => table.range::<Uuid>(..)?,
+                };
+                for row in rows.rev() {
+                    let (_, v) = row?;
+                    let e: AuditEvent = decode(v.value())?;
+                    if keep(&e) {
+                        out.push(e);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
         }
     };
 }
@@ -263,6 +295,23 @@ impl WriteTx {
     pub fn put_signing_key(&mut self, k: &SigningKeyRecord) -> R<()> {
         self.tx.open_table(SIGNING_KEYS)?.insert(k.kid.as_str(), encode(k)?.as_slice())?;
         Ok(())
+    }
+
+    pub fn append_audit(&mut self, e: &AuditEvent) -> R<()> {
+        self.tx.open_table(AUDIT)?.insert(e.id, encode(e)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Drops audit events older than `before_ms`; returns how many.
+    pub fn prune_audit(&mut self, before_ms: u64) -> R<usize> {
+        let mut t = self.tx.open_table(AUDIT)?;
+        let mut removed = 0;
+        t.retain(|_, v| {
+            let keep = decode::<AuditEvent>(v).is_ok_and(|e| e.time_ms >= before_ms);
+            removed += usize::from(!keep);
+            keep
+        })?;
+        Ok(removed)
     }
 
     pub fn delete_role(&mut self, name: &str) -> R<()> {

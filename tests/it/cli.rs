@@ -305,3 +305,37 @@ async fn cli_manages_roles() {
     fails(d, &["user", "disable", "root@example.com"], "no active admin").await;
     fails(d, &["user", "delete", "root@example.com"], "no active admin").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reads_exports_and_follows_the_audit_log() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let app = TestApp::spawn().await;
+    let d = app.dir.path().to_owned();
+    app.register("first@example.com").await;
+    app.post("/v1/auth/login", &json!({"login": "first@example.com", "password": "wrong wrong wrong"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let out = ok(&d, &["audit", "--json", "--event", "user"], None).await;
+    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["user.registered", "user.login_failed"], "oldest first");
+    let table = ok(&d, &["audit", "--user", "first@example.com", "--outcome", "failure"], None).await;
+    assert!(table.contains("user.login_failed") && !table.contains("user.registered"), "{table}");
+    fails(&d, &["audit", "--since", "last tuesday"], "neither an RFC 3339 time").await;
+
+    // --follow prints what happens next.
+    let mut child = authd(&d).args(["audit", "--follow", "--json", "--limit", "0"]).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.register("second@example.com").await;
+    let line =
+        tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let e: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["event"], "user.registered");
+    let _ = child.kill().await;
+
+    let export = ok(&d, &["audit", "export", "--since", "1h"], None).await;
+    let exported: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(exported.len(), 3, "{export}");
+    assert_eq!(exported.last().unwrap()["details"]["roles"], json!(["user"]));
+}

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod admin;
+mod audit;
 mod bad_input;
 mod cli;
 mod cookies;

@@ -1,0 +1,168 @@
+//! The audit trail. Events that describe a change are written in the same transaction as the
+//! change; events without one (failed logins, throttling) go through a bounded background
+//! writer that batches them, so a flood of failures cannot turn into a flood of disk commits.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::AuthService;
+use crate::{
+    error::{Error, Result},
+    model::{AuditEvent, now_millis},
+    store::Store,
+};
+
+/// Who is acting and from where, for the current request or admin command.
+#[derive(Debug, Clone, Default)]
+pub struct AuditContext {
+    pub actor: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+tokio::task_local! {
+    /// Set around each HTTP request and admin command; the authenticated caller fills in the
+    /// actor.
+    pub static AUDIT_CONTEXT: Arc<Mutex<AuditContext>>;
+}
+
+/// Runs `fut` with an audit context.
+pub async fn with_audit_context<F: std::future::Future>(ctx: AuditContext, fut: F) -> F::Output {
+    AUDIT_CONTEXT.scope(Arc::new(Mutex::new(ctx)), fut).await
+}
+
+/// Records the authenticated actor of the current request.
+pub fn set_actor(actor: String) {
+    let _ = AUDIT_CONTEXT.try_with(|c| {
+        if let Ok(mut c) = c.lock() {
+            c.actor = Some(actor);
+        }
+    });
+}
+
+fn current() -> AuditContext {
+    AUDIT_CONTEXT.try_with(|c| c.lock().map(|c| c.clone()).unwrap_or_default()).unwrap_or_default()
+}
+
+/// What the audit query keeps.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user: Option<Uuid>,
+    pub event: Option<String>,
+    pub outcome: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+}
+
+impl AuditFilter {
+    fn keeps(&self, e: &AuditEvent) -> bool {
+        self.user.is_none_or(|u| e.subject == Some(u))
+            && self.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
+            && self.outcome.as_deref().is_none_or(|o| e.outcome == o)
+            && self.since_ms.is_none_or(|s| e.time_ms >= s)
+            && self.until_ms.is_none_or(|u| e.time_ms < u)
+    }
+}
+
+/// Bounded queue to the batching writer.
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+}
+
+impl AuditSink {
+    pub fn start(store: Store) -> Self {
+        let (tx, mut rx) = mpsc::channel::<AuditEvent>(10_000);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while batch.len() < 1000 {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let events = std::mem::take(&mut batch);
+                let store = store.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    store.write(|tx| -> Result<()> {
+                        for e in &events {
+                            tx.append_audit(e)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::warn!("could not write a batch of audit events");
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    fn push(&self, e: AuditEvent) {
+        if self.tx.try_send(e).is_err() {
+            tracing::warn!("audit queue full; an event was dropped");
+        }
+    }
+}
+
+impl AuthService {
+    /// An event in the current context.
+    pub(super) fn audit_event(
+        &self,
+        event: &str,
+        success: bool,
+        subject: Option<Uuid>,
+        session_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        let ctx = current();
+        let actor = ctx.actor.unwrap_or_else(|| match subject {
+            Some(s) if success => format!("user:{s}"),
+            _ => "anonymous".into(),
+        });
+        AuditEvent {
+            id: Uuid::now_v7(),
+            time_ms: now_millis(),
+            event: event.into(),
+            outcome: if success { "success" } else { "failure" }.into(),
+            actor,
+            subject,
+            session_id,
+            ip: ctx.ip.map(|i| i.to_string()),
+            user_agent: ctx.user_agent,
+            details: if details.is_null() { serde_json::json!({}) } else { details },
+        }
+    }
+
+    /// Records an event that has no transaction of its own.
+    pub(super) fn audit_later(&self, e: AuditEvent) {
+        self.audit_sink.push(e);
+    }
+
+    /// Newest first, at most `limit`, older than `before` when given.
+    pub async fn audit_events(
+        &self,
+        filter: AuditFilter,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>> {
+        self.db(move |s| s.read(|tx| tx.audit_events(before, limit, &|e| filter.keeps(e)).map_err(Error::from))).await
+    }
+
+    /// Drops events older than `audit.retention`.
+    pub async fn prune_audit(&self) -> Result<usize> {
+        let before =
+            now_millis().saturating_sub(u64::try_from(self.cfg.audit.retention.0.as_millis()).unwrap_or(u64::MAX));
+        self.db(move |s| s.write(|tx| tx.prune_audit(before).map_err(Error::from))).await
+    }
+}
