@@ -25,7 +25,59 @@ pub struct Config {
     pub brute_force: BruteForceConfig,
     pub challenge: ChallengeConfig,
     pub audit: AuditConfig,
+    pub webhooks: Vec<WebhookConfig>,
+    pub webhook_delivery: WebhookDeliveryConfig,
     pub log: LogConfig,
+}
+
+/// One webhook endpoint (Standard Webhooks signing).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// `whsec_` followed by base64 of the signing key.
+    pub secret: Secret,
+    pub events: Vec<String>,
+}
+
+impl WebhookConfig {
+    /// The HMAC key inside `secret`.
+    pub fn key(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let b64 = self.secret.0.strip_prefix("whsec_")?;
+        base64::engine::general_purpose::STANDARD.decode(b64).ok().filter(|k| k.len() >= 16)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookDeliveryConfig {
+    /// Keep retrying a failed delivery (exponential backoff with jitter) for this long.
+    pub retry_for: HumanDuration,
+    pub timeout: HumanDuration,
+}
+
+impl Default for WebhookDeliveryConfig {
+    fn default() -> Self {
+        Self { retry_for: HumanDuration::secs(24 * 3600), timeout: HumanDuration::secs(10) }
+    }
+}
+
+/// A secret from the config: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -472,6 +524,20 @@ impl Config {
                     "server.cors.origins",
                     &format!("`{o}` must be an exact origin like https://app.example.com"),
                 );
+            }
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return fail(&format!("webhooks[{i}].url"), "must be an http(s) URL");
+            }
+            if w.key().is_none() {
+                return fail(
+                    &format!("webhooks[{i}].secret"),
+                    "must be `whsec_` followed by base64 of at least 16 bytes",
+                );
+            }
+            if w.events.is_empty() {
+                return fail(&format!("webhooks[{i}].events"), "list at least one event type (or \"*\")");
             }
         }
         let b = &self.brute_force;

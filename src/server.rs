@@ -90,6 +90,7 @@ impl Application {
         let grace = svc.config().server.shutdown_grace.0;
         let admin_task = tokio::spawn(admin::serve(admin, Arc::clone(&svc)));
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
+        let webhooks = tokio::spawn(webhook_worker(Arc::clone(&svc)));
         if svc.config().tokens.insecure_dev_cookies {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }
@@ -99,6 +100,8 @@ impl Application {
             .await;
         admin_task.abort();
         housekeeping.abort();
+        webhooks.abort();
+        let _ = webhooks.await;
         let _ = admin_task.await;
         let _ = housekeeping.await;
         let _ = std::fs::remove_file(&socket_path);
@@ -111,6 +114,33 @@ impl Application {
         drop(svc);
         tracing::info!("authd stopped");
         result.context("HTTP server failed")
+    }
+}
+
+/// Sends due webhook deliveries twice a second, never blocking a request.
+async fn webhook_worker(svc: Arc<AuthService>) {
+    if svc.config().webhooks.is_empty() {
+        return;
+    }
+    let http = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(svc.config().webhook_delivery.timeout.0)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Err(e) = svc.deliver_webhooks(&http).await {
+            tracing::warn!(error = %e, "webhook delivery round failed");
+        }
     }
 }
 

@@ -59,6 +59,7 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             let filter = crate::service::audit::AuditFilter { user, event, outcome, since_ms, until_ms: None };
             svc.audit_events(filter, before, limit.min(10_000)).await.map(AdminReply::Events)
         }
+        AdminRequest::WebhookStatus => svc.webhook_status().await.map(AdminReply::Webhooks),
         AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => svc.create_role(&name, permissions).await.map(AdminReply::Role),
         AdminRequest::RoleChange { name, grant, revoke } => {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     model::{AuditEvent, Role, User},
-    service::KeyInfo,
+    service::{DeliveryCounts, KeyInfo},
 };
 
 #[derive(Serialize, Deserialize)]
@@ -55,6 +55,7 @@ pub enum AdminRequest {
         name: String,
         force: bool,
     },
+    WebhookStatus,
     /// Newest first, older than `before` when given.
     Audit {
         user: Option<String>,
@@ -104,5 +105,6 @@ pub enum AdminReply {
     Role(Role),
     Roles(Vec<Role>),
     Events(Vec<AuditEvent>),
+    Webhooks(DeliveryCounts),
     Error { code: String, message: String },
 }

@@ -9,6 +9,7 @@ mod keys;
 mod role;
 mod serve;
 mod user;
+mod webhooks;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -51,6 +52,11 @@ enum Command {
     },
     /// Read the audit log (newest last); `--follow` keeps printing new events
     Audit(audit::AuditArgs),
+    /// Webhook deliveries
+    Webhooks {
+        #[command(subcommand)]
+        cmd: webhooks::WebhooksCmd,
+    },
     /// Manage token signing keys
     Keys {
         #[command(subcommand)]
@@ -121,6 +127,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => {
             init_logging(&cfg, "warn");
             audit::run(&cfg, args).await
+        }
+        Command::Webhooks { cmd } => {
+            init_logging(&cfg, "warn");
+            webhooks::run(&cfg, cmd).await
         }
         Command::Keys { cmd } => {
             init_logging(&cfg, "warn");

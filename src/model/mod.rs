@@ -7,12 +7,14 @@ mod key;
 mod role;
 mod session;
 mod user;
+mod webhook;
 
 pub use audit::AuditEvent;
 pub use key::{KeyState, SigningKeyRecord};
 pub use role::{BUILTIN_ROLES, Role};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
 pub use user::{User, UserStatus};
+pub use webhook::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -6,6 +6,7 @@ mod keys;
 mod roles;
 mod sessions;
 mod tokens;
+mod webhooks;
 
 use std::{
     collections::HashMap,
@@ -18,6 +19,7 @@ pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 use uuid::Uuid;
+pub use webhooks::DeliveryCounts;
 
 use crate::{
     cache::RevocationCache,
@@ -57,8 +59,13 @@ impl AuthService {
         let cfg = Arc::new(cfg);
         let path = cfg.storage.path.clone();
         let alg = cfg.tokens.algorithm;
+        let webhooks: Vec<crate::model::WebhookEndpoint> = cfg
+            .webhooks
+            .iter()
+            .map(|w| crate::model::WebhookEndpoint { url: w.url.clone(), events: w.events.clone() })
+            .collect();
         let (store, ring, roles, revs) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store = Store::open(&path)?;
+            let store = Store::open_with(&path, webhooks)?;
             let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
                 let mut roles = tx.roles()?;
                 for (name, perms) in BUILTIN_ROLES {

@@ -12,6 +12,8 @@ pub use tx::{ReadTx, UserLookup, WriteTx, index_key};
 
 use tables::*;
 
+use crate::model::WebhookEndpoint;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database is already open in another process")]
@@ -50,11 +52,17 @@ impl From<redb::DatabaseError> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// Webhook subscriptions: every audit event they want is queued with it.
+    webhooks: Arc<Vec<WebhookEndpoint>>,
 }
 
 impl Store {
     /// Opens (or creates) the database file, making its directory private to this user.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Vec::new())
+    }
+
+    pub fn open_with(path: &Path, webhooks: Vec<WebhookEndpoint>) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io { path: path.display().to_string(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             fs::create_dir_all(dir).map_err(io)?;
@@ -62,7 +70,7 @@ impl Store {
         }
         let db = Database::builder().create(path)?;
         restrict(path, 0o600).map_err(io)?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self { db: Arc::new(db), webhooks: Arc::new(webhooks) };
         store.prepare()?;
         Ok(store)
     }
@@ -89,6 +97,7 @@ impl Store {
             tx.open_table(SIGNING_KEYS)?;
             tx.open_table(ROLES)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(WEBHOOK_OUTBOX)?;
         }
         tx.commit()?;
         Ok(())
@@ -103,7 +112,7 @@ impl Store {
     /// otherwise.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
         let tx = self.db.begin_write().map_err(StoreError::from)?;
-        let mut wtx = WriteTx::new(tx);
+        let mut wtx = WriteTx::new(tx, Arc::clone(&self.webhooks));
         match f(&mut wtx) {
             Ok(v) => {
                 wtx.commit()?;

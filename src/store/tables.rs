@@ -21,6 +21,8 @@ pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revo
 pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 /// event id (UUIDv7, so time-ordered) → AuditEvent
 pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
+/// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
+pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
 /// role name → Role
 pub const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
 

@@ -7,7 +7,8 @@ use super::{
     tables::*,
 };
 use crate::model::{
-    AuditEvent, RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime, User,
+    AuditEvent, DeliveryState, RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime,
+    User, WebhookDelivery, WebhookEndpoint,
 };
 
 type R<T> = Result<T, StoreError>;
@@ -18,6 +19,7 @@ pub struct ReadTx {
 
 pub struct WriteTx {
     tx: WriteTransaction,
+    webhooks: std::sync::Arc<Vec<WebhookEndpoint>>,
 }
 
 impl ReadTx {
@@ -27,8 +29,8 @@ impl ReadTx {
 }
 
 impl WriteTx {
-    pub(super) fn new(tx: WriteTransaction) -> Self {
-        Self { tx }
+    pub(super) fn new(tx: WriteTransaction, webhooks: std::sync::Arc<Vec<WebhookEndpoint>>) -> Self {
+        Self { tx, webhooks }
     }
     pub(super) fn commit(self) -> R<()> {
         Ok(self.tx.commit()?)
@@ -147,6 +149,10 @@ macro_rules! reads {
 
             pub fn roles(&self) -> R<Vec<Role>> {
                 all(&self.tx.open_table(ROLES)?)
+            }
+
+            pub fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
+                all(&self.tx.open_table(WEBHOOK_OUTBOX)?)
             }
 
             /// Audit events newest first, strictly older than `before` when given, that pass
@@ -297,8 +303,45 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Records an audit event, and queues it for every webhook endpoint that wants it.
     pub fn append_audit(&mut self, e: &AuditEvent) -> R<()> {
         self.tx.open_table(AUDIT)?.insert(e.id, encode(e)?.as_slice())?;
+        // Webhook troubles are not themselves sent as webhooks.
+        let wanted: Vec<&WebhookEndpoint> = if e.event.starts_with("webhook.") {
+            Vec::new()
+        } else {
+            self.webhooks.iter().filter(|w| w.wants(&e.event)).collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms);
+        let payload = serde_json::json!({
+            "type": e.event,
+            "timestamp": humantime::format_rfc3339_millis(time).to_string(),
+            "data": e,
+        })
+        .to_string();
+        let mut outbox = self.tx.open_table(WEBHOOK_OUTBOX)?;
+        for w in wanted {
+            let d = WebhookDelivery {
+                id: Uuid::now_v7(),
+                url: w.url.clone(),
+                event: e.event.clone(),
+                payload: payload.clone(),
+                created_ms: e.time_ms,
+                next_attempt_ms: e.time_ms,
+                attempts: 0,
+                state: DeliveryState::Pending,
+                last_error: None,
+            };
+            outbox.insert(d.id, encode(&d)?.as_slice())?;
+        }
+        Ok(())
+    }
+
+    pub fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {
+        self.tx.open_table(WEBHOOK_OUTBOX)?.insert(d.id, encode(d)?.as_slice())?;
         Ok(())
     }
 

@@ -16,3 +16,4 @@ mod sessions;
 mod story;
 mod tls;
 mod tokens;
+mod webhooks;

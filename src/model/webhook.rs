@@ -1,0 +1,47 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where events of some types are sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub url: String,
+    /// Event types (`user.logged_out`, …); a trailing `.*` matches a family, `*` everything.
+    pub events: Vec<String>,
+}
+
+impl WebhookEndpoint {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.iter().any(|e| {
+            e == "*"
+                || e == event
+                || e.strip_suffix(".*")
+                    .is_some_and(|family| event.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// One message to one endpoint, queued in the same transaction as the event it reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    /// The `webhook-id`: stays the same across retries, so receivers can drop duplicates.
+    pub id: Uuid,
+    pub url: String,
+    pub event: String,
+    /// The exact JSON body to send.
+    pub payload: String,
+    pub created_ms: u64,
+    pub next_attempt_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    pub state: DeliveryState,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
