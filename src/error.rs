@@ -71,6 +71,10 @@ pub enum Error {
     WrongCurrentPassword,
     #[error("the account is disabled")]
     AccountDisabled,
+    #[error("unknown client or wrong client secret")]
+    InvalidClient,
+    #[error("unsupported grant_type; use client_credentials")]
+    UnsupportedGrantType,
     #[error("the refresh token is invalid or expired")]
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
@@ -119,6 +123,8 @@ impl Error {
             Error::WrongCurrentPassword => "invalid_current_password",
             Error::AccountDisabled => "account_disabled",
             Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::InvalidClient => "invalid_client",
+            Error::UnsupportedGrantType => "unsupported_grant_type",
             Error::RefreshTokenReused => "refresh_token_reused",
             Error::InvalidToken(e) => e.code(),
             Error::Forbidden(_) => "insufficient_permission",

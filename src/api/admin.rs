@@ -174,6 +174,41 @@ pub fn parse_instant(field: &str, s: &str) -> Result<u64, Error> {
     }
 }
 
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateClientRequest {
+    #[oai(validator(max_length = 64))]
+    name: String,
+    /// Default: `["user"]`. Give e.g. a role with `tokens:introspect` to a backend that checks
+    /// tokens.
+    #[oai(default)]
+    roles: Vec<String>,
+}
+
+/// A service client.
+#[derive(Object)]
+struct ClientResponse {
+    client_id: Uuid,
+    name: String,
+    roles: Vec<String>,
+    created_at: String,
+    /// Only right after creation or rotation.
+    #[oai(skip_serializing_if_is_none)]
+    client_secret: Option<String>,
+}
+
+impl From<crate::service::ServiceClientInfo> for ClientResponse {
+    fn from(c: crate::service::ServiceClientInfo) -> Self {
+        Self {
+            client_id: c.id,
+            name: c.name,
+            roles: c.roles,
+            created_at: rfc3339(c.created_at),
+            client_secret: c.secret,
+        }
+    }
+}
+
 fn parse_status(s: &str) -> Result<UserStatus, Error> {
     match s {
         "active" => Ok(UserStatus::Active),
@@ -433,6 +468,58 @@ impl AdminApi {
             None
         };
         Ok(Json(AuditPageResponse { events: events.into_iter().map(Into::into).collect(), next_cursor }))
+    }
+
+    /// List service clients (needs `clients:read`)
+    #[oai(path = "/admin/clients", method = "get", operation_id = "admin_list_clients")]
+    async fn list_clients(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+    ) -> Result<Json<Vec<ClientResponse>>, ApiError> {
+        need(&svc, &caller, "clients:read")?;
+        Ok(Json(svc.list_clients().await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a service client (needs `clients:write`)
+    ///
+    /// The `client_secret` is shown in this response only; authd keeps just its hash.
+    #[oai(path = "/admin/clients", method = "post", operation_id = "admin_create_client")]
+    async fn create_client(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        body: Json<CreateClientRequest>,
+    ) -> Result<Created<ClientResponse>, ApiError> {
+        need(&svc, &caller, "clients:write")?;
+        Ok(Created::Created(Json(svc.create_client(&body.0.name, body.0.roles).await?.into())))
+    }
+
+    /// Rotate a client's secret (needs `clients:write`)
+    ///
+    /// The old secret and every token obtained with it stop working at once.
+    #[oai(path = "/admin/clients/:id/rotate-secret", method = "post", operation_id = "admin_rotate_client_secret")]
+    async fn rotate_client(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<ClientResponse>, ApiError> {
+        need(&svc, &caller, "clients:write")?;
+        Ok(Json(svc.rotate_client_secret(id.0).await?.into()))
+    }
+
+    /// Delete a service client (needs `clients:write`)
+    #[oai(path = "/admin/clients/:id", method = "delete", operation_id = "admin_delete_client")]
+    async fn delete_client(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "clients:write")?;
+        svc.delete_client(id.0).await?;
+        Ok(NoContent::Done)
     }
 
     /// May a token do something? (any signed-in caller)

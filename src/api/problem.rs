@@ -116,7 +116,8 @@ impl From<Error> for ApiError {
                 );
                 ApiError::BadRequest(Json(problem))
             }
-            Error::UnknownRole(_) => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::UnknownRole(_) | Error::UnsupportedGrantType => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::InvalidClient => ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Basic realm=\"authd\"".into()),
             Error::RateLimited(secs) | Error::TooManyAttempts(secs) => {
                 ApiError::TooManyRequests(p(StatusCode::TOO_MANY_REQUESTS), secs.max(&1).to_string())
             }

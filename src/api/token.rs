@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiRequest, Object, OpenApi,
     payload::{Form, Json},
@@ -10,7 +10,10 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{auth_scheme::Caller, problem::ApiError, views::ApiTags};
-use crate::service::{AuthService, Introspection};
+use crate::{
+    error::Error,
+    service::{AuthService, Introspection},
+};
 
 pub struct TokenApi;
 
@@ -73,8 +76,72 @@ impl From<Introspection> for IntrospectResponse {
     }
 }
 
+/// RFC 6749 §4.4 token request.
+#[derive(Object, serde::Deserialize)]
+struct ClientTokenRequest {
+    /// Must be `client_credentials`.
+    #[oai(validator(max_length = 64))]
+    grant_type: String,
+    /// Or in HTTP Basic authentication.
+    #[oai(validator(max_length = 64))]
+    client_id: Option<String>,
+    #[oai(validator(max_length = 256))]
+    client_secret: Option<String>,
+}
+
+#[derive(ApiRequest)]
+enum ClientTokenBody {
+    Form(Form<ClientTokenRequest>),
+    Json(Json<ClientTokenRequest>),
+}
+
+/// RFC 6749 §5.1 (no refresh token for clients).
+#[derive(Object)]
+struct ClientTokenResponse {
+    access_token: String,
+    /// `Bearer`.
+    token_type: String,
+    expires_in: u64,
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`.
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = req.headers().get(poem::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let (id, secret) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
 #[OpenApi(prefix_path = "/v1/token", tag = "ApiTags::Tokens")]
 impl TokenApi {
+    /// Token for a service client (`grant_type=client_credentials`)
+    ///
+    /// Client id and secret in the form/JSON body or in HTTP Basic authentication. Wrong
+    /// credentials give 401 `invalid_client`; other grant types 400 `unsupported_grant_type`.
+    #[oai(path = "/", method = "post", operation_id = "client_token")]
+    async fn token(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: ClientTokenBody,
+    ) -> Result<Json<ClientTokenResponse>, ApiError> {
+        let (ClientTokenBody::Form(Form(b)) | ClientTokenBody::Json(Json(b))) = body;
+        if b.grant_type != "client_credentials" {
+            return Err(Error::UnsupportedGrantType.into());
+        }
+        let (id, secret) = match (b.client_id, b.client_secret) {
+            (Some(id), Some(secret)) => (id, secret),
+            _ => basic_credentials(req).ok_or(Error::InvalidClient)?,
+        };
+        let (access_token, expires_in) = svc.client_token(&id, &secret).await?;
+        Ok(Json(ClientTokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+    }
+
     /// Is this token live? (RFC 7662)
     ///
     /// Revocation-aware. The caller needs the `tokens:introspect` permission.

@@ -3,6 +3,7 @@
 //! breaks a database written earlier.
 
 mod audit;
+mod client;
 mod key;
 mod role;
 mod session;
@@ -10,6 +11,7 @@ mod user;
 mod webhook;
 
 pub use audit::AuditEvent;
+pub use client::ServiceClient;
 pub use key::{KeyState, SigningKeyRecord};
 pub use role::{BUILTIN_ROLES, Role};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};

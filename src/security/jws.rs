@@ -139,6 +139,9 @@ pub struct AccessClaims {
     /// Expanded permissions, when `tokens.include_permissions` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// Set when the subject is a service client (`client_credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Uuid>,
 }
 
 impl SigningKey {
@@ -256,6 +259,7 @@ mod tests {
             roles: vec!["user".into()],
             preferred_username: None,
             permissions: None,
+            client_id: None,
         }
     }
 

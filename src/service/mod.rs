@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod audit;
+mod clients;
 mod keys;
 mod roles;
 mod sessions;
@@ -14,6 +15,7 @@ use std::{
 };
 
 pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
+pub use clients::ClientInfo as ServiceClientInfo;
 pub use keys::{KeyInfo, KeyRing};
 pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};

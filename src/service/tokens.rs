@@ -63,6 +63,7 @@ impl AuthService {
             roles: user.roles.clone(),
             preferred_username: user.username.clone(),
             permissions: self.cfg.tokens.include_permissions.then(|| self.permissions_of(&user.roles)),
+            client_id: None,
         };
         let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))

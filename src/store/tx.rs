@@ -7,8 +7,8 @@ use super::{
     tables::*,
 };
 use crate::model::{
-    AuditEvent, DeliveryState, RefreshRecord, Revocation, RevocationKind, Role, Session, SigningKeyRecord, UnixTime,
-    User, WebhookDelivery, WebhookEndpoint,
+    AuditEvent, DeliveryState, RefreshRecord, Revocation, RevocationKind, Role, ServiceClient, Session,
+    SigningKeyRecord, UnixTime, User, WebhookDelivery, WebhookEndpoint,
 };
 
 type R<T> = Result<T, StoreError>;
@@ -149,6 +149,14 @@ macro_rules! reads {
 
             pub fn roles(&self) -> R<Vec<Role>> {
                 all(&self.tx.open_table(ROLES)?)
+            }
+
+            pub fn client(&self, id: Uuid) -> R<Option<ServiceClient>> {
+                get(&self.tx.open_table(CLIENTS)?, id)
+            }
+
+            pub fn clients(&self) -> R<Vec<ServiceClient>> {
+                all(&self.tx.open_table(CLIENTS)?)
             }
 
             pub fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
@@ -338,6 +346,15 @@ impl WriteTx {
             outbox.insert(d.id, encode(&d)?.as_slice())?;
         }
         Ok(())
+    }
+
+    pub fn put_client(&mut self, c: &ServiceClient) -> R<()> {
+        self.tx.open_table(CLIENTS)?.insert(c.id, encode(c)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_client(&mut self, id: Uuid) -> R<bool> {
+        Ok(self.tx.open_table(CLIENTS)?.remove(id)?.is_some())
     }
 
     pub fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {

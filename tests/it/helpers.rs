@@ -103,6 +103,14 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        // On a loaded machine, connection tasks of the stopped server can hold the database a
+        // moment longer; wait until it can be opened again.
+        for _ in 0..100 {
+            match authd::store::Store::open(&self.cfg.storage.path) {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// The running server's service, for white-box helpers (signing crafted tokens).

@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod bad_input;
 mod cli;
+mod clients;
 mod cookies;
 mod helpers;
 mod keys;

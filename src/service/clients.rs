@@ -1,0 +1,156 @@
+//! Service clients: backends that obtain tokens with `client_credentials` (RFC 6749 §4.4).
+//! Their tokens carry `sid` = the client id, so deleting the client or rotating its secret
+//! refuses every token it holds.
+
+use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+
+use super::AuthService;
+use crate::{
+    error::{Error, Result},
+    model::{ServiceClient, now},
+    security::{jws::AccessClaims, random},
+};
+
+/// A client as listed, with its secret only when just created or rotated.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClientInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_at: u64,
+    /// Shown once.
+    pub secret: Option<String>,
+}
+
+impl ClientInfo {
+    fn of(c: &ServiceClient, secret: Option<String>) -> Self {
+        Self { id: c.id, name: c.name.clone(), roles: c.roles.clone(), created_at: c.created_at, secret }
+    }
+}
+
+impl AuthService {
+    pub async fn create_client(&self, name: &str, roles: Vec<String>) -> Result<ClientInfo> {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.len() > 64 {
+            return Err(Error::invalid("name", "invalid_name", "a client name is 1-64 characters"));
+        }
+        let roles = if roles.is_empty() { vec!["user".to_string()] } else { roles };
+        self.check_roles_exist(&roles)?;
+        let secret = random::new_token();
+        let client = ServiceClient {
+            id: Uuid::now_v7(),
+            name,
+            roles,
+            secret_hash: random::token_hash(&secret).to_vec(),
+            created_at: now(),
+            secret_rotated_at: now(),
+        };
+        let ev = self.audit_event(
+            "client.created",
+            true,
+            None,
+            None,
+            serde_json::json!({"client_id": client.id, "name": client.name, "roles": client.roles}),
+        );
+        let c = client.clone();
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.put_client(&c)?;
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(ClientInfo::of(&client, Some(secret)))
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientInfo>> {
+        let clients = self.db(|s| s.read(|tx| tx.clients().map_err(Error::from))).await?;
+        Ok(clients.iter().map(|c| ClientInfo::of(c, None)).collect())
+    }
+
+    /// A new secret; the old one and every token issued with it stop working.
+    pub async fn rotate_client_secret(&self, id: Uuid) -> Result<ClientInfo> {
+        let secret = random::new_token();
+        let hash = random::token_hash(&secret).to_vec();
+        // Tokens minted before now are refused; those minted with the new secret are not.
+        let rev = self.user_revocation(id);
+        let applied = rev.clone();
+        let ev = self.audit_event("client.secret_rotated", true, None, None, serde_json::json!({"client_id": id}));
+        let client = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
+                    c.secret_hash = hash;
+                    c.secret_rotated_at = now();
+                    tx.put_client(&c)?;
+                    tx.put_revocation(&rev)?;
+                    tx.append_audit(&ev)?;
+                    Ok(c)
+                })
+            })
+            .await?;
+        self.apply_revocations(&[applied]).await;
+        Ok(ClientInfo::of(&client, Some(secret)))
+    }
+
+    pub async fn delete_client(&self, id: Uuid) -> Result<()> {
+        let rev = self.session_revocation(id);
+        let ev = self.audit_event("client.deleted", true, None, None, serde_json::json!({"client_id": id}));
+        let r = rev.clone();
+        self.db(move |s| {
+            s.write(|tx| {
+                if !tx.delete_client(id)? {
+                    return Err(Error::NotFound("client"));
+                }
+                tx.put_revocation(&r)?;
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.apply_revocations(&[rev]).await;
+        Ok(())
+    }
+
+    /// `client_credentials`: a token for the client's roles. Unknown client and wrong secret
+    /// give the same answer.
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<(String, u64)> {
+        let id = Uuid::parse_str(client_id.trim()).ok();
+        let client = match id {
+            Some(id) => self.db(move |s| s.read(|tx| tx.client(id).map_err(Error::from))).await?,
+            None => None,
+        };
+        let presented = random::token_hash(secret);
+        let stored = client.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| vec![0u8; 32]);
+        let Some(client) = client.filter(|_| bool::from(presented.as_slice().ct_eq(&stored))) else {
+            self.audit_later(self.audit_event(
+                "client.auth_failed",
+                false,
+                None,
+                None,
+                serde_json::json!({"client_id": client_id.chars().take(64).collect::<String>()}),
+            ));
+            return Err(Error::InvalidClient);
+        };
+        let t = now();
+        let ttl = self.cfg.tokens.access_ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.cfg.tokens.issuer.clone(),
+            aud: self.cfg.tokens.audience.clone(),
+            sub: client.id,
+            exp: t + ttl,
+            iat: t,
+            nbf: t,
+            jti: Uuid::now_v7(),
+            sid: client.id,
+            roles: client.roles.clone(),
+            preferred_username: None,
+            permissions: self.cfg.tokens.include_permissions.then(|| self.permissions_of(&client.roles)),
+            client_id: Some(client.id),
+        };
+        let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((token, ttl))
+    }
+}
