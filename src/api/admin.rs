@@ -76,6 +76,8 @@ struct PatchUserRequest {
     roles: Option<Vec<String>>,
     /// `active` or `disabled`.
     status: Option<String>,
+    /// Ask the user to change their password at their next sign-in.
+    force_password_reset: Option<bool>,
 }
 
 #[derive(Object)]
@@ -296,12 +298,23 @@ impl AdminApi {
         body: Json<PatchUserRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let b = body.0;
-        let only_status = b.email.is_none() && b.phone.is_none() && b.username.is_none() && b.roles.is_none();
+        let only_status = b.email.is_none()
+            && b.phone.is_none()
+            && b.username.is_none()
+            && b.roles.is_none()
+            && b.force_password_reset.is_none();
         if !(only_status && svc.has_permission(&caller.0.roles, "users:disable")) {
             need(&svc, &caller, "users:write")?;
         }
         let status = b.status.as_deref().map(parse_status).transpose()?;
-        let patch = UserPatch { email: b.email, phone: b.phone, username: b.username, roles: b.roles, status };
+        let patch = UserPatch {
+            email: b.email,
+            phone: b.phone,
+            username: b.username,
+            roles: b.roles,
+            status,
+            password_reset_required: b.force_password_reset,
+        };
         Ok(Json(svc.patch_user(id.0, patch).await?.into()))
     }
 

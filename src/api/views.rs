@@ -38,6 +38,8 @@ pub struct UserResponse {
     pub status: String,
     pub email_verified: bool,
     pub phone_verified: bool,
+    /// An admin asked the user to change their password (`POST /v1/me/password` clears it).
+    pub password_reset_required: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
@@ -53,6 +55,7 @@ impl From<User> for UserResponse {
             status: u.status.as_str().into(),
             email_verified: u.email_verified,
             phone_verified: u.phone_verified,
+            password_reset_required: u.password_reset_required,
             created_at: rfc3339(u.created_at),
         }
     }

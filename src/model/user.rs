@@ -42,6 +42,9 @@ pub struct User {
     pub email_verified: bool,
     #[serde(default)]
     pub phone_verified: bool,
+    /// Set by an admin: the user should change their password (cleared when they do).
+    #[serde(default)]
+    pub password_reset_required: bool,
     pub created_at: UnixTime,
     #[serde(default)]
     pub updated_at: UnixTime,

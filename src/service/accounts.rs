@@ -71,6 +71,7 @@ impl AuthService {
             status: UserStatus::Active,
             email_verified: false,
             phone_verified: false,
+            password_reset_required: false,
             created_at: now(),
             updated_at: now(),
         };
@@ -246,6 +247,7 @@ pub struct UserPatch {
     pub username: Option<String>,
     pub roles: Option<Vec<String>>,
     pub status: Option<UserStatus>,
+    pub password_reset_required: Option<bool>,
 }
 
 /// A page of users, oldest first.
@@ -337,6 +339,9 @@ impl AuthService {
                     }
                     if let Some(s) = patch.status {
                         u.status = s;
+                    }
+                    if let Some(f) = patch.password_reset_required {
+                        u.password_reset_required = f;
                     }
                     guard_last_admin(tx, &before, Some(&u))?;
                     u.updated_at = now();

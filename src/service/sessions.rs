@@ -431,6 +431,7 @@ impl AuthService {
                 s.write(|tx| {
                     let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
                     u.password_hash = Some(phc);
+                    u.password_reset_required = false;
                     u.updated_at = now();
                     tx.update_user(&u)?;
                     tx.append_audit(&ev)?;

@@ -238,3 +238,32 @@ async fn user_pages_are_stable_while_users_are_added() {
     let r = app.get_auth("/v1/admin/users?limit=0", &admin.access).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_admin_can_require_a_password_change() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("chief@example.com").await;
+    let u = app.signed_in("forgetful@example.com").await;
+    let id = app.svc().find_user("forgetful@example.com").await.unwrap().id;
+    let r = call(
+        &app,
+        &admin.access,
+        Method::PATCH,
+        &format!("/v1/admin/users/{id}"),
+        Some(json!({"force_password_reset": true})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: Value = app.get_auth("/v1/me", &u.access).await.json().await.unwrap();
+    assert_eq!(me["password_reset_required"], true);
+    let r = app
+        .post_auth(
+            "/v1/me/password",
+            &u.access,
+            &json!({"current_password": PASSWORD, "new_password": "a fresh new passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let me: Value = app.get_auth("/v1/me", &u.access).await.json().await.unwrap();
+    assert_eq!(me["password_reset_required"], false);
+}
