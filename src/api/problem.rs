@@ -6,7 +6,7 @@ use poem::{
 };
 use poem_openapi::{ApiResponse, Object, payload::Json};
 
-use super::client::{ClientIp, resolve_client_ip};
+use super::client::{ClientIp, client_info, resolve_client_ip};
 use crate::error::{Error, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -194,15 +194,8 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     if empty && !req.headers().contains_key(header::CONTENT_TYPE) {
         req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    let audit = crate::service::audit::AuditContext {
-        actor: None,
-        ip: req.extensions().get::<ClientIp>().map(|c| c.0),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(300).collect()),
-    };
+    let client = client_info(&req);
+    let audit = crate::service::audit::AuditContext { actor: None, ip: client.ip, user_agent: client.user_agent };
     let call = crate::service::audit::with_audit_context(audit, next.call(req));
     let resp = match tokio::time::timeout(edge.timeout, call).await {
         Ok(Ok(r)) => r.into_response(),
