@@ -43,10 +43,15 @@ pub struct WebhookConfig {
 impl WebhookConfig {
     /// The HMAC key inside `secret`.
     pub fn key(&self) -> Option<Vec<u8>> {
-        use base64::Engine as _;
-        let b64 = self.secret.0.strip_prefix("whsec_")?;
-        base64::engine::general_purpose::STANDARD.decode(b64).ok().filter(|k| k.len() >= 16)
+        webhook_key(&self.secret.0)
     }
+}
+
+/// The HMAC key in a `whsec_<base64>` secret (at least 16 bytes).
+pub fn webhook_key(secret: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let b64 = secret.strip_prefix("whsec_")?;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok().filter(|k| k.len() >= 16)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -119,9 +119,6 @@ impl Application {
 
 /// Sends due webhook deliveries twice a second, never blocking a request.
 async fn webhook_worker(svc: Arc<AuthService>) {
-    if svc.config().webhooks.is_empty() {
-        return;
-    }
     let http = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(svc.config().webhook_delivery.timeout.0)

@@ -60,6 +60,11 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.audit_events(filter, before, limit.min(10_000)).await.map(AdminReply::Events)
         }
         AdminRequest::WebhookStatus => svc.webhook_status().await.map(AdminReply::Webhooks),
+        AdminRequest::WebhookList => svc.list_webhooks().await.map(AdminReply::Endpoints),
+        AdminRequest::WebhookAdd { url, events, secret } => {
+            svc.add_webhook(&url, events, secret).await.map(AdminReply::Endpoint)
+        }
+        AdminRequest::WebhookDelete { id } => svc.delete_webhook(id).await.map(|()| AdminReply::Done),
         AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => svc.create_role(&name, permissions).await.map(AdminReply::Role),
         AdminRequest::RoleChange { name, grant, revoke } => {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     model::{AuditEvent, Role, User},
-    service::{DeliveryCounts, KeyInfo},
+    service::{DeliveryCounts, KeyInfo, WebhookInfo},
 };
 
 #[derive(Serialize, Deserialize)]
@@ -56,6 +56,15 @@ pub enum AdminRequest {
         force: bool,
     },
     WebhookStatus,
+    WebhookList,
+    WebhookAdd {
+        url: String,
+        events: Vec<String>,
+        secret: Option<String>,
+    },
+    WebhookDelete {
+        id: Uuid,
+    },
     /// Newest first, older than `before` when given.
     Audit {
         user: Option<String>,
@@ -106,5 +115,8 @@ pub enum AdminReply {
     Roles(Vec<Role>),
     Events(Vec<AuditEvent>),
     Webhooks(DeliveryCounts),
+    Endpoints(Vec<WebhookInfo>),
+    Endpoint(WebhookInfo),
+    Done,
     Error { code: String, message: String },
 }

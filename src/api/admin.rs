@@ -211,6 +211,36 @@ impl From<crate::service::ServiceClientInfo> for ClientResponse {
     }
 }
 
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct AddWebhookRequest {
+    #[oai(validator(max_length = 2000))]
+    url: String,
+    /// Event types, e.g. `user.logged_out`, `refresh.*`, `*`.
+    events: Vec<String>,
+    /// `whsec_<base64>`; generated when left out.
+    #[oai(validator(max_length = 200))]
+    secret: Option<String>,
+}
+
+/// A webhook endpoint.
+#[derive(Object)]
+struct WebhookResponse {
+    #[oai(skip_serializing_if_is_none)]
+    id: Option<Uuid>,
+    url: String,
+    events: Vec<String>,
+    /// Only right after adding, when generated.
+    #[oai(skip_serializing_if_is_none)]
+    secret: Option<String>,
+}
+
+impl From<crate::service::WebhookInfo> for WebhookResponse {
+    fn from(w: crate::service::WebhookInfo) -> Self {
+        Self { id: w.id, url: w.url, events: w.events, secret: w.secret }
+    }
+}
+
 fn parse_status(s: &str) -> Result<UserStatus, Error> {
     match s {
         "active" => Ok(UserStatus::Active),
@@ -532,6 +562,47 @@ impl AdminApi {
     ) -> Result<NoContent, ApiError> {
         need(&svc, &caller, "clients:write")?;
         svc.delete_client(id.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// List webhook endpoints (needs `webhooks:read`)
+    ///
+    /// Endpoints from the config file have no `id` (change them there).
+    #[oai(path = "/admin/webhooks", method = "get", operation_id = "admin_list_webhooks")]
+    async fn list_webhooks(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+    ) -> Result<Json<Vec<WebhookResponse>>, ApiError> {
+        need(&svc, &caller, "webhooks:read")?;
+        Ok(Json(svc.list_webhooks().await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Add a webhook endpoint (needs `webhooks:write`)
+    ///
+    /// Without `secret`, one is generated and shown in this response only.
+    #[oai(path = "/admin/webhooks", method = "post", operation_id = "admin_add_webhook")]
+    async fn add_webhook(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        body: Json<AddWebhookRequest>,
+    ) -> Result<Created<WebhookResponse>, ApiError> {
+        need(&svc, &caller, "webhooks:write")?;
+        let b = body.0;
+        Ok(Created::Created(Json(svc.add_webhook(&b.url, b.events, b.secret).await?.into())))
+    }
+
+    /// Remove a webhook endpoint added at run time (needs `webhooks:write`)
+    #[oai(path = "/admin/webhooks/:id", method = "delete", operation_id = "admin_delete_webhook")]
+    async fn delete_webhook(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        need(&svc, &caller, "webhooks:write")?;
+        svc.delete_webhook(id.0).await?;
         Ok(NoContent::Done)
     }
 

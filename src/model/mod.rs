@@ -16,7 +16,7 @@ pub use key::{KeyState, SigningKeyRecord};
 pub use role::{BUILTIN_ROLES, Role};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
 pub use user::{User, UserStatus};
-pub use webhook::{DeliveryState, WebhookDelivery, WebhookEndpoint};
+pub use webhook::{DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -20,6 +20,22 @@ impl WebhookEndpoint {
     }
 }
 
+/// An endpoint added at run time (admin API or CLI), kept in the database with its secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredWebhook {
+    pub id: Uuid,
+    pub endpoint: WebhookEndpoint,
+    /// `whsec_…`
+    pub secret: String,
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for StoredWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredWebhook").field("id", &self.id).field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
@@ -34,6 +50,9 @@ pub struct WebhookDelivery {
     /// The `webhook-id`: stays the same across retries, so receivers can drop duplicates.
     pub id: Uuid,
     pub url: String,
+    /// The stored endpoint it goes to; `None` for endpoints from the config file.
+    #[serde(default)]
+    pub endpoint_id: Option<Uuid>,
     pub event: String,
     /// The exact JSON body to send.
     pub payload: String,

@@ -21,7 +21,7 @@ pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 use uuid::Uuid;
-pub use webhooks::DeliveryCounts;
+pub use webhooks::{DeliveryCounts, WebhookInfo};
 
 use crate::{
     cache::RevocationCache,
@@ -133,9 +133,11 @@ impl AuthService {
         self.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await.is_ok()
     }
 
-    /// Drops expired sessions, refresh-token hashes and revocations from disk.
+    /// Drops expired sessions, refresh-token hashes and revocations, and webhook deliveries
+    /// finished more than a week ago.
     pub async fn prune(&self) -> Result<usize> {
-        self.db(|s| s.write(|tx| tx.prune(now()).map_err(Error::from))).await
+        let week_ago = now_millis().saturating_sub(7 * 24 * 3600 * 1000);
+        self.db(move |s| s.write(|tx| Ok(tx.prune(now())? + tx.prune_deliveries(week_ago)?))).await
     }
 
     /// How long a revocation must be remembered: until every token it covers has expired.

@@ -8,10 +8,22 @@ use ring::hmac;
 
 use super::AuthService;
 use crate::{
+    config::webhook_key,
     error::{Error, Result},
-    model::{DeliveryState, WebhookDelivery, now_millis},
+    model::{DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint, now, now_millis},
     security::random::random_bytes,
 };
+
+/// A webhook endpoint as listed: from the config file or added at run time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookInfo {
+    /// `None` for endpoints from the config file (change those there).
+    pub id: Option<uuid::Uuid>,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Only right after adding, when authd generated it.
+    pub secret: Option<String>,
+}
 
 /// How the outbox stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,17 +53,20 @@ impl AuthService {
     /// Sends every due delivery once; returns how many were delivered.
     pub async fn deliver_webhooks(&self, http: &reqwest::Client) -> Result<usize> {
         let now = now_millis();
-        let due: Vec<WebhookDelivery> = self
-            .db(move |s| s.read(|tx| tx.deliveries().map_err(Error::from)))
-            .await?
+        let (all, stored) = self.db(move |s| s.read(|tx| Ok((tx.deliveries()?, tx.stored_webhooks()?)))).await?;
+        let due: Vec<WebhookDelivery> = all
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending && d.next_attempt_ms <= now)
             .take(100)
             .collect();
         let mut delivered = 0;
         for mut d in due {
-            let endpoint = self.cfg.webhooks.iter().find(|w| w.url == d.url);
-            let outcome = match endpoint.and_then(|w| w.key()) {
+            let key = match d.endpoint_id {
+                Some(id) => stored.iter().find(|s| s.id == id).and_then(|s| webhook_key(&s.secret)),
+                None => self.cfg.webhooks.iter().find(|w| w.url == d.url).and_then(|w| w.key()),
+            };
+            let gone = key.is_none();
+            let outcome = match key {
                 None => Err("endpoint no longer configured".to_string()),
                 Some(key) => {
                     let ts = now_millis() / 1000;
@@ -84,7 +99,7 @@ impl AuthService {
                     let give_up = now_millis().saturating_sub(d.created_ms)
                         > u64::try_from(self.cfg.webhook_delivery.retry_for.0.as_millis()).unwrap_or(u64::MAX);
                     d.last_error = Some(e.clone());
-                    if give_up || endpoint.is_none() {
+                    if give_up || gone {
                         d.state = DeliveryState::Failed;
                         final_failure = Some(self.audit_event(
                             "webhook.failed",
@@ -111,6 +126,81 @@ impl AuthService {
             .await?;
         }
         Ok(delivered)
+    }
+
+    /// Adds an endpoint; without a secret one is generated (and returned once).
+    pub async fn add_webhook(&self, url: &str, events: Vec<String>, secret: Option<String>) -> Result<WebhookInfo> {
+        let url = url.trim().to_owned();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+            return Err(Error::invalid("url", "invalid_url", "the endpoint must be an http(s) URL"));
+        }
+        if events.is_empty() {
+            return Err(Error::invalid("events", "required", "list at least one event type (or \"*\")"));
+        }
+        let generated = secret.is_none();
+        let secret = secret.unwrap_or_else(|| format!("whsec_{}", B64.encode(random_bytes::<32>())));
+        if webhook_key(&secret).is_none() {
+            return Err(Error::invalid(
+                "secret",
+                "invalid_secret",
+                "the secret is `whsec_` followed by base64 of 16+ bytes",
+            ));
+        }
+        let w = StoredWebhook {
+            id: uuid::Uuid::now_v7(),
+            endpoint: WebhookEndpoint { url: url.clone(), events: events.clone() },
+            secret: secret.clone(),
+            created_at: now(),
+        };
+        let ev = self.audit_event(
+            "webhook.added",
+            true,
+            None,
+            None,
+            serde_json::json!({"id": w.id, "url": url, "events": events}),
+        );
+        let stored = w.clone();
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.put_webhook(&stored)?;
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(WebhookInfo { id: Some(w.id), url, events, secret: generated.then_some(secret) })
+    }
+
+    pub async fn list_webhooks(&self) -> Result<Vec<WebhookInfo>> {
+        let stored = self.db(|s| s.read(|tx| tx.stored_webhooks().map_err(Error::from))).await?;
+        let from_config = self.cfg.webhooks.iter().map(|w| WebhookInfo {
+            id: None,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            secret: None,
+        });
+        let added = stored.into_iter().map(|w| WebhookInfo {
+            id: Some(w.id),
+            url: w.endpoint.url,
+            events: w.endpoint.events,
+            secret: None,
+        });
+        Ok(from_config.chain(added).collect())
+    }
+
+    /// Removes an endpoint added at run time; its pending deliveries fail.
+    pub async fn delete_webhook(&self, id: uuid::Uuid) -> Result<()> {
+        let ev = self.audit_event("webhook.deleted", true, None, None, serde_json::json!({"id": id}));
+        self.db(move |s| {
+            s.write(|tx| {
+                if !tx.delete_webhook(id)? {
+                    return Err(Error::NotFound("webhook"));
+                }
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn webhook_status(&self) -> Result<DeliveryCounts> {

@@ -99,6 +99,7 @@ impl Store {
             tx.open_table(AUDIT)?;
             tx.open_table(WEBHOOK_OUTBOX)?;
             tx.open_table(CLIENTS)?;
+            tx.open_table(WEBHOOKS)?;
         }
         tx.commit()?;
         Ok(())

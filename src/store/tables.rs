@@ -23,6 +23,8 @@ pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sig
 pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 /// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
+/// endpoint id → StoredWebhook (endpoints added at run time)
+pub const WEBHOOKS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhooks");
 /// client id → ServiceClient
 pub const CLIENTS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("clients");
 /// role name → Role

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::model::{
     AuditEvent, DeliveryState, RefreshRecord, Revocation, RevocationKind, Role, ServiceClient, Session,
-    SigningKeyRecord, UnixTime, User, WebhookDelivery, WebhookEndpoint,
+    SigningKeyRecord, StoredWebhook, UnixTime, User, WebhookDelivery, WebhookEndpoint,
 };
 
 type R<T> = Result<T, StoreError>;
@@ -157,6 +157,10 @@ macro_rules! reads {
 
             pub fn clients(&self) -> R<Vec<ServiceClient>> {
                 all(&self.tx.open_table(CLIENTS)?)
+            }
+
+            pub fn stored_webhooks(&self) -> R<Vec<StoredWebhook>> {
+                all(&self.tx.open_table(WEBHOOKS)?)
             }
 
             pub fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
@@ -315,10 +319,13 @@ impl WriteTx {
     pub fn append_audit(&mut self, e: &AuditEvent) -> R<()> {
         self.tx.open_table(AUDIT)?.insert(e.id, encode(e)?.as_slice())?;
         // Webhook troubles are not themselves sent as webhooks.
-        let wanted: Vec<&WebhookEndpoint> = if e.event.starts_with("webhook.") {
+        let stored = self.stored_webhooks()?;
+        let wanted: Vec<(Option<Uuid>, &WebhookEndpoint)> = if e.event.starts_with("webhook.") {
             Vec::new()
         } else {
-            self.webhooks.iter().filter(|w| w.wants(&e.event)).collect()
+            let from_config = self.webhooks.iter().map(|w| (None, w));
+            let added = stored.iter().map(|s| (Some(s.id), &s.endpoint));
+            from_config.chain(added).filter(|(_, w)| w.wants(&e.event)).collect()
         };
         if wanted.is_empty() {
             return Ok(());
@@ -331,10 +338,11 @@ impl WriteTx {
         })
         .to_string();
         let mut outbox = self.tx.open_table(WEBHOOK_OUTBOX)?;
-        for w in wanted {
+        for (endpoint_id, w) in wanted {
             let d = WebhookDelivery {
                 id: Uuid::now_v7(),
                 url: w.url.clone(),
+                endpoint_id,
                 event: e.event.clone(),
                 payload: payload.clone(),
                 created_ms: e.time_ms,
@@ -355,6 +363,27 @@ impl WriteTx {
 
     pub fn delete_client(&mut self, id: Uuid) -> R<bool> {
         Ok(self.tx.open_table(CLIENTS)?.remove(id)?.is_some())
+    }
+
+    /// Drops finished deliveries created before `before_ms`.
+    pub fn prune_deliveries(&mut self, before_ms: u64) -> R<usize> {
+        let mut removed = 0;
+        self.tx.open_table(WEBHOOK_OUTBOX)?.retain(|_, v| {
+            let keep = decode::<WebhookDelivery>(v)
+                .is_ok_and(|d| d.state == DeliveryState::Pending || d.created_ms >= before_ms);
+            removed += usize::from(!keep);
+            keep
+        })?;
+        Ok(removed)
+    }
+
+    pub fn put_webhook(&mut self, w: &StoredWebhook) -> R<()> {
+        self.tx.open_table(WEBHOOKS)?.insert(w.id, encode(w)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_webhook(&mut self, id: Uuid) -> R<bool> {
+        Ok(self.tx.open_table(WEBHOOKS)?.remove(id)?.is_some())
     }
 
     pub fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {

@@ -137,3 +137,60 @@ async fn a_delivery_that_keeps_failing_ends_in_the_audit_log() {
     assert_eq!(e.details["event"], "user.registered");
     assert_eq!(e.details["error"], "HTTP 503");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_added_at_run_time_receive_events_until_removed() {
+    let (url, rx) = start_receiver().await;
+    rx.up.store(true, Ordering::SeqCst);
+    let app = TestApp::spawn().await;
+    let admin = app.admin("hooks-admin@example.com").await;
+    let secret = format!("whsec_{}", B64.encode(SECRET_KEY));
+    let plain = app.signed_in("no-hooks@example.com").await;
+    let r = app.post_auth("/v1/admin/webhooks", &plain.access, &json!({"url": url, "events": ["*"]})).await;
+    assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+    let r = app.post_auth("/v1/admin/webhooks", &admin.access, &json!({"url": "ftp://nope", "events": ["*"]})).await;
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    let generated: Value = app
+        .post_auth(
+            "/v1/admin/webhooks",
+            &admin.access,
+            &json!({"url": "http://127.0.0.1:9/unused", "events": ["key.rotated"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(generated["secret"].as_str().unwrap().starts_with("whsec_"), "a secret is generated and shown once");
+
+    // Through the CLI (admin socket), with a given secret.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        .args(["webhooks", "add", &url, "--event", "user.registered", "--secret", &secret])
+        .current_dir(app.dir.path())
+        .env("AUTHD_STORAGE__PATH", &app.cfg.storage.path)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_owned();
+    let listed: Vec<Value> = app.get_auth("/v1/admin/webhooks", &admin.access).await.json().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|w| w.get("secret").is_none()));
+
+    app.register("announced@example.com").await;
+    let mut delivered = 0;
+    for _ in 0..50 {
+        delivered = rx.seen.lock().unwrap().iter().filter(|s| s.1 && s.2 == "user.registered").count();
+        if delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(delivered, 1, "signed with the endpoint's own secret (the receiver checks)");
+
+    let r =
+        app.http.delete(app.url(&format!("/v1/admin/webhooks/{id}"))).bearer_auth(&admin.access).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+    app.register("unannounced@example.com").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.seen.lock().unwrap().len(), 1, "no deliveries after removal");
+}
