@@ -20,22 +20,27 @@ pub struct NewAccount {
     pub roles: Vec<String>,
 }
 
+/// Parses an optional field, collecting its error so that all fields are reported at once.
+fn parse_field<T>(
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, FieldError>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match value.map(str::trim).filter(|s| !s.is_empty()).map(parse)? {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
 /// Parsed login names, or every field error at once.
 fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<Username>)> {
     let mut errors: Vec<FieldError> = Vec::new();
-    let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    let email = blank(&a.email).map(|e| Email::parse(&e)).transpose().unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let phone = blank(&a.phone).map(|p| Phone::parse(&p)).transpose().unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let username = blank(&a.username).map(|u| Username::parse(&u)).transpose().unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
+    let email = parse_field(a.email.as_deref(), Email::parse, &mut errors);
+    let phone = parse_field(a.phone.as_deref(), Phone::parse, &mut errors);
+    let username = parse_field(a.username.as_deref(), Username::parse, &mut errors);
     if errors.is_empty() && email.is_none() && phone.is_none() {
         errors.push(FieldError::new("email", "required", "an email or a phone number is required"));
     }
@@ -296,18 +301,9 @@ impl AuthService {
     /// a disable also ends the sessions.
     pub async fn patch_user(&self, id: Uuid, patch: UserPatch) -> Result<User> {
         let mut errors = Vec::new();
-        let email = patch.email.as_deref().map(Email::parse).transpose().unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
-        let phone = patch.phone.as_deref().map(Phone::parse).transpose().unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
-        let username = patch.username.as_deref().map(Username::parse).transpose().unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
+        let email = parse_field(patch.email.as_deref(), Email::parse, &mut errors);
+        let phone = parse_field(patch.phone.as_deref(), Phone::parse, &mut errors);
+        let username = parse_field(patch.username.as_deref(), Username::parse, &mut errors);
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
