@@ -158,8 +158,8 @@ fn describe_fields(fields: &[FieldError]) -> String {
     fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
 }
 
-/// Turns every error the framework produces (bad JSON, wrong content type, missing bearer
-/// token, unknown route, oversized body …) into problem+json, leaves our own problems as they
+/// Turns every error the framework produces (bad JSON, wrong content type, unknown route,
+/// oversized body …) into problem+json, leaves our own problems as they
 /// are, and sets the headers every response carries.
 pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let edge = req.data::<EdgeConfig>().cloned().unwrap_or_default();
@@ -186,7 +186,6 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         let limit = u64::try_from(max_body).unwrap_or(u64::MAX);
         req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(body.into_async_read(), limit)));
     }
-    let auth = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
     // An empty body without a content type is an empty JSON body, so optional bodies may be
     // left out entirely.
     let empty = req.headers().get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
@@ -199,7 +198,7 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     let call = crate::service::audit::with_audit_context(audit, next.call(req));
     let resp = match tokio::time::timeout(edge.timeout, call).await {
         Ok(Ok(r)) => r.into_response(),
-        Ok(Err(e)) => error_response(e, auth),
+        Ok(Err(e)) => error_response(e),
         Err(_) => {
             Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long").into_response()
         }
@@ -250,19 +249,7 @@ fn with_common_headers(mut resp: Response, docs: bool) -> Response {
     resp
 }
 
-fn error_response(e: poem::Error, auth: Option<Result<String, poem::http::header::ToStrError>>) -> Response {
-    if e.is::<poem_openapi::error::AuthorizationError>() {
-        let detail = match &auth {
-            None => "this endpoint needs an `Authorization: Bearer <access token>` header",
-            Some(Ok(v)) if v.trim().is_empty() => "the Authorization header is empty",
-            Some(_) => "the Authorization header must be `Bearer <access token>`",
-        };
-        let code = if auth.is_none() { "missing_token" } else { "invalid_authorization_header" };
-        let mut resp = Problem::new(StatusCode::UNAUTHORIZED, code, detail).into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
-        return resp;
-    }
+fn error_response(e: poem::Error) -> Response {
     let status = e.status();
     let message = e.to_string();
     let resp = e.into_response();

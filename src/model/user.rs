@@ -54,11 +54,6 @@ impl User {
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
     }
-
-    /// The identifier people recognise the account by.
-    pub fn display_login(&self) -> &str {
-        self.email.as_deref().or(self.username.as_deref()).or(self.phone.as_deref()).unwrap_or("-")
-    }
 }
 
 /// Never print the password hash.

@@ -149,10 +149,6 @@ impl SigningKey {
         &self.public
     }
 
-    pub fn public_jwk(&self) -> serde_json::Value {
-        public_jwk(self.alg, &self.kid, &self.public)
-    }
-
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         let header = Header { alg: self.alg.as_str().into(), typ: ACCESS_TOKEN_TYP.into(), kid: self.kid.clone() };
         let h = serde_json::to_vec(&header).map_err(|e| KeyError(e.to_string()))?;

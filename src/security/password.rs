@@ -89,7 +89,6 @@ enum Job {
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::Sender<Job>,
-    params: Argon2Config,
     /// Verified against when the account does not exist, so that timing tells nothing.
     dummy: Arc<str>,
 }
@@ -108,7 +107,7 @@ impl PasswordHasher {
                 .spawn(move || worker(params, &rx))
                 .map_err(|e| Error::Internal(format!("cannot start hashing worker: {e}")))?;
         }
-        Ok(Self { jobs: tx, params, dummy: dummy.into() })
+        Ok(Self { jobs: tx, dummy: dummy.into() })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
@@ -127,10 +126,6 @@ impl PasswordHasher {
     pub async fn verify_dummy(&self, password: &str) -> Result<Verified, Error> {
         let dummy = Arc::clone(&self.dummy);
         self.verify(password, &dummy).await.map(|_| Verified { ok: false, needs_rehash: false })
-    }
-
-    pub fn params(&self) -> Argon2Config {
-        self.params
     }
 
     fn submit(&self, job: Job) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use super::AuthService;
 use crate::{
     config::webhook_key,
     error::{Error, Result},
-    model::{DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint, now, now_millis},
+    model::{DeliveryState, StoredWebhook, WebhookEndpoint, now, now_millis},
     security::random::random_bytes,
 };
 
@@ -53,12 +53,8 @@ impl AuthService {
     /// Sends every due delivery once; returns how many were delivered.
     pub async fn deliver_webhooks(&self, http: &reqwest::Client) -> Result<usize> {
         let now = now_millis();
-        let (all, stored) = self.db(move |s| s.read(|tx| Ok((tx.deliveries()?, tx.stored_webhooks()?)))).await?;
-        let due: Vec<WebhookDelivery> = all
-            .into_iter()
-            .filter(|d| d.state == DeliveryState::Pending && d.next_attempt_ms <= now)
-            .take(100)
-            .collect();
+        let (due, stored) =
+            self.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
         let mut delivered = 0;
         for mut d in due {
             let key = match d.endpoint_id {

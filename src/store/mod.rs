@@ -98,6 +98,7 @@ impl Store {
             tx.open_table(ROLES)?;
             tx.open_table(AUDIT)?;
             tx.open_table(WEBHOOK_OUTBOX)?;
+            tx.open_table(WEBHOOK_PENDING)?;
             tx.open_table(CLIENTS)?;
             tx.open_table(WEBHOOKS)?;
         }

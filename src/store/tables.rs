@@ -23,6 +23,9 @@ pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sig
 pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 /// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
+/// pending delivery id → when to try next (ms): what the delivery worker scans, so it never
+/// reads the delivered history
+pub const WEBHOOK_PENDING: TableDefinition<Uuid, u64> = TableDefinition::new("webhook_pending");
 /// endpoint id → StoredWebhook (endpoints added at run time)
 pub const WEBHOOKS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhooks");
 /// client id → ServiceClient

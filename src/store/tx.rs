@@ -163,6 +163,25 @@ macro_rules! reads {
                 all(&self.tx.open_table(WEBHOOKS)?)
             }
 
+            /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
+            pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<WebhookDelivery>> {
+                let pending = self.tx.open_table(WEBHOOK_PENDING)?;
+                let outbox = self.tx.open_table(WEBHOOK_OUTBOX)?;
+                let mut out = Vec::new();
+                for row in pending.iter()? {
+                    let (id, next) = row?;
+                    if next.value() <= now_ms
+                        && let Some(d) = get::<Uuid, WebhookDelivery>(&outbox, id.value())?
+                    {
+                        out.push(d);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
             pub fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
                 all(&self.tx.open_table(WEBHOOK_OUTBOX)?)
             }
@@ -338,6 +357,7 @@ impl WriteTx {
         })
         .to_string();
         let mut outbox = self.tx.open_table(WEBHOOK_OUTBOX)?;
+        let mut pending = self.tx.open_table(WEBHOOK_PENDING)?;
         for (endpoint_id, w) in wanted {
             let d = WebhookDelivery {
                 id: Uuid::now_v7(),
@@ -352,6 +372,7 @@ impl WriteTx {
                 last_error: None,
             };
             outbox.insert(d.id, encode(&d)?.as_slice())?;
+            pending.insert(d.id, d.next_attempt_ms)?;
         }
         Ok(())
     }
@@ -388,6 +409,12 @@ impl WriteTx {
 
     pub fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {
         self.tx.open_table(WEBHOOK_OUTBOX)?.insert(d.id, encode(d)?.as_slice())?;
+        let mut pending = self.tx.open_table(WEBHOOK_PENDING)?;
+        if d.state == DeliveryState::Pending {
+            pending.insert(d.id, d.next_attempt_ms)?;
+        } else {
+            pending.remove(d.id)?;
+        }
         Ok(())
     }
 
