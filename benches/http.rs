@@ -115,7 +115,7 @@ fn start(rt: &tokio::runtime::Runtime, tweak: impl FnOnce(&mut Config)) -> Runni
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.storage.path = dir.path().join("authd.redb");
+    cfg.storage.path = dir.path().join("data").join("authd.redb");
     cfg.passwords.hash_queue = 4096;
     tweak(&mut cfg);
     let app = rt.block_on(Application::build(cfg)).unwrap();

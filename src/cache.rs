@@ -15,6 +15,7 @@ use crate::model::{Revocation, RevocationKind, UnixTime, now};
 #[derive(Clone, Copy)]
 struct Entry {
     since_ms: u64,
+    min_gen: u64,
     expires_at: UnixTime,
 }
 
@@ -53,7 +54,7 @@ impl RevocationCache {
         if r.expires_at <= now() {
             return;
         }
-        let entry = Entry { since_ms: r.since_ms, expires_at: r.expires_at };
+        let entry = Entry { since_ms: r.since_ms, min_gen: r.min_gen, expires_at: r.expires_at };
         match r.kind {
             RevocationKind::Session => self.sessions.insert(r.id, entry),
             RevocationKind::UserBefore => {
@@ -61,6 +62,7 @@ impl RevocationCache {
                 let merged = match self.users.get(&r.id) {
                     Some(old) => Entry {
                         since_ms: old.since_ms.max(entry.since_ms),
+                        min_gen: old.min_gen.max(entry.min_gen),
                         expires_at: old.expires_at.max(entry.expires_at),
                     },
                     None => entry,
@@ -70,13 +72,14 @@ impl RevocationCache {
         }
     }
 
-    /// Is a token of session `sid` for user `sub`, minted at `issued_ms`, revoked?
-    /// A user cut-off covers tokens minted up to and including its millisecond.
-    pub fn is_revoked(&self, sid: &Uuid, sub: &Uuid, issued_ms: u64) -> bool {
+    /// Is a token of session `sid` for user `sub`, minted at `issued_ms` from authorization
+    /// generation `gen`, revoked? A user cut-off covers tokens minted up to and including its
+    /// millisecond, and every token of an older generation whenever it was signed.
+    pub fn is_revoked(&self, sid: &Uuid, sub: &Uuid, issued_ms: u64, generation: u64) -> bool {
         if self.sessions.contains_key(sid) {
             return true;
         }
-        self.users.get(sub).is_some_and(|e| issued_ms <= e.since_ms)
+        self.users.get(sub).is_some_and(|e| issued_ms <= e.since_ms || generation < e.min_gen)
     }
 }
 
@@ -88,15 +91,43 @@ mod tests {
     fn session_and_user_revocations_apply() {
         let c = RevocationCache::new();
         let (sid, sub) = (Uuid::now_v7(), Uuid::now_v7());
-        assert!(!c.is_revoked(&sid, &sub, 10));
-        c.apply(&Revocation { kind: RevocationKind::Session, id: sid, since_ms: 0, expires_at: now() + 60 });
-        assert!(c.is_revoked(&sid, &sub, 10));
+        assert!(!c.is_revoked(&sid, &sub, 10, 0));
+        c.apply(&Revocation {
+            kind: RevocationKind::Session,
+            id: sid,
+            since_ms: 0,
+            min_gen: 0,
+            expires_at: now() + 60,
+        });
+        assert!(c.is_revoked(&sid, &sub, 10, 0));
         let other = Uuid::now_v7();
-        c.apply(&Revocation { kind: RevocationKind::UserBefore, id: sub, since_ms: 1000, expires_at: now() + 60 });
-        assert!(c.is_revoked(&other, &sub, 1000));
-        assert!(!c.is_revoked(&other, &sub, 1001));
+        c.apply(&Revocation {
+            kind: RevocationKind::UserBefore,
+            id: sub,
+            since_ms: 1000,
+            min_gen: 0,
+            expires_at: now() + 60,
+        });
+        assert!(c.is_revoked(&other, &sub, 1000, 0));
+        assert!(!c.is_revoked(&other, &sub, 1001, 0));
+        // A generation cut-off refuses older generations whenever they were signed.
+        c.apply(&Revocation {
+            kind: RevocationKind::UserBefore,
+            id: sub,
+            since_ms: 0,
+            min_gen: 3,
+            expires_at: now() + 60,
+        });
+        assert!(c.is_revoked(&other, &sub, u64::MAX, 2));
+        assert!(!c.is_revoked(&other, &sub, 1001, 3));
         // Already-expired revocations are not kept.
-        c.apply(&Revocation { kind: RevocationKind::Session, id: other, since_ms: 0, expires_at: now() - 1 });
-        assert!(!c.is_revoked(&other, &Uuid::now_v7(), 0));
+        c.apply(&Revocation {
+            kind: RevocationKind::Session,
+            id: other,
+            since_ms: 0,
+            min_gen: 0,
+            expires_at: now() - 1,
+        });
+        assert!(!c.is_revoked(&other, &Uuid::now_v7(), 0, 0));
     }
 }

@@ -28,6 +28,19 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     pub webhook_delivery: WebhookDeliveryConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
+}
+
+/// The local admin socket through which the CLI reaches a running server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the socket is created; default: beside the database, `<storage.path>` with `.sock`.
+    pub socket: Option<PathBuf>,
+    /// Uids besides root and the server's own that may use the socket. Only when this names
+    /// another uid is the socket made connectable by others (mode 0666); the peer's credentials
+    /// are checked on every connection either way.
+    pub allowed_uids: Vec<u32>,
 }
 
 /// One webhook endpoint (Standard Webhooks signing).
@@ -575,15 +588,48 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return fail("storage.path", "must not be empty");
         }
+        self.check_path_collisions()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }
         Ok(())
     }
 
-    /// The admin socket sits beside the database file.
+    /// The admin socket: `admin.socket`, or beside the database file.
     pub fn admin_socket_path(&self) -> PathBuf {
-        self.storage.path.with_extension("sock")
+        self.admin.socket.clone().unwrap_or_else(|| self.storage.path.with_extension("sock"))
+    }
+
+    /// The database and the socket may share no path with each other or another file: stale-socket cleanup would
+    /// otherwise remove the database.
+    fn check_path_collisions(&self) -> Result<(), ConfigError> {
+        let tls = &self.server.tls;
+        let mut paths: Vec<(&str, PathBuf)> =
+            vec![("storage.path", self.storage.path.clone()), ("admin.socket", self.admin_socket_path())];
+        paths.extend(tls.cert.iter().map(|p| ("server.tls.cert", p.clone())));
+        paths.extend(tls.key.iter().map(|p| ("server.tls.key", p.clone())));
+        let norm = |p: &Path| {
+            let abs =
+                if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+            abs.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>()
+        };
+        // The TLS certificate and key may share one PEM file; nothing else may share a path.
+        for (i, (a, pa)) in paths.iter().enumerate().take(2) {
+            for (b, pb) in &paths[i + 1..] {
+                if norm(pa) == norm(pb) {
+                    let hint = if *a == "storage.path" && *b == "admin.socket" {
+                        "; the admin socket defaults to storage.path with `.sock`, so do not name the database *.sock"
+                    } else {
+                        ""
+                    };
+                    return Err(ConfigError(format!(
+                        "config keys `{a}` and `{b}` name the same file {}{hint}",
+                        pa.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The effective config as TOML, for `authd config check`. No key holds a secret today;

@@ -85,6 +85,12 @@ pub enum Error {
     CsrfFailed,
     #[error("this needs the `{0}` permission")]
     Forbidden(String),
+    #[error("you cannot assign role `{role}`: it grants `{permission}`, which you do not hold")]
+    RoleNotGrantable { role: String, permission: String },
+    #[error("this principal holds `{0}`, which you do not hold; only someone who does may change it")]
+    TargetExceedsCaller(String),
+    #[error("you cannot grant or revoke `{0}`: you do not hold it")]
+    PermissionNotHeld(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("unknown role `{0}`")]
@@ -128,6 +134,9 @@ impl Error {
             Error::RefreshTokenReused => "refresh_token_reused",
             Error::InvalidToken(e) => e.code(),
             Error::Forbidden(_) => "insufficient_permission",
+            Error::RoleNotGrantable { .. } => "role_not_grantable",
+            Error::TargetExceedsCaller(_) => "target_exceeds_caller",
+            Error::PermissionNotHeld(_) => "permission_not_held",
             Error::CsrfFailed => "csrf_failed",
             Error::NotFound(_) => "not_found",
             Error::UnknownRole(_) => "unknown_role",

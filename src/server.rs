@@ -37,14 +37,9 @@ impl Application {
             }
             other => anyhow::anyhow!("cannot open {}: {other}", db_path.display()),
         })?;
-        // We hold the database lock, so a socket file left behind is stale.
-        if socket_path.exists() {
-            std::fs::remove_file(&socket_path)
-                .with_context(|| format!("cannot remove stale admin socket {}", socket_path.display()))?;
-        }
-        let admin = UnixListener::bind(&socket_path)
-            .with_context(|| format!("cannot create admin socket {}", socket_path.display()))?;
-        restrict_socket(&socket_path)?;
+        // We hold the database lock, so a socket left behind is stale.
+        let admin = admin::bind(&socket_path, &svc.config().admin.allowed_uids)
+            .with_context(|| format!("cannot create admin socket {} (admin.socket)", socket_path.display()))?;
         let tls = svc.config().server.tls.clone();
         let listener = TcpListener::bind(bind);
         let acceptor = match (&tls.cert, &tls.key) {
@@ -155,13 +150,6 @@ async fn housekeeping(svc: Arc<AuthService>) {
             Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
     }
-}
-
-#[cfg(unix)]
-fn restrict_socket(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict admin socket {}", path.display()))
 }
 
 /// Resolves on SIGINT or SIGTERM.

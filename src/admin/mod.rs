@@ -6,11 +6,11 @@ mod protocol;
 mod socket;
 
 pub use protocol::{AdminReply, AdminRequest, UserView};
-pub use socket::{CallError, call, serve};
+pub use socket::{CallError, bind, call, serve};
 
 use crate::{
     model::UserStatus,
-    service::{AuthService, NewAccount},
+    service::{AuthService, NewAccount, Principal},
 };
 
 /// Carries out one admin request, audited as done by `cli`.
@@ -20,9 +20,11 @@ pub async fn execute(svc: &AuthService, req: AdminRequest) -> AdminReply {
 }
 
 async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
+    // Whoever reaches the socket (or the database) is the operator on the host.
+    let op = &Principal::Operator;
     let result = match req {
         AdminRequest::UserAdd { email, phone, username, roles, password } => svc
-            .create_user(NewAccount { email, phone, username, password, roles })
+            .create_user(op, NewAccount { email, phone, username, password, roles })
             .await
             .map(|u| AdminReply::User(u.into())),
         AdminRequest::UserList => {
@@ -30,18 +32,18 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         }
         AdminRequest::UserShow { who } => svc.find_user(&who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::UserSetRoles { who, roles } => {
-            svc.set_roles(&who, roles).await.map(|u| AdminReply::User(u.into()))
+            svc.set_roles(op, &who, roles).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserPasswd { who, password } => {
-            svc.set_password(&who, &password).await.map(|u| AdminReply::User(u.into()))
+            svc.set_password(op, &who, &password).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserDisable { who } => {
-            svc.set_status(&who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
+            svc.set_status(op, &who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserEnable { who } => {
-            svc.set_status(&who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
+            svc.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }
-        AdminRequest::UserDelete { who } => svc.delete_user(&who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserDelete { who } => svc.delete_user(op, &who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::KeysList => svc.list_keys().await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.rotate_keys().await.map(AdminReply::Key),
         AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {
@@ -66,11 +68,13 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         }
         AdminRequest::WebhookDelete { id } => svc.delete_webhook(id).await.map(|()| AdminReply::Done),
         AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
-        AdminRequest::RoleAdd { name, permissions } => svc.create_role(&name, permissions).await.map(AdminReply::Role),
-        AdminRequest::RoleChange { name, grant, revoke } => {
-            svc.change_role(&name, grant, revoke).await.map(AdminReply::Role)
+        AdminRequest::RoleAdd { name, permissions } => {
+            svc.create_role(op, &name, permissions).await.map(AdminReply::Role)
         }
-        AdminRequest::RoleDelete { name, force } => svc.delete_role(&name, force).await.map(AdminReply::Role),
+        AdminRequest::RoleChange { name, grant, revoke } => {
+            svc.change_role(op, &name, grant, revoke).await.map(AdminReply::Role)
+        }
+        AdminRequest::RoleDelete { name, force } => svc.delete_role(op, &name, force).await.map(AdminReply::Role),
     };
     result.unwrap_or_else(error_reply)
 }

@@ -1,4 +1,6 @@
-//! Unix-socket transport: mode 0600 beside the database file.
+//! Unix-socket transport. The socket is created 0600 (0666 only when `admin.allowed_uids` names
+//! other users) with no looser moment in between, and every peer's uid is checked (SO_PEERCRED):
+//! root, the server's own uid and `admin.allowed_uids` only.
 
 use std::{io, path::Path, sync::Arc, time::Duration};
 
@@ -13,6 +15,56 @@ use crate::service::AuthService;
 /// Requests bigger than this are refused.
 const MAX_REQUEST: u64 = 64 * 1024;
 
+/// Creates the socket at `path`. A socket left there by a previous run is replaced; any other
+/// kind of file is not touched.
+pub fn bind(path: &Path, allowed_uids: &[u32]) -> io::Result<UnixListener> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket; refusing to replace it", path.display()),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // The mode is final from the first moment: created under a umask that leaves only the
+        // owner's bits, then opened up only if other uids are allowed.
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+        let bound = UnixListener::bind(path);
+        rustix::process::umask(old);
+        let listener = bound?;
+        let own = rustix::process::geteuid().as_raw();
+        let mode = if allowed_uids.iter().any(|u| *u != own && *u != 0) { 0o666 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        Ok(listener)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = allowed_uids;
+        UnixListener::bind(path)
+    }
+}
+
+/// Root, the server's own uid, or one of `allowed`.
+fn peer_allowed(stream: &UnixStream, allowed: &[u32]) -> Result<(), String> {
+    let cred = stream.peer_cred().map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
+    let uid = cred.uid();
+    #[cfg(unix)]
+    let own = rustix::process::geteuid().as_raw();
+    #[cfg(not(unix))]
+    let own = uid;
+    if uid == 0 || uid == own || allowed.contains(&uid) {
+        Ok(())
+    } else {
+        Err(format!("uid {uid} may not use the admin socket (admin.allowed_uids)"))
+    }
+}
+
 /// Answers admin requests until the task is dropped.
 pub async fn serve(listener: UnixListener, svc: Arc<AuthService>) {
     loop {
@@ -24,6 +76,11 @@ pub async fn serve(listener: UnixListener, svc: Arc<AuthService>) {
                 continue;
             }
         };
+        if let Err(why) = peer_allowed(&stream, &svc.config().admin.allowed_uids) {
+            tracing::warn!(target: "authd::security", "admin socket connection refused: {why}");
+            tokio::spawn(refuse(stream, why));
+            continue;
+        }
         let svc = Arc::clone(&svc);
         tokio::spawn(async move {
             if let Err(e) = handle(stream, &svc).await {
@@ -47,6 +104,17 @@ async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
     write.shutdown().await
 }
 
+/// Tells a refused peer why, then hangs up; its request is never read.
+async fn refuse(stream: UnixStream, why: String) {
+    let reply = AdminReply::Error { code: "permission_denied".into(), message: why };
+    if let Ok(mut out) = serde_json::to_vec(&reply) {
+        out.push(b'\n');
+        let (_, mut write) = stream.into_split();
+        let _ = write.write_all(&out).await;
+        let _ = write.shutdown().await;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// Nobody listens: the server is not running.
@@ -68,7 +136,12 @@ pub async fn call(path: &Path, req: &AdminRequest) -> Result<AdminReply, CallErr
     let (read, mut write) = stream.into_split();
     let mut out = serde_json::to_vec(req).map_err(io::Error::other)?;
     out.push(b'\n');
-    write.write_all(&out).await?;
+    // A server that refuses this peer answers without reading; its reply still says why.
+    if let Err(e) = write.write_all(&out).await
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
     let mut line = String::new();
     // Hashing a password can queue behind logins; a minute is plenty.
     tokio::time::timeout(Duration::from_secs(60), BufReader::new(read).read_line(&mut line))

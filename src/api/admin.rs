@@ -289,16 +289,18 @@ impl AdminApi {
         caller: Caller,
         body: Json<CreateUserRequest>,
     ) -> Result<Created<UserResponse>, ApiError> {
-        need(&svc, &caller, "users:write")?;
         let b = body.0;
         let user = svc
-            .create_user(NewAccount {
-                email: b.email,
-                phone: b.phone,
-                username: b.username,
-                password: b.password.map(|p| p.0),
-                roles: b.roles.unwrap_or_default(),
-            })
+            .create_user(
+                &caller.principal(),
+                NewAccount {
+                    email: b.email,
+                    phone: b.phone,
+                    username: b.username,
+                    password: b.password.map(|p| p.0),
+                    roles: b.roles.unwrap_or_default(),
+                },
+            )
             .await?;
         Ok(Created::Created(Json(user.into())))
     }
@@ -328,14 +330,6 @@ impl AdminApi {
         body: Json<PatchUserRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let b = body.0;
-        let only_status = b.email.is_none()
-            && b.phone.is_none()
-            && b.username.is_none()
-            && b.roles.is_none()
-            && b.force_password_reset.is_none();
-        if !(only_status && svc.has_permission(&caller.0.roles, "users:disable")) {
-            need(&svc, &caller, "users:write")?;
-        }
         let status = b.status.as_deref().map(parse_status).transpose()?;
         let patch = UserPatch {
             email: b.email,
@@ -345,7 +339,7 @@ impl AdminApi {
             status,
             password_reset_required: b.force_password_reset,
         };
-        Ok(Json(svc.patch_user(id.0, patch).await?.into()))
+        Ok(Json(svc.patch_user(&caller.principal(), id.0, patch).await?.into()))
     }
 
     /// Delete a user (needs `users:write`)
@@ -356,8 +350,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "users:write")?;
-        svc.delete_user(&id.0.to_string()).await?;
+        svc.delete_user(&caller.principal(), &id.0.to_string()).await?;
         Ok(NoContent::Done)
     }
 
@@ -422,8 +415,7 @@ impl AdminApi {
         caller: Caller,
         body: Json<CreateRoleRequest>,
     ) -> Result<Created<RoleResponse>, ApiError> {
-        need(&svc, &caller, "roles:write")?;
-        Ok(Created::Created(Json(svc.create_role(&body.0.name, body.0.permissions).await?.into())))
+        Ok(Created::Created(Json(svc.create_role(&caller.principal(), &body.0.name, body.0.permissions).await?.into())))
     }
 
     /// Grant or revoke permissions of a role (needs `roles:write`)
@@ -437,8 +429,7 @@ impl AdminApi {
         name: Path<String>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<RoleResponse>, ApiError> {
-        need(&svc, &caller, "roles:write")?;
-        Ok(Json(svc.change_role(&name.0, body.0.grant, body.0.revoke).await?.into()))
+        Ok(Json(svc.change_role(&caller.principal(), &name.0, body.0.grant, body.0.revoke).await?.into()))
     }
 
     /// Delete a custom role (needs `roles:write`)
@@ -452,8 +443,7 @@ impl AdminApi {
         name: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "roles:write")?;
-        svc.delete_role(&name.0, force.0.unwrap_or(false)).await?;
+        svc.delete_role(&caller.principal(), &name.0, force.0.unwrap_or(false)).await?;
         Ok(NoContent::Done)
     }
 
@@ -520,8 +510,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<ClientResponse>>, ApiError> {
-        need(&svc, &caller, "clients:read")?;
-        Ok(Json(svc.list_clients().await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.list_clients(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Create a service client (needs `clients:write`)
@@ -534,8 +523,7 @@ impl AdminApi {
         caller: Caller,
         body: Json<CreateClientRequest>,
     ) -> Result<Created<ClientResponse>, ApiError> {
-        need(&svc, &caller, "clients:write")?;
-        Ok(Created::Created(Json(svc.create_client(&body.0.name, body.0.roles).await?.into())))
+        Ok(Created::Created(Json(svc.create_client(&caller.principal(), &body.0.name, body.0.roles).await?.into())))
     }
 
     /// Rotate a client's secret (needs `clients:write`)
@@ -548,8 +536,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<ClientResponse>, ApiError> {
-        need(&svc, &caller, "clients:write")?;
-        Ok(Json(svc.rotate_client_secret(id.0).await?.into()))
+        Ok(Json(svc.rotate_client_secret(&caller.principal(), id.0).await?.into()))
     }
 
     /// Delete a service client (needs `clients:write`)
@@ -560,8 +547,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "clients:write")?;
-        svc.delete_client(id.0).await?;
+        svc.delete_client(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 

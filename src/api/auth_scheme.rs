@@ -49,6 +49,13 @@ fn unauthorized(code: &str, detail: &str) -> poem::Error {
 /// The authenticated caller of an operation.
 pub struct Caller(pub AuthContext);
 
+impl Caller {
+    /// The caller as the services judge its authority.
+    pub fn principal(&self) -> crate::service::Principal {
+        crate::service::Principal::Token(Box::new(self.0.clone()))
+    }
+}
+
 impl<'a> ApiExtractor<'a> for Caller {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();

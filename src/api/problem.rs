@@ -76,6 +76,7 @@ pub enum ApiError {
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated but not allowed (`account_disabled`, `insufficient_permission`,
+    /// `role_not_grantable`, `target_exceeds_caller`, `permission_not_held`,
     /// `invalid_current_password`).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
@@ -134,9 +135,13 @@ impl From<Error> for ApiError {
                 };
                 ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), challenge.into())
             }
-            Error::AccountDisabled | Error::Forbidden(_) | Error::WrongCurrentPassword | Error::CsrfFailed => {
-                ApiError::Forbidden(p(StatusCode::FORBIDDEN))
-            }
+            Error::AccountDisabled
+            | Error::Forbidden(_)
+            | Error::RoleNotGrantable { .. }
+            | Error::TargetExceedsCaller(_)
+            | Error::PermissionNotHeld(_)
+            | Error::WrongCurrentPassword
+            | Error::CsrfFailed => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
             Error::NotFound(_) => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
             Error::Conflict(_) | Error::LastAdmin | Error::RoleInUse(..) | Error::BuiltinRole(_) => {
                 ApiError::Conflict(p(StatusCode::CONFLICT))

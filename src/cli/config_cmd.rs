@@ -13,7 +13,11 @@ pub enum ConfigCmd {
 pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         ConfigCmd::Check => {
-            // Loading already validated it.
+            // Loading already validated the keys; the files must be private too.
+            if let Err(why) = crate::store::data_dir::check(&cfg.storage.path) {
+                eprintln!("error: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
             println!("# effective configuration: valid");
             print!("{}", cfg.to_toml());
             Ok(ExitCode::SUCCESS)

@@ -15,6 +15,9 @@ pub struct ServiceClient {
     pub created_at: UnixTime,
     #[serde(default)]
     pub secret_rotated_at: UnixTime,
+    /// As `User::authz_gen`: bumped by secret rotation and by edits of its roles.
+    #[serde(default)]
+    pub authz_gen: u64,
 }
 
 impl std::fmt::Debug for ServiceClient {

@@ -13,7 +13,7 @@ mod webhook;
 pub use audit::AuditEvent;
 pub use client::ServiceClient;
 pub use key::{KeyState, SigningKeyRecord};
-pub use role::{BUILTIN_ROLES, Role};
+pub use role::{BUILTIN_ROLES, Role, permission_matches};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
 pub use user::{User, UserStatus};
 pub use webhook::{DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint};

@@ -16,7 +16,8 @@ impl Role {
     }
 }
 
-fn permission_matches(granted: &str, wanted: &str) -> bool {
+/// Does `granted` (possibly a wildcard) include `wanted` (possibly a wildcard too)?
+pub fn permission_matches(granted: &str, wanted: &str) -> bool {
     if granted == "*" || granted == wanted {
         return true;
     }

@@ -39,7 +39,8 @@ pub struct RefreshRecord {
 pub enum RevocationKind {
     /// Every access token carrying this `sid` is refused.
     Session,
-    /// Every access token of this user issued before `since_ms` is refused.
+    /// Every access token of this user issued up to `since_ms`, or carrying an `authz_gen`
+    /// below `min_gen`, is refused.
     UserBefore,
 }
 
@@ -52,5 +53,9 @@ pub struct Revocation {
     /// Milliseconds since the epoch; meaningful for `UserBefore`.
     #[serde(default)]
     pub since_ms: u64,
+    /// For `UserBefore`: tokens minted from an older authorization generation are refused,
+    /// however late they were signed.
+    #[serde(default)]
+    pub min_gen: u64,
     pub expires_at: UnixTime,
 }

@@ -45,6 +45,10 @@ pub struct User {
     /// Set by an admin: the user should change their password (cleared when they do).
     #[serde(default)]
     pub password_reset_required: bool,
+    /// Bumped, in the same transaction, by every change to what the user may do (roles, status,
+    /// their roles' permissions). Tokens carry it; a revocation refuses those below a value.
+    #[serde(default)]
+    pub authz_gen: u64,
     pub created_at: UnixTime,
     #[serde(default)]
     pub updated_at: UnixTime,

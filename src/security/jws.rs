@@ -142,6 +142,9 @@ pub struct AccessClaims {
     /// Set when the subject is a service client (`client_credentials`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<Uuid>,
+    /// The subject's authorization generation when the token was minted.
+    #[serde(default)]
+    pub authz_gen: u64,
 }
 
 impl SigningKey {
@@ -159,11 +162,15 @@ impl SigningKey {
         B64.encode_string(c, &mut out);
         let sig = match &self.signer {
             Signer::Ed(k) => k.sign(out.as_bytes()).as_ref().to_vec(),
-            Signer::Ec(k) => k
-                .sign(&SystemRandom::new(), out.as_bytes())
-                .map_err(|_| KeyError("ECDSA signing failed".into()))?
-                .as_ref()
-                .to_vec(),
+            Signer::Ec(k) => {
+                let mut sig = k
+                    .sign(&SystemRandom::new(), out.as_bytes())
+                    .map_err(|_| KeyError("ECDSA signing failed".into()))?
+                    .as_ref()
+                    .to_vec();
+                low_s::normalize(&mut sig);
+                sig
+            }
         };
         out.push('.');
         B64.encode_string(sig, &mut out);
@@ -216,6 +223,11 @@ pub fn verify(
         SigningAlgorithm::EdDSA => &signature::ED25519,
         SigningAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
     };
+    // (r, s) and (r, n−s) both verify; only the low-S form is ours, so that one token has
+    // exactly one string.
+    if key.alg == SigningAlgorithm::ES256 && !low_s::is_low(&sig) {
+        return Err(TokenError::BadSignature);
+    }
     let signed_len = h64.len() + 1 + c64.len();
     let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
     UnparsedPublicKey::new(verify_alg, &key.public)
@@ -238,6 +250,43 @@ pub fn verify(
     Ok(claims)
 }
 
+/// ECDSA P-256 signature malleability (the "low-S" rule of BIP 62, applied to JWS ES256).
+mod low_s {
+    /// The order n of the P-256 group, big-endian.
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    /// ⌊n / 2⌋.
+    const HALF_N: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73,
+        0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+    ];
+
+    /// `s` of a fixed-size `r || s` signature is at most n/2.
+    pub fn is_low(sig: &[u8]) -> bool {
+        sig.len() == 64 && sig[32..] <= HALF_N[..]
+    }
+
+    /// Replaces a high `s` with n − s, which verifies just the same.
+    pub fn normalize(sig: &mut [u8]) {
+        if sig.len() == 64 && !is_low(sig) {
+            flip(sig);
+        }
+    }
+
+    /// `s` becomes n − s.
+    pub fn flip(sig: &mut [u8]) {
+        let Some(s) = sig.get_mut(32..64) else { return };
+        let mut borrow = 0i16;
+        for (n, b) in N.iter().zip(s.iter_mut()).rev() {
+            let d = i16::from(*n) - i16::from(*b) - borrow;
+            borrow = i16::from(d < 0);
+            *b = u8::try_from(d.rem_euclid(256)).unwrap_or(0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +305,7 @@ mod tests {
             preferred_username: None,
             permissions: None,
             client_id: None,
+            authz_gen: 0,
         }
     }
 
@@ -278,6 +328,27 @@ mod tests {
             let c = claims(1_000_000);
             let t = key.sign(&c).unwrap();
             assert_eq!(verify(&t, &keys, &expect(1_000_000)).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn es256_signatures_are_low_s_and_the_high_s_twin_is_refused() {
+        let (key, keys) = setup(SigningAlgorithm::ES256);
+        for _ in 0..20 {
+            let t = key.sign(&claims(1_000_000)).unwrap();
+            let (signed, s64) = t.rsplit_once('.').unwrap();
+            let mut sig = B64.decode(s64).unwrap();
+            assert!(low_s::is_low(&sig));
+            low_s::flip(&mut sig);
+            assert!(!low_s::is_low(&sig));
+            let twin = format!("{signed}.{}", B64.encode(&sig));
+            // The twin is a valid ECDSA signature: ring alone accepts it.
+            let public = &keys.values().next().unwrap().public;
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public)
+                .verify(signed.as_bytes(), &sig)
+                .unwrap();
+            assert_eq!(verify(&twin, &keys, &expect(1_000_000)), Err(TokenError::BadSignature));
+            assert!(verify(&t, &keys, &expect(1_000_000)).is_ok());
         }
     }
 

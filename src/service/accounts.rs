@@ -2,7 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{AuthService, find_account, revoke_sessions, roles::guard_last_admin, sessions::user_context};
+use super::{
+    AuthService, Principal, authority::Authority, bump_authz, find_account, revoke_sessions, roles::guard_last_admin,
+    sessions::user_context,
+};
 use crate::{
     error::{Error, FieldError, Result},
     model::{AuditEvent, User, UserStatus, now},
@@ -54,18 +57,23 @@ impl AuthService {
             return Err(Error::invalid("password", "required", "password is required"));
         }
         account.roles = vec!["user".into()];
-        self.create_user_as(account, "user.registered").await
+        self.create_user_as(None, account, "user.registered").await
     }
 
-    /// Creates an account; without a password it cannot sign in until one is set.
-    pub async fn create_user(&self, account: NewAccount) -> Result<User> {
-        self.create_user_as(account, "user.created").await
+    /// Creates an account (needs `users:write`, and every permission of the roles it gets);
+    /// without a password it cannot sign in until one is set.
+    pub async fn create_user(&self, who: &Principal, account: NewAccount) -> Result<User> {
+        let authority = self.authority(who, "users:write")?;
+        self.create_user_as(Some(authority), account, "user.created").await
     }
 
-    async fn create_user_as(&self, account: NewAccount, event: &str) -> Result<User> {
+    async fn create_user_as(&self, authority: Option<Authority>, account: NewAccount, event: &str) -> Result<User> {
         let (email, phone, username) = parse_names(&account)?;
         let roles = if account.roles.is_empty() { vec!["user".to_string()] } else { account.roles.clone() };
         self.check_roles_exist(&roles)?;
+        if let Some(a) = &authority {
+            a.may_assign(&roles)?;
+        }
         let mut user = User {
             id: Uuid::now_v7(),
             email: email.map(Email::into_string),
@@ -77,6 +85,7 @@ impl AuthService {
             email_verified: false,
             phone_verified: false,
             password_reset_required: false,
+            authz_gen: 0,
             created_at: now(),
             updated_at: now(),
         };
@@ -114,11 +123,13 @@ impl AuthService {
 
     /// Replaces the user's roles. Tokens carrying the old roles are refused from now on; a
     /// refresh yields a token with the new ones.
-    pub async fn set_roles(&self, who: &str, roles: Vec<String>) -> Result<User> {
+    pub async fn set_roles(&self, by: &Principal, who: &str, roles: Vec<String>) -> Result<User> {
+        let authority = self.authority(by, "users:write")?;
         if roles.is_empty() {
             return Err(Error::invalid("roles", "required", "at least one role is required"));
         }
         self.check_roles_exist(&roles)?;
+        authority.may_assign(&roles)?;
         let rev_of = |id| self.user_revocation(id);
         let who = who.to_owned();
         let placeholder = rev_of(Uuid::nil());
@@ -127,13 +138,13 @@ impl AuthService {
             .db(move |s| {
                 s.write(|tx| {
                     let before = find_account(tx, &who)?;
+                    authority.may_change(&before.roles)?;
                     let mut u = before.clone();
                     u.roles = roles;
                     guard_last_admin(tx, &before, Some(&u))?;
                     u.updated_at = now();
+                    let rev = bump_authz(tx, u.id, &mut u.authz_gen, &placeholder)?;
                     tx.update_user(&u)?;
-                    let rev = crate::model::Revocation { id: u.id, ..placeholder };
-                    tx.put_revocation(&rev)?;
                     tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
                     Ok((u, rev))
                 })
@@ -145,23 +156,29 @@ impl AuthService {
     }
 
     /// Sets a user's password (admin); every session of the user ends.
-    pub async fn set_password(&self, who: &str, password: &str) -> Result<User> {
+    pub async fn set_password(&self, by: &Principal, who: &str, password: &str) -> Result<User> {
+        let authority = self.authority(by, "users:write")?;
         let user = self.find_user(who).await?;
+        authority.may_change(&user.roles)?;
         self.policy.check("password", password, &user_context(&user))?;
         let phc = self.hasher.hash(password).await?;
         let ev = self.audit_event("user.password_set", true, Some(user.id), None, serde_json::Value::Null);
-        let (user, revs) = self.update_and_end_sessions(user.id, ev, move |u| u.password_hash = Some(phc)).await?;
+        let (user, revs) =
+            self.update_and_end_sessions(authority, user.id, ev, move |u| u.password_hash = Some(phc)).await?;
         self.apply_revocations(&revs).await;
         tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
         Ok(user)
     }
 
-    /// Disables (ending every session and token) or re-enables an account.
-    pub async fn set_status(&self, who: &str, status: UserStatus) -> Result<User> {
+    /// Disables (ending every session and token) or re-enables an account (needs `users:write`
+    /// or `users:disable`, and every permission the account has).
+    pub async fn set_status(&self, by: &Principal, who: &str, status: UserStatus) -> Result<User> {
+        let authority = self.authority_any(by, &["users:write", "users:disable"])?;
         let user = self.find_user(who).await?;
+        authority.may_change(&user.roles)?;
         let user = if status == UserStatus::Disabled {
             let ev = self.audit_event("user.disabled", true, Some(user.id), None, serde_json::Value::Null);
-            let (user, revs) = self.update_and_end_sessions(user.id, ev, move |u| u.status = status).await?;
+            let (user, revs) = self.update_and_end_sessions(authority, user.id, ev, move |u| u.status = status).await?;
             self.apply_revocations(&revs).await;
             user
         } else {
@@ -170,6 +187,7 @@ impl AuthService {
             self.db(move |s| {
                 s.write(|tx| {
                     let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                    authority.may_change(&u.roles)?;
                     u.status = status;
                     u.updated_at = now();
                     tx.update_user(&u)?;
@@ -184,7 +202,8 @@ impl AuthService {
     }
 
     /// Deletes an account with its sessions; its tokens are refused from now on.
-    pub async fn delete_user(&self, who: &str) -> Result<User> {
+    pub async fn delete_user(&self, by: &Principal, who: &str) -> Result<User> {
+        let authority = self.authority(by, "users:write")?;
         let who = who.to_owned();
         let rev = self.session_revocation(Uuid::nil());
         let user_rev = self.user_revocation(Uuid::nil());
@@ -193,6 +212,7 @@ impl AuthService {
             .db(move |s| {
                 s.write(|tx| {
                     let u = find_account(tx, &who)?;
+                    authority.may_change(&u.roles)?;
                     tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
                     guard_last_admin(tx, &u, None)?;
                     let sids = tx.delete_user(u.id)?;
@@ -218,6 +238,7 @@ impl AuthService {
     /// every access token issued so far.
     async fn update_and_end_sessions(
         &self,
+        authority: Authority,
         id: Uuid,
         event: AuditEvent,
         change: impl FnOnce(&mut User) + Send + 'static,
@@ -227,15 +248,16 @@ impl AuthService {
         self.db(move |s| {
             s.write(|tx| {
                 let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                authority.may_change(&before.roles)?;
                 let mut u = before.clone();
                 change(&mut u);
                 guard_last_admin(tx, &before, Some(&u))?;
                 u.updated_at = now();
+                let cut = bump_authz(tx, id, &mut u.authz_gen, &user_rev)?;
                 tx.update_user(&u)?;
                 let sids = tx.session_ids_of(id)?;
                 let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation { id: sid, ..rev.clone() })?;
-                tx.put_revocation(&user_rev)?;
-                revs.push(user_rev);
+                revs.push(cut);
                 tx.append_audit(&event)?;
                 Ok((u, revs))
             })
@@ -299,7 +321,19 @@ impl AuthService {
 
     /// Applies an admin's change. New roles or a disable refuse the user's current tokens;
     /// a disable also ends the sessions.
-    pub async fn patch_user(&self, id: Uuid, patch: UserPatch) -> Result<User> {
+    /// Needs `users:write` (`users:disable` suffices to change only `status`), every permission
+    /// the user has, and every permission of roles given.
+    pub async fn patch_user(&self, by: &Principal, id: Uuid, patch: UserPatch) -> Result<User> {
+        let only_status = patch.email.is_none()
+            && patch.phone.is_none()
+            && patch.username.is_none()
+            && patch.roles.is_none()
+            && patch.password_reset_required.is_none();
+        let authority = if only_status {
+            self.authority_any(by, &["users:write", "users:disable"])?
+        } else {
+            self.authority(by, "users:write")?
+        };
         let mut errors = Vec::new();
         let email = parse_field(patch.email.as_deref(), Email::parse, &mut errors);
         let phone = parse_field(patch.phone.as_deref(), Phone::parse, &mut errors);
@@ -312,6 +346,7 @@ impl AuthService {
                 return Err(Error::invalid("roles", "required", "at least one role is required"));
             }
             self.check_roles_exist(roles)?;
+            authority.may_assign(roles)?;
         }
         let session_rev = self.session_revocation(Uuid::nil());
         let user_rev = self.user_revocation(id);
@@ -320,6 +355,7 @@ impl AuthService {
             .db(move |s| {
                 s.write(|tx| {
                     let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                    authority.may_change(&before.roles)?;
                     let mut u = before.clone();
                     if let Some(e) = email {
                         u.email = Some(e.into_string());
@@ -341,7 +377,6 @@ impl AuthService {
                     }
                     guard_last_admin(tx, &before, Some(&u))?;
                     u.updated_at = now();
-                    tx.update_user(&u)?;
                     let mut revs = Vec::new();
                     if u.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
                         let sids = tx.session_ids_of(id)?;
@@ -351,9 +386,9 @@ impl AuthService {
                         })?;
                     }
                     if u.roles != before.roles || !revs.is_empty() {
-                        tx.put_revocation(&user_rev)?;
-                        revs.push(user_rev);
+                        revs.push(bump_authz(tx, id, &mut u.authz_gen, &user_rev)?);
                     }
+                    tx.update_user(&u)?;
                     let details = serde_json::json!({"roles": u.roles, "status": u.status.as_str()});
                     tx.append_audit(&AuditEvent { details, ..ev })?;
                     Ok((u, revs))

@@ -5,7 +5,7 @@
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::AuthService;
+use super::{AuthService, Principal, bump_authz};
 use crate::{
     error::{Error, Result},
     model::{ServiceClient, now},
@@ -30,13 +30,16 @@ impl ClientInfo {
 }
 
 impl AuthService {
-    pub async fn create_client(&self, name: &str, roles: Vec<String>) -> Result<ClientInfo> {
+    /// Needs `clients:write` and every permission of the client's roles.
+    pub async fn create_client(&self, by: &Principal, name: &str, roles: Vec<String>) -> Result<ClientInfo> {
+        let authority = self.authority(by, "clients:write")?;
         let name = name.trim().to_owned();
         if name.is_empty() || name.len() > 64 {
             return Err(Error::invalid("name", "invalid_name", "a client name is 1-64 characters"));
         }
         let roles = if roles.is_empty() { vec!["user".to_string()] } else { roles };
         self.check_roles_exist(&roles)?;
+        authority.may_assign(&roles)?;
         let secret = random::new_token();
         let client = ServiceClient {
             id: Uuid::now_v7(),
@@ -45,6 +48,7 @@ impl AuthService {
             secret_hash: random::token_hash(&secret).to_vec(),
             created_at: now(),
             secret_rotated_at: now(),
+            authz_gen: 0,
         };
         let ev = self.audit_event(
             "client.created",
@@ -65,45 +69,49 @@ impl AuthService {
         Ok(ClientInfo::of(&client, Some(secret)))
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<ClientInfo>> {
+    pub async fn list_clients(&self, by: &Principal) -> Result<Vec<ClientInfo>> {
+        self.authority(by, "clients:read")?;
         let clients = self.db(|s| s.read(|tx| tx.clients().map_err(Error::from))).await?;
         Ok(clients.iter().map(|c| ClientInfo::of(c, None)).collect())
     }
 
-    /// A new secret; the old one and every token issued with it stop working.
-    pub async fn rotate_client_secret(&self, id: Uuid) -> Result<ClientInfo> {
+    /// A new secret; the old one and every token issued with it stop working. Whoever gets the
+    /// secret gets the client's powers, so the caller must hold them all.
+    pub async fn rotate_client_secret(&self, by: &Principal, id: Uuid) -> Result<ClientInfo> {
+        let authority = self.authority(by, "clients:write")?;
         let secret = random::new_token();
         let hash = random::token_hash(&secret).to_vec();
-        // Tokens minted before now are refused; those minted with the new secret are not.
-        let rev = self.user_revocation(id);
-        let applied = rev.clone();
+        // Tokens minted with the old secret are refused, even one signed after this returns.
+        let cut = self.user_revocation(id);
         let ev = self.audit_event("client.secret_rotated", true, None, None, serde_json::json!({"client_id": id}));
-        let client = self
+        let (client, rev) = self
             .db(move |s| {
                 s.write(|tx| {
                     let mut c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
+                    authority.may_change(&c.roles)?;
                     c.secret_hash = hash;
                     c.secret_rotated_at = now();
+                    let rev = bump_authz(tx, id, &mut c.authz_gen, &cut)?;
                     tx.put_client(&c)?;
-                    tx.put_revocation(&rev)?;
                     tx.append_audit(&ev)?;
-                    Ok(c)
+                    Ok((c, rev))
                 })
             })
             .await?;
-        self.apply_revocations(&[applied]).await;
+        self.apply_revocations(&[rev]).await;
         Ok(ClientInfo::of(&client, Some(secret)))
     }
 
-    pub async fn delete_client(&self, id: Uuid) -> Result<()> {
+    pub async fn delete_client(&self, by: &Principal, id: Uuid) -> Result<()> {
+        let authority = self.authority(by, "clients:write")?;
         let rev = self.session_revocation(id);
         let ev = self.audit_event("client.deleted", true, None, None, serde_json::json!({"client_id": id}));
         let r = rev.clone();
         self.db(move |s| {
             s.write(|tx| {
-                if !tx.delete_client(id)? {
-                    return Err(Error::NotFound("client"));
-                }
+                let c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
+                authority.may_change(&c.roles)?;
+                tx.delete_client(id)?;
                 tx.put_revocation(&r)?;
                 tx.append_audit(&ev)?;
                 Ok(())
@@ -118,9 +126,9 @@ impl AuthService {
     /// give the same answer.
     pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<(String, u64)> {
         let id = Uuid::parse_str(client_id.trim()).ok();
-        let client = match id {
-            Some(id) => self.db(move |s| s.read(|tx| tx.client(id).map_err(Error::from))).await?,
-            None => None,
+        let (client, roles) = match id {
+            Some(id) => self.db(move |s| s.read(|tx| Ok((tx.client(id)?, tx.roles()?)))).await?,
+            None => (None, Vec::new()),
         };
         let presented = random::token_hash(secret);
         let stored = client.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| vec![0u8; 32]);
@@ -147,8 +155,13 @@ impl AuthService {
             sid: client.id,
             roles: client.roles.clone(),
             preferred_username: None,
-            permissions: self.cfg.tokens.include_permissions.then(|| self.permissions_of(&client.roles)),
+            permissions: self
+                .cfg
+                .tokens
+                .include_permissions
+                .then(|| super::roles::granted_permissions(&roles, &client.roles)),
             client_id: Some(client.id),
+            authz_gen: client.authz_gen,
         };
         let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod audit;
+mod authority;
 mod clients;
 mod keys;
 mod roles;
@@ -15,6 +16,7 @@ use std::{
 };
 
 pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
+pub use authority::Principal;
 pub use clients::ClientInfo as ServiceClientInfo;
 pub use keys::{KeyInfo, KeyRing};
 pub use roles::Decision as PolicyDecision;
@@ -146,7 +148,13 @@ impl AuthService {
     }
 
     fn session_revocation(&self, sid: Uuid) -> Revocation {
-        Revocation { kind: RevocationKind::Session, id: sid, since_ms: 0, expires_at: self.revocation_expiry() }
+        Revocation {
+            kind: RevocationKind::Session,
+            id: sid,
+            since_ms: 0,
+            min_gen: 0,
+            expires_at: self.revocation_expiry(),
+        }
     }
 
     fn user_revocation(&self, user: Uuid) -> Revocation {
@@ -154,6 +162,7 @@ impl AuthService {
             kind: RevocationKind::UserBefore,
             id: user,
             since_ms: now_millis(),
+            min_gen: 0,
             expires_at: self.revocation_expiry(),
         }
     }
@@ -263,6 +272,17 @@ fn revoke_sessions(
         revs.push(r);
     }
     Ok(revs)
+}
+
+/// Marks a change to what a principal (user or client) may do, inside the transaction that makes
+/// it: its generation goes up and every token minted from an older one is refused, however late
+/// it was signed (a refresh racing a demotion read the old roles, so it carries the old
+/// generation). The caller writes the principal's record.
+fn bump_authz(tx: &mut WriteTx, id: Uuid, generation: &mut u64, cut: &Revocation) -> Result<Revocation, StoreError> {
+    *generation += 1;
+    let r = Revocation { id, min_gen: *generation, ..cut.clone() };
+    tx.put_revocation(&r)?;
+    Ok(r)
 }
 
 /// Finds an account by id, email, phone or username.

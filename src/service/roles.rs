@@ -4,10 +4,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService};
+use super::{AuthContext, AuthService, Principal, bump_authz};
 use crate::{
     error::{Error, FieldError, Result},
-    model::{Revocation, Role, User, UserStatus, now},
+    model::{Role, User, UserStatus, now},
     store::WriteTx,
 };
 
@@ -60,6 +60,15 @@ pub(super) fn guard_last_admin(tx: &WriteTx, before: &User, after: Option<&User>
     if others == 0 { Err(Error::LastAdmin) } else { Ok(()) }
 }
 
+/// The permissions that the `held` roles grant among `roles`, sorted, wildcards as written.
+pub(super) fn granted_permissions<'a>(roles: impl IntoIterator<Item = &'a Role>, held: &[String]) -> Vec<String> {
+    let mut perms: Vec<String> =
+        roles.into_iter().filter(|r| held.contains(&r.name)).flat_map(|r| r.permissions.iter().cloned()).collect();
+    perms.sort();
+    perms.dedup();
+    perms
+}
+
 /// Why a permission check came out as it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -78,7 +87,9 @@ impl AuthService {
         self.roles_snapshot().get(name).cloned().ok_or(Error::NotFound("role"))
     }
 
-    pub async fn create_role(&self, name: &str, permissions: Vec<String>) -> Result<Role> {
+    /// Needs `roles:write` and every permission the role grants.
+    pub async fn create_role(&self, by: &Principal, name: &str, permissions: Vec<String>) -> Result<Role> {
+        let authority = self.authority(by, "roles:write")?;
         if !is_valid_role_name(name) {
             return Err(Error::invalid(
                 "name",
@@ -87,6 +98,7 @@ impl AuthService {
             ));
         }
         check_permissions(&permissions)?;
+        authority.may_grant(&permissions)?;
         let mut role = Role { name: name.to_owned(), permissions, builtin: false };
         role.permissions.sort();
         role.permissions.dedup();
@@ -114,15 +126,27 @@ impl AuthService {
         Ok(role)
     }
 
-    /// Adds and removes permissions of a role. `admin` always keeps `*`.
-    pub async fn change_role(&self, name: &str, grant: Vec<String>, revoke: Vec<String>) -> Result<Role> {
+    /// Adds and removes permissions of a role. `admin` always keeps `*`. Needs `roles:write`,
+    /// and the caller must hold every permission the role grants, before and after.
+    pub async fn change_role(
+        &self,
+        by: &Principal,
+        name: &str,
+        grant: Vec<String>,
+        revoke: Vec<String>,
+    ) -> Result<Role> {
+        let authority = self.authority(by, "roles:write")?;
         check_permissions(&grant)?;
+        authority.may_grant(&grant)?;
         let name = name.to_owned();
         let ev = self.audit_event("role.changed", true, None, None, serde_json::Value::Null);
-        let role = self
+        let cut = self.user_revocation(Uuid::nil());
+        let (role, revs) = self
             .db(move |s| {
                 s.write(|tx| {
                     let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
+                    let before = role.permissions.clone();
+                    authority.may_grant(&before)?;
                     role.permissions.retain(|p| !revoke.contains(p));
                     role.permissions.extend(grant);
                     role.permissions.sort();
@@ -131,20 +155,34 @@ impl AuthService {
                         return Err(Error::BuiltinRole("the admin role always keeps `*`".into()));
                     }
                     tx.put_role(&role)?;
+                    // Tokens of every holder carry what the role granted when they were minted.
+                    let mut revs = Vec::new();
+                    if role.permissions != before {
+                        for mut u in tx.users()?.into_iter().filter(|u| u.roles.contains(&role.name)) {
+                            revs.push(bump_authz(tx, u.id, &mut u.authz_gen, &cut)?);
+                            tx.update_user(&u)?;
+                        }
+                        for mut c in tx.clients()?.into_iter().filter(|c| c.roles.contains(&role.name)) {
+                            revs.push(bump_authz(tx, c.id, &mut c.authz_gen, &cut)?);
+                            tx.put_client(&c)?;
+                        }
+                    }
                     let details = serde_json::json!({"role": role.name, "permissions": role.permissions});
                     tx.append_audit(&crate::model::AuditEvent { details, ..ev })?;
-                    Ok(role)
+                    Ok((role, revs))
                 })
             })
             .await?;
         self.reload_roles().await?;
+        self.apply_revocations(&revs).await;
         tracing::info!(role = %role.name, permissions = ?role.permissions, "role changed");
         Ok(role)
     }
 
     /// Deletes a custom role. While users hold it, only with `force`, which takes it from them
     /// (their tokens are refused until refreshed).
-    pub async fn delete_role(&self, name: &str, force: bool) -> Result<Role> {
+    pub async fn delete_role(&self, by: &Principal, name: &str, force: bool) -> Result<Role> {
+        let authority = self.authority(by, "roles:write")?;
         let name = name.to_owned();
         let cutoff = self.user_revocation(Uuid::nil());
         let ev = self.audit_event("role.deleted", true, None, None, serde_json::json!({"role": name, "force": force}));
@@ -155,6 +193,7 @@ impl AuthService {
                     if role.builtin {
                         return Err(Error::BuiltinRole(format!("`{}` is built in and cannot be deleted", role.name)));
                     }
+                    authority.may_grant(&role.permissions)?;
                     let holders: Vec<User> = tx.users()?.into_iter().filter(|u| u.roles.contains(&role.name)).collect();
                     if !holders.is_empty() && !force {
                         return Err(Error::RoleInUse(role.name.clone(), holders.len()));
@@ -166,10 +205,8 @@ impl AuthService {
                             u.roles.push("user".into());
                         }
                         u.updated_at = now();
+                        revs.push(bump_authz(tx, u.id, &mut u.authz_gen, &cutoff)?);
                         tx.update_user(&u)?;
-                        let r = Revocation { id: u.id, ..cutoff.clone() };
-                        tx.put_revocation(&r)?;
-                        revs.push(r);
                     }
                     tx.delete_role(&role.name)?;
                     tx.append_audit(&ev)?;
@@ -195,11 +232,7 @@ impl AuthService {
     /// The permissions the given roles grant, wildcards as written.
     pub fn permissions_of(&self, roles: &[String]) -> Vec<String> {
         let known = self.roles_snapshot();
-        let mut perms: Vec<String> =
-            roles.iter().filter_map(|r| known.get(r)).flat_map(|r| r.permissions.iter().cloned()).collect();
-        perms.sort();
-        perms.dedup();
-        perms
+        granted_permissions(known.values(), roles)
     }
 
     /// May `subject` do `permission` (on a resource owned by `owner`)?

@@ -43,7 +43,7 @@ impl std::fmt::Debug for TokenPair {
 }
 
 enum RefreshOutcome {
-    Rotated(Box<User>, Session),
+    Rotated(Box<User>, Session, Option<Vec<String>>),
     Reused(crate::model::Revocation),
     Invalid,
 }
@@ -93,7 +93,7 @@ impl AuthService {
             },
             None => (None, self.hasher.verify_dummy(password).await?),
         };
-        let Some(mut user) = user.filter(|_| verified.ok) else {
+        let Some(user) = user.filter(|_| verified.ok) else {
             self.record_failure(&account, client.ip);
             self.audit_later(self.audit_event(
                 "user.login_failed",
@@ -140,7 +140,8 @@ impl AuthService {
             Some(session.id),
             serde_json::json!({"device_name": session.device_name}),
         );
-        user = self
+        let include_permissions = self.cfg.tokens.include_permissions;
+        let (user, permissions) = self
             .db(move |s| {
                 s.write(|tx| {
                     // Re-read inside the transaction: a concurrent disable or delete wins.
@@ -159,12 +160,13 @@ impl AuthService {
                         &RefreshRecord { session_id: s2.id, used: false, expires_at: s2.expires_at },
                     )?;
                     tx.append_audit(&ev)?;
-                    Ok(current)
+                    let permissions = permissions_in(tx, include_permissions, &current.roles)?;
+                    Ok((current, permissions))
                 })
             })
             .await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
-        self.token_pair(&user, &session, refresh)
+        self.token_pair(&user, &session, refresh, permissions)
     }
 
     /// The per-account rate limit of a route class.
@@ -221,8 +223,14 @@ impl AuthService {
         }
     }
 
-    fn token_pair(&self, user: &User, session: &Session, refresh_token: String) -> Result<TokenPair> {
-        let (access_token, expires_in) = self.issue_access_token(user, session.id)?;
+    fn token_pair(
+        &self,
+        user: &User,
+        session: &Session,
+        refresh_token: String,
+        permissions: Option<Vec<String>>,
+    ) -> Result<TokenPair> {
+        let (access_token, expires_in) = self.issue_access_token(user, session.id, permissions)?;
         Ok(TokenPair {
             access_token,
             expires_in,
@@ -246,6 +254,7 @@ impl AuthService {
         let reuse_rev = self.session_revocation(Uuid::nil());
         let reuse_ev = self.audit_event("refresh.reuse_detected", false, None, None, serde_json::Value::Null);
         let refresh_ev = self.audit_event("token.refreshed", true, None, None, serde_json::Value::Null);
+        let include_permissions = self.cfg.tokens.include_permissions;
         let outcome = self
             .db(move |s| {
                 s.write(|tx| {
@@ -293,12 +302,15 @@ impl AuthService {
                         &new_hash,
                         &RefreshRecord { session_id: session.id, used: false, expires_at: session.expires_at },
                     )?;
-                    Ok(RefreshOutcome::Rotated(Box::new(user), session))
+                    let permissions = permissions_in(tx, include_permissions, &user.roles)?;
+                    Ok(RefreshOutcome::Rotated(Box::new(user), session, permissions))
                 })
             })
             .await?;
         match outcome {
-            RefreshOutcome::Rotated(user, session) => self.token_pair(&user, &session, new_token),
+            RefreshOutcome::Rotated(user, session, permissions) => {
+                self.token_pair(&user, &session, new_token, permissions)
+            }
             RefreshOutcome::Reused(rev) => {
                 self.apply_revocations(std::slice::from_ref(&rev)).await;
                 security_event("refresh_token_reused", client_ip);
@@ -444,6 +456,16 @@ impl AuthService {
         tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
         Ok(())
     }
+}
+
+/// The permissions a token gets, read in the same transaction as the user it is minted for, so
+/// that they match its authorization generation.
+fn permissions_in(
+    tx: &crate::store::WriteTx,
+    include: bool,
+    roles: &[String],
+) -> Result<Option<Vec<String>>, crate::store::StoreError> {
+    Ok(if include { Some(super::roles::granted_permissions(&tx.roles()?, roles)) } else { None })
 }
 
 /// Words a password must not contain: the account's own names.

@@ -48,7 +48,14 @@ fn issued_ms(c: &AccessClaims) -> u64 {
 }
 
 impl AuthService {
-    pub(super) fn issue_access_token(&self, user: &User, sid: Uuid) -> Result<(String, u64)> {
+    /// `permissions` are those the user's roles granted in the transaction that read `user`,
+    /// when `tokens.include_permissions` is on.
+    pub(super) fn issue_access_token(
+        &self,
+        user: &User,
+        sid: Uuid,
+        permissions: Option<Vec<String>>,
+    ) -> Result<(String, u64)> {
         let t = now();
         let ttl = self.cfg.tokens.access_ttl.as_secs();
         let claims = AccessClaims {
@@ -62,8 +69,9 @@ impl AuthService {
             sid,
             roles: user.roles.clone(),
             preferred_username: user.username.clone(),
-            permissions: self.cfg.tokens.include_permissions.then(|| self.permissions_of(&user.roles)),
+            permissions,
             client_id: None,
+            authz_gen: user.authz_gen,
         };
         let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))
@@ -79,7 +87,7 @@ impl AuthService {
             now: now(),
         };
         let claims = jws::verify(token, &ring.verifying, &expect)?;
-        if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims)) {
+        if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims), claims.authz_gen) {
             return Err(TokenError::Revoked);
         }
         Ok(AuthContext { user_id: claims.sub, session_id: claims.sid, roles: claims.roles.clone(), claims })

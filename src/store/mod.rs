@@ -2,10 +2,11 @@
 //! whatever a closure writes commits together or not at all.
 
 mod codec;
+pub mod data_dir;
 mod tables;
 mod tx;
 
-use std::{fs, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _};
 pub use tx::{ReadTx, UserLookup, WriteTx, index_key};
@@ -26,6 +27,8 @@ pub enum StoreError {
     Codec(String),
     #[error("cannot prepare the data directory {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Insecure(String),
     #[error("redb: {0}")]
     Db(#[from] redb::Error),
 }
@@ -57,19 +60,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database file, making its directory private to this user.
+    /// Opens (or creates) the database file; it and its directory are private to this user.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Self::open_with(path, Vec::new())
     }
 
     pub fn open_with(path: &Path, webhooks: Vec<WebhookEndpoint>) -> Result<Self, StoreError> {
-        let io = |source| StoreError::Io { path: path.display().to_string(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-            fs::create_dir_all(dir).map_err(io)?;
-            restrict(dir, 0o700).map_err(io)?;
-        }
+        data_dir::prepare(path)?;
         let db = Database::builder().create(path)?;
-        restrict(path, 0o600).map_err(io)?;
         let store = Self { db: Arc::new(db), webhooks: Arc::new(webhooks) };
         store.prepare()?;
         Ok(store)
@@ -127,15 +125,4 @@ impl Store {
             }
         }
     }
-}
-
-#[cfg(unix)]
-fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    Ok(())
 }

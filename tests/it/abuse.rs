@@ -363,7 +363,7 @@ async fn fail2ban_filter_matches_real_log_lines() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt as _, BufReader};
     for format in ["text", "json"] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::helpers::private_dir();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
             .args(["serve", "--log-format", format])
             .current_dir(dir.path())

@@ -21,12 +21,15 @@ async fn each_admin_endpoint_needs_its_permission() {
     let target: Value = app.register("target@example.com").await;
     let tid = target["id"].as_str().unwrap().to_owned();
     app.svc()
-        .create_user(authd::service::NewAccount {
-            email: Some("mod@example.com".into()),
-            password: Some(PASSWORD.into()),
-            roles: vec!["moderator".into()],
-            ..Default::default()
-        })
+        .create_user(
+            &authd::service::Principal::Operator,
+            authd::service::NewAccount {
+                email: Some("mod@example.com".into()),
+                password: Some(PASSWORD.into()),
+                roles: vec!["moderator".into()],
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let moderator = Tokens::from(&app.login("mod@example.com", PASSWORD).await);
@@ -83,7 +86,11 @@ async fn the_last_active_admin_cannot_be_removed_demoted_or_disabled() {
         let r = call(&app, &admin.access, method, &format!("/v1/admin/users/{id}"), body).await;
         assert_problem(r, StatusCode::CONFLICT, "last_admin").await;
     }
-    let err = app.svc().set_roles("only@example.com", vec!["user".into()]).await.unwrap_err();
+    let err = app
+        .svc()
+        .set_roles(&authd::service::Principal::Operator, "only@example.com", vec!["user".into()])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "last_admin");
     assert_eq!(app.status_of_me(&admin.access).await, StatusCode::OK, "nothing changed");
 
@@ -167,7 +174,7 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
     // Wildcards: the admin role has `*`.
     assert_eq!(check(&admin.access, json!({"permission": "anything:at-all"})).await["allowed"], true);
 
-    // Revoking the permission takes effect on the next check.
+    // Editing the role refuses tokens that carry its old permissions; a refresh carries the new.
     let r = call(
         &app,
         &admin.access,
@@ -177,6 +184,9 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
+    assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    let t = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
+    assert_eq!(crate::tokens::claims_of(&t.access)["permissions"], json!(["billing:*"]));
     assert_eq!(check(&t.access, json!({"permission": "billing:void"})).await["allowed"], true);
 
     // Deleting a held role needs force, and then takes it from the holders.

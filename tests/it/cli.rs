@@ -9,13 +9,13 @@ use tokio::{io::AsyncWriteExt as _, process::Command};
 
 use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn authd(dir: &Path) -> Command {
+pub fn authd(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
     c.current_dir(dir)
         .env_remove("AUTHD_CONFIG")
@@ -30,7 +30,7 @@ fn authd(dir: &Path) -> Command {
     c
 }
 
-async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Out {
+pub async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     let mut child = authd(dir).args(args).spawn().expect("authd binary runs");
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
@@ -45,13 +45,13 @@ async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     }
 }
 
-async fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+pub async fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let o = run(dir, args, stdin).await;
     assert!(o.ok, "authd {args:?} failed: {}", o.stderr);
     o.stdout
 }
 
-async fn fails(dir: &Path, args: &[&str], needle: &str) {
+pub async fn fails(dir: &Path, args: &[&str], needle: &str) {
     let o = run(dir, args, None).await;
     assert!(!o.ok, "authd {args:?} should fail");
     assert!(o.stderr.contains(needle), "authd {args:?}: stderr {:?} lacks {needle:?}", o.stderr);
@@ -59,7 +59,7 @@ async fn fails(dir: &Path, args: &[&str], needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_users_and_keys_with_the_server_down() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     let d = dir.path();
     let out = ok(
         d,
@@ -174,7 +174,7 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_explains_a_database_held_by_another_process() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     // Holds the database without serving the admin socket.
     let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path())).await.unwrap();
     let o = run(dir.path(), &["user", "list"], None).await;
@@ -186,7 +186,7 @@ async fn cli_explains_a_database_held_by_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_prints_the_effective_config_and_names_bad_keys() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     let d = dir.path();
     let out = ok(d, &["config", "check"], None).await;
     assert!(out.contains("[tokens]") && out.contains("access_ttl = \"15m\""), "{out}");
@@ -217,7 +217,7 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     use tokio::io::{AsyncBufReadExt as _, BufReader};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     let d = dir.path();
     let mut child =
         authd(d).args(["serve", "--log-format", "json"]).env("AUTHD_SERVER__BIND", "127.0.0.1:0").spawn().unwrap();
@@ -279,7 +279,7 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_roles() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     let d = dir.path();
     let list = ok(d, &["role", "list"], None).await;
     for builtin in ["admin", "moderator", "user"] {

@@ -27,6 +27,14 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg
 }
 
+/// A fresh data directory that only its owner may enter, as authd demands.
+pub fn private_dir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
@@ -43,7 +51,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let mut cfg = test_config(dir.path());
         tweak(&mut cfg);
         Self::start(dir, cfg).await
@@ -86,7 +94,7 @@ impl TestApp {
     /// Restarts with a changed configuration.
     pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
         self.shutdown().await;
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let dir = std::mem::replace(&mut self.dir, private_dir());
         let mut cfg = self.cfg.clone();
         tweak(&mut cfg);
         drop(self);
@@ -157,12 +165,15 @@ impl TestApp {
     /// An admin, created through the service as the CLI would.
     pub async fn admin(&self, email: &str) -> Tokens {
         self.svc()
-            .create_user(authd::service::NewAccount {
-                email: Some(email.into()),
-                password: Some(PASSWORD.into()),
-                roles: vec!["admin".into()],
-                ..Default::default()
-            })
+            .create_user(
+                &authd::service::Principal::Operator,
+                authd::service::NewAccount {
+                    email: Some(email.into()),
+                    password: Some(PASSWORD.into()),
+                    roles: vec!["admin".into()],
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         Tokens::from(&self.login(email, PASSWORD).await)

@@ -157,7 +157,10 @@ async fn revocations_survive_a_restart() {
 async fn role_change_refuses_old_tokens_and_refresh_carries_new_roles() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("nina@example.com").await;
-    app.svc().set_roles("nina@example.com", vec!["moderator".into()]).await.unwrap();
+    app.svc()
+        .set_roles(&authd::service::Principal::Operator, "nina@example.com", vec!["moderator".into()])
+        .await
+        .unwrap();
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     let fresh = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
     let me: Value = app.get_auth("/v1/me", &fresh.access).await.json().await.unwrap();

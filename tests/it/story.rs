@@ -82,7 +82,10 @@ async fn login_works_with_phone_and_username() {
 async fn disabled_account_is_refused_only_after_a_correct_password() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("dave@example.com").await;
-    app.svc().set_status("dave@example.com", authd::model::UserStatus::Disabled).await.unwrap();
+    app.svc()
+        .set_status(&authd::service::Principal::Operator, "dave@example.com", authd::model::UserStatus::Disabled)
+        .await
+        .unwrap();
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     assert_problem(app.refresh(&t.refresh).await, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
     let wrong = app.post("/v1/auth/login", &json!({"login": "dave@example.com", "password": "wrong password!"})).await;

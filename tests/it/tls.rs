@@ -13,7 +13,7 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn serves_https_with_hsts_when_given_a_certificate() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_dir();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();

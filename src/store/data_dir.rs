@@ -1,0 +1,79 @@
+//! The data directory and database file hold the signing keys: they are created private from
+//! their first byte, and refused when anyone but their owner could read or change them.
+
+use std::{fs, io, path::Path};
+
+use super::StoreError;
+
+/// Creates the directory (0700) and an empty database file (0600) when missing, then checks both.
+pub fn prepare(db: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: db.display().to_string(), source };
+    let dir = parent(db);
+    if !dir.exists() {
+        create_private_dir(dir).map_err(io)?;
+    }
+    match create_private_file(db) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
+    }
+    check(db).map_err(StoreError::Insecure)
+}
+
+/// Refuses a data directory or database file that group or others may read or write.
+/// Missing ones pass: they will be created private.
+pub fn check(db: &Path) -> Result<(), String> {
+    for (what, path) in [("data directory", parent(db)), ("database file", db)] {
+        if let Some(mode) = loose_mode(path) {
+            return Err(format!(
+                "the {what} {} has mode {mode:04o}: group and others must have no access to it \
+                 (it holds the signing keys); run `chmod {} {}`",
+                path.display(),
+                if what == "database file" { "600" } else { "700" },
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parent(db: &Path) -> &Path {
+    match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(unix)]
+fn loose_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn loose_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> io::Result<()> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path).map(drop)
+}
