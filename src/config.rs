@@ -118,10 +118,23 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
     pub request_timeout: HumanDuration,
-    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    /// Peers whose `client_ip_header` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header that names the client behind a trusted proxy; no other is read.
+    pub client_ip_header: ClientIpHeader,
     pub cors: CorsConfig,
     pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, …`, read right to left.
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`, read right to left.
+    Forwarded,
+    /// `X-Real-IP: client`, one address set by the proxy.
+    XRealIp,
 }
 
 /// Built-in HTTPS: both PEM files, or neither (plain HTTP behind a TLS-terminating proxy).
@@ -184,6 +197,8 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     /// Most buckets kept in memory, whatever the number of clients (oldest evicted first).
     pub max_entries: u64,
+    /// IPv6 clients are counted by this prefix (one /64 is one subscriber), IPv4 by address.
+    pub ipv6_prefix: u8,
     pub login: RouteLimits,
     pub register: RouteLimits,
     pub refresh: RouteLimits,
@@ -209,9 +224,47 @@ pub struct BruteForceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChallengeConfig {
+    /// What a client solves after repeated failures: our own proof of work, or a CAPTCHA.
+    pub kind: ChallengeKind,
     /// Leading zero bits the SHA-256 of a solution must have (each bit doubles the work).
     pub difficulty: u8,
     pub ttl: HumanDuration,
+    /// The CAPTCHA provider's secret key (kinds other than `pow`).
+    pub secret: Option<Secret>,
+    /// The public site key, handed to login pages by `POST /v1/auth/challenge`.
+    pub site_key: Option<String>,
+    /// Where responses are verified; default: the provider's own siteverify endpoint.
+    pub siteverify_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeKind {
+    Pow,
+    Turnstile,
+    Hcaptcha,
+    Recaptcha,
+}
+
+impl ChallengeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Pow => "pow",
+            ChallengeKind::Turnstile => "turnstile",
+            ChallengeKind::Hcaptcha => "hcaptcha",
+            ChallengeKind::Recaptcha => "recaptcha",
+        }
+    }
+
+    /// The provider's verification endpoint (all three take the same form and answer `success`).
+    pub fn default_siteverify_url(self) -> Option<&'static str> {
+        match self {
+            ChallengeKind::Pow => None,
+            ChallengeKind::Turnstile => Some("https://challenges.cloudflare.com/turnstile/v0/siteverify"),
+            ChallengeKind::Hcaptcha => Some("https://api.hcaptcha.com/siteverify"),
+            ChallengeKind::Recaptcha => Some("https://www.google.com/recaptcha/api/siteverify"),
+        }
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -219,6 +272,7 @@ impl Default for RateLimitConfig {
         Self {
             enabled: true,
             max_entries: 100_000,
+            ipv6_prefix: 64,
             login: RouteLimits { per_ip: Limit::new(20, 60, 20), per_account: Limit::new(10, 60, 10) },
             register: RouteLimits { per_ip: Limit::new(10, 60, 10), per_account: Limit::off() },
             refresh: RouteLimits { per_ip: Limit::new(120, 60, 60), per_account: Limit::off() },
@@ -243,7 +297,14 @@ impl Default for BruteForceConfig {
 
 impl Default for ChallengeConfig {
     fn default() -> Self {
-        Self { difficulty: 16, ttl: HumanDuration::secs(300) }
+        Self {
+            kind: ChallengeKind::Pow,
+            difficulty: 16,
+            ttl: HumanDuration::secs(300),
+            secret: None,
+            site_key: None,
+            siteverify_url: None,
+        }
     }
 }
 
@@ -346,6 +407,7 @@ impl Default for ServerConfig {
             shutdown_grace: HumanDuration::secs(10),
             request_timeout: HumanDuration::secs(30),
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::XForwardedFor,
             cors: CorsConfig::default(),
             tls: TlsConfig::default(),
         }

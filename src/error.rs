@@ -108,7 +108,7 @@ pub enum Error {
     #[error("too many failed attempts; retry in {0} s")]
     TooManyAttempts(u64),
     #[error(
-        "after repeated failures, login needs a solved challenge: POST /v1/auth/challenge, then send `challenge` and `nonce` with the login"
+        "after repeated failures, this needs a solved challenge: POST /v1/auth/challenge, then send `challenge` and `nonce` (proof of work) or `captcha` (the CAPTCHA's response token) with the request"
     )]
     ChallengeRequired,
     #[error("{0}")]

@@ -16,7 +16,7 @@ use crate::{
     config::TokenTransport,
     error::Error,
     model::rfc3339,
-    service::{AuthService, ChallengeSolution, NewAccount, TokenPair},
+    service::{AuthService, ChallengeOffer, ChallengeSolution, NewAccount, TokenPair},
 };
 
 pub struct AuthApi;
@@ -56,19 +56,45 @@ struct LoginRequest {
     /// The solution of `challenge`.
     #[oai(validator(max_length = 32))]
     nonce: Option<String>,
+    /// The CAPTCHA widget's response token, when `POST /v1/auth/challenge` names a CAPTCHA.
+    #[oai(validator(max_length = 4096))]
+    captcha: Option<String>,
 }
 
-/// A proof-of-work challenge.
+/// The challenge answer a request carries, if any.
+pub(super) fn solution(
+    challenge: Option<String>,
+    nonce: Option<String>,
+    captcha: Option<String>,
+) -> Option<ChallengeSolution> {
+    match (challenge, nonce, captcha) {
+        (_, _, Some(c)) => Some(ChallengeSolution::Captcha(c)),
+        (Some(challenge), Some(nonce), None) => Some(ChallengeSolution::Pow { challenge, nonce }),
+        _ => None,
+    }
+}
+
+/// A challenge to solve: a proof of work (`kind` = `pow`) or a CAPTCHA to show
+/// (`turnstile`, `hcaptcha`, `recaptcha`).
 #[derive(Object)]
 struct ChallengeResponse {
-    /// Opaque string to solve; send it back unchanged with the login.
-    challenge: String,
-    /// Leading zero bits the SHA-256 digest must have.
-    difficulty: u8,
-    /// `sha256-leading-zero-bits`.
-    algorithm: String,
-    /// RFC 3339 UTC; request a new challenge after this.
-    expires_at: String,
+    /// `pow`, `turnstile`, `hcaptcha` or `recaptcha`.
+    kind: String,
+    /// Proof of work: opaque string to solve; send it back unchanged with the login.
+    #[oai(skip_serializing_if_is_none)]
+    challenge: Option<String>,
+    /// Proof of work: leading zero bits the SHA-256 digest must have.
+    #[oai(skip_serializing_if_is_none)]
+    difficulty: Option<u8>,
+    /// Proof of work: `sha256-leading-zero-bits`.
+    #[oai(skip_serializing_if_is_none)]
+    algorithm: Option<String>,
+    /// Proof of work: RFC 3339 UTC; request a new challenge after this.
+    #[oai(skip_serializing_if_is_none)]
+    expires_at: Option<String>,
+    /// CAPTCHA: the public site key for the widget; send its response token as `captcha`.
+    #[oai(skip_serializing_if_is_none)]
+    site_key: Option<String>,
 }
 
 #[derive(Object)]
@@ -161,10 +187,7 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<TokenReply, ApiError> {
         let b = body.0;
-        let solution = match (b.challenge, b.nonce) {
-            (Some(challenge), Some(nonce)) => Some(ChallengeSolution { challenge, nonce }),
-            _ => None,
-        };
+        let solution = solution(b.challenge, b.nonce, b.captcha);
         let pair = svc.login(&b.login, &b.password.0, b.device_name, client_info(req), solution).await?;
         Ok(token_reply(&svc, pair))
     }
@@ -180,12 +203,23 @@ impl AuthApi {
     /// Reference solver: `authd challenge solve <challenge>`.
     #[oai(path = "/challenge", method = "post", operation_id = "new_challenge")]
     async fn challenge(&self, svc: Data<&Arc<AuthService>>) -> Json<ChallengeResponse> {
-        let c = svc.new_challenge();
-        Json(ChallengeResponse {
-            challenge: c.challenge,
-            difficulty: c.difficulty,
-            algorithm: "sha256-leading-zero-bits".into(),
-            expires_at: rfc3339(c.expires_at),
+        Json(match svc.new_challenge() {
+            ChallengeOffer::Pow(c) => ChallengeResponse {
+                kind: "pow".into(),
+                challenge: Some(c.challenge),
+                difficulty: Some(c.difficulty),
+                algorithm: Some("sha256-leading-zero-bits".into()),
+                expires_at: Some(rfc3339(c.expires_at)),
+                site_key: None,
+            },
+            ChallengeOffer::Captcha { kind, site_key } => ChallengeResponse {
+                kind: kind.into(),
+                challenge: None,
+                difficulty: None,
+                algorithm: None,
+                expires_at: None,
+                site_key,
+            },
         })
     }
 

@@ -1,8 +1,9 @@
 //! Who is on the other end of a request.
 //!
 //! The client IP is the socket peer, unless that peer is one of `server.trusted_proxies`: only
-//! then are `X-Forwarded-For` (or `Forwarded`) hops read, right to left, and the first hop that
-//! is not a trusted proxy is the client. `poem::web::RealIp` is not used: it believes any client.
+//! then is the one header named by `server.client_ip_header` read (hops right to left, the first
+//! that is not a trusted proxy is the client), and no other: a client could add any of the
+//! others itself. `poem::web::RealIp` is not used: it believes any client.
 
 use std::net::IpAddr;
 
@@ -12,35 +13,36 @@ use poem::{
     http::{HeaderMap, header},
 };
 
-use crate::service::ClientInfo;
+use crate::{config::ClientIpHeader, service::ClientInfo};
 
 /// The resolved client address, stored on the request by the edge middleware.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-pub fn resolve_client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+pub fn resolve_client_ip(req: &Request, trusted: &[IpNet], header: ClientIpHeader) -> Option<IpAddr> {
     let peer = req.remote_addr().as_socket_addr()?.ip().to_canonical();
-    Some(resolve(peer, req.headers(), trusted))
+    Some(resolve(peer, req.headers(), trusted, header))
 }
 
-fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: ClientIpHeader) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let mut hops: Vec<&str> =
-        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
-    if hops.is_empty() {
-        hops = headers
-            .get_all(header::FORWARDED)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+    let values = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<&str> = match header {
+        ClientIpHeader::XForwardedFor => values("x-forwarded-for").flat_map(|v| v.split(',')).collect(),
+        ClientIpHeader::XRealIp => values("x-real-ip").collect(),
+        ClientIpHeader::Forwarded => values(header::FORWARDED.as_str())
             .flat_map(|v| v.split(','))
             .filter_map(|el| {
-                el.split(';').find_map(|kv| kv.trim().strip_prefix("for=").or_else(|| kv.trim().strip_prefix("For=")))
+                el.split(';').find_map(|kv| {
+                    let (k, v) = kv.trim().split_once('=')?;
+                    k.eq_ignore_ascii_case("for").then_some(v)
+                })
             })
-            .collect();
-    }
+            .collect(),
+    };
     let mut client = peer;
     for hop in hops.iter().rev() {
         match parse_hop(hop) {
@@ -86,13 +88,17 @@ mod tests {
     use super::*;
 
     fn ip(peer: &str, headers: &[(&'static str, &str)]) -> String {
+        ip_with(ClientIpHeader::XForwardedFor, peer, headers)
+    }
+
+    fn ip_with(which: ClientIpHeader, peer: &str, headers: &[(&'static str, &str)]) -> String {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut h = HeaderMap::new();
         for (k, v) in headers {
             h.append(*k, v.parse().unwrap());
         }
         let peer: IpAddr = peer.parse().unwrap();
-        resolve(peer.to_canonical(), &h, &trusted).to_string()
+        resolve(peer.to_canonical(), &h, &trusted, which).to_string()
     }
 
     #[test]
@@ -105,9 +111,15 @@ mod tests {
         assert_eq!(ip("10.0.0.2", &[(xff, "6.6.6.6, garbage")]), "10.0.0.2", "garbage never fails open");
         assert_eq!(ip("10.0.0.2", &[]), "10.0.0.2");
         assert_eq!(ip("::ffff:10.0.0.2", &[(xff, "198.51.100.9")]), "198.51.100.9", "mapped IPv4 peer");
+        let fwd = ClientIpHeader::Forwarded;
         assert_eq!(
-            ip("10.0.0.2", &[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https")]),
+            ip_with(fwd, "10.0.0.2", &[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https")]),
             "2001:db8::1"
         );
+        // Only the named header counts: a client-written X-Forwarded-For never beats Forwarded.
+        assert_eq!(ip_with(fwd, "10.0.0.2", &[("forwarded", "for=198.51.100.9"), (xff, "6.6.6.6")]), "198.51.100.9");
+        assert_eq!(ip("10.0.0.2", &[("forwarded", "for=6.6.6.6")]), "10.0.0.2", "Forwarded ignored when not named");
+        let real = ClientIpHeader::XRealIp;
+        assert_eq!(ip_with(real, "10.0.0.2", &[("x-real-ip", "198.51.100.9"), (xff, "6.6.6.6")]), "198.51.100.9");
     }
 }

@@ -23,6 +23,15 @@ struct ChangePasswordRequest {
     current_password: Password,
     #[oai(validator(max_length = 4096))]
     new_password: Password,
+    /// After repeated failures: a challenge from `POST /v1/auth/challenge` …
+    #[oai(validator(max_length = 256))]
+    challenge: Option<String>,
+    /// … and its solution,
+    #[oai(validator(max_length = 32))]
+    nonce: Option<String>,
+    /// or the CAPTCHA widget's response token.
+    #[oai(validator(max_length = 4096))]
+    captcha: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -90,7 +99,9 @@ impl MeApi {
         auth: Caller,
         body: Json<ChangePasswordRequest>,
     ) -> Result<NoContent, ApiError> {
-        svc.change_password(&auth.0, &body.0.current_password.0, &body.0.new_password.0, client_info(req).ip).await?;
+        let b = body.0;
+        let solution = super::auth::solution(b.challenge, b.nonce, b.captcha);
+        svc.change_password(&auth.0, &b.current_password.0, &b.new_password.0, client_info(req).ip, solution).await?;
         Ok(NoContent::Done)
     }
 }

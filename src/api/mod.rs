@@ -49,6 +49,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         max_body: server.max_body_bytes,
         timeout: server.request_timeout.0,
         trusted_proxies: server.trusted_proxies.clone(),
+        client_ip_header: server.client_ip_header,
         hsts: server.tls.is_enabled(),
     };
     let cors = cors(&server.cors);

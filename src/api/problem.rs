@@ -169,7 +169,7 @@ fn describe_fields(fields: &[FieldError]) -> String {
 pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let edge = req.data::<EdgeConfig>().cloned().unwrap_or_default();
     let max_body = edge.max_body;
-    if let Some(ip) = resolve_client_ip(&req, &edge.trusted_proxies) {
+    if let Some(ip) = resolve_client_ip(&req, &edge.trusted_proxies, edge.client_ip_header) {
         req.extensions_mut().insert(ClientIp(ip));
     }
     let docs = req.uri().path().starts_with("/docs");
@@ -222,6 +222,7 @@ pub struct EdgeConfig {
     pub max_body: usize,
     pub timeout: std::time::Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub client_ip_header: crate::config::ClientIpHeader,
     /// Served over TLS: send HSTS.
     pub hsts: bool,
 }
@@ -232,6 +233,7 @@ impl Default for EdgeConfig {
             max_body: 64 * 1024,
             timeout: std::time::Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            client_ip_header: crate::config::ClientIpHeader::XForwardedFor,
             hsts: false,
         }
     }

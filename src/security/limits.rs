@@ -16,6 +16,15 @@ use moka::sync::Cache;
 
 use crate::config::Limit;
 
+/// The key of a client address: IPv4 as it is, IPv6 cut to its first `v6_prefix` bits, since
+/// one subscriber commonly holds a whole /64 and could otherwise walk around every limit.
+pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, v6_prefix.min(128)).map(|n| IpAddr::V6(n.network())).unwrap_or(ip),
+        IpAddr::V4(_) => ip,
+    }
+}
+
 /// Which limits a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
@@ -149,6 +158,19 @@ mod tests {
         assert!(!rl.check_account(RouteClass::Login, "a", &limit).unwrap().allowed);
         std::thread::sleep(Duration::from_millis(60));
         assert!(rl.check_account(RouteClass::Login, "a", &limit).unwrap().allowed);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_key(a, 64), ip_key(b, 64));
+        assert_ne!(ip_key(a, 64), ip_key(c, 64));
+        assert_eq!(ip_key(a, 48), ip_key(c, 48));
+        assert_eq!(ip_key(a, 128), a);
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(ip_key(v4, 64), v4);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Self-contained primitives: password hashing and policy, compact JWS, identifier parsing,
 //! opaque random tokens.
 
+pub mod captcha;
 pub mod identifiers;
 pub mod jws;
 pub mod limits;

@@ -23,6 +23,8 @@ pub enum ChallengeError {
     Reused,
     #[error("the nonce does not solve the challenge")]
     Unsolved,
+    #[error("the CAPTCHA response was not accepted; solve it again")]
+    Captcha,
 }
 
 /// A challenge as handed to a client.

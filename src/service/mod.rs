@@ -27,10 +27,11 @@ pub use webhooks::{DeliveryCounts, WebhookInfo};
 
 use crate::{
     cache::RevocationCache,
-    config::Config,
+    config::{ChallengeKind, Config},
     error::{Error, Result},
     model::{BUILTIN_ROLES, Revocation, RevocationKind, Role, UnixTime, User, now, now_millis},
     security::{
+        captcha::CaptchaVerifier,
         identifiers::Login,
         limits::{Decision, RateLimiter, RouteClass},
         password::{PasswordHasher, PasswordPolicy},
@@ -52,6 +53,8 @@ pub struct AuthService {
     limiter: RateLimiter,
     throttle: Throttle,
     challenges: ChallengeIssuer,
+    /// Set when `challenge.kind` is a CAPTCHA provider.
+    captcha: Option<CaptchaVerifier>,
     audit_sink: audit::AuditSink,
     throttle_reported: moka::sync::Cache<String, ()>,
 }
@@ -95,6 +98,14 @@ impl AuthService {
 
         let hasher = PasswordHasher::start(cfg.passwords.argon2, cfg.hash_workers(), cfg.passwords.hash_queue)
             .map_err(|e| StartError::Keys(e.to_string()))?;
+        let captcha = match cfg.challenge.kind.default_siteverify_url() {
+            None => None,
+            Some(default_url) => {
+                let url = cfg.challenge.siteverify_url.as_deref().unwrap_or(default_url);
+                let secret = cfg.challenge.secret.as_ref().map(|s| s.0.as_str()).unwrap_or_default();
+                Some(CaptchaVerifier::new(url, secret).map_err(|e| StartError::Keys(e.to_string()))?)
+            }
+        };
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -103,6 +114,7 @@ impl AuthService {
             limiter: RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600)),
             throttle: Throttle::new(&cfg.brute_force),
             challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
+            captcha,
             audit_sink: audit::AuditSink::start(store.clone()),
             throttle_reported: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -213,12 +225,17 @@ impl AuthService {
             RouteClass::Password => rl.password.per_ip,
             RouteClass::General => rl.general.per_ip,
         };
-        let d = self.limiter.check_ip(class, ip, &limit)?;
+        let d = self.limiter.check_ip(class, self.ip_key(ip), &limit)?;
         if !d.allowed {
             security_event("rate_limited", Some(ip));
             self.audit_throttle(class.as_str(), Some(ip), "rate_limited");
         }
         Some(d)
+    }
+
+    /// What per-address limits and counters key on: the address, or its IPv6 prefix.
+    fn ip_key(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
+        crate::security::limits::ip_key(ip, self.cfg.rate_limit.ipv6_prefix)
     }
 
     /// Audits a throttle, at most once a minute per address and kind, so a flood leaves a trace
@@ -243,10 +260,22 @@ impl AuthService {
         self.limiter.entry_count()
     }
 
-    /// A fresh proof-of-work challenge.
-    pub fn new_challenge(&self) -> Challenge {
-        self.challenges.issue()
+    /// What a client must solve after repeated failures: a fresh proof-of-work challenge, or
+    /// the CAPTCHA to show.
+    pub fn new_challenge(&self) -> ChallengeOffer {
+        let c = &self.cfg.challenge;
+        match c.kind {
+            ChallengeKind::Pow => ChallengeOffer::Pow(self.challenges.issue()),
+            kind => ChallengeOffer::Captcha { kind: kind.as_str(), site_key: c.site_key.clone() },
+        }
     }
+}
+
+/// The answer of `POST /v1/auth/challenge`.
+#[derive(Debug, Clone)]
+pub enum ChallengeOffer {
+    Pow(Challenge),
+    Captcha { kind: &'static str, site_key: Option<String> },
 }
 
 /// One stable line per failed or throttled attempt, for fail2ban and friends:

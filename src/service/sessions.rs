@@ -9,7 +9,7 @@ use super::{AuthContext, AuthService, revoke_sessions, security_event};
 use crate::{
     error::{Error, Result},
     model::{AuditEvent, RefreshRecord, Session, User, now},
-    security::{identifiers::Login, limits::RouteClass, random, throttle::Gate},
+    security::{identifiers::Login, limits::RouteClass, random, throttle::Reservation},
 };
 
 /// Where a request came from, as recorded on the session.
@@ -19,11 +19,13 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-/// A solved proof-of-work challenge sent with a login.
+/// A solved challenge sent with a login or a password change.
 #[derive(Debug, Clone)]
-pub struct ChallengeSolution {
-    pub challenge: String,
-    pub nonce: String,
+pub enum ChallengeSolution {
+    /// A proof-of-work challenge from `POST /v1/auth/challenge` and its nonce.
+    Pow { challenge: String, nonce: String },
+    /// A CAPTCHA widget's response token.
+    Captcha(String),
 }
 
 /// OAuth 2.0-shaped token response.
@@ -65,23 +67,24 @@ impl AuthService {
         solution: Option<ChallengeSolution>,
     ) -> Result<TokenPair> {
         let parsed = Login::parse(login).ok();
-        let account = match &parsed {
-            Some(l) => l.index_key(),
-            None => format!("?:{}", login.trim().to_lowercase()),
-        };
-        self.check_account_limit(RouteClass::Login, &account, client.ip)?;
-        self.pass_gate(&account, client.ip, solution)?;
-        if password.len() > self.policy.max_bytes() {
-            self.record_failure(&account, client.ip);
-            return Err(Error::InvalidCredentials);
-        }
-        let user = match parsed {
-            Some(l) => {
-                let key = l.index_key();
-                self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from))).await?
-            }
+        let index_key = parsed.as_ref().map(Login::index_key);
+        let user = match index_key.clone() {
+            Some(key) => self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from))).await?,
             None => None,
         };
+        // Every spelling of an account shares one budget; a name without an account gets its
+        // own, which behaves the same.
+        let account = match (&user, index_key) {
+            (Some(u), _) => account_key(u.id),
+            (None, Some(key)) => format!("n:{key}"),
+            (None, None) => format!("?:{}", login.trim().to_lowercase()),
+        };
+        self.check_account_limit(RouteClass::Login, &account, client.ip)?;
+        let attempt = self.pass_gate(&account, client.ip, solution).await?;
+        if password.len() > self.policy.max_bytes() {
+            self.record_failure(attempt, client.ip);
+            return Err(Error::InvalidCredentials);
+        }
         let user_id_of_failed = user.as_ref().map(|u| u.id);
         let (user, verified) = match user {
             Some(u) => match u.password_hash.as_deref() {
@@ -94,7 +97,7 @@ impl AuthService {
             None => (None, self.hasher.verify_dummy(password).await?),
         };
         let Some(user) = user.filter(|_| verified.ok) else {
-            self.record_failure(&account, client.ip);
+            self.record_failure(attempt, client.ip);
             self.audit_later(self.audit_event(
                 "user.login_failed",
                 false,
@@ -104,7 +107,7 @@ impl AuthService {
             ));
             return Err(Error::InvalidCredentials);
         };
-        self.throttle.record_success(&account, client.ip);
+        attempt.succeeded();
         if !user.is_active() {
             self.audit_later(self.audit_event(
                 "user.login_failed",
@@ -192,32 +195,40 @@ impl AuthService {
         }
     }
 
-    /// Brute-force gate: refuses while the account is slowed down, and demands a solved
-    /// challenge past the threshold.
-    fn pass_gate(&self, account: &str, ip: Option<IpAddr>, solution: Option<ChallengeSolution>) -> Result<()> {
-        match self.throttle.gate(account, ip) {
-            Gate::Blocked { retry_after } => {
-                security_event("login_throttled", ip);
-                self.audit_throttle("login", ip, "too_many_attempts");
-                Err(Error::TooManyAttempts(retry_after.as_secs().saturating_add(1)))
-            }
-            Gate::Open { challenge_required: false } => Ok(()),
-            Gate::Open { challenge_required: true } => match solution {
-                None => {
-                    security_event("challenge_required", ip);
-                    Err(Error::ChallengeRequired)
-                }
-                Some(s) => self.challenges.redeem(&s.challenge, &s.nonce).map_err(|e| {
-                    security_event("challenge_failed", ip);
-                    Error::ChallengeFailed(e)
-                }),
-            },
+    /// Brute-force gate: reserves the attempt before any password is hashed, refuses while the
+    /// account is slowed down, and demands a solved challenge past the threshold.
+    async fn pass_gate(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+        solution: Option<ChallengeSolution>,
+    ) -> Result<Reservation> {
+        let attempt = self.throttle.reserve(account, ip.map(|ip| self.ip_key(ip))).map_err(|wait| {
+            security_event("login_throttled", ip);
+            self.audit_throttle("login", ip, "too_many_attempts");
+            Error::TooManyAttempts(wait.as_secs().saturating_add(1))
+        })?;
+        if !attempt.challenge_required() {
+            return Ok(attempt);
         }
+        let checked = match (solution, &self.captcha) {
+            (Some(ChallengeSolution::Pow { challenge, nonce }), None) => self.challenges.redeem(&challenge, &nonce),
+            (Some(ChallengeSolution::Captcha(response)), Some(captcha)) => captcha.verify(&response, ip).await,
+            _ => {
+                security_event("challenge_required", ip);
+                return Err(Error::ChallengeRequired);
+            }
+        };
+        checked.map_err(|e| {
+            security_event("challenge_failed", ip);
+            Error::ChallengeFailed(e)
+        })?;
+        Ok(attempt)
     }
 
-    fn record_failure(&self, account: &str, ip: Option<IpAddr>) {
+    fn record_failure(&self, attempt: Reservation, ip: Option<IpAddr>) {
         security_event("login_failed", ip);
-        if let Some(delay) = self.throttle.record_failure(account, ip) {
+        if let Some(delay) = attempt.failed() {
             let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             tracing::info!(delay_ms = ms, "account slowed down after repeated failures");
         }
@@ -415,11 +426,19 @@ impl AuthService {
     }
 
     /// Changes the caller's password after checking the current one; every other session ends.
-    pub async fn change_password(&self, ctx: &AuthContext, current: &str, new: &str, ip: Option<IpAddr>) -> Result<()> {
+    /// Throttled like login, on the same account budget, and answering a challenge the same way.
+    pub async fn change_password(
+        &self,
+        ctx: &AuthContext,
+        current: &str,
+        new: &str,
+        ip: Option<IpAddr>,
+        solution: Option<ChallengeSolution>,
+    ) -> Result<()> {
         let user_id = ctx.user_id;
-        let account = format!("user:{user_id}");
+        let account = account_key(user_id);
         self.check_account_limit(RouteClass::Password, &account, ip)?;
-        self.pass_gate(&account, ip, None)?;
+        let attempt = self.pass_gate(&account, ip, solution).await?;
         let user = self
             .db(move |s| s.read(|tx| tx.user(user_id).map_err(Error::from)))
             .await?
@@ -429,10 +448,10 @@ impl AuthService {
             _ => false,
         };
         if !ok {
-            self.record_failure(&account, ip);
+            self.record_failure(attempt, ip);
             return Err(Error::WrongCurrentPassword);
         }
-        self.throttle.record_success(&account, ip);
+        attempt.succeeded();
         self.policy.check("new_password", new, &user_context(&user))?;
         let phc = self.hasher.hash(new).await?;
         let keep = ctx.session_id;
@@ -456,6 +475,11 @@ impl AuthService {
         tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
         Ok(())
     }
+}
+
+/// The throttling and rate-limit key of an existing account, whichever name it was reached by.
+fn account_key(id: Uuid) -> String {
+    format!("u:{id}")
 }
 
 /// The permissions a token gets, read in the same transaction as the user it is minted for, so

@@ -285,8 +285,17 @@ async fn login_needs_a_solved_challenge_after_repeated_failures() {
     let nonce = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let r = login(json!({"login": "pow@example.com", "password": PASSWORD, "challenge": c, "nonce": nonce})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Success clears the failures: no challenge needed any more.
-    assert_eq!(login(json!({"login": "pow@example.com", "password": PASSWORD})).await.status(), StatusCode::OK);
+    // Success clears the account's failures, but not the address's: from elsewhere no challenge
+    // is needed any more, from here it still is.
+    let elsewhere = client_from("127.0.0.9")
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"login": "pow@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::OK);
+    let here = login(json!({"login": "pow@example.com", "password": PASSWORD})).await;
+    assert_problem(here, StatusCode::UNAUTHORIZED, "challenge_required").await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod admin;
+mod attempts;
 mod audit;
 mod bad_input;
 mod cli;
