@@ -118,6 +118,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
     pub request_timeout: HumanDuration,
+    /// A request's headers must arrive within this (slowloris); an idle keep-alive connection
+    /// is closed after it too.
+    pub header_timeout: HumanDuration,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout: HumanDuration,
+    /// Open connections at most, in total and per client address (trusted proxies excepted).
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     /// Peers whose `client_ip_header` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The one header that names the client behind a trusted proxy; no other is read.
@@ -406,6 +414,10 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace: HumanDuration::secs(10),
             request_timeout: HumanDuration::secs(30),
+            header_timeout: HumanDuration::secs(10),
+            idle_timeout: HumanDuration::secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
             cors: CorsConfig::default(),

@@ -17,6 +17,7 @@ mod local_host;
 mod openapi;
 mod privileges;
 mod sessions;
+mod slowloris;
 mod story;
 mod tls;
 mod tokens;

@@ -1,12 +1,11 @@
 //! Builds and runs the whole server: HTTP listener, admin socket, housekeeping.
 
+mod connections;
+
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use poem::{
-    Server,
-    listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener},
-};
+use poem::listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
 use tokio::net::UnixListener;
 
 use crate::{
@@ -90,9 +89,15 @@ impl Application {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }
         tracing::info!(addr = %local_addr, admin_socket = %socket_path.display(), "authd listening");
-        let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(crate::api::app(Arc::clone(&svc)), shutdown, Some(grace))
-            .await;
+        let server = &svc.config().server;
+        let policy = connections::ConnectionPolicy {
+            header_timeout: server.header_timeout.0,
+            idle_timeout: server.idle_timeout.0,
+            max_connections: server.max_connections,
+            max_per_ip: server.max_connections_per_ip,
+            trusted_proxies: server.trusted_proxies.clone(),
+        };
+        connections::serve(acceptor, crate::api::app(Arc::clone(&svc)), policy, shutdown, grace).await;
         admin_task.abort();
         housekeeping.abort();
         webhooks.abort();
@@ -108,7 +113,7 @@ impl Application {
         }
         drop(svc);
         tracing::info!("authd stopped");
-        result.context("HTTP server failed")
+        Ok(())
     }
 }
 
