@@ -73,11 +73,18 @@ pub struct WebhookDeliveryConfig {
     /// Keep retrying a failed delivery (exponential backoff with jitter) for this long.
     pub retry_for: HumanDuration,
     pub timeout: HumanDuration,
+    /// Deliver to loopback, private, link-local and reserved addresses too. Off by default: an
+    /// admin API caller could otherwise reach the host's own network (cloud metadata included).
+    pub allow_private_targets: bool,
 }
 
 impl Default for WebhookDeliveryConfig {
     fn default() -> Self {
-        Self { retry_for: HumanDuration::secs(24 * 3600), timeout: HumanDuration::secs(10) }
+        Self {
+            retry_for: HumanDuration::secs(24 * 3600),
+            timeout: HumanDuration::secs(10),
+            allow_private_targets: false,
+        }
     }
 }
 
@@ -619,8 +626,11 @@ impl Config {
             }
         }
         for (i, w) in self.webhooks.iter().enumerate() {
-            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
-                return fail(&format!("webhooks[{i}].url"), "must be an http(s) URL");
+            if let Err(why) = crate::security::targets::check_url(&w.url, self.webhook_delivery.allow_private_targets) {
+                return fail(
+                    &format!("webhooks[{i}].url"),
+                    &format!("{why} (webhook_delivery.allow_private_targets allows private ones)"),
+                );
             }
             if w.key().is_none() {
                 return fail(

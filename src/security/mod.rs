@@ -8,4 +8,5 @@ pub mod limits;
 pub mod password;
 pub mod pow;
 pub mod random;
+pub mod targets;
 pub mod throttle;

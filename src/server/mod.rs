@@ -119,7 +119,12 @@ impl Application {
 
 /// Sends due webhook deliveries twice a second, never blocking a request.
 async fn webhook_worker(svc: Arc<AuthService>) {
-    let http = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !svc.config().webhook_delivery.allow_private_targets {
+        // Names are checked on the addresses actually connected to.
+        builder = builder.dns_resolver(crate::security::targets::PublicOnly);
+    }
+    let http = match builder
         .redirect(reqwest::redirect::Policy::none())
         .timeout(svc.config().webhook_delivery.timeout.0)
         .connect_timeout(Duration::from_secs(5))

@@ -24,6 +24,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.server.shutdown_grace = HumanDuration::secs(5);
     // Limits get tests of their own; the rest of the suite logs in freely.
     cfg.rate_limit.enabled = false;
+    // Webhook receivers in tests listen on 127.0.0.1.
+    cfg.webhook_delivery.allow_private_targets = true;
     cfg
 }
 

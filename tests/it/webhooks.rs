@@ -72,7 +72,7 @@ async fn webhooks_are_signed_retried_durable_and_delivered_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = app.svc().webhook_status().await.unwrap();
     assert_eq!((status.pending, status.delivered), (3, 0), "{status:?}");
-    assert!(status.troubled.iter().all(|t| t.3 >= 1 && t.5.as_deref() == Some("HTTP 503")), "{status:?}");
+    assert!(status.troubled.iter().all(|t| t.3 >= 1 && t.5.as_deref() == Some("not delivered")), "{status:?}");
 
     // Survives a restart; delivered once the receiver is back.
     let app = app.restart().await;
@@ -135,7 +135,7 @@ async fn a_delivery_that_keeps_failing_ends_in_the_audit_log() {
     let events = app.svc().audit_events(Default::default(), None, 50).await.unwrap();
     let e = events.iter().find(|e| e.event == "webhook.failed").expect("final failure audited");
     assert_eq!(e.details["event"], "user.registered");
-    assert_eq!(e.details["error"], "HTTP 503");
+    assert_eq!(e.details["error"], "not delivered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,4 +193,60 @@ async fn endpoints_added_at_run_time_receive_events_until_removed() {
     app.register("unannounced@example.com").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rx.seen.lock().unwrap().len(), 1, "no deliveries after removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_cannot_reach_the_hosts_own_network() {
+    let (url, rx) = start_receiver().await;
+    rx.up.store(true, Ordering::SeqCst);
+    let port = url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/hook").to_owned();
+    let app = TestApp::spawn_with(|c| c.webhook_delivery.allow_private_targets = false).await;
+    let admin = app.admin("ops@example.com").await;
+    let add = async |target: &str| {
+        app.post_auth("/v1/admin/webhooks", &admin.access, &json!({"url": target, "events": ["*"]})).await
+    };
+    for target in [
+        url.clone(),
+        format!("http://0x7f000001:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+    ] {
+        let r = add(&target).await;
+        crate::helpers::assert_problem(r, reqwest::StatusCode::BAD_REQUEST, "validation_failed").await;
+    }
+    assert!(app.svc().list_webhooks().await.unwrap().is_empty(), "nothing stored");
+
+    // A name is checked when it is resolved, on the addresses connected to.
+    let r = add(&format!("http://localhost:{port}/hook")).await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    app.register("trigger@example.com").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(rx.seen.lock().unwrap().is_empty(), "a loopback receiver was reached");
+    let status = app.svc().webhook_status().await.unwrap();
+    assert!(!status.troubled.is_empty() && status.troubled.iter().all(|t| t.5.as_deref() == Some("not delivered")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_status_does_not_tell_refused_from_unreachable() {
+    // One receiver answers 503, the other port has nobody listening.
+    let (answering, _rx) = start_receiver().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}/hook")
+    };
+    let app = TestApp::spawn().await;
+    let admin = app.admin("ops@example.com").await;
+    for target in [&answering, &closed] {
+        let r = app.post_auth("/v1/admin/webhooks", &admin.access, &json!({"url": target, "events": ["user.*"]})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    }
+    app.register("probe@example.com").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = app.svc().webhook_status().await.unwrap();
+    let errors: Vec<Option<String>> = status.troubled.iter().map(|t| t.5.clone()).collect();
+    assert!(errors.len() >= 2 && errors.iter().all(|e| e.as_deref() == Some("not delivered")), "{errors:?}");
 }
