@@ -586,14 +586,8 @@ impl Config {
         if p.min_length > p.max_length {
             return fail("passwords.min_length", "must not exceed passwords.max_length");
         }
-        if p.hash_queue == 0 {
-            return fail("passwords.hash_queue", "must be at least 1");
-        }
         if let Err(e) = argon2::Params::new(p.argon2.memory_kib, p.argon2.iterations, p.argon2.parallelism, None) {
             return fail("passwords.argon2", &format!("invalid argon2 parameters: {e}"));
-        }
-        if self.server.max_body_bytes < 1024 {
-            return fail("server.max_body_bytes", "must be at least 1024");
         }
         let tls = &self.server.tls;
         if tls.cert.is_some() != tls.key.is_some() {
@@ -603,9 +597,6 @@ impl Config {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
                 return fail(key, &format!("{} is not a readable file", p.display()));
             }
-        }
-        if self.server.request_timeout.0 < Duration::from_secs(1) {
-            return fail("server.request_timeout", "must be at least 1s");
         }
         for o in &self.server.cors.origins {
             if o == "*" && self.server.cors.allow_credentials {
@@ -655,19 +646,15 @@ impl Config {
         if self.challenge.difficulty > 32 {
             return fail("challenge.difficulty", "must be at most 32 bits");
         }
-        let r = &self.rate_limit;
-        for (name, l) in [
-            ("login", r.login),
-            ("register", r.register),
-            ("refresh", r.refresh),
-            ("password", r.password),
-            ("general", r.general),
-        ] {
-            for (scope, lim) in [("per_ip", l.per_ip), ("per_account", l.per_account)] {
-                if !lim.is_off() && lim.per.0.is_zero() {
-                    return fail(&format!("rate_limit.{name}.{scope}.per"), "must be longer than 0s");
-                }
-            }
+        self.check_ranges()?;
+        let c = &self.challenge;
+        if c.kind != ChallengeKind::Pow && c.secret.as_ref().is_none_or(|s| s.0.trim().is_empty()) {
+            return fail("challenge.secret", "is required when challenge.kind is a CAPTCHA provider");
+        }
+        if let Some(u) = &c.siteverify_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return fail("challenge.siteverify_url", "must be an http(s) URL");
         }
         if self.storage.path.as_os_str().is_empty() {
             return fail("storage.path", "must not be empty");
@@ -682,6 +669,80 @@ impl Config {
     /// The admin socket: `admin.socket`, or beside the database file.
     pub fn admin_socket_path(&self) -> PathBuf {
         self.admin.socket.clone().unwrap_or_else(|| self.storage.path.with_extension("sock"))
+    }
+
+    /// Every duration and size has a range (documented in config.toml): values far outside it
+    /// are mistakes, and some would overflow the clock arithmetic at run time.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        const S: u64 = 1;
+        const M: u64 = 60;
+        const H: u64 = 3600;
+        const D: u64 = 86_400;
+        let durations: [(&str, HumanDuration, u64, u64); 13] = [
+            ("server.shutdown_grace", self.server.shutdown_grace, 0, 10 * M),
+            ("server.request_timeout", self.server.request_timeout, S, 10 * M),
+            ("server.header_timeout", self.server.header_timeout, S, 10 * M),
+            ("server.idle_timeout", self.server.idle_timeout, S, D),
+            ("tokens.refresh_ttl", self.tokens.refresh_ttl, M, 400 * D),
+            ("tokens.session_max", self.tokens.session_max, M, 3650 * D),
+            ("brute_force.max_delay", self.brute_force.max_delay, 0, D),
+            ("brute_force.forget_after", self.brute_force.forget_after, S, 30 * D),
+            ("challenge.ttl", self.challenge.ttl, S, H),
+            ("audit.retention", self.audit.retention, S, 3650 * D),
+            ("webhook_delivery.retry_for", self.webhook_delivery.retry_for, S, 30 * D),
+            ("webhook_delivery.timeout", self.webhook_delivery.timeout, S, 5 * M),
+            ("brute_force.base_delay", self.brute_force.base_delay, 0, H),
+        ];
+        for (key, d, min, max) in durations {
+            if d.0 < Duration::from_secs(min) || d.0 > Duration::from_secs(max) {
+                let (lo, hi) = (HumanDuration::secs(min), HumanDuration::secs(max));
+                return Err(ConfigError(format!("config key `{key}`: must be between {lo:?} and {hi:?}")));
+            }
+        }
+        let p = &self.passwords;
+        let r = &self.rate_limit;
+        let b = &self.brute_force;
+        let sizes: [(&str, u64, u64, u64); 11] = [
+            ("server.max_body_bytes", self.server.max_body_bytes as u64, 1024, 16 << 20),
+            ("server.max_connections", self.server.max_connections as u64, 1, 1_000_000),
+            ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64, 1, 1_000_000),
+            ("passwords.hash_workers", p.hash_workers as u64, 0, 256),
+            ("passwords.hash_queue", p.hash_queue as u64, 1, 100_000),
+            ("passwords.argon2.memory_kib", u64::from(p.argon2.memory_kib), 8, 4 << 20),
+            ("passwords.argon2.iterations", u64::from(p.argon2.iterations), 1, 1000),
+            ("rate_limit.max_entries", r.max_entries, 1, 100_000_000),
+            ("rate_limit.ipv6_prefix", u64::from(r.ipv6_prefix), 32, 128),
+            ("brute_force.free_failures", u64::from(b.free_failures), 1, 100),
+            ("brute_force.max_entries", b.max_entries, 1, 100_000_000),
+        ];
+        for (key, v, min, max) in sizes {
+            if !(min..=max).contains(&v) {
+                return Err(ConfigError(format!("config key `{key}`: must be between {min} and {max}")));
+            }
+        }
+        if self.server.max_connections_per_ip > self.server.max_connections {
+            return Err(ConfigError(
+                "config key `server.max_connections_per_ip`: must not exceed server.max_connections".into(),
+            ));
+        }
+        for (name, l) in [
+            ("login", r.login),
+            ("register", r.register),
+            ("refresh", r.refresh),
+            ("password", r.password),
+            ("general", r.general),
+        ] {
+            for (scope, lim) in [("per_ip", l.per_ip), ("per_account", l.per_account)] {
+                let key = format!("rate_limit.{name}.{scope}");
+                if !lim.is_off() && (lim.per.0 < Duration::from_secs(1) || lim.per.0 > Duration::from_secs(D)) {
+                    return Err(ConfigError(format!("config key `{key}.per`: must be between 1s and 1day")));
+                }
+                if lim.rate > 1_000_000 || lim.burst > 1_000_000 {
+                    return Err(ConfigError(format!("config key `{key}`: rate and burst are at most 1000000")));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The database and the socket may share no path with each other or another file: stale-socket cleanup would

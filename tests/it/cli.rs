@@ -202,6 +202,12 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
         ("AUTHD_SERVER__BIND", "nowhere", "server.bind"),
         ("AUTHD_PASSWORDS__MIN_LENGTH", "4", "passwords.min_length"),
         ("AUTHD_TOKENS__ALGORITHM", "HS256", "tokens.algorithm"),
+        ("AUTHD_BRUTE_FORCE__FORGET_AFTER", "2000years", "brute_force.forget_after"),
+        ("AUTHD_SERVER__MAX_BODY_BYTES", "0", "server.max_body_bytes"),
+        ("AUTHD_SERVER__HEADER_TIMEOUT", "0s", "server.header_timeout"),
+        ("AUTHD_RATE_LIMIT__IPV6_PREFIX", "8", "rate_limit.ipv6_prefix"),
+        ("AUTHD_WEBHOOK_DELIVERY__TIMEOUT", "1year", "webhook_delivery.timeout"),
+        ("AUTHD_CHALLENGE__KIND", "turnstile", "challenge.secret"),
     ];
     for (key, value, named) in cases {
         let o = authd(d).args(["config", "check"]).env(key, value).output().await.unwrap();
@@ -209,6 +215,10 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(named), "{key}={value}: {err}");
     }
+    // Out of range at start: a clear message, not a panic.
+    let o = authd(d).args(["serve"]).env("AUTHD_BRUTE_FORCE__FORGET_AFTER", "2000years").output().await.unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("brute_force.forget_after") && !err.contains("panicked"), "{err}");
     std::fs::write(d.join("bad.toml"), "[tokens]\naccess_tll = \"5m\"\n").unwrap();
     fails(d, &["--config", "bad.toml", "config", "check"], "access_tll").await;
     fails(d, &["--config", "missing.toml", "config", "check"], "does not exist").await;
