@@ -56,8 +56,7 @@ impl MeApi {
         svc: Data<&Arc<AuthService>>,
         auth: Caller,
     ) -> Result<Json<Vec<AuditEventResponse>>, ApiError> {
-        let filter = crate::service::audit::AuditFilter { user: Some(auth.0.user_id), ..Default::default() };
-        let events = svc.audit_events(filter, None, 50).await?;
+        let events = svc.my_events(auth.0.user_id, 50).await?;
         Ok(Json(events.into_iter().map(Into::into).collect()))
     }
 

@@ -51,6 +51,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         trusted_proxies: server.trusted_proxies.clone(),
         client_ip_header: server.client_ip_header,
         hsts: server.tls.is_enabled(),
+        cors: !server.cors.origins.is_empty(),
     };
     let cors = cors(&server.cors);
     let api = api_service();

@@ -209,6 +209,9 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         }
     };
     let mut resp = with_common_headers(resp, docs);
+    if edge.cors {
+        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     if edge.hsts {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
@@ -225,6 +228,8 @@ pub struct EdgeConfig {
     pub client_ip_header: crate::config::ClientIpHeader,
     /// Served over TLS: send HSTS.
     pub hsts: bool,
+    /// CORS is on: answers depend on `Origin`, so caches must key on it.
+    pub cors: bool,
 }
 
 impl Default for EdgeConfig {
@@ -235,6 +240,7 @@ impl Default for EdgeConfig {
             trusted_proxies: Vec::new(),
             client_ip_header: crate::config::ClientIpHeader::XForwardedFor,
             hsts: false,
+            cors: false,
         }
     }
 }

@@ -131,7 +131,8 @@ pub struct AuditEventResponse {
     pub event: String,
     /// `success` or `failure`.
     pub outcome: String,
-    /// `user:<id>`, `cli`, `anonymous` or `system`.
+    /// `user:<id>`, `cli`, `anonymous` or `system` (in a user's own feed, what others did shows
+    /// as `an administrator`).
     pub actor: String,
     #[oai(skip_serializing_if_is_none)]
     pub subject: Option<Uuid>,

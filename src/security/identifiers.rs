@@ -4,8 +4,10 @@ use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::FieldError;
 
-/// A strictly valid address, NFKC-normalised and lower-cased so that look-alike spellings
-/// (`Alice@Example.com`, a KELVIN SIGN for `k`) land on one account.
+/// A strictly valid address, normalised so that look-alike spellings land on one account: the
+/// local part NFKC and lower-cased (`Alice`, a KELVIN SIGN for `k`), the domain in its IDNA ASCII
+/// form (`bücher.example` and `xn--bcher-kva.example` are one domain). A local part that mixes
+/// scripts (a Cyrillic `а` among Latin letters) is refused, as in usernames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -16,6 +18,19 @@ impl Email {
         if s.is_empty() {
             return Err(bad("email must not be empty"));
         }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(bad(&format!("`{raw}` is not a valid email address (no @)")));
+        };
+        if mixes_scripts(local) {
+            return Err(FieldError::new(
+                "email",
+                "mixed_script",
+                "the part before @ mixes alphabets (e.g. a Cyrillic letter among Latin ones); type it in one",
+            ));
+        }
+        let domain = idna::domain_to_ascii(domain)
+            .map_err(|_| bad(&format!("`{raw}` has a domain that is not a valid internationalised name")))?;
+        let s = format!("{local}@{domain}");
         if s.len() > 254 {
             return Err(bad("email must be at most 254 characters"));
         }
@@ -31,6 +46,31 @@ impl Email {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Do the letters of `s` come from more than one script? Digits and punctuation belong to none.
+fn mixes_scripts(s: &str) -> bool {
+    let mut seen = None;
+    for c in s.chars().filter(|c| c.is_alphabetic()) {
+        let script = match u32::from(c) {
+            0x0000..=0x024F | 0x1E00..=0x1EFF => 0,
+            0x0370..=0x03FF | 0x1F00..=0x1FFF => 1,
+            0x0400..=0x052F => 2,
+            0x0530..=0x058F => 3,
+            0x0590..=0x05FF => 4,
+            0x0600..=0x06FF => 5,
+            0x3040..=0x30FF => 6,
+            0x4E00..=0x9FFF => 7,
+            0xAC00..=0xD7AF => 8,
+            other => other >> 8,
+        };
+        match seen {
+            None => seen = Some(script),
+            Some(s) if s != script => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// A valid phone number in E.164 form.
@@ -129,6 +169,14 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+        // The domain takes its IDNA ASCII form, whichever way it was typed.
+        assert_eq!(Email::parse("anna@Bücher.example").unwrap().as_str(), "anna@xn--bcher-kva.example");
+        assert_eq!(Email::parse("anna@xn--bcher-kva.example").unwrap().as_str(), "anna@xn--bcher-kva.example");
+        // One script per local part: a Cyrillic а in "admin" is refused; all-Cyrillic is fine.
+        let e = Email::parse("\u{0430}dmin@example.com").unwrap_err();
+        assert_eq!(e.code, "mixed_script");
+        assert!(Email::parse("\u{0430}\u{0434}\u{043C}\u{0438}\u{043D}@example.com").is_ok());
+        assert!(Email::parse("jos\u{00E9}.1990@example.com").is_ok());
     }
 
     #[test]

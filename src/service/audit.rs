@@ -159,6 +159,22 @@ impl AuthService {
         self.db(move |s| s.read(|tx| tx.audit_events(before, limit, &|e| filter.keeps(e)).map_err(Error::from))).await
     }
 
+    /// A user's own recent events, newest first. What an administrator did to the account shows
+    /// as done by "an administrator", without the administrator's id or address.
+    pub async fn my_events(&self, user: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
+        let filter = AuditFilter { user: Some(user), ..Default::default() };
+        let own = format!("user:{user}");
+        let mut events = self.audit_events(filter, None, limit).await?;
+        for e in &mut events {
+            if e.actor != own && e.actor != "anonymous" && e.actor != "system" {
+                e.actor = "an administrator".into();
+                e.ip = None;
+                e.user_agent = None;
+            }
+        }
+        Ok(events)
+    }
+
     /// Drops events older than `audit.retention`.
     pub async fn prune_audit(&self) -> Result<usize> {
         let before =

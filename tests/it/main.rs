@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod clients;
 mod cookies;
+mod details;
 mod helpers;
 mod keys;
 mod local_host;
