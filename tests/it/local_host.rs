@@ -133,9 +133,15 @@ async fn a_database_path_that_collides_with_the_socket_is_a_config_error() {
 
 /// Runs the CLI as another uid (needs root to switch).
 async fn as_uid(dir: &Path, uid: u32, envs: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    // A copy the other uid can run, wherever the build directory is.
+    let bin = dir.join("authd-bin");
+    if !bin.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_authd"), &bin).unwrap();
+        chmod(&bin, 0o755);
+    }
     let mut cmd = tokio::process::Command::new("setpriv");
     cmd.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_authd"))
+        .arg(&bin)
         .args(args)
         .current_dir(dir)
         .env_remove("AUTHD_CONFIG");
