@@ -44,25 +44,30 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || s[..6] == [0, 0, 0, 0, 0, 0])
 }
 
+/// Why a target URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("is not an http(s) URL with a host ({0})")]
+    Invalid(String),
+    #[error("points at a loopback, private, link-local or reserved address")]
+    Private,
+}
+
 /// Checks a URL's literal host (names are checked when resolved).
-pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    let u = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+pub fn check_url(url: &str, allow_private: bool) -> Result<(), TargetError> {
+    let u = reqwest::Url::parse(url).map_err(|e| TargetError::Invalid(e.to_string()))?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err("must be an http(s) URL".into());
+        return Err(TargetError::Invalid(format!("scheme `{}`", u.scheme())));
     }
     // The URL parser has already turned odd spellings (0x7f000001, 2130706433, 127.1) into
     // plain addresses.
     let ip = match u.host() {
-        None => return Err("has no host".into()),
+        None => return Err(TargetError::Invalid("no host".into())),
         Some(url::Host::Domain(_)) => return Ok(()),
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
     };
-    if allow_private || is_public(ip) {
-        Ok(())
-    } else {
-        Err("points at a loopback, private, link-local or reserved address".into())
-    }
+    if allow_private || is_public(ip) { Ok(()) } else { Err(TargetError::Private) }
 }
 
 /// A resolver that refuses a name if any of its addresses is not public.

@@ -145,7 +145,10 @@ impl AuthService {
             return Err(Error::invalid("url", "invalid_url", "the endpoint URL is at most 2000 characters"));
         }
         if let Err(why) = targets::check_url(&url, self.cfg.webhook_delivery.allow_private_targets) {
-            let code = if url.starts_with("http") { "forbidden_target" } else { "invalid_url" };
+            let code = match why {
+                targets::TargetError::Invalid(_) => "invalid_url",
+                targets::TargetError::Private => "forbidden_target",
+            };
             return Err(Error::invalid("url", code, format!("the endpoint {why}")));
         }
         if events.is_empty() {

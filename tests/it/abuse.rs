@@ -1,17 +1,13 @@
 //! Abuse protection: rate limits, client IP behind proxies, brute-force slow-down, proof of work,
 //! fail2ban, CORS and headers.
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use authd::config::{HumanDuration, Limit};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
-
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder().local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap()
-}
+use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
 
 #[tokio::test]
 async fn rate_limits_are_hit_and_recover_with_headers() {

@@ -2,20 +2,13 @@
 //! address with a login of one's own, from a whole IPv6 /64, behind a password change, with a
 //! CAPTCHA, and through a proxy that names the client in a header of its choosing.
 
-use std::{
-    net::IpAddr,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use authd::config::{Argon2Config, ChallengeKind, ClientIpHeader, HumanDuration, Limit, Secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
-
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder().local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap()
-}
+use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
 
 async fn login(client: &reqwest::Client, app: &TestApp, body: Value) -> reqwest::Response {
     client.post(app.url("/v1/auth/login")).json(&body).send().await.unwrap()

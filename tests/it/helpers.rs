@@ -215,6 +215,20 @@ impl From<&Value> for Tokens {
     }
 }
 
+/// A client whose connections come from `ip` (any 127.x address works on loopback).
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// An authenticated request with an optional JSON body.
+pub async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Response {
+    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
 /// Asserts a problem+json answer with the given status and code; returns the body.
 pub async fn assert_problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status");

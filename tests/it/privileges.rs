@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem},
+    helpers::{PASSWORD, TestApp, Tokens, assert_problem, call},
     tokens::claims_of,
 };
 
@@ -36,14 +36,6 @@ async fn user_with(app: &TestApp, email: &str, roles: &[&str]) -> (String, Token
         .await
         .unwrap();
     (u.id.to_string(), Tokens::from(&app.login(email, PASSWORD).await))
-}
-
-async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

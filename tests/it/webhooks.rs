@@ -214,7 +214,8 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
         "http://10.0.0.1/hook".to_owned(),
     ] {
         let r = add(&target).await;
-        crate::helpers::assert_problem(r, reqwest::StatusCode::BAD_REQUEST, "validation_failed").await;
+        let b = crate::helpers::assert_problem(r, reqwest::StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert_eq!(b["errors"][0]["code"], "forbidden_target", "{target}: {b}");
     }
     assert!(app.svc().list_webhooks().await.unwrap().is_empty(), "nothing stored");
 
