@@ -61,8 +61,24 @@ impl TokenError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Well-formed, but against a rule the schema cannot express (password strength, a taken
+    /// shape of address …): 422.
     #[error("{}", .0.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
+    /// Not what the documented schema accepts (bad JSON, wrong type, unknown field, too long,
+    /// a bad parameter): 400.
+    #[error("{}", .0.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Malformed(Vec<FieldError>),
+    #[error("no such endpoint")]
+    NoRoute,
+    #[error("this method is not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("the request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request took too long")]
+    RequestTimeout,
     #[error("{0} is already taken")]
     Conflict(&'static str),
     #[error("invalid login or password")]
@@ -123,7 +139,12 @@ impl Error {
     /// The stable code clients can match on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Invalid(_) => "validation_failed",
+            Error::Invalid(_) | Error::Malformed(_) => "validation_failed",
+            Error::NoRoute => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::RequestTimeout => "request_timeout",
             Error::Conflict(_) => "conflict",
             Error::InvalidCredentials => "invalid_credentials",
             Error::WrongCurrentPassword => "invalid_current_password",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
     types::Password,
@@ -14,12 +14,13 @@ use uuid::Uuid;
 
 use super::{
     auth_scheme::Caller,
+    body::JsonBody,
     problem::ApiError,
-    views::{ApiTags, AuditEventResponse, SessionResponse, UserResponse},
+    views::{AccountStatus, ApiTags, AuditEventResponse, SessionResponse, UserResponse},
 };
 use crate::{
     error::Error,
-    model::{Role, UserStatus, rfc3339},
+    model::{Role, rfc3339},
     service::{AuthService, KeyInfo, NewAccount, UserFilter, UserPatch, audit::AuditFilter},
 };
 
@@ -41,6 +42,7 @@ enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
 
 /// A page of users.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct UserPageResponse {
     users: Vec<UserResponse>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -55,12 +57,13 @@ struct CreateUserRequest {
     email: Option<String>,
     #[oai(validator(max_length = 32))]
     phone: Option<String>,
-    #[oai(validator(max_length = 64))]
+    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
     username: Option<String>,
     /// Without one the user cannot sign in until a password is set.
     #[oai(validator(max_length = 4096))]
     password: Option<Password>,
     /// Default: `["user"]`.
+    #[oai(validator(max_items = 20))]
     roles: Option<Vec<String>>,
 }
 
@@ -71,16 +74,17 @@ struct PatchUserRequest {
     email: Option<String>,
     #[oai(validator(max_length = 32))]
     phone: Option<String>,
-    #[oai(validator(max_length = 64))]
+    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
     username: Option<String>,
+    #[oai(validator(max_items = 20))]
     roles: Option<Vec<String>>,
-    /// `active` or `disabled`.
-    status: Option<String>,
+    status: Option<AccountStatus>,
     /// Ask the user to change their password at their next sign-in.
     force_password_reset: Option<bool>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct RoleResponse {
     name: String,
     permissions: Vec<String>,
@@ -96,22 +100,25 @@ impl From<Role> for RoleResponse {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct CreateRoleRequest {
-    #[oai(validator(max_length = 32))]
+    /// 2–32 characters of `a-z 0-9 _ -`.
+    #[oai(validator(pattern = r"^[a-z0-9_-]{2,32}$"))]
     name: String,
     /// e.g. `users:read`, `billing:*`, `*`.
+    #[oai(validator(max_items = 100))]
     permissions: Vec<String>,
 }
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct ChangeRoleRequest {
-    #[oai(default)]
+    #[oai(default, validator(max_items = 100))]
     grant: Vec<String>,
-    #[oai(default)]
+    #[oai(default, validator(max_items = 100))]
     revoke: Vec<String>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct KeyResponse {
     kid: String,
     alg: String,
@@ -142,13 +149,14 @@ struct AuthzRequest {
     #[oai(validator(max_length = 8192))]
     token: Option<String>,
     /// One permission, e.g. `billing:refund`.
-    #[oai(validator(max_length = 130))]
+    #[oai(validator(pattern = r"^[a-z0-9_.-]{1,64}:[a-z0-9_.-]{1,64}$"))]
     permission: String,
     /// The resource's owner: owners are allowed.
     resource_owner: Option<Uuid>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AuthzResponse {
     allowed: bool,
     reason: String,
@@ -156,6 +164,7 @@ struct AuthzResponse {
 
 /// A page of audit events, newest first.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AuditPageResponse {
     events: Vec<AuditEventResponse>,
     /// Pass as `cursor` for older events; absent on the last page.
@@ -176,10 +185,28 @@ pub fn parse_instant(field: &str, s: &str) -> Result<u64, Error> {
     }
 }
 
+/// How an audited action ended.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "lowercase")]
+enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct CreateClientRequest {
-    #[oai(validator(max_length = 64))]
+    /// 1–64 characters.
+    #[oai(validator(min_length = 1, max_length = 64))]
     name: String,
     /// Default: `["user"]`. Give e.g. a role with `tokens:introspect` to a backend that checks
     /// tokens.
@@ -189,6 +216,7 @@ struct CreateClientRequest {
 
 /// A service client.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ClientResponse {
     client_id: Uuid,
     name: String,
@@ -225,6 +253,7 @@ struct AddWebhookRequest {
 
 /// A webhook endpoint.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct WebhookResponse {
     #[oai(skip_serializing_if_is_none)]
     id: Option<Uuid>,
@@ -238,14 +267,6 @@ struct WebhookResponse {
 impl From<crate::service::WebhookInfo> for WebhookResponse {
     fn from(w: crate::service::WebhookInfo) -> Self {
         Self { id: w.id, url: w.url, events: w.events, secret: w.secret }
-    }
-}
-
-fn parse_status(s: &str) -> Result<UserStatus, Error> {
-    match s {
-        "active" => Ok(UserStatus::Active),
-        "disabled" => Ok(UserStatus::Disabled),
-        _ => Err(Error::invalid("status", "invalid_status", "status is `active` or `disabled`")),
     }
 }
 
@@ -268,11 +289,11 @@ impl AdminApi {
         cursor: Query<Option<Uuid>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
         role: Query<Option<String>>,
-        status: Query<Option<String>>,
+        status: Query<Option<AccountStatus>>,
         q: Query<Option<String>>,
     ) -> Result<Json<UserPageResponse>, ApiError> {
         need(&svc, &caller, "users:read")?;
-        let status = status.0.as_deref().map(parse_status).transpose()?;
+        let status = status.0.map(Into::into);
         let filter = UserFilter { role: role.0, status, search: q.0 };
         let page = svc.list_users_page(cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
         Ok(Json(UserPageResponse {
@@ -287,7 +308,7 @@ impl AdminApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
-        body: Json<CreateUserRequest>,
+        body: JsonBody<CreateUserRequest>,
     ) -> Result<Created<UserResponse>, ApiError> {
         let b = body.0;
         let user = svc
@@ -327,10 +348,10 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
         id: Path<Uuid>,
-        body: Json<PatchUserRequest>,
+        body: JsonBody<PatchUserRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let b = body.0;
-        let status = b.status.as_deref().map(parse_status).transpose()?;
+        let status = b.status.map(Into::into);
         let patch = UserPatch {
             email: b.email,
             phone: b.phone,
@@ -413,7 +434,7 @@ impl AdminApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
-        body: Json<CreateRoleRequest>,
+        body: JsonBody<CreateRoleRequest>,
     ) -> Result<Created<RoleResponse>, ApiError> {
         Ok(Created::Created(Json(svc.create_role(&caller.principal(), &body.0.name, body.0.permissions).await?.into())))
     }
@@ -427,7 +448,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
         name: Path<String>,
-        body: Json<ChangeRoleRequest>,
+        body: JsonBody<ChangeRoleRequest>,
     ) -> Result<Json<RoleResponse>, ApiError> {
         Ok(Json(svc.change_role(&caller.principal(), &name.0, body.0.grant, body.0.revoke).await?.into()))
     }
@@ -468,8 +489,8 @@ impl AdminApi {
     /// The audit log (needs `audit:read`)
     ///
     /// Newest first; filter by `user` (subject id), `event` (exact, or a prefix such as
-    /// `user`), `outcome` (`success`/`failure`), `since`/`until` (RFC 3339 or an age like
-    /// `24h`). `limit` 1–500 (default 100).
+    /// `user`), `outcome` (`success`/`failure`), `since`/`until` (RFC 3339 UTC such as
+    /// `2026-01-31T23:00:00Z`, or an age such as `24h`). `limit` 1–500 (default 100).
     #[oai(path = "/admin/audit", method = "get", operation_id = "admin_audit")]
     #[allow(clippy::too_many_arguments)]
     async fn audit(
@@ -478,8 +499,14 @@ impl AdminApi {
         caller: Caller,
         user: Query<Option<Uuid>>,
         event: Query<Option<String>>,
-        outcome: Query<Option<String>>,
+        outcome: Query<Option<Outcome>>,
+        #[oai(validator(
+            pattern = r"^((19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z|[1-9][0-9]{0,5}[smhdw])$"
+        ))]
         since: Query<Option<String>>,
+        #[oai(validator(
+            pattern = r"^((19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z|[1-9][0-9]{0,5}[smhdw])$"
+        ))]
         until: Query<Option<String>>,
         cursor: Query<Option<Uuid>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
@@ -488,7 +515,7 @@ impl AdminApi {
         let filter = AuditFilter {
             user: user.0,
             event: event.0,
-            outcome: outcome.0,
+            outcome: outcome.0.map(|o| o.as_str().to_owned()),
             since_ms: since.0.as_deref().map(|s| parse_instant("since", s)).transpose()?,
             until_ms: until.0.as_deref().map(|s| parse_instant("until", s)).transpose()?,
         };
@@ -521,7 +548,7 @@ impl AdminApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
-        body: Json<CreateClientRequest>,
+        body: JsonBody<CreateClientRequest>,
     ) -> Result<Created<ClientResponse>, ApiError> {
         Ok(Created::Created(Json(svc.create_client(&caller.principal(), &body.0.name, body.0.roles).await?.into())))
     }
@@ -572,7 +599,7 @@ impl AdminApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
-        body: Json<AddWebhookRequest>,
+        body: JsonBody<AddWebhookRequest>,
     ) -> Result<Created<WebhookResponse>, ApiError> {
         need(&svc, &caller, "webhooks:write")?;
         let b = body.0;
@@ -602,7 +629,7 @@ impl AdminApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
-        body: Json<AuthzRequest>,
+        body: JsonBody<AuthzRequest>,
     ) -> Result<Json<AuthzResponse>, ApiError> {
         let b = body.0;
         let d = svc.authz_check(&caller.0, b.token.as_deref(), &b.permission, b.resource_owner).await?;

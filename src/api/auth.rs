@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Password}
 use super::cookies::{CookieNames, check_csrf, read_cookie};
 use super::{
     auth_scheme::Caller,
+    body::JsonBody,
     client::client_info,
     problem::ApiError,
     views::{ApiTags, TokenResponse, UserResponse},
@@ -31,8 +32,8 @@ struct RegisterRequest {
     /// Phone number in international form, e.g. `+14155552671`.
     #[oai(validator(max_length = 32))]
     phone: Option<String>,
-    /// 3–32 characters of `a-z 0-9 . _ -`.
-    #[oai(validator(max_length = 64))]
+    /// 3–32 characters of `a-z 0-9 . _ -` (stored lower-case), starting with a letter or digit.
+    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
     username: Option<String>,
     /// 8–256 characters; very common passwords are refused.
     #[oai(validator(max_length = 4096))]
@@ -77,6 +78,7 @@ pub(super) fn solution(
 /// A challenge to solve: a proof of work (`kind` = `pow`) or a CAPTCHA to show
 /// (`turnstile`, `hcaptcha`, `recaptcha`).
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ChallengeResponse {
     /// `pow`, `turnstile`, `hcaptcha` or `recaptcha`.
     kind: String,
@@ -100,7 +102,8 @@ struct ChallengeResponse {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct RefreshRequest {
-    /// Required unless cookie mode sends it in the refresh cookie.
+    /// The refresh token. Leave it out only in cookie mode, where the refresh cookie carries it;
+    /// with neither, the answer is 401 `invalid_refresh_token`.
     #[oai(validator(max_length = 512))]
     refresh_token: Option<String>,
 }
@@ -160,7 +163,7 @@ impl AuthApi {
     async fn register(
         &self,
         svc: Data<&Arc<AuthService>>,
-        body: Json<RegisterRequest>,
+        body: JsonBody<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
         let b = body.0;
         let user = svc
@@ -184,7 +187,7 @@ impl AuthApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        body: Json<LoginRequest>,
+        body: JsonBody<LoginRequest>,
     ) -> Result<TokenReply, ApiError> {
         let b = body.0;
         let solution = solution(b.challenge, b.nonce, b.captcha);
@@ -234,7 +237,7 @@ impl AuthApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        body: Json<Option<RefreshRequest>>,
+        body: JsonBody<Option<RefreshRequest>>,
     ) -> Result<TokenReply, ApiError> {
         let tokens = &svc.config().tokens;
         let token = match body.0.and_then(|b| b.refresh_token) {
@@ -245,7 +248,8 @@ impl AuthApi {
                 check_csrf(req, &names)?;
                 t
             }
-            None => return Err(Error::invalid("refresh_token", "required", "refresh_token is required").into()),
+            // No refresh token at all is a missing credential, as in cookie mode.
+            None => return Err(Error::InvalidRefreshToken.into()),
         };
         let pair = svc.refresh(&token, client_info(req)).await?;
         Ok(token_reply(&svc, pair))
@@ -260,7 +264,7 @@ impl AuthApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         auth: Caller,
-        body: Json<Option<LogoutRequest>>,
+        body: JsonBody<Option<LogoutRequest>>,
     ) -> Result<DoneReply, ApiError> {
         let refresh = body.0.and_then(|b| b.refresh_token);
         svc.logout(&auth.0, refresh.as_deref()).await?;

@@ -12,6 +12,7 @@ pub struct DiscoveryApi;
 
 /// RFC 7517 JSON Web Key Set.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct JwkSet {
     /// Public keys (`kty`, `crv`, `x`[, `y`], `kid`, `alg`, `use`) of the active key and of
     /// replaced keys whose tokens may still be live.
@@ -27,6 +28,7 @@ enum JwksResponse {
 
 /// Where verifiers find our keys and endpoints.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Discovery {
     issuer: String,
     jwks_uri: String,
@@ -41,6 +43,7 @@ struct Discovery {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Health {
     /// `ok`, or `unavailable` when storage or keys are not ready.
     status: String,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     auth_scheme::Caller,
+    body::JsonBody,
     client::client_info,
     problem::ApiError,
     views::{ApiTags, AuditEventResponse, SessionResponse, UserResponse},
@@ -96,7 +97,7 @@ impl MeApi {
         svc: Data<&Arc<AuthService>>,
         req: &Request,
         auth: Caller,
-        body: Json<ChangePasswordRequest>,
+        body: JsonBody<ChangePasswordRequest>,
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
         let solution = super::auth::solution(b.challenge, b.nonce, b.captcha);

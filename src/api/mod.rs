@@ -3,7 +3,9 @@
 mod admin;
 mod auth;
 mod auth_scheme;
+mod body;
 mod client;
+pub mod contract;
 mod cookies;
 mod discovery;
 mod limits;
@@ -38,8 +40,8 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
 }
 
 /// The OpenAPI document as served at `/openapi.json` and checked in as `openapi/authd.json`.
-pub fn spec() -> String {
-    api_service().spec()
+pub fn spec() -> &'static str {
+    contract::spec()
 }
 
 /// The whole HTTP application.
@@ -54,13 +56,17 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         cors: !server.cors.origins.is_empty(),
     };
     let cors = cors(&server.cors);
+    contract::prepare();
     let api = api_service();
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let spec = poem::endpoint::make_sync(|_| {
+        poem::Response::builder().content_type("application/json; charset=utf-8").body(contract::spec())
+    });
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .around(problem::framework_errors)
         .around(limits::rate_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)

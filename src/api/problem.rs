@@ -13,6 +13,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid field.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct FieldProblem {
     /// The request field at fault.
     pub field: String,
@@ -23,6 +24,7 @@ pub struct FieldProblem {
 
 /// RFC 9457 problem details.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// Problem type URI (`about:blank`: the `code` member tells problems apart).
     #[oai(rename = "type")]
@@ -67,34 +69,66 @@ impl Problem {
 /// Every error an operation can answer with.
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
-    /// The request is malformed or has invalid fields (`validation_failed`, `invalid_request`,
-    /// `unknown_role`).
+    /// The request is not what this document describes: bad JSON, a wrong type, an unknown
+    /// field, a value out of its bounds, a bad parameter (`validation_failed` with `errors[]`
+    /// naming each field; `unsupported_grant_type`).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
-    /// `token_expired`, `token_revoked`, `invalid_refresh_token`, `refresh_token_reused`, …).
+    /// `token_expired`, `token_revoked`, `invalid_refresh_token`, `refresh_token_reused`,
+    /// `challenge_required`, `challenge_failed`, `invalid_client`, …).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated but not allowed (`account_disabled`, `insufficient_permission`,
     /// `role_not_grantable`, `target_exceeds_caller`, `permission_not_held`,
-    /// `invalid_current_password`).
+    /// `invalid_current_password`, `csrf_failed`).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
     /// No such resource (`not_found`).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
-    /// The resource already exists (`conflict`).
+    /// The path does not answer this method; `Allow` lists those it does
+    /// (`method_not_allowed`).
+    #[oai(status = 405, content_type = "application/problem+json")]
+    MethodNotAllowed(Json<Problem>, #[oai(header = "Allow")] String),
+    /// The request took longer than `server.request_timeout` (`request_timeout`).
+    #[oai(status = 408, content_type = "application/problem+json")]
+    RequestTimeout(Json<Problem>),
+    /// The change conflicts with what is stored (`conflict`, `last_admin`, `role_in_use`,
+    /// `builtin_role`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
-    /// Our fault (`internal_error`); the body holds no internals.
-    #[oai(status = 500, content_type = "application/problem+json")]
-    Internal(Json<Problem>),
+    /// The body exceeds `server.max_body_bytes` (`payload_too_large`).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not in a media type this operation reads (`unsupported_media_type`).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
+    /// Well-formed, but against a rule no schema can express: a weak or common password, an
+    /// address that cannot receive mail, an unknown role (`validation_failed` with `errors[]`,
+    /// `unknown_role`).
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
     /// Slow down (`rate_limited`, `too_many_attempts`).
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] String),
+    /// Our fault (`internal_error`); the body holds no internals.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
     /// Overloaded; retry shortly (`overloaded`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
+}
+
+fn with_fields(status: StatusCode, code: &str, fields: &[FieldError]) -> Json<Problem> {
+    let mut problem = Problem::new(status, code, describe_fields(fields));
+    problem.errors = Some(
+        fields
+            .iter()
+            .map(|f| FieldProblem { field: f.field.clone(), code: f.code.clone(), message: f.message.clone() })
+            .collect(),
+    );
+    Json(problem)
 }
 
 impl From<Error> for ApiError {
@@ -103,21 +137,12 @@ impl From<Error> for ApiError {
         let p = |status: StatusCode| Json(Problem::new(status, code, e.to_string()));
         // No `_` arm: a new domain error must choose its status here.
         match &e {
+            Error::Malformed(fields) => ApiError::BadRequest(with_fields(StatusCode::BAD_REQUEST, code, fields)),
             Error::Invalid(fields) => {
-                let mut problem = Problem::new(StatusCode::BAD_REQUEST, code, describe_fields(fields));
-                problem.errors = Some(
-                    fields
-                        .iter()
-                        .map(|f| FieldProblem {
-                            field: f.field.clone(),
-                            code: f.code.clone(),
-                            message: f.message.clone(),
-                        })
-                        .collect(),
-                );
-                ApiError::BadRequest(Json(problem))
+                ApiError::Unprocessable(with_fields(StatusCode::UNPROCESSABLE_ENTITY, code, fields))
             }
-            Error::UnknownRole(_) | Error::UnsupportedGrantType => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::UnsupportedGrantType => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::UnknownRole(_) => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
             Error::InvalidClient => ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Basic realm=\"authd\"".into()),
             Error::RateLimited(secs) | Error::TooManyAttempts(secs) => {
                 ApiError::TooManyRequests(p(StatusCode::TOO_MANY_REQUESTS), secs.max(&1).to_string())
@@ -142,10 +167,15 @@ impl From<Error> for ApiError {
             | Error::PermissionNotHeld(_)
             | Error::WrongCurrentPassword
             | Error::CsrfFailed => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
-            Error::NotFound(_) => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
+            Error::NotFound(_) | Error::NoRoute => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
+            // The edge fills in `Allow` from the document.
+            Error::MethodNotAllowed => ApiError::MethodNotAllowed(p(StatusCode::METHOD_NOT_ALLOWED), String::new()),
+            Error::RequestTimeout => ApiError::RequestTimeout(p(StatusCode::REQUEST_TIMEOUT)),
             Error::Conflict(_) | Error::LastAdmin | Error::RoleInUse(..) | Error::BuiltinRole(_) => {
                 ApiError::Conflict(p(StatusCode::CONFLICT))
             }
+            Error::PayloadTooLarge(_) => ApiError::PayloadTooLarge(p(StatusCode::PAYLOAD_TOO_LARGE)),
+            Error::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(p(StatusCode::UNSUPPORTED_MEDIA_TYPE)),
             Error::Busy => ApiError::Unavailable(p(StatusCode::SERVICE_UNAVAILABLE), "1".into()),
             Error::Storage(_) | Error::Internal(_) => {
                 tracing::error!(error = %e, "request failed");
@@ -175,15 +205,7 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     let docs = req.uri().path().starts_with("/docs");
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body) {
-        return Ok(with_common_headers(
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body exceeds {max_body} bytes"),
-            )
-            .into_response(),
-            docs,
-        ));
+        return Ok(with_common_headers(problem_response(Error::PayloadTooLarge(max_body)), docs));
     }
     if declared.is_none() {
         // A body without a declared length is cut at the limit; the truncated JSON fails to parse.
@@ -203,10 +225,8 @@ pub async fn edge_middleware<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     let call = crate::service::audit::with_audit_context(audit, next.call(req));
     let resp = match tokio::time::timeout(edge.timeout, call).await {
         Ok(Ok(r)) => r.into_response(),
-        Ok(Err(e)) => error_response(e),
-        Err(_) => {
-            Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long").into_response()
-        }
+        Ok(Err(e)) => error_response(e, "", max_body),
+        Err(_) => problem_response(Error::RequestTimeout),
     };
     let mut resp = with_common_headers(resp, docs);
     if edge.cors {
@@ -262,8 +282,51 @@ fn with_common_headers(mut resp: Response, docs: bool) -> Response {
     resp
 }
 
-fn error_response(e: poem::Error) -> Response {
+/// Innermost: the framework's errors become problems before any middleware sees them, so that
+/// those which add headers (rate limits) add them to the problem.
+pub async fn framework_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let max_body = req.data::<EdgeConfig>().map_or(EdgeConfig::default().max_body, |e| e.max_body);
+    Ok(match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => error_response(e, &path, max_body),
+    })
+}
+
+/// A domain error as the problem response its `ApiError` variant documents.
+pub fn problem_response(e: Error) -> Response {
+    ApiError::from(e).into_response()
+}
+
+/// The framework's own errors (unknown route, wrong method or content type, unparsable
+/// parameter or form) as the problems every other refusal is.
+fn error_response(e: poem::Error, path: &str, max_body: usize) -> Response {
+    use poem_openapi::error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError};
     let status = e.status();
+    if let Some(p) = e.downcast_ref::<ParsePathError>() {
+        // The router numbers path parameters (`param0`); the document names them.
+        let index = p.name.strip_prefix("param").and_then(|n| n.parse().ok());
+        let name = index.and_then(|i| super::contract::path_parameter(path, i)).unwrap_or_else(|| "path".to_owned());
+        let field = FieldError::new(&name, "invalid_format", format!("{name} is not well formed"));
+        return problem_response(Error::Malformed(vec![field]));
+    }
+    if let Some(p) = e.downcast_ref::<ParseParamError>() {
+        let field = FieldError::new(p.name, "invalid_format", format!("{} is not well formed", p.name));
+        return problem_response(Error::Malformed(vec![field]));
+    }
+    if e.is::<ParseRequestPayloadError>() {
+        let field = FieldError::new("body", "invalid", "the body does not match its schema");
+        return problem_response(Error::Malformed(vec![field]));
+    }
+    if let Some(c) = e.downcast_ref::<ContentTypeError>() {
+        let detail = match c {
+            ContentTypeError::NotSupported { content_type } => {
+                format!("this operation does not read `{content_type}`; see the document for the media types it reads")
+            }
+            _ => "the request needs a Content-Type header".to_owned(),
+        };
+        return problem_response(Error::UnsupportedMediaType(detail));
+    }
     let message = e.to_string();
     let resp = e.into_response();
     let ours =
@@ -271,16 +334,19 @@ fn error_response(e: poem::Error) -> Response {
     if ours {
         return resp;
     }
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed on this endpoint".into()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".into()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", message),
-        s if s.is_server_error() => {
-            tracing::error!(error = %message, "request failed");
-            ("internal_error", "the server could not complete the request".into())
+    match status {
+        StatusCode::NOT_FOUND => problem_response(Error::NoRoute),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let mut resp = problem_response(Error::MethodNotAllowed);
+            let allow = super::contract::allowed_methods(path).unwrap_or_else(|| "GET, HEAD".to_owned());
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            resp
         }
-        _ => ("invalid_request", message),
-    };
-    Problem::new(status, code, detail).into_response()
+        StatusCode::PAYLOAD_TOO_LARGE => problem_response(Error::PayloadTooLarge(max_body)),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => problem_response(Error::UnsupportedMediaType(message)),
+        s if s.is_server_error() => problem_response(Error::Internal(message)),
+        _ => problem_response(Error::Malformed(vec![FieldError::new("request", "invalid", message)])),
+    }
 }

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
-use poem_openapi::{
-    ApiRequest, Object, OpenApi,
-    payload::{Form, Json},
-};
+use poem_openapi::{ApiRequest, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{auth_scheme::Caller, problem::ApiError, views::ApiTags};
+use super::{
+    auth_scheme::Caller,
+    body::{FormBody, JsonBody},
+    problem::ApiError,
+    views::ApiTags,
+};
 use crate::{
     error::Error,
     service::{AuthService, Introspection},
@@ -17,8 +19,7 @@ use crate::{
 
 pub struct TokenApi;
 
-#[derive(Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[derive(Object)]
 struct IntrospectBody {
     /// An access token or a refresh token.
     #[oai(validator(max_length = 8192))]
@@ -30,12 +31,13 @@ struct IntrospectBody {
 #[derive(ApiRequest)]
 enum IntrospectRequest {
     /// Form-encoded, as RFC 7662 specifies.
-    Form(Form<IntrospectBody>),
-    Json(Json<IntrospectBody>),
+    Form(FormBody<IntrospectBody>),
+    Json(JsonBody<IntrospectBody>),
 }
 
 /// RFC 7662 §2.2: for anything not live, only `{"active": false}`.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct IntrospectResponse {
     active: bool,
     /// `access_token` or `refresh_token`.
@@ -77,7 +79,7 @@ impl From<Introspection> for IntrospectResponse {
 }
 
 /// RFC 6749 §4.4 token request.
-#[derive(Object, serde::Deserialize)]
+#[derive(Object)]
 struct ClientTokenRequest {
     /// Must be `client_credentials`.
     #[oai(validator(max_length = 64))]
@@ -91,12 +93,13 @@ struct ClientTokenRequest {
 
 #[derive(ApiRequest)]
 enum ClientTokenBody {
-    Form(Form<ClientTokenRequest>),
-    Json(Json<ClientTokenRequest>),
+    Form(FormBody<ClientTokenRequest>),
+    Json(JsonBody<ClientTokenRequest>),
 }
 
 /// RFC 6749 §5.1 (no refresh token for clients).
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ClientTokenResponse {
     access_token: String,
     /// `Bearer`.
@@ -130,7 +133,7 @@ impl TokenApi {
         req: &Request,
         body: ClientTokenBody,
     ) -> Result<Json<ClientTokenResponse>, ApiError> {
-        let (ClientTokenBody::Form(Form(b)) | ClientTokenBody::Json(Json(b))) = body;
+        let (ClientTokenBody::Form(FormBody(b)) | ClientTokenBody::Json(JsonBody(b))) = body;
         if b.grant_type != "client_credentials" {
             return Err(Error::UnsupportedGrantType.into());
         }
@@ -152,7 +155,7 @@ impl TokenApi {
         auth: Caller,
         body: IntrospectRequest,
     ) -> Result<Json<IntrospectResponse>, ApiError> {
-        let (IntrospectRequest::Form(Form(b)) | IntrospectRequest::Json(Json(b))) = body;
+        let (IntrospectRequest::Form(FormBody(b)) | IntrospectRequest::Json(JsonBody(b))) = body;
         Ok(Json(svc.introspect(&auth.0, &b.token).await?.into()))
     }
 }

@@ -1,10 +1,10 @@
 //! Response bodies shared by several operations.
 
-use poem_openapi::{Object, Tags};
+use poem_openapi::{Enum, Object, Tags};
 use uuid::Uuid;
 
 use crate::{
-    model::{AuditEvent, Session, User, rfc3339},
+    model::{AuditEvent, Session, User, UserStatus, rfc3339},
     service::TokenPair,
 };
 
@@ -24,8 +24,35 @@ pub enum ApiTags {
     Admin,
 }
 
+/// Whether an account may sign in.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Active,
+    Disabled,
+}
+
+impl From<AccountStatus> for UserStatus {
+    fn from(s: AccountStatus) -> Self {
+        match s {
+            AccountStatus::Active => UserStatus::Active,
+            AccountStatus::Disabled => UserStatus::Disabled,
+        }
+    }
+}
+
+impl From<UserStatus> for AccountStatus {
+    fn from(s: UserStatus) -> Self {
+        match s {
+            UserStatus::Active => AccountStatus::Active,
+            UserStatus::Disabled => AccountStatus::Disabled,
+        }
+    }
+}
+
 /// A user account (never its password hash).
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserResponse {
     pub id: Uuid,
     /// Lower-cased email address.
@@ -34,8 +61,7 @@ pub struct UserResponse {
     pub phone: Option<String>,
     pub username: Option<String>,
     pub roles: Vec<String>,
-    /// `active` or `disabled`.
-    pub status: String,
+    pub status: AccountStatus,
     pub email_verified: bool,
     pub phone_verified: bool,
     /// An admin asked the user to change their password (`POST /v1/me/password` clears it).
@@ -52,7 +78,7 @@ impl From<User> for UserResponse {
             phone: u.phone,
             username: u.username,
             roles: u.roles,
-            status: u.status.as_str().into(),
+            status: u.status.into(),
             email_verified: u.email_verified,
             phone_verified: u.phone_verified,
             password_reset_required: u.password_reset_required,
@@ -63,6 +89,7 @@ impl From<User> for UserResponse {
 
 /// OAuth 2.0-shaped token response (RFC 6749 §5.1).
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenResponse {
     /// JWT access token (`typ: at+jwt`); absent in cookie mode when it travels in a cookie.
     #[oai(skip_serializing_if_is_none)]
@@ -95,6 +122,7 @@ impl From<TokenPair> for TokenResponse {
 
 /// A signed-in device.
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionResponse {
     pub id: Uuid,
     pub device_name: Option<String>,
@@ -123,6 +151,7 @@ impl SessionResponse {
 
 /// One audit event.
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditEventResponse {
     pub id: Uuid,
     /// RFC 3339 UTC, milliseconds.

@@ -116,7 +116,9 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
         Some(json!({"name": "bad", "permissions": ["Not A Permission"]})),
     )
     .await;
-    assert_problem(bad, StatusCode::BAD_REQUEST, "validation_failed").await;
+    // Not a permission's shape: the document's pattern refuses it.
+    let b = assert_problem(bad, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(b["errors"][0]["field"], "permissions.0", "{b}");
     let dup =
         call(&app, &admin.access, Method::POST, "/v1/admin/roles", Some(json!({"name": "billing", "permissions": []})))
             .await;
@@ -136,7 +138,7 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
     let r =
         call(&app, &admin.access, Method::PATCH, &format!("/v1/admin/users/{cid}"), Some(json!({"roles": ["nope"]})))
             .await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "unknown_role").await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_role").await;
     let t = Tokens::from(&app.login("clerk@example.com", PASSWORD).await);
     assert_eq!(crate::tokens::claims_of(&t.access)["permissions"], json!(["billing:refund"]));
 
@@ -236,7 +238,8 @@ async fn user_pages_are_stable_while_users_are_added() {
         app.get_auth("/v1/admin/users?q=late&status=active&role=user", &admin.access).await.json().await.unwrap();
     assert_eq!(filtered["users"].as_array().unwrap().len(), 2);
     let r = app.get_auth("/v1/admin/users?status=sleeping", &admin.access).await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let b = assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(b["errors"][0]["field"], "status", "{b}");
     let r = app.get_auth("/v1/admin/users?limit=0", &admin.access).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

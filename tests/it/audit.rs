@@ -137,7 +137,11 @@ async fn every_security_event_is_recorded_without_secrets() {
     let users = audit(&app, &admin.access, "?event=user").await;
     assert!(names(&users).iter().all(|e| e.starts_with("user.")));
     let r = app.get_auth("/v1/admin/audit?since=yesterday-ish", &admin.access).await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let b = assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(b["errors"][0]["field"], "since", "{b}");
+    // The right shape, but no such day.
+    let r = app.get_auth("/v1/admin/audit?since=2026-02-30T00:00:00Z", &admin.access).await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let r = app.get_auth("/v1/admin/audit", &last.access).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

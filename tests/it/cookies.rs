@@ -115,10 +115,10 @@ async fn both_mode_sets_cookies_and_returns_tokens() {
     assert_eq!(set_cookies(&r).len(), 3);
     let body: Value = r.json().await.unwrap();
     assert!(body["access_token"].is_string() && body["refresh_token"].is_string());
-    // Body mode still needs the refresh token in the body.
+    // Body mode still needs the refresh token in the body: without it there is no credential.
     let body_mode = TestApp::spawn().await;
     let r = body_mode.http.post(body_mode.url("/v1/auth/refresh")).json(&json!({})).send().await.unwrap();
-    assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn a_users_own_feed_does_not_name_the_admin_or_their_address() {
 async fn emails_are_compared_by_their_normal_form_and_mixed_scripts_are_refused() {
     let app = TestApp::spawn().await;
     let r = app.post("/v1/auth/register", &json!({"email": "\u{0430}dmin@example.com", "password": PASSWORD})).await;
-    let body = assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["errors"][0]["code"], "mixed_script", "{body}");
     assert!(app.svc().list_users().await.unwrap().is_empty(), "nothing stored");
 

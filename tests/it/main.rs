@@ -17,6 +17,7 @@ mod keys;
 mod local_host;
 mod openapi;
 mod privileges;
+mod readme;
 mod sessions;
 mod slowloris;
 mod story;

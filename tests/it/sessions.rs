@@ -115,7 +115,7 @@ async fn password_change_ends_other_sessions_and_keeps_this_one() {
             &json!({"current_password": PASSWORD, "new_password": "password1234"}),
         )
         .await;
-    let body = assert_problem(weak, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let body = assert_problem(weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "new_password");
     assert_eq!(body["errors"][0]["code"], "too_common");
     // Nothing changed so far.

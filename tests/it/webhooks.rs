@@ -149,7 +149,7 @@ async fn endpoints_added_at_run_time_receive_events_until_removed() {
     let r = app.post_auth("/v1/admin/webhooks", &plain.access, &json!({"url": url, "events": ["*"]})).await;
     assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
     let r = app.post_auth("/v1/admin/webhooks", &admin.access, &json!({"url": "ftp://nope", "events": ["*"]})).await;
-    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
     let generated: Value = app
         .post_auth(
             "/v1/admin/webhooks",
@@ -214,7 +214,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
         "http://10.0.0.1/hook".to_owned(),
     ] {
         let r = add(&target).await;
-        let b = crate::helpers::assert_problem(r, reqwest::StatusCode::BAD_REQUEST, "validation_failed").await;
+        let b = crate::helpers::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert_eq!(b["errors"][0]["code"], "forbidden_target", "{target}: {b}");
     }
     assert!(app.svc().list_webhooks().await.unwrap().is_empty(), "nothing stored");

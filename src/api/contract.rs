@@ -1,0 +1,310 @@
+//! The served OpenAPI document is the contract. It is finished here with the rules poem-openapi
+//! cannot express, and every JSON request body is checked against that same document before it
+//! is parsed, so the server accepts exactly what it documents.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use poem::http::Method;
+use serde_json::{Value, json};
+
+use crate::error::{Error, FieldError};
+
+/// Request schemas that follow OAuth's rule to ignore unrecognised parameters (RFC 6749 §3.2,
+/// RFC 7662 §2.1); every other request body refuses unknown fields.
+const OPEN_REQUESTS: &[&str] = &["ClientTokenRequest", "IntrospectBody"];
+
+/// An account needs an email or a phone number (a username alone cannot receive anything).
+const EMAIL_OR_PHONE: &str = "an email or a phone number is required";
+
+/// Rules poem-openapi cannot express, as (schema, JSON pointer inside it, value).
+fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
+    let email_or_phone = json!([{"required": ["email"]}, {"required": ["phone"]}]);
+    let role = json!({"type": "string", "pattern": "^[a-z0-9_-]{2,32}$"});
+    let permission = json!({"type": "string", "pattern": "^(\\*|[a-z0-9_.-]{1,64}:(\\*|[a-z0-9_.-]{1,64}))$"});
+    vec![
+        ("RegisterRequest", "/anyOf", email_or_phone.clone()),
+        ("CreateUserRequest", "/anyOf", email_or_phone),
+        ("CreateUserRequest", "/properties/roles/items", role.clone()),
+        ("CreateUserRequest", "/properties/roles/minItems", json!(1)),
+        ("PatchUserRequest", "/properties/roles/items", role.clone()),
+        ("PatchUserRequest", "/properties/roles/minItems", json!(1)),
+        ("CreateClientRequest", "/properties/roles/items", role),
+        ("CreateRoleRequest", "/properties/permissions/items", permission.clone()),
+        ("ChangeRoleRequest", "/properties/grant/items", permission.clone()),
+        ("ChangeRoleRequest", "/properties/revoke/items", permission),
+        ("AddWebhookRequest", "/properties/events/minItems", json!(1)),
+        ("ClientTokenRequest", "/properties/grant_type/enum", json!(["client_credentials"])),
+    ]
+}
+
+struct Contract {
+    properties: HashMap<String, Vec<String>>,
+    text: String,
+    validators: HashMap<String, jsonschema::Validator>,
+    routes: Vec<(Vec<String>, Vec<Method>)>,
+}
+
+static CONTRACT: LazyLock<Contract> = LazyLock::new(build);
+
+/// The finished document, as served at `/openapi.json` and checked in as `openapi/authd.json`.
+pub fn spec() -> &'static str {
+    &CONTRACT.text
+}
+
+/// Builds the document and its validators now, so that a broken schema stops the start.
+pub fn prepare() {
+    LazyLock::force(&CONTRACT);
+}
+
+fn build() -> Contract {
+    let mut document: Value = serde_json::from_str(&super::api_service().spec()).unwrap_or(Value::Null);
+    finish(&mut document);
+    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    let schemas = document["components"]["schemas"].as_object().cloned().unwrap_or_default();
+    let validators = request_schemas(&document)
+        .into_iter()
+        .filter_map(|name| {
+            let root = json!({"$ref": format!("#/components/schemas/{name}"), "components": {"schemas": schemas}});
+            let validator = jsonschema::draft4::options()
+                .should_validate_formats(true)
+                .should_ignore_unknown_formats(true)
+                .build(&root);
+            match validator {
+                Ok(v) => Some((name, v)),
+                Err(e) => {
+                    tracing::error!(schema = %name, error = %e, "request schema does not compile");
+                    None
+                }
+            }
+        })
+        .collect();
+    let routes = document["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|(path, item)| {
+                    let segments = path.split('/').map(str::to_owned).collect();
+                    let methods = item
+                        .as_object()
+                        .map(|ops| ops.keys().filter_map(|m| m.to_uppercase().parse().ok()).collect())
+                        .unwrap_or_default();
+                    (segments, methods)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let properties = schemas
+        .iter()
+        .map(|(name, s)| {
+            (name.clone(), s["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default())
+        })
+        .collect();
+    Contract { properties, text, validators, routes }
+}
+
+/// Names of the component schemas that request bodies refer to.
+fn request_schemas(document: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for item in document["paths"].as_object().into_iter().flat_map(|p| p.values()) {
+        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+            let content = &op["requestBody"]["content"];
+            for (media, body) in content.as_object().into_iter().flatten() {
+                if !media.starts_with("application/json") && media != "application/x-www-form-urlencoded" {
+                    continue;
+                }
+                if let Some(name) = body["schema"]["$ref"].as_str().and_then(|r| r.rsplit('/').next())
+                    && !names.iter().any(|n| n == name)
+                {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Answers the edge can give on any path, whatever the operation (body limit, timeout, rate
+/// limit, our own failure).
+fn edge_responses() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("408", "The request took longer than `server.request_timeout` (`request_timeout`)."),
+        ("413", "The body exceeds `server.max_body_bytes` (`payload_too_large`)."),
+        ("429", "Slow down (`rate_limited`); `Retry-After` says for how long."),
+        ("500", "Our fault (`internal_error`); the body holds no internals."),
+    ]
+}
+
+/// What poem-openapi cannot say: unknown fields refused, rules across fields, and the problem
+/// responses the edge adds to every operation.
+fn finish(document: &mut Value) {
+    let problem = json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    for item in document["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+            let Some(responses) = op["responses"].as_object_mut() else { continue };
+            for (status, description) in edge_responses() {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| json!({"description": description, "content": problem.clone()}));
+            }
+        }
+    }
+    let requests = request_schemas(document);
+    let schemas = &mut document["components"]["schemas"];
+    for name in &requests {
+        if !OPEN_REQUESTS.contains(&name.as_str()) {
+            schemas[name]["additionalProperties"] = Value::Bool(false);
+        }
+    }
+    for (name, pointer, rule) in extra_rules() {
+        if let Some(slot) = schemas.get_mut(name).and_then(|s| pointer_mut(s, pointer)) {
+            *slot = rule;
+        } else {
+            tracing::error!(schema = name, pointer, "a contract rule names no schema field");
+        }
+    }
+}
+
+/// Like `Value::pointer_mut`, but creates the last member.
+fn pointer_mut<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
+    let (parent, last) = pointer.rsplit_once('/')?;
+    let object = if parent.is_empty() { Some(value) } else { value.pointer_mut(parent) }?.as_object_mut()?;
+    Some(object.entry(last.to_owned()).or_insert(Value::Null))
+}
+
+/// Whether the documented schema `name` has the property `field`.
+pub fn has_property(name: &str, field: &str) -> bool {
+    CONTRACT.properties.get(name).is_some_and(|p| p.iter().any(|f| f == field))
+}
+
+/// Checks a JSON request body against the documented schema `name`. Schema violations are
+/// `validation_failed` with one entry per field; secrets are never echoed.
+pub fn check_body(name: &str, body: &Value) -> Result<(), Error> {
+    let Some(validator) = CONTRACT.validators.get(name) else {
+        return Ok(());
+    };
+    let fields: Vec<FieldError> = validator.iter_errors(body).take(20).map(|e| field_error(&e)).collect();
+    // RFC 6749 §5.2 names this refusal itself.
+    if name == "ClientTokenRequest" && fields.iter().any(|f| f.field == "grant_type" && f.code == "invalid_value") {
+        return Err(Error::UnsupportedGrantType);
+    }
+    if fields.is_empty() { Ok(()) } else { Err(Error::Malformed(fields)) }
+}
+
+fn field_error(e: &jsonschema::ValidationError<'_>) -> FieldError {
+    use jsonschema::error::ValidationErrorKind as K;
+    let at = e.instance_path().as_str().trim_start_matches('/').replace('/', ".");
+    let name = if at.is_empty() { "body".to_owned() } else { at.clone() };
+    let (field, code, message) = match e.kind() {
+        K::Required { property } => {
+            let p = property.as_str().unwrap_or_default();
+            let field = if at.is_empty() { p.to_owned() } else { format!("{at}.{p}") };
+            (field.clone(), "required", format!("{field} is required"))
+        }
+        K::AdditionalProperties { unexpected } => {
+            let u = unexpected.first().cloned().unwrap_or_default();
+            let field = if at.is_empty() { u } else { format!("{at}.{u}") };
+            (field.clone(), "unknown_field", format!("{field} is not a field of this request"))
+        }
+        K::AnyOf { .. } => ("email".to_owned(), "required", EMAIL_OR_PHONE.to_owned()),
+        K::Type { kind } => (name.clone(), "wrong_type", format!("{name} must be of type {}", type_name(kind))),
+        K::MaxLength { limit } => (name.clone(), "too_long", format!("{name} must be at most {limit} characters")),
+        K::MinLength { limit } => (name.clone(), "too_short", format!("{name} must be at least {limit} characters")),
+        K::MaxItems { limit } => (name.clone(), "too_many", format!("{name} must have at most {limit} items")),
+        K::Enum { options } => (name.clone(), "invalid_value", format!("{name} must be one of {options}")),
+        K::Pattern { .. } | K::Format { .. } => (name.clone(), "invalid_format", format!("{name} is not well formed")),
+        K::Minimum { limit } => (name.clone(), "too_small", format!("{name} must be at least {limit}")),
+        K::Maximum { limit } => (name.clone(), "too_large", format!("{name} must be at most {limit}")),
+        _ => (name.clone(), "invalid", format!("{name} is invalid")),
+    };
+    FieldError::new(&field, code, message)
+}
+
+fn type_name(kind: &jsonschema::error::TypeKind) -> String {
+    match kind {
+        jsonschema::error::TypeKind::Single(t) => t.to_string(),
+        jsonschema::error::TypeKind::Multiple(ts) => ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "),
+    }
+}
+
+/// The documented route a concrete request path takes.
+fn route(path: &str) -> Option<&'static (Vec<String>, Vec<Method>)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    CONTRACT.routes.iter().find(|(template, _)| {
+        template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+    })
+}
+
+/// The documented name of the `index`th path parameter of a request path.
+pub fn path_parameter(path: &str, index: usize) -> Option<String> {
+    let (template, _) = route(path)?;
+    let name = template.iter().filter(|s| s.starts_with('{')).nth(index)?;
+    Some(name.trim_matches(|c| c == '{' || c == '}').to_owned())
+}
+
+/// The methods the document lists for a concrete request path, for a 405's `Allow` header.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let (_, methods) = route(path)?;
+    let mut names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    if methods.contains(&Method::GET) {
+        names.push("HEAD");
+    }
+    Some(names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_valid_json_with_strict_request_bodies() {
+        let doc: Value = serde_json::from_str(spec()).unwrap();
+        assert_eq!(doc["components"]["schemas"]["LoginRequest"]["additionalProperties"], false);
+        assert!(doc["components"]["schemas"]["IntrospectBody"].get("additionalProperties").is_none());
+        assert!(CONTRACT.validators.contains_key("LoginRequest"));
+    }
+
+    #[test]
+    fn every_extra_rule_lands_on_a_schema_field() {
+        let doc: Value = serde_json::from_str(spec()).unwrap();
+        for (name, pointer, rule) in extra_rules() {
+            assert_eq!(doc["components"]["schemas"][name].pointer(pointer), Some(&rule), "{name}{pointer}");
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_the_edge_answers() {
+        let doc: Value = serde_json::from_str(spec()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for status in ["408", "413", "429", "500"] {
+                    assert!(op["responses"].get(status).is_some(), "{method} {path} {status}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_are_not_strings_and_fields_are_named() {
+        let Err(Error::Malformed(fields)) = check_body("CreateRoleRequest", &json!({"name": false, "permissions": []}))
+        else {
+            panic!("a boolean name was accepted");
+        };
+        assert_eq!((fields[0].field.as_str(), fields[0].code.as_str()), ("name", "wrong_type"));
+        let Err(Error::Malformed(fields)) = check_body("LoginRequest", &json!({"login": "a", "password": "b", "x": 1}))
+        else {
+            panic!("an unknown field was accepted");
+        };
+        assert_eq!((fields[0].field.as_str(), fields[0].code.as_str()), ("x", "unknown_field"));
+    }
+
+    #[test]
+    fn allow_lists_the_documented_methods() {
+        assert_eq!(allowed_methods("/v1/auth/login").as_deref(), Some("POST"));
+        assert_eq!(allowed_methods("/v1/me").as_deref(), Some("GET, HEAD"));
+        assert!(allowed_methods("/v1/admin/users/0190").unwrap().contains("PATCH"));
+        assert_eq!(allowed_methods("/v1/nothing"), None);
+        assert_eq!(path_parameter("/v1/admin/users/x/sessions/y", 1).as_deref(), Some("sid"));
+    }
+}
