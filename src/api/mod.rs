@@ -58,13 +58,15 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     let cors = cors(&server.cors);
     contract::prepare();
     let api = api_service();
-    let docs = api.swagger_ui();
+    // Swagger UI shows the finished document, not poem-openapi's draft of it.
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), contract::spec());
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
     let spec = poem::endpoint::make_sync(|_| {
         poem::Response::builder().content_type("application/json; charset=utf-8").body(contract::spec())
     });
     Route::new()
         .nest("/", api)
-        .nest("/docs", docs)
+        .nest("/docs", Route::new().at("/", docs))
         .at("/openapi.json", spec)
         .around(problem::framework_errors)
         .around(limits::rate_limit)
