@@ -147,12 +147,12 @@ impl Login {
         }
     }
 
-    /// The store's index key for this login name.
-    pub fn index_key(&self) -> String {
+    /// This login name as the store looks it up.
+    pub fn name(&self) -> crate::store::LoginName<'_> {
         match self {
-            Login::Email(e) => crate::store::index_key('e', e.as_str()),
-            Login::Phone(p) => crate::store::index_key('p', p.as_str()),
-            Login::Username(u) => crate::store::index_key('u', u.as_str()),
+            Login::Email(e) => crate::store::LoginName::Email(e.as_str()),
+            Login::Phone(p) => crate::store::LoginName::Phone(p.as_str()),
+            Login::Username(u) => crate::store::LoginName::Username(u.as_str()),
         }
     }
 }

@@ -137,7 +137,7 @@ impl AuthService {
         let (user, rev) = self
             .db(move |s| {
                 s.write(|tx| {
-                    let before = find_account(tx, &who)?;
+                    let before = find_account(&**tx, &who)?;
                     authority.may_change(&before.roles)?;
                     let mut u = before.clone();
                     u.roles = roles;
@@ -211,7 +211,7 @@ impl AuthService {
         let (user, revs) = self
             .db(move |s| {
                 s.write(|tx| {
-                    let u = find_account(tx, &who)?;
+                    let u = find_account(&**tx, &who)?;
                     authority.may_change(&u.roles)?;
                     tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
                     guard_last_admin(tx, &u, None)?;

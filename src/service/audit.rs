@@ -15,7 +15,6 @@ use super::AuthService;
 use crate::{
     error::{Error, Result},
     model::{AuditEvent, now_millis},
-    store::Store,
 };
 
 /// Who is acting and from where, for the current request or admin command.
@@ -76,7 +75,7 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    pub fn start(store: Store) -> Self {
+    pub(super) fn start(store: super::Db) -> Self {
         let (tx, mut rx) = mpsc::channel::<AuditEvent>(10_000);
         tokio::spawn(async move {
             let mut batch = Vec::new();

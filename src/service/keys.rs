@@ -3,13 +3,13 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::AuthService;
+use super::{AuthService, Tx};
 use crate::{
     config::SigningAlgorithm,
     error::{Error, Result},
     model::{KeyState, SigningKeyRecord, UnixTime, now},
     security::jws::{self, KeyError, SigningKey, VerifyingKey},
-    store::{StoreError, WriteTx},
+    store::StoreError,
 };
 
 /// The keys in memory: what signs, and what verifies.
@@ -61,7 +61,7 @@ pub struct KeyInfo {
 }
 
 /// Makes sure one key is active, creating the first one on a new database.
-pub(super) fn ensure_active_key(tx: &mut WriteTx, alg: SigningAlgorithm) -> Result<Vec<SigningKeyRecord>, StoreError> {
+pub(super) fn ensure_active_key(tx: &mut Tx<'_>, alg: SigningAlgorithm) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let mut records = tx.signing_keys()?;
     if !records.iter().any(|r| r.retire_at.is_none()) {
         let rec = jws::generate_key(alg, now()).map_err(|e| StoreError::Codec(e.to_string()))?;

@@ -4,6 +4,7 @@ mod accounts;
 pub mod audit;
 mod authority;
 mod clients;
+mod db;
 mod keys;
 mod roles;
 mod sessions;
@@ -18,6 +19,7 @@ use std::{
 pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
 pub use authority::Principal;
 pub use clients::ClientInfo as ServiceClientInfo;
+use db::{Db, Tx};
 pub use keys::{KeyInfo, KeyRing};
 pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
@@ -38,13 +40,13 @@ use crate::{
         pow::{Challenge, ChallengeIssuer},
         throttle::Throttle,
     },
-    store::{Store, StoreError, UserLookup, WriteTx},
+    store::{Store, StoreError, UserReads},
 };
 
 /// Everything the rules need, opened once per process.
 pub struct AuthService {
     cfg: Arc<Config>,
-    store: Store,
+    store: Db,
     hasher: PasswordHasher,
     policy: PasswordPolicy,
     keys: RwLock<Arc<KeyRing>>,
@@ -72,7 +74,7 @@ impl AuthService {
             .map(|w| crate::model::WebhookEndpoint { url: w.url.clone(), events: w.events.clone() })
             .collect();
         let (store, ring, roles, revs) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store = Store::open_with(&path, webhooks)?;
+            let store = Db::new(Store::open(&path)?, webhooks);
             let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
                 let mut roles = tx.roles()?;
                 for (name, perms) in BUILTIN_ROLES {
@@ -135,7 +137,7 @@ impl AuthService {
     }
 
     /// Runs blocking store work off the async runtime.
-    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Db) -> Result<T> + Send + 'static) -> Result<T> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
@@ -289,7 +291,7 @@ pub(crate) fn security_event(kind: &str, ip: Option<std::net::IpAddr>) {
 
 /// Deletes sessions and records their revocation in the same transaction.
 fn revoke_sessions(
-    tx: &mut WriteTx,
+    tx: &mut Tx<'_>,
     sids: &[Uuid],
     make: impl Fn(Uuid) -> Revocation,
 ) -> Result<Vec<Revocation>, StoreError> {
@@ -307,7 +309,7 @@ fn revoke_sessions(
 /// it: its generation goes up and every token minted from an older one is refused, however late
 /// it was signed (a refresh racing a demotion read the old roles, so it carries the old
 /// generation). The caller writes the principal's record.
-fn bump_authz(tx: &mut WriteTx, id: Uuid, generation: &mut u64, cut: &Revocation) -> Result<Revocation, StoreError> {
+fn bump_authz(tx: &mut Tx<'_>, id: Uuid, generation: &mut u64, cut: &Revocation) -> Result<Revocation, StoreError> {
     *generation += 1;
     let r = Revocation { id, min_gen: *generation, ..cut.clone() };
     tx.put_revocation(&r)?;
@@ -315,11 +317,11 @@ fn bump_authz(tx: &mut WriteTx, id: Uuid, generation: &mut u64, cut: &Revocation
 }
 
 /// Finds an account by id, email, phone or username.
-fn find_account(tx: &impl UserLookup, who: &str) -> Result<User> {
+fn find_account(tx: &(impl UserReads + ?Sized), who: &str) -> Result<User> {
     let found = match Uuid::parse_str(who.trim()) {
-        Ok(id) => tx.find_user(id)?,
+        Ok(id) => tx.user(id)?,
         Err(_) => match Login::parse(who) {
-            Ok(login) => tx.find_user_by_index(&login.index_key())?,
+            Ok(login) => tx.user_by_login(login.name())?,
             Err(_) => None,
         },
     };

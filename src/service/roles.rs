@@ -4,11 +4,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, Principal, bump_authz};
+use super::{AuthContext, AuthService, Principal, Tx, bump_authz};
 use crate::{
     error::{Error, FieldError, Result},
     model::{Role, User, UserStatus, now},
-    store::WriteTx,
 };
 
 pub const ADMIN: &str = "admin";
@@ -52,7 +51,7 @@ fn is_active_admin(u: &User) -> bool {
 }
 
 /// Refuses a change that would leave no active admin. `after` is `None` for a deletion.
-pub(super) fn guard_last_admin(tx: &WriteTx, before: &User, after: Option<&User>) -> Result<()> {
+pub(super) fn guard_last_admin(tx: &Tx<'_>, before: &User, after: Option<&User>) -> Result<()> {
     if !is_active_admin(before) || after.is_some_and(is_active_admin) {
         return Ok(());
     }

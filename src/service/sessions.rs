@@ -67,9 +67,9 @@ impl AuthService {
         solution: Option<ChallengeSolution>,
     ) -> Result<TokenPair> {
         let parsed = Login::parse(login).ok();
-        let index_key = parsed.as_ref().map(Login::index_key);
-        let user = match index_key.clone() {
-            Some(key) => self.db(move |s| s.read(|tx| tx.user_by_index(&key).map_err(Error::from))).await?,
+        let index_key = parsed.as_ref().map(|l| l.name().key());
+        let user = match parsed {
+            Some(l) => self.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?,
             None => None,
         };
         // Every spelling of an account shares one budget; a name without an account gets its
@@ -485,7 +485,7 @@ fn account_key(id: Uuid) -> String {
 /// The permissions a token gets, read in the same transaction as the user it is minted for, so
 /// that they match its authorization generation.
 fn permissions_in(
-    tx: &crate::store::WriteTx,
+    tx: &super::Tx<'_>,
     include: bool,
     roles: &[String],
 ) -> Result<Option<Vec<String>>, crate::store::StoreError> {

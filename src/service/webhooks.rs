@@ -10,7 +10,7 @@ use super::AuthService;
 use crate::{
     config::webhook_key,
     error::{Error, Result},
-    model::{DeliveryState, StoredWebhook, WebhookEndpoint, now, now_millis},
+    model::{AuditEvent, DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint, now, now_millis},
     security::{random::random_bytes, targets},
 };
 
@@ -43,6 +43,47 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &str) -> String {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
     let tag = hmac::sign(&k, format!("{id}.{timestamp}.{body}").as_bytes());
     format!("v1,{}", B64.encode(tag.as_ref()))
+}
+
+/// The deliveries an audit event sets off: one per endpoint (from the config file or added at run
+/// time) that wants it. Webhook troubles are not themselves sent as webhooks.
+pub(super) fn deliveries_for(
+    e: &AuditEvent,
+    configured: &[WebhookEndpoint],
+    stored: &[StoredWebhook],
+) -> Vec<WebhookDelivery> {
+    if e.event.starts_with("webhook.") {
+        return Vec::new();
+    }
+    let from_config = configured.iter().map(|w| (None, w));
+    let added = stored.iter().map(|s| (Some(s.id), &s.endpoint));
+    let wanted: Vec<(Option<uuid::Uuid>, &WebhookEndpoint)> =
+        from_config.chain(added).filter(|(_, w)| w.wants(&e.event)).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms);
+    let payload = serde_json::json!({
+        "type": e.event,
+        "timestamp": humantime::format_rfc3339_millis(time).to_string(),
+        "data": e,
+    })
+    .to_string();
+    wanted
+        .into_iter()
+        .map(|(endpoint_id, w)| WebhookDelivery {
+            id: uuid::Uuid::now_v7(),
+            url: w.url.clone(),
+            endpoint_id,
+            event: e.event.clone(),
+            payload: payload.clone(),
+            created_ms: e.time_ms,
+            next_attempt_ms: e.time_ms,
+            attempts: 0,
+            state: DeliveryState::Pending,
+            last_error: None,
+        })
+        .collect()
 }
 
 fn backoff(attempts: u32) -> Duration {

@@ -1,0 +1,209 @@
+//! What services may ask of storage, one trait per aggregate. A backend implements them for its
+//! read and its write transaction; [`ReadTx`] and [`WriteTx`] are the sums services hold.
+
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::model::{
+    AuditEvent, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord, StoredWebhook, UnixTime,
+    User, WebhookDelivery,
+};
+
+pub type R<T> = Result<T, StoreError>;
+
+/// A login name as the store indexes it: each is unique across all users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginName<'a> {
+    Email(&'a str),
+    Phone(&'a str),
+    Username(&'a str),
+}
+
+impl LoginName<'_> {
+    /// The one index-key scheme: `e:<email>`, `p:<e164>`, `u:<username>`.
+    pub fn key(&self) -> String {
+        match self {
+            LoginName::Email(v) => format!("e:{v}"),
+            LoginName::Phone(v) => format!("p:{v}"),
+            LoginName::Username(v) => format!("u:{v}"),
+        }
+    }
+
+    /// The field a duplicate is reported on.
+    pub fn field(&self) -> &'static str {
+        match self {
+            LoginName::Email(_) => "email",
+            LoginName::Phone(_) => "phone",
+            LoginName::Username(_) => "username",
+        }
+    }
+}
+
+/// Every login name a user holds.
+pub fn login_names(u: &User) -> Vec<LoginName<'_>> {
+    let mut names = Vec::new();
+    if let Some(e) = &u.email {
+        names.push(LoginName::Email(e));
+    }
+    if let Some(p) = &u.phone {
+        names.push(LoginName::Phone(p));
+    }
+    if let Some(n) = &u.username {
+        names.push(LoginName::Username(n));
+    }
+    names
+}
+
+pub trait UserReads {
+    fn user(&self, id: Uuid) -> R<Option<User>>;
+    fn user_by_login(&self, name: LoginName<'_>) -> R<Option<User>>;
+    /// All users, oldest first (ids are UUIDv7).
+    fn users(&self) -> R<Vec<User>>;
+}
+
+pub trait UserWrites {
+    /// Adds a user; `Duplicate` when any of its login names is taken.
+    fn insert_user(&mut self, user: &User) -> R<()>;
+    /// Replaces a user, moving its login names; `Duplicate` when a new one is taken.
+    fn update_user(&mut self, user: &User) -> R<()>;
+    /// Removes a user, its login names and its sessions; returns the removed session ids.
+    fn delete_user(&mut self, id: Uuid) -> R<Vec<Uuid>>;
+}
+
+pub trait SessionReads {
+    fn session(&self, id: Uuid) -> R<Option<Session>>;
+    fn session_ids_of(&self, user: Uuid) -> R<Vec<Uuid>>;
+    fn sessions_of(&self, user: Uuid) -> R<Vec<Session>>;
+    /// In a write transaction, the record stays locked until it ends, so two rotations of one
+    /// refresh token serialize on every backend.
+    fn refresh(&self, hash: &[u8]) -> R<Option<RefreshRecord>>;
+}
+
+pub trait SessionWrites {
+    fn put_session(&mut self, s: &Session) -> R<()>;
+    /// Removes a session. Its refresh-token hashes stay until they expire: a lookup that finds
+    /// no session treats them as unknown.
+    fn delete_session(&mut self, id: Uuid) -> R<Option<Session>>;
+    fn put_refresh(&mut self, hash: &[u8], rec: &RefreshRecord) -> R<()>;
+    /// Drops expired refresh hashes, revocations and sessions; returns how many records went.
+    fn prune(&mut self, now: UnixTime) -> R<usize>;
+}
+
+pub trait RevocationReads {
+    fn revocations(&self) -> R<Vec<Revocation>>;
+}
+
+pub trait RevocationWrites {
+    fn put_revocation(&mut self, r: &Revocation) -> R<()>;
+}
+
+pub trait KeyReads {
+    fn signing_keys(&self) -> R<Vec<SigningKeyRecord>>;
+}
+
+pub trait KeyWrites {
+    fn put_signing_key(&mut self, k: &SigningKeyRecord) -> R<()>;
+}
+
+pub trait RoleReads {
+    fn roles(&self) -> R<Vec<Role>>;
+}
+
+pub trait RoleWrites {
+    fn put_role(&mut self, r: &Role) -> R<()>;
+    fn delete_role(&mut self, name: &str) -> R<()>;
+}
+
+pub trait ClientReads {
+    fn client(&self, id: Uuid) -> R<Option<ServiceClient>>;
+    fn clients(&self) -> R<Vec<ServiceClient>>;
+}
+
+pub trait ClientWrites {
+    fn put_client(&mut self, c: &ServiceClient) -> R<()>;
+    fn delete_client(&mut self, id: Uuid) -> R<bool>;
+}
+
+pub trait AuditReads {
+    /// Events newest first, strictly older than `before` when given, that pass `keep`, at most
+    /// `limit`.
+    fn audit_events(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+        keep: &dyn Fn(&AuditEvent) -> bool,
+    ) -> R<Vec<AuditEvent>>;
+}
+
+pub trait AuditWrites {
+    /// Stores the event only; what else it sets off is the service's business.
+    fn insert_audit(&mut self, e: &AuditEvent) -> R<()>;
+    /// Drops events older than `before_ms`; returns how many.
+    fn prune_audit(&mut self, before_ms: u64) -> R<usize>;
+}
+
+pub trait WebhookReads {
+    fn stored_webhooks(&self) -> R<Vec<StoredWebhook>>;
+    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
+    fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<WebhookDelivery>>;
+    fn deliveries(&self) -> R<Vec<WebhookDelivery>>;
+}
+
+pub trait WebhookWrites {
+    fn put_webhook(&mut self, w: &StoredWebhook) -> R<()>;
+    fn delete_webhook(&mut self, id: Uuid) -> R<bool>;
+    /// Adds or updates a delivery in the outbox.
+    fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()>;
+    /// Drops finished deliveries created before `before_ms`.
+    fn prune_deliveries(&mut self, before_ms: u64) -> R<usize>;
+}
+
+/// Everything a read transaction offers.
+pub trait ReadTx:
+    UserReads + SessionReads + RevocationReads + KeyReads + RoleReads + ClientReads + AuditReads + WebhookReads
+{
+}
+
+impl<T> ReadTx for T where
+    T: UserReads + SessionReads + RevocationReads + KeyReads + RoleReads + ClientReads + AuditReads + WebhookReads
+{
+}
+
+/// Everything a write transaction offers: all reads, and every change, committed together.
+pub trait WriteTx:
+    ReadTx
+    + UserWrites
+    + SessionWrites
+    + RevocationWrites
+    + KeyWrites
+    + RoleWrites
+    + ClientWrites
+    + AuditWrites
+    + WebhookWrites
+{
+}
+
+impl<T> WriteTx for T where
+    T: ReadTx
+        + UserWrites
+        + SessionWrites
+        + RevocationWrites
+        + KeyWrites
+        + RoleWrites
+        + ClientWrites
+        + AuditWrites
+        + WebhookWrites
+{
+}
+
+/// A write transaction a backend has begun.
+pub trait Transaction: WriteTx {
+    fn commit(self: Box<Self>) -> R<()>;
+    fn abort(self: Box<Self>);
+}
+
+/// A storage engine.
+pub trait Backend: Send + Sync {
+    fn begin_read(&self) -> R<Box<dyn ReadTx + '_>>;
+    fn begin_write(&self) -> R<Box<dyn Transaction + '_>>;
+}

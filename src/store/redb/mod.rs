@@ -1,0 +1,147 @@
+//! The embedded backend: one redb file. The only code that knows redb.
+
+mod audit;
+mod clients;
+mod codec;
+mod keys;
+mod revocations;
+mod roles;
+mod sessions;
+mod tables;
+mod users;
+mod webhooks;
+
+use std::path::Path;
+
+use redb::{Database, ReadTransaction, ReadableDatabase as _, ReadableTable, WriteTransaction};
+
+use super::{
+    StoreError, data_dir,
+    ports::{Backend, R, ReadTx, Transaction},
+};
+use codec::decode;
+use tables::*;
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Backend(format!("redb: {e}")) }
+        }
+    )*};
+}
+from_redb!(redb::Error, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => StoreError::Locked,
+            other => StoreError::Backend(format!("redb: {other}")),
+        }
+    }
+}
+
+pub struct RedbBackend {
+    db: Database,
+}
+
+impl RedbBackend {
+    /// Opens (or creates) the database file; it and its directory are private to this user.
+    pub fn open(path: &Path) -> R<Self> {
+        data_dir::prepare(path)?;
+        let db = Database::builder().create(path)?;
+        let backend = Self { db };
+        backend.prepare()?;
+        Ok(backend)
+    }
+
+    /// Creates every table (reading a never-created one fails) and checks the schema version.
+    fn prepare(&self) -> R<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let version = meta.get("schema_version")?.map(|g| g.value());
+            match version {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew(v)),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            tx.open_table(USERS)?;
+            tx.open_table(USER_INDEX)?;
+            tx.open_table(SESSIONS)?;
+            tx.open_multimap_table(USER_SESSIONS)?;
+            tx.open_table(REFRESH_TOKENS)?;
+            tx.open_table(REVOCATIONS)?;
+            tx.open_table(SIGNING_KEYS)?;
+            tx.open_table(ROLES)?;
+            tx.open_table(AUDIT)?;
+            tx.open_table(WEBHOOK_OUTBOX)?;
+            tx.open_table(WEBHOOK_PENDING)?;
+            tx.open_table(CLIENTS)?;
+            tx.open_table(WEBHOOKS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Backend for RedbBackend {
+    fn begin_read(&self) -> R<Box<dyn ReadTx + '_>> {
+        Ok(Box::new(Read { tx: self.db.begin_read()? }))
+    }
+
+    fn begin_write(&self) -> R<Box<dyn Transaction + '_>> {
+        Ok(Box::new(Write { tx: self.db.begin_write()? }))
+    }
+}
+
+pub(super) struct Read {
+    tx: ReadTransaction,
+}
+
+pub(super) struct Write {
+    tx: WriteTransaction,
+}
+
+impl Transaction for Write {
+    fn commit(self: Box<Self>) -> R<()> {
+        Ok(self.tx.commit()?)
+    }
+
+    fn abort(self: Box<Self>) {
+        // Dropping an uncommitted transaction rolls it back; an abort error changes nothing.
+        let _ = self.tx.abort();
+    }
+}
+
+/// Implements a read trait for both kinds of transaction (redb's are different types with the
+/// same table-reading API).
+macro_rules! for_both {
+    (impl $trait:path { $($body:tt)* }) => {
+        impl $trait for super::Read { $($body)* }
+        impl $trait for super::Write { $($body)* }
+    };
+}
+use for_both;
+
+fn get<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: K::SelfType<'_>,
+) -> R<Option<T>> {
+    match table.get(key)? {
+        Some(g) => Ok(Some(decode(g.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn all<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+) -> R<Vec<T>> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (_, v) = row?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
