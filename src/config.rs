@@ -326,7 +326,27 @@ impl Default for ChallengeConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// redb: the database file.
     pub path: PathBuf,
+    /// postgres: `postgres://user:password@host:port/database`.
+    pub url: Option<Secret>,
+    /// postgres: connections per node.
+    pub pool_size: usize,
+    /// postgres: a statement running longer is cancelled.
+    pub statement_timeout: HumanDuration,
+    /// postgres: how long to wait for a connection.
+    pub connect_timeout: HumanDuration,
+}
+
+/// Where durable state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// One embedded file, nothing else to run (the default).
+    Redb,
+    /// A PostgreSQL database several nodes share.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -435,7 +455,14 @@ impl Default for ServerConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("./data/authd.redb") }
+        Self {
+            backend: StorageBackend::Redb,
+            path: PathBuf::from("./data/authd.redb"),
+            url: None,
+            pool_size: 16,
+            statement_timeout: HumanDuration::secs(5),
+            connect_timeout: HumanDuration::secs(5),
+        }
     }
 }
 
@@ -659,11 +686,35 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return fail("storage.path", "must not be empty");
         }
+        if self.storage.backend == StorageBackend::Postgres {
+            match self.storage.url.as_ref().map(|u| u.0.as_str()) {
+                None | Some("") => return fail("storage.url", "is required when storage.backend is postgres"),
+                Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
+                    return fail("storage.url", "must be a postgres:// URL");
+                }
+                Some(_) => {}
+            }
+        }
         self.check_path_collisions()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }
         Ok(())
+    }
+
+    /// The database, for messages: the redb file, or the PostgreSQL host and database (never the
+    /// password).
+    pub fn storage_description(&self) -> String {
+        match self.storage.backend {
+            StorageBackend::Redb => self.storage.path.display().to_string(),
+            StorageBackend::Postgres => {
+                let url = self.storage.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
+                match url::Url::parse(url) {
+                    Ok(u) => format!("postgres://{}{}", u.host_str().unwrap_or_default(), u.path()),
+                    Err(_) => "postgres".to_owned(),
+                }
+            }
+        }
     }
 
     /// The admin socket: `admin.socket`, or beside the database file.
@@ -678,7 +729,9 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 13] = [
+        let durations: [(&str, HumanDuration, u64, u64); 15] = [
+            ("storage.statement_timeout", self.storage.statement_timeout, S, 10 * M),
+            ("storage.connect_timeout", self.storage.connect_timeout, S, 10 * M),
             ("server.shutdown_grace", self.server.shutdown_grace, 0, 10 * M),
             ("server.request_timeout", self.server.request_timeout, S, 10 * M),
             ("server.header_timeout", self.server.header_timeout, S, 10 * M),
@@ -702,7 +755,8 @@ impl Config {
         let p = &self.passwords;
         let r = &self.rate_limit;
         let b = &self.brute_force;
-        let sizes: [(&str, u64, u64, u64); 11] = [
+        let sizes: [(&str, u64, u64, u64); 12] = [
+            ("storage.pool_size", self.storage.pool_size as u64, 1, 1000),
             ("server.max_body_bytes", self.server.max_body_bytes as u64, 1024, 16 << 20),
             ("server.max_connections", self.server.max_connections as u64, 1, 1_000_000),
             ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64, 1, 1_000_000),

@@ -131,6 +131,9 @@ pub enum Error {
     ChallengeFailed(crate::security::pow::ChallengeError),
     #[error("storage failure: {0}")]
     Storage(StoreError),
+    /// The database cannot be reached; the message is for logs only.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -170,6 +173,7 @@ impl Error {
             Error::ChallengeRequired => "challenge_required",
             Error::ChallengeFailed(_) => "challenge_failed",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
+            Error::StorageUnavailable(_) => "storage_unavailable",
         }
     }
 
@@ -182,6 +186,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Duplicate(field) => Error::Conflict(field),
+            StoreError::Unavailable(why) => Error::StorageUnavailable(why),
             other => Error::Storage(other),
         }
     }

@@ -115,7 +115,8 @@ pub enum ApiError {
     /// Our fault (`internal_error`); the body holds no internals.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-    /// Overloaded; retry shortly (`overloaded`).
+    /// Overloaded, or the database is unreachable; retry shortly (`overloaded`,
+    /// `storage_unavailable`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
 }
@@ -177,6 +178,17 @@ impl From<Error> for ApiError {
             Error::PayloadTooLarge(_) => ApiError::PayloadTooLarge(p(StatusCode::PAYLOAD_TOO_LARGE)),
             Error::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(p(StatusCode::UNSUPPORTED_MEDIA_TYPE)),
             Error::Busy => ApiError::Unavailable(p(StatusCode::SERVICE_UNAVAILABLE), "1".into()),
+            Error::StorageUnavailable(_) => {
+                tracing::error!(error = %e, "request failed");
+                ApiError::Unavailable(
+                    Json(Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        code,
+                        "the database is unavailable; retry shortly",
+                    )),
+                    "5".into(),
+                )
+            }
             Error::Storage(_) | Error::Internal(_) => {
                 tracing::error!(error = %e, "request failed");
                 ApiError::Internal(Json(Problem::new(

@@ -14,7 +14,10 @@ pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         ConfigCmd::Check => {
             // Loading already validated the keys; the files must be private too.
-            if let Err(why) = crate::store::data_dir::check(&cfg.storage.path) {
+            let embedded = cfg.storage.backend == crate::config::StorageBackend::Redb;
+            if let Err(why) = crate::store::data_dir::check(&cfg.storage.path).map_err(|e| e.to_string())
+                && embedded
+            {
                 eprintln!("error: {why}");
                 return Ok(ExitCode::FAILURE);
             }

@@ -10,7 +10,7 @@ use tokio::net::UnixListener;
 
 use crate::{
     admin,
-    config::Config,
+    config::{Config, StorageBackend},
     service::{AuthService, StartError},
     store::StoreError,
 };
@@ -20,7 +20,8 @@ pub struct Application {
     svc: Arc<AuthService>,
     acceptor: BoxAcceptor,
     local_addr: SocketAddr,
-    admin: UnixListener,
+    /// None with a shared database: the CLI goes to the database itself.
+    admin: Option<UnixListener>,
     socket_path: PathBuf,
 }
 
@@ -28,17 +29,24 @@ impl Application {
     /// Opens the database and binds the HTTP port and the admin socket.
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
         let socket_path = cfg.admin_socket_path();
-        let db_path = cfg.storage.path.clone();
+        let db = cfg.storage_description();
+        let embedded = cfg.storage.backend == StorageBackend::Redb;
         let bind = cfg.server.bind;
         let svc = AuthService::open(cfg).await.map_err(|e| match e {
             StartError::Store(StoreError::Locked) => {
-                anyhow::anyhow!("the database {} is already in use by another authd process", db_path.display())
+                anyhow::anyhow!("the database {db} is already in use by another authd process")
             }
-            other => anyhow::anyhow!("cannot open {}: {other}", db_path.display()),
+            other => anyhow::anyhow!("cannot open {db}: {other}"),
         })?;
         // We hold the database lock, so a socket left behind is stale.
-        let admin = admin::bind(&socket_path, &svc.config().admin.allowed_uids)
-            .with_context(|| format!("cannot create admin socket {} (admin.socket)", socket_path.display()))?;
+        let admin = if embedded {
+            Some(
+                admin::bind(&socket_path, &svc.config().admin.allowed_uids)
+                    .with_context(|| format!("cannot create admin socket {} (admin.socket)", socket_path.display()))?,
+            )
+        } else {
+            None
+        };
         let tls = svc.config().server.tls.clone();
         let listener = TcpListener::bind(bind);
         let acceptor = match (&tls.cert, &tls.key) {
@@ -82,13 +90,21 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { svc, acceptor, local_addr, admin, socket_path } = self;
         let grace = svc.config().server.shutdown_grace.0;
-        let admin_task = tokio::spawn(admin::serve(admin, Arc::clone(&svc)));
+        let owns_socket = admin.is_some();
+        let admin_task = tokio::spawn({
+            let svc = Arc::clone(&svc);
+            async move {
+                if let Some(admin) = admin {
+                    admin::serve(admin, svc).await;
+                }
+            }
+        });
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
         let webhooks = tokio::spawn(webhook_worker(Arc::clone(&svc)));
         if svc.config().tokens.insecure_dev_cookies {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }
-        tracing::info!(addr = %local_addr, admin_socket = %socket_path.display(), "authd listening");
+        tracing::info!(addr = %local_addr, storage = %svc.config().storage_description(), "authd listening");
         let server = &svc.config().server;
         let policy = connections::ConnectionPolicy {
             header_timeout: server.header_timeout.0,
@@ -104,7 +120,9 @@ impl Application {
         let _ = webhooks.await;
         let _ = admin_task.await;
         let _ = housekeeping.await;
-        let _ = std::fs::remove_file(&socket_path);
+        if owns_socket {
+            let _ = std::fs::remove_file(&socket_path);
+        }
         // Wait for connection tasks to let go of the service, so the database file is closed
         // (and its lock released) when we return.
         let deadline = tokio::time::Instant::now() + grace;

@@ -66,7 +66,7 @@ impl AuthService {
     /// roles and live revocations into memory.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
         let cfg = Arc::new(cfg);
-        let path = cfg.storage.path.clone();
+        let storage = cfg.storage.clone();
         let alg = cfg.tokens.algorithm;
         let webhooks: Vec<crate::model::WebhookEndpoint> = cfg
             .webhooks
@@ -74,7 +74,7 @@ impl AuthService {
             .map(|w| crate::model::WebhookEndpoint { url: w.url.clone(), events: w.events.clone() })
             .collect();
         let (store, ring, roles, revs) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store = Db::new(Store::open(&path)?, webhooks);
+            let store = Db::new(Store::open(&storage)?, webhooks);
             let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
                 let mut roles = tx.roles()?;
                 for (name, perms) in BUILTIN_ROLES {

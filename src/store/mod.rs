@@ -4,9 +4,12 @@
 
 pub mod data_dir;
 mod ports;
+mod postgres;
 mod redb;
 
 use std::{path::Path, sync::Arc};
+
+use crate::config::{StorageBackend, StorageConfig};
 
 pub use ports::{
     AuditReads, AuditWrites, Backend, ClientReads, ClientWrites, KeyReads, KeyWrites, LoginName, R, ReadTx,
@@ -31,6 +34,9 @@ pub enum StoreError {
     /// The engine failed; the message is for logs, never for clients.
     #[error("{0}")]
     Backend(String),
+    /// The engine cannot be reached (a database server down); retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The database, whichever engine holds it. Cheap to clone.
@@ -40,9 +46,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the embedded database file; it and its directory are private to this
-    /// user.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens the configured backend. redb: creates the file (private to this user);
+    /// postgres: connects and migrates the schema. Call on a blocking thread.
+    pub fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let backend: Arc<dyn Backend> = match cfg.backend {
+            StorageBackend::Redb => Arc::new(redb::RedbBackend::open(&cfg.path)?),
+            StorageBackend::Postgres => Arc::new(postgres::PgBackend::open(&postgres::PgOptions {
+                url: cfg.url.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
+                pool_size: cfg.pool_size,
+                statement_timeout: cfg.statement_timeout.0,
+                connect_timeout: cfg.connect_timeout.0,
+            })?),
+        };
+        Ok(Self { backend })
+    }
+
+    /// Opens a redb file directly.
+    pub fn open_redb(path: &Path) -> Result<Self, StoreError> {
         Ok(Self { backend: Arc::new(redb::RedbBackend::open(path)?) })
     }
 

@@ -1,7 +1,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use authd::{
-    config::{Argon2Config, Config, HumanDuration},
+    config::{Argon2Config, Config, HumanDuration, Secret, StorageBackend},
     server::Application,
     service::AuthService,
 };
@@ -47,9 +47,47 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A fresh, empty PostgreSQL database for one test: its URL. Without `TEST_AUTHD_POSTGRES_URL`
+/// (see `.ci/services`), `None` and a note, unless `TEST_AUTHD_REQUIRE_SERVICES` says CI wants them.
+pub async fn postgres_db() -> Option<String> {
+    let Ok(admin) = std::env::var("TEST_AUTHD_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
+            "TEST_AUTHD_POSTGRES_URL is not set: eval \"$(.ci/services start)\""
+        );
+        eprintln!("PostgreSQL tests skipped: set TEST_AUTHD_POSTGRES_URL (eval \"$(.ci/services start)\")");
+        return None;
+    };
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("test postgres answers");
+    tokio::spawn(conn);
+    let name = format!("authd_{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+/// Points a configuration at a PostgreSQL database.
+pub fn use_postgres(cfg: &mut Config, url: &str) {
+    cfg.storage.backend = StorageBackend::Postgres;
+    cfg.storage.url = Some(Secret(url.to_owned()));
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
+    }
+
+    /// A server on a fresh PostgreSQL database; `None` when no test PostgreSQL is configured.
+    pub async fn spawn_on_postgres(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let url = postgres_db().await?;
+        Some(
+            Self::spawn_with(|cfg| {
+                use_postgres(cfg, &url);
+                tweak(cfg);
+            })
+            .await,
+        )
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
@@ -116,7 +154,10 @@ impl TestApp {
         // On a loaded machine, connection tasks of the stopped server can hold the database a
         // moment longer; wait until it can be opened again.
         for _ in 0..100 {
-            match authd::store::Store::open(&self.cfg.storage.path) {
+            if self.cfg.storage.backend != StorageBackend::Redb {
+                break;
+            }
+            match authd::store::Store::open_redb(&self.cfg.storage.path) {
                 Ok(_) => break,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }

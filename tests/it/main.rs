@@ -20,6 +20,7 @@ mod privileges;
 mod readme;
 mod sessions;
 mod slowloris;
+mod store;
 mod story;
 mod tls;
 mod tokens;

@@ -7,8 +7,23 @@ use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
 
 #[tokio::test]
 async fn register_login_me_refresh_logout_then_old_tokens_refused() {
-    let app = TestApp::spawn().await;
+    the_story(&TestApp::spawn().await).await;
+}
 
+#[tokio::test]
+async fn the_same_story_on_postgres_survives_a_restart() {
+    let Some(app) = TestApp::spawn_on_postgres(|_| {}).await else { return };
+    let (first, second) = the_story(&app).await;
+    // Revocations are durable there too: a restarted node loads them back.
+    let app = app.restart().await;
+    assert_problem(app.get_auth("/v1/me", &second.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    assert_problem(app.get_auth("/v1/me", &first.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+    let fresh = Tokens::from(&app.login("alice@example.com", PASSWORD).await);
+    assert_eq!(app.status_of_me(&fresh.access).await, StatusCode::OK);
+}
+
+/// register → login → me → refresh → logout → old tokens refused. Returns both token pairs.
+async fn the_story(app: &TestApp) -> (Tokens, Tokens) {
     let user = app.register("Alice@Example.com").await;
     assert_eq!(user["email"], "alice@example.com");
     assert_eq!(user["roles"], json!(["user"]));
@@ -37,6 +52,7 @@ async fn register_login_me_refresh_logout_then_old_tokens_refused() {
     assert_problem(app.get_auth("/v1/me", &second.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     assert_problem(app.get_auth("/v1/me", &first.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     assert_problem(app.refresh(&second.refresh).await, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    (first, second)
 }
 
 #[tokio::test]

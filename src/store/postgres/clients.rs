@@ -1,0 +1,35 @@
+//! Service clients.
+
+use uuid::Uuid;
+
+use super::{Lock, Write, for_both, to_doc};
+use crate::{
+    model::ServiceClient,
+    store::ports::{ClientReads, ClientWrites, R},
+};
+
+for_both! {
+    impl ClientReads {
+        fn client(&self, id: Uuid) -> R<Option<ServiceClient>> {
+            self.c.doc(&format!("SELECT data FROM clients WHERE id = $1{}", Self::LOCK), &[&id])
+        }
+
+        fn clients(&self) -> R<Vec<ServiceClient>> {
+            self.c.docs("SELECT data FROM clients ORDER BY id", &[])
+        }
+    }
+}
+
+impl ClientWrites for Write {
+    fn put_client(&mut self, c: &ServiceClient) -> R<()> {
+        self.c.execute(
+            "INSERT INTO clients (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+            &[&c.id, &to_doc(c)?],
+        )?;
+        Ok(())
+    }
+
+    fn delete_client(&mut self, id: Uuid) -> R<bool> {
+        Ok(self.c.execute("DELETE FROM clients WHERE id = $1", &[&id])? > 0)
+    }
+}

@@ -1,0 +1,255 @@
+//! The PostgreSQL backend, for several authd nodes sharing one database. The only code that
+//! knows PostgreSQL. Store work runs on blocking threads, which wait here on the async driver.
+//!
+//! Concurrency: a write transaction is READ COMMITTED, and every single-record read in it
+//! (`user`, `session`, `refresh`, `client`) takes the row with `FOR UPDATE`, so two nodes that
+//! rotate one refresh token, or change one user, take turns. Uniqueness of login names is the
+//! primary key of `user_logins`.
+
+mod audit;
+mod clients;
+mod keys;
+mod revocations;
+mod roles;
+mod sessions;
+mod users;
+mod webhooks;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::runtime::Handle;
+use tokio_postgres::{NoTls, Row, types::ToSql};
+
+use super::{
+    StoreError,
+    ports::{Backend, R, ReadTx, Transaction},
+};
+
+/// Versioned schema changes, applied in order at start; never destructive.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+
+/// Nodes starting at once take turns at migrating.
+const MIGRATION_LOCK: i64 = 0x6175_7468_6400;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub url: String,
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.code().is_none() {
+        StoreError::Unavailable(format!("postgres: {e}"))
+    } else {
+        StoreError::Backend(format!("postgres: {e}"))
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("postgres pool: {e}"))
+}
+
+pub struct PgBackend {
+    pool: Pool,
+    handle: Handle,
+}
+
+impl PgBackend {
+    /// Connects and brings the schema up to date. Call on a blocking thread inside the runtime.
+    pub fn open(opts: &PgOptions) -> R<Self> {
+        let mut cfg: tokio_postgres::Config =
+            opts.url.parse().map_err(|e| StoreError::Backend(format!("storage.url: {e}")))?;
+        cfg.connect_timeout(opts.connect_timeout);
+        cfg.options(format!("-c statement_timeout={}", opts.statement_timeout.as_millis()));
+        cfg.application_name("authd");
+        let manager = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(opts.connect_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))?;
+        let handle = Handle::try_current()
+            .map_err(|_| StoreError::Backend("the postgres backend needs a tokio runtime".into()))?;
+        let backend = Self { pool, handle };
+        backend.migrate()?;
+        Ok(backend)
+    }
+
+    fn connect(&self) -> R<Conn> {
+        let client = self.handle.block_on(self.pool.get()).map_err(pool_error)?;
+        Ok(Conn { client, handle: self.handle.clone() })
+    }
+
+    fn migrate(&self) -> R<()> {
+        let c = self.connect()?;
+        c.batch("BEGIN")?;
+        let done = (|| {
+            c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            c.batch(
+                "CREATE TABLE IF NOT EXISTS authd_migrations (version integer PRIMARY KEY, \
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+            )?;
+            let applied: i32 = c.one("SELECT coalesce(max(version), 0) FROM authd_migrations", &[])?.get(0);
+            let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+            if applied > latest {
+                return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
+            }
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+                c.batch(sql)?;
+                c.execute("INSERT INTO authd_migrations (version) VALUES ($1)", &[version])?;
+                tracing::info!(version, "applied database migration");
+            }
+            Ok(())
+        })();
+        match done {
+            Ok(()) => c.batch("COMMIT"),
+            Err(e) => {
+                let _ = c.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Backend for PgBackend {
+    fn begin_read(&self) -> R<Box<dyn ReadTx + '_>> {
+        let c = self.connect()?;
+        // One snapshot for everything the closure reads.
+        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        Ok(Box::new(Read { c, open: true }))
+    }
+
+    fn begin_write(&self) -> R<Box<dyn Transaction + '_>> {
+        let c = self.connect()?;
+        c.batch("BEGIN")?;
+        Ok(Box::new(Write { c, open: true }))
+    }
+}
+
+/// A pooled connection, used from a blocking thread.
+struct Conn {
+    client: Object,
+    handle: Handle,
+}
+
+impl Conn {
+    fn batch(&self, sql: &str) -> R<()> {
+        self.handle.block_on(self.client.batch_execute(sql)).map_err(pg_error)
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<u64> {
+        self.handle
+            .block_on(async {
+                let stmt = self.client.prepare_cached(sql).await?;
+                self.client.execute(&stmt, params).await
+            })
+            .map_err(pg_error)
+    }
+
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<Vec<Row>> {
+        self.handle
+            .block_on(async {
+                let stmt = self.client.prepare_cached(sql).await?;
+                self.client.query(&stmt, params).await
+            })
+            .map_err(pg_error)
+    }
+
+    fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<Row> {
+        self.rows(sql, params)?.into_iter().next().ok_or_else(|| StoreError::Backend(format!("no row: {sql}")))
+    }
+
+    /// The `data` documents of a query, decoded.
+    fn docs<T: DeserializeOwned>(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<Vec<T>> {
+        self.rows(sql, params)?.iter().map(|r| from_doc(r.get(0))).collect()
+    }
+
+    fn doc<T: DeserializeOwned>(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<Option<T>> {
+        Ok(self.docs(sql, params)?.into_iter().next())
+    }
+}
+
+pub(super) struct Read {
+    c: Conn,
+    open: bool,
+}
+
+pub(super) struct Write {
+    c: Conn,
+    open: bool,
+}
+
+/// What a single-record read adds in each kind of transaction.
+trait Lock {
+    const LOCK: &'static str;
+}
+
+impl Lock for Read {
+    const LOCK: &'static str = "";
+}
+
+impl Lock for Write {
+    const LOCK: &'static str = " FOR UPDATE";
+}
+
+impl Transaction for Write {
+    fn commit(mut self: Box<Self>) -> R<()> {
+        self.open = false;
+        self.c.batch("COMMIT")
+    }
+
+    fn abort(mut self: Box<Self>) {
+        self.open = false;
+        let _ = self.c.batch("ROLLBACK");
+    }
+}
+
+/// A connection goes back to the pool only outside a transaction.
+impl Drop for Write {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.c.batch("ROLLBACK");
+        }
+    }
+}
+
+impl Drop for Read {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.c.batch("ROLLBACK");
+        }
+    }
+}
+
+/// Implements a read trait for both kinds of transaction; `Self::LOCK` tells them apart.
+macro_rules! for_both {
+    (impl $trait:path { $($body:tt)* }) => {
+        impl $trait for super::Read { $($body)* }
+        impl $trait for super::Write { $($body)* }
+    };
+}
+use for_both;
+
+fn to_doc<T: Serialize>(value: &T) -> R<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+fn from_doc<T: DeserializeOwned>(value: serde_json::Value) -> R<T> {
+    serde_json::from_value(value).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+/// Times and counters are `u64` here and `bigint` there.
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn count(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}

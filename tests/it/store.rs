@@ -1,0 +1,189 @@
+//! The storage port behaves the same on every backend: the same script of operations runs on
+//! redb and on PostgreSQL, through `authd::store::Store` only.
+
+use authd::{
+    config::StorageConfig,
+    error::Error,
+    model::{AuditEvent, RefreshRecord, Revocation, Session, User, WebhookDelivery},
+    store::{LoginName, Store, StoreError},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{postgres_db, private_dir};
+
+fn user(email: &str, username: Option<&str>) -> User {
+    serde_json::from_value(json!({
+        "id": Uuid::now_v7(), "email": email, "username": username, "roles": ["user"], "created_at": 1
+    }))
+    .unwrap()
+}
+
+fn session(user: Uuid, expires_at: u64) -> Session {
+    serde_json::from_value(json!({
+        "id": Uuid::now_v7(), "user_id": user, "created_at": 1, "last_used_at": 1,
+        "expires_at": expires_at, "absolute_expires_at": expires_at, "generation": 0
+    }))
+    .unwrap()
+}
+
+fn event(n: u64, subject: Uuid) -> AuditEvent {
+    serde_json::from_value(json!({
+        "id": Uuid::now_v7(), "time_ms": 1_000 + n, "event": "user.logged_in", "outcome": "success",
+        "actor": "test", "subject": subject, "details": {"n": n}
+    }))
+    .unwrap()
+}
+
+/// Runs the script on a blocking thread, as services do.
+async fn script(cfg: StorageConfig) {
+    tokio::task::spawn_blocking(move || run_script(&Store::open(&cfg).expect("store opens")))
+        .await
+        .expect("the script ran to its end");
+}
+
+fn run_script(store: &Store) {
+    // Users: login names are unique, whoever holds them; a refused change stores nothing.
+    let alice = user("alice@example.com", Some("alice"));
+    store.write(|tx| tx.insert_user(&alice)).unwrap();
+    let copycat = user("alice@example.com", None);
+    let dup = store.write(|tx| tx.insert_user(&copycat)).err();
+    assert!(matches!(dup, Some(StoreError::Duplicate("email"))), "{dup:?}");
+    assert!(store.read(|tx| tx.user(copycat.id)).unwrap().is_none());
+    let found = store.read(|tx| tx.user_by_login(LoginName::Username("alice"))).unwrap();
+    assert_eq!(found.map(|u| u.id), Some(alice.id));
+
+    // A closure that fails rolls back everything it wrote.
+    let bob = user("bob@example.com", None);
+    let failed: Result<(), Error> = store.write(|tx| {
+        tx.insert_user(&bob)?;
+        Err(Error::Internal("changed my mind".into()))
+    });
+    assert!(failed.is_err());
+    assert!(store.read(|tx| tx.user_by_login(LoginName::Email("bob@example.com"))).unwrap().is_none());
+
+    // Renaming frees the old name and claims the new one.
+    let mut renamed = alice.clone();
+    renamed.email = Some("alice@new.example".into());
+    store.write(|tx| tx.update_user(&renamed)).unwrap();
+    assert!(store.read(|tx| tx.user_by_login(LoginName::Email("alice@example.com"))).unwrap().is_none());
+    store.write(|tx| tx.insert_user(&copycat)).unwrap();
+    let mut clash = renamed.clone();
+    clash.username = None;
+    clash.email = Some("alice@example.com".into());
+    assert!(matches!(store.write(|tx| tx.update_user(&clash)), Err(StoreError::Duplicate("email"))));
+    let users: Vec<Uuid> = store.read(|tx| tx.users()).unwrap().iter().map(|u| u.id).collect();
+    assert_eq!(users, vec![alice.id, copycat.id], "oldest first");
+
+    // Sessions and refresh records.
+    let live = session(alice.id, u64::MAX / 4);
+    let stale = session(alice.id, 10);
+    store
+        .write(|tx| {
+            tx.put_session(&live)?;
+            tx.put_session(&stale)?;
+            let rec: RefreshRecord =
+                serde_json::from_value(json!({"session_id": live.id, "used": false, "expires_at": u64::MAX / 4}))
+                    .unwrap();
+            tx.put_refresh(b"hash-1", &rec)?;
+            let old: RefreshRecord =
+                serde_json::from_value(json!({"session_id": stale.id, "used": true, "expires_at": 10})).unwrap();
+            tx.put_refresh(b"hash-0", &old)
+        })
+        .unwrap();
+    assert_eq!(store.read(|tx| tx.session_ids_of(alice.id)).unwrap().len(), 2);
+    let rec = store.read(|tx| tx.refresh(b"hash-1")).unwrap().expect("refresh record");
+    assert_eq!((rec.session_id, rec.used), (live.id, false));
+
+    // Revocations, roles, clients, keys round-trip.
+    let rev: Revocation = serde_json::from_value(
+        json!({"kind": "session", "id": live.id, "since_ms": 0, "min_gen": 0, "expires_at": u64::MAX / 4}),
+    )
+    .unwrap();
+    let gone: Revocation = serde_json::from_value(
+        json!({"kind": "session", "id": stale.id, "since_ms": 0, "min_gen": 0, "expires_at": 10}),
+    )
+    .unwrap();
+    store
+        .write(|tx| {
+            tx.put_revocation(&rev)?;
+            tx.put_revocation(&gone)?;
+            tx.put_role(&serde_json::from_value(json!({"name": "billing", "permissions": ["billing:*"]})).unwrap())?;
+            tx.put_role(&serde_json::from_value(json!({"name": "temp", "permissions": []})).unwrap())?;
+            tx.delete_role("temp")
+        })
+        .unwrap();
+    assert_eq!(store.read(|tx| tx.revocations()).unwrap().len(), 2);
+    let roles: Vec<String> = store.read(|tx| tx.roles()).unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(roles, vec!["billing"]);
+
+    // Pruning drops what has expired, and only that.
+    let pruned = store.write(|tx| tx.prune(1_000)).unwrap();
+    assert_eq!(pruned, 3, "one refresh record, one revocation, one session");
+    assert!(store.read(|tx| tx.session(stale.id)).unwrap().is_none());
+    assert!(store.read(|tx| tx.session(live.id)).unwrap().is_some());
+
+    // Audit: newest first, filtered, paged by cursor, across more than one backend page.
+    let other = Uuid::now_v7();
+    store
+        .write(|tx| {
+            for n in 0..1_200 {
+                tx.insert_audit(&event(n, if n % 3 == 0 { alice.id } else { other }))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let mine = |e: &AuditEvent| e.subject == Some(alice.id);
+    let page = store.read(|tx| tx.audit_events(None, 5, &mine)).unwrap();
+    let ns: Vec<u64> = page.iter().map(|e| e.details["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, vec![1_197, 1_194, 1_191, 1_188, 1_185]);
+    let cursor = page.last().map(|e| e.id);
+    let all_mine = store.read(|tx| tx.audit_events(cursor, 1_000, &mine)).unwrap();
+    assert_eq!(all_mine.len(), 400 - 5);
+    assert_eq!(store.write(|tx| tx.prune_audit(1_000 + 600)).unwrap(), 600);
+
+    // Webhook outbox: due until delivered, then pruned.
+    let mut d: WebhookDelivery = serde_json::from_value(json!({
+        "id": Uuid::now_v7(), "url": "https://hooks.example/x", "event": "user.logged_in", "payload": "{}",
+        "created_ms": 5, "next_attempt_ms": 5, "attempts": 0, "state": "pending"
+    }))
+    .unwrap();
+    store.write(|tx| tx.put_delivery(&d)).unwrap();
+    assert_eq!(store.read(|tx| tx.due_deliveries(10, 10)).unwrap().len(), 1);
+    assert!(store.read(|tx| tx.due_deliveries(4, 10)).unwrap().is_empty());
+    d.state = serde_json::from_value(json!("delivered")).unwrap();
+    store.write(|tx| tx.put_delivery(&d)).unwrap();
+    assert!(store.read(|tx| tx.due_deliveries(10, 10)).unwrap().is_empty());
+    assert_eq!(store.write(|tx| tx.prune_deliveries(6)).unwrap(), 1);
+
+    // Deleting a user takes its sessions and login names along.
+    let sids = store.write(|tx| tx.delete_user(alice.id)).unwrap();
+    assert_eq!(sids, vec![live.id]);
+    assert!(store.read(|tx| tx.user_by_login(LoginName::Username("alice"))).unwrap().is_none());
+    assert!(store.read(|tx| tx.session(live.id)).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_store_script_on_redb() {
+    let dir = private_dir();
+    script(StorageConfig { path: dir.path().join("authd.redb"), ..StorageConfig::default() }).await;
+}
+
+#[tokio::test]
+async fn the_store_script_on_postgres() {
+    let Some(url) = postgres_db().await else { return };
+    let mut cfg = authd::config::Config::default();
+    crate::helpers::use_postgres(&mut cfg, &url);
+    script(cfg.storage.clone()).await;
+    // Opening again (a second node, or a restart) finds the schema current and changes nothing.
+    script_again(cfg.storage).await;
+}
+
+async fn script_again(cfg: StorageConfig) {
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&cfg).expect("store opens again");
+        assert!(store.read(|tx| tx.user_by_login(LoginName::Email("alice@example.com"))).unwrap().is_some());
+    })
+    .await
+    .unwrap();
+}
