@@ -38,6 +38,7 @@ impl Application {
             }
             other => anyhow::anyhow!("cannot open {db}: {other}"),
         })?;
+        svc.follow_changes();
         // We hold the database lock, so a socket left behind is stale.
         let admin = if embedded {
             Some(

@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     model::{AuditEvent, WebhookEndpoint},
-    store::{ReadTx, Store, StoreError, WriteTx},
+    store::{ChangeFeed, ReadTx, Store, StoreError, WriteTx},
 };
 
 /// The store, with the webhook endpoints from the config file. Cheap to clone.
@@ -22,6 +22,11 @@ pub(crate) struct Db {
 impl Db {
     pub fn new(store: Store, webhooks: Vec<WebhookEndpoint>) -> Self {
         Self { store, webhooks: Arc::new(webhooks) }
+    }
+
+    /// Changes other nodes commit, when the database is shared.
+    pub fn changes(&self) -> Option<ChangeFeed> {
+        self.store.changes()
     }
 
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {

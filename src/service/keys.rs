@@ -40,12 +40,10 @@ impl KeyRing {
     /// RFC 7517 key set of every key that may still verify a live token.
     pub fn jwks(&self) -> serde_json::Value {
         let t = now();
-        let keys: Vec<_> = self
-            .verifying
-            .iter()
-            .filter(|(_, k)| k.valid_until.is_none_or(|u| u > t))
-            .map(|(kid, k)| jws::public_jwk(k.alg, kid, &k.public))
-            .collect();
+        let mut live: Vec<_> = self.verifying.iter().filter(|(_, k)| k.valid_until.is_none_or(|u| u > t)).collect();
+        // The same set reads the same on every node and at every start: the signing key first.
+        live.sort_by_key(|(kid, _)| (**kid != self.active.kid, (*kid).clone()));
+        let keys: Vec<_> = live.into_iter().map(|(kid, k)| jws::public_jwk(k.alg, kid, &k.public)).collect();
         serde_json::json!({ "keys": keys })
     }
 }
@@ -72,6 +70,21 @@ pub(super) fn ensure_active_key(tx: &mut Tx<'_>, alg: SigningAlgorithm) -> Resul
 }
 
 impl AuthService {
+    /// Signs and verifies with these keys from now on.
+    fn install_keys(&self, records: &[SigningKeyRecord]) -> Result<()> {
+        let ring = KeyRing::from_records(records).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Ok(mut g) = self.keys.write() {
+            *g = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    /// Reads the signing keys again (another node rotated them).
+    pub(super) async fn reload_keys(&self) -> Result<()> {
+        let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
+        self.install_keys(&records)
+    }
+
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.keys.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
@@ -115,10 +128,7 @@ impl AuthService {
                 })
             })
             .await?;
-        let ring = KeyRing::from_records(&records).map_err(|e| Error::Internal(e.to_string()))?;
-        if let Ok(mut g) = self.keys.write() {
-            *g = Arc::new(ring);
-        }
+        self.install_keys(&records)?;
         tracing::info!(kid = %new.kid, alg = new.alg.as_str(), "signing key rotated");
         Ok(KeyInfo {
             kid: new.kid,

@@ -40,7 +40,7 @@ use crate::{
         pow::{Challenge, ChallengeIssuer},
         throttle::Throttle,
     },
-    store::{Store, StoreError, UserReads},
+    store::{Change, Store, StoreError, UserReads},
 };
 
 /// Everything the rules need, opened once per process.
@@ -134,6 +134,40 @@ impl AuthService {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Keeps this node's in-memory state (revocations, keys, roles) in step with what other
+    /// nodes, or the CLI, commit to a shared database. Nothing to do for an embedded one.
+    pub fn follow_changes(self: &Arc<Self>) {
+        let Some(mut feed) = self.store.changes() else { return };
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(change) = feed.recv().await {
+                let Some(svc) = node.upgrade() else { return };
+                if let Err(e) = svc.apply_change(change).await {
+                    tracing::warn!(error = %e, "could not apply a change from another node");
+                }
+            }
+        });
+    }
+
+    async fn apply_change(&self, change: Change) -> Result<()> {
+        match change {
+            Change::Revoked(r) => {
+                self.revocations.apply(&r);
+                Ok(())
+            }
+            Change::Keys => self.reload_keys().await,
+            Change::Roles => self.reload_roles().await,
+            Change::Resync => {
+                let revs = self.db(|s| s.read(|tx| tx.revocations().map_err(Error::from))).await?;
+                for r in &revs {
+                    self.revocations.apply(r);
+                }
+                self.reload_keys().await?;
+                self.reload_roles().await
+            }
+        }
     }
 
     /// Runs blocking store work off the async runtime.

@@ -219,7 +219,7 @@ impl AuthService {
         Ok(role)
     }
 
-    async fn reload_roles(&self) -> Result<()> {
+    pub(super) async fn reload_roles(&self) -> Result<()> {
         let roles = self.db(|s| s.read(|tx| tx.roles().map_err(Error::from))).await?;
         let map: HashMap<String, Role> = roles.into_iter().map(|r| (r.name.clone(), r)).collect();
         if let Ok(mut g) = self.roles.write() {

@@ -12,9 +12,9 @@ use std::{path::Path, sync::Arc};
 use crate::config::{StorageBackend, StorageConfig};
 
 pub use ports::{
-    AuditReads, AuditWrites, Backend, ClientReads, ClientWrites, KeyReads, KeyWrites, LoginName, R, ReadTx,
-    RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites, Transaction, UserReads,
-    UserWrites, WebhookReads, WebhookWrites, WriteTx, login_names,
+    AuditReads, AuditWrites, Backend, Change, ChangeFeed, ClientReads, ClientWrites, KeyReads, KeyWrites, LoginName, R,
+    ReadTx, RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites, Transaction,
+    UserReads, UserWrites, WebhookReads, WebhookWrites, WriteTx, login_names,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,11 @@ impl Store {
             })?),
         };
         Ok(Self { backend })
+    }
+
+    /// Changes other nodes commit, when the database is shared.
+    pub fn changes(&self) -> Option<ChangeFeed> {
+        self.backend.changes()
     }
 
     /// Opens a redb file directly.

@@ -202,8 +202,37 @@ pub trait Transaction: WriteTx {
     fn abort(self: Box<Self>);
 }
 
+/// What was committed to a database that several nodes share, as every node hears of it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Refuse these tokens from now on.
+    Revoked(Revocation),
+    /// Signing keys changed (rotation): reload them.
+    Keys,
+    /// A role changed: reload roles.
+    Roles,
+    /// The feed was (re)connected and may have missed changes: reload everything.
+    Resync,
+}
+
+/// Changes in commit order, for as long as the receiver lives.
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<Change>;
+
 /// A storage engine.
 pub trait Backend: Send + Sync {
     fn begin_read(&self) -> R<Box<dyn ReadTx + '_>>;
     fn begin_write(&self) -> R<Box<dyn Transaction + '_>>;
+    /// Changes other processes commit; `None` for a database only this process opens.
+    fn changes(&self) -> Option<ChangeFeed> {
+        None
+    }
+}
+
+/// The key a revocation is stored under: one per session, one per user.
+pub fn revocation_key(r: &Revocation) -> String {
+    let kind = match r.kind {
+        crate::model::RevocationKind::Session => 's',
+        crate::model::RevocationKind::UserBefore => 'u',
+    };
+    format!("{kind}:{}", r.id)
 }

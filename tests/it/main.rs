@@ -15,6 +15,7 @@ mod details;
 mod helpers;
 mod keys;
 mod local_host;
+mod nodes;
 mod openapi;
 mod privileges;
 mod readme;

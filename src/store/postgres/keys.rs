@@ -3,7 +3,7 @@
 use super::{Write, for_both, to_doc};
 use crate::{
     model::SigningKeyRecord,
-    store::ports::{KeyReads, KeyWrites, R},
+    store::ports::{Change, KeyReads, KeyWrites, R},
 };
 
 for_both! {
@@ -20,6 +20,6 @@ impl KeyWrites for Write {
             "INSERT INTO signing_keys (kid, data) VALUES ($1, $2) ON CONFLICT (kid) DO UPDATE SET data = EXCLUDED.data",
             &[&k.kid, &to_doc(k)?],
         )?;
-        Ok(())
+        self.announce(&Change::Keys)
     }
 }

@@ -7,6 +7,7 @@
 //! primary key of `user_logins`.
 
 mod audit;
+mod changes;
 mod clients;
 mod keys;
 mod revocations;
@@ -24,7 +25,7 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 
 use super::{
     StoreError,
-    ports::{Backend, R, ReadTx, Transaction},
+    ports::{Backend, ChangeFeed, R, ReadTx, Transaction},
 };
 
 /// Versioned schema changes, applied in order at start; never destructive.
@@ -57,6 +58,7 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 pub struct PgBackend {
     pool: Pool,
     handle: Handle,
+    config: tokio_postgres::Config,
 }
 
 impl PgBackend {
@@ -67,7 +69,8 @@ impl PgBackend {
         cfg.connect_timeout(opts.connect_timeout);
         cfg.options(format!("-c statement_timeout={}", opts.statement_timeout.as_millis()));
         cfg.application_name("authd");
-        let manager = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(cfg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(opts.pool_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -77,7 +80,7 @@ impl PgBackend {
             .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))?;
         let handle = Handle::try_current()
             .map_err(|_| StoreError::Backend("the postgres backend needs a tokio runtime".into()))?;
-        let backend = Self { pool, handle };
+        let backend = Self { pool, handle, config: cfg };
         backend.migrate()?;
         Ok(backend)
     }
@@ -130,6 +133,10 @@ impl Backend for PgBackend {
         let c = self.connect()?;
         c.batch("BEGIN")?;
         Ok(Box::new(Write { c, open: true }))
+    }
+
+    fn changes(&self) -> Option<ChangeFeed> {
+        Some(changes::listen(self.config.clone(), &self.handle))
     }
 }
 

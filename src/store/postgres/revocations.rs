@@ -2,17 +2,9 @@
 
 use super::{Write, big, for_both, to_doc};
 use crate::{
-    model::{Revocation, RevocationKind},
-    store::ports::{R, RevocationReads, RevocationWrites},
+    model::Revocation,
+    store::ports::{Change, R, RevocationReads, RevocationWrites, revocation_key},
 };
-
-fn key(r: &Revocation) -> String {
-    let kind = match r.kind {
-        RevocationKind::Session => 's',
-        RevocationKind::UserBefore => 'u',
-    };
-    format!("{kind}:{}", r.id)
-}
 
 for_both! {
     impl RevocationReads {
@@ -27,8 +19,8 @@ impl RevocationWrites for Write {
         self.c.execute(
             "INSERT INTO revocations (key, expires_at, data) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, data = EXCLUDED.data",
-            &[&key(r), &big(r.expires_at), &to_doc(r)?],
+            &[&revocation_key(r), &big(r.expires_at), &to_doc(r)?],
         )?;
-        Ok(())
+        self.announce(&Change::Revoked(r.clone()))
     }
 }

@@ -3,7 +3,7 @@
 use super::{Write, for_both, to_doc};
 use crate::{
     model::Role,
-    store::ports::{R, RoleReads, RoleWrites},
+    store::ports::{Change, R, RoleReads, RoleWrites},
 };
 
 for_both! {
@@ -20,11 +20,11 @@ impl RoleWrites for Write {
             "INSERT INTO roles (name, data) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data",
             &[&r.name, &to_doc(r)?],
         )?;
-        Ok(())
+        self.announce(&Change::Roles)
     }
 
     fn delete_role(&mut self, name: &str) -> R<()> {
         self.c.execute("DELETE FROM roles WHERE name = $1", &[&name])?;
-        Ok(())
+        self.announce(&Change::Roles)
     }
 }

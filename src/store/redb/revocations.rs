@@ -2,17 +2,9 @@
 
 use super::{Write, all, codec::encode, for_both, tables::*};
 use crate::{
-    model::{Revocation, RevocationKind},
-    store::ports::{R, RevocationReads, RevocationWrites},
+    model::Revocation,
+    store::ports::{R, RevocationReads, RevocationWrites, revocation_key},
 };
-
-fn key(r: &Revocation) -> String {
-    let kind = match r.kind {
-        RevocationKind::Session => 's',
-        RevocationKind::UserBefore => 'u',
-    };
-    format!("{kind}:{}", r.id)
-}
 
 for_both! {
     impl RevocationReads {
@@ -24,7 +16,7 @@ for_both! {
 
 impl RevocationWrites for Write {
     fn put_revocation(&mut self, r: &Revocation) -> R<()> {
-        self.tx.open_table(REVOCATIONS)?.insert(key(r).as_str(), encode(r)?.as_slice())?;
+        self.tx.open_table(REVOCATIONS)?.insert(revocation_key(r).as_str(), encode(r)?.as_slice())?;
         Ok(())
     }
 }

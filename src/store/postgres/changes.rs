@@ -1,0 +1,96 @@
+//! Cross-node coherence: every change other nodes must hear of is a `NOTIFY` in the transaction
+//! that makes it (PostgreSQL delivers it on commit, never for a rollback), and each node
+//! `LISTEN`s on a connection of its own. After a (re)connect the node resyncs from the tables,
+//! so nothing missed while the connection was down stays missed.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Conn, Write};
+use crate::{
+    model::Revocation,
+    store::ports::{Change, ChangeFeed, R},
+};
+
+const CHANNEL: &str = "authd_changes";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Message {
+    Revoked(Revocation),
+    Keys,
+    Roles,
+}
+
+impl Write {
+    pub(super) fn announce(&self, change: &Change) -> R<()> {
+        let message = match change {
+            Change::Revoked(r) => Message::Revoked(r.clone()),
+            Change::Keys => Message::Keys,
+            Change::Roles => Message::Roles,
+            Change::Resync => return Ok(()),
+        };
+        let payload = serde_json::to_string(&message).unwrap_or_default();
+        announce(&self.c, &payload)
+    }
+}
+
+fn announce(c: &Conn, payload: &str) -> R<()> {
+    c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).map(|_| ())
+}
+
+/// Listens until the receiver goes away, reconnecting after a second when the database does.
+pub(super) fn listen(config: tokio_postgres::Config, handle: &tokio::runtime::Handle) -> ChangeFeed {
+    let (tx, rx) = mpsc::channel(1024);
+    handle.spawn(async move {
+        loop {
+            match follow(&config, &tx).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "lost the database change feed; reconnecting"),
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    rx
+}
+
+/// One connection's worth of listening. `Ok` when the receiver is gone.
+async fn follow(config: &tokio_postgres::Config, tx: &mpsc::Sender<Change>) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (messages_tx, mut messages) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(m) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if messages_tx.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    if tx.send(Change::Resync).await.is_err() {
+        driver.abort();
+        return Ok(());
+    }
+    while let Some(m) = messages.recv().await {
+        let m = m?;
+        let AsyncMessage::Notification(n) = m else { continue };
+        let change = match serde_json::from_str::<Message>(n.payload()) {
+            Ok(Message::Revoked(r)) => Change::Revoked(r),
+            Ok(Message::Keys) => Change::Keys,
+            Ok(Message::Roles) => Change::Roles,
+            Err(_) => Change::Resync,
+        };
+        if tx.send(change).await.is_err() {
+            driver.abort();
+            return Ok(());
+        }
+    }
+    driver.abort();
+    // The connection ended without an error: treat it as lost.
+    client.batch_execute("SELECT 1").await?;
+    Ok(())
+}

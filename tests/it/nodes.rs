@@ -1,0 +1,115 @@
+//! Two authd nodes on one PostgreSQL database: what one does, the other honours within a second.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call, postgres_db, use_postgres};
+
+async fn two_nodes() -> Option<(TestApp, TestApp)> {
+    let url = postgres_db().await?;
+    let a = TestApp::spawn_with(|cfg| use_postgres(cfg, &url)).await;
+    let b = TestApp::spawn_with(|cfg| use_postgres(cfg, &url)).await;
+    Some((a, b))
+}
+
+/// Polls `check` for up to a second; true as soon as it holds.
+async fn within_a_second(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..20 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
+#[tokio::test]
+async fn logout_on_one_node_is_honoured_by_the_other() {
+    let Some((a, b)) = two_nodes().await else { return };
+    a.register("nina@example.com").await;
+    let t = Tokens::from(&b.login("nina@example.com", PASSWORD).await);
+    assert_eq!(a.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(b.status_of_me(&t.access).await, StatusCode::OK);
+    let r = a.post_auth("/v1/auth/logout", &t.access, &json!({})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(within_a_second(async || b.status_of_me(&t.access).await == StatusCode::UNAUTHORIZED).await);
+    assert_problem(b.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn one_refresh_token_raced_at_both_nodes_wins_once() {
+    let Some((a, b)) = two_nodes().await else { return };
+    a.register("otto@example.com").await;
+    for _ in 0..5 {
+        let t = Tokens::from(&a.login("otto@example.com", PASSWORD).await);
+        let (ra, rb) = tokio::join!(a.refresh(&t.refresh), b.refresh(&t.refresh));
+        let mut answers = Vec::new();
+        for r in [ra, rb] {
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            answers.push((status, body));
+        }
+        let won: Vec<&(StatusCode, Value)> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+        assert_eq!(won.len(), 1, "exactly one rotation wins: {answers:?}");
+        let lost = answers.iter().find(|(s, _)| *s != StatusCode::OK).unwrap();
+        assert_eq!((lost.0, lost.1["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("refresh_token_reused")));
+        // Reuse ends the session, on both nodes, the winner's new tokens included.
+        let winner = Tokens::from(&won[0].1);
+        assert!(within_a_second(async || b.status_of_me(&winner.access).await == StatusCode::UNAUTHORIZED).await);
+        assert!(within_a_second(async || a.status_of_me(&winner.access).await == StatusCode::UNAUTHORIZED).await);
+        assert_eq!(a.refresh(&winner.refresh).await.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotated_on_one_node_signs_on_both() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let admin = a.admin("root@example.com").await;
+    let r = call(&a, &admin.access, Method::POST, "/v1/admin/keys/rotate", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new_kid = r.json::<Value>().await.unwrap()["kid"].as_str().unwrap().to_owned();
+    let jwks = async |node: &TestApp| -> Value {
+        node.http.get(node.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+    };
+    let same = within_a_second(async || jwks(&a).await == jwks(&b).await).await;
+    assert!(same, "both serve the same JWKS: {} vs {}", jwks(&a).await, jwks(&b).await);
+    // A token B signs now carries the new key, and A accepts it.
+    a.register("pia@example.com").await;
+    let t = Tokens::from(&b.login("pia@example.com", PASSWORD).await);
+    let header = t.access.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_kid.as_str());
+    assert_eq!(a.status_of_me(&t.access).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_role_taken_away_on_one_node_is_cut_off_on_the_other() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let admin = a.admin("boss@example.com").await;
+    let clerk = a.register("clerk@example.com").await;
+    let id = clerk["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &a,
+        &admin.access,
+        Method::PATCH,
+        &format!("/v1/admin/users/{id}"),
+        Some(json!({"roles": ["user", "moderator"]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t = Tokens::from(&b.login("clerk@example.com", PASSWORD).await);
+    assert_eq!(b.status_of_me(&t.access).await, StatusCode::OK);
+    let r = call(&a, &admin.access, Method::PATCH, &format!("/v1/admin/users/{id}"), Some(json!({"roles": ["user"]})))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(within_a_second(async || b.status_of_me(&t.access).await == StatusCode::UNAUTHORIZED).await);
+    // A fresh login on B carries the new roles.
+    let again = Tokens::from(&b.login("clerk@example.com", PASSWORD).await);
+    let me: Value = b.get_auth("/v1/me", &again.access).await.json().await.unwrap();
+    assert_eq!(me["roles"], json!(["user"]));
+}
