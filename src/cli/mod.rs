@@ -6,6 +6,7 @@ mod audit;
 mod challenge;
 mod config_cmd;
 mod keys;
+mod migrate;
 mod role;
 mod serve;
 mod user;
@@ -69,6 +70,8 @@ enum Command {
         #[command(subcommand)]
         cmd: challenge::ChallengeCmd,
     },
+    /// Copy a redb database into PostgreSQL: authd migrate --from ./data/authd.redb --to postgres://…
+    Migrate(migrate::MigrateArgs),
     /// Inspect the configuration
     Config {
         #[command(subcommand)]
@@ -137,6 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             keys::run(&cfg, cmd).await
         }
         Command::Config { cmd } => config_cmd::run(&cfg, cmd),
+        Command::Migrate(args) => {
+            init_logging(&cfg, "warn");
+            migrate::run(&cfg, args).await
+        }
         Command::Openapi | Command::Challenge { .. } => Ok(ExitCode::SUCCESS),
     }
 }

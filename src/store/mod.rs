@@ -2,6 +2,7 @@
 //! (`&dyn ReadTx`) or a write transaction (`&mut dyn WriteTx`); whatever a write closure does
 //! commits together or not at all, on every backend. Nothing here names a backend's types.
 
+mod copy;
 pub mod data_dir;
 mod ports;
 mod postgres;
@@ -11,6 +12,7 @@ use std::{path::Path, sync::Arc};
 
 use crate::config::{StorageBackend, StorageConfig};
 
+pub use copy::{Tally, copy_all};
 pub use ports::{
     AuditReads, AuditWrites, Backend, Change, ChangeFeed, ClientReads, ClientWrites, KeyReads, KeyWrites, LoginName, R,
     ReadTx, RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites, Transaction,

@@ -77,6 +77,10 @@ pub trait SessionReads {
     /// In a write transaction, the record stays locked until it ends, so two rotations of one
     /// refresh token serialize on every backend.
     fn refresh(&self, hash: &[u8]) -> R<Option<RefreshRecord>>;
+    /// Every session, for copying a database.
+    fn all_sessions(&self) -> R<Vec<Session>>;
+    /// Every refresh record with its hash, for copying a database.
+    fn all_refresh(&self) -> R<Vec<(Vec<u8>, RefreshRecord)>>;
 }
 
 pub trait SessionWrites {

@@ -113,3 +113,52 @@ async fn a_role_taken_away_on_one_node_is_cut_off_on_the_other() {
     let me: Value = b.get_auth("/v1/me", &again.access).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["user"]));
 }
+
+#[tokio::test]
+async fn authd_migrate_moves_a_redb_file_to_postgres_and_everyone_signs_in_there() {
+    let Some(url) = postgres_db().await else { return };
+    let mut old = TestApp::spawn().await;
+    old.register("quinn@example.com").await;
+    let r = old
+        .post("/v1/auth/register", &json!({"phone": "+14155550123", "username": "rosa", "password": PASSWORD}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let admin = old.admin("chief@example.com").await;
+    let r = call(
+        &old,
+        &admin.access,
+        Method::POST,
+        "/v1/admin/roles",
+        Some(json!({"name": "billing", "permissions": ["billing:*"]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let quinn = Tokens::from(&old.login("quinn@example.com", PASSWORD).await);
+    let loggedout = Tokens::from(&old.login("quinn@example.com", PASSWORD).await);
+    assert_eq!(old.post_auth("/v1/auth/logout", &loggedout.access, &json!({})).await.status(), StatusCode::NO_CONTENT);
+    old.shutdown().await;
+
+    let from = old.dir.path().join("authd.redb");
+    let args = ["migrate", "--from", from.to_str().unwrap(), "--to", &url];
+    let first = crate::cli::ok(old.dir.path(), &args, None).await;
+    let users_line = |out: &str| out.lines().find(|l| l.starts_with("users ")).unwrap_or_default().to_owned();
+    assert_eq!(users_line(&first).split_whitespace().collect::<Vec<_>>(), ["users", "3", "3"], "{first}");
+    assert!(first.lines().any(|l| l.starts_with("roles ")), "{first}");
+    // Twice is harmless: the same tallies.
+    let second = crate::cli::ok(old.dir.path(), &args, None).await;
+    assert_eq!(first, second);
+
+    let new = TestApp::spawn_with(|cfg| use_postgres(cfg, &url)).await;
+    // The keys came along: a token signed before the move verifies after it.
+    assert_eq!(new.status_of_me(&quinn.access).await, StatusCode::OK);
+    // Revocations came along: the logged-out session stays out.
+    assert_eq!(new.status_of_me(&loggedout.access).await, StatusCode::UNAUTHORIZED);
+    // Sessions came along: the refresh token rotates there.
+    assert_eq!(new.refresh(&quinn.refresh).await.status(), StatusCode::OK);
+    for login in ["quinn@example.com", "+14155550123", "rosa"] {
+        new.login(login, PASSWORD).await;
+    }
+    let chief = Tokens::from(&new.login("chief@example.com", PASSWORD).await);
+    let roles: Value = new.get_auth("/v1/admin/roles", &chief.access).await.json().await.unwrap();
+    assert!(roles.as_array().unwrap().iter().any(|r| r["name"] == "billing"), "{roles}");
+}

@@ -26,6 +26,15 @@ for_both! {
         fn refresh(&self, hash: &[u8]) -> R<Option<RefreshRecord>> {
             self.c.doc(&format!("SELECT data FROM refresh_tokens WHERE hash = $1{}", Self::LOCK), &[&hash])
         }
+
+        fn all_sessions(&self) -> R<Vec<Session>> {
+            self.c.docs("SELECT data FROM sessions ORDER BY id", &[])
+        }
+
+        fn all_refresh(&self) -> R<Vec<(Vec<u8>, RefreshRecord)>> {
+            let rows = self.c.rows("SELECT hash, data FROM refresh_tokens ORDER BY hash", &[])?;
+            rows.iter().map(|r| Ok((r.get::<_, Vec<u8>>(0), from_doc(r.get(1))?))).collect()
+        }
     }
 }
 

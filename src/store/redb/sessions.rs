@@ -44,6 +44,19 @@ for_both! {
         fn refresh(&self, hash: &[u8]) -> R<Option<RefreshRecord>> {
             get(&self.tx.open_table(REFRESH_TOKENS)?, hash)
         }
+
+        fn all_sessions(&self) -> R<Vec<Session>> {
+            super::all(&self.tx.open_table(SESSIONS)?)
+        }
+
+        fn all_refresh(&self) -> R<Vec<(Vec<u8>, RefreshRecord)>> {
+            let mut out = Vec::new();
+            for row in self.tx.open_table(REFRESH_TOKENS)?.iter()? {
+                let (k, v) = row?;
+                out.push((k.value().to_vec(), decode(v.value())?));
+            }
+            Ok(out)
+        }
     }
 }
 
