@@ -17,6 +17,7 @@ mod keys;
 mod local_host;
 mod nodes;
 mod openapi;
+mod outage;
 mod privileges;
 mod readme;
 mod sessions;

@@ -1,0 +1,140 @@
+//! PostgreSQL goes down under a running node, and comes back: readiness fails, writes answer
+//! 503 problem+json, token checks keep working from memory, and everything recovers without a
+//! restart. The test runs a PostgreSQL server of its own, to stop it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, use_postgres};
+
+/// A throwaway PostgreSQL cluster on a free loopback port, run by the `postgres` user when the
+/// tests run as root (PostgreSQL refuses root).
+struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn create() -> Option<Self> {
+        std::env::var_os("TEST_AUTHD_POSTGRES_URL")?;
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .max()?;
+        let dir = std::env::temp_dir().join(format!("authd-outage-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        if rustix::process::geteuid().is_root() {
+            assert!(Command::new("chown").arg("postgres:").arg(&dir).status().unwrap().success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = Self { bin, dir, port };
+        let data = pg.dir.join("data");
+        pg.run("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust"]);
+        pg.start();
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let status = if rustix::process::geteuid().is_root() {
+            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&program).args(args).output()
+        } else {
+            Command::new(&program).args(args).output()
+        }
+        .unwrap();
+        assert!(status.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&status.stderr));
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.join("data");
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all);
+    }
+
+    fn start(&self) {
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off", self.port, self.dir.display());
+        let log = self.dir.join("server.log");
+        self.pg_ctl(&["-w", "-l", log.to_str().unwrap(), "-o", &opts, "start"]);
+    }
+
+    fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = if rustix::process::geteuid().is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
+                .output()
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+                .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
+                .output()
+        };
+        let _ = std::fs::remove_dir_all(Path::new(&self.dir));
+    }
+}
+
+async fn ready(app: &TestApp) -> StatusCode {
+    app.http.get(app.url("/readyz")).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn postgres_down_then_back_without_a_restart() {
+    let Some(pg) = PrivatePostgres::create() else { return };
+    let app = TestApp::spawn_with(|cfg| {
+        use_postgres(cfg, &pg.url());
+        cfg.storage.connect_timeout = authd::config::HumanDuration::secs(2);
+    })
+    .await;
+    app.register("sam@example.com").await;
+    let t = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
+    assert_eq!(ready(&app).await, StatusCode::OK);
+
+    pg.stop();
+    assert_eq!(ready(&app).await, StatusCode::SERVICE_UNAVAILABLE);
+    // Token checks need no database.
+    let r = app.post_auth("/v1/authz/check", &t.access, &json!({"permission": "reports:read"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Writes say so, in the usual format, with nothing about the database's insides.
+    let r = app.post("/v1/auth/register", &json!({"email": "tess@example.com", "password": PASSWORD})).await;
+    assert!(r.headers().contains_key("retry-after"));
+    let body = assert_problem(r, StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable").await;
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+
+    pg.start();
+    let mut back = false;
+    for _ in 0..100 {
+        if ready(&app).await == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "ready again once PostgreSQL is back");
+    app.register("tess@example.com").await;
+    let r = app.refresh(&t.refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Nothing written before the outage was lost, and the revocation feed still works.
+    let again = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
+    assert_eq!(app.post_auth("/v1/auth/logout", &again.access, &json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.status_of_me(&again.access).await, StatusCode::UNAUTHORIZED);
+}
