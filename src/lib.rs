@@ -4,7 +4,8 @@
 //! Dependencies point one way: `api`/`cli`/`admin` → `service` → `store`/`security`/`cache` →
 //! `model`.
 //! - [`model`]: plain records (users, sessions, keys, roles, revocations).
-//! - [`store`]: the only code that knows redb; closures over one transaction.
+//! - [`store`]: storage ports (a trait per aggregate) and their backends, `store/redb/` and
+//!   `store/postgres/`, the only code that knows either engine; closures over one transaction.
 //! - [`security`]: argon2id pool and password policy, compact JWS on ring, identifier parsing.
 //! - [`cache`]: in-memory revocations checked on every request (never the disk).
 //! - [`service`]: the rules, shared by the HTTP API and the CLI.
