@@ -22,6 +22,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub passwords: PasswordsConfig,
     pub rate_limit: RateLimitConfig,
+    pub cache: CacheConfig,
     pub brute_force: BruteForceConfig,
     pub challenge: ChallengeConfig,
     pub audit: AuditConfig,
@@ -204,6 +205,32 @@ impl Limit {
     pub const fn off() -> Self {
         Self::new(0, 60, 0)
     }
+}
+
+/// Where fast shared state (rate-limit buckets) lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub backend: CacheBackend,
+    /// redis: `redis://host:port/db` (or `rediss://` for TLS).
+    pub url: Option<Secret>,
+    /// redis: longest wait for an answer before this node falls back to its own counts.
+    pub timeout: HumanDuration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { backend: CacheBackend::Memory, url: None, timeout: HumanDuration(Duration::from_millis(250)) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    /// In this process only (the default).
+    Memory,
+    /// A Redis server every node shares.
+    Redis,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -685,6 +712,19 @@ impl Config {
         }
         if self.storage.path.as_os_str().is_empty() {
             return fail("storage.path", "must not be empty");
+        }
+        if self.cache.backend == CacheBackend::Redis {
+            match self.cache.url.as_ref().map(|u| u.0.as_str()) {
+                None | Some("") => return fail("cache.url", "is required when cache.backend is redis"),
+                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
+                    return fail("cache.url", "must be a redis:// or rediss:// URL");
+                }
+                Some(_) => {}
+            }
+        }
+        let t = self.cache.timeout.0;
+        if t < Duration::from_millis(1) || t > Duration::from_secs(10) {
+            return fail("cache.timeout", "must be between 1ms and 10s");
         }
         if self.storage.backend == StorageBackend::Postgres {
             match self.storage.url.as_ref().map(|u| u.0.as_str()) {

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fast;
 pub mod model;
 pub mod security;
 pub mod server;

@@ -27,7 +27,7 @@ pub async fn rate_limit<E: Endpoint>(next: E, req: Request) -> poem::Result<Resp
         req.extensions().get::<ClientIp>(),
         classify(req.method(), req.uri().path()),
     ) {
-        (Some(svc), Some(ip), Some(class)) => svc.check_ip_limit(class, ip.0),
+        (Some(svc), Some(ip), Some(class)) => svc.check_ip_limit(class, ip.0).await,
         _ => None,
     };
     let Some(d) = decision else {

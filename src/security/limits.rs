@@ -1,20 +1,16 @@
-//! Rate limits: GCRA (a token bucket kept as one "theoretical arrival time" per key) in a
-//! bounded moka cache. Bursts up to `burst` pass, the sustained rate is capped at `rate/per`.
-//! Evicting a bucket only makes the limit more lenient for that key, so a size cap is safe here
-//! and keeps memory flat however many clients appear.
+//! Rate limits: GCRA (a token bucket kept as one "theoretical arrival time" per key), in this
+//! process's bounded memory or in shared state (`crate::fast`).
 
 use std::{
     net::IpAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
-use moka::sync::Cache;
-
-use crate::config::Limit;
+use crate::{
+    config::Limit,
+    fast::{Buckets, MemoryBuckets},
+};
 
 /// The key of a client address: IPv4 as it is, IPv6 cut to its first `v6_prefix` bits, since
 /// one subscriber commonly holds a whole /64 and could otherwise walk around every limit.
@@ -47,12 +43,6 @@ impl RouteClass {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
-    Ip(IpAddr),
-    Account(Arc<str>),
-}
-
 /// The outcome of one check, with what the `RateLimit-*` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -65,69 +55,83 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
+/// GCRA rate limits: bursts up to `burst` pass, the sustained rate is capped at `rate/per`.
+/// Buckets live in shared state when configured (every node counts together), else in memory.
+/// When the shared state does not answer, this node counts on its own, and says so.
 pub struct RateLimiter {
-    buckets: Cache<(RouteClass, Subject), Arc<AtomicU64>>,
-    epoch: Instant,
+    local: MemoryBuckets,
+    shared: Option<Box<dyn Buckets>>,
+    /// Checks answered locally because the shared state did not.
+    fallbacks: AtomicU64,
 }
 
 impl RateLimiter {
     pub fn new(max_entries: u64, idle: Duration) -> Self {
-        Self {
-            buckets: Cache::builder().max_capacity(max_entries).time_to_idle(idle.max(Duration::from_secs(1))).build(),
-            epoch: Instant::now(),
-        }
+        Self { local: MemoryBuckets::new(max_entries, idle), shared: None, fallbacks: AtomicU64::new(0) }
     }
 
-    pub fn check_ip(&self, class: RouteClass, ip: IpAddr, limit: &Limit) -> Option<Decision> {
-        self.check((class, Subject::Ip(ip)), limit)
+    /// Counts in `shared` (e.g. Redis) rather than in this process.
+    pub fn shared(mut self, shared: Box<dyn Buckets>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
-    pub fn check_account(&self, class: RouteClass, account: &str, limit: &Limit) -> Option<Decision> {
-        self.check((class, Subject::Account(account.into())), limit)
+    pub async fn check_ip(&self, class: RouteClass, ip: IpAddr, limit: &Limit) -> Option<Decision> {
+        self.check(&format!("rl:{}:ip:{ip}", class.as_str()), limit).await
     }
 
-    /// Approximate number of buckets held.
+    pub async fn check_account(&self, class: RouteClass, account: &str, limit: &Limit) -> Option<Decision> {
+        self.check(&format!("rl:{}:acct:{account}", class.as_str()), limit).await
+    }
+
+    /// Approximate number of buckets held in memory.
     pub fn entry_count(&self) -> u64 {
-        self.buckets.run_pending_tasks();
-        self.buckets.entry_count()
+        self.local.entry_count()
     }
 
-    fn check(&self, key: (RouteClass, Subject), limit: &Limit) -> Option<Decision> {
+    /// How many checks this node answered alone because the shared state did not.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    async fn check(&self, key: &str, limit: &Limit) -> Option<Decision> {
         if limit.is_off() {
             return None;
         }
-        let interval = u64::try_from(limit.per.0.as_nanos() / u128::from(limit.rate)).unwrap_or(u64::MAX).max(1);
-        let tolerance = interval.saturating_mul(u64::from(limit.burst));
-        let tat = self.buckets.get_with(key, || Arc::new(AtomicU64::new(0)));
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let secs = |ns: u64| ns.div_ceil(1_000_000_000);
-        let mut current = tat.load(Ordering::Acquire);
-        loop {
-            let next = current.max(now).saturating_add(interval);
-            if next - now > tolerance {
-                let wait = next - now - tolerance;
-                return Some(Decision {
-                    allowed: false,
-                    limit: limit.burst,
-                    remaining: 0,
-                    reset_secs: secs(current.saturating_sub(now)),
-                    retry_after_secs: secs(wait).max(1),
-                });
-            }
-            match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    let left = (tolerance - (next - now)) / interval;
-                    return Some(Decision {
-                        allowed: true,
-                        limit: limit.burst,
-                        remaining: u32::try_from(left).unwrap_or(u32::MAX),
-                        reset_secs: secs(next - now),
-                        retry_after_secs: 0,
-                    });
+        let interval = (limit.per.0 / limit.rate.max(1)).max(Duration::from_nanos(1));
+        let tolerance = interval.saturating_mul(limit.burst);
+        let take = match &self.shared {
+            Some(shared) => match shared.take(key, interval, tolerance).await {
+                Ok(t) => t,
+                Err(e) => {
+                    // A warning per hundred, not per request, while the outage lasts.
+                    if self.fallbacks.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
+                        tracing::warn!(error = %e, "rate limits fall back to this node's own counts");
+                    }
+                    self.local.take_now(key, interval, tolerance)
                 }
-                Err(actual) => current = actual,
+            },
+            None => self.local.take_now(key, interval, tolerance),
+        };
+        let secs = |d: Duration| u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX);
+        Some(if take.allowed {
+            let left = tolerance.saturating_sub(take.until_full).as_nanos() / interval.as_nanos().max(1);
+            Decision {
+                allowed: true,
+                limit: limit.burst,
+                remaining: u32::try_from(left).unwrap_or(u32::MAX),
+                reset_secs: secs(take.until_full),
+                retry_after_secs: 0,
             }
-        }
+        } else {
+            Decision {
+                allowed: false,
+                limit: limit.burst,
+                remaining: 0,
+                reset_secs: secs(take.until_full),
+                retry_after_secs: secs(take.wait).max(1),
+            }
+        })
     }
 }
 
@@ -135,29 +139,32 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bursts_pass_then_the_rate_is_capped() {
+    #[tokio::test]
+    async fn bursts_pass_then_the_rate_is_capped() {
         let rl = RateLimiter::new(100, Duration::from_secs(60));
         let limit = Limit::new(60, 60, 5);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let allowed = (0..8).filter(|_| rl.check_ip(RouteClass::Login, ip, &limit).unwrap().allowed).count();
+        let mut allowed = 0;
+        for _ in 0..8 {
+            allowed += usize::from(rl.check_ip(RouteClass::Login, ip, &limit).await.unwrap().allowed);
+        }
         assert_eq!(allowed, 5);
-        let denied = rl.check_ip(RouteClass::Login, ip, &limit).unwrap();
+        let denied = rl.check_ip(RouteClass::Login, ip, &limit).await.unwrap();
         assert!(!denied.allowed && denied.retry_after_secs >= 1);
         // Other keys and classes are separate.
-        assert!(rl.check_ip(RouteClass::Register, ip, &limit).unwrap().allowed);
-        assert!(rl.check_ip(RouteClass::Login, "192.0.2.2".parse().unwrap(), &limit).unwrap().allowed);
-        assert!(rl.check_ip(RouteClass::Login, ip, &Limit::off()).is_none());
+        assert!(rl.check_ip(RouteClass::Register, ip, &limit).await.unwrap().allowed);
+        assert!(rl.check_ip(RouteClass::Login, "192.0.2.2".parse().unwrap(), &limit).await.unwrap().allowed);
+        assert!(rl.check_ip(RouteClass::Login, ip, &Limit::off()).await.is_none());
     }
 
-    #[test]
-    fn tokens_come_back_at_the_configured_rate() {
+    #[tokio::test]
+    async fn tokens_come_back_at_the_configured_rate() {
         let rl = RateLimiter::new(100, Duration::from_secs(60));
         let limit = Limit::new(20, 1, 1);
-        assert!(rl.check_account(RouteClass::Login, "a", &limit).unwrap().allowed);
-        assert!(!rl.check_account(RouteClass::Login, "a", &limit).unwrap().allowed);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(rl.check_account(RouteClass::Login, "a", &limit).unwrap().allowed);
+        assert!(rl.check_account(RouteClass::Login, "a", &limit).await.unwrap().allowed);
+        assert!(!rl.check_account(RouteClass::Login, "a", &limit).await.unwrap().allowed);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(rl.check_account(RouteClass::Login, "a", &limit).await.unwrap().allowed);
     }
 
     #[test]
@@ -173,12 +180,12 @@ mod tests {
         assert_eq!(ip_key(v4, 64), v4);
     }
 
-    #[test]
-    fn memory_stays_bounded_under_a_flood_of_keys() {
+    #[tokio::test]
+    async fn memory_stays_bounded_under_a_flood_of_keys() {
         let rl = RateLimiter::new(1000, Duration::from_secs(60));
         let limit = Limit::new(10, 60, 10);
         for i in 0..20_000u32 {
-            rl.check_ip(RouteClass::General, IpAddr::from(i.to_be_bytes()), &limit);
+            rl.check_ip(RouteClass::General, IpAddr::from(i.to_be_bytes()), &limit).await;
         }
         assert!(rl.entry_count() <= 1000, "{}", rl.entry_count());
     }

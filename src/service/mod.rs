@@ -108,12 +108,19 @@ impl AuthService {
                 Some(CaptchaVerifier::new(url, secret).map_err(|e| StartError::Keys(e.to_string()))?)
             }
         };
+        let mut limiter = RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600));
+        if cfg.cache.backend == crate::config::CacheBackend::Redis {
+            let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
+            let redis = crate::fast::RedisBuckets::connect(url, cfg.cache.timeout.0)
+                .map_err(|e| StartError::Keys(e.to_string()))?;
+            limiter = limiter.shared(Box::new(redis));
+        }
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
         }
         Ok(Arc::new(Self {
-            limiter: RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600)),
+            limiter,
             throttle: Throttle::new(&cfg.brute_force),
             challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
             captcha,
@@ -249,7 +256,7 @@ impl AuthService {
 
 impl AuthService {
     /// The per-IP rate limit of a route class; `None` when limits are off.
-    pub fn check_ip_limit(&self, class: RouteClass, ip: std::net::IpAddr) -> Option<Decision> {
+    pub async fn check_ip_limit(&self, class: RouteClass, ip: std::net::IpAddr) -> Option<Decision> {
         let rl = &self.cfg.rate_limit;
         if !rl.enabled {
             return None;
@@ -261,7 +268,7 @@ impl AuthService {
             RouteClass::Password => rl.password.per_ip,
             RouteClass::General => rl.general.per_ip,
         };
-        let d = self.limiter.check_ip(class, self.ip_key(ip), &limit)?;
+        let d = self.limiter.check_ip(class, self.ip_key(ip), &limit).await?;
         if !d.allowed {
             security_event("rate_limited", Some(ip));
             self.audit_throttle(class.as_str(), Some(ip), "rate_limited");
@@ -289,6 +296,11 @@ impl AuthService {
             None,
             serde_json::json!({"reason": reason, "route": class}),
         ));
+    }
+
+    /// Rate-limit checks this node answered alone because the shared cache did not answer.
+    pub fn rate_limit_fallbacks(&self) -> u64 {
+        self.limiter.fallbacks()
     }
 
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).

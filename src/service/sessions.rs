@@ -79,7 +79,7 @@ impl AuthService {
             (None, Some(key)) => format!("n:{key}"),
             (None, None) => format!("?:{}", login.trim().to_lowercase()),
         };
-        self.check_account_limit(RouteClass::Login, &account, client.ip)?;
+        self.check_account_limit(RouteClass::Login, &account, client.ip).await?;
         let attempt = self.pass_gate(&account, client.ip, solution).await?;
         if password.len() > self.policy.max_bytes() {
             self.record_failure(attempt, client.ip);
@@ -173,7 +173,7 @@ impl AuthService {
     }
 
     /// The per-account rate limit of a route class.
-    fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
+    async fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
         let rl = &self.cfg.rate_limit;
         if !rl.enabled {
             return Ok(());
@@ -185,7 +185,7 @@ impl AuthService {
             RouteClass::Refresh => rl.refresh.per_account,
             RouteClass::General => rl.general.per_account,
         };
-        match self.limiter.check_account(class, account, &limit) {
+        match self.limiter.check_account(class, account, &limit).await {
             Some(d) if !d.allowed => {
                 security_event("rate_limited", ip);
                 self.audit_throttle(class.as_str(), ip, "rate_limited");
@@ -437,7 +437,7 @@ impl AuthService {
     ) -> Result<()> {
         let user_id = ctx.user_id;
         let account = account_key(user_id);
-        self.check_account_limit(RouteClass::Password, &account, ip)?;
+        self.check_account_limit(RouteClass::Password, &account, ip).await?;
         let attempt = self.pass_gate(&account, ip, solution).await?;
         let user = self
             .db(move |s| s.read(|tx| tx.user(user_id).map_err(Error::from)))

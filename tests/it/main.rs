@@ -21,6 +21,7 @@ mod outage;
 mod privileges;
 mod readme;
 mod sessions;
+mod shared_limits;
 mod slowloris;
 mod store;
 mod story;

@@ -1,0 +1,125 @@
+//! Rate limits in Redis: nodes count together, and a node whose Redis is gone counts alone
+//! rather than failing. Each test runs a Redis server of its own.
+
+use std::{process::Stdio, time::Duration};
+
+use authd::config::{CacheBackend, Config, Limit, Secret};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{PASSWORD, TestApp};
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start() -> Option<Self> {
+        let found = std::process::Command::new("redis-server").arg("--version").output().is_ok();
+        if !found {
+            assert!(
+                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
+                "redis-server is not installed (apt-get install redis-server)"
+            );
+            eprintln!("Redis tests skipped: redis-server is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = Self { port, child: None };
+        r.up().await;
+        Some(r)
+    }
+
+    async fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not listen");
+    }
+
+    async fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+fn limited(cfg: &mut Config, redis: &str) {
+    cfg.rate_limit.enabled = true;
+    cfg.rate_limit.register.per_ip = Limit::new(1, 3600, 4);
+    cfg.rate_limit.general.per_ip = Limit::new(10_000, 60, 10_000);
+    cfg.cache.backend = CacheBackend::Redis;
+    cfg.cache.url = Some(Secret(redis.to_owned()));
+}
+
+async fn register(app: &TestApp, n: usize) -> StatusCode {
+    let email = format!("user{n}-{}@example.com", app.addr.port());
+    app.post("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await.status()
+}
+
+#[tokio::test]
+async fn two_nodes_share_one_budget_through_redis() {
+    let Some(redis) = Redis::start().await else { return };
+    let a = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
+    let b = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
+    // Both connect in the background.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fallbacks_before = a.svc().rate_limit_fallbacks() + b.svc().rate_limit_fallbacks();
+    let mut allowed = 0;
+    for n in 0..6 {
+        for node in [&a, &b] {
+            let s = register(node, n).await;
+            assert!(s == StatusCode::CREATED || s == StatusCode::TOO_MANY_REQUESTS, "{s}");
+            allowed += usize::from(s == StatusCode::CREATED);
+        }
+    }
+    assert_eq!(a.svc().rate_limit_fallbacks() + b.svc().rate_limit_fallbacks(), fallbacks_before, "both reached Redis");
+    assert_eq!(allowed, 4, "the burst of 4 is shared, not 4 per node");
+}
+
+#[tokio::test]
+async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
+    let Some(mut redis) = Redis::start().await else { return };
+    let app = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.down().await;
+    let before = app.svc().rate_limit_fallbacks();
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        statuses.push(register(&app, n).await);
+    }
+    // Never a failure: the node's own bucket limits it meanwhile.
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 4, "{statuses:?}");
+    assert!(app.svc().rate_limit_fallbacks() > before, "the fallback is counted");
+
+    redis.up().await;
+    let mut shared_again = false;
+    for n in 100..200 {
+        let before = app.svc().rate_limit_fallbacks();
+        register(&app, n).await;
+        if app.svc().rate_limit_fallbacks() == before {
+            shared_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shared_again, "the node reconnects to Redis by itself");
+}
