@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench http` (release build). The server runs in-process on its own runtime;
 //! the load generator shares the machine, so the figures are a floor, not a ceiling.
-//! Environment: BENCH_SECS (default 5) per scenario, BENCH_CONCURRENCY (default 32).
+//! Environment: BENCH_SECS (default 5) per scenario, BENCH_CONCURRENCY (default 32), and
+//! BENCH_POSTGRES_URL (a server to create a database on) to run the hot paths on PostgreSQL too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -180,104 +181,15 @@ fn main() {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     let users = 16usize;
 
-    // Rate limiting off: the raw paths.
-    let off = start(&server_rt, |c| c.rate_limit.enabled = false);
-    let addr = off.addr;
-    let svc = off.svc.clone().unwrap();
-    client_rt.block_on(async {
-        register_users(&http, addr, users).await;
-        println!("authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback");
-
-        let h = http.clone();
-        load(
-            "GET /healthz (ceiling)",
-            concurrency,
-            secs,
-            |_| async {},
-            move |()| {
-                let h = h.clone();
-                async move {
-                    let ok = h.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
-                    ((), ok)
-                }
-            },
-        )
-        .await
-        .print();
-
-        let token = login(&http, addr, "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
-        // The per-request check alone: signature, claims, in-memory revocations; no disk.
-        let n = 100_000u32;
-        let t = Instant::now();
-        for _ in 0..n {
-            assert!(svc.authenticate(std::hint::black_box(&token)).is_ok());
-        }
-        let per = t.elapsed() / n;
-        println!(
-            "{:<28} {:>9.0} checks/s per core ({:.1} µs each, in-process)",
-            "token check",
-            1.0 / per.as_secs_f64(),
-            per.as_secs_f64() * 1e6
-        );
-
-        me_load(&http, addr, "GET /v1/me, limits off", concurrency, secs).await;
-
-        let (h, hs) = (http.clone(), http.clone());
-        load(
-            "POST /v1/auth/refresh",
-            concurrency,
-            secs,
-            move |i| {
-                let hs = hs.clone();
-                async move {
-                    let t = login(&hs, addr, &format!("bench{}@example.com", i % users)).await;
-                    t["refresh_token"].as_str().unwrap().to_owned()
-                }
-            },
-            move |rt: String| {
-                let h = h.clone();
-                async move {
-                    let r = h
-                        .post(format!("http://{addr}/v1/auth/refresh"))
-                        .json(&json!({"refresh_token": rt}))
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == 200 => {
-                            let v: Value = r.json().await.unwrap();
-                            (v["refresh_token"].as_str().unwrap().to_owned(), true)
-                        }
-                        _ => (rt, false),
-                    }
-                }
-            },
-        )
-        .await
-        .print();
-
-        let h = http.clone();
-        load(
-            "POST /v1/auth/login (argon2)",
-            8,
-            secs,
-            |_| async {},
-            move |()| {
-                let h = h.clone();
-                async move {
-                    let r = h
-                        .post(format!("http://{addr}/v1/auth/login"))
-                        .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
-                        .send()
-                        .await;
-                    ((), r.is_ok_and(|r| r.status() == 200))
-                }
-            },
-        )
-        .await
-        .print();
-    });
-    drop(svc);
-    stop(&server_rt, off);
+    // Rate limiting off: the raw paths, on each storage backend at hand.
+    hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "redb", |_| {});
+    if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
+        let url = client_rt.block_on(fresh_database(&admin));
+        hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "postgres", |c| {
+            c.storage.backend = authd::config::StorageBackend::Postgres;
+            c.storage.url = Some(authd::config::Secret(url));
+        });
+    }
 
     // Rate limiting on (limits high enough never to trigger): the limiter's cost on the hot path,
     // then an honest login while another address floods wrong passwords.
@@ -350,4 +262,131 @@ fn main() {
         );
     });
     stop(&server_rt, on);
+}
+
+/// Health ceiling, token check, `/v1/me`, refresh and login, with rate limiting off.
+#[allow(clippy::too_many_arguments)]
+fn hot_paths(
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    secs: u64,
+    concurrency: usize,
+    users: usize,
+    label: &str,
+    backend: impl FnOnce(&mut Config),
+) {
+    let off = start(server_rt, |c| {
+        c.rate_limit.enabled = false;
+        backend(c);
+    });
+    let addr = off.addr;
+    let svc = off.svc.clone().unwrap();
+    client_rt.block_on(async {
+        register_users(http, addr, users).await;
+        println!(
+            "authd HTTP benchmark: {secs}s per scenario, {concurrency} concurrent clients, loopback; storage: {label}"
+        );
+
+        let h = http.clone();
+        load(
+            "GET /healthz (ceiling)",
+            concurrency,
+            secs,
+            |_| async {},
+            move |()| {
+                let h = h.clone();
+                async move {
+                    let ok = h.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+                    ((), ok)
+                }
+            },
+        )
+        .await
+        .print();
+
+        let token = login(http, addr, "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
+        // The per-request check alone: signature, claims, in-memory revocations; no disk.
+        let n = 100_000u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(svc.authenticate(std::hint::black_box(&token)).is_ok());
+        }
+        let per = t.elapsed() / n;
+        println!(
+            "{:<28} {:>9.0} checks/s per core ({:.1} µs each, in-process)",
+            "token check",
+            1.0 / per.as_secs_f64(),
+            per.as_secs_f64() * 1e6
+        );
+
+        me_load(http, addr, "GET /v1/me, limits off", concurrency, secs).await;
+
+        let (h, hs) = (http.clone(), http.clone());
+        load(
+            "POST /v1/auth/refresh",
+            concurrency,
+            secs,
+            move |i| {
+                let hs = hs.clone();
+                async move {
+                    let t = login(&hs, addr, &format!("bench{}@example.com", i % users)).await;
+                    t["refresh_token"].as_str().unwrap().to_owned()
+                }
+            },
+            move |rt: String| {
+                let h = h.clone();
+                async move {
+                    let r = h
+                        .post(format!("http://{addr}/v1/auth/refresh"))
+                        .json(&json!({"refresh_token": rt}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            (v["refresh_token"].as_str().unwrap().to_owned(), true)
+                        }
+                        _ => (rt, false),
+                    }
+                }
+            },
+        )
+        .await
+        .print();
+
+        let h = http.clone();
+        load(
+            "POST /v1/auth/login (argon2)",
+            8,
+            secs,
+            |_| async {},
+            move |()| {
+                let h = h.clone();
+                async move {
+                    let r = h
+                        .post(format!("http://{addr}/v1/auth/login"))
+                        .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
+                        .send()
+                        .await;
+                    ((), r.is_ok_and(|r| r.status() == 200))
+                }
+            },
+        )
+        .await
+        .print();
+    });
+    drop(svc);
+    stop(server_rt, off);
+}
+
+/// An empty database on the PostgreSQL server `admin` names.
+async fn fresh_database(admin: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let name = format!("authd_bench_{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
 }
