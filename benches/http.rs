@@ -356,20 +356,23 @@ fn hot_paths(
         .print();
 
         let h = http.clone();
+        // One account per client: parallel attempts on one account are held to
+        // `brute_force.free_failures` in flight by design.
         load(
             "POST /v1/auth/login (argon2)",
             8,
             secs,
-            |_| async {},
-            move |()| {
+            move |i| async move { format!("bench{}@example.com", i % users) },
+            move |email: String| {
                 let h = h.clone();
                 async move {
                     let r = h
                         .post(format!("http://{addr}/v1/auth/login"))
-                        .json(&json!({"login": "bench1@example.com", "password": PASSWORD}))
+                        .json(&json!({"login": email, "password": PASSWORD}))
                         .send()
                         .await;
-                    ((), r.is_ok_and(|r| r.status() == 200))
+                    let ok = r.is_ok_and(|r| r.status() == 200);
+                    (email, ok)
                 }
             },
         )
