@@ -207,7 +207,7 @@ impl Limit {
     }
 }
 
-/// Where fast shared state (rate-limit buckets) lives.
+/// Where fast shared state (rate-limit buckets, failed-login counts) lives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {

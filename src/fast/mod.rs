@@ -1,5 +1,5 @@
-//! Fast state several nodes may share: rate-limit buckets. A port with two backends, this
-//! process's memory (moka) and Redis; the rate limiter never names either.
+//! Fast state several nodes may share: rate-limit buckets and failed-login counts. Ports with a
+//! memory (moka) and a Redis backend; the limiter and the throttle never name either.
 
 mod memory;
 mod redis;
@@ -7,7 +7,7 @@ mod redis;
 use std::{future::Future, pin::Pin, time::Duration};
 
 pub use memory::MemoryBuckets;
-pub use redis::RedisBuckets;
+pub use redis::Redis;
 
 /// The answer of one GCRA step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,4 +29,26 @@ pub type TakeFuture<'a> = Pin<Box<dyn Future<Output = Result<Take, Unavailable>>
 /// spends `interval`; at most `tolerance` may be spent ahead of time.
 pub trait Buckets: Send + Sync {
     fn take<'a>(&'a self, key: &'a str, interval: Duration, tolerance: Duration) -> TakeFuture<'a>;
+}
+
+/// Failed logins as every node sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Failures {
+    pub account: u32,
+    pub ip: u32,
+    /// How long the account is still slowed down.
+    pub blocked: Option<Duration>,
+}
+
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, Unavailable>> + Send + 'a>>;
+
+/// Failed-login counts shared by nodes. Keys are forgotten after `forget` without a failure.
+pub trait FailureCounts: Send + Sync {
+    fn read<'a>(&'a self, account: &'a str, ip: Option<&'a str>) -> Fut<'a, Failures>;
+    /// Counts one more failure on the account and the address; returns the account's count.
+    fn fail<'a>(&'a self, account: &'a str, ip: Option<&'a str>, forget: Duration) -> Fut<'a, u32>;
+    /// Slows the account down for `delay`.
+    fn block<'a>(&'a self, account: &'a str, delay: Duration) -> Fut<'a, ()>;
+    /// The account starts over (its failures and any slow-down go); the address keeps its own.
+    fn clear<'a>(&'a self, account: &'a str) -> Fut<'a, ()>;
 }

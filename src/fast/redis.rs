@@ -1,5 +1,6 @@
-//! Buckets in Redis, shared by every node: one atomic Lua step per request, on Redis's clock so
-//! that nodes with skewed clocks agree. Keys expire once their bucket is full again.
+//! Redis, shared by every node: rate-limit buckets (one atomic Lua step per request, on Redis's
+//! clock so that nodes with skewed clocks agree; keys expire once their bucket is full again)
+//! and failed-login counts (`INCR` with an expiry, and a slow-down key that expires with it).
 
 use std::{
     sync::{Arc, RwLock},
@@ -8,7 +9,7 @@ use std::{
 
 use redis::{Client, Script, aio::ConnectionManager};
 
-use super::{Buckets, Take, TakeFuture, Unavailable};
+use super::{Buckets, FailureCounts, Failures, Fut, Take, TakeFuture, Unavailable};
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -24,14 +25,14 @@ redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - no
 return {1, nxt - now, 0}
 ";
 
-pub struct RedisBuckets {
+pub struct Redis {
     client: Client,
     conn: Arc<RwLock<Option<ConnectionManager>>>,
     script: Script,
     timeout: Duration,
 }
 
-impl RedisBuckets {
+impl Redis {
     /// Connects in the background: until Redis answers, `take` reports it unavailable.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, Unavailable> {
         let client = Client::open(url).map_err(|e| Unavailable(format!("cache.url: {e}")))?;
@@ -67,17 +68,80 @@ impl RedisBuckets {
     }
 }
 
+impl Redis {
+    fn connection(&self) -> Result<ConnectionManager, Unavailable> {
+        self.conn.read().ok().and_then(|c| c.clone()).ok_or_else(|| Unavailable("not connected yet".into()))
+    }
+
+    /// Runs a command with the configured timeout.
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Pipeline) -> Result<T, Unavailable> {
+        let mut conn = self.connection()?;
+        tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
+            .await
+            .map_err(|_| Unavailable("timed out".into()))?
+            .map_err(|e| Unavailable(e.to_string()))
+    }
+}
+
+fn count_key(key: &str) -> String {
+    format!("bf:n:{key}")
+}
+
+fn block_key(key: &str) -> String {
+    format!("bf:b:{key}")
+}
+
+impl FailureCounts for Redis {
+    fn read<'a>(&'a self, account: &'a str, ip: Option<&'a str>) -> Fut<'a, Failures> {
+        Box::pin(async move {
+            let ip = ip.map(count_key).unwrap_or_else(|| "bf:none".into());
+            let mut p = redis::pipe();
+            p.get(count_key(account)).get(ip).pttl(block_key(account));
+            let (account, ip, ttl): (Option<u32>, Option<u32>, i64) = self.run(p).await?;
+            let blocked = u64::try_from(ttl).ok().filter(|ms| *ms > 0).map(Duration::from_millis);
+            Ok(Failures { account: account.unwrap_or(0), ip: ip.unwrap_or(0), blocked })
+        })
+    }
+
+    fn fail<'a>(&'a self, account: &'a str, ip: Option<&'a str>, forget: Duration) -> Fut<'a, u32> {
+        Box::pin(async move {
+            let ms = i64::try_from(forget.as_millis()).unwrap_or(i64::MAX).max(1);
+            let mut p = redis::pipe();
+            p.atomic().incr(count_key(account), 1).pexpire(count_key(account), ms).ignore();
+            if let Some(ip) = ip {
+                p.incr(count_key(ip), 1).ignore().pexpire(count_key(ip), ms).ignore();
+            }
+            let (count,): (u32,) = self.run(p).await?;
+            Ok(count)
+        })
+    }
+
+    fn block<'a>(&'a self, account: &'a str, delay: Duration) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut p = redis::pipe();
+            p.pset_ex(block_key(account), 1, ms).ignore();
+            self.run::<()>(p).await
+        })
+    }
+
+    fn clear<'a>(&'a self, account: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut p = redis::pipe();
+            p.del(count_key(account)).ignore().del(block_key(account)).ignore();
+            self.run::<()>(p).await
+        })
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-impl Buckets for RedisBuckets {
+impl Buckets for Redis {
     fn take<'a>(&'a self, key: &'a str, interval: Duration, tolerance: Duration) -> TakeFuture<'a> {
         Box::pin(async move {
-            let conn = self.conn.read().ok().and_then(|c| c.clone());
-            let Some(mut conn) = conn else {
-                return Err(Unavailable("not connected yet".into()));
-            };
+            let mut conn = self.connection()?;
             let mut invocation = self.script.key(key);
             invocation.arg(micros(interval).max(1)).arg(micros(tolerance));
             let call = invocation.invoke_async(&mut conn);

@@ -60,7 +60,7 @@ pub struct Decision {
 /// When the shared state does not answer, this node counts on its own, and says so.
 pub struct RateLimiter {
     local: MemoryBuckets,
-    shared: Option<Box<dyn Buckets>>,
+    shared: Option<std::sync::Arc<dyn Buckets>>,
     /// Checks answered locally because the shared state did not.
     fallbacks: AtomicU64,
 }
@@ -71,7 +71,7 @@ impl RateLimiter {
     }
 
     /// Counts in `shared` (e.g. Redis) rather than in this process.
-    pub fn shared(mut self, shared: Box<dyn Buckets>) -> Self {
+    pub fn shared(mut self, shared: std::sync::Arc<dyn Buckets>) -> Self {
         self.shared = Some(shared);
         self
     }

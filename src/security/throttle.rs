@@ -11,13 +11,16 @@
 
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use moka::sync::Cache;
 
-use crate::config::BruteForceConfig;
+use crate::{config::BruteForceConfig, fast::FailureCounts};
 
 #[derive(Default)]
 struct Failures {
@@ -37,6 +40,17 @@ pub struct Throttle {
     accounts: Cache<Arc<str>, Counter>,
     ips: Cache<IpAddr, Counter>,
     cfg: BruteForceConfig,
+    /// Counts every node shares (Redis), beside this node's own.
+    shared: Option<Arc<dyn FailureCounts>>,
+    /// Attempts judged on this node's counts alone because the shared ones did not answer.
+    fallbacks: AtomicU64,
+}
+
+/// Where a reservation's failure is also counted.
+struct SharedRef {
+    counts: Arc<dyn FailureCounts>,
+    account: String,
+    ip: Option<String>,
 }
 
 /// One attempt in progress. Settle it with [`Reservation::failed`] or
@@ -48,6 +62,7 @@ pub struct Reservation {
     challenge_required: bool,
     settled: bool,
     cfg: BruteForceConfig,
+    shared: Option<SharedRef>,
 }
 
 impl Throttle {
@@ -56,13 +71,53 @@ impl Throttle {
             accounts: Cache::builder().max_capacity(cfg.max_entries).time_to_idle(cfg.forget_after.0).build(),
             ips: Cache::builder().max_capacity(cfg.max_entries).time_to_idle(cfg.forget_after.0).build(),
             cfg: cfg.clone(),
+            shared: None,
+            fallbacks: AtomicU64::new(0),
         }
+    }
+
+    /// Also counts failures in `shared`, so that every node sees them.
+    pub fn shared(mut self, shared: Arc<dyn FailureCounts>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Attempts judged on this node's counts alone because the shared ones did not answer.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Reserves an attempt on `account` from `ip`, or says how long to wait. Once the free
     /// failures are used up (counting attempts still in flight), only one attempt at a time is
-    /// let through, and only after the delay.
-    pub fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
+    /// let through, and only after the delay. With shared counts, other nodes' failures count
+    /// too.
+    pub async fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
+        let mut r = self.reserve_here(account, ip)?;
+        let Some(shared) = &self.shared else { return Ok(r) };
+        let ip = ip.map(|i| i.to_string());
+        match shared.read(account, ip.as_deref()).await {
+            Ok(f) => {
+                if let Some(wait) = f.blocked {
+                    return Err(wait);
+                }
+                let others_here = lock(&r.account).in_flight.saturating_sub(1);
+                if others_here > 0 && f.account.saturating_add(others_here) >= self.cfg.free_failures {
+                    return Err(self.cfg.base_delay.0);
+                }
+                let pending = f.account.saturating_add(others_here);
+                r.challenge_required |= pending >= self.cfg.challenge_after || f.ip >= self.cfg.challenge_after;
+                r.shared = Some(SharedRef { counts: Arc::clone(shared), account: account.to_owned(), ip });
+            }
+            Err(e) => {
+                if self.fallbacks.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
+                    tracing::warn!(error = %e, "failed-login counts fall back to this node's own");
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn reserve_here(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
         let now = Instant::now();
         let acc = self.accounts.get_with(Arc::from(account), Default::default);
         let mut challenge_required;
@@ -86,7 +141,7 @@ impl Throttle {
             drop(f);
             c
         });
-        Ok(Reservation { account: acc, ip, challenge_required, settled: false, cfg: self.cfg.clone() })
+        Ok(Reservation { account: acc, ip, challenge_required, settled: false, cfg: self.cfg.clone(), shared: None })
     }
 }
 
@@ -97,7 +152,34 @@ impl Reservation {
     }
 
     /// The password was wrong; returns the delay now imposed on the account, if any.
-    pub fn failed(mut self) -> Option<Duration> {
+    pub async fn failed(mut self) -> Option<Duration> {
+        let here = self.failed_here();
+        let Some(s) = self.shared.take() else { return here };
+        let Ok(count) = s.counts.fail(&s.account, s.ip.as_deref(), self.cfg.forget_after.0).await else {
+            return here;
+        };
+        let shared = self.delay_after(count);
+        if let Some(d) = shared {
+            let _ = s.counts.block(&s.account, d).await;
+        }
+        here.max(shared)
+    }
+
+    /// The password was right: the account starts over; the address keeps its failures.
+    pub async fn succeeded(mut self) {
+        self.succeeded_here();
+        if let Some(s) = self.shared.take() {
+            let _ = s.counts.clear(&s.account).await;
+        }
+    }
+
+    /// The slow-down after `count` failures: none within the free ones, then doubling, capped.
+    fn delay_after(&self, count: u32) -> Option<Duration> {
+        let over = count.checked_sub(self.cfg.free_failures)?;
+        Some(self.cfg.base_delay.0.saturating_mul(1u32 << over.min(20)).min(self.cfg.max_delay.0))
+    }
+
+    fn failed_here(&mut self) -> Option<Duration> {
         self.settled = true;
         if let Some(ip) = &self.ip {
             let mut f = lock(ip);
@@ -107,14 +189,12 @@ impl Reservation {
         let mut f = lock(&self.account);
         f.in_flight = f.in_flight.saturating_sub(1);
         f.count = f.count.saturating_add(1);
-        let over = f.count.checked_sub(self.cfg.free_failures)?;
-        let delay = self.cfg.base_delay.0.saturating_mul(1u32 << over.min(20)).min(self.cfg.max_delay.0);
+        let delay = self.delay_after(f.count)?;
         f.blocked_until = Some(Instant::now() + delay);
         Some(delay)
     }
 
-    /// The password was right: the account starts over; the address keeps its failures.
-    pub fn succeeded(mut self) {
+    fn succeeded_here(&mut self) {
         self.settled = true;
         self.release_ip();
         let mut f = lock(&self.account);
@@ -156,36 +236,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn delays_grow_are_capped_and_release() {
+    #[tokio::test]
+    async fn delays_grow_are_capped_and_release() {
         let t = Throttle::new(&cfg());
         let ip = Some("198.51.100.7".parse().unwrap());
-        assert_eq!(t.reserve("a", ip).unwrap().failed(), None);
-        assert_eq!(t.reserve("a", ip).unwrap().failed(), Some(Duration::from_millis(50)));
-        assert!(t.reserve("a", ip).is_err());
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(t.reserve("a", ip).unwrap().failed(), Some(Duration::from_millis(100)));
-        std::thread::sleep(Duration::from_millis(110));
-        assert_eq!(t.reserve("a", ip).unwrap().failed(), Some(Duration::from_millis(150)));
-        std::thread::sleep(Duration::from_millis(160));
-        assert_eq!(t.reserve("a", ip).unwrap().failed(), Some(Duration::from_millis(150)), "capped");
-        std::thread::sleep(Duration::from_millis(160));
-        assert!(t.reserve("a", ip).unwrap().challenge_required());
+        assert_eq!(t.reserve("a", ip).await.unwrap().failed().await, None);
+        assert_eq!(t.reserve("a", ip).await.unwrap().failed().await, Some(Duration::from_millis(50)));
+        assert!(t.reserve("a", ip).await.is_err());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(t.reserve("a", ip).await.unwrap().failed().await, Some(Duration::from_millis(100)));
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        assert_eq!(t.reserve("a", ip).await.unwrap().failed().await, Some(Duration::from_millis(150)));
+        tokio::time::sleep(Duration::from_millis(160)).await;
+        assert_eq!(t.reserve("a", ip).await.unwrap().failed().await, Some(Duration::from_millis(150)), "capped");
+        tokio::time::sleep(Duration::from_millis(160)).await;
+        assert!(t.reserve("a", ip).await.unwrap().challenge_required());
         // Another account from another address is untouched; the address alone triggers the
         // challenge for other accounts too.
-        assert!(!t.reserve("b", Some("198.51.100.8".parse().unwrap())).unwrap().challenge_required());
-        assert!(t.reserve("b", ip).unwrap().challenge_required());
-        t.reserve("a", ip).unwrap().succeeded();
-        assert!(t.reserve("a", None).is_ok_and(|r| !r.challenge_required()));
-        assert!(t.reserve("c", ip).unwrap().challenge_required(), "success keeps the address's failures");
+        assert!(!t.reserve("b", Some("198.51.100.8".parse().unwrap())).await.unwrap().challenge_required());
+        assert!(t.reserve("b", ip).await.unwrap().challenge_required());
+        t.reserve("a", ip).await.unwrap().succeeded().await;
+        assert!(t.reserve("a", None).await.is_ok_and(|r| !r.challenge_required()));
+        assert!(t.reserve("c", ip).await.unwrap().challenge_required(), "success keeps the address's failures");
     }
 
-    #[test]
-    fn parallel_attempts_are_counted_as_they_start() {
+    #[tokio::test]
+    async fn parallel_attempts_are_counted_as_they_start() {
         let t = Throttle::new(&cfg());
-        let held: Vec<_> = (0..10).filter_map(|_| t.reserve("a", None).ok()).collect();
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            held.extend(t.reserve("a", None).await.ok());
+        }
         assert_eq!(held.len(), 2, "only the free failures may be in flight at once");
         drop(held);
-        assert!(t.reserve("a", None).is_ok(), "unsettled reservations count for nothing");
+        assert!(t.reserve("a", None).await.is_ok(), "unsettled reservations count for nothing");
     }
 }

@@ -109,11 +109,14 @@ impl AuthService {
             }
         };
         let mut limiter = RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600));
+        let mut throttle = Throttle::new(&cfg.brute_force);
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
-            let redis = crate::fast::RedisBuckets::connect(url, cfg.cache.timeout.0)
-                .map_err(|e| StartError::Keys(e.to_string()))?;
-            limiter = limiter.shared(Box::new(redis));
+            let redis = Arc::new(
+                crate::fast::Redis::connect(url, cfg.cache.timeout.0).map_err(|e| StartError::Keys(e.to_string()))?,
+            );
+            limiter = limiter.shared(redis.clone());
+            throttle = throttle.shared(redis);
         }
         let revocations = RevocationCache::new();
         for r in &revs {
@@ -121,7 +124,7 @@ impl AuthService {
         }
         Ok(Arc::new(Self {
             limiter,
-            throttle: Throttle::new(&cfg.brute_force),
+            throttle,
             challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
             captcha,
             audit_sink: audit::AuditSink::start(store.clone()),

@@ -82,7 +82,7 @@ impl AuthService {
         self.check_account_limit(RouteClass::Login, &account, client.ip).await?;
         let attempt = self.pass_gate(&account, client.ip, solution).await?;
         if password.len() > self.policy.max_bytes() {
-            self.record_failure(attempt, client.ip);
+            self.record_failure(attempt, client.ip).await;
             return Err(Error::InvalidCredentials);
         }
         let user_id_of_failed = user.as_ref().map(|u| u.id);
@@ -97,7 +97,7 @@ impl AuthService {
             None => (None, self.hasher.verify_dummy(password).await?),
         };
         let Some(user) = user.filter(|_| verified.ok) else {
-            self.record_failure(attempt, client.ip);
+            self.record_failure(attempt, client.ip).await;
             self.audit_later(self.audit_event(
                 "user.login_failed",
                 false,
@@ -107,7 +107,7 @@ impl AuthService {
             ));
             return Err(Error::InvalidCredentials);
         };
-        attempt.succeeded();
+        attempt.succeeded().await;
         if !user.is_active() {
             self.audit_later(self.audit_event(
                 "user.login_failed",
@@ -203,7 +203,7 @@ impl AuthService {
         ip: Option<IpAddr>,
         solution: Option<ChallengeSolution>,
     ) -> Result<Reservation> {
-        let attempt = self.throttle.reserve(account, ip.map(|ip| self.ip_key(ip))).map_err(|wait| {
+        let attempt = self.throttle.reserve(account, ip.map(|ip| self.ip_key(ip))).await.map_err(|wait| {
             security_event("login_throttled", ip);
             self.audit_throttle("login", ip, "too_many_attempts");
             Error::TooManyAttempts(wait.as_secs().saturating_add(1))
@@ -226,9 +226,9 @@ impl AuthService {
         Ok(attempt)
     }
 
-    fn record_failure(&self, attempt: Reservation, ip: Option<IpAddr>) {
+    async fn record_failure(&self, attempt: Reservation, ip: Option<IpAddr>) {
         security_event("login_failed", ip);
-        if let Some(delay) = attempt.failed() {
+        if let Some(delay) = attempt.failed().await {
             let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             tracing::info!(delay_ms = ms, "account slowed down after repeated failures");
         }
@@ -448,10 +448,10 @@ impl AuthService {
             _ => false,
         };
         if !ok {
-            self.record_failure(attempt, ip);
+            self.record_failure(attempt, ip).await;
             return Err(Error::WrongCurrentPassword);
         }
-        attempt.succeeded();
+        attempt.succeeded().await;
         self.policy.check("new_password", new, &user_context(&user))?;
         let phc = self.hasher.hash(new).await?;
         let keep = ctx.session_id;

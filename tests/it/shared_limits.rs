@@ -123,3 +123,33 @@ async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
     }
     assert!(shared_again, "the node reconnects to Redis by itself");
 }
+
+#[tokio::test]
+async fn failed_logins_on_two_nodes_count_against_one_budget() {
+    let Some(redis) = Redis::start().await else { return };
+    let Some(db) = crate::helpers::postgres_db().await else { return };
+    let shared = |cfg: &mut Config| {
+        crate::helpers::use_postgres(cfg, &db);
+        cfg.cache.backend = CacheBackend::Redis;
+        cfg.cache.url = Some(Secret(redis.url()));
+        cfg.brute_force.free_failures = 3;
+        cfg.brute_force.challenge_after = 100;
+    };
+    let a = TestApp::spawn_with(shared).await;
+    let b = TestApp::spawn_with(shared).await;
+    a.register("vera@example.com").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let wrong = json!({"login": "vera@example.com", "password": "not her password"});
+    let mut statuses = Vec::new();
+    for node in [&a, &b, &a, &b] {
+        statuses.push(node.post("/v1/auth/login", &wrong).await.status());
+    }
+    // Three free failures in all, then the account is slowed down on every node.
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS],
+        "the budget is shared"
+    );
+    let r = a.post("/v1/auth/login", &json!({"login": "vera@example.com", "password": PASSWORD})).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "slowed down on the other node too");
+}
