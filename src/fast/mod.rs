@@ -52,3 +52,8 @@ pub trait FailureCounts: Send + Sync {
     /// The account starts over (its failures and any slow-down go); the address keeps its own.
     fn clear<'a>(&'a self, account: &'a str) -> Fut<'a, ()>;
 }
+
+/// Single use across nodes: the first `claim` of a key within `ttl` wins.
+pub trait Replay: Send + Sync {
+    fn claim<'a>(&'a self, key: &'a str, ttl: Duration) -> Fut<'a, bool>;
+}

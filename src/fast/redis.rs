@@ -9,7 +9,7 @@ use std::{
 
 use redis::{Client, Script, aio::ConnectionManager};
 
-use super::{Buckets, FailureCounts, Failures, Fut, Take, TakeFuture, Unavailable};
+use super::{Buckets, FailureCounts, Failures, Fut, Replay, Take, TakeFuture, Unavailable};
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -130,6 +130,18 @@ impl FailureCounts for Redis {
             let mut p = redis::pipe();
             p.del(count_key(account)).ignore().del(block_key(account)).ignore();
             self.run::<()>(p).await
+        })
+    }
+}
+
+impl Replay for Redis {
+    fn claim<'a>(&'a self, key: &'a str, ttl: Duration) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut p = redis::pipe();
+            p.cmd("SET").arg(format!("once:{key}")).arg(1).arg("NX").arg("PX").arg(ms);
+            let (set,): (Option<String>,) = self.run(p).await?;
+            Ok(set.is_some())
         })
     }
 }

@@ -43,9 +43,11 @@ pub struct ChallengeIssuer {
 }
 
 impl ChallengeIssuer {
-    pub fn new(difficulty: u8, ttl: Duration) -> Self {
+    /// `key` signs and checks challenges: the same on every node, so any node can check a
+    /// challenge another issued.
+    pub fn new(key: &[u8], difficulty: u8, ttl: Duration) -> Self {
         Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &random_bytes::<32>()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
             difficulty,
             ttl,
             spent: Cache::builder().max_capacity(1_000_000).time_to_live(ttl + Duration::from_secs(5)).build(),
@@ -59,8 +61,26 @@ impl ChallengeIssuer {
         Challenge { challenge: format!("{body}.{mac}"), difficulty: self.difficulty, expires_at }
     }
 
+    /// How long a challenge can be spent: what a replay guard must remember it for.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Checks a solution and spends the challenge.
     pub fn redeem(&self, challenge: &str, nonce: &str) -> Result<(), ChallengeError> {
+        let id = self.check(challenge, nonce)?;
+        self.spend(&id)
+    }
+
+    /// Spends a checked challenge in this process; a second time is a replay.
+    pub fn spend(&self, id: &str) -> Result<(), ChallengeError> {
+        let mut fresh = false;
+        self.spent.entry(id.to_owned()).or_insert_with_if(|| fresh = true, |_| false);
+        if fresh { Ok(()) } else { Err(ChallengeError::Reused) }
+    }
+
+    /// Checks a solution without spending it; returns the challenge's id.
+    pub fn check(&self, challenge: &str, nonce: &str) -> Result<String, ChallengeError> {
         if challenge.len() > 256 || nonce.is_empty() || nonce.len() > 32 || !nonce.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ChallengeError::Invalid);
         }
@@ -81,9 +101,7 @@ impl ChallengeIssuer {
         if leading_zero_bits(challenge, nonce) < diff {
             return Err(ChallengeError::Unsolved);
         }
-        let mut fresh = false;
-        self.spent.entry(id.to_owned()).or_insert_with_if(|| fresh = true, |_| false);
-        if fresh { Ok(()) } else { Err(ChallengeError::Reused) }
+        Ok(id.to_owned())
     }
 }
 
@@ -117,7 +135,7 @@ mod tests {
 
     #[test]
     fn solved_once_then_spent_and_forgeries_refused() {
-        let issuer = ChallengeIssuer::new(8, Duration::from_secs(60));
+        let issuer = ChallengeIssuer::new(&random_bytes::<32>(), 8, Duration::from_secs(60));
         let c = issuer.issue();
         let nonce = solve(&c.challenge).unwrap();
         assert_eq!(issuer.redeem(&c.challenge, &nonce), Ok(()));
@@ -128,11 +146,11 @@ mod tests {
         assert_eq!(issuer.redeem(&c.challenge, &wrong), Err(ChallengeError::Unsolved));
         let easier = c.challenge.replacen(".8.", ".0.", 1);
         assert_eq!(issuer.redeem(&easier, "0"), Err(ChallengeError::Invalid), "difficulty is signed");
-        let other = ChallengeIssuer::new(8, Duration::from_secs(60)).issue();
+        let other = ChallengeIssuer::new(&random_bytes::<32>(), 8, Duration::from_secs(60)).issue();
         assert_eq!(issuer.redeem(&other.challenge, &solve(&other.challenge).unwrap()), Err(ChallengeError::Invalid));
         assert_eq!(issuer.redeem(&c.challenge, "12x"), Err(ChallengeError::Invalid));
 
-        let expired = ChallengeIssuer::new(0, Duration::from_secs(0));
+        let expired = ChallengeIssuer::new(&random_bytes::<32>(), 0, Duration::from_secs(0));
         let c = expired.issue();
         assert_eq!(expired.redeem(&c.challenge, "0"), Err(ChallengeError::Expired));
     }

@@ -55,6 +55,8 @@ pub struct AuthService {
     limiter: RateLimiter,
     throttle: Throttle,
     challenges: ChallengeIssuer,
+    /// Spent challenges every node knows of (Redis), beside this node's own memory.
+    replay: Option<Arc<dyn crate::fast::Replay>>,
     /// Set when `challenge.kind` is a CAPTCHA provider.
     captcha: Option<CaptchaVerifier>,
     audit_sink: audit::AuditSink,
@@ -73,30 +75,33 @@ impl AuthService {
             .iter()
             .map(|w| crate::model::WebhookEndpoint { url: w.url.clone(), events: w.events.clone() })
             .collect();
-        let (store, ring, roles, revs) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store = Db::new(Store::open(&storage)?, webhooks);
-            let (records, roles, revs) = store.write(|tx| -> Result<_, StartError> {
-                let mut roles = tx.roles()?;
-                for (name, perms) in BUILTIN_ROLES {
-                    if !roles.iter().any(|r| r.name == *name) {
-                        let role = Role {
-                            name: (*name).into(),
-                            permissions: perms.iter().map(|p| (*p).into()).collect(),
-                            builtin: true,
-                        };
-                        tx.put_role(&role)?;
-                        roles.push(role);
+        let (store, ring, roles, revs, challenge_key) =
+            tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+                let store = Db::new(Store::open(&storage)?, webhooks);
+                let (records, roles, revs, challenge_key) = store.write(|tx| -> Result<_, StartError> {
+                    let mut roles = tx.roles()?;
+                    for (name, perms) in BUILTIN_ROLES {
+                        if !roles.iter().any(|r| r.name == *name) {
+                            let role = Role {
+                                name: (*name).into(),
+                                permissions: perms.iter().map(|p| (*p).into()).collect(),
+                                builtin: true,
+                            };
+                            tx.put_role(&role)?;
+                            roles.push(role);
+                        }
                     }
-                }
-                let records = keys::ensure_active_key(tx, alg)?;
-                let revs = tx.revocations()?;
-                Ok((records, roles, revs))
-            })?;
-            let ring = KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
-            Ok((store, ring, roles, revs))
-        })
-        .await
-        .map_err(|e| StartError::Keys(e.to_string()))??;
+                    let records = keys::ensure_active_key(tx, alg)?;
+                    let revs = tx.revocations()?;
+                    let challenge_key =
+                        tx.ensure_secret("challenge", &crate::security::random::random_bytes::<32>())?;
+                    Ok((records, roles, revs, challenge_key))
+                })?;
+                let ring = KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
+                Ok((store, ring, roles, revs, challenge_key))
+            })
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))??;
 
         let hasher = PasswordHasher::start(cfg.passwords.argon2, cfg.hash_workers(), cfg.passwords.hash_queue)
             .map_err(|e| StartError::Keys(e.to_string()))?;
@@ -110,13 +115,15 @@ impl AuthService {
         };
         let mut limiter = RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600));
         let mut throttle = Throttle::new(&cfg.brute_force);
+        let mut replay: Option<Arc<dyn crate::fast::Replay>> = None;
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
             let redis = Arc::new(
                 crate::fast::Redis::connect(url, cfg.cache.timeout.0).map_err(|e| StartError::Keys(e.to_string()))?,
             );
             limiter = limiter.shared(redis.clone());
-            throttle = throttle.shared(redis);
+            throttle = throttle.shared(redis.clone());
+            replay = Some(redis);
         }
         let revocations = RevocationCache::new();
         for r in &revs {
@@ -125,7 +132,8 @@ impl AuthService {
         Ok(Arc::new(Self {
             limiter,
             throttle,
-            challenges: ChallengeIssuer::new(cfg.challenge.difficulty, cfg.challenge.ttl.0),
+            challenges: ChallengeIssuer::new(&challenge_key, cfg.challenge.difficulty, cfg.challenge.ttl.0),
+            replay,
             captcha,
             audit_sink: audit::AuditSink::start(store.clone()),
             throttle_reported: moka::sync::Cache::builder()

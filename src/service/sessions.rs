@@ -212,7 +212,9 @@ impl AuthService {
             return Ok(attempt);
         }
         let checked = match (solution, &self.captcha) {
-            (Some(ChallengeSolution::Pow { challenge, nonce }), None) => self.challenges.redeem(&challenge, &nonce),
+            (Some(ChallengeSolution::Pow { challenge, nonce }), None) => {
+                self.redeem_challenge(&challenge, &nonce).await
+            }
             (Some(ChallengeSolution::Captcha(response)), Some(captcha)) => captcha.verify(&response, ip).await,
             _ => {
                 security_event("challenge_required", ip);
@@ -224,6 +226,19 @@ impl AuthService {
             Error::ChallengeFailed(e)
         })?;
         Ok(attempt)
+    }
+
+    /// A solved proof of work, spent once across every node that shares a cache.
+    async fn redeem_challenge(&self, challenge: &str, nonce: &str) -> Result<(), crate::security::pow::ChallengeError> {
+        let id = self.challenges.check(challenge, nonce)?;
+        if let Some(replay) = &self.replay {
+            match replay.claim(&format!("pow:{id}"), self.challenges.ttl()).await {
+                Ok(true) => {}
+                Ok(false) => return Err(crate::security::pow::ChallengeError::Reused),
+                Err(e) => tracing::warn!(error = %e, "challenge replay falls back to this node's memory"),
+            }
+        }
+        self.challenges.spend(&id)
     }
 
     async fn record_failure(&self, attempt: Reservation, ip: Option<IpAddr>) {

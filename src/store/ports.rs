@@ -103,10 +103,15 @@ pub trait RevocationWrites {
 
 pub trait KeyReads {
     fn signing_keys(&self) -> R<Vec<SigningKeyRecord>>;
+    /// A named secret every node shares (e.g. the challenge MAC key).
+    fn secret(&self, name: &str) -> R<Option<Vec<u8>>>;
 }
 
 pub trait KeyWrites {
     fn put_signing_key(&mut self, k: &SigningKeyRecord) -> R<()>;
+    /// Stores `value` under `name` unless a value is there; returns the one that is. Nodes
+    /// starting together agree on one.
+    fn ensure_secret(&mut self, name: &str, value: &[u8]) -> R<Vec<u8>>;
 }
 
 pub trait RoleReads {

@@ -153,3 +153,40 @@ async fn failed_logins_on_two_nodes_count_against_one_budget() {
     let r = a.post("/v1/auth/login", &json!({"login": "vera@example.com", "password": PASSWORD})).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "slowed down on the other node too");
 }
+
+#[tokio::test]
+async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
+    let Some(redis) = Redis::start().await else { return };
+    let Some(db) = crate::helpers::postgres_db().await else { return };
+    let shared = |cfg: &mut Config| {
+        crate::helpers::use_postgres(cfg, &db);
+        cfg.cache.backend = CacheBackend::Redis;
+        cfg.cache.url = Some(Secret(redis.url()));
+        cfg.brute_force.free_failures = 10;
+        cfg.brute_force.challenge_after = 1;
+        cfg.challenge.difficulty = 8;
+    };
+    let a = TestApp::spawn_with(shared).await;
+    let b = TestApp::spawn_with(shared).await;
+    a.register("wade@example.com").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let wrong = json!({"login": "wade@example.com", "password": "not his password"});
+    assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
+    // One failure anywhere, and B wants a challenge too.
+    let right = json!({"login": "wade@example.com", "password": PASSWORD});
+    crate::helpers::assert_problem(
+        b.post("/v1/auth/login", &right).await,
+        StatusCode::UNAUTHORIZED,
+        "challenge_required",
+    )
+    .await;
+    let c: serde_json::Value = a.post("/v1/auth/challenge", &json!({})).await.json().await.unwrap();
+    let challenge = c["challenge"].as_str().unwrap();
+    let nonce = authd::security::pow::solve(challenge).unwrap();
+    let solved = json!({"login": "wade@example.com", "password": PASSWORD, "challenge": challenge, "nonce": nonce});
+    assert_eq!(b.post("/v1/auth/login", &solved).await.status(), StatusCode::OK, "B checks what A issued");
+    // Spent: not again, on either node.
+    assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
+    let again = a.post("/v1/auth/login", &solved).await;
+    crate::helpers::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
+}

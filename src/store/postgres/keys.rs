@@ -11,6 +11,11 @@ for_both! {
         fn signing_keys(&self) -> R<Vec<SigningKeyRecord>> {
             self.c.docs("SELECT data FROM signing_keys ORDER BY kid", &[])
         }
+
+        fn secret(&self, name: &str) -> R<Option<Vec<u8>>> {
+            let rows = self.c.rows("SELECT value FROM secrets WHERE name = $1", &[&name])?;
+            Ok(rows.first().map(|r| r.get(0)))
+        }
     }
 }
 
@@ -21,5 +26,14 @@ impl KeyWrites for Write {
             &[&k.kid, &to_doc(k)?],
         )?;
         self.announce(&Change::Keys)
+    }
+
+    fn ensure_secret(&mut self, name: &str, value: &[u8]) -> R<Vec<u8>> {
+        self.c.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &value],
+        )?;
+        let row = self.c.one("SELECT value FROM secrets WHERE name = $1", &[&name])?;
+        Ok(row.get(0))
     }
 }

@@ -29,7 +29,8 @@ use super::{
 };
 
 /// Versioned schema changes, applied in order at start; never destructive.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("migrations/0001_initial.sql")), (2, include_str!("migrations/0002_secrets.sql"))];
 
 /// Nodes starting at once take turns at migrating.
 const MIGRATION_LOCK: i64 = 0x6175_7468_6400;

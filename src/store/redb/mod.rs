@@ -80,6 +80,7 @@ impl RedbBackend {
             tx.open_table(WEBHOOK_PENDING)?;
             tx.open_table(CLIENTS)?;
             tx.open_table(WEBHOOKS)?;
+            tx.open_table(SECRETS)?;
         }
         tx.commit()?;
         Ok(())

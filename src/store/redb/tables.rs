@@ -30,6 +30,8 @@ pub const WEBHOOK_PENDING: TableDefinition<Uuid, u64> = TableDefinition::new("we
 pub const WEBHOOKS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhooks");
 /// client id → ServiceClient
 pub const CLIENTS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("clients");
+/// name → a secret every process shares (the challenge MAC key)
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// role name → Role
 pub const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
 
