@@ -33,24 +33,36 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Connects in the background: until Redis answers, `take` reports it unavailable.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, Unavailable> {
+    /// Connects, waiting up to a second; if Redis does not answer by then, keeps trying in the
+    /// background, and until it answers every call reports it unavailable.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, Unavailable> {
         let client = Client::open(url).map_err(|e| Unavailable(format!("cache.url: {e}")))?;
-        let buckets = Self { client, conn: Arc::new(RwLock::new(None)), script: Script::new(GCRA), timeout };
-        buckets.reconnect();
-        Ok(buckets)
+        let redis = Self { client, conn: Arc::new(RwLock::new(None)), script: Script::new(GCRA), timeout };
+        let first = ConnectionManager::new_with_config(redis.client.clone(), redis.manager_config());
+        match tokio::time::timeout(Duration::from_secs(1), first).await {
+            Ok(Ok(c)) => {
+                if let Ok(mut s) = redis.conn.write() {
+                    *s = Some(c);
+                }
+            }
+            _ => redis.reconnect(),
+        }
+        Ok(redis)
+    }
+
+    fn manager_config(&self) -> redis::aio::ConnectionManagerConfig {
+        redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_secs(1))))
+            .set_response_timeout(Some(self.timeout))
     }
 
     fn reconnect(&self) {
         let client = self.client.clone();
         let slot = Arc::clone(&self.conn);
-        let timeout = self.timeout;
+        let config = self.manager_config();
         tokio::spawn(async move {
             loop {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout.max(Duration::from_secs(1))))
-                    .set_response_timeout(Some(timeout));
-                match ConnectionManager::new_with_config(client.clone(), config).await {
+                match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
                     Ok(c) => {
                         if let Ok(mut s) = slot.write() {
                             *s = Some(c);

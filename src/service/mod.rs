@@ -119,7 +119,9 @@ impl AuthService {
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
             let redis = Arc::new(
-                crate::fast::Redis::connect(url, cfg.cache.timeout.0).map_err(|e| StartError::Keys(e.to_string()))?,
+                crate::fast::Redis::connect(url, cfg.cache.timeout.0)
+                    .await
+                    .map_err(|e| StartError::Keys(e.to_string()))?,
             );
             limiter = limiter.shared(redis.clone());
             throttle = throttle.shared(redis.clone());

@@ -10,13 +10,13 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{PASSWORD, TestApp};
 
-struct Redis {
+pub struct Redis {
     port: u16,
     child: Option<Child>,
 }
 
 impl Redis {
-    async fn start() -> Option<Self> {
+    pub async fn start() -> Option<Self> {
         let found = std::process::Command::new("redis-server").arg("--version").output().is_ok();
         if !found {
             assert!(
@@ -56,7 +56,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 }
@@ -124,19 +124,31 @@ async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
     assert!(shared_again, "the node reconnects to Redis by itself");
 }
 
-#[tokio::test]
-async fn failed_logins_on_two_nodes_count_against_one_budget() {
-    let Some(redis) = Redis::start().await else { return };
-    let Some(db) = crate::helpers::postgres_db().await else { return };
-    let shared = |cfg: &mut Config| {
+/// Two nodes on one PostgreSQL database and one Redis.
+async fn cluster(tweak: impl Fn(&mut Config)) -> Option<(TestApp, TestApp, Redis)> {
+    let redis = Redis::start().await?;
+    let db = crate::helpers::postgres_db().await?;
+    let node = |cfg: &mut Config| {
         crate::helpers::use_postgres(cfg, &db);
         cfg.cache.backend = CacheBackend::Redis;
         cfg.cache.url = Some(Secret(redis.url()));
+        tweak(cfg);
+    };
+    let a = TestApp::spawn_with(node).await;
+    let b = TestApp::spawn_with(node).await;
+    Some((a, b, redis))
+}
+
+#[tokio::test]
+async fn failed_logins_on_two_nodes_count_against_one_budget() {
+    let Some((a, b, _redis)) = cluster(|cfg| {
         cfg.brute_force.free_failures = 3;
         cfg.brute_force.challenge_after = 100;
+    })
+    .await
+    else {
+        return;
     };
-    let a = TestApp::spawn_with(shared).await;
-    let b = TestApp::spawn_with(shared).await;
     a.register("vera@example.com").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let wrong = json!({"login": "vera@example.com", "password": "not her password"});
@@ -156,18 +168,15 @@ async fn failed_logins_on_two_nodes_count_against_one_budget() {
 
 #[tokio::test]
 async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
-    let Some(redis) = Redis::start().await else { return };
-    let Some(db) = crate::helpers::postgres_db().await else { return };
-    let shared = |cfg: &mut Config| {
-        crate::helpers::use_postgres(cfg, &db);
-        cfg.cache.backend = CacheBackend::Redis;
-        cfg.cache.url = Some(Secret(redis.url()));
+    let Some((a, b, _redis)) = cluster(|cfg| {
         cfg.brute_force.free_failures = 10;
         cfg.brute_force.challenge_after = 1;
         cfg.challenge.difficulty = 8;
+    })
+    .await
+    else {
+        return;
     };
-    let a = TestApp::spawn_with(shared).await;
-    let b = TestApp::spawn_with(shared).await;
     a.register("wade@example.com").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let wrong = json!({"login": "wade@example.com", "password": "not his password"});

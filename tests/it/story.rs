@@ -22,6 +22,22 @@ async fn the_same_story_on_postgres_survives_a_restart() {
     assert_eq!(app.status_of_me(&fresh.access).await, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn the_same_story_on_postgres_and_redis() {
+    let Some(redis) = crate::shared_limits::Redis::start().await else { return };
+    let Some(app) = TestApp::spawn_on_postgres(|cfg| {
+        cfg.cache.backend = authd::config::CacheBackend::Redis;
+        cfg.cache.url = Some(authd::config::Secret(redis.url()));
+        cfg.rate_limit.enabled = true;
+    })
+    .await
+    else {
+        return;
+    };
+    the_story(&app).await;
+    assert_eq!(app.svc().rate_limit_fallbacks(), 0, "every limit was counted in Redis");
+}
+
 /// register → login → me → refresh → logout → old tokens refused. Returns both token pairs.
 async fn the_story(app: &TestApp) -> (Tokens, Tokens) {
     let user = app.register("Alice@Example.com").await;
