@@ -121,7 +121,7 @@ impl AuthService {
             let redis = Arc::new(
                 crate::fast::Redis::connect(url, cfg.cache.timeout.0)
                     .await
-                    .map_err(|e| StartError::Keys(e.to_string()))?,
+                    .map_err(|e| StartError::Cache(e.to_string()))?,
             );
             limiter = limiter.shared(redis.clone());
             throttle = throttle.shared(redis.clone());
@@ -394,6 +394,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("cache: {0}")]
+    Cache(String),
 }
 
 impl From<Error> for StartError {
