@@ -81,7 +81,10 @@ impl<T: ParseFromJSON> ParsePayload for FormBody<T> {
         let data = Vec::<u8>::from_request(request, body).await?;
         let mut fields = serde_json::Map::new();
         for (name, value) in url::form_urlencoded::parse(&data) {
-            let known = contract::has_property(&T::name(), &name);
+            let known = match T::schema_ref() {
+                poem_openapi::registry::MetaSchemaRef::Reference(schema) => contract::has_property(&schema, &name),
+                poem_openapi::registry::MetaSchemaRef::Inline(_) => false,
+            };
             if fields.insert(name.to_string(), Value::String(value.into_owned())).is_some() && known {
                 let problem = FieldError::new(&name, "repeated", format!("{name} is given more than once"));
                 return Err(refuse(Error::Malformed(vec![problem])));
@@ -95,8 +98,11 @@ impl_apirequest_for_payload!(FormBody<T>, T: ParseFromJSON);
 
 /// Checks a body against its documented schema, then parses it.
 fn parse<T: ParseFromJSON>(value: Value) -> poem::Result<T> {
-    if T::IS_REQUIRED || !value.is_null() {
-        contract::check_body(&T::name(), &value).map_err(refuse)?;
+    // The component the document names (an optional body names its inner object's).
+    if let (poem_openapi::registry::MetaSchemaRef::Reference(name), true) =
+        (T::schema_ref(), T::IS_REQUIRED || !value.is_null())
+    {
+        contract::check_body(&name, &value).map_err(refuse)?;
     }
     T::parse_from_json(Some(value)).map_err(|_| {
         refuse(Error::Malformed(vec![FieldError::new("body", "invalid", "the body does not match its schema")]))

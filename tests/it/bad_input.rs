@@ -90,6 +90,20 @@ async fn malformed_requests_are_refused_and_change_nothing() {
             Some("email"),
         ),
         (
+            "a boolean token",
+            app.post("/v1/auth/refresh", &json!({"refresh_token": false})).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            Some("refresh_token"),
+        ),
+        (
+            "unknown field in an optional body",
+            app.post("/v1/auth/refresh", &json!({"refresh_token": "x", "extra": 1})).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            Some("extra"),
+        ),
+        (
             "wrong content type",
             raw("email=new@example.com", "text/plain").await.unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
