@@ -364,6 +364,10 @@ pub struct StorageConfig {
     pub statement_timeout: HumanDuration,
     /// postgres: how long to wait for a connection.
     pub connect_timeout: HumanDuration,
+    /// postgres: require TLS and verify the server's certificate.
+    pub tls: bool,
+    /// postgres: the CA (PEM) the server's certificate must chain to; default: the system's roots.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Where durable state lives.
@@ -489,6 +493,8 @@ impl Default for StorageConfig {
             pool_size: 16,
             statement_timeout: HumanDuration::secs(5),
             connect_timeout: HumanDuration::secs(5),
+            tls: false,
+            tls_ca: None,
         }
     }
 }
@@ -721,6 +727,11 @@ impl Config {
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(ca) = &self.storage.tls_ca
+            && !ca.is_file()
+        {
+            return fail("storage.tls_ca", "names no readable file");
         }
         let t = self.cache.timeout.0;
         if t < Duration::from_millis(1) || t > Duration::from_secs(10) {

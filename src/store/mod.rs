@@ -58,6 +58,7 @@ impl Store {
                 pool_size: cfg.pool_size,
                 statement_timeout: cfg.statement_timeout.0,
                 connect_timeout: cfg.connect_timeout.0,
+                tls: cfg.tls.then(|| cfg.tls_ca.clone()),
             })?),
         };
         Ok(Self { backend })

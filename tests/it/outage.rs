@@ -19,10 +19,17 @@ struct PrivatePostgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    tls: bool,
 }
 
 impl PrivatePostgres {
     fn create() -> Option<Self> {
+        Self::create_with(false)
+    }
+
+    /// With `tls`, the server takes TLS only, with a certificate for 127.0.0.1 signed by a CA
+    /// made for the test (`ca.pem` in its directory).
+    fn create_with(tls: bool) -> Option<Self> {
         std::env::var_os("TEST_AUTHD_POSTGRES_URL")?;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
@@ -37,9 +44,12 @@ impl PrivatePostgres {
             assert!(Command::new("chown").arg("postgres:").arg(&dir).status().unwrap().success());
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let pg = Self { bin, dir, port };
+        let pg = Self { bin, dir, port, tls };
         let data = pg.dir.join("data");
         pg.run("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust"]);
+        if tls {
+            pg.make_certificates(&data);
+        }
         pg.start();
         Some(pg)
     }
@@ -62,8 +72,31 @@ impl PrivatePostgres {
         self.run("pg_ctl", &all);
     }
 
+    fn make_certificates(&self, data: &Path) {
+        let sh = format!(
+            "set -e; cd {dir}
+             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=authd test CA' 2>/dev/null
+             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
+             printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null
+             cp server.crt server.key {data}/",
+            dir = self.dir.display(),
+            data = data.display()
+        );
+        assert!(Command::new("sh").args(["-c", &sh]).status().unwrap().success(), "test certificates");
+        for f in ["server.crt", "server.key"] {
+            let p = data.join(f);
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            if rustix::process::geteuid().is_root() {
+                assert!(Command::new("chown").arg("postgres:").arg(&p).status().unwrap().success());
+            }
+        }
+    }
+
     fn start(&self) {
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off", self.port, self.dir.display());
+        let ssl = if self.tls { " -c ssl=on" } else { "" };
+        let opts =
+            format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off{ssl}", self.port, self.dir.display());
         let log = self.dir.join("server.log");
         self.pg_ctl(&["-w", "-l", log.to_str().unwrap(), "-o", &opts, "start"]);
     }
@@ -139,4 +172,46 @@ async fn postgres_down_then_back_without_a_restart() {
     let again = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
     assert_eq!(app.post_auth("/v1/auth/logout", &again.access, &json!({})).await.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.status_of_me(&again.access).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn tls_to_postgres_is_verified_against_the_configured_ca() {
+    let Some(pg) = PrivatePostgres::create_with(true) else { return };
+    let ca = pg.dir.join("ca.pem");
+    let app = TestApp::spawn_with(|cfg| {
+        use_postgres(cfg, &pg.url());
+        cfg.storage.tls = true;
+        cfg.storage.tls_ca = Some(ca.clone());
+    })
+    .await;
+    app.register("ursula@example.com").await;
+    let t = Tokens::from(&app.login("ursula@example.com", PASSWORD).await);
+    assert_eq!(app.refresh(&t.refresh).await.status(), StatusCode::OK);
+
+    // The connections really are encrypted: the server says so.
+    let tls_connections = {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let row = client
+            .query_one("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'authd'", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    assert!(tls_connections >= 1, "authd's connections use TLS");
+
+    // A certificate from another CA is refused: the node does not start.
+    let stranger = pg.dir.join("stranger.pem");
+    let made = Command::new("sh")
+        .args(["-c", &format!("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out {} -days 1 -subj '/CN=other' 2>/dev/null", stranger.display())])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut cfg = crate::helpers::test_config(&std::env::temp_dir());
+    use_postgres(&mut cfg, &pg.url());
+    cfg.storage.tls = true;
+    cfg.storage.tls_ca = Some(stranger);
+    let refused = authd::server::Application::build(cfg).await.err().map(|e| format!("{e:#}"));
+    let refused = refused.expect("a server certificate from an unknown CA is refused");
+    assert!(refused.contains("TLS"), "{refused}");
 }

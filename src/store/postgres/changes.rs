@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{
+    AsyncMessage, Socket,
+    tls::{MakeTlsConnect, TlsConnect},
+};
 
 use super::{Conn, Write};
 use crate::{
@@ -42,11 +45,17 @@ fn announce(c: &Conn, payload: &str) -> R<()> {
 }
 
 /// Listens until the receiver goes away, reconnecting after a second when the database does.
-pub(super) fn listen(config: tokio_postgres::Config, handle: &tokio::runtime::Handle) -> ChangeFeed {
+pub(super) fn listen<T>(config: tokio_postgres::Config, tls: T, handle: &tokio::runtime::Handle) -> ChangeFeed
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
     let (tx, rx) = mpsc::channel(1024);
     handle.spawn(async move {
         loop {
-            match follow(&config, &tx).await {
+            match follow(&config, tls.clone(), &tx).await {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "lost the database change feed; reconnecting"),
             }
@@ -60,8 +69,18 @@ pub(super) fn listen(config: tokio_postgres::Config, handle: &tokio::runtime::Ha
 }
 
 /// One connection's worth of listening. `Ok` when the receiver is gone.
-async fn follow(config: &tokio_postgres::Config, tx: &mpsc::Sender<Change>) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+async fn follow<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    tx: &mpsc::Sender<Change>,
+) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket> + Send + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (messages_tx, mut messages) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         while let Some(m) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

@@ -42,6 +42,40 @@ pub struct PgOptions {
     pub pool_size: usize,
     pub statement_timeout: Duration,
     pub connect_timeout: Duration,
+    /// `Some`: TLS required, the server verified against this CA file, or the system's roots.
+    pub tls: Option<Option<std::path::PathBuf>>,
+}
+
+/// The TLS client a connection uses, if any.
+#[derive(Clone)]
+enum Tls {
+    Off,
+    On(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Tls {
+    fn from_options(opts: &PgOptions) -> R<Self> {
+        let Some(ca) = &opts.tls else { return Ok(Tls::Off) };
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| StoreError::Backend(format!("storage.tls_ca {}: {e}", path.display())))?;
+                for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                    let cert: rustls::pki_types::CertificateDer<'static> =
+                        cert.map_err(|e| StoreError::Backend(format!("storage.tls_ca: {e}")))?;
+                    roots.add(cert).map_err(|e| StoreError::Backend(format!("storage.tls_ca: {e}")))?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        Ok(Tls::On(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
+    }
 }
 
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
@@ -60,6 +94,7 @@ pub struct PgBackend {
     pool: Pool,
     handle: Handle,
     config: tokio_postgres::Config,
+    tls: Tls,
 }
 
 impl PgBackend {
@@ -70,8 +105,15 @@ impl PgBackend {
         cfg.connect_timeout(opts.connect_timeout);
         cfg.options(format!("-c statement_timeout={}", opts.statement_timeout.as_millis()));
         cfg.application_name("authd");
-        let manager =
-            Manager::from_config(cfg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls = Tls::from_options(opts)?;
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            Tls::Off => Manager::from_config(cfg.clone(), NoTls, manager_config),
+            Tls::On(connector) => {
+                cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(cfg.clone(), connector.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(opts.pool_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -81,7 +123,7 @@ impl PgBackend {
             .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))?;
         let handle = Handle::try_current()
             .map_err(|_| StoreError::Backend("the postgres backend needs a tokio runtime".into()))?;
-        let backend = Self { pool, handle, config: cfg };
+        let backend = Self { pool, handle, config: cfg, tls };
         backend.migrate()?;
         Ok(backend)
     }
@@ -137,7 +179,10 @@ impl Backend for PgBackend {
     }
 
     fn changes(&self) -> Option<ChangeFeed> {
-        Some(changes::listen(self.config.clone(), &self.handle))
+        Some(match &self.tls {
+            Tls::Off => changes::listen(self.config.clone(), NoTls, &self.handle),
+            Tls::On(connector) => changes::listen(self.config.clone(), connector.clone(), &self.handle),
+        })
     }
 }
 
