@@ -3,7 +3,8 @@
 //! `cargo bench --bench http` (release build). The server runs in-process on its own runtime;
 //! the load generator shares the machine, so the figures are a floor, not a ceiling.
 //! Environment: BENCH_SECS (default 5) per scenario, BENCH_CONCURRENCY (default 32), and
-//! BENCH_POSTGRES_URL (a server to create a database on) to run the hot paths on PostgreSQL too.
+//! BENCH_POSTGRES_URL (a server to create databases on) to run the hot paths on PostgreSQL too,
+//! and on two nodes sharing one database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -189,6 +190,8 @@ fn main() {
             c.storage.backend = authd::config::StorageBackend::Postgres;
             c.storage.url = Some(authd::config::Secret(url));
         });
+        let url = client_rt.block_on(fresh_database(&admin));
+        two_nodes(&server_rt, &client_rt, &http, secs, concurrency, users, &url);
     }
 
     // Rate limiting on (limits high enough never to trigger): the limiter's cost on the hot path,
@@ -392,4 +395,82 @@ async fn fresh_database(admin: &str) -> String {
     let mut url = url::Url::parse(admin).unwrap();
     url.set_path(&name);
     url.to_string()
+}
+
+/// Two nodes on one PostgreSQL database, each client sticking to one of them: `/v1/me` and
+/// refresh, to set beside one node's figures.
+#[allow(clippy::too_many_arguments)]
+fn two_nodes(
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    secs: u64,
+    concurrency: usize,
+    users: usize,
+    url: &str,
+) {
+    let node = |c: &mut Config| {
+        c.rate_limit.enabled = false;
+        c.storage.backend = authd::config::StorageBackend::Postgres;
+        c.storage.url = Some(authd::config::Secret(url.to_owned()));
+    };
+    let a = start(server_rt, node);
+    let b = start(server_rt, node);
+    let addrs = [a.addr, b.addr];
+    client_rt.block_on(async {
+        register_users(http, addrs[0], users).await;
+        println!("two nodes on one PostgreSQL database, clients split between them");
+        let token = login(http, addrs[0], "bench0@example.com").await["access_token"].as_str().unwrap().to_owned();
+        let h = http.clone();
+        load(
+            "GET /v1/me, two nodes",
+            concurrency,
+            secs,
+            move |i| async move { addrs[i % 2] },
+            move |addr: SocketAddr| {
+                let (h, token) = (h.clone(), token.clone());
+                async move {
+                    let r = h.get(format!("http://{addr}/v1/me")).bearer_auth(&token).send().await;
+                    (addr, r.is_ok_and(|r| r.status() == 200))
+                }
+            },
+        )
+        .await
+        .print();
+        let (h, hs) = (http.clone(), http.clone());
+        load(
+            "POST /v1/auth/refresh, two nodes",
+            concurrency,
+            secs,
+            move |i| {
+                let hs = hs.clone();
+                async move {
+                    let addr = addrs[i % 2];
+                    let t = login(&hs, addr, &format!("bench{}@example.com", i % users)).await;
+                    (addr, t["refresh_token"].as_str().unwrap().to_owned())
+                }
+            },
+            move |(addr, rt): (SocketAddr, String)| {
+                let h = h.clone();
+                async move {
+                    let r = h
+                        .post(format!("http://{addr}/v1/auth/refresh"))
+                        .json(&json!({"refresh_token": rt}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            ((addr, v["refresh_token"].as_str().unwrap().to_owned()), true)
+                        }
+                        _ => ((addr, rt), false),
+                    }
+                }
+            },
+        )
+        .await
+        .print();
+    });
+    stop(server_rt, a);
+    stop(server_rt, b);
 }
