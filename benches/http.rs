@@ -186,10 +186,7 @@ fn main() {
     hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "redb", |_| {});
     if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
         let url = client_rt.block_on(fresh_database(&admin));
-        hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "postgres", |c| {
-            c.storage.backend = authd::config::StorageBackend::Postgres;
-            c.storage.url = Some(authd::config::Secret(url));
-        });
+        hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "postgres", |c| on_postgres(c, &url));
         let url = client_rt.block_on(fresh_database(&admin));
         two_nodes(&server_rt, &client_rt, &http, secs, concurrency, users, &url);
     }
@@ -339,20 +336,7 @@ fn hot_paths(
             },
             move |rt: String| {
                 let h = h.clone();
-                async move {
-                    let r = h
-                        .post(format!("http://{addr}/v1/auth/refresh"))
-                        .json(&json!({"refresh_token": rt}))
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == 200 => {
-                            let v: Value = r.json().await.unwrap();
-                            (v["refresh_token"].as_str().unwrap().to_owned(), true)
-                        }
-                        _ => (rt, false),
-                    }
-                }
+                async move { rotate(&h, addr, rt).await }
             },
         )
         .await
@@ -386,6 +370,23 @@ fn hot_paths(
     stop(server_rt, off);
 }
 
+fn on_postgres(c: &mut Config, url: &str) {
+    c.storage.backend = authd::config::StorageBackend::Postgres;
+    c.storage.url = Some(authd::config::Secret(url.to_owned()));
+}
+
+/// One refresh: the new refresh token and true, or the old one and false.
+async fn rotate(h: &reqwest::Client, addr: SocketAddr, rt: String) -> (String, bool) {
+    let r = h.post(format!("http://{addr}/v1/auth/refresh")).json(&json!({"refresh_token": rt})).send().await;
+    match r {
+        Ok(r) if r.status() == 200 => {
+            let v: Value = r.json().await.unwrap();
+            (v["refresh_token"].as_str().unwrap().to_owned(), true)
+        }
+        _ => (rt, false),
+    }
+}
+
 /// An empty database on the PostgreSQL server `admin` names.
 async fn fresh_database(admin: &str) -> String {
     let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.unwrap();
@@ -411,8 +412,7 @@ fn two_nodes(
 ) {
     let node = |c: &mut Config| {
         c.rate_limit.enabled = false;
-        c.storage.backend = authd::config::StorageBackend::Postgres;
-        c.storage.url = Some(authd::config::Secret(url.to_owned()));
+        on_postgres(c, url);
     };
     let a = start(server_rt, node);
     let b = start(server_rt, node);
@@ -453,18 +453,8 @@ fn two_nodes(
             move |(addr, rt): (SocketAddr, String)| {
                 let h = h.clone();
                 async move {
-                    let r = h
-                        .post(format!("http://{addr}/v1/auth/refresh"))
-                        .json(&json!({"refresh_token": rt}))
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == 200 => {
-                            let v: Value = r.json().await.unwrap();
-                            ((addr, v["refresh_token"].as_str().unwrap().to_owned()), true)
-                        }
-                        _ => ((addr, rt), false),
-                    }
+                    let (rt, ok) = rotate(&h, addr, rt).await;
+                    ((addr, rt), ok)
                 }
             },
         )

@@ -54,14 +54,20 @@ impl PrivatePostgres {
         Some(pg)
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// A PostgreSQL tool, run as `postgres` under root.
+    fn tool(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let status = if rustix::process::geteuid().is_root() {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&program).args(args).output()
+        if rustix::process::geteuid().is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
         } else {
-            Command::new(&program).args(args).output()
+            Command::new(program)
         }
-        .unwrap();
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let status = self.tool(tool).args(args).output().unwrap();
         assert!(status.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&status.stderr));
     }
 
@@ -113,17 +119,7 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = if rustix::process::geteuid().is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
-                .output()
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-                .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
-                .output()
-        };
+        let _ = self.tool("pg_ctl").args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(Path::new(&self.dir));
     }
 }
