@@ -373,6 +373,7 @@ fn hot_paths(
 fn on_postgres(c: &mut Config, url: &str) {
     c.storage.backend = authd::config::StorageBackend::Postgres;
     c.storage.url = Some(authd::config::Secret(url.to_owned()));
+    c.security.data_key = Some(authd::config::Secret("YmVuY2gtZGF0YS1rZXktYmVuY2gtZGF0YS1rZXktMzI=".to_owned()));
 }
 
 /// One refresh: the new refresh token and true, or the old one and false.

@@ -129,6 +129,33 @@ pub enum Error {
     ChallengeRequired,
     #[error("{0}")]
     ChallengeFailed(crate::security::pow::ChallengeError),
+    #[error("the link or code is wrong, or was already used")]
+    InvalidCode,
+    #[error("the link or code has expired; ask for a new one")]
+    CodeExpired,
+    #[error("confirm your email address first: follow the link we sent, or ask for a new one")]
+    EmailUnverified,
+    #[error("confirm your phone number first: enter the code we sent, or ask for a new one")]
+    PhoneUnverified,
+    /// The password was right; the second factor is next. Carries the `mfa_token`.
+    #[error("this account has two-factor authentication: send a code with the mfa_token to POST /v1/auth/login/mfa")]
+    MfaRequired(String),
+    /// A role of the account requires a second factor it does not have. Carries a token that
+    /// may only enrol one.
+    #[error(
+        "a role of this account requires two-factor authentication: enrol a factor with the mfa_token at POST /v1/auth/mfa/enrol"
+    )]
+    MfaEnrolmentRequired(String),
+    #[error("the mfa_token is invalid, expired or already used; sign in again")]
+    InvalidMfaToken,
+    #[error("the code is wrong or was already used")]
+    InvalidMfaCode,
+    #[error("this needs a recent sign-in: sign in again, then retry")]
+    StepUpRequired,
+    #[error("two-factor authentication is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("two-factor authentication is not enabled")]
+    MfaNotEnabled,
     #[error("storage failure: {0}")]
     Storage(StoreError),
     /// The database cannot be reached; the message is for logs only.
@@ -172,6 +199,17 @@ impl Error {
             Error::TooManyAttempts(_) => "too_many_attempts",
             Error::ChallengeRequired => "challenge_required",
             Error::ChallengeFailed(_) => "challenge_failed",
+            Error::InvalidCode => "invalid_code",
+            Error::CodeExpired => "code_expired",
+            Error::EmailUnverified => "email_unverified",
+            Error::PhoneUnverified => "phone_unverified",
+            Error::MfaRequired(_) => "mfa_required",
+            Error::MfaEnrolmentRequired(_) => "mfa_enrolment_required",
+            Error::InvalidMfaToken => "invalid_mfa_token",
+            Error::InvalidMfaCode => "invalid_mfa_code",
+            Error::StepUpRequired => "step_up_required",
+            Error::MfaAlreadyEnabled => "mfa_already_enabled",
+            Error::MfaNotEnabled => "mfa_not_enabled",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
             Error::StorageUnavailable(_) => "storage_unavailable",
         }

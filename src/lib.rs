@@ -1,12 +1,13 @@
 //! authd: a single-binary authentication server.
 //!
 //! # Layout
-//! Dependencies point one way: `api`/`cli`/`admin` → `service` → `store`/`security`/`cache` →
+//! Dependencies point one way: `api`/`cli`/`admin` → `service` → `store`/`security`/`cache`/`messages` →
 //! `model`.
 //! - [`model`]: plain records (users, sessions, keys, roles, revocations).
 //! - [`store`]: storage ports (a trait per aggregate) and their backends, `store/redb/` and
 //!   `store/postgres/`, the only code that knows either engine; closures over one transaction.
 //! - [`security`]: argon2id pool and password policy, compact JWS on ring, identifier parsing.
+//! - [`messages`]: email (SMTP) and SMS (HTTP gateway) senders and their templates.
 //! - [`cache`]: in-memory revocations checked on every request (never the disk).
 //! - [`service`]: the rules, shared by the HTTP API and the CLI.
 //! - [`api`]: poem-openapi handlers; errors become RFC 9457 problem+json there only.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fast;
+pub mod messages;
 pub mod model;
 pub mod security;
 pub mod server;

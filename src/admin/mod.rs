@@ -24,7 +24,7 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
     let op = &Principal::Operator;
     let result = match req {
         AdminRequest::UserAdd { email, phone, username, roles, password } => svc
-            .create_user(op, NewAccount { email, phone, username, password, roles })
+            .create_user(op, NewAccount { email, phone, username, password, roles, locale: None })
             .await
             .map(|u| AdminReply::User(u.into())),
         AdminRequest::UserList => {
@@ -40,6 +40,7 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserDisable { who } => {
             svc.set_status(op, &who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
         }
+        AdminRequest::UserMfaReset { who } => svc.reset_mfa(op, &who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::UserEnable { who } => {
             svc.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }
@@ -73,6 +74,9 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         }
         AdminRequest::RoleChange { name, grant, revoke } => {
             svc.change_role(op, &name, grant, revoke).await.map(AdminReply::Role)
+        }
+        AdminRequest::RoleRequireMfa { name, required } => {
+            svc.set_role_mfa(op, &name, required).await.map(AdminReply::Role)
         }
         AdminRequest::RoleDelete { name, force } => svc.delete_role(op, &name, force).await.map(AdminReply::Role),
     };

@@ -39,6 +39,9 @@ pub enum AdminRequest {
     UserDelete {
         who: String,
     },
+    UserMfaReset {
+        who: String,
+    },
     KeysList,
     KeysRotate,
     RoleList,
@@ -50,6 +53,10 @@ pub enum AdminRequest {
         name: String,
         grant: Vec<String>,
         revoke: Vec<String>,
+    },
+    RoleRequireMfa {
+        name: String,
+        required: bool,
     },
     RoleDelete {
         name: String,
@@ -86,11 +93,14 @@ pub struct UserView {
     pub roles: Vec<String>,
     pub status: String,
     pub has_password: bool,
+    #[serde(default)]
+    pub mfa_enabled: bool,
     pub created_at: String,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
+        let mfa_enabled = u.has_totp();
         Self {
             id: u.id,
             email: u.email,
@@ -99,6 +109,7 @@ impl From<User> for UserView {
             roles: u.roles,
             status: u.status.as_str().into(),
             has_password: u.password_hash.is_some(),
+            mfa_enabled,
             created_at: crate::model::rfc3339(u.created_at),
         }
     }

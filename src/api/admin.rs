@@ -89,11 +89,13 @@ struct RoleResponse {
     name: String,
     permissions: Vec<String>,
     builtin: bool,
+    /// Members must have a second factor.
+    require_mfa: bool,
 }
 
 impl From<Role> for RoleResponse {
     fn from(r: Role) -> Self {
-        Self { name: r.name, permissions: r.permissions, builtin: r.builtin }
+        Self { name: r.name, permissions: r.permissions, builtin: r.builtin, require_mfa: r.require_mfa }
     }
 }
 
@@ -115,6 +117,8 @@ struct ChangeRoleRequest {
     grant: Vec<String>,
     #[oai(default, validator(max_items = 100))]
     revoke: Vec<String>,
+    /// Members must have a second factor; without one, login only lets them enrol it.
+    require_mfa: Option<bool>,
 }
 
 #[derive(Object)]
@@ -320,6 +324,7 @@ impl AdminApi {
                     username: b.username,
                     password: b.password.map(|p| p.0),
                     roles: b.roles.unwrap_or_default(),
+                    locale: None,
                 },
             )
             .await?;
@@ -373,6 +378,20 @@ impl AdminApi {
     ) -> Result<NoContent, ApiError> {
         svc.delete_user(&caller.principal(), &id.0.to_string()).await?;
         Ok(NoContent::Done)
+    }
+
+    /// Reset a user's second factors (needs `users:write`)
+    ///
+    /// Their TOTP and recovery codes go; they sign in with the password alone until they enrol
+    /// again.
+    #[oai(path = "/admin/users/:id/mfa", method = "delete", operation_id = "admin_reset_mfa")]
+    async fn reset_mfa(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<UserResponse>, ApiError> {
+        Ok(Json(svc.reset_mfa(&caller.principal(), &id.0.to_string()).await?.into()))
     }
 
     /// A user's sessions (needs `users:read`)
@@ -450,7 +469,12 @@ impl AdminApi {
         name: Path<String>,
         body: JsonBody<ChangeRoleRequest>,
     ) -> Result<Json<RoleResponse>, ApiError> {
-        Ok(Json(svc.change_role(&caller.principal(), &name.0, body.0.grant, body.0.revoke).await?.into()))
+        let b = body.0;
+        let mut role = svc.change_role(&caller.principal(), &name.0, b.grant, b.revoke).await?;
+        if let Some(required) = b.require_mfa {
+            role = svc.set_role_mfa(&caller.principal(), &name.0, required).await?;
+        }
+        Ok(Json(role.into()))
     }
 
     /// Delete a custom role (needs `roles:write`)

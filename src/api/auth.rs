@@ -38,6 +38,9 @@ struct RegisterRequest {
     /// 8–256 characters; very common passwords are refused.
     #[oai(validator(max_length = 4096))]
     password: Password,
+    /// The language of the account's messages: `en` or `ru` (default: from `Accept-Language`).
+    #[oai(validator(max_length = 8))]
+    locale: Option<String>,
 }
 
 #[derive(Object)]
@@ -108,11 +111,17 @@ struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-type TokenReply = poem_openapi::payload::Response<Json<TokenResponse>>;
+pub(super) type TokenReply = poem_openapi::payload::Response<Json<TokenResponse>>;
 type DoneReply = poem_openapi::payload::Response<NoContent>;
 
 /// The token response, with cookies in cookie mode (and tokens left out of the body there).
-fn token_reply(svc: &AuthService, pair: TokenPair) -> TokenReply {
+pub(super) fn token_reply(svc: &AuthService, pair: TokenPair) -> TokenReply {
+    let (cookies, body) = token_parts(svc, pair);
+    cookies.into_iter().fold(poem_openapi::payload::Response::new(Json(body)), |r, c| r.header("Set-Cookie", c))
+}
+
+/// The cookies to set and the body of a token answer.
+pub(super) fn token_parts(svc: &AuthService, pair: TokenPair) -> (Vec<String>, TokenResponse) {
     let t = &svc.config().tokens;
     let cookies = if t.transport.uses_cookies() { CookieNames::for_config(t).set(t, &pair) } else { Vec::new() };
     let mut body = TokenResponse::from(pair);
@@ -122,7 +131,12 @@ fn token_reply(svc: &AuthService, pair: TokenPair) -> TokenReply {
             body.access_token = None;
         }
     }
-    cookies.into_iter().fold(poem_openapi::payload::Response::new(Json(body)), |r, c| r.header("Set-Cookie", c))
+    (cookies, body)
+}
+
+/// The client's `Accept-Language`, for the language of messages.
+pub(super) fn accept_language(req: &Request) -> Option<String> {
+    req.header("accept-language").map(|v| v.chars().take(200).collect())
 }
 
 /// 204, clearing the auth cookies in cookie mode.
@@ -158,30 +172,38 @@ enum NoContent {
 impl AuthApi {
     /// Create an account
     ///
-    /// A taken email, phone or username gives 409 `conflict`.
+    /// A taken username gives 409 `conflict`; so does a taken email or phone while its
+    /// verification is off. With verification on, a taken address answers exactly like a new
+    /// account (its owner gets a mail instead), and a confirmation goes to the address.
     #[oai(path = "/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
         svc: Data<&Arc<AuthService>>,
+        req: &Request,
         body: JsonBody<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
         let b = body.0;
-        let user = svc
-            .register(NewAccount {
-                email: b.email,
-                phone: b.phone,
-                username: b.username,
-                password: Some(b.password.0),
-                roles: Vec::new(),
-            })
-            .await?;
+        let account = NewAccount {
+            email: b.email,
+            phone: b.phone,
+            username: b.username,
+            password: Some(b.password.0),
+            roles: Vec::new(),
+            locale: b.locale,
+        };
+        let user = svc.register(account, accept_language(req).as_deref()).await?;
         Ok(RegisterResponse::Created(Json(user.into())))
     }
 
     /// Sign in
     ///
     /// An unknown account and a wrong password both give 401 `invalid_credentials`, in similar
-    /// time. A disabled account gives 403 `account_disabled`, only after a correct password.
+    /// time. Only after a correct password: a disabled account gives 403 `account_disabled`; an
+    /// unconfirmed address, when confirmation is required, 403 `email_unverified` or
+    /// `phone_unverified`; an account with a second factor, 401 `mfa_required` with an
+    /// `mfa_token` for `POST /v1/auth/login/mfa`; a role that requires a second factor the
+    /// account lacks, 403 `mfa_enrolment_required` with an `mfa_token` for
+    /// `POST /v1/auth/mfa/enrol`. Tokens carry `amr` and `auth_time`.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,

@@ -34,6 +34,17 @@ fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("ChangeRoleRequest", "/properties/revoke/items", permission),
         ("AddWebhookRequest", "/properties/events/minItems", json!(1)),
         ("ClientTokenRequest", "/properties/grant_type/enum", json!(["client_credentials"])),
+        ("RegisterRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
+        ("UpdateMeRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
+        (
+            "VerifyRequest",
+            "/oneOf",
+            json!([{"required": ["token"]}, {"required": ["email", "code"]}, {"required": ["phone", "code"]}]),
+        ),
+        ("ResendRequest", "/oneOf", json!([{"required": ["email"]}, {"required": ["phone"]}])),
+        ("ResetRequest", "/oneOf", json!([{"required": ["token"]}, {"required": ["login", "code"]}])),
+        ("MfaLoginRequest", "/oneOf", json!([{"required": ["code"]}, {"required": ["recovery_code"]}])),
+        ("DisableRequest", "/oneOf", json!([{"required": ["code"]}, {"required": ["recovery_code"]}])),
     ]
 }
 
@@ -307,7 +318,7 @@ mod tests {
     #[test]
     fn allow_lists_the_documented_methods() {
         assert_eq!(allowed_methods("/v1/auth/login").as_deref(), Some("POST"));
-        assert_eq!(allowed_methods("/v1/me").as_deref(), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/v1/me").as_deref(), Some("GET, PATCH, HEAD"));
         assert!(allowed_methods("/v1/admin/users/0190").unwrap().contains("PATCH"));
         assert_eq!(allowed_methods("/v1/nothing"), None);
         assert_eq!(path_parameter("/v1/admin/users/x/sessions/y", 1).as_deref(), Some("sid"));

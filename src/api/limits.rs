@@ -13,10 +13,23 @@ use crate::{security::limits::RouteClass, service::AuthService};
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
-        (&Method::POST, "/v1/auth/login" | "/v1/token") => Some(RouteClass::Login),
+        (&Method::POST, "/v1/auth/login" | "/v1/auth/login/mfa" | "/v1/token") => Some(RouteClass::Login),
         (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),
         (&Method::POST, "/v1/auth/refresh") => Some(RouteClass::Refresh),
-        (&Method::POST, "/v1/me/password") => Some(RouteClass::Password),
+        (
+            &Method::POST,
+            "/v1/me/password"
+            | "/v1/auth/verify"
+            | "/v1/auth/verify/resend"
+            | "/v1/auth/password/forgot"
+            | "/v1/auth/password/reset"
+            | "/v1/auth/mfa/enrol"
+            | "/v1/auth/mfa/enrol/confirm"
+            | "/v1/me/mfa/totp/confirm"
+            | "/ui/verify"
+            | "/ui/reset"
+            | "/ui/forgot",
+        ) => Some(RouteClass::Password),
         _ => Some(RouteClass::General),
     }
 }

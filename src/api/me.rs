@@ -13,7 +13,7 @@ use super::{
     problem::ApiError,
     views::{ApiTags, AuditEventResponse, SessionResponse, UserResponse},
 };
-use crate::service::AuthService;
+use crate::service::{AuthService, MeChange};
 
 pub struct MeApi;
 
@@ -35,6 +35,25 @@ struct ChangePasswordRequest {
     captcha: Option<String>,
 }
 
+/// What to change; fields left out stay as they are.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct UpdateMeRequest {
+    /// A new email. With email verification on, it takes effect once confirmed (a link and code
+    /// go to it, and a notice to the old one). Needs a recent sign-in.
+    #[oai(validator(max_length = 254))]
+    email: Option<String>,
+    /// A new phone number, in international form; confirmed by SMS when verification is on.
+    /// Needs a recent sign-in.
+    #[oai(validator(max_length = 32))]
+    phone: Option<String>,
+    /// The language of messages: `en` or `ru`.
+    #[oai(validator(max_length = 8))]
+    locale: Option<String>,
+    /// Whether to be told of logins from new devices.
+    new_device_notices: Option<bool>,
+}
+
 #[derive(ApiResponse)]
 enum NoContent {
     /// Done.
@@ -48,6 +67,24 @@ impl MeApi {
     #[oai(path = "/", method = "get", operation_id = "me")]
     async fn me(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<UserResponse>, ApiError> {
         Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
+    }
+
+    /// Change the signed-in user's contacts or preferences
+    ///
+    /// A new email or phone needs a sign-in newer than `security.step_up_window` (401
+    /// `step_up_required`). A taken address gives 409 `conflict` when verification is off;
+    /// with verification on, the confirmation fails instead, so nobody learns who holds it.
+    #[oai(path = "/", method = "patch", operation_id = "update_me")]
+    async fn update(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+        body: JsonBody<UpdateMeRequest>,
+    ) -> Result<Json<UserResponse>, ApiError> {
+        let b = body.0;
+        let change =
+            MeChange { email: b.email, phone: b.phone, locale: b.locale, new_device_notices: b.new_device_notices };
+        Ok(Json(svc.update_me(&auth.0, change).await?.into()))
     }
 
     /// The user's own recent security events (logins, new devices, password changes), newest first

@@ -10,7 +10,10 @@ mod cookies;
 mod discovery;
 mod limits;
 mod me;
+mod mfa;
+mod pages;
 pub mod problem;
+mod recovery;
 
 pub use admin::parse_instant;
 mod token;
@@ -23,12 +26,28 @@ use poem_openapi::OpenApiService;
 
 use crate::service::AuthService;
 
-type Apis = (auth::AuthApi, me::MeApi, token::TokenApi, admin::AdminApi, discovery::DiscoveryApi);
+type Apis = (
+    auth::AuthApi,
+    recovery::RecoveryApi,
+    mfa::MfaApi,
+    me::MeApi,
+    token::TokenApi,
+    admin::AdminApi,
+    discovery::DiscoveryApi,
+);
 
 /// The API description; needs no database, so `authd openapi` works anywhere.
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, token::TokenApi, admin::AdminApi, discovery::DiscoveryApi),
+        (
+            auth::AuthApi,
+            recovery::RecoveryApi,
+            mfa::MfaApi,
+            me::MeApi,
+            token::TokenApi,
+            admin::AdminApi,
+            discovery::DiscoveryApi,
+        ),
         "authd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -67,6 +86,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     Route::new()
         .nest("/", api)
         .nest("/docs", Route::new().at("/", docs))
+        .nest("/ui", pages::routes())
         .at("/openapi.json", spec)
         .around(problem::framework_errors)
         .around(limits::rate_limit)
@@ -82,7 +102,7 @@ fn cors(cfg: &crate::config::CorsConfig) -> Option<Cors> {
         return None;
     }
     let mut c = Cors::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers(["authorization", "content-type", "x-csrf-token"])
         .expose_headers(["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"])
         .allow_credentials(cfg.allow_credentials)

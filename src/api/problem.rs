@@ -40,6 +40,10 @@ pub struct Problem {
     /// Field-level errors of a `validation_failed` problem.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<FieldProblem>>,
+    /// With `mfa_required`: send it, with a code, to `POST /v1/auth/login/mfa`. With
+    /// `mfa_enrolment_required`: it may only enrol a second factor (`POST /v1/auth/mfa/enrol`).
+    #[oai(skip_serializing_if_is_none)]
+    pub mfa_token: Option<String>,
 }
 
 impl Problem {
@@ -51,6 +55,7 @@ impl Problem {
             detail: detail.into(),
             code: code.into(),
             errors: None,
+            mfa_token: None,
         }
     }
 
@@ -71,15 +76,18 @@ impl Problem {
 pub enum ApiError {
     /// The request is not what this document describes: bad JSON, a wrong type, an unknown
     /// field, a value out of its bounds, a bad parameter (`validation_failed` with `errors[]`
-    /// naming each field; `unsupported_grant_type`).
+    /// naming each field; `unsupported_grant_type`; `invalid_code` and `code_expired` for a
+    /// one-time link or code).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
     /// `token_expired`, `token_revoked`, `invalid_refresh_token`, `refresh_token_reused`,
-    /// `challenge_required`, `challenge_failed`, `invalid_client`, …).
+    /// `challenge_required`, `challenge_failed`, `invalid_client`, `mfa_required` with an
+    /// `mfa_token`, `invalid_mfa_token`, `invalid_mfa_code`, `step_up_required`, …).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// Authenticated but not allowed (`account_disabled`, `insufficient_permission`,
+    /// Authenticated but not allowed (`account_disabled`, `email_unverified`,
+    /// `phone_unverified`, `mfa_enrolment_required` with an `mfa_token`, `insufficient_permission`,
     /// `role_not_grantable`, `target_exceeds_caller`, `permission_not_held`,
     /// `invalid_current_password`, `csrf_failed`).
     #[oai(status = 403, content_type = "application/problem+json")]
@@ -95,7 +103,7 @@ pub enum ApiError {
     #[oai(status = 408, content_type = "application/problem+json")]
     RequestTimeout(Json<Problem>),
     /// The change conflicts with what is stored (`conflict`, `last_admin`, `role_in_use`,
-    /// `builtin_role`).
+    /// `builtin_role`, `mfa_already_enabled`, `mfa_not_enabled`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
     /// The body exceeds `server.max_body_bytes` (`payload_too_large`).
@@ -161,7 +169,29 @@ impl From<Error> for ApiError {
                 };
                 ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), challenge.into())
             }
-            Error::AccountDisabled
+            Error::InvalidCode | Error::CodeExpired => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::MfaRequired(token) => {
+                let mut problem = Problem::new(StatusCode::UNAUTHORIZED, code, e.to_string());
+                problem.mfa_token = Some(token.clone());
+                ApiError::Unauthorized(Json(problem), "Bearer".into())
+            }
+            Error::MfaEnrolmentRequired(token) => {
+                let mut problem = Problem::new(StatusCode::FORBIDDEN, code, e.to_string());
+                problem.mfa_token = Some(token.clone());
+                ApiError::Forbidden(Json(problem))
+            }
+            Error::InvalidMfaToken | Error::InvalidMfaCode => {
+                ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Bearer".into())
+            }
+            // RFC 9470: the token is fine, the authentication behind it too old.
+            Error::StepUpRequired => ApiError::Unauthorized(
+                p(StatusCode::UNAUTHORIZED),
+                "Bearer error=\"insufficient_user_authentication\"".into(),
+            ),
+            Error::MfaAlreadyEnabled | Error::MfaNotEnabled => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::EmailUnverified
+            | Error::PhoneUnverified
+            | Error::AccountDisabled
             | Error::Forbidden(_)
             | Error::RoleNotGrantable { .. }
             | Error::TargetExceedsCaller(_)
@@ -285,7 +315,10 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; s
 fn with_common_headers(mut resp: Response, docs: bool) -> Response {
     let h = resp.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }));
+    // The hosted pages set their own (they need their style).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -66,12 +66,19 @@ pub struct UserResponse {
     pub phone_verified: bool,
     /// An admin asked the user to change their password (`POST /v1/me/password` clears it).
     pub password_reset_required: bool,
+    /// The language of the user's messages (`en`, `ru`), when they chose one.
+    pub locale: Option<String>,
+    /// Whether a second factor (TOTP) is on.
+    pub mfa_enabled: bool,
+    /// Whether logins from new devices are announced by mail.
+    pub new_device_notices: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
 
 impl From<User> for UserResponse {
     fn from(u: User) -> Self {
+        let mfa_enabled = u.has_totp();
         Self {
             id: u.id,
             email: u.email,
@@ -82,6 +89,9 @@ impl From<User> for UserResponse {
             email_verified: u.email_verified,
             phone_verified: u.phone_verified,
             password_reset_required: u.password_reset_required,
+            mfa_enabled,
+            new_device_notices: !u.new_device_notices_off,
+            locale: u.locale,
             created_at: rfc3339(u.created_at),
         }
     }

@@ -25,6 +25,13 @@ pub async fn run(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     target.url = Some(Secret(args.to));
     let mut check = cfg.clone();
     check.storage = target.clone();
+    // What the redb node sealed (TOTP secrets, queued messages) opens only with its key.
+    let key_file = args.from.with_extension("key");
+    let key_hint = check.security.data_key.is_none() && key_file.is_file();
+    if key_hint {
+        check.security.data_key =
+            Some(Secret(std::fs::read_to_string(&key_file).unwrap_or_default().trim().to_owned()));
+    }
     check.validate()?;
     let described = check.storage_description();
     let from = args.from;
@@ -40,5 +47,11 @@ pub async fn run(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode> {
         println!("{:<16} {:>10} {:>10}", t.table, t.source, t.target);
     }
     println!("copied: every record is in the target");
+    if key_hint {
+        println!(
+            "next: give every node security.data_key = the content of {} (TOTP secrets and queued messages need it)",
+            key_file.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,12 @@ pub enum RoleCmd {
         #[arg(long = "perm", required = true)]
         perms: Vec<String>,
     },
+    /// Require a second factor of the role's members (`on`), or stop requiring it (`off`)
+    RequireMfa {
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
     /// Delete a custom role (refused while users hold it, unless --force)
     Delete {
         name: String,
@@ -57,6 +63,9 @@ pub async fn run(cfg: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
         RoleCmd::Revoke { name, perms } => {
             (AdminRequest::RoleChange { name, grant: Vec::new(), revoke: perms }, "changed")
         }
+        RoleCmd::RequireMfa { name, setting } => {
+            (AdminRequest::RoleRequireMfa { name, required: setting == "on" }, "changed")
+        }
         RoleCmd::Delete { name, force } => (AdminRequest::RoleDelete { name, force }, "deleted"),
     };
     let reply = send(cfg, req).await?;
@@ -68,7 +77,10 @@ pub async fn run(cfg: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
                 println!("{:<20} {:<8} {}", r.name, if r.builtin { "yes" } else { "no" }, r.permissions.join(" "));
             }
         }
-        AdminReply::Role(r) => println!("{verb}: {} [{}]", r.name, r.permissions.join(" ")),
+        AdminReply::Role(r) => {
+            let mfa = if r.require_mfa { " (second factor required)" } else { "" };
+            println!("{verb}: {} [{}]{mfa}", r.name, r.permissions.join(" "))
+        }
         _ => {}
     })
 }

@@ -58,6 +58,17 @@ pub enum UserCmd {
     Enable { user: String },
     /// Delete a user and their sessions
     Delete { user: String },
+    /// Second factors: `authd user mfa reset USER` removes a user's TOTP and recovery codes
+    Mfa {
+        #[command(subcommand)]
+        cmd: MfaCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MfaCmd {
+    /// Remove the user's TOTP and recovery codes (they sign in with the password alone)
+    Reset { user: String },
 }
 
 pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
@@ -94,6 +105,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         UserCmd::Disable { user } => AdminRequest::UserDisable { who: user },
         UserCmd::Enable { user } => AdminRequest::UserEnable { who: user },
         UserCmd::Delete { user } => AdminRequest::UserDelete { who: user },
+        UserCmd::Mfa { cmd: MfaCmd::Reset { user } } => AdminRequest::UserMfaReset { who: user },
     };
     let verb = match &req {
         AdminRequest::UserAdd { .. } => Some("created"),
@@ -102,6 +114,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         AdminRequest::UserDisable { .. } => Some("disabled"),
         AdminRequest::UserEnable { .. } => Some("enabled"),
         AdminRequest::UserDelete { .. } => Some("deleted"),
+        AdminRequest::UserMfaReset { .. } => Some("second factors reset"),
         _ => None,
     };
     let reply = send(cfg, req).await?;
@@ -153,5 +166,6 @@ fn print_user(u: &UserView) {
     println!("roles:     {}", u.roles.join(", "));
     println!("status:    {}", u.status);
     println!("password:  {}", if u.has_password { "set" } else { "not set" });
+    println!("mfa:       {}", if u.mfa_enabled { "totp" } else { "none" });
     println!("created:   {}", u.created_at);
 }

@@ -5,6 +5,7 @@
 mod audit;
 mod client;
 mod key;
+mod one_time;
 mod role;
 mod session;
 mod user;
@@ -13,10 +14,11 @@ mod webhook;
 pub use audit::AuditEvent;
 pub use client::ServiceClient;
 pub use key::{KeyState, SigningKeyRecord};
+pub use one_time::{OneTimeSecret, Purpose};
 pub use role::{BUILTIN_ROLES, Role, permission_matches};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
-pub use user::{User, UserStatus};
-pub use webhook::{DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint};
+pub use user::{TotpFactor, User, UserStatus};
+pub use webhook::{Channel, DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -8,6 +8,9 @@ pub struct Role {
     pub permissions: Vec<String>,
     #[serde(default)]
     pub builtin: bool,
+    /// Members must have a second factor: without one, login only lets them enrol it.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl Role {

@@ -23,6 +23,18 @@ pub struct Session {
     /// How many times the refresh token was rotated.
     #[serde(default)]
     pub generation: u64,
+    /// How the user authenticated at login (RFC 8176): `pwd`, `otp`.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// When the user authenticated; 0 in sessions older than this field (then `created_at`).
+    #[serde(default)]
+    pub auth_time: UnixTime,
+}
+
+impl Session {
+    pub fn authenticated_at(&self) -> UnixTime {
+        if self.auth_time == 0 { self.created_at } else { self.auth_time }
+    }
 }
 
 /// What a stored refresh-token hash points to. Rotated-out hashes are kept (as `used`) until

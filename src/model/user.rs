@@ -52,11 +52,43 @@ pub struct User {
     pub created_at: UnixTime,
     #[serde(default)]
     pub updated_at: UnixTime,
+    /// `en` or `ru`: the language of the messages the user gets.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// The TOTP factor, once enrolment began.
+    #[serde(default)]
+    pub totp: Option<TotpFactor>,
+    /// Hashes of unused recovery codes.
+    #[serde(default)]
+    pub recovery_codes: Vec<Vec<u8>>,
+    /// The user asked not to be told of logins from new devices.
+    #[serde(default)]
+    pub new_device_notices_off: bool,
+    /// Hashes of the devices (user agents) the user logged in from, newest last, bounded.
+    #[serde(default)]
+    pub known_devices: Vec<Vec<u8>>,
+}
+
+/// A TOTP (RFC 6238) second factor.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TotpFactor {
+    /// The shared secret, encrypted with the configured data key.
+    pub secret: String,
+    /// False while enrolment waits for a first code.
+    pub enabled: bool,
+    /// The last time step accepted: a code is never accepted twice.
+    #[serde(default)]
+    pub last_step: u64,
+    pub created_at: UnixTime,
 }
 
 impl User {
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
+    }
+
+    pub fn has_totp(&self) -> bool {
+        self.totp.as_ref().is_some_and(|t| t.enabled)
     }
 }
 
@@ -70,6 +102,7 @@ impl std::fmt::Debug for User {
             .field("username", &self.username)
             .field("roles", &self.roles)
             .field("status", &self.status)
+            .field("totp", &self.totp.as_ref().map(|t| t.enabled))
             .finish_non_exhaustive()
     }
 }

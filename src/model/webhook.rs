@@ -44,17 +44,33 @@ pub enum DeliveryState {
     Failed,
 }
 
-/// One message to one endpoint, queued in the same transaction as the event it reports.
+/// What an outbox entry goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Webhook,
+    Email,
+    Sms,
+}
+
+/// One message to one endpoint or person, queued in the same transaction as the change that
+/// causes it: the one outbox for webhooks, email and SMS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookDelivery {
     /// The `webhook-id`: stays the same across retries, so receivers can drop duplicates.
     pub id: Uuid,
+    #[serde(default)]
+    pub channel: Channel,
+    /// The endpoint URL; for email and SMS, the address or number.
     pub url: String,
     /// The stored endpoint it goes to; `None` for endpoints from the config file.
     #[serde(default)]
     pub endpoint_id: Option<Uuid>,
+    /// The event type; for email and SMS, the message kind.
     pub event: String,
-    /// The exact JSON body to send.
+    /// The exact JSON body to send; for email and SMS, the rendered message sealed with the
+    /// data key, emptied once delivered.
     pub payload: String,
     pub created_ms: u64,
     pub next_attempt_ms: u64,

@@ -145,6 +145,15 @@ pub struct AccessClaims {
     /// The subject's authorization generation when the token was minted.
     #[serde(default)]
     pub authz_gen: u64,
+    /// How the user authenticated (RFC 8176): `pwd`, `otp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the user last authenticated (OIDC `auth_time`); refreshes keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// Whether the email was confirmed, when email verification is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 impl SigningKey {
@@ -306,6 +315,9 @@ mod tests {
             permissions: None,
             client_id: None,
             authz_gen: 0,
+            amr: Vec::new(),
+            auth_time: None,
+            email_verified: None,
         }
     }
 

@@ -8,5 +8,7 @@ pub mod limits;
 pub mod password;
 pub mod pow;
 pub mod random;
+pub mod sealed;
+pub mod signature;
 pub mod targets;
 pub mod throttle;

@@ -75,6 +75,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
+        svc.set_bound_address(local_addr);
         Ok(Self { svc, acceptor, local_addr, admin, socket_path })
     }
 
@@ -102,6 +103,15 @@ impl Application {
         });
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
         let webhooks = tokio::spawn(webhook_worker(Arc::clone(&svc)));
+        let cfg = svc.config();
+        if !cfg.server.bind.ip().is_loopback() {
+            if cfg.email.transport == crate::config::EmailTransport::Log {
+                tracing::warn!("email.transport is `log`: mail is printed, never sent; set email.transport = \"smtp\"");
+            }
+            if cfg.sms.transport == crate::config::SmsTransport::Log {
+                tracing::warn!("sms.transport is `log`: SMS are printed, never sent; set sms.transport = \"gateway\"");
+            }
+        }
         if svc.config().tokens.insecure_dev_cookies {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }

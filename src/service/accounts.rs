@@ -21,6 +21,9 @@ pub struct NewAccount {
     #[serde(skip_serializing)]
     pub password: Option<String>,
     pub roles: Vec<String>,
+    /// `en` or `ru`: the language of the account's messages.
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 /// Parses an optional field, collecting its error so that all fields are reported at once.
@@ -52,23 +55,37 @@ fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<U
 
 impl AuthService {
     /// Self-service sign-up: a password is required and the account gets the `user` role.
-    pub async fn register(&self, mut account: NewAccount) -> Result<User> {
+    /// With verification on, a taken address answers like a new account, and its owner is told.
+    pub async fn register(&self, mut account: NewAccount, accept_language: Option<&str>) -> Result<User> {
         if account.password.is_none() {
             return Err(Error::invalid("password", "required", "password is required"));
         }
         account.roles = vec!["user".into()];
-        self.create_user_as(None, account, "user.registered").await
+        self.create_user_as(None, account, "user.registered", accept_language).await
     }
 
     /// Creates an account (needs `users:write`, and every permission of the roles it gets);
     /// without a password it cannot sign in until one is set.
     pub async fn create_user(&self, who: &Principal, account: NewAccount) -> Result<User> {
         let authority = self.authority(who, "users:write")?;
-        self.create_user_as(Some(authority), account, "user.created").await
+        self.create_user_as(Some(authority), account, "user.created", None).await
     }
 
-    async fn create_user_as(&self, authority: Option<Authority>, account: NewAccount, event: &str) -> Result<User> {
+    async fn create_user_as(
+        &self,
+        authority: Option<Authority>,
+        account: NewAccount,
+        event: &str,
+        accept_language: Option<&str>,
+    ) -> Result<User> {
         let (email, phone, username) = parse_names(&account)?;
+        if let Some(l) = account.locale.as_deref().filter(|l| !crate::messages::LOCALES.contains(l)) {
+            return Err(Error::invalid(
+                "locale",
+                "unsupported_locale",
+                format!("`{l}` is not one of {:?}", crate::messages::LOCALES),
+            ));
+        }
         let roles = if account.roles.is_empty() { vec!["user".to_string()] } else { account.roles.clone() };
         self.check_roles_exist(&roles)?;
         if let Some(a) = &authority {
@@ -88,6 +105,11 @@ impl AuthService {
             authz_gen: 0,
             created_at: now(),
             updated_at: now(),
+            locale: account.locale.clone(),
+            totp: None,
+            recovery_codes: Vec::new(),
+            new_device_notices_off: false,
+            known_devices: Vec::new(),
         };
         if let Some(pw) = &account.password {
             self.policy.check("password", pw, &user_context(&user))?;
@@ -95,16 +117,57 @@ impl AuthService {
         }
         let u = user.clone();
         let ev = self.audit_event(event, true, Some(user.id), None, serde_json::json!({"roles": user.roles}));
+        let locale = self.locale_of(Some(&user), accept_language);
+        let outgoing = self.confirmations_for_new(&user, &locale)?;
+        let inserted = self
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.insert_user(&u)?;
+                    super::verification::write_outgoing(tx, &outgoing)?;
+                    tx.append_audit(&ev)?;
+                    Ok(())
+                })
+            })
+            .await;
+        match inserted {
+            Ok(()) => {}
+            Err(Error::Conflict(field)) if authority.is_none() && self.hides_duplicate(field) => {
+                self.tell_owner_of_attempt(&user, field, &locale).await?;
+                // The same answer a new account gets, down to a fresh id.
+                return Ok(User { id: Uuid::now_v7(), ..user });
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::info!(event = "user_created", user_id = %user.id, "user created");
+        Ok(user)
+    }
+
+    /// Someone tried to register with an address that has an account: its owner gets a mail
+    /// (email only; a phone gets nothing, which costs them an SMS per attempt otherwise).
+    async fn tell_owner_of_attempt(&self, attempted: &User, field: &str, accept_locale: &str) -> Result<()> {
+        let Some(email) = attempted.email.clone().filter(|_| field == "email") else { return Ok(()) };
+        let lookup = email.clone();
+        let owner = self
+            .db(move |s| s.read(|tx| tx.user_by_login(crate::store::LoginName::Email(&lookup)).map_err(Error::from)))
+            .await?;
+        let Some(owner) = owner else { return Ok(()) };
+        let locale = owner.locale.clone().unwrap_or_else(|| accept_locale.to_owned());
+        let to = super::messages::Recipient { address: email, locale };
+        let link = self.link_to_forgot();
+        let message = self.message(
+            crate::messages::MessageKind::RegistrationAttempt,
+            &to,
+            std::collections::BTreeMap::from([("link", link)]),
+        )?;
+        let ev = self.audit_event("user.registration_attempted", false, Some(owner.id), None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
-                tx.insert_user(&u)?;
+                tx.put_delivery(&message)?;
                 tx.append_audit(&ev)?;
                 Ok(())
             })
         })
-        .await?;
-        tracing::info!(event = "user_created", user_id = %user.id, "user created");
-        Ok(user)
+        .await
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {

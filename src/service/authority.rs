@@ -100,7 +100,12 @@ mod tests {
         let roles: HashMap<String, Role> = crate::model::BUILTIN_ROLES
             .iter()
             .map(|(n, p)| {
-                let r = Role { name: (*n).into(), permissions: p.iter().map(|s| (*s).into()).collect(), builtin: true };
+                let r = Role {
+                    name: (*n).into(),
+                    permissions: p.iter().map(|s| (*s).into()).collect(),
+                    builtin: true,
+                    require_mfa: false,
+                };
                 (r.name.clone(), r)
             })
             .collect();

@@ -162,6 +162,9 @@ impl AuthService {
                 .then(|| super::roles::granted_permissions(&roles, &client.roles)),
             client_id: Some(client.id),
             authz_gen: client.authz_gen,
+            amr: Vec::new(),
+            auth_time: None,
+            email_verified: None,
         };
         let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))

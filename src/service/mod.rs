@@ -6,9 +6,14 @@ mod authority;
 mod clients;
 mod db;
 mod keys;
+mod messages;
+mod mfa;
+mod one_time;
+mod recovery;
 mod roles;
 mod sessions;
 mod tokens;
+mod verification;
 mod webhooks;
 
 use std::{
@@ -21,10 +26,13 @@ pub use authority::Principal;
 pub use clients::ClientInfo as ServiceClientInfo;
 use db::{Db, Tx};
 pub use keys::{KeyInfo, KeyRing};
+pub use mfa::{SecondFactor, TotpEnrolment};
+pub use recovery::ResetProof;
 pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 use uuid::Uuid;
+pub use verification::{Confirmed, MeChange, VerifyProof};
 pub use webhooks::{DeliveryCounts, WebhookInfo};
 
 use crate::{
@@ -60,7 +68,13 @@ pub struct AuthService {
     /// Set when `challenge.kind` is a CAPTCHA provider.
     captcha: Option<CaptchaVerifier>,
     audit_sink: audit::AuditSink,
+    outbound: messages::Outbound,
+    data_key: Arc<crate::security::sealed::DataKey>,
     throttle_reported: moka::sync::Cache<String, ()>,
+    /// `http(s)://<address>` of the bound listener, for links when `server.public_url` is unset.
+    bound_url: std::sync::OnceLock<String>,
+    /// Addresses sent a message lately (`verification.resend_interval`), by hash.
+    recent_sends: moka::sync::Cache<Uuid, ()>,
 }
 
 impl AuthService {
@@ -86,6 +100,7 @@ impl AuthService {
                                 name: (*name).into(),
                                 permissions: perms.iter().map(|p| (*p).into()).collect(),
                                 builtin: true,
+                                require_mfa: false,
                             };
                             tx.put_role(&role)?;
                             roles.push(role);
@@ -127,6 +142,24 @@ impl AuthService {
             throttle = throttle.shared(redis.clone());
             replay = Some(redis);
         }
+        let raw_key = match cfg.data_key() {
+            Some(k) => k,
+            None => {
+                let path = cfg.storage.path.with_extension("key");
+                crate::security::sealed::load_or_create(&path)
+                    .map_err(|e| StartError::Config(format!("security.data_key: key file {}: {e}", path.display())))?
+            }
+        };
+        let data_key = Arc::new(
+            crate::security::sealed::DataKey::new(&raw_key)
+                .map_err(|e| StartError::Config(format!("security.data_key: {e}")))?,
+        );
+        let outbound = messages::Outbound {
+            templates: crate::messages::Templates::load(cfg.messages.templates_dir.as_deref())
+                .map_err(StartError::Config)?,
+            email: crate::messages::EmailSender::new(&cfg.email).map_err(StartError::Config)?,
+            sms: crate::messages::SmsSender::new(&cfg.sms).map_err(StartError::Config)?,
+        };
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -138,6 +171,13 @@ impl AuthService {
             replay,
             captcha,
             audit_sink: audit::AuditSink::start(store.clone()),
+            outbound,
+            data_key,
+            bound_url: std::sync::OnceLock::new(),
+            recent_sends: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)))
+                .build(),
             throttle_reported: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(60))
@@ -154,6 +194,21 @@ impl AuthService {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Where the server listens, once bound: the base of links when `server.public_url` is
+    /// unset (`server.bind` may name port 0).
+    pub fn set_bound_address(&self, addr: std::net::SocketAddr) {
+        let scheme = if self.cfg.server.tls.is_enabled() { "https" } else { "http" };
+        let _ = self.bound_url.set(format!("{scheme}://{addr}"));
+    }
+
+    /// The base of every link in a message: `server.public_url`, never a request's Host.
+    pub fn public_url(&self) -> String {
+        match (&self.cfg.server.public_url, self.bound_url.get()) {
+            (None, Some(bound)) => bound.clone(),
+            _ => self.cfg.public_url(),
+        }
     }
 
     /// Keeps this node's in-memory state (revocations, keys, roles) in step with what other
@@ -207,7 +262,10 @@ impl AuthService {
     /// finished more than a week ago.
     pub async fn prune(&self) -> Result<usize> {
         let week_ago = now_millis().saturating_sub(7 * 24 * 3600 * 1000);
-        self.db(move |s| s.write(|tx| Ok(tx.prune(now())? + tx.prune_deliveries(week_ago)?))).await
+        self.db(move |s| {
+            s.write(|tx| Ok(tx.prune(now())? + tx.prune_deliveries(week_ago)? + tx.prune_one_time(now())?))
+        })
+        .await
     }
 
     /// How long a revocation must be remembered: until every token it covers has expired.
@@ -396,6 +454,8 @@ pub enum StartError {
     Keys(String),
     #[error("cache: {0}")]
     Cache(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<Error> for StartError {

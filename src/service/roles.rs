@@ -98,7 +98,7 @@ impl AuthService {
         }
         check_permissions(&permissions)?;
         authority.may_grant(&permissions)?;
-        let mut role = Role { name: name.to_owned(), permissions, builtin: false };
+        let mut role = Role { name: name.to_owned(), permissions, builtin: false, require_mfa: false };
         role.permissions.sort();
         role.permissions.dedup();
         let r = role.clone();
@@ -175,6 +175,30 @@ impl AuthService {
         self.reload_roles().await?;
         self.apply_revocations(&revs).await;
         tracing::info!(role = %role.name, permissions = ?role.permissions, "role changed");
+        Ok(role)
+    }
+
+    /// Whether members of a role must have a second factor. Needs `roles:write` and every
+    /// permission the role grants. Members without a factor may only enrol at their next login.
+    pub async fn set_role_mfa(&self, by: &Principal, name: &str, required: bool) -> Result<Role> {
+        let authority = self.authority(by, "roles:write")?;
+        let name = name.to_owned();
+        let ev = self.audit_event("role.changed", true, None, None, serde_json::Value::Null);
+        let role = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
+                    authority.may_grant(&role.permissions)?;
+                    role.require_mfa = required;
+                    tx.put_role(&role)?;
+                    let details = serde_json::json!({"role": role.name, "require_mfa": required});
+                    tx.append_audit(&crate::model::AuditEvent { details, ..ev })?;
+                    Ok(role)
+                })
+            })
+            .await?;
+        self.reload_roles().await?;
+        tracing::info!(role = %role.name, require_mfa = required, "role second-factor rule changed");
         Ok(role)
     }
 

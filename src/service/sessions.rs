@@ -119,6 +119,57 @@ impl AuthService {
             return Err(Error::AccountDisabled);
         }
         let rehash = if verified.needs_rehash { Some(self.hasher.hash(password).await?) } else { None };
+        self.after_password(user, rehash, device_name, client).await
+    }
+
+    /// What follows a correct password: a confirmed contact when one is required, then the
+    /// second factor when the account has one (or must enrol one), else a session.
+    async fn after_password(
+        &self,
+        user: User,
+        rehash: Option<String>,
+        device_name: Option<String>,
+        client: ClientInfo,
+    ) -> Result<TokenPair> {
+        use crate::config::VerifyMode;
+        let v = &self.cfg.verification;
+        let refusal = if v.email == VerifyMode::Required && user.email.is_some() && !user.email_verified {
+            Some(Error::EmailUnverified)
+        } else if v.phone == VerifyMode::Required && user.phone.is_some() && !user.phone_verified {
+            Some(Error::PhoneUnverified)
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            self.audit_later(self.audit_event(
+                "user.login_failed",
+                false,
+                Some(user.id),
+                None,
+                serde_json::json!({"reason": e.code()}),
+            ));
+            return Err(e);
+        }
+        if user.has_totp() {
+            let token = self.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name).await?;
+            return Err(Error::MfaRequired(token));
+        }
+        if self.mfa_required_by_roles(&user) {
+            let token = self.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name).await?;
+            return Err(Error::MfaEnrolmentRequired(token));
+        }
+        self.start_session(user, vec!["pwd".into()], rehash, device_name, client).await
+    }
+
+    /// Opens a session for a user who has authenticated with `amr`.
+    pub(super) async fn start_session(
+        &self,
+        user: User,
+        amr: Vec<String>,
+        rehash: Option<String>,
+        device_name: Option<String>,
+        client: ClientInfo,
+    ) -> Result<TokenPair> {
         let t = now();
         let refresh = random::new_token();
         let hash = random::token_hash(&refresh);
@@ -133,6 +184,8 @@ impl AuthService {
             expires_at: t + self.cfg.tokens.refresh_ttl.as_secs(),
             absolute_expires_at: t + self.cfg.tokens.session_max.as_secs(),
             generation: 0,
+            amr,
+            auth_time: t,
         };
         let s2 = session.clone();
         let user_id = user.id;
@@ -141,9 +194,11 @@ impl AuthService {
             true,
             Some(user.id),
             Some(session.id),
-            serde_json::json!({"device_name": session.device_name}),
+            serde_json::json!({"device_name": session.device_name, "amr": session.amr}),
         );
         let include_permissions = self.cfg.tokens.include_permissions;
+        let device = device_fingerprint(session.user_agent.as_deref());
+        let notice = self.new_device_notice(&user, &session, &device)?;
         let (user, permissions) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -152,8 +207,22 @@ impl AuthService {
                     if !current.is_active() {
                         return Err(Error::AccountDisabled);
                     }
+                    let mut changed = false;
                     if let Some(phc) = rehash {
                         current.password_hash = Some(phc);
+                        changed = true;
+                    }
+                    if !current.known_devices.contains(&device) {
+                        if current.known_devices.len() >= KNOWN_DEVICES {
+                            current.known_devices.remove(0);
+                        }
+                        current.known_devices.push(device);
+                        changed = true;
+                        if let Some(n) = &notice {
+                            tx.put_delivery(n)?;
+                        }
+                    }
+                    if changed {
                         current.updated_at = now();
                         tx.update_user(&current)?;
                     }
@@ -170,6 +239,28 @@ impl AuthService {
             .await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
         self.token_pair(&user, &session, refresh, permissions)
+    }
+
+    /// The notice a login from a device not seen before sends, unless the user opted out or
+    /// this is the account's first device.
+    fn new_device_notice(
+        &self,
+        user: &User,
+        session: &Session,
+        device: &[u8],
+    ) -> Result<Option<crate::model::WebhookDelivery>> {
+        let wanted = !user.new_device_notices_off
+            && !user.known_devices.is_empty()
+            && !user.known_devices.iter().any(|d| d == device);
+        let Some(email) = user.email.as_ref().filter(|_| wanted) else { return Ok(None) };
+        let locale = self.locale_of(Some(user), None);
+        let vars = std::collections::BTreeMap::from([
+            ("device", session.user_agent.clone().unwrap_or_else(|| "?".into())),
+            ("ip", session.ip.clone().unwrap_or_else(|| "?".into())),
+            ("time", crate::model::rfc3339(session.created_at)),
+        ]);
+        let to = super::messages::Recipient { address: email.clone(), locale };
+        Ok(Some(self.message(crate::messages::MessageKind::NewDevice, &to, vars)?))
     }
 
     /// The per-account rate limit of a route class.
@@ -256,7 +347,7 @@ impl AuthService {
         refresh_token: String,
         permissions: Option<Vec<String>>,
     ) -> Result<TokenPair> {
-        let (access_token, expires_in) = self.issue_access_token(user, session.id, permissions)?;
+        let (access_token, expires_in) = self.issue_access_token(user, session, permissions)?;
         Ok(TokenPair {
             access_token,
             expires_in,
@@ -492,8 +583,16 @@ impl AuthService {
     }
 }
 
+/// Devices remembered per user for new-device notices.
+const KNOWN_DEVICES: usize = 20;
+
+/// What tells devices apart: a hash of the user agent (never stored in clear on the user).
+fn device_fingerprint(user_agent: Option<&str>) -> Vec<u8> {
+    random::token_hash(user_agent.unwrap_or("")).to_vec()
+}
+
 /// The throttling and rate-limit key of an existing account, whichever name it was reached by.
-fn account_key(id: Uuid) -> String {
+pub(super) fn account_key(id: Uuid) -> String {
     format!("u:{id}")
 }
 

@@ -53,7 +53,7 @@ impl AuthService {
     pub(super) fn issue_access_token(
         &self,
         user: &User,
-        sid: Uuid,
+        session: &crate::model::Session,
         permissions: Option<Vec<String>>,
     ) -> Result<(String, u64)> {
         let t = now();
@@ -66,12 +66,16 @@ impl AuthService {
             iat: t,
             nbf: t,
             jti: Uuid::now_v7(),
-            sid,
+            sid: session.id,
             roles: user.roles.clone(),
             preferred_username: user.username.clone(),
             permissions,
             client_id: None,
             authz_gen: user.authz_gen,
+            amr: session.amr.clone(),
+            auth_time: Some(session.authenticated_at()),
+            email_verified: (self.cfg.verification.email != crate::config::VerifyMode::Off && user.email.is_some())
+                .then_some(user.email_verified),
         };
         let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))

@@ -26,9 +26,10 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.audit_events(None, usize::MAX, &|_| true)?,
             tx.stored_webhooks()?,
             tx.deliveries()?,
+            tx.one_time_secrets()?,
         ))
     })?;
-    let (users, sessions, refresh, revocations, keys, roles, clients, audit, webhooks, outbox) = source;
+    let (users, sessions, refresh, revocations, keys, roles, clients, audit, webhooks, outbox, one_time) = source;
     to.write(|tx| {
         for u in &users {
             tx.update_user(u)?;
@@ -60,6 +61,9 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         for d in &outbox {
             tx.put_delivery(d)?;
         }
+        for s in &one_time {
+            tx.put_one_time(s)?;
+        }
         Ok::<_, StoreError>(())
     })?;
     let target = to.read(|tx| {
@@ -74,6 +78,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.audit_events(None, usize::MAX, &|_| true)?.len(),
             tx.stored_webhooks()?.len(),
             tx.deliveries()?.len(),
+            tx.one_time_secrets()?.len(),
         ])
     })?;
     let names = [
@@ -87,6 +92,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         "audit",
         "webhooks",
         "webhook_outbox",
+        "one_time_secrets",
     ];
     let counts = [
         users.len(),
@@ -99,6 +105,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         audit.len(),
         webhooks.len(),
         outbox.len(),
+        one_time.len(),
     ];
     let tallies: Vec<Tally> = names
         .into_iter()

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord, StoredWebhook, UnixTime,
-    User, WebhookDelivery,
+    AuditEvent, OneTimeSecret, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord,
+    StoredWebhook, UnixTime, User, WebhookDelivery,
 };
 
 pub type R<T> = Result<T, StoreError>;
@@ -167,14 +167,47 @@ pub trait WebhookWrites {
     fn prune_deliveries(&mut self, before_ms: u64) -> R<usize>;
 }
 
+pub trait OneTimeReads {
+    fn one_time(&self, id: &str) -> R<Option<OneTimeSecret>>;
+    /// The secret whose long token hashes to `hash`.
+    fn one_time_by_token(&self, hash: &[u8]) -> R<Option<OneTimeSecret>>;
+    /// Every live secret, for copying a database.
+    fn one_time_secrets(&self) -> R<Vec<OneTimeSecret>>;
+}
+
+pub trait OneTimeWrites {
+    /// Adds a secret, or replaces the one with the same id.
+    fn put_one_time(&mut self, s: &OneTimeSecret) -> R<()>;
+    /// Spends or burns a secret; false when it was not there.
+    fn delete_one_time(&mut self, id: &str) -> R<bool>;
+    /// Drops secrets expired at `now`; returns how many.
+    fn prune_one_time(&mut self, now: UnixTime) -> R<usize>;
+}
+
 /// Everything a read transaction offers.
 pub trait ReadTx:
-    UserReads + SessionReads + RevocationReads + KeyReads + RoleReads + ClientReads + AuditReads + WebhookReads
+    UserReads
+    + SessionReads
+    + RevocationReads
+    + KeyReads
+    + RoleReads
+    + ClientReads
+    + AuditReads
+    + WebhookReads
+    + OneTimeReads
 {
 }
 
 impl<T> ReadTx for T where
-    T: UserReads + SessionReads + RevocationReads + KeyReads + RoleReads + ClientReads + AuditReads + WebhookReads
+    T: UserReads
+        + SessionReads
+        + RevocationReads
+        + KeyReads
+        + RoleReads
+        + ClientReads
+        + AuditReads
+        + WebhookReads
+        + OneTimeReads
 {
 }
 
@@ -189,6 +222,7 @@ pub trait WriteTx:
     + ClientWrites
     + AuditWrites
     + WebhookWrites
+    + OneTimeWrites
 {
 }
 
@@ -202,6 +236,7 @@ impl<T> WriteTx for T where
         + ClientWrites
         + AuditWrites
         + WebhookWrites
+        + OneTimeWrites
 {
 }
 

@@ -250,7 +250,7 @@ async fn unknown_routes_and_methods_are_problems_too() {
     for (method, path, allow) in [
         ("GET", "/v1/auth/login", "POST"),
         ("TRACE", "/healthz", "GET, HEAD"),
-        ("TRACE", "/v1/me", "GET, HEAD"),
+        ("TRACE", "/v1/me", "GET, PATCH, HEAD"),
         ("PUT", "/v1/admin/users/0190b7a8-9a4e-7bd1-8f7e-4a0c9b1e2d3f", "DELETE, GET, PATCH, HEAD"),
         ("GET", "/v1/me/sessions/not-a-uuid", "DELETE"),
     ] {

@@ -71,7 +71,11 @@ pub async fn postgres_db() -> Option<String> {
 pub fn use_postgres(cfg: &mut Config, url: &str) {
     cfg.storage.backend = StorageBackend::Postgres;
     cfg.storage.url = Some(Secret(url.to_owned()));
+    cfg.security.data_key = Some(Secret(TEST_DATA_KEY.to_owned()));
 }
+
+/// The data key every node of a test cluster shares.
+pub const TEST_DATA_KEY: &str = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LXRlc3Q=";
 
 impl TestApp {
     pub async fn spawn() -> Self {

@@ -4,7 +4,7 @@
 use authd::{
     config::StorageConfig,
     error::Error,
-    model::{AuditEvent, RefreshRecord, Revocation, Session, User, WebhookDelivery},
+    model::{AuditEvent, OneTimeSecret, RefreshRecord, Revocation, Session, User, WebhookDelivery},
     store::{LoginName, Store, StoreError},
 };
 use serde_json::json;
@@ -155,6 +155,28 @@ fn run_script(store: &Store) {
     store.write(|tx| tx.put_delivery(&d)).unwrap();
     assert!(store.read(|tx| tx.due_deliveries(10, 10)).unwrap().is_empty());
     assert_eq!(store.write(|tx| tx.prune_deliveries(6)).unwrap(), 1);
+
+    // One-time secrets: by id and by token hash; a replacement drops the old token's index;
+    // expired ones are pruned.
+    let secret = |id: &str, token: &[u8], expires_at: u64| -> OneTimeSecret {
+        serde_json::from_value(json!({
+            "id": id, "purpose": "verify_email", "user_id": alice.id, "token_hash": token,
+            "target": "alice@example.com", "created_at": 1, "expires_at": expires_at, "attempts_left": 5
+        }))
+        .unwrap()
+    };
+    store.write(|tx| tx.put_one_time(&secret("verify_email:a", b"first", 5_000))).unwrap();
+    store.write(|tx| tx.put_one_time(&secret("verify_email:a", b"second", 5_000))).unwrap();
+    assert!(store.read(|tx| tx.one_time_by_token(b"first")).unwrap().is_none());
+    let found = store.read(|tx| tx.one_time_by_token(b"second")).unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.attempts_left), ("verify_email:a", 5));
+    store.write(|tx| tx.put_one_time(&secret("password_reset:b", b"third", 10))).unwrap();
+    assert_eq!(store.read(|tx| tx.one_time_secrets()).unwrap().len(), 2);
+    assert_eq!(store.write(|tx| tx.prune_one_time(1_000)).unwrap(), 1);
+    assert!(store.read(|tx| tx.one_time_by_token(b"third")).unwrap().is_none());
+    assert!(store.write(|tx| tx.delete_one_time("verify_email:a")).unwrap());
+    assert!(!store.write(|tx| tx.delete_one_time("verify_email:a")).unwrap());
+    assert!(store.read(|tx| tx.one_time_by_token(b"second")).unwrap().is_none());
 
     // Deleting a user takes its sessions and login names along.
     let sids = store.write(|tx| tx.delete_user(alice.id)).unwrap();

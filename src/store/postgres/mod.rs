@@ -10,6 +10,7 @@ mod audit;
 mod changes;
 mod clients;
 mod keys;
+mod one_time;
 mod revocations;
 mod roles;
 mod sessions;
@@ -29,8 +30,11 @@ use super::{
 };
 
 /// Versioned schema changes, applied in order at start; never destructive.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/0001_initial.sql")), (2, include_str!("migrations/0002_secrets.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_secrets.sql")),
+    (3, include_str!("migrations/0003_one_time.sql")),
+];
 
 /// Nodes starting at once take turns at migrating.
 const MIGRATION_LOCK: i64 = 0x6175_7468_6400;

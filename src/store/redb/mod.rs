@@ -4,6 +4,7 @@ mod audit;
 mod clients;
 mod codec;
 mod keys;
+mod one_time;
 mod revocations;
 mod roles;
 mod sessions;
@@ -81,6 +82,8 @@ impl RedbBackend {
             tx.open_table(CLIENTS)?;
             tx.open_table(WEBHOOKS)?;
             tx.open_table(SECRETS)?;
+            tx.open_table(ONE_TIME)?;
+            tx.open_table(ONE_TIME_TOKENS)?;
         }
         tx.commit()?;
         Ok(())

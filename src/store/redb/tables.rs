@@ -35,4 +35,9 @@ pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets"
 /// role name → Role
 pub const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
 
+/// one-time secret id → OneTimeSecret
+pub const ONE_TIME: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time");
+/// SHA-256 of a one-time secret's long token → its id
+pub const ONE_TIME_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("one_time_tokens");
+
 pub const SCHEMA_VERSION: u64 = 1;

@@ -14,6 +14,13 @@ use figment::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod messages;
+
+pub use messages::{
+    EmailConfig, EmailTransport, LinksConfig, MessagesConfig, RecoveryConfig, SecurityConfig, SmsConfig, SmsTransport,
+    SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
+};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -30,6 +37,13 @@ pub struct Config {
     pub webhook_delivery: WebhookDeliveryConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub email: EmailConfig,
+    pub sms: SmsConfig,
+    pub messages: MessagesConfig,
+    pub verification: VerificationConfig,
+    pub recovery: RecoveryConfig,
+    pub links: LinksConfig,
+    pub security: SecurityConfig,
 }
 
 /// The local admin socket through which the CLI reaches a running server.
@@ -140,6 +154,9 @@ pub struct ServerConfig {
     pub client_ip_header: ClientIpHeader,
     pub cors: CorsConfig,
     pub tls: TlsConfig,
+    /// Where users reach this server (`https://auth.example.com`): the base of every link in
+    /// a message, never taken from a request's Host header. Default: `http://<bind>`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +497,7 @@ impl Default for ServerConfig {
             client_ip_header: ClientIpHeader::XForwardedFor,
             cors: CorsConfig::default(),
             tls: TlsConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -747,6 +765,7 @@ impl Config {
             }
         }
         self.check_path_collisions()?;
+        self.check_messages()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }
@@ -768,6 +787,84 @@ impl Config {
         }
     }
 
+    /// The base of links in messages: `server.public_url`, or the bound address.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.server.tls.is_enabled() { "https" } else { "http" };
+                format!("{scheme}://{}", self.server.bind)
+            }
+        }
+    }
+
+    /// The data key from `security.data_key`, when set and well-formed.
+    pub fn data_key(&self) -> Option<[u8; 32]> {
+        use base64::Engine as _;
+        let text = self.security.data_key.as_ref()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text.0.trim()).ok()?;
+        bytes.try_into().ok()
+    }
+
+    fn check_messages(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
+        let is_base_url = |u: &str| {
+            url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some() && p.query().is_none())
+        };
+        if let Some(u) = &self.server.public_url
+            && !is_base_url(u)
+        {
+            return fail("server.public_url", "must be an http(s) URL without a query, e.g. https://auth.example.com");
+        }
+        if let Some(u) = &self.links.base_url
+            && !is_base_url(u)
+        {
+            return fail("links.base_url", "must be an http(s) URL without a query");
+        }
+        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return fail("email.from", "must be an address, optionally with a name: `Name <user@example.com>`");
+        }
+        let smtp = &self.email.smtp;
+        if self.email.transport == EmailTransport::Smtp && smtp.host.trim().is_empty() {
+            return fail("email.smtp.host", "is required when email.transport is smtp");
+        }
+        if smtp.password.is_some() && smtp.username.is_none() {
+            return fail("email.smtp.username", "is required when email.smtp.password is set");
+        }
+        if let Some(ca) = smtp.tls_ca.as_ref().filter(|p| !p.is_file()) {
+            return fail("email.smtp.tls_ca", &format!("{} is not a readable file", ca.display()));
+        }
+        if self.sms.transport == SmsTransport::Gateway {
+            match self.sms.gateway_url.as_deref() {
+                Some(u) if is_base_url(u) || url::Url::parse(u).is_ok_and(|p| p.scheme().starts_with("http")) => {}
+                _ => return fail("sms.gateway_url", "an http(s) URL is required when sms.transport is gateway"),
+            }
+            if self.sms.secret.as_ref().and_then(|s| webhook_key(&s.0)).is_none() {
+                return fail("sms.secret", "must be `whsec_` followed by base64 of at least 16 bytes");
+            }
+        }
+        if !crate::messages::LOCALES.contains(&self.messages.default_locale.as_str()) {
+            return fail("messages.default_locale", &format!("must be one of {:?}", crate::messages::LOCALES));
+        }
+        if let Some(d) = self.messages.templates_dir.as_ref().filter(|d| !d.is_dir()) {
+            return fail("messages.templates_dir", &format!("{} is not a directory", d.display()));
+        }
+        if self.security.data_key.is_some() && self.data_key().is_none() {
+            return fail("security.data_key", "must be base64 of exactly 32 bytes (openssl rand -base64 32)");
+        }
+        if self.storage.backend == StorageBackend::Postgres && self.security.data_key.is_none() {
+            return fail(
+                "security.data_key",
+                "is required with storage.backend = postgres: every node needs the same key (openssl rand -base64 32)",
+            );
+        }
+        if !(1..=100).contains(&self.verification.attempts) {
+            return fail("verification.attempts", "must be between 1 and 100");
+        }
+        Ok(())
+    }
+
     /// The admin socket: `admin.socket`, or beside the database file.
     pub fn admin_socket_path(&self) -> PathBuf {
         self.admin.socket.clone().unwrap_or_else(|| self.storage.path.with_extension("sock"))
@@ -780,7 +877,16 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 15] = [
+        let durations: [(&str, HumanDuration, u64, u64); 23] = [
+            ("email.smtp.timeout", self.email.smtp.timeout, S, 5 * M),
+            ("sms.timeout", self.sms.timeout, S, 5 * M),
+            ("verification.email_ttl", self.verification.email_ttl, S, 30 * D),
+            ("verification.sms_ttl", self.verification.sms_ttl, S, D),
+            ("verification.resend_interval", self.verification.resend_interval, 0, H),
+            ("recovery.reset_ttl", self.recovery.reset_ttl, S, D),
+            ("security.step_up_window", self.security.step_up_window, S, D),
+            ("security.mfa_token_ttl", self.security.mfa_token_ttl, S, H),
+            ("webhook_delivery.timeout", self.webhook_delivery.timeout, S, 5 * M),
             ("storage.statement_timeout", self.storage.statement_timeout, S, 10 * M),
             ("storage.connect_timeout", self.storage.connect_timeout, S, 10 * M),
             ("server.shutdown_grace", self.server.shutdown_grace, 0, 10 * M),
@@ -794,7 +900,6 @@ impl Config {
             ("challenge.ttl", self.challenge.ttl, S, H),
             ("audit.retention", self.audit.retention, S, 3650 * D),
             ("webhook_delivery.retry_for", self.webhook_delivery.retry_for, S, 30 * D),
-            ("webhook_delivery.timeout", self.webhook_delivery.timeout, S, 5 * M),
             ("brute_force.base_delay", self.brute_force.base_delay, 0, H),
         ];
         for (key, d, min, max) in durations {

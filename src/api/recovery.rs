@@ -1,0 +1,183 @@
+//! `/v1/auth/verify*` and `/v1/auth/password/*`: confirming contacts, resetting a password.
+
+use std::sync::Arc;
+
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Password};
+
+use super::{auth::accept_language, body::JsonBody, problem::ApiError, views::ApiTags};
+use crate::{
+    error::{Error, FieldError},
+    service::{AuthService, ResetProof, VerifyProof},
+};
+
+pub struct RecoveryApi;
+
+/// The token from a mailed link, or an address with the code sent to it.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct VerifyRequest {
+    /// The `token` parameter of the mailed link.
+    #[oai(validator(max_length = 512))]
+    token: Option<String>,
+    /// The address the code was mailed to …
+    #[oai(validator(max_length = 254))]
+    email: Option<String>,
+    /// … or the number it was texted to.
+    #[oai(validator(max_length = 32))]
+    phone: Option<String>,
+    /// The 6-digit code.
+    #[oai(validator(pattern = r"^[0-9]{6}$"))]
+    code: Option<String>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ResendRequest {
+    #[oai(validator(max_length = 254))]
+    email: Option<String>,
+    #[oai(validator(max_length = 32))]
+    phone: Option<String>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ForgotRequest {
+    /// Email, phone number or username.
+    #[oai(validator(max_length = 254))]
+    login: String,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ResetRequest {
+    /// The `token` parameter of the mailed link …
+    #[oai(validator(max_length = 512))]
+    token: Option<String>,
+    /// … or the login the code was sent for,
+    #[oai(validator(max_length = 254))]
+    login: Option<String>,
+    /// and the 6-digit code.
+    #[oai(validator(pattern = r"^[0-9]{6}$"))]
+    code: Option<String>,
+    #[oai(validator(max_length = 4096))]
+    new_password: Password,
+}
+
+/// The same answer whatever happened.
+#[derive(Object)]
+struct Accepted {
+    /// What happens next.
+    detail: String,
+}
+
+#[derive(ApiResponse)]
+enum AcceptedReply {
+    /// Taken in; if the account exists, a message is on its way.
+    #[oai(status = 202)]
+    Accepted(Json<Accepted>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+fn accepted() -> AcceptedReply {
+    AcceptedReply::Accepted(Json(Accepted {
+        detail: "If an account matches, a message with a link and a code is on its way.".into(),
+    }))
+}
+
+fn code_needs(field: &str) -> Error {
+    Error::Malformed(vec![FieldError::new(field, "required", format!("`code` needs `{field}`, and the reverse"))])
+}
+
+#[OpenApi(prefix_path = "/v1/auth", tag = "ApiTags::Auth")]
+impl RecoveryApi {
+    /// Confirm an email address or phone number
+    ///
+    /// Send the `token` of a mailed link, or `email` (or `phone`) with the 6-digit `code`. A
+    /// wrong, used or unknown one gives 400 `invalid_code`, an expired one 400 `code_expired`;
+    /// five wrong codes burn it. A confirmed new email replaces the old one only now.
+    #[oai(path = "/verify", method = "post", operation_id = "verify_contact")]
+    async fn verify(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<VerifyRequest>) -> Result<NoContent, ApiError> {
+        let b = body.0;
+        let proof = match (b.token, b.email, b.phone, b.code) {
+            (Some(token), None, None, None) => VerifyProof::Token(token),
+            (None, Some(email), None, Some(code)) => VerifyProof::EmailCode { email, code },
+            (None, None, Some(phone), Some(code)) => VerifyProof::PhoneCode { phone, code },
+            (None, None, None, Some(_)) => return Err(code_needs("email").into()),
+            _ => {
+                return Err(Error::Malformed(vec![FieldError::new(
+                    "token",
+                    "required",
+                    "send either `token`, or `email` or `phone` with `code`",
+                )])
+                .into());
+            }
+        };
+        svc.verify_contact(proof).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Send a new confirmation
+    ///
+    /// Always 202 with the same body, whether or not the address has an account awaiting
+    /// confirmation. The same address again within `verification.resend_interval` gives 429.
+    #[oai(path = "/verify/resend", method = "post", operation_id = "resend_confirmation")]
+    async fn resend(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: JsonBody<ResendRequest>,
+    ) -> Result<AcceptedReply, ApiError> {
+        let b = body.0;
+        svc.resend_confirmation(Arc::clone(&svc), b.email, b.phone, accept_language(req)).await?;
+        Ok(accepted())
+    }
+
+    /// Forgot the password
+    ///
+    /// Always 202 with the same body, at once, whether or not the account exists; if it does, a
+    /// single-use link and code (30 minutes) go to its email, or a code to its phone. The same
+    /// login again within `verification.resend_interval` gives 429.
+    #[oai(path = "/password/forgot", method = "post", operation_id = "forgot_password")]
+    async fn forgot(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: JsonBody<ForgotRequest>,
+    ) -> Result<AcceptedReply, ApiError> {
+        svc.forgot_password(Arc::clone(&svc), &body.0.login, accept_language(req)).await?;
+        Ok(accepted())
+    }
+
+    /// Set a new password with a reset link or code
+    ///
+    /// Send the link's `token`, or `login` with the `code`, and `new_password`. Every session
+    /// ends and every token issued before is refused. A bad link or code gives 400
+    /// `invalid_code` or `code_expired`, and changes nothing.
+    #[oai(path = "/password/reset", method = "post", operation_id = "reset_password")]
+    async fn reset(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<ResetRequest>) -> Result<NoContent, ApiError> {
+        let b = body.0;
+        let proof = match (b.token, b.login, b.code) {
+            (Some(token), None, None) => ResetProof::Token(token),
+            (None, Some(login), Some(code)) => ResetProof::Code { login, code },
+            (None, Some(_), None) => return Err(code_needs("code").into()),
+            (None, None, Some(_)) => return Err(code_needs("login").into()),
+            _ => {
+                return Err(Error::Malformed(vec![FieldError::new(
+                    "token",
+                    "required",
+                    "send either `token`, or `login` with `code`",
+                )])
+                .into());
+            }
+        };
+        svc.reset_password(proof, &b.new_password.0).await?;
+        Ok(NoContent::Done)
+    }
+}

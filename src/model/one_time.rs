@@ -1,0 +1,63 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::UnixTime;
+
+/// What a one-time secret may be spent on; a secret made for one purpose never serves another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    VerifyEmail,
+    VerifyPhone,
+    PasswordReset,
+    /// The second step of a login on an account with a second factor.
+    MfaLogin,
+    /// A login that may only enrol a second factor (a role requires one).
+    MfaEnrol,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::VerifyPhone => "verify_phone",
+            Purpose::PasswordReset => "password_reset",
+            Purpose::MfaLogin => "mfa_login",
+            Purpose::MfaEnrol => "mfa_enrol",
+        }
+    }
+}
+
+/// A single-use secret (a mailed link and code, an SMS code, an MFA login step). Only hashes
+/// are stored; it expires, has an attempt budget, and is deleted when spent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OneTimeSecret {
+    /// `<purpose>:<address>` for confirming an address, `<purpose>:<user id>` where a user holds
+    /// at most one (a new one replaces it), or `<purpose>:<random>` where several may be live.
+    pub id: String,
+    pub purpose: Purpose,
+    pub user_id: Uuid,
+    /// SHA-256 of the long secret (the link token, the `mfa_token`).
+    #[serde(default)]
+    pub token_hash: Option<Vec<u8>>,
+    /// Keyed hash of the short code typed by hand.
+    #[serde(default)]
+    pub code_hash: Option<Vec<u8>>,
+    /// The address being confirmed (a new email waits here until it is confirmed).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Authentication methods already passed (`pwd`), carried into the tokens.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Wrong codes left before the secret burns.
+    pub attempts_left: u32,
+}
+
+impl OneTimeSecret {
+    /// The id of the one live secret for `purpose` and `key` (an address or a user id).
+    pub fn id_for(purpose: Purpose, key: impl std::fmt::Display) -> String {
+        format!("{}:{key}", purpose.as_str())
+    }
+}

@@ -1,0 +1,173 @@
+//! Getting back in after forgetting a password: a mailed link and code (or an SMS code), then a
+//! new password that ends every session.
+
+use std::collections::BTreeMap;
+
+use super::{
+    AuthService,
+    messages::Recipient,
+    one_time::{Presented, Shape, spend_secret},
+    revoke_sessions,
+    sessions::user_context,
+    verification::{Outgoing, write_outgoing},
+};
+use crate::{
+    error::{Error, Result},
+    messages::MessageKind,
+    model::{AuditEvent, OneTimeSecret, Purpose, Revocation, User, now},
+    security::identifiers::Login,
+    store::LoginName,
+};
+
+/// What `POST /v1/auth/password/reset` was given.
+#[derive(Debug, Clone)]
+pub enum ResetProof {
+    Token(String),
+    Code { login: String, code: String },
+}
+
+impl AuthService {
+    /// Where a user who forgot their password starts.
+    pub(super) fn link_to_forgot(&self) -> String {
+        match &self.cfg.links.base_url {
+            Some(b) => format!("{}/forgot", b.trim_end_matches('/')),
+            None => format!("{}/ui/forgot", self.public_url()),
+        }
+    }
+
+    /// Sends a reset link and code to the account `login` names, if there is one. Answers the
+    /// same either way, at once: the lookup and the sending happen after the answer. A repeat
+    /// for the same login within `verification.resend_interval` is refused, whoever asks.
+    pub async fn forgot_password(
+        &self,
+        self_arc: std::sync::Arc<Self>,
+        login: &str,
+        accept_language: Option<String>,
+    ) -> Result<()> {
+        let key = Login::parse(login).map(|l| l.name().key()).unwrap_or_else(|_| login.trim().to_lowercase());
+        self.once_per_interval(&format!("forgot:{key}")).await?;
+        let login = login.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = self_arc.send_reset(login, accept_language).await {
+                tracing::warn!(error = %e, "sending a password reset failed");
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_reset(&self, login: String, accept_language: Option<String>) -> Result<()> {
+        let Ok(parsed) = Login::parse(&login) else { return Ok(()) };
+        let by_phone = matches!(parsed.name(), LoginName::Phone(_));
+        let user = self.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
+        let Some(user) = user.filter(User::is_active) else { return Ok(()) };
+        let locale = self.locale_of(Some(&user), accept_language.as_deref());
+        let ttl = self.cfg.recovery.reset_ttl.as_secs();
+        let id = OneTimeSecret::id_for(Purpose::PasswordReset, user.id);
+        let (kind, address, shape) = match (&user.email, &user.phone) {
+            (Some(e), _) if !by_phone => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
+            (_, Some(p)) => (MessageKind::PasswordResetSms, p.clone(), Shape::CodeOnly),
+            (Some(e), None) => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
+            (None, None) => return Ok(()),
+        };
+        let issued = self.issue_secret(id, Purpose::PasswordReset, user.id, Some(address.clone()), ttl, shape);
+        let mut vars =
+            BTreeMap::from([("code", issued.code.unwrap_or_default()), ("valid_for", self.valid_for(&locale, ttl))]);
+        if let Some(token) = &issued.token {
+            vars.insert("link", self.link("reset", token));
+        }
+        let message = self.message(kind, &Recipient { address, locale }, vars)?;
+        let out = Outgoing { secret: Some(issued.secret), message };
+        let ev = self.audit_event("user.password_reset_requested", true, Some(user.id), None, serde_json::Value::Null);
+        self.db(move |s| {
+            s.write(|tx| {
+                write_outgoing(tx, &[out])?;
+                tx.append_audit(&ev)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Sets a new password with a reset link or code. Every session ends and every token
+    /// issued before is refused. A bad proof changes nothing but the code's attempt budget.
+    pub async fn reset_password(&self, proof: ResetProof, new_password: &str) -> Result<()> {
+        let presented = match proof {
+            ResetProof::Token(t) => Presented::Token(t),
+            ResetProof::Code { login, code } => {
+                let user = match Login::parse(&login) {
+                    Ok(l) => self.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?,
+                    Err(_) => None,
+                };
+                let id = match user {
+                    Some(u) => OneTimeSecret::id_for(Purpose::PasswordReset, u.id),
+                    None => String::new(),
+                };
+                Presented::Code { id, code }
+            }
+        };
+        // The policy needs the account's own words; a proof that leads nowhere checks without.
+        let peek = match &presented {
+            Presented::Token(t) => {
+                let hash = crate::security::random::token_hash(t);
+                self.db(move |s| {
+                    s.read(|tx| match tx.one_time_by_token(&hash)? {
+                        Some(sec) => Ok(tx.user(sec.user_id)?),
+                        None => Ok(None),
+                    })
+                })
+                .await?
+            }
+            Presented::Code { id, .. } => {
+                let id = id.clone();
+                self.db(move |s| {
+                    s.read(|tx| match tx.one_time(&id)? {
+                        Some(sec) => Ok(tx.user(sec.user_id)?),
+                        None => Ok(None),
+                    })
+                })
+                .await?
+            }
+        };
+        let context = peek.as_ref().map(user_context).unwrap_or_default();
+        self.policy.check("new_password", new_password, &context)?;
+        let phc = self.hasher.hash(new_password).await?;
+        let key = self.data_key.clone();
+        let session_rev = self.session_revocation(uuid::Uuid::nil());
+        let user_rev = self.user_revocation(uuid::Uuid::nil());
+        let ev = self.audit_event("user.password_reset", true, None, None, serde_json::Value::Null);
+        let outcome = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let secret = match spend_secret(tx, &key, Purpose::PasswordReset, &presented)? {
+                        Ok(s) => s,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let Some(mut u) = tx.user(secret.user_id)?.filter(User::is_active) else {
+                        return Ok(Err(Error::InvalidCode));
+                    };
+                    u.password_hash = Some(phc);
+                    u.password_reset_required = false;
+                    // The message reached its address: that confirms it.
+                    if secret.target.is_some() && secret.target == u.email {
+                        u.email_verified = true;
+                    } else if secret.target.is_some() && secret.target == u.phone {
+                        u.phone_verified = true;
+                    }
+                    u.updated_at = now();
+                    let cut = Revocation { id: u.id, ..user_rev };
+                    let cut = super::bump_authz(tx, u.id, &mut u.authz_gen, &cut)?;
+                    tx.update_user(&u)?;
+                    let sids = tx.session_ids_of(u.id)?;
+                    let mut revs = revoke_sessions(tx, &sids, |id| Revocation { id, ..session_rev.clone() })?;
+                    revs.push(cut);
+                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
+                    Ok(Ok((u.id, revs)))
+                })
+            })
+            .await?;
+        let (user_id, revs) = outcome?;
+        self.apply_revocations(&revs).await;
+        tracing::info!(event = "password_reset", user_id = %user_id, "password reset");
+        Ok(())
+    }
+}

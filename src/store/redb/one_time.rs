@@ -1,0 +1,69 @@
+//! Single-use secrets, by id and by the hash of their long token.
+
+use redb::ReadableTable as _;
+
+use super::{
+    Write, all,
+    codec::{decode, encode},
+    for_both, get,
+    tables::*,
+};
+use crate::{
+    model::{OneTimeSecret, UnixTime},
+    store::ports::{OneTimeReads, OneTimeWrites, R},
+};
+
+for_both! {
+    impl OneTimeReads {
+        fn one_time(&self, id: &str) -> R<Option<OneTimeSecret>> {
+            get(&self.tx.open_table(ONE_TIME)?, id)
+        }
+
+        fn one_time_by_token(&self, hash: &[u8]) -> R<Option<OneTimeSecret>> {
+            let id = self.tx.open_table(ONE_TIME_TOKENS)?.get(hash)?.map(|g| g.value().to_owned());
+            match id {
+                Some(id) => get(&self.tx.open_table(ONE_TIME)?, id.as_str()),
+                None => Ok(None),
+            }
+        }
+
+        fn one_time_secrets(&self) -> R<Vec<OneTimeSecret>> {
+            all(&self.tx.open_table(ONE_TIME)?)
+        }
+    }
+}
+
+impl OneTimeWrites for Write {
+    fn put_one_time(&mut self, s: &OneTimeSecret) -> R<()> {
+        self.delete_one_time(&s.id)?;
+        self.tx.open_table(ONE_TIME)?.insert(s.id.as_str(), encode(s)?.as_slice())?;
+        if let Some(h) = &s.token_hash {
+            self.tx.open_table(ONE_TIME_TOKENS)?.insert(h.as_slice(), s.id.as_str())?;
+        }
+        Ok(())
+    }
+
+    fn delete_one_time(&mut self, id: &str) -> R<bool> {
+        let old: Option<OneTimeSecret> = get(&self.tx.open_table(ONE_TIME)?, id)?;
+        let Some(old) = old else { return Ok(false) };
+        self.tx.open_table(ONE_TIME)?.remove(id)?;
+        if let Some(h) = &old.token_hash {
+            self.tx.open_table(ONE_TIME_TOKENS)?.remove(h.as_slice())?;
+        }
+        Ok(true)
+    }
+
+    fn prune_one_time(&mut self, now: UnixTime) -> R<usize> {
+        let mut stale = Vec::new();
+        for row in self.tx.open_table(ONE_TIME)?.iter()? {
+            let (k, v) = row?;
+            if decode::<OneTimeSecret>(v.value()).is_ok_and(|s| s.expires_at <= now) {
+                stale.push(k.value().to_owned());
+            }
+        }
+        for id in &stale {
+            self.delete_one_time(id)?;
+        }
+        Ok(stale.len())
+    }
+}
