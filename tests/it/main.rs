@@ -16,6 +16,7 @@ mod helpers;
 mod keys;
 mod local_host;
 mod mail;
+mod mfa;
 mod nodes;
 mod openapi;
 mod outage;
