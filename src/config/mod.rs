@@ -1032,6 +1032,34 @@ mod tests {
     }
 
     #[test]
+    fn config_toml_is_the_defaults_and_names_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let documented = std::fs::read_to_string(&path).unwrap();
+        let loaded: Config =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file_exact(&path)).extract().unwrap();
+        assert_eq!(loaded.to_toml(), Config::default().to_toml(), "config.toml sets only defaults");
+        let defaults: toml::Value = toml::from_str(&Config::default().to_toml()).unwrap();
+        fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+            if let toml::Value::Table(t) = v {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    keys(&key, v, out);
+                    out.push(key);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys("", &defaults, &mut all);
+        for key in all {
+            let last = key.rsplit('.').next().unwrap_or(&key);
+            assert!(
+                documented.contains(&format!("{last} =")) || documented.contains(&format!("[{key}]")),
+                "config.toml does not document `{key}`"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
     }

@@ -30,4 +30,5 @@ mod store;
 mod story;
 mod tls;
 mod tokens;
+mod ui;
 mod webhooks;

@@ -1,0 +1,211 @@
+//! The hosted pages in a real headless Chromium, driven over WebDriver (chromedriver): the
+//! link from the real mail is opened, the form filled in with the keyboard, and the new password
+//! then signs in through the API.
+
+use std::{process::Stdio, time::Duration};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::{
+    helpers::{PASSWORD, TestApp, assert_problem},
+    mail::MailSink,
+};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    _driver: Child,
+    _profile: tempfile::TempDir,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    /// A headless Chromium session, or `None` (with a note) where chromedriver is not installed
+    /// and CI does not demand it.
+    async fn start() -> Option<Self> {
+        let installed = std::path::Path::new("/usr/bin/chromedriver").exists();
+        if !installed {
+            assert!(
+                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
+                "chromedriver is not installed (apt-get install chromium chromium-driver)"
+            );
+            eprintln!("browser tests skipped: chromedriver is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let driver_url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{driver_url}/status")).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+        }}});
+        let r: Value =
+            http.post(format!("{driver_url}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let id = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
+        Some(Self { _driver: driver, _profile: profile, http, base: format!("{driver_url}/session/{id}") })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None).await.as_str().unwrap().to_owned()
+    }
+
+    async fn css(&self, css: &str, property: &str) -> String {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{e}/css/{property}"), None).await.as_str().unwrap().to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
+    }
+
+    /// Waits for the page's heading to read `want`.
+    async fn heading_becomes(&self, want: &str) {
+        for _ in 0..50 {
+            if self.text("h1").await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("heading never became {want:?}; it is {:?}", self.text("h1").await);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let (http, base) = (self.http.clone(), self.base.clone());
+        // Best effort: chromedriver dies with us anyway (kill_on_drop).
+        tokio::spawn(async move {
+            let _ = http.delete(base).send().await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailed_reset_link_works_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(|c| {
+        sink.configure(c);
+        c.verification.email = authd::config::VerifyMode::Optional;
+    })
+    .await;
+    app.register("uma@example.com").await;
+
+    // Confirming the address: the link opens a page with one button (a GET changes nothing, so
+    // link scanners cannot spend it).
+    let confirm = sink.first_to("uma@example.com").await.link("http://");
+    browser.open(&format!("{confirm}&lang=ru")).await;
+    browser.heading_becomes("Подтверждение адреса").await;
+    // The style is allowed by its hash under the strict CSP.
+    assert_eq!(browser.css("body", "max-width").await, "512px");
+    browser.click("button[type=submit]").await;
+    browser.heading_becomes("Адрес подтверждён").await;
+
+    // Forgot → mail → the reset page → a mismatch is told in words → the new password.
+    assert_eq!(
+        app.post("/v1/auth/password/forgot", &json!({"login": "uma@example.com"})).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let link = sink.nth_to("uma@example.com", 2).await.link("http://");
+    browser.open(&link).await;
+    browser.heading_becomes("Choose a new password").await;
+    assert_eq!(browser.text("label[for=password]").await, "New password");
+    browser.type_into("#password", "a fresh passphrase, well chosen").await;
+    browser.type_into("#password_again", "a different passphrase\u{E007}").await;
+    browser.heading_becomes("Choose a new password").await;
+    assert!(browser.text("[role=alert]").await.contains("differ"));
+    browser.type_into("#password", "a fresh passphrase, well chosen").await;
+    // Enter in the last field submits: the keyboard is enough.
+    browser.type_into("#password_again", "a fresh passphrase, well chosen\u{E007}").await;
+    browser.heading_becomes("Password changed").await;
+
+    app.login("uma@example.com", "a fresh passphrase, well chosen").await;
+    assert_problem(
+        app.post("/v1/auth/login", &json!({"login": "uma@example.com", "password": PASSWORD})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    // The same link again: spent.
+    browser.open(&link).await;
+    browser.type_into("#password", "yet another passphrase!").await;
+    browser.type_into("#password_again", "yet another passphrase!\u{E007}").await;
+    browser.heading_becomes("That did not work").await;
+}
+
+#[tokio::test]
+async fn the_pages_refuse_a_form_without_its_csrf_cookie() {
+    let app = TestApp::spawn().await;
+    let page = app.http.get(app.url("/ui/reset?token=abc")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-") && csp.contains("form-action 'self'"), "{csp}");
+    assert!(page.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly; SameSite=Strict"));
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script"));
+    let csrf = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap().captures(&html).unwrap()[1].to_owned();
+    // A forged form from elsewhere has no cookie to match.
+    let r = app
+        .http
+        .post(app.url("/ui/reset"))
+        .form(&[("token", "abc"), ("csrf", csrf.as_str()), ("password", "x"), ("password_again", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
