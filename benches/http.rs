@@ -4,7 +4,9 @@
 //! the load generator shares the machine, so the figures are a floor, not a ceiling.
 //! Environment: BENCH_SECS (default 5) per scenario, BENCH_CONCURRENCY (default 32), and
 //! BENCH_POSTGRES_URL (a server to create databases on) to run the hot paths on PostgreSQL too,
-//! and on two nodes sharing one database.
+//! and on two nodes sharing one database; with BENCH_REDIS_URL as well, the hot paths run with
+//! rate limits on (never triggering), once with this node's memory and once with Redis as the
+//! shared limiter, side by side.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -189,6 +191,22 @@ fn main() {
         hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, "postgres", |c| on_postgres(c, &url));
         let url = client_rt.block_on(fresh_database(&admin));
         two_nodes(&server_rt, &client_rt, &http, secs, concurrency, users, &url);
+        if let Ok(redis) = std::env::var("BENCH_REDIS_URL") {
+            let url = client_rt.block_on(fresh_database(&admin));
+            let label = "postgres, limits on in memory";
+            hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, label, |c| {
+                on_postgres(c, &url);
+                limits_that_never_trigger(c);
+            });
+            let url = client_rt.block_on(fresh_database(&admin));
+            let label = "postgres + redis, limits on in redis";
+            hot_paths(&server_rt, &client_rt, &http, secs, concurrency, users, label, |c| {
+                on_postgres(c, &url);
+                limits_that_never_trigger(c);
+                c.cache.backend = authd::config::CacheBackend::Redis;
+                c.cache.url = Some(authd::config::Secret(redis.clone()));
+            });
+        }
     }
 
     // Rate limiting on (limits high enough never to trigger): the limiter's cost on the hot path,
@@ -368,6 +386,23 @@ fn hot_paths(
     });
     drop(svc);
     stop(server_rt, off);
+}
+
+/// Rate limits and the brute-force throttle on, at levels the benchmark never reaches: what
+/// the limiter costs per request.
+fn limits_that_never_trigger(c: &mut Config) {
+    let high = authd::config::Limit::new(1_000_000_000, 1, 1_000_000_000);
+    c.rate_limit.enabled = true;
+    for l in [
+        &mut c.rate_limit.general,
+        &mut c.rate_limit.login,
+        &mut c.rate_limit.refresh,
+        &mut c.rate_limit.register,
+        &mut c.rate_limit.password,
+    ] {
+        l.per_ip = high;
+        l.per_account = high;
+    }
 }
 
 fn on_postgres(c: &mut Config, url: &str) {

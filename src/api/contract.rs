@@ -39,10 +39,21 @@ fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
         (
             "VerifyRequest",
             "/oneOf",
-            json!([{"required": ["token"]}, {"required": ["email", "code"]}, {"required": ["phone", "code"]}]),
+            json!([
+                {"required": ["token"], "not": {"anyOf": [{"required": ["email"]}, {"required": ["phone"]}, {"required": ["code"]}]}},
+                {"required": ["email", "code"], "not": {"anyOf": [{"required": ["token"]}, {"required": ["phone"]}]}},
+                {"required": ["phone", "code"], "not": {"anyOf": [{"required": ["token"]}, {"required": ["email"]}]}},
+            ]),
         ),
         ("ResendRequest", "/oneOf", json!([{"required": ["email"]}, {"required": ["phone"]}])),
-        ("ResetRequest", "/oneOf", json!([{"required": ["token"]}, {"required": ["login", "code"]}])),
+        (
+            "ResetRequest",
+            "/oneOf",
+            json!([
+                {"required": ["token"], "not": {"anyOf": [{"required": ["login"]}, {"required": ["code"]}]}},
+                {"required": ["login", "code"], "not": {"required": ["token"]}},
+            ]),
+        ),
         ("MfaLoginRequest", "/oneOf", json!([{"required": ["code"]}, {"required": ["recovery_code"]}])),
         ("DisableRequest", "/oneOf", json!([{"required": ["code"]}, {"required": ["recovery_code"]}])),
     ]

@@ -76,8 +76,7 @@ impl Problem {
 pub enum ApiError {
     /// The request is not what this document describes: bad JSON, a wrong type, an unknown
     /// field, a value out of its bounds, a bad parameter (`validation_failed` with `errors[]`
-    /// naming each field; `unsupported_grant_type`; `invalid_code` and `code_expired` for a
-    /// one-time link or code).
+    /// naming each field; `unsupported_grant_type`).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
@@ -113,8 +112,9 @@ pub enum ApiError {
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// Well-formed, but against a rule no schema can express: a weak or common password, an
-    /// address that cannot receive mail, an unknown role (`validation_failed` with `errors[]`,
-    /// `unknown_role`).
+    /// address that cannot receive mail, an unknown role, a one-time link or code that is wrong,
+    /// spent or expired (`validation_failed` with `errors[]`, `unknown_role`, `invalid_code`,
+    /// `code_expired`).
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// Slow down (`rate_limited`, `too_many_attempts`).
@@ -169,7 +169,8 @@ impl From<Error> for ApiError {
                 };
                 ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), challenge.into())
             }
-            Error::InvalidCode | Error::CodeExpired => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            // Well-formed, carrying a code that is wrong, spent or expired.
+            Error::InvalidCode | Error::CodeExpired => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
             Error::MfaRequired(token) => {
                 let mut problem = Problem::new(StatusCode::UNAUTHORIZED, code, e.to_string());
                 problem.mfa_token = Some(token.clone());

@@ -100,7 +100,7 @@ impl RecoveryApi {
     /// Confirm an email address or phone number
     ///
     /// Send the `token` of a mailed link, or `email` (or `phone`) with the 6-digit `code`. A
-    /// wrong, used or unknown one gives 400 `invalid_code`, an expired one 400 `code_expired`;
+    /// wrong, used or unknown one gives 422 `invalid_code`, an expired one 422 `code_expired`;
     /// five wrong codes burn it. A confirmed new email replaces the old one only now.
     #[oai(path = "/verify", method = "post", operation_id = "verify_contact")]
     async fn verify(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<VerifyRequest>) -> Result<NoContent, ApiError> {
@@ -158,7 +158,7 @@ impl RecoveryApi {
     /// Set a new password with a reset link or code
     ///
     /// Send the link's `token`, or `login` with the `code`, and `new_password`. Every session
-    /// ends and every token issued before is refused. A bad link or code gives 400
+    /// ends and every token issued before is refused. A bad link or code gives 422
     /// `invalid_code` or `code_expired`, and changes nothing.
     #[oai(path = "/password/reset", method = "post", operation_id = "reset_password")]
     async fn reset(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<ResetRequest>) -> Result<NoContent, ApiError> {

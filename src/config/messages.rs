@@ -156,11 +156,18 @@ pub struct MessagesConfig {
     pub default_locale: String,
     /// The product name messages speak of.
     pub product_name: String,
+    /// Keep retrying a message for this long, then give up (audited as `message.failed`).
+    pub retry_for: HumanDuration,
 }
 
 impl Default for MessagesConfig {
     fn default() -> Self {
-        Self { templates_dir: None, default_locale: "en".into(), product_name: "authd".into() }
+        Self {
+            templates_dir: None,
+            default_locale: "en".into(),
+            product_name: "authd".into(),
+            retry_for: HumanDuration::secs(3600),
+        }
     }
 }
 

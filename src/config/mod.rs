@@ -877,7 +877,8 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 23] = [
+        let durations: [(&str, HumanDuration, u64, u64); 24] = [
+            ("messages.retry_for", self.messages.retry_for, S, D),
             ("email.smtp.timeout", self.email.smtp.timeout, S, 5 * M),
             ("sms.timeout", self.sms.timeout, S, 5 * M),
             ("verification.email_ttl", self.verification.email_ttl, S, 30 * D),

@@ -12,10 +12,6 @@ use crate::{
     model::{Channel, DeliveryState, User, WebhookDelivery, now_millis},
 };
 
-/// A message that cannot go out within this is given up on (what it carries has expired, or
-/// soon will).
-const GIVE_UP_AFTER_MS: u64 = 3600 * 1000;
-
 /// The senders and templates, built once at start.
 pub(crate) struct Outbound {
     pub templates: Templates,
@@ -106,7 +102,8 @@ impl AuthService {
             Err(e) => {
                 tracing::warn!(delivery = %d.id, kind = %d.event, error = %e, "message not sent");
                 d.last_error = Some(e.clone());
-                if now_millis().saturating_sub(d.created_ms) > GIVE_UP_AFTER_MS {
+                let retry_for = u64::try_from(self.cfg.messages.retry_for.0.as_millis()).unwrap_or(u64::MAX);
+                if now_millis().saturating_sub(d.created_ms) > retry_for {
                     d.state = DeliveryState::Failed;
                     d.payload.clear();
                     let channel = if d.channel == Channel::Sms { "sms" } else { "email" };

@@ -238,6 +238,27 @@ async fn the_totp_story_holds_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_database_alone_does_not_yield_totp_secrets() {
+    let mut app = TestApp::spawn().await;
+    app.register("sam@example.com").await;
+    let t = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
+    let (secret, _) = enrol(&app, &t.access).await;
+    app.shutdown().await;
+    let file = app.dir.path().join("authd.redb");
+    let bytes = std::fs::read(&file).unwrap();
+    let raw = base32_decode(&secret);
+    assert!(!bytes.windows(raw.len()).any(|w| w == raw.as_slice()), "the raw secret is in the file");
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the base32 secret is in the file");
+    let store = authd::store::Store::open_redb(&file).unwrap();
+    let user = store.read(|tx| tx.user_by_login(authd::store::LoginName::Email("sam@example.com"))).unwrap().unwrap();
+    assert!(user.totp.unwrap().secret.starts_with("v1."), "sealed");
+    // The key lives apart from the database, private to its owner.
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = std::fs::metadata(app.dir.path().join("authd.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_codes_burn_the_mfa_token_and_count_as_failed_logins() {
     let app = TestApp::spawn_with(|c| c.brute_force.free_failures = 100).await;
     app.register("noah@example.com").await;

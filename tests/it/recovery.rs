@@ -60,7 +60,7 @@ async fn confirmation_story(app: &TestApp, sink: &MailSink) {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert_problem(
         app.post("/v1/auth/verify", &json!({"email": "alice@example.com", "code": wrong})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -69,14 +69,14 @@ async fn confirmation_story(app: &TestApp, sink: &MailSink) {
     // Spent: the code and the link of the same mail are one secret.
     assert_problem(
         app.post("/v1/auth/verify", &json!({"email": "alice@example.com", "code": code})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
     let token = mail.token("http://");
     assert_problem(
         app.post("/v1/auth/verify", &json!({"token": token})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -119,14 +119,14 @@ async fn five_wrong_codes_burn_it_and_a_resend_brings_a_new_one() {
     for _ in 0..5 {
         assert_problem(
             app.post("/v1/auth/verify", &json!({"email": "bea@example.com", "code": wrong})).await,
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_code",
         )
         .await;
     }
     assert_problem(
         app.post("/v1/auth/verify", &json!({"email": "bea@example.com", "code": code})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -170,13 +170,13 @@ async fn an_expired_code_says_so_and_is_gone() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_problem(
         app.post("/v1/auth/verify", &json!({"token": mail.token("http://")})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "code_expired",
     )
     .await;
     assert_problem(
         app.post("/v1/auth/verify", &json!({"email": "cleo@example.com", "code": mail.code()})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -389,7 +389,7 @@ async fn phones_are_confirmed_and_reset_by_signed_sms() {
             &json!({"login": "+14155550123", "code": code, "new_password": NEW_PASSWORD}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -402,7 +402,7 @@ async fn phones_are_confirmed_and_reset_by_signed_sms() {
     let reset_code = code_in(text["text"].as_str().unwrap());
     assert_problem(
         app.post("/v1/auth/verify", &json!({"phone": "+14155550123", "code": reset_code})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -439,13 +439,13 @@ async fn reset_story(app: &TestApp, sink: &MailSink) {
             &json!({"login": "hugo@example.com", "code": wrong, "new_password": NEW_PASSWORD}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
     assert_problem(
         app.post("/v1/auth/password/reset", &json!({"token": "x".repeat(43), "new_password": NEW_PASSWORD})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -474,7 +474,7 @@ async fn reset_story(app: &TestApp, sink: &MailSink) {
     assert_eq!(me["email_verified"], json!(true));
     assert_problem(
         app.post("/v1/auth/password/reset", &json!({"token": token, "new_password": "yet another passphrase"})).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -484,7 +484,7 @@ async fn reset_story(app: &TestApp, sink: &MailSink) {
             &json!({"login": "hugo@example.com", "code": code, "new_password": "yet another passphrase"}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_code",
     )
     .await;
@@ -531,8 +531,36 @@ async fn forgot_answers_alike_and_as_fast_for_accounts_and_strangers() {
         v[v.len() / 2]
     };
     let (a, b) = (median(&mut times[0]), median(&mut times[1]));
-    assert!(a.abs_diff(b) < Duration::from_millis(15), "account {a:?} vs stranger {b:?}");
+    assert!(a.abs_diff(b) < Duration::from_millis(15), "forgot: account {a:?} vs stranger {b:?}");
     sink.nth_to("ines@example.com", 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_answers_alike_and_as_fast_for_accounts_and_strangers() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink, VerifyMode::Optional)).await;
+    assert_eq!(register(&app, "ivo@example.com").await.status(), StatusCode::CREATED);
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut bodies = Vec::new();
+    for round in 0..30 {
+        for (i, email) in ["ivo@example.com", "stranger@example.com"].iter().enumerate() {
+            let start = Instant::now();
+            let r = app.post("/v1/auth/verify/resend", &json!({"email": email})).await;
+            times[i].push(start.elapsed());
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            if round == 0 {
+                bodies.push(r.text().await.unwrap());
+            }
+        }
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut times[0]), median(&mut times[1]));
+    assert!(a.abs_diff(b) < Duration::from_millis(15), "resend: account {a:?} vs stranger {b:?}");
+    sink.nth_to("ivo@example.com", 31).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,15 +620,56 @@ async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
         c.email.smtp.port = port;
         c.email.smtp.tls = authd::config::SmtpTls::None;
         c.verification.email = VerifyMode::Optional;
+        c.messages.retry_for = HumanDuration::secs(2);
     })
     .await;
     let start = Instant::now();
-    assert_eq!(register(&app, "lena@example.com").await.status(), StatusCode::CREATED);
+    let user: Value = register(&app, "lena@example.com").await.json().await.unwrap();
     assert!(start.elapsed() < Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let queued = app.svc().outbox_messages().await.unwrap();
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert!(queued[0].0 >= 1 && queued[0].1.is_some(), "tried, with an error kept: {queued:?}");
+    // Past messages.retry_for it is given up, and the audit log says so.
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        let filter = authd::service::audit::AuditFilter { event: Some("message.failed".into()), ..Default::default() };
+        failed = app.svc().audit_events(filter, None, 10).await.unwrap();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].details["kind"].as_str(), failed[0].details["channel"].as_str()),
+        (Some("verify_email"), Some("email"))
+    );
+    assert!(app.svc().outbox_messages().await.unwrap().is_empty());
+    assert!(user["id"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_come_from_the_configured_public_url_never_the_host_header() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(|c| {
+        with_mail(&sink, VerifyMode::Off)(c);
+        c.server.public_url = Some("https://auth.example.com".into());
+    })
+    .await;
+    assert_eq!(register(&app, "max@example.com").await.status(), StatusCode::CREATED);
+    let r = app
+        .http
+        .post(app.url("/v1/auth/password/forgot"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .json(&json!({"login": "max@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let link = sink.first_to("max@example.com").await.link("https://");
+    assert!(link.starts_with("https://auth.example.com/ui/reset?token="), "{link}");
 }
 
 #[tokio::test]

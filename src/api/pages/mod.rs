@@ -168,7 +168,7 @@ fn link_error(svc: &AuthService, lang: &str, e: &Error) -> Response {
     let status = match e {
         Error::RateLimited(_) | Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::InvalidCode | Error::CodeExpired => StatusCode::BAD_REQUEST,
+        Error::InvalidCode | Error::CodeExpired => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status.is_server_error() {
