@@ -349,3 +349,27 @@ async fn cli_reads_exports_and_follows_the_audit_log() {
     assert_eq!(exported.len(), 3, "{export}");
     assert_eq!(exported.last().unwrap()["details"]["roles"], json!(["user"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printing_mail_to_the_log_is_flagged_on_a_public_bind() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let dir = crate::helpers::private_dir();
+    let mut child = authd(dir.path())
+        .args(["serve", "--log-format", "json"])
+        .env("AUTHD_SERVER__BIND", "0.0.0.0:0")
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    loop {
+        let line = lines.next_line().await.unwrap().expect("server logs its address");
+        let done = line.contains("authd listening");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    let log = log.join("\n");
+    assert!(log.contains("email.transport is `log`") && log.contains("sms.transport is `log`"), "{log}");
+    child.kill().await.unwrap();
+}
