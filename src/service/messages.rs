@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::{AuthService, webhooks::backoff};
+use super::AuthService;
 use crate::{
     error::{Error, Result},
     messages::{EmailSender, MessageKind, Rendered, SmsSender, Templates, duration_words, pick_locale},
@@ -78,7 +78,7 @@ impl AuthService {
     }
 
     /// Sends one queued email or SMS; true when it went out.
-    pub(super) async fn deliver_message(&self, mut d: WebhookDelivery) -> Result<bool> {
+    pub(super) async fn deliver_message(&self, d: WebhookDelivery) -> Result<bool> {
         let outcome = match self.data_key.open(&format!("message:{}", d.id), &d.payload) {
             Err(e) => Err(e.to_string()),
             Ok(body) => match serde_json::from_slice::<Rendered>(&body) {
@@ -89,47 +89,17 @@ impl AuthService {
                 Ok(m) => self.outbound.email.send(&d.url, &m).await,
             },
         };
-        d.attempts += 1;
-        let mut final_failure = None;
-        let sent = outcome.is_ok();
-        match outcome {
-            Ok(()) => {
-                d.state = DeliveryState::Delivered;
-                d.last_error = None;
-                // What it carried (links, codes) need not outlive the sending.
-                d.payload.clear();
-            }
-            Err(e) => {
-                tracing::warn!(delivery = %d.id, kind = %d.event, error = %e, "message not sent");
-                d.last_error = Some(e.clone());
-                let retry_for = u64::try_from(self.cfg.messages.retry_for.0.as_millis()).unwrap_or(u64::MAX);
-                if now_millis().saturating_sub(d.created_ms) > retry_for {
-                    d.state = DeliveryState::Failed;
-                    d.payload.clear();
-                    let channel = if d.channel == Channel::Sms { "sms" } else { "email" };
-                    final_failure = Some(self.audit_event(
-                        "message.failed",
-                        false,
-                        None,
-                        None,
-                        serde_json::json!({"delivery": d.id, "channel": channel, "kind": d.event, "attempts": d.attempts, "error": e}),
-                    ));
-                } else {
-                    d.next_attempt_ms =
-                        now_millis() + u64::try_from(backoff(d.attempts).as_millis()).unwrap_or(u64::MAX);
-                }
-            }
+        if let Err(e) = &outcome {
+            tracing::warn!(delivery = %d.id, kind = %d.event, error = %e, "message not sent");
         }
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.put_delivery(&d)?;
-                if let Some(ev) = &final_failure {
-                    tx.append_audit(ev)?;
-                }
-                Ok(())
-            })
+        let retry_for = self.cfg.messages.retry_for.0;
+        self.settle_delivery(d, outcome, retry_for, false, |d, e| {
+            let channel = if d.channel == Channel::Sms { "sms" } else { "email" };
+            (
+                "message.failed",
+                serde_json::json!({"delivery": d.id, "channel": channel, "kind": d.event, "attempts": d.attempts, "error": e}),
+            )
         })
-        .await?;
-        Ok(sent)
+        .await
     }
 }

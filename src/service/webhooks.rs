@@ -79,7 +79,7 @@ pub(super) fn deliveries_for(
         .collect()
 }
 
-pub(super) fn backoff(attempts: u32) -> Duration {
+fn backoff(attempts: u32) -> Duration {
     let base = Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600));
     // ±20 % jitter so that retries of many messages spread out.
     let jitter = f64::from(random_bytes::<1>()[0]) / 255.0 * 0.4 + 0.8;
@@ -93,7 +93,7 @@ impl AuthService {
         let (due, stored) =
             self.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
         let mut delivered = 0;
-        for mut d in due {
+        for d in due {
             if d.channel != crate::model::Channel::Webhook {
                 delivered += usize::from(self.deliver_message(d).await?);
                 continue;
@@ -135,45 +135,67 @@ impl AuthService {
                     }
                 }
             };
-            d.attempts += 1;
-            let mut final_failure = None;
-            match outcome {
-                Ok(()) => {
-                    d.state = DeliveryState::Delivered;
-                    d.last_error = None;
-                    delivered += 1;
-                }
-                Err(e) => {
-                    let give_up = now_millis().saturating_sub(d.created_ms)
-                        > u64::try_from(self.cfg.webhook_delivery.retry_for.0.as_millis()).unwrap_or(u64::MAX);
-                    d.last_error = Some(e.clone());
-                    if give_up || gone {
-                        d.state = DeliveryState::Failed;
-                        final_failure = Some(self.audit_event(
-                            "webhook.failed",
-                            false,
-                            None,
-                            None,
-                            serde_json::json!({"delivery": d.id, "url": d.url, "event": d.event, "attempts": d.attempts, "error": e}),
-                        ));
-                    } else {
-                        d.next_attempt_ms =
-                            now_millis() + u64::try_from(backoff(d.attempts).as_millis()).unwrap_or(u64::MAX);
-                    }
-                }
-            }
-            self.db(move |s| {
-                s.write(|tx| {
-                    tx.put_delivery(&d)?;
-                    if let Some(ev) = &final_failure {
-                        tx.append_audit(ev)?;
-                    }
-                    Ok(())
+            let retry_for = self.cfg.webhook_delivery.retry_for.0;
+            let sent = self
+                .settle_delivery(d, outcome, retry_for, gone, |d, e| {
+                    (
+                        "webhook.failed",
+                        serde_json::json!({"delivery": d.id, "url": d.url, "event": d.event, "attempts": d.attempts, "error": e}),
+                    )
                 })
-            })
-            .await?;
+                .await?;
+            delivered += usize::from(sent);
         }
         Ok(delivered)
+    }
+
+    /// Records one attempt at an outbox entry, in one transaction: delivered; or retried later
+    /// with backoff; or, past `retry_for` (or when `gone`), failed for good and audited with the
+    /// event `failure` names. True when delivered.
+    pub(super) async fn settle_delivery(
+        &self,
+        mut d: WebhookDelivery,
+        outcome: std::result::Result<(), String>,
+        retry_for: Duration,
+        gone: bool,
+        failure: impl FnOnce(&WebhookDelivery, &str) -> (&'static str, serde_json::Value),
+    ) -> Result<bool> {
+        d.attempts += 1;
+        let mut final_failure = None;
+        let sent = outcome.is_ok();
+        match outcome {
+            Ok(()) => {
+                d.state = DeliveryState::Delivered;
+                d.last_error = None;
+            }
+            Err(e) => {
+                let retry_ms = u64::try_from(retry_for.as_millis()).unwrap_or(u64::MAX);
+                d.last_error = Some(e.clone());
+                if gone || now_millis().saturating_sub(d.created_ms) > retry_ms {
+                    d.state = DeliveryState::Failed;
+                    let (event, details) = failure(&d, &e);
+                    final_failure = Some(self.audit_event(event, false, None, None, details));
+                } else {
+                    d.next_attempt_ms =
+                        now_millis() + u64::try_from(backoff(d.attempts).as_millis()).unwrap_or(u64::MAX);
+                }
+            }
+        }
+        if d.channel != crate::model::Channel::Webhook && d.state != DeliveryState::Pending {
+            // What a message carried (links, codes) need not outlive its sending.
+            d.payload.clear();
+        }
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.put_delivery(&d)?;
+                if let Some(ev) = &final_failure {
+                    tx.append_audit(ev)?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(sent)
     }
 
     /// Adds an endpoint; without a secret one is generated (and returned once).
