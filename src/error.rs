@@ -156,6 +156,19 @@ pub enum Error {
     MfaAlreadyEnabled,
     #[error("two-factor authentication is not enabled")]
     MfaNotEnabled,
+    #[error("redirect_uri is not one of oauth.allowed_redirects (compared exactly)")]
+    InvalidRedirectUri,
+    #[error("this login is unknown, spent, expired or was started in another browser; start again")]
+    InvalidState,
+    #[error("an account already has this email: sign in to it, then link this provider from your account")]
+    AccountExistsLinkRequired,
+    #[error("sign-up with external providers is off")]
+    SignupDisabled,
+    #[error("this is the last way to sign in to the account; set a password or link another provider first")]
+    LastLoginMethod,
+    /// The provider cannot be reached; the message is for logs only.
+    #[error("the provider is unavailable: {0}")]
+    ProviderUnavailable(String),
     #[error("storage failure: {0}")]
     Storage(StoreError),
     /// The database cannot be reached; the message is for logs only.
@@ -210,6 +223,12 @@ impl Error {
             Error::StepUpRequired => "step_up_required",
             Error::MfaAlreadyEnabled => "mfa_already_enabled",
             Error::MfaNotEnabled => "mfa_not_enabled",
+            Error::InvalidRedirectUri => "invalid_redirect_uri",
+            Error::InvalidState => "invalid_state",
+            Error::AccountExistsLinkRequired => "account_exists_link_required",
+            Error::SignupDisabled => "signup_disabled",
+            Error::LastLoginMethod => "last_login_method",
+            Error::ProviderUnavailable(_) => "provider_unavailable",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
             Error::StorageUnavailable(_) => "storage_unavailable",
         }

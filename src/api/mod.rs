@@ -11,6 +11,7 @@ mod discovery;
 mod limits;
 mod me;
 mod mfa;
+mod oauth;
 mod pages;
 pub mod problem;
 mod recovery;
@@ -30,6 +31,7 @@ type Apis = (
     auth::AuthApi,
     recovery::RecoveryApi,
     mfa::MfaApi,
+    oauth::OauthApi,
     me::MeApi,
     token::TokenApi,
     admin::AdminApi,
@@ -43,6 +45,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             recovery::RecoveryApi,
             mfa::MfaApi,
+            oauth::OauthApi,
             me::MeApi,
             token::TokenApi,
             admin::AdminApi,

@@ -76,7 +76,7 @@ impl Problem {
 pub enum ApiError {
     /// The request is not what this document describes: bad JSON, a wrong type, an unknown
     /// field, a value out of its bounds, a bad parameter (`validation_failed` with `errors[]`
-    /// naming each field; `unsupported_grant_type`).
+    /// naming each field; `unsupported_grant_type`, `invalid_redirect_uri`, `invalid_state`).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
@@ -86,7 +86,7 @@ pub enum ApiError {
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated but not allowed (`account_disabled`, `email_unverified`,
-    /// `phone_unverified`, `mfa_enrolment_required` with an `mfa_token`, `insufficient_permission`,
+    /// `phone_unverified`, `mfa_enrolment_required` with an `mfa_token`, `signup_disabled`, `insufficient_permission`,
     /// `role_not_grantable`, `target_exceeds_caller`, `permission_not_held`,
     /// `invalid_current_password`, `csrf_failed`).
     #[oai(status = 403, content_type = "application/problem+json")]
@@ -102,7 +102,8 @@ pub enum ApiError {
     #[oai(status = 408, content_type = "application/problem+json")]
     RequestTimeout(Json<Problem>),
     /// The change conflicts with what is stored (`conflict`, `last_admin`, `role_in_use`,
-    /// `builtin_role`, `mfa_already_enabled`, `mfa_not_enabled`).
+    /// `builtin_role`, `mfa_already_enabled`, `mfa_not_enabled`, `account_exists_link_required`,
+    /// `last_login_method`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
     /// The body exceeds `server.max_body_bytes` (`payload_too_large`).
@@ -123,8 +124,8 @@ pub enum ApiError {
     /// Our fault (`internal_error`); the body holds no internals.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-    /// Overloaded, or the database is unreachable; retry shortly (`overloaded`,
-    /// `storage_unavailable`).
+    /// Overloaded, or the database or a login provider is unreachable; retry shortly
+    /// (`overloaded`, `storage_unavailable`, `provider_unavailable`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
 }
@@ -189,7 +190,23 @@ impl From<Error> for ApiError {
                 p(StatusCode::UNAUTHORIZED),
                 "Bearer error=\"insufficient_user_authentication\"".into(),
             ),
-            Error::MfaAlreadyEnabled | Error::MfaNotEnabled => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::MfaAlreadyEnabled
+            | Error::MfaNotEnabled
+            | Error::AccountExistsLinkRequired
+            | Error::LastLoginMethod => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::InvalidRedirectUri | Error::InvalidState => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::SignupDisabled => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
+            Error::ProviderUnavailable(_) => {
+                tracing::warn!(error = %e, "provider unavailable");
+                ApiError::Unavailable(
+                    Json(Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        code,
+                        "the provider is unavailable; retry shortly",
+                    )),
+                    "5".into(),
+                )
+            }
             Error::EmailUnverified
             | Error::PhoneUnverified
             | Error::AccountDisabled

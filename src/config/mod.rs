@@ -15,11 +15,13 @@ use figment::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod messages;
+mod oauth;
 
 pub use messages::{
     EmailConfig, EmailTransport, LinksConfig, MessagesConfig, RecoveryConfig, SecurityConfig, SmsConfig, SmsTransport,
     SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
 };
+pub use oauth::{ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +46,7 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     pub links: LinksConfig,
     pub security: SecurityConfig,
+    pub oauth: OauthConfig,
 }
 
 /// The local admin socket through which the CLI reaches a running server.
@@ -859,6 +862,31 @@ impl Config {
                 "is required with storage.backend = postgres: every node needs the same key (openssl rand -base64 32)",
             );
         }
+        for (name, p) in &self.oauth.providers {
+            let valid_name = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid_name {
+                return fail(&format!("oauth.providers.{name}"), "names are 1-32 characters of a-z, 0-9, '_' and '-'");
+            }
+            if let Some((key, why)) = p.problem() {
+                return fail(&format!("oauth.providers.{name}.{key}"), why);
+            }
+        }
+        for r in &self.oauth.allowed_redirects {
+            let ok = url::Url::parse(r).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                return fail(
+                    "oauth.allowed_redirects",
+                    &format!("`{r}` must be an absolute http(s) URL without user info or fragment"),
+                );
+            }
+        }
         if !(1..=100).contains(&self.verification.attempts) {
             return fail("verification.attempts", "must be between 1 and 100");
         }
@@ -877,7 +905,8 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 24] = [
+        let durations: [(&str, HumanDuration, u64, u64); 25] = [
+            ("oauth.timeout", self.oauth.timeout, S, 5 * M),
             ("messages.retry_for", self.messages.retry_for, S, D),
             ("email.smtp.timeout", self.email.smtp.timeout, S, 5 * M),
             ("sms.timeout", self.sms.timeout, S, 5 * M),

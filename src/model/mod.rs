@@ -4,6 +4,7 @@
 
 mod audit;
 mod client;
+mod identity;
 mod key;
 mod one_time;
 mod role;
@@ -13,6 +14,7 @@ mod webhook;
 
 pub use audit::AuditEvent;
 pub use client::ServiceClient;
+pub use identity::Identity;
 pub use key::{KeyState, SigningKeyRecord};
 pub use one_time::{OneTimeSecret, Purpose};
 pub use role::{BUILTIN_ROLES, Role, permission_matches};

@@ -14,6 +14,10 @@ pub enum Purpose {
     MfaLogin,
     /// A login that may only enrol a second factor (a role requires one).
     MfaEnrol,
+    /// An external login under way: `state`, bound to the browser that started it.
+    OAuthState,
+    /// What an external login yields, for the application to exchange once.
+    OAuthExchange,
 }
 
 impl Purpose {
@@ -24,6 +28,8 @@ impl Purpose {
             Purpose::PasswordReset => "password_reset",
             Purpose::MfaLogin => "mfa_login",
             Purpose::MfaEnrol => "mfa_enrol",
+            Purpose::OAuthState => "oauth_state",
+            Purpose::OAuthExchange => "oauth_exchange",
         }
     }
 }
@@ -46,13 +52,20 @@ pub struct OneTimeSecret {
     /// The address being confirmed (a new email waits here until it is confirmed).
     #[serde(default)]
     pub target: Option<String>,
-    /// Authentication methods already passed (`pwd`), carried into the tokens.
+    /// Authentication methods already passed (`pwd`, `fed`), carried into the tokens.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// How the first step signed in (`password`, `oauth:<provider>`), for the audit log.
+    #[serde(default)]
+    pub method: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     /// Wrong codes left before the secret burns.
     pub attempts_left: u32,
+    /// What the step needs later (an external login's nonce and PKCE verifier …), sealed with
+    /// the data key.
+    #[serde(default)]
+    pub sealed: Option<String>,
 }
 
 impl OneTimeSecret {

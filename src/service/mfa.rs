@@ -104,11 +104,19 @@ fn check_factor(key: &DataKey, u: &mut User, factor: &SecondFactor, issuer: &str
 impl AuthService {
     /// Issues the token of a login's second step (`MfaLogin`) or of an enrolment-only login
     /// (`MfaEnrol`), with the authentication methods passed so far.
-    pub(super) async fn mfa_step(&self, user: &User, purpose: Purpose, device_name: Option<String>) -> Result<String> {
+    pub(super) async fn mfa_step(
+        &self,
+        user: &User,
+        purpose: Purpose,
+        device_name: Option<String>,
+        first_factor: &[String],
+        method: &str,
+    ) -> Result<String> {
         let id = OneTimeSecret::id_for(purpose, Uuid::now_v7());
         let ttl = self.cfg.security.mfa_token_ttl.as_secs();
         let mut issued = self.issue_secret(id, purpose, user.id, device_name, ttl, Shape::TokenOnly);
-        issued.secret.amr = vec!["pwd".into()];
+        issued.secret.amr = first_factor.to_vec();
+        issued.secret.method = Some(method.to_owned());
         let secret = issued.secret;
         self.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
         issued.token.ok_or_else(|| Error::Internal("no token issued".into()))
@@ -148,7 +156,7 @@ impl AuthService {
                         tx.delete_one_time(&secret.id)?;
                         u.updated_at = now();
                         tx.update_user(&u)?;
-                        return Ok(Ok((u, secret.target.clone())));
+                        return Ok(Ok((u, secret.target.clone(), secret.amr.clone(), secret.method.clone())));
                     }
                     secret.attempts_left = secret.attempts_left.saturating_sub(1);
                     if secret.attempts_left == 0 {
@@ -162,9 +170,11 @@ impl AuthService {
             })
             .await?;
         match outcome {
-            Ok((user, device_name)) => {
+            Ok((user, device_name, mut amr, method)) => {
                 attempt.succeeded().await;
-                self.start_session(user, vec!["pwd".into(), "otp".into()], None, device_name, client).await
+                amr.push("otp".into());
+                let method = method.unwrap_or_else(|| "password".into());
+                self.start_session(user, amr, &method, None, device_name, client).await
             }
             Err(e) => {
                 super::security_event("mfa_failed", client.ip);
@@ -349,7 +359,10 @@ impl AuthService {
             .await?
             .map_err(|_| Error::InvalidMfaToken)?;
         let user = self.get_user(pending.user_id).await?;
-        let pair = self.start_session(user, vec!["pwd".into(), "otp".into()], None, pending.target, client).await?;
+        let mut amr = pending.amr.clone();
+        amr.push("otp".into());
+        let method = pending.method.clone().unwrap_or_else(|| "password".into());
+        let pair = self.start_session(user, amr, &method, None, pending.target, client).await?;
         Ok((pair, codes))
     }
 

@@ -5,6 +5,7 @@ pub mod audit;
 mod authority;
 mod clients;
 mod db;
+mod external;
 mod keys;
 mod messages;
 mod mfa;
@@ -25,6 +26,7 @@ pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
 pub use authority::Principal;
 pub use clients::ClientInfo as ServiceClientInfo;
 use db::{Db, Tx};
+pub use external::{CallbackParams, ProviderInfo, Redirect};
 pub use keys::{KeyInfo, KeyRing};
 pub use mfa::{SecondFactor, TotpEnrolment};
 pub use recovery::ResetProof;
@@ -69,6 +71,7 @@ pub struct AuthService {
     captcha: Option<CaptchaVerifier>,
     audit_sink: audit::AuditSink,
     outbound: messages::Outbound,
+    providers: crate::oauth::Providers,
     data_key: Arc<crate::security::sealed::DataKey>,
     throttle_reported: moka::sync::Cache<String, ()>,
     /// `http(s)://<address>` of the bound listener, for links when `server.public_url` is unset.
@@ -160,6 +163,8 @@ impl AuthService {
             email: crate::messages::EmailSender::new(&cfg.email).map_err(StartError::Config)?,
             sms: crate::messages::SmsSender::new(&cfg.sms).map_err(StartError::Config)?,
         };
+        let providers =
+            crate::oauth::Providers::new(&cfg.oauth.providers, cfg.oauth.timeout.0).map_err(StartError::Config)?;
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -172,6 +177,7 @@ impl AuthService {
             captcha,
             audit_sink: audit::AuditSink::start(store.clone()),
             outbound,
+            providers,
             data_key,
             bound_url: std::sync::OnceLock::new(),
             recent_sends: moka::sync::Cache::builder()

@@ -77,9 +77,11 @@ impl AuthService {
             user_id: user,
             target,
             amr: Vec::new(),
+            method: None,
             created_at: t,
             expires_at: t + ttl_secs,
             attempts_left: self.cfg.verification.attempts,
+            sealed: None,
         };
         Issued { secret, token, code }
     }

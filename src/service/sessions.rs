@@ -150,15 +150,29 @@ impl AuthService {
             ));
             return Err(e);
         }
+        self.second_factor_or_session(user, vec!["pwd".into()], "password", rehash, device_name, client).await
+    }
+
+    /// After a first factor (`amr`): the second step when the account has a factor, or only
+    /// enrolment when a role requires one it lacks; else a session.
+    pub(super) async fn second_factor_or_session(
+        &self,
+        user: User,
+        amr: Vec<String>,
+        method: &str,
+        rehash: Option<String>,
+        device_name: Option<String>,
+        client: ClientInfo,
+    ) -> Result<TokenPair> {
         if user.has_totp() {
-            let token = self.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name).await?;
+            let token = self.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name, &amr, method).await?;
             return Err(Error::MfaRequired(token));
         }
         if self.mfa_required_by_roles(&user) {
-            let token = self.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name).await?;
+            let token = self.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name, &amr, method).await?;
             return Err(Error::MfaEnrolmentRequired(token));
         }
-        self.start_session(user, vec!["pwd".into()], rehash, device_name, client).await
+        self.start_session(user, amr, method, rehash, device_name, client).await
     }
 
     /// Opens a session for a user who has authenticated with `amr`.
@@ -166,6 +180,7 @@ impl AuthService {
         &self,
         user: User,
         amr: Vec<String>,
+        method: &str,
         rehash: Option<String>,
         device_name: Option<String>,
         client: ClientInfo,
@@ -194,7 +209,7 @@ impl AuthService {
             true,
             Some(user.id),
             Some(session.id),
-            serde_json::json!({"device_name": session.device_name, "amr": session.amr}),
+            serde_json::json!({"device_name": session.device_name, "amr": session.amr, "method": method}),
         );
         let include_permissions = self.cfg.tokens.include_permissions;
         let device = device_fingerprint(session.user_agent.as_deref());

@@ -27,9 +27,11 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.stored_webhooks()?,
             tx.deliveries()?,
             tx.one_time_secrets()?,
+            tx.all_identities()?,
         ))
     })?;
-    let (users, sessions, refresh, revocations, keys, roles, clients, audit, webhooks, outbox, one_time) = source;
+    let (users, sessions, refresh, revocations, keys, roles, clients, audit, webhooks, outbox, one_time, identities) =
+        source;
     to.write(|tx| {
         for u in &users {
             tx.update_user(u)?;
@@ -64,6 +66,9 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         for s in &one_time {
             tx.put_one_time(s)?;
         }
+        for i in &identities {
+            tx.put_identity(i)?;
+        }
         Ok::<_, StoreError>(())
     })?;
     let target = to.read(|tx| {
@@ -79,6 +84,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.stored_webhooks()?.len(),
             tx.deliveries()?.len(),
             tx.one_time_secrets()?.len(),
+            tx.all_identities()?.len(),
         ])
     })?;
     let names = [
@@ -93,6 +99,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         "webhooks",
         "webhook_outbox",
         "one_time_secrets",
+        "identities",
     ];
     let counts = [
         users.len(),
@@ -106,6 +113,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         webhooks.len(),
         outbox.len(),
         one_time.len(),
+        identities.len(),
     ];
     let tallies: Vec<Tally> = names
         .into_iter()

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, OneTimeSecret, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord,
+    AuditEvent, Identity, OneTimeSecret, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord,
     StoredWebhook, UnixTime, User, WebhookDelivery,
 };
 
@@ -66,7 +66,7 @@ pub trait UserWrites {
     fn insert_user(&mut self, user: &User) -> R<()>;
     /// Replaces a user, moving its login names; `Duplicate` when a new one is taken.
     fn update_user(&mut self, user: &User) -> R<()>;
-    /// Removes a user, its login names and its sessions; returns the removed session ids.
+    /// Removes a user, its login names, sessions and identities; returns the removed session ids.
     fn delete_user(&mut self, id: Uuid) -> R<Vec<Uuid>>;
 }
 
@@ -167,6 +167,22 @@ pub trait WebhookWrites {
     fn prune_deliveries(&mut self, before_ms: u64) -> R<usize>;
 }
 
+pub trait IdentityReads {
+    fn identity(&self, provider: &str, subject: &str) -> R<Option<Identity>>;
+    fn identity_by_id(&self, id: Uuid) -> R<Option<Identity>>;
+    /// A user's linked identities, oldest first.
+    fn identities_of(&self, user: Uuid) -> R<Vec<Identity>>;
+    /// Every identity, for copying a database.
+    fn all_identities(&self) -> R<Vec<Identity>>;
+}
+
+pub trait IdentityWrites {
+    /// Adds or updates an identity; `Duplicate("identity")` when another holds its
+    /// `(provider, subject)`.
+    fn put_identity(&mut self, i: &Identity) -> R<()>;
+    fn delete_identity(&mut self, id: Uuid) -> R<bool>;
+}
+
 pub trait OneTimeReads {
     fn one_time(&self, id: &str) -> R<Option<OneTimeSecret>>;
     /// The secret whose long token hashes to `hash`.
@@ -195,6 +211,7 @@ pub trait ReadTx:
     + AuditReads
     + WebhookReads
     + OneTimeReads
+    + IdentityReads
 {
 }
 
@@ -208,6 +225,7 @@ impl<T> ReadTx for T where
         + AuditReads
         + WebhookReads
         + OneTimeReads
+        + IdentityReads
 {
 }
 
@@ -223,6 +241,7 @@ pub trait WriteTx:
     + AuditWrites
     + WebhookWrites
     + OneTimeWrites
+    + IdentityWrites
 {
 }
 
@@ -237,6 +256,7 @@ impl<T> WriteTx for T where
         + AuditWrites
         + WebhookWrites
         + OneTimeWrites
+        + IdentityWrites
 {
 }
 

@@ -18,6 +18,7 @@ mod local_host;
 mod mail;
 mod mfa;
 mod nodes;
+mod oauth;
 mod openapi;
 mod outage;
 mod privileges;

@@ -9,6 +9,7 @@
 mod audit;
 mod changes;
 mod clients;
+mod identities;
 mod keys;
 mod one_time;
 mod revocations;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_secrets.sql")),
     (3, include_str!("migrations/0003_one_time.sql")),
+    (4, include_str!("migrations/0004_identities.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

@@ -3,6 +3,7 @@
 mod audit;
 mod clients;
 mod codec;
+mod identities;
 mod keys;
 mod one_time;
 mod revocations;
@@ -84,6 +85,9 @@ impl RedbBackend {
             tx.open_table(SECRETS)?;
             tx.open_table(ONE_TIME)?;
             tx.open_table(ONE_TIME_TOKENS)?;
+            tx.open_table(IDENTITIES)?;
+            tx.open_table(IDENTITY_INDEX)?;
+            tx.open_multimap_table(USER_IDENTITIES)?;
         }
         tx.commit()?;
         Ok(())

@@ -40,4 +40,11 @@ pub const ONE_TIME: TableDefinition<&str, &[u8]> = TableDefinition::new("one_tim
 /// SHA-256 of a one-time secret's long token → its id
 pub const ONE_TIME_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("one_time_tokens");
 
+/// identity id → Identity
+pub const IDENTITIES: TableDefinition<Uuid, &[u8]> = TableDefinition::new("identities");
+/// `<provider>\0<subject>` → identity id (uniqueness of external accounts)
+pub const IDENTITY_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("identity_index");
+/// user id → identity ids
+pub const USER_IDENTITIES: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_identities");
+
 pub const SCHEMA_VERSION: u64 = 1;

@@ -8,7 +8,10 @@ use crate::{
     model::User,
     store::{
         StoreError,
-        ports::{LoginName, R, SessionReads as _, SessionWrites as _, UserReads, UserWrites, login_names},
+        ports::{
+            IdentityReads as _, IdentityWrites as _, LoginName, R, SessionReads as _, SessionWrites as _, UserReads,
+            UserWrites, login_names,
+        },
     },
 };
 
@@ -82,6 +85,9 @@ impl UserWrites for Write {
         let sids = self.session_ids_of(id)?;
         for sid in &sids {
             self.delete_session(*sid)?;
+        }
+        for identity in self.identities_of(id)? {
+            self.delete_identity(identity.id)?;
         }
         self.tx.open_table(USERS)?.remove(id)?;
         Ok(sids)

@@ -1,0 +1,276 @@
+//! `/v1/auth/providers`, `/v1/auth/oauth/*`, `/v1/me/identities*`: login with external
+//! providers and the identities it links.
+
+use std::sync::Arc;
+
+use poem::{Request, web::Data};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    auth::{TokenReply, token_reply},
+    auth_scheme::Caller,
+    body::JsonBody,
+    client::client_info,
+    cookies::read_cookie,
+    problem::ApiError,
+    views::ApiTags,
+};
+use crate::{
+    model::{Identity, rfc3339},
+    service::{AuthService, CallbackParams},
+};
+
+pub struct OauthApi;
+
+/// A provider a login page can offer.
+#[derive(Object)]
+struct ProviderResponse {
+    /// Use it in `/v1/auth/oauth/{provider}/start`.
+    name: String,
+    /// The button's label.
+    display_name: String,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ExchangeRequest {
+    /// The `code` the login's redirect brought back; works once, for 60 s.
+    #[oai(validator(max_length = 512))]
+    code: String,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct LinkRequest {
+    /// Where the browser returns when linking is done (`?linked=<provider>` or `?error=…`);
+    /// one of `oauth.allowed_redirects`.
+    #[oai(validator(max_length = 2000))]
+    redirect_uri: String,
+}
+
+/// Where to send the browser to link a provider.
+#[derive(Object)]
+struct LinkStart {
+    authorization_url: String,
+}
+
+/// An external account linked to the user.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IdentityResponse {
+    pub id: Uuid,
+    pub provider: String,
+    /// The provider's id of the account.
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub created_at: String,
+    /// RFC 3339 UTC; absent until the first login through it.
+    pub last_login_at: Option<String>,
+}
+
+impl From<Identity> for IdentityResponse {
+    fn from(i: Identity) -> Self {
+        Self {
+            id: i.id,
+            provider: i.provider,
+            subject: i.subject,
+            email: i.email,
+            email_verified: i.email_verified,
+            name: i.name,
+            created_at: rfc3339(i.created_at),
+            last_login_at: (i.last_login_at > 0).then(|| rfc3339(i.last_login_at)),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum Found {
+    /// Go there.
+    #[oai(status = 302)]
+    Found(#[oai(header = "Location")] String, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum LinkReply {
+    /// Send the browser to `authorization_url`; the cookie binds the flow to it.
+    #[oai(status = 200)]
+    Ok(Json<LinkStart>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// The cookie that binds a login to the browser that started it: `Lax`, since a `Strict` one
+/// would not come back with the provider's redirect.
+fn cookie_name(svc: &AuthService) -> &'static str {
+    if svc.public_url().starts_with("https://") { "__Host-authd_oauth" } else { "authd_oauth" }
+}
+
+fn binding_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
+    let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
+    format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", cookie_name(svc))
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl OauthApi {
+    /// The enabled login providers
+    ///
+    /// For drawing a login page's buttons.
+    #[oai(path = "/v1/auth/providers", method = "get", operation_id = "list_providers")]
+    async fn providers(&self, svc: Data<&Arc<AuthService>>) -> Json<Vec<ProviderResponse>> {
+        Json(
+            svc.providers()
+                .into_iter()
+                .map(|p| ProviderResponse { name: p.name, display_name: p.display_name })
+                .collect(),
+        )
+    }
+
+    /// Start a login with a provider
+    ///
+    /// Answers 302 to the provider (authorization code with PKCE S256, `state` and `nonce`),
+    /// and sets a cookie that binds the login to this browser. `redirect_uri` must equal one of
+    /// `oauth.allowed_redirects` exactly, or 400 `invalid_redirect_uri` before any redirect. The
+    /// login comes back to `redirect_uri` with a one-time `code` for `POST
+    /// /v1/auth/oauth/exchange`, or with `error`.
+    #[oai(path = "/v1/auth/oauth/:provider/start", method = "get", operation_id = "oauth_start")]
+    async fn start(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        provider: Path<String>,
+        #[oai(validator(max_length = 2000))] redirect_uri: Query<String>,
+    ) -> Result<Found, ApiError> {
+        let (go, binding) = svc.oauth_start(&provider.0, &redirect_uri.0, None).await?;
+        Ok(Found::Found(go.location, binding_cookie(&svc, &binding, 600)))
+    }
+
+    /// Where the provider sends the browser back
+    ///
+    /// Checks `state` against this browser's cookie (400 `invalid_state` otherwise, with no
+    /// redirect), `iss` when sent (RFC 9207), exchanges the code and validates the ID token,
+    /// then answers 302 to the application's `redirect_uri` with `code` (or `linked`), or with
+    /// `error` (`access_denied`, `temporarily_unavailable`, `invalid_grant`, `invalid_id_token`,
+    /// `identity_in_use`, …). Every refusal is audited.
+    #[oai(path = "/v1/auth/oauth/:provider/callback", method = "get", operation_id = "oauth_callback")]
+    #[allow(clippy::too_many_arguments)]
+    async fn callback(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        provider: Path<String>,
+        #[oai(validator(max_length = 512))] state: Query<Option<String>>,
+        #[oai(validator(max_length = 2048))] code: Query<Option<String>>,
+        #[oai(validator(max_length = 256))] error: Query<Option<String>>,
+        #[oai(validator(max_length = 2000))] iss: Query<Option<String>>,
+    ) -> Result<Found, ApiError> {
+        let binding = read_cookie(req, cookie_name(&svc));
+        let params = CallbackParams { state: state.0, code: code.0, error: error.0, iss: iss.0 };
+        let go = svc.oauth_callback(&provider.0, params, binding).await?;
+        Ok(Found::Found(go.location, binding_cookie(&svc, "", 0)))
+    }
+
+    /// Trade the code of a finished login for tokens
+    ///
+    /// Single use, within 60 s. The usual token answer (cookies in cookie mode), or 401
+    /// `mfa_required` / 403 `mfa_enrolment_required` as for a password login. 409
+    /// `account_exists_link_required` when an account already has the provider's email (not
+    /// verified by the provider, or linking by email is off): sign in to it and link from there.
+    /// 403 `signup_disabled` when `oauth.signup` is off and no account matches.
+    #[oai(path = "/v1/auth/oauth/exchange", method = "post", operation_id = "oauth_exchange")]
+    async fn exchange(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: JsonBody<ExchangeRequest>,
+    ) -> Result<TokenReply, ApiError> {
+        let pair = svc.oauth_exchange(&body.0.code, client_info(req)).await?;
+        Ok(token_reply(&svc, pair))
+    }
+
+    /// The signed-in user's linked providers
+    #[oai(path = "/v1/me/identities", method = "get", operation_id = "list_my_identities", tag = "ApiTags::Me")]
+    async fn identities(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+    ) -> Result<Json<Vec<IdentityResponse>>, ApiError> {
+        Ok(Json(svc.identities(auth.0.user_id).await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Link a provider to the signed-in user
+    ///
+    /// Returns the provider's URL to send the browser to, and sets the cookie that binds the
+    /// flow to it (call this from the page that will navigate). The browser comes back to
+    /// `redirect_uri` with `linked=<provider>`, or `error=identity_in_use` when that account is
+    /// linked to someone else.
+    #[oai(
+        path = "/v1/me/identities/:provider/start",
+        method = "post",
+        operation_id = "link_identity",
+        tag = "ApiTags::Me"
+    )]
+    async fn link(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+        provider: Path<String>,
+        body: JsonBody<LinkRequest>,
+    ) -> Result<LinkReply, ApiError> {
+        let (go, binding) = svc.oauth_start(&provider.0, &body.0.redirect_uri, Some(auth.0.user_id)).await?;
+        Ok(LinkReply::Ok(Json(LinkStart { authorization_url: go.location }), binding_cookie(&svc, &binding, 600)))
+    }
+
+    /// Unlink a provider
+    ///
+    /// 409 `last_login_method` when it is the account's only way to sign in.
+    #[oai(path = "/v1/me/identities/:id", method = "delete", operation_id = "unlink_identity", tag = "ApiTags::Me")]
+    async fn unlink(&self, svc: Data<&Arc<AuthService>>, auth: Caller, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+        svc.unlink_identity(auth.0.user_id, id.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// A user's linked providers (needs `users:read`)
+    #[oai(
+        path = "/v1/admin/users/:id/identities",
+        method = "get",
+        operation_id = "admin_list_identities",
+        tag = "ApiTags::Admin"
+    )]
+    async fn admin_identities(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<Vec<IdentityResponse>>, ApiError> {
+        Ok(Json(svc.admin_identities(&caller.principal(), id.0).await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Unlink a user's provider (needs `users:write`)
+    #[oai(
+        path = "/v1/admin/users/:id/identities/:iid",
+        method = "delete",
+        operation_id = "admin_unlink_identity",
+        tag = "ApiTags::Admin"
+    )]
+    async fn admin_unlink(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+        iid: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        svc.admin_unlink_identity(&caller.principal(), id.0, iid.0).await?;
+        Ok(NoContent::Done)
+    }
+}

@@ -1,0 +1,656 @@
+//! Login with external providers: a real OpenID Connect provider (node-oidc-provider, from npm)
+//! as the upstream, and fakes only for what it cannot play: ID tokens that must be refused, and
+//! GitHub's and Facebook's non-OIDC user APIs.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use authd::config::{Config, HumanDuration, ProviderConfig, ProviderKind};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use poem::{
+    EndpointExt as _, Request, Response, Route, handler,
+    http::StatusCode as PoemStatus,
+    web::{Data, Form, Json as PoemJson, Query},
+};
+use reqwest::{Method, StatusCode};
+use ring::signature::KeyPair as _;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call};
+
+const APP: &str = "http://app.test/auth/done";
+const CLIENT_ID: &str = "authd-test";
+const CLIENT_SECRET: &str = "authd-test-secret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// node-oidc-provider on 127.0.0.1, its client being authd on `authd_port`.
+struct RealOp {
+    _child: tokio::process::Child,
+    issuer: String,
+}
+
+impl RealOp {
+    async fn start(authd_port: u16, provider: &str) -> Option<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        if !dir.join("node_modules/oidc-provider").is_dir() {
+            assert!(
+                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
+                "the test OpenID provider is not installed: npm ci --prefix tests/oidc"
+            );
+            eprintln!("OpenID Connect tests skipped: npm ci --prefix tests/oidc");
+            return None;
+        }
+        let port = free_port();
+        let redirect = format!("http://127.0.0.1:{authd_port}/v1/auth/oauth/{provider}/callback");
+        let mut child = tokio::process::Command::new("node")
+            .current_dir(&dir)
+            .args(["provider.mjs", &port.to_string(), CLIENT_ID, CLIENT_SECRET, &redirect])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "ready" {
+                break;
+            }
+        }
+        // Keep reading: a closed pipe would end the provider at its next notice.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(Self { _child: child, issuer: format!("http://127.0.0.1:{port}") })
+    }
+
+    async fn next(&self, account: Value) {
+        let r = reqwest::Client::new().post(format!("{}/test/next", self.issuer)).json(&account).send().await.unwrap();
+        assert!(r.status().is_success());
+    }
+}
+
+fn provider(kind: ProviderKind) -> ProviderConfig {
+    serde_json::from_value(json!({"kind": kind, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).unwrap()
+}
+
+/// authd on a port chosen up front (the provider must know its callback), with `op` configured.
+async fn authd_with(port: u16, providers: Vec<(&str, ProviderConfig)>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let providers: Vec<(String, ProviderConfig)> = providers.into_iter().map(|(n, p)| (n.to_owned(), p)).collect();
+    TestApp::spawn_with(move |c| {
+        c.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        c.oauth.allowed_redirects = vec![APP.into()];
+        c.oauth.timeout = HumanDuration::secs(2);
+        c.oauth.providers = providers.into_iter().collect();
+        tweak(c);
+    })
+    .await
+}
+
+/// A browser: keeps cookies, follows nothing by itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Follows redirects from `url` until one leads to the application; returns that location.
+async fn until_app(b: &reqwest::Client, url: &str) -> String {
+    let mut next = url.to_owned();
+    for _ in 0..15 {
+        let r = b.get(&next).send().await.unwrap();
+        let status = r.status();
+        let Some(loc) = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()) else {
+            panic!("{next} answered {status} without a redirect: {}", r.text().await.unwrap());
+        };
+        let loc = url::Url::parse(&next).unwrap().join(&loc).unwrap().to_string();
+        if loc.starts_with(APP) {
+            return loc;
+        }
+        next = loc;
+    }
+    panic!("too many redirects from {url}");
+}
+
+fn param(location: &str, name: &str) -> Option<String> {
+    url::Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn start_url(app: &TestApp, provider: &str, redirect: &str) -> String {
+    let mut u = url::Url::parse(&app.url(&format!("/v1/auth/oauth/{provider}/start"))).unwrap();
+    u.query_pairs_mut().append_pair("redirect_uri", redirect);
+    u.into()
+}
+
+/// A whole login in a fresh browser: the application's return location.
+async fn login_at(app: &TestApp, provider: &str) -> String {
+    until_app(&browser(), &start_url(app, provider, APP)).await
+}
+
+async fn exchange(app: &TestApp, location: &str) -> reqwest::Response {
+    let code = param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
+    app.post("/v1/auth/oauth/exchange", &json!({"code": code})).await
+}
+
+fn claims(access: &str) -> Value {
+    serde_json::from_slice(&B64.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+async fn users(app: &TestApp) -> usize {
+    app.svc().list_users().await.unwrap().len()
+}
+
+async fn failures(app: &TestApp) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let filter = authd::service::audit::AuditFilter { event: Some("user.oauth_failed".into()), ..Default::default() };
+    app.svc()
+        .audit_events(filter, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.details["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn oidc_story(app: &TestApp, op: &RealOp) {
+    let r = app.http.get(app.url("/v1/auth/providers")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"name": "op", "display_name": "Test OP"}]));
+
+    // Open redirects are refused before anyone is sent anywhere.
+    for bad in [
+        "http://app.test/auth/done/x",
+        "http://app.test:8080/auth/done",
+        "https://app.test/auth/done",
+        "http://app.test@evil.example/auth/done",
+        "http://evil.example/?http://app.test/auth/done",
+    ] {
+        let r = browser().get(start_url(app, "op", bad)).send().await.unwrap();
+        assert!(r.headers().get("location").is_none());
+        assert_problem(r, StatusCode::BAD_REQUEST, "invalid_redirect_uri").await;
+    }
+    assert_problem(
+        browser().get(start_url(app, "nope", APP)).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // First login creates the account, with the email the provider verified.
+    op.next(json!({"sub": "op-user-1", "email": "Nora@Example.com", "email_verified": true, "name": "Nora"})).await;
+    let before = users(app).await;
+    let back = login_at(app, "op").await;
+    let r = exchange(app, &back).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t = Tokens::from(&r.json::<Value>().await.unwrap());
+    assert_eq!(claims(&t.access)["amr"], json!(["fed"]));
+    let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
+    assert_eq!((me["email"].as_str(), &me["email_verified"]), (Some("nora@example.com"), &json!(true)));
+    assert_eq!(users(app).await, before + 1);
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    assert_eq!((ids[0]["provider"].as_str(), ids[0]["subject"].as_str()), (Some("op"), Some("op-user-1")));
+    // The code works once.
+    assert_problem(exchange(app, &back).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+
+    // The next login finds the same account.
+    let again = Tokens::from(&exchange(app, &login_at(app, "op").await).await.json::<Value>().await.unwrap());
+    assert_eq!(claims(&again.access)["sub"], claims(&t.access)["sub"]);
+    assert_eq!(users(app).await, before + 1);
+    let events = app.svc().my_events(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
+    assert!(events.iter().any(|e| e.event == "user.logged_in" && e.details["method"] == "oauth:op"), "{events:?}");
+    assert!(events.iter().any(|e| e.event == "user.identity_linked"));
+
+    // The callback replayed, or reached from a browser that did not start the login: refused.
+    let b = browser();
+    let start = b.get(start_url(app, "op", APP)).send().await.unwrap();
+    let mut next = start.headers()["location"].to_str().unwrap().to_owned();
+    let callback = loop {
+        let r = b.get(&next).send().await.unwrap();
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        let loc = url::Url::parse(&next).unwrap().join(&loc).unwrap().to_string();
+        if loc.contains("/v1/auth/oauth/op/callback") {
+            break loc;
+        }
+        next = loc;
+    };
+    assert_problem(browser().get(&callback).send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_state").await;
+    // The stranger's attempt spent the state: the real browser is refused too.
+    assert_problem(b.get(&callback).send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_state").await;
+    let reasons = failures(app).await;
+    assert!(
+        reasons.iter().any(|r| r == "state_not_bound_to_browser") && reasons.iter().any(|r| r == "unknown_state"),
+        "{reasons:?}"
+    );
+}
+
+fn op_config(op: &RealOp) -> ProviderConfig {
+    let mut p = provider(ProviderKind::Oidc);
+    p.issuer = Some(op.issuer.clone());
+    p.display_name = Some("Test OP".into());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_with_a_real_openid_provider() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op").await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
+    oidc_story(&app, &op).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_with_a_real_openid_provider_on_postgres() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(url) = crate::helpers::postgres_db().await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::helpers::use_postgres(c, &url)).await;
+    oidc_story(&app, &op).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op").await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.link_by_verified_email = true).await;
+    let owner: Value = app.register("olaf@example.com").await;
+    let users_before = users(&app).await;
+
+    // An unverified email matching an account: no takeover, no new account.
+    op.next(json!({"sub": "mallory", "email": "olaf@example.com", "email_verified": false})).await;
+    let r = exchange(&app, &login_at(&app, "op").await).await;
+    assert_problem(r, StatusCode::CONFLICT, "account_exists_link_required").await;
+    assert_eq!(users(&app).await, users_before);
+    let t = Tokens::from(&app.login("olaf@example.com", PASSWORD).await);
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    assert_eq!(ids, json!([]));
+    assert!(failures(&app).await.contains(&"account_exists_link_required".to_owned()));
+
+    // A verified one joins the account (link_by_verified_email is on).
+    op.next(json!({"sub": "olaf-at-op", "email": "olaf@example.com", "email_verified": true})).await;
+    let r = exchange(&app, &login_at(&app, "op").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t2 = Tokens::from(&r.json::<Value>().await.unwrap());
+    assert_eq!(claims(&t2.access)["sub"], owner["id"]);
+
+    // Unlinking works while a password remains; an account with only the provider keeps it.
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    let id = ids[0]["id"].as_str().unwrap();
+    let r = call(&app, &t.access, Method::DELETE, &format!("/v1/me/identities/{id}"), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    op.next(json!({"sub": "solo", "email": "solo@example.com", "email_verified": true})).await;
+    let solo = Tokens::from(&exchange(&app, &login_at(&app, "op").await).await.json::<Value>().await.unwrap());
+    let ids: Value = app.get_auth("/v1/me/identities", &solo.access).await.json().await.unwrap();
+    let r = call(
+        &app,
+        &solo.access,
+        Method::DELETE,
+        &format!("/v1/me/identities/{}", ids[0]["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_problem(r, StatusCode::CONFLICT, "last_login_method").await;
+    // Someone else's identity is not found.
+    let r =
+        call(&app, &t.access, Method::DELETE, &format!("/v1/me/identities/{}", ids[0]["id"].as_str().unwrap()), None)
+            .await;
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_error() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op").await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.signup = false).await;
+    app.register("pia@example.com").await;
+    let t = Tokens::from(&app.login("pia@example.com", PASSWORD).await);
+
+    // Sign-up is off: a stranger gets no account.
+    op.next(json!({"sub": "stranger", "email": "stranger@example.com", "email_verified": true})).await;
+    let before = users(&app).await;
+    assert_problem(exchange(&app, &login_at(&app, "op").await).await, StatusCode::FORBIDDEN, "signup_disabled").await;
+    assert_eq!(users(&app).await, before);
+
+    // Linking from the account, in the browser that started it.
+    op.next(json!({"sub": "pia-at-op", "email": "pia.other@example.com", "email_verified": false})).await;
+    let b = browser();
+    let r = b
+        .post(app.url("/v1/me/identities/op/start"))
+        .bearer_auth(&t.access)
+        .json(&json!({"redirect_uri": APP}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let go = r.json::<Value>().await.unwrap()["authorization_url"].as_str().unwrap().to_owned();
+    let back = until_app(&b, &go).await;
+    assert_eq!(param(&back, "linked").as_deref(), Some("op"));
+    // Now the provider signs in to this account, even with sign-up off.
+    let r = exchange(&app, &login_at(&app, "op").await).await;
+    assert_eq!(claims(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"], claims(&t.access)["sub"]);
+
+    // The same provider account cannot be linked to a second user.
+    app.register("quin@example.com").await;
+    let q = Tokens::from(&app.login("quin@example.com", PASSWORD).await);
+    let b = browser();
+    let r = b
+        .post(app.url("/v1/me/identities/op/start"))
+        .bearer_auth(&q.access)
+        .json(&json!({"redirect_uri": APP}))
+        .send()
+        .await
+        .unwrap();
+    let go = r.json::<Value>().await.unwrap()["authorization_url"].as_str().unwrap().to_owned();
+    assert_eq!(param(&until_app(&b, &go).await, "error").as_deref(), Some("identity_in_use"));
+
+    // The user says no at the provider.
+    op.next(json!({"deny": true})).await;
+    let back = login_at(&app, "op").await;
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert!(param(&back, "code").is_none());
+    assert!(failures(&app).await.contains(&"access_denied".to_owned()));
+
+    // An admin sees and unlinks identities.
+    let admin = app.admin("root@example.com").await;
+    let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
+    let path = format!("/v1/admin/users/{}/identities", me["id"].as_str().unwrap());
+    let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
+    assert_eq!(ids.as_array().unwrap().len(), 1);
+    let r =
+        call(&app, &admin.access, Method::DELETE, &format!("{path}/{}", ids[0]["id"].as_str().unwrap()), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_applies_to_external_logins_too() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op").await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
+    op.next(json!({"sub": "rhea", "email": "rhea@example.com", "email_verified": true})).await;
+    let t = Tokens::from(&exchange(&app, &login_at(&app, "op").await).await.json::<Value>().await.unwrap());
+    let r = call(&app, &t.access, Method::POST, "/v1/me/mfa/totp", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let admin = app.admin("root@example.com").await;
+    let r = call(&app, &admin.access, Method::PATCH, "/v1/admin/roles/user", Some(json!({"require_mfa": true}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let p = assert_problem(
+        exchange(&app, &login_at(&app, "op").await).await,
+        StatusCode::FORBIDDEN,
+        "mfa_enrolment_required",
+    )
+    .await;
+    assert!(p["mfa_token"].is_string());
+}
+
+// ---- A fake provider for what a real one never does ----
+
+/// A code the fake handed out: (code, nonce, PKCE challenge, used).
+type Issued = (String, String, String, bool);
+
+#[derive(Clone)]
+struct Fake {
+    base: Arc<Mutex<String>>,
+    mode: Arc<Mutex<&'static str>>,
+    codes: Arc<Mutex<Vec<Issued>>>,
+    key: Arc<ring::signature::Ed25519KeyPair>,
+    other: Arc<ring::signature::Ed25519KeyPair>,
+    emails: Arc<Mutex<Value>>,
+}
+
+impl Fake {
+    fn base(&self) -> String {
+        self.base.lock().unwrap().clone()
+    }
+
+    fn mode(&self) -> &'static str {
+        *self.mode.lock().unwrap()
+    }
+
+    fn set(&self, mode: &'static str) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+fn keypair() -> ring::signature::Ed25519KeyPair {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+}
+
+#[handler]
+fn discovery(f: Data<&Fake>) -> PoemJson<Value> {
+    let b = f.base();
+    PoemJson(json!({
+        "issuer": b, "authorization_endpoint": format!("{b}/authorize"), "token_endpoint": format!("{b}/token"),
+        "jwks_uri": format!("{b}/jwks"), "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post"]
+    }))
+}
+
+#[handler]
+fn jwks(f: Data<&Fake>) -> PoemJson<Value> {
+    let x = B64.encode(f.key.public_key().as_ref());
+    PoemJson(json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "use": "sig", "alg": "EdDSA"}]}))
+}
+
+#[derive(serde::Deserialize)]
+struct AuthorizeQuery {
+    state: String,
+    redirect_uri: String,
+    #[serde(default)]
+    nonce: String,
+    code_challenge: String,
+}
+
+#[handler]
+fn authorize(f: Data<&Fake>, Query(q): Query<AuthorizeQuery>) -> Response {
+    let code = format!("code-{}", uuid::Uuid::now_v7().simple());
+    f.codes.lock().unwrap().push((code.clone(), q.nonce, q.code_challenge, false));
+    let iss = if f.mode() == "wrong_iss_param" { "http://evil.example".to_owned() } else { f.base() };
+    let mut to = url::Url::parse(&q.redirect_uri).unwrap();
+    to.query_pairs_mut().append_pair("code", &code).append_pair("state", &q.state).append_pair("iss", &iss);
+    Response::builder().status(PoemStatus::FOUND).header("location", to.as_str()).finish()
+}
+
+fn sign(key: &ring::signature::Ed25519KeyPair, alg: &str, kid: &str, claims: &Value) -> String {
+    let header = B64.encode(json!({"alg": alg, "kid": kid, "typ": "JWT"}).to_string());
+    let body = B64.encode(claims.to_string());
+    let input = format!("{header}.{body}");
+    let sig = match alg {
+        "none" => String::new(),
+        "HS256" => {
+            // HMAC with the public key as the secret: the classic confusion attack.
+            let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.public_key().as_ref());
+            B64.encode(ring::hmac::sign(&k, input.as_bytes()))
+        }
+        _ => B64.encode(key.sign(input.as_bytes())),
+    };
+    format!("{input}.{sig}")
+}
+
+#[handler]
+async fn token(f: Data<&Fake>, Form(form): Form<std::collections::HashMap<String, String>>) -> Response {
+    let mode = f.mode();
+    if mode == "down" {
+        return Response::builder().status(PoemStatus::BAD_GATEWAY).finish();
+    }
+    if mode == "slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    if form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+        return Response::builder().status(PoemStatus::UNAUTHORIZED).body(r#"{"error":"invalid_client"}"#);
+    }
+    let code = form.get("code").cloned().unwrap_or_default();
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    let found = {
+        let mut codes = f.codes.lock().unwrap();
+        codes.iter_mut().find(|c| c.0 == code).map(|c| {
+            let fresh = !c.3;
+            c.3 = true;
+            (c.1.clone(), c.2.clone(), fresh)
+        })
+    };
+    let Some((nonce, challenge, fresh)) = found else {
+        return Response::builder().status(PoemStatus::BAD_REQUEST).body(r#"{"error":"invalid_grant"}"#);
+    };
+    let computed = B64.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
+    if !fresh || computed != challenge {
+        return Response::builder().status(PoemStatus::BAD_REQUEST).body(r#"{"error":"invalid_grant"}"#);
+    }
+    let now = authd::model::now();
+    let mut c = json!({"iss": f.base(), "aud": CLIENT_ID, "sub": "fake-1", "exp": now + 300, "iat": now,
+                       "nonce": nonce, "email": "fay@example.com", "email_verified": true});
+    let (key, alg, kid) = match mode {
+        "wrong_nonce" => {
+            c["nonce"] = json!("not-the-nonce");
+            (&f.key, "EdDSA", "k1")
+        }
+        "wrong_aud" => {
+            c["aud"] = json!("someone-else");
+            (&f.key, "EdDSA", "k1")
+        }
+        "expired" => {
+            c["exp"] = json!(now - 3600);
+            c["iat"] = json!(now - 7200);
+            (&f.key, "EdDSA", "k1")
+        }
+        "unknown_key" => (&f.other, "EdDSA", "k2"),
+        "alg_none" => (&f.key, "none", "k1"),
+        "hs256" => (&f.key, "HS256", "k1"),
+        _ => (&f.key, "EdDSA", "k1"),
+    };
+    let body = json!({"access_token": "fake-access", "token_type": "Bearer", "id_token": sign(key, alg, kid, &c)});
+    Response::builder().content_type("application/json").body(body.to_string())
+}
+
+#[handler]
+fn gh_user(req: &Request) -> Response {
+    if req.header("authorization") != Some("Bearer fake-access") {
+        return Response::builder().status(PoemStatus::UNAUTHORIZED).finish();
+    }
+    Response::builder()
+        .content_type("application/json")
+        .body(json!({"id": 4242, "login": "octo", "name": "Octo Cat"}).to_string())
+}
+
+#[handler]
+fn gh_emails(f: Data<&Fake>) -> PoemJson<Value> {
+    PoemJson(f.emails.lock().unwrap().clone())
+}
+
+#[handler]
+fn fb_me() -> PoemJson<Value> {
+    PoemJson(json!({"id": "10001", "name": "Fe Book", "email": "fe@example.com"}))
+}
+
+async fn start_fake() -> Fake {
+    use poem::listener::{Acceptor, Listener};
+    let fake = Fake {
+        base: Arc::default(),
+        mode: Arc::new(Mutex::new("good")),
+        codes: Arc::default(),
+        key: Arc::new(keypair()),
+        other: Arc::new(keypair()),
+        emails: Arc::new(Mutex::new(json!([]))),
+    };
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    *fake.base.lock().unwrap() = format!("http://{addr}");
+    let app = Route::new()
+        .at("/.well-known/openid-configuration", poem::get(discovery))
+        .at("/jwks", poem::get(jwks))
+        .at("/authorize", poem::get(authorize))
+        .at("/token", poem::post(token))
+        .at("/user", poem::get(gh_user))
+        .at("/user/emails", poem::get(gh_emails))
+        .at("/me", poem::get(fb_me))
+        .data(fake.clone());
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    fake
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_that_fail_a_check_are_refused_and_nothing_is_stored() {
+    let fake = start_fake().await;
+    let mut p = provider(ProviderKind::Oidc);
+    p.issuer = Some(fake.base());
+    let app = authd_with(free_port(), vec![("fake", p)], |c| c.oauth.timeout = HumanDuration::secs(1)).await;
+    for (mode, error, reason) in [
+        ("wrong_nonce", "invalid_id_token", "nonce does not match"),
+        ("wrong_aud", "invalid_id_token", "meant for another audience"),
+        ("expired", "invalid_id_token", "expired"),
+        ("unknown_key", "invalid_id_token", "unknown signing key"),
+        ("alg_none", "invalid_id_token", "signing algorithm not accepted"),
+        ("hs256", "invalid_id_token", "signing algorithm not accepted"),
+        ("wrong_iss_param", "invalid_issuer", "issuer_mismatch"),
+        ("down", "temporarily_unavailable", "temporarily_unavailable"),
+        ("slow", "temporarily_unavailable", "temporarily_unavailable"),
+    ] {
+        fake.set(mode);
+        let before = users(&app).await;
+        let back = login_at(&app, "fake").await;
+        assert_eq!(param(&back, "error").as_deref(), Some(error), "{mode}");
+        assert!(param(&back, "code").is_none(), "{mode}");
+        assert_eq!(users(&app).await, before, "{mode}: nothing stored");
+        assert!(failures(&app).await.iter().any(|r| r == reason), "{mode}: audited as {reason}");
+    }
+    // The same provider, behaving: PKCE and client_secret_post (as its discovery asks) pass.
+    fake.set("good");
+    let r = exchange(&app, &login_at(&app, "fake").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_counts_only_verified_emails_and_facebook_none() {
+    let fake = start_fake().await;
+    let b = fake.base();
+    let mut gh = provider(ProviderKind::Github);
+    gh.authorize_url = Some(format!("{b}/authorize"));
+    gh.token_url = Some(format!("{b}/token"));
+    gh.userinfo_url = Some(format!("{b}/user"));
+    gh.emails_url = Some(format!("{b}/user/emails"));
+    let mut fb = provider(ProviderKind::Facebook);
+    fb.authorize_url = Some(format!("{b}/authorize"));
+    fb.token_url = Some(format!("{b}/token"));
+    fb.userinfo_url = Some(format!("{b}/me"));
+    let app =
+        authd_with(free_port(), vec![("github", gh), ("facebook", fb)], |c| c.oauth.link_by_verified_email = true)
+            .await;
+    app.register("octo@example.com").await;
+    app.register("fe@example.com").await;
+
+    // An unverified address that matches an account is not used to join it.
+    *fake.emails.lock().unwrap() = json!([
+        {"email": "octo@example.com", "verified": false, "primary": true},
+        {"email": "octo@work.example", "verified": true, "primary": false}
+    ]);
+    let r = exchange(&app, &login_at(&app, "github").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t = Tokens::from(&r.json::<Value>().await.unwrap());
+    let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
+    assert_eq!((me["email"].as_str(), &me["email_verified"]), (Some("octo@work.example"), &json!(true)));
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    assert_eq!((ids[0]["provider"].as_str(), ids[0]["subject"].as_str()), (Some("github"), Some("4242")));
+
+    // Facebook's email is never taken as verified: it matches an account, so linking is refused.
+    assert_problem(
+        exchange(&app, &login_at(&app, "facebook").await).await,
+        StatusCode::CONFLICT,
+        "account_exists_link_required",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_provider_without_what_its_kind_needs_stops_the_server_at_start() {
+    let mut cfg = authd::config::Config::default();
+    cfg.oauth.providers.insert("corp".into(), provider(ProviderKind::Oidc));
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("oauth.providers.corp.issuer"), "{err}");
+    let mut cfg = authd::config::Config::default();
+    cfg.oauth.providers.insert("x".into(), provider(ProviderKind::Oauth2));
+    assert!(cfg.validate().unwrap_err().to_string().contains("oauth.providers.x"));
+    let mut cfg = authd::config::Config::default();
+    cfg.oauth.allowed_redirects = vec!["https://user@app.example/cb".into()];
+    assert!(cfg.validate().unwrap_err().to_string().contains("oauth.allowed_redirects"));
+}
