@@ -157,7 +157,7 @@ impl OauthApi {
 
     /// Where the provider sends the browser back
     ///
-    /// Checks `state` against this browser's cookie (400 `invalid_state` otherwise, with no
+    /// Checks `state` against this browser's cookie (422 `invalid_state` otherwise, with no
     /// redirect), `iss` when sent (RFC 9207), exchanges the code and validates the ID token,
     /// then answers 302 to the application's `redirect_uri` with `code` (or `linked`), or with
     /// `error` (`access_denied`, `temporarily_unavailable`, `invalid_grant`, `invalid_id_token`,

@@ -76,7 +76,7 @@ impl Problem {
 pub enum ApiError {
     /// The request is not what this document describes: bad JSON, a wrong type, an unknown
     /// field, a value out of its bounds, a bad parameter (`validation_failed` with `errors[]`
-    /// naming each field; `unsupported_grant_type`, `invalid_redirect_uri`, `invalid_state`).
+    /// naming each field; `unsupported_grant_type`, `invalid_redirect_uri`).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// Missing, invalid, expired or revoked credentials (`invalid_credentials`, `invalid_token`,
@@ -114,8 +114,8 @@ pub enum ApiError {
     UnsupportedMediaType(Json<Problem>),
     /// Well-formed, but against a rule no schema can express: a weak or common password, an
     /// address that cannot receive mail, an unknown role, a one-time link or code that is wrong,
-    /// spent or expired (`validation_failed` with `errors[]`, `unknown_role`, `invalid_code`,
-    /// `code_expired`).
+    /// spent or expired, a login `state` that is not this browser's (`validation_failed` with
+    /// `errors[]`, `unknown_role`, `invalid_code`, `code_expired`, `invalid_state`).
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// Slow down (`rate_limited`, `too_many_attempts`).
@@ -194,7 +194,10 @@ impl From<Error> for ApiError {
             | Error::MfaNotEnabled
             | Error::AccountExistsLinkRequired
             | Error::LastLoginMethod => ApiError::Conflict(p(StatusCode::CONFLICT)),
-            Error::InvalidRedirectUri | Error::InvalidState => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            // A redirect target that is not allowed is refused before anything happens.
+            Error::InvalidRedirectUri => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            // Well-formed, but naming no login under way in this browser.
+            Error::InvalidState => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
             Error::SignupDisabled => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
             Error::ProviderUnavailable(_) => {
                 tracing::warn!(error = %e, "provider unavailable");

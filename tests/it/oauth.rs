@@ -214,9 +214,10 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
         }
         next = loc;
     };
-    assert_problem(browser().get(&callback).send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_state").await;
+    assert_problem(browser().get(&callback).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_state")
+        .await;
     // The stranger's attempt spent the state: the real browser is refused too.
-    assert_problem(b.get(&callback).send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_state").await;
+    assert_problem(b.get(&callback).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_state").await;
     let reasons = failures(app).await;
     assert!(
         reasons.iter().any(|r| r == "state_not_bound_to_browser") && reasons.iter().any(|r| r == "unknown_state"),
