@@ -30,7 +30,18 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserList => {
             svc.list_users().await.map(|us| AdminReply::Users(us.into_iter().map(Into::into).collect()))
         }
-        AdminRequest::UserShow { who } => svc.find_user(&who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserShow { who } => match svc.find_user(&who).await {
+            Ok(u) => svc.admin_identities(op, u.id).await.map(|ids| {
+                let mut view = crate::admin::UserView::from(u);
+                view.identities = ids.iter().map(|i| format!("{} {}:{}", i.id, i.provider, i.subject)).collect();
+                AdminReply::User(view)
+            }),
+            Err(e) => Err(e),
+        },
+        AdminRequest::UserUnlink { who, identity } => match svc.find_user(&who).await {
+            Ok(u) => svc.admin_unlink_identity(op, u.id, identity).await.map(|()| AdminReply::User(u.into())),
+            Err(e) => Err(e),
+        },
         AdminRequest::UserSetRoles { who, roles } => {
             svc.set_roles(op, &who, roles).await.map(|u| AdminReply::User(u.into()))
         }

@@ -42,6 +42,10 @@ pub enum AdminRequest {
     UserMfaReset {
         who: String,
     },
+    UserUnlink {
+        who: String,
+        identity: Uuid,
+    },
     KeysList,
     KeysRotate,
     RoleList,
@@ -95,6 +99,9 @@ pub struct UserView {
     pub has_password: bool,
     #[serde(default)]
     pub mfa_enabled: bool,
+    /// `<identity id> <provider>:<subject>` for each linked provider (filled by `user show`).
+    #[serde(default)]
+    pub identities: Vec<String>,
     pub created_at: String,
 }
 
@@ -110,6 +117,7 @@ impl From<User> for UserView {
             status: u.status.as_str().into(),
             has_password: u.password_hash.is_some(),
             mfa_enabled,
+            identities: Vec::new(),
             created_at: crate::model::rfc3339(u.created_at),
         }
     }

@@ -58,6 +58,8 @@ pub enum UserCmd {
     Enable { user: String },
     /// Delete a user and their sessions
     Delete { user: String },
+    /// Unlink an external provider from a user (IDENTITY: the id `user show` prints)
+    Unlink { user: String, identity: uuid::Uuid },
     /// Second factors: `authd user mfa reset USER` removes a user's TOTP and recovery codes
     Mfa {
         #[command(subcommand)]
@@ -106,6 +108,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         UserCmd::Enable { user } => AdminRequest::UserEnable { who: user },
         UserCmd::Delete { user } => AdminRequest::UserDelete { who: user },
         UserCmd::Mfa { cmd: MfaCmd::Reset { user } } => AdminRequest::UserMfaReset { who: user },
+        UserCmd::Unlink { user, identity } => AdminRequest::UserUnlink { who: user, identity },
     };
     let verb = match &req {
         AdminRequest::UserAdd { .. } => Some("created"),
@@ -115,6 +118,7 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         AdminRequest::UserEnable { .. } => Some("enabled"),
         AdminRequest::UserDelete { .. } => Some("deleted"),
         AdminRequest::UserMfaReset { .. } => Some("second factors reset"),
+        AdminRequest::UserUnlink { .. } => Some("provider unlinked"),
         _ => None,
     };
     let reply = send(cfg, req).await?;
@@ -167,5 +171,8 @@ fn print_user(u: &UserView) {
     println!("status:    {}", u.status);
     println!("password:  {}", if u.has_password { "set" } else { "not set" });
     println!("mfa:       {}", if u.mfa_enabled { "totp" } else { "none" });
+    for i in &u.identities {
+        println!("identity:  {i}");
+    }
     println!("created:   {}", u.created_at);
 }

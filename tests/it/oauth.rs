@@ -351,15 +351,19 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     assert!(param(&back, "code").is_none());
     assert!(failures(&app).await.contains(&"access_denied".to_owned()));
 
-    // An admin sees and unlinks identities.
+    // An admin sees identities; the operator's CLI shows and unlinks them.
     let admin = app.admin("root@example.com").await;
     let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     let path = format!("/v1/admin/users/{}/identities", me["id"].as_str().unwrap());
     let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
     assert_eq!(ids.as_array().unwrap().len(), 1);
-    let r =
-        call(&app, &admin.access, Method::DELETE, &format!("{path}/{}", ids[0]["id"].as_str().unwrap()), None).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let id = ids[0]["id"].as_str().unwrap();
+    let shown = crate::cli::ok(app.dir.path(), &["user", "show", "pia@example.com"], None).await;
+    assert!(shown.contains(&format!("identity:  {id} op:pia-at-op")), "{shown}");
+    let out = crate::cli::ok(app.dir.path(), &["user", "unlink", "pia@example.com", id], None).await;
+    assert!(out.starts_with("provider unlinked: pia@example.com"), "{out}");
+    let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
+    assert_eq!(ids, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
