@@ -1,10 +1,7 @@
 //! OpenID Connect: discovery, the provider's keys (re-read when a token names an unknown one),
 //! and ID token validation (OIDC Core §3.1.3.7).
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use serde::Deserialize;
@@ -55,8 +52,9 @@ struct Header {
 
 /// Tolerated clock difference with the provider.
 const LEEWAY: u64 = 60;
-/// Keys are re-read at most this often when a token names an unknown one.
-const REFETCH_EVERY: Duration = Duration::from_secs(30);
+/// Keys are re-read at most this often when a token names an unknown one (tokens come from the
+/// provider's token endpoint, so this only spares it a burst).
+const REFETCH_EVERY: Duration = Duration::from_secs(1);
 
 struct Known {
     discovery: Discovery,
@@ -68,13 +66,11 @@ pub struct Oidc {
     issuer: String,
     http: reqwest::Client,
     known: tokio::sync::Mutex<Option<Known>>,
-    /// Discovery read once, for the synchronous parts.
-    last: Mutex<Option<Discovery>>,
 }
 
 impl Oidc {
     pub fn new(issuer: String, http: reqwest::Client) -> Self {
-        Self { issuer, http, known: tokio::sync::Mutex::new(None), last: Mutex::new(None) }
+        Self { issuer, http, known: tokio::sync::Mutex::new(None) }
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
@@ -94,9 +90,6 @@ impl Oidc {
             return Err(ProviderError::Unavailable("the discovery document names another issuer".into()));
         }
         let jwks: Jwks = self.get_json(&discovery.jwks_uri).await?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(discovery.clone());
-        }
         Ok(Known { discovery, jwks, keys_read: Instant::now() })
     }
 

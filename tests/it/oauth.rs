@@ -434,8 +434,14 @@ fn discovery(f: Data<&Fake>) -> PoemJson<Value> {
 
 #[handler]
 fn jwks(f: Data<&Fake>) -> PoemJson<Value> {
-    let x = B64.encode(f.key.public_key().as_ref());
-    PoemJson(json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "use": "sig", "alg": "EdDSA"}]}))
+    let jwk = |k: &ring::signature::Ed25519KeyPair, kid: &str| json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(k.public_key().as_ref()), "kid": kid, "use": "sig", "alg": "EdDSA"});
+    // After a rotation the provider publishes its new key too.
+    let keys = if f.mode() == "rotated" {
+        json!([jwk(&f.key, "k1"), jwk(&f.other, "k2")])
+    } else {
+        json!([jwk(&f.key, "k1")])
+    };
+    PoemJson(json!({"keys": keys}))
 }
 
 #[derive(serde::Deserialize)]
@@ -474,15 +480,22 @@ fn sign(key: &ring::signature::Ed25519KeyPair, alg: &str, kid: &str, claims: &Va
 }
 
 #[handler]
-async fn token(f: Data<&Fake>, Form(form): Form<std::collections::HashMap<String, String>>) -> Response {
+async fn token(f: Data<&Fake>, req: &Request, Form(form): Form<std::collections::HashMap<String, String>>) -> Response {
     let mode = f.mode();
+    // The client authenticates in the form (client_secret_post) or with Basic.
+    let basic =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+    let by_basic = req.header("authorization") == Some(basic.as_str());
+    if mode == "refuse_code" {
+        return Response::builder().status(PoemStatus::BAD_REQUEST).body(r#"{"error":"invalid_grant"}"#);
+    }
     if mode == "down" {
         return Response::builder().status(PoemStatus::BAD_GATEWAY).finish();
     }
     if mode == "slow" {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    if form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+    if !by_basic && form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
         return Response::builder().status(PoemStatus::UNAUTHORIZED).body(r#"{"error":"invalid_client"}"#);
     }
     let code = form.get("code").cloned().unwrap_or_default();
@@ -519,7 +532,7 @@ async fn token(f: Data<&Fake>, Form(form): Form<std::collections::HashMap<String
             c["iat"] = json!(now - 7200);
             (&f.key, "EdDSA", "k1")
         }
-        "unknown_key" => (&f.other, "EdDSA", "k2"),
+        "unknown_key" | "rotated" => (&f.other, "EdDSA", "k2"),
         "alg_none" => (&f.key, "none", "k1"),
         "hs256" => (&f.key, "HS256", "k1"),
         _ => (&f.key, "EdDSA", "k1"),
@@ -589,6 +602,7 @@ async fn id_tokens_that_fail_a_check_are_refused_and_nothing_is_stored() {
         ("hs256", "invalid_id_token", "signing algorithm not accepted"),
         ("wrong_iss_param", "invalid_issuer", "issuer_mismatch"),
         ("down", "temporarily_unavailable", "temporarily_unavailable"),
+        ("refuse_code", "invalid_grant", "invalid_grant"),
         ("slow", "temporarily_unavailable", "temporarily_unavailable"),
     ] {
         fake.set(mode);
@@ -603,6 +617,47 @@ async fn id_tokens_that_fail_a_check_are_refused_and_nothing_is_stored() {
     fake.set("good");
     let r = exchange(&app, &login_at(&app, "fake").await).await;
     assert_eq!(r.status(), StatusCode::OK);
+    // It rotates its key: the new one is fetched when a token names it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fake.set("rotated");
+    let r = exchange(&app, &login_at(&app, "fake").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generic_oauth2_provider_maps_its_user_info_and_its_users_may_add_a_password() {
+    let fake = start_fake().await;
+    let b = fake.base();
+    let mut p = provider(ProviderKind::Oauth2);
+    p.authorize_url = Some(format!("{b}/authorize"));
+    p.token_url = Some(format!("{b}/token"));
+    p.userinfo_url = Some(format!("{b}/user"));
+    p.claims.subject = "login".into();
+    let sink = crate::mail::MailSink::start().await;
+    let app = authd_with(free_port(), vec![("forge", p)], |c| sink.configure(c)).await;
+    let r = exchange(&app, &login_at(&app, "forge").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t = Tokens::from(&r.json::<Value>().await.unwrap());
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    assert_eq!((ids[0]["subject"].as_str(), ids[0]["name"].as_str()), (Some("octo"), Some("Octo Cat")));
+
+    // A user who came from a provider sets a password through the reset flow.
+    let r = call(&app, &t.access, Method::PATCH, "/v1/me", Some(json!({"email": "forge-user@example.com"}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.post("/v1/auth/password/forgot", &json!({"login": "forge-user@example.com"})).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let link_token = sink.first_to("forge-user@example.com").await.token("http://");
+    let r = app.post("/v1/auth/password/reset", &json!({"token": link_token, "new_password": PASSWORD})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let t = Tokens::from(&app.login("forge-user@example.com", PASSWORD).await);
+    // Now the provider is no longer the last way in.
+    let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
+    let r =
+        call(&app, &t.access, Method::DELETE, &format!("/v1/me/identities/{}", ids[0]["id"].as_str().unwrap()), None)
+            .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
