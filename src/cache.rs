@@ -50,6 +50,11 @@ impl RevocationCache {
         }
     }
 
+    /// Revocations held in memory (sessions, users).
+    pub fn len(&self) -> (u64, u64) {
+        (self.sessions.entry_count(), self.users.entry_count())
+    }
+
     pub fn apply(&self, r: &Revocation) {
         if r.expires_at <= now() {
             return;

@@ -91,12 +91,30 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .nest("/docs", Route::new().at("/", docs))
         .nest("/ui", pages::routes())
         .at("/openapi.json", spec)
+        .at("/metrics", poem::get(metrics))
         .around(problem::framework_errors)
         .around(limits::rate_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)
         .data(svc)
         .data(edge)
+}
+
+/// `GET /metrics` for a scraper with `metrics.token`; without one configured, no such route.
+#[poem::handler]
+async fn metrics(svc: poem::web::Data<&Arc<AuthService>>, req: &poem::Request) -> poem::Response {
+    use subtle::ConstantTimeEq as _;
+    let Some(token) = svc.config().metrics.token.as_ref() else {
+        return problem::problem_response(crate::error::Error::NoRoute);
+    };
+    let presented = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(token.0.as_bytes())) {
+        return problem::problem_response(crate::error::Error::InvalidToken(crate::error::TokenError::Malformed));
+    }
+    match svc.metrics_text().await {
+        Ok(text) => poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),
+        Err(e) => problem::problem_response(e),
+    }
 }
 
 /// CORS for the configured exact origins; none configured, no CORS headers at all.

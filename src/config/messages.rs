@@ -197,3 +197,11 @@ impl Default for SecurityConfig {
         Self { data_key: None, step_up_window: HumanDuration::secs(600), mfa_token_ttl: HumanDuration::secs(300) }
     }
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `GET /metrics` (Prometheus text) answers a scraper sending `Authorization: Bearer <token>`.
+    /// Unset: no metrics endpoint. Best from the environment (AUTHD_METRICS__TOKEN).
+    pub token: Option<Secret>,
+}

@@ -18,8 +18,8 @@ mod messages;
 mod oauth;
 
 pub use messages::{
-    EmailConfig, EmailTransport, LinksConfig, MessagesConfig, RecoveryConfig, SecurityConfig, SmsConfig, SmsTransport,
-    SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
+    EmailConfig, EmailTransport, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig, SmsConfig,
+    SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
 };
 pub use oauth::{ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
 
@@ -47,6 +47,7 @@ pub struct Config {
     pub links: LinksConfig,
     pub security: SecurityConfig,
     pub oauth: OauthConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// The local admin socket through which the CLI reaches a running server.
@@ -886,6 +887,9 @@ impl Config {
                     &format!("`{r}` must be an absolute http(s) URL without user info or fragment"),
                 );
             }
+        }
+        if self.metrics.token.as_ref().is_some_and(|t| t.0.trim().len() < 16) {
+            return fail("metrics.token", "must be at least 16 characters (openssl rand -hex 24)");
         }
         if !(1..=100).contains(&self.verification.attempts) {
             return fail("verification.attempts", "must be between 1 and 100");

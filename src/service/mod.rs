@@ -380,6 +380,60 @@ impl AuthService {
         self.limiter.fallbacks()
     }
 
+    /// Prometheus text exposition of what this node can tell cheaply: rate-limit fallbacks and
+    /// entries, revocations in memory, the outbox backlog by channel.
+    pub async fn metrics_text(&self) -> Result<String> {
+        use std::fmt::Write as _;
+        let deliveries = self.db(|s| s.read(|tx| tx.due_deliveries(u64::MAX, 100_000).map_err(Error::from))).await?;
+        let mut pending = [0usize; 3];
+        for d in &deliveries {
+            let i = match d.channel {
+                crate::model::Channel::Webhook => 0,
+                crate::model::Channel::Email => 1,
+                crate::model::Channel::Sms => 2,
+            };
+            pending[i] += 1;
+        }
+        let (sessions, users) = self.revocations.len();
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        metric(
+            "authd_build_info",
+            "gauge",
+            "The running version.",
+            &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), "1".into())],
+        );
+        metric(
+            "authd_rate_limit_fallbacks_total",
+            "counter",
+            "Rate-limit checks this node answered alone because the shared cache did not answer.",
+            &one(self.limiter.fallbacks()),
+        );
+        metric(
+            "authd_rate_limit_entries",
+            "gauge",
+            "Rate-limit buckets held in memory.",
+            &one(self.limiter.entry_count()),
+        );
+        metric(
+            "authd_revocations",
+            "gauge",
+            "Revocations mirrored in memory for the per-request check.",
+            &[("{kind=\"session\"}".into(), sessions.to_string()), ("{kind=\"user\"}".into(), users.to_string())],
+        );
+        let channels = ["webhook", "email", "sms"];
+        let backlog: Vec<(String, String)> =
+            channels.iter().zip(pending).map(|(c, n)| (format!("{{channel=\"{c}\"}}"), n.to_string())).collect();
+        metric("authd_outbox_pending", "gauge", "Outbox entries waiting to be delivered.", &backlog);
+        Ok(out)
+    }
+
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).
     pub fn rate_limit_entries(&self) -> u64 {
         self.limiter.entry_count()

@@ -97,7 +97,11 @@ async fn two_nodes_share_one_budget_through_redis() {
 #[tokio::test]
 async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
     let Some(mut redis) = Redis::start().await else { return };
-    let app = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
+    let app = TestApp::spawn_with(|cfg| {
+        limited(cfg, &redis.url());
+        cfg.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()));
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.down().await;
     let before = app.svc().rate_limit_fallbacks();
@@ -109,6 +113,13 @@ async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 4, "{statuses:?}");
     assert!(app.svc().rate_limit_fallbacks() > before, "the fallback is counted");
+    // … and exported for a scraper, which alone may read it.
+    let scrape = |token: &'static str| app.http.get(app.url("/metrics")).bearer_auth(token).send();
+    assert_eq!(scrape("wrong-token-0123456789").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let text = scrape("scrape-token-0123456789").await.unwrap().text().await.unwrap();
+    let line =
+        text.lines().find(|l| l.starts_with("authd_rate_limit_fallbacks_total ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.split(' ').nth(1).unwrap().parse::<u64>().unwrap() > 0, "{line}");
 
     redis.up().await;
     let mut shared_again = false;
@@ -198,4 +209,31 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
     assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
     let again = a.post("/v1/auth/login", &solved).await;
     crate::helpers::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
+}
+
+#[tokio::test]
+async fn metrics_are_off_without_a_token_and_list_the_outbox_with_one() {
+    let off = TestApp::spawn().await;
+    let r = off.http.get(off.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let on =
+        TestApp::spawn_with(|c| c.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()))).await;
+    assert_eq!(on.http.get(on.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let text = on
+        .http
+        .get(on.url("/metrics"))
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "authd_outbox_pending{channel=\"email\"} 0",
+        "authd_revocations{kind=\"session\"} 0",
+        "# TYPE authd_rate_limit_fallbacks_total counter",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
 }
