@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod clients;
 mod cookies;
+mod crash;
 mod details;
 mod helpers;
 mod keys;
