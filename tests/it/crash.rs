@@ -159,7 +159,7 @@ async fn twenty_sigkills_under_write_load_lose_nothing_acknowledged() {
 
     // The database opens cleanly, and everything acknowledged holds.
     let mut server = serve(d).await;
-    let ack = ack.lock().unwrap();
+    let ack = std::mem::take(&mut *ack.lock().unwrap());
     assert!(ack.users.len() > 40 && ack.logged_out.len() > 20, "enough load ran: {} users", ack.users.len());
     for email in &ack.users {
         let r = http
