@@ -155,7 +155,11 @@ impl AuthService {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
-        self.db(move |s| s.read(|tx| tx.audit_events(before, limit, &|e| filter.keeps(e)).map_err(Error::from))).await
+        let subject = filter.user;
+        self.db(move |s| {
+            s.read(|tx| tx.audit_events(subject, before, limit, &|e| filter.keeps(e)).map_err(Error::from))
+        })
+        .await
     }
 
     /// A user's own recent events, newest first. What an administrator did to the account shows

@@ -134,10 +134,11 @@ pub trait ClientWrites {
 }
 
 pub trait AuditReads {
-    /// Events newest first, strictly older than `before` when given, that pass `keep`, at most
-    /// `limit`.
+    /// Events newest first, strictly older than `before` when given, about `subject` when given
+    /// (through an index, never a scan of the log), that pass `keep`, at most `limit`.
     fn audit_events(
         &self,
+        subject: Option<Uuid>,
         before: Option<Uuid>,
         limit: usize,
         keep: &dyn Fn(&AuditEvent) -> bool,

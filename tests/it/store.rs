@@ -134,13 +134,24 @@ fn run_script(store: &Store) {
         })
         .unwrap();
     let mine = |e: &AuditEvent| e.subject == Some(alice.id);
-    let page = store.read(|tx| tx.audit_events(None, 5, &mine)).unwrap();
+    let page = store.read(|tx| tx.audit_events(None, None, 5, &mine)).unwrap();
     let ns: Vec<u64> = page.iter().map(|e| e.details["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![1_197, 1_194, 1_191, 1_188, 1_185]);
     let cursor = page.last().map(|e| e.id);
-    let all_mine = store.read(|tx| tx.audit_events(cursor, 1_000, &mine)).unwrap();
+    let all_mine = store.read(|tx| tx.audit_events(None, cursor, 1_000, &mine)).unwrap();
     assert_eq!(all_mine.len(), 400 - 5);
+    // The same through the subject index: the same events, the same pages.
+    let indexed = store.read(|tx| tx.audit_events(Some(alice.id), None, 5, &|_| true)).unwrap();
+    assert_eq!(indexed.iter().map(|e| e.id).collect::<Vec<_>>(), page.iter().map(|e| e.id).collect::<Vec<_>>());
+    let rest = store.read(|tx| tx.audit_events(Some(alice.id), cursor, 1_000, &|_| true)).unwrap();
+    assert_eq!(rest.len(), 400 - 5);
+    let nobody = store.read(|tx| tx.audit_events(Some(Uuid::now_v7()), None, 10, &|_| true)).unwrap();
+    assert!(nobody.is_empty());
     assert_eq!(store.write(|tx| tx.prune_audit(1_000 + 600)).unwrap(), 600);
+    // Pruned events leave the index too.
+    let left = store.read(|tx| tx.audit_events(Some(alice.id), None, 1_000, &|_| true)).unwrap();
+    assert_eq!(left.len(), 200);
+    assert!(left.iter().all(|e| e.details["n"].as_u64().unwrap() >= 600));
 
     // Webhook outbox: due until delivered, then pruned.
     let mut d: WebhookDelivery = serde_json::from_value(json!({
@@ -208,4 +219,45 @@ async fn script_again(cfg: StorageConfig) {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_version_one_redb_file_gets_its_audit_subject_index_at_open() {
+    let dir = private_dir();
+    let path = dir.path().join("authd.redb");
+    let subject = Uuid::now_v7();
+    {
+        let store = Store::open_redb(&path).unwrap();
+        store
+            .write(|tx| {
+                for n in 0..10 {
+                    tx.insert_audit(&event(n, subject))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+    // Make it look like a file from before the index: version 1, no index entries.
+    {
+        use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            meta.insert("schema_version", 1).unwrap();
+            let mut index = tx.open_table(redb::TableDefinition::<(Uuid, Uuid), ()>::new("audit_by_subject")).unwrap();
+            index.retain(|_, _| false).unwrap();
+        }
+        tx.commit().unwrap();
+        let r = db.begin_read().unwrap();
+        assert!(
+            r.open_table(redb::TableDefinition::<(Uuid, Uuid), ()>::new("audit_by_subject"))
+                .unwrap()
+                .is_empty()
+                .unwrap()
+        );
+    }
+    let store = Store::open_redb(&path).unwrap();
+    let found = store.read(|tx| tx.audit_events(Some(subject), None, 100, &|_| true)).unwrap();
+    assert_eq!(found.len(), 10);
 }

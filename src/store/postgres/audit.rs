@@ -15,6 +15,7 @@ for_both! {
     impl AuditReads {
         fn audit_events(
             &self,
+            subject: Option<Uuid>,
             before: Option<Uuid>,
             limit: usize,
             keep: &dyn Fn(&AuditEvent) -> bool,
@@ -22,10 +23,17 @@ for_both! {
             let mut out = Vec::new();
             let mut cursor = before;
             while out.len() < limit {
-                let page: Vec<AuditEvent> = self.c.docs(
-                    "SELECT data FROM audit WHERE ($1::uuid IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
-                    &[&cursor, &PAGE],
-                )?;
+                let page: Vec<AuditEvent> = match subject {
+                    Some(s) => self.c.docs(
+                        "SELECT data FROM audit WHERE subject = $3 AND ($1::uuid IS NULL OR id < $1) \
+                         ORDER BY id DESC LIMIT $2",
+                        &[&cursor, &PAGE, &s],
+                    )?,
+                    None => self.c.docs(
+                        "SELECT data FROM audit WHERE ($1::uuid IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+                        &[&cursor, &PAGE],
+                    )?,
+                };
                 let Some(last) = page.last() else { break };
                 cursor = Some(last.id);
                 let full = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
@@ -43,8 +51,8 @@ for_both! {
 impl AuditWrites for Write {
     fn insert_audit(&mut self, e: &AuditEvent) -> R<()> {
         self.c.execute(
-            "INSERT INTO audit (id, time_ms, data) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-            &[&e.id, &big(e.time_ms), &to_doc(e)?],
+            "INSERT INTO audit (id, time_ms, subject, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[&e.id, &big(e.time_ms), &e.subject, &to_doc(e)?],
         )?;
         Ok(())
     }

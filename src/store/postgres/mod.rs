@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_secrets.sql")),
     (3, include_str!("migrations/0003_one_time.sql")),
     (4, include_str!("migrations/0004_identities.sql")),
+    (5, include_str!("migrations/0005_audit_subject.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

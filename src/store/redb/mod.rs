@@ -64,6 +64,10 @@ impl RedbBackend {
             let version = meta.get("schema_version")?.map(|g| g.value());
             match version {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew(v)),
+                Some(v) if v < 2 => {
+                    audit::build_subject_index(&tx)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
@@ -78,6 +82,7 @@ impl RedbBackend {
             tx.open_table(SIGNING_KEYS)?;
             tx.open_table(ROLES)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(AUDIT_BY_SUBJECT)?;
             tx.open_table(WEBHOOK_OUTBOX)?;
             tx.open_table(WEBHOOK_PENDING)?;
             tx.open_table(CLIENTS)?;

@@ -21,6 +21,8 @@ pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revo
 pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 /// event id (UUIDv7, so time-ordered) → AuditEvent
 pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
+/// (subject, event id) of every audit event about a subject: a user's events without a scan
+pub const AUDIT_BY_SUBJECT: TableDefinition<(Uuid, Uuid), ()> = TableDefinition::new("audit_by_subject");
 /// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
 /// pending delivery id → when to try next (ms): what the delivery worker scans, so it never
@@ -47,4 +49,5 @@ pub const IDENTITY_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("id
 /// user id → identity ids
 pub const USER_IDENTITIES: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_identities");
 
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: the audit log has a subject index (built from the log when a version-1 file opens).
+pub const SCHEMA_VERSION: u64 = 2;
