@@ -76,6 +76,8 @@ impl AuthService {
         if let Ok(mut g) = self.keys.write() {
             *g = Arc::new(ring);
         }
+        // What verified under the old key set is checked again under the new one.
+        self.verified.invalidate_all();
         Ok(())
     }
 

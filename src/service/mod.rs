@@ -62,6 +62,8 @@ pub struct AuthService {
     keys: RwLock<Arc<KeyRing>>,
     roles: RwLock<Arc<HashMap<String, Role>>>,
     revocations: RevocationCache,
+    /// Access tokens whose signature and claims verified, by hash of the whole token.
+    verified: moka::sync::Cache<[u8; 32], Arc<crate::security::jws::AccessClaims>>,
     limiter: RateLimiter,
     throttle: Throttle,
     challenges: ChallengeIssuer,
@@ -165,6 +167,10 @@ impl AuthService {
         };
         let providers =
             crate::oauth::Providers::new(&cfg.oauth.providers, cfg.oauth.timeout.0).map_err(StartError::Config)?;
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0)
+            .build();
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -195,6 +201,7 @@ impl AuthService {
             keys: RwLock::new(Arc::new(ring)),
             roles: RwLock::new(Arc::new(roles.into_iter().map(|r| (r.name.clone(), r)).collect())),
             revocations,
+            verified,
         }))
     }
 
@@ -432,6 +439,12 @@ impl AuthService {
             channels.iter().zip(pending).map(|(c, n)| (format!("{{channel=\"{c}\"}}"), n.to_string())).collect();
         metric("authd_outbox_pending", "gauge", "Outbox entries waiting to be delivered.", &backlog);
         Ok(out)
+    }
+
+    /// Entries in the cache of verified access tokens.
+    pub fn verified_tokens(&self) -> u64 {
+        self.verified.run_pending_tasks();
+        self.verified.entry_count()
     }
 
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).

@@ -81,20 +81,42 @@ impl AuthService {
         Ok((token, ttl))
     }
 
-    /// The per-request check: signature, claims, then in-memory revocations. Never reads disk.
+    /// The per-request check: signature and claims (or a cache of tokens that passed them), then
+    /// in-memory revocations. Never reads disk.
+    ///
+    /// Only tokens whose signature verified enter the cache, keyed by a hash of the whole token,
+    /// so a flood of forged or garbage tokens can neither fill it nor evict what is there; an
+    /// entry still has its time window checked on every hit, and revocations are always
+    /// checked, cached or not.
     pub fn authenticate(&self, token: &str) -> Result<AuthContext, TokenError> {
-        let ring = self.key_ring();
-        let expect = Expectations {
-            issuer: &self.cfg.tokens.issuer,
-            audience: &self.cfg.tokens.audience,
-            leeway: self.cfg.tokens.leeway.as_secs(),
-            now: now(),
+        let t = now();
+        let leeway = self.cfg.tokens.leeway.as_secs();
+        let key = token_hash(token);
+        let claims = match self.verified.get(&key) {
+            Some(c) if c.exp + leeway > t && c.nbf <= t + leeway => c,
+            Some(_) => return Err(TokenError::Expired),
+            None => {
+                let ring = self.key_ring();
+                let expect = Expectations {
+                    issuer: &self.cfg.tokens.issuer,
+                    audience: &self.cfg.tokens.audience,
+                    leeway,
+                    now: t,
+                };
+                let c = std::sync::Arc::new(jws::verify(token, &ring.verifying, &expect)?);
+                self.verified.insert(key, c.clone());
+                c
+            }
         };
-        let claims = jws::verify(token, &ring.verifying, &expect)?;
         if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims), claims.authz_gen) {
             return Err(TokenError::Revoked);
         }
-        Ok(AuthContext { user_id: claims.sub, session_id: claims.sid, roles: claims.roles.clone(), claims })
+        Ok(AuthContext {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            roles: claims.roles.clone(),
+            claims: (*claims).clone(),
+        })
     }
 
     pub fn require_permission(&self, ctx: &AuthContext, permission: &str) -> Result<()> {

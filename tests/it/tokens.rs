@@ -224,3 +224,24 @@ async fn discovery_documents_point_at_our_endpoints() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_verified_token_cache_holds_only_good_tokens_and_never_outlives_a_revocation() {
+    let app = TestApp::spawn().await;
+    let t = app.signed_in("vera@example.com").await;
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(app.svc().verified_tokens(), 1);
+    // A flood of forged tokens (right shape, wrong signature) and garbage adds nothing.
+    let (head, rest) = t.access.split_once('.').unwrap();
+    let (body, _) = rest.split_once('.').unwrap();
+    for n in 0..2_000 {
+        let forged = format!("{head}.{body}.{}", B64.encode(format!("forged-signature-{n}")));
+        assert!(app.svc().authenticate(&forged).is_err());
+        assert!(app.svc().authenticate(&format!("garbage-{n}")).is_err());
+    }
+    assert_eq!(app.svc().verified_tokens(), 1);
+    // Cached, and still refused the moment its session ends.
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(app.post_auth("/v1/auth/logout", &t.access, &json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
+}

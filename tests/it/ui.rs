@@ -68,9 +68,22 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
         }}});
-        let r: Value =
-            http.post(format!("{driver_url}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let id = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
+        // A loaded machine may be slow to bring Chromium up: a few tries.
+        let mut last = Value::Null;
+        let mut id = None;
+        for _ in 0..3 {
+            let r = http.post(format!("{driver_url}/session")).json(&caps).send().await;
+            last = match r {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(e) => json!(e.to_string()),
+            };
+            if let Some(s) = last["value"]["sessionId"].as_str() {
+                id = Some(s.to_owned());
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let id = id.unwrap_or_else(|| panic!("no browser session: {last}"));
         Some(Self { _driver: driver, _profile: profile, http, base: format!("{driver_url}/session/{id}") })
     }
 
