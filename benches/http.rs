@@ -338,7 +338,7 @@ fn hot_paths(
             per.as_secs_f64() * 1e6
         );
 
-        me_load(http, addr, "GET /v1/me, limits off", concurrency, secs).await;
+        me_load(http, addr, "GET /v1/me", concurrency, secs).await;
 
         let (h, hs) = (http.clone(), http.clone());
         load(
