@@ -139,3 +139,25 @@ pub enum AdminReply {
     Done,
     Error { code: String, message: String },
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::AdminRequest;
+
+    proptest! {
+        /// Whatever reaches the socket is a request or a clean refusal.
+        #[test]
+        fn arbitrary_lines_parse_or_are_refused(line in "[ -~]{0,300}") {
+            let _ = serde_json::from_str::<AdminRequest>(&line);
+        }
+    }
+
+    #[test]
+    fn the_seed_corpus_parses_or_is_refused() {
+        for line in include_str!("../../fuzz/seeds/admin.txt").lines() {
+            let _ = serde_json::from_str::<AdminRequest>(line);
+        }
+    }
+}

@@ -122,4 +122,43 @@ mod tests {
         let real = ClientIpHeader::XRealIp;
         assert_eq!(ip_with(real, "10.0.0.2", &[("x-real-ip", "198.51.100.9"), (xff, "6.6.6.6")]), "198.51.100.9");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn resolves_safely(which: ClientIpHeader, value: &str) -> Result<(), TestCaseError> {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let peer: IpAddr = "10.1.2.3".parse().unwrap();
+            let mut h = HeaderMap::new();
+            let Ok(v) = value.parse() else { return Ok(()) };
+            for name in ["x-forwarded-for", "x-real-ip", "forwarded"] {
+                h.append(name, poem::http::HeaderValue::clone(&v));
+            }
+            let got = resolve(peer, &h, &trusted, which);
+            // The client is the peer, or an address written as one hop of the header.
+            let written = value.split([',', ';', '=']).any(|part| parse_hop(part) == Some(got));
+            prop_assert!(got == peer || written, "{value:?} gave {got}");
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn any_header_resolves_without_panicking(value in "[ -~]{0,200}") {
+                for which in [ClientIpHeader::XForwardedFor, ClientIpHeader::XRealIp, ClientIpHeader::Forwarded] {
+                    resolves_safely(which, &value)?;
+                }
+            }
+        }
+
+        #[test]
+        fn the_seed_corpus_resolves() {
+            for line in include_str!("../../fuzz/seeds/client_ip.txt").lines() {
+                for which in [ClientIpHeader::XForwardedFor, ClientIpHeader::XRealIp, ClientIpHeader::Forwarded] {
+                    resolves_safely(which, line).unwrap();
+                }
+            }
+        }
+    }
 }

@@ -1108,4 +1108,42 @@ mod tests {
         c.passwords.min_length = 4;
         assert!(c.validate().unwrap_err().to_string().contains("passwords.min_length"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Loading what an operator wrote never panics: it is a config or a clear error.
+        fn loads_cleanly(text: &str) {
+            let loaded: Result<Config, _> =
+                Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)).extract();
+            if let Ok(cfg) = loaded {
+                let _ = cfg.validate();
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_text_loads_or_is_refused(text in "[ -~\n]{0,300}") {
+                loads_cleanly(&text);
+            }
+
+            #[test]
+            fn arbitrary_values_of_real_keys_load_or_are_refused(
+                section in prop::sample::select(vec!["server", "tokens", "passwords", "rate_limit", "storage", "verification", "security", "oauth", "email", "sms"]),
+                key in "[a-z_]{1,20}",
+                value in prop_oneof![Just("\"\"".to_owned()), "-?[0-9]{1,25}", "\"[ -~]{0,30}\"", Just("[]".to_owned()), Just("{}".to_owned())],
+            ) {
+                loads_cleanly(&format!("[{section}]\n{key} = {value}\n"));
+            }
+        }
+
+        #[test]
+        fn the_seed_corpus_loads_or_is_refused() {
+            for doc in include_str!("../../fuzz/seeds/config.toml.txt").split("---") {
+                loads_cleanly(doc);
+            }
+        }
+    }
 }

@@ -388,4 +388,52 @@ mod tests {
         let wrong_iss = Expectations { issuer: "other", ..expect(now) };
         assert_eq!(verify(&t, &keys, &wrong_iss), Err(TokenError::WrongIssuer));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Anything at all is refused cleanly.
+            #[test]
+            fn arbitrary_text_is_refused(s in ".{0,700}") {
+                let (_, keys) = setup(SigningAlgorithm::EdDSA);
+                prop_assert!(verify(&s, &keys, &expect(1_000_000)).is_err());
+            }
+
+            /// Three base64url parts of arbitrary bytes (the shape a parser sees most) too.
+            #[test]
+            fn arbitrary_parts_are_refused(h in proptest::collection::vec(any::<u8>(), 0..200),
+                                           c in proptest::collection::vec(any::<u8>(), 0..300),
+                                           sig in proptest::collection::vec(any::<u8>(), 0..80)) {
+                let (_, keys) = setup(SigningAlgorithm::ES256);
+                let t = format!("{}.{}.{}", B64.encode(h), B64.encode(c), B64.encode(sig));
+                prop_assert!(verify(&t, &keys, &expect(1_000_000)).is_err());
+            }
+
+            /// A valid token with any one character changed is refused.
+            #[test]
+            fn one_changed_character_is_refused(at in any::<usize>(), with in "[A-Za-z0-9_.-]") {
+                for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256] {
+                    let (key, keys) = setup(alg);
+                    let token = key.sign(&claims(1_000_000)).unwrap();
+                    let i = at % token.len();
+                    let mut changed = token.clone();
+                    changed.replace_range(i..=i, &with);
+                    if changed != token {
+                        prop_assert!(verify(&changed, &keys, &expect(1_000_000)).is_err(), "{changed}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn the_seed_corpus_is_refused() {
+            let (_, keys) = setup(SigningAlgorithm::EdDSA);
+            for line in include_str!("../../fuzz/seeds/jws.txt").lines() {
+                assert!(verify(line, &keys, &expect(1_000_000)).is_err(), "{line}");
+            }
+        }
+    }
 }

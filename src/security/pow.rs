@@ -154,4 +154,26 @@ mod tests {
         let c = expired.issue();
         assert_eq!(expired.redeem(&c.challenge, "0"), Err(ChallengeError::Expired));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_solutions_are_refused(challenge in ".{0,300}", nonce in ".{0,40}") {
+                let issuer = ChallengeIssuer::new(&[7; 32], 8, Duration::from_secs(60));
+                prop_assert!(issuer.check(&challenge, &nonce).is_err());
+            }
+        }
+
+        #[test]
+        fn the_seed_corpus_is_refused() {
+            let issuer = ChallengeIssuer::new(&[7; 32], 8, Duration::from_secs(60));
+            for line in include_str!("../../fuzz/seeds/challenge.txt").lines() {
+                assert!(issuer.check(line, "0").is_err(), "{line}");
+            }
+        }
+    }
 }
