@@ -8,6 +8,7 @@
 //!   `store/postgres/`, the only code that knows either engine; closures over one transaction.
 //! - [`security`]: argon2id pool and password policy, compact JWS on ring, identifier parsing.
 //! - [`messages`]: email (SMTP) and SMS (HTTP gateway) senders and their templates.
+//! - [`metrics`]: what `/metrics` exposes, in Prometheus text.
 //! - [`oauth`]: external providers (OpenID Connect discovery and ID tokens, OAuth 2 user APIs).
 //! - [`cache`]: in-memory revocations checked on every request (never the disk).
 //! - [`service`]: the rules, shared by the HTTP API and the CLI.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod fast;
 pub mod messages;
+pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod security;

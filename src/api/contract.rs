@@ -259,6 +259,24 @@ fn route(path: &str) -> Option<&'static (Vec<String>, Vec<Method>)> {
     })
 }
 
+/// The documented template of a concrete request path, for metrics, with parameters written
+/// `:id` (some scrapers mis-read braces in label values); `other` for paths the document does
+/// not have.
+pub fn route_template(path: &str) -> String {
+    match route(path) {
+        Some((template, _)) => template
+            .iter()
+            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!(":{name}"),
+                None => s.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+        None if path.starts_with("/ui/") => path.to_owned(),
+        None => "other".to_owned(),
+    }
+}
+
 /// The documented name of the `index`th path parameter of a request path.
 pub fn path_parameter(path: &str, index: usize) -> Option<String> {
     let (template, _) = route(path)?;

@@ -93,11 +93,29 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(metrics))
         .around(problem::framework_errors)
+        .around(count_requests)
         .around(limits::rate_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)
         .data(svc)
         .data(edge)
+}
+
+/// Counts every answer by route template and status, and times it. Only when metrics are on.
+async fn count_requests<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let Some(svc) = req.data::<Arc<AuthService>>().filter(|s| s.config().metrics.token.is_some()).cloned() else {
+        return next.call(req).await.map(IntoResponse::into_response);
+    };
+    let route = contract::route_template(req.uri().path());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.call(req).await.map(IntoResponse::into_response)?;
+    let m = svc.metrics();
+    let labels = crate::metrics::RequestLabels { route: route.clone(), method, status: resp.status().as_u16() };
+    m.requests.get_or_create(&labels).inc();
+    m.latency.get_or_create(&crate::metrics::RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    Ok(resp)
 }
 
 /// `GET /metrics` for a scraper with `metrics.token`; without one configured, no such route.

@@ -62,6 +62,7 @@ pub struct AuthService {
     keys: RwLock<Arc<KeyRing>>,
     roles: RwLock<Arc<HashMap<String, Role>>>,
     revocations: RevocationCache,
+    metrics: crate::metrics::Metrics,
     /// Access tokens whose signature and claims verified, by hash of the whole token.
     verified: moka::sync::Cache<[u8; 32], Arc<crate::security::jws::AccessClaims>>,
     limiter: RateLimiter,
@@ -202,6 +203,7 @@ impl AuthService {
             roles: RwLock::new(Arc::new(roles.into_iter().map(|r| (r.name.clone(), r)).collect())),
             revocations,
             verified,
+            metrics: crate::metrics::Metrics::new(),
         }))
     }
 
@@ -354,6 +356,10 @@ impl AuthService {
         };
         let d = self.limiter.check_ip(class, self.ip_key(ip), &limit).await?;
         if !d.allowed {
+            self.metrics
+                .rate_limited
+                .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
+                .inc();
             security_event("rate_limited", Some(ip));
             self.audit_throttle(class.as_str(), Some(ip), "rate_limited");
         }
@@ -387,12 +393,11 @@ impl AuthService {
         self.limiter.fallbacks()
     }
 
-    /// Prometheus text exposition of what this node can tell cheaply: rate-limit fallbacks and
-    /// entries, revocations in memory, the outbox backlog by channel.
+    /// The metrics, with the gauges read now (caches, the outbox backlog).
     pub async fn metrics_text(&self) -> Result<String> {
-        use std::fmt::Write as _;
+        use crate::metrics::{KindLabels, as_gauge};
         let deliveries = self.db(|s| s.read(|tx| tx.due_deliveries(u64::MAX, 100_000).map_err(Error::from))).await?;
-        let mut pending = [0usize; 3];
+        let mut pending = [0u64; 3];
         for d in &deliveries {
             let i = match d.channel {
                 crate::model::Channel::Webhook => 0,
@@ -401,44 +406,23 @@ impl AuthService {
             };
             pending[i] += 1;
         }
+        let m = &self.metrics;
+        for (channel, n) in ["webhook", "email", "sms"].iter().zip(pending) {
+            m.outbox_pending.get_or_create(&KindLabels { kind: (*channel).into() }).set(as_gauge(n));
+        }
         let (sessions, users) = self.revocations.len();
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |v: u64| vec![(String::new(), v.to_string())];
-        metric(
-            "authd_build_info",
-            "gauge",
-            "The running version.",
-            &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), "1".into())],
-        );
-        metric(
-            "authd_rate_limit_fallbacks_total",
-            "counter",
-            "Rate-limit checks this node answered alone because the shared cache did not answer.",
-            &one(self.limiter.fallbacks()),
-        );
-        metric(
-            "authd_rate_limit_entries",
-            "gauge",
-            "Rate-limit buckets held in memory.",
-            &one(self.limiter.entry_count()),
-        );
-        metric(
-            "authd_revocations",
-            "gauge",
-            "Revocations mirrored in memory for the per-request check.",
-            &[("{kind=\"session\"}".into(), sessions.to_string()), ("{kind=\"user\"}".into(), users.to_string())],
-        );
-        let channels = ["webhook", "email", "sms"];
-        let backlog: Vec<(String, String)> =
-            channels.iter().zip(pending).map(|(c, n)| (format!("{{channel=\"{c}\"}}"), n.to_string())).collect();
-        metric("authd_outbox_pending", "gauge", "Outbox entries waiting to be delivered.", &backlog);
-        Ok(out)
+        m.revocations.get_or_create(&KindLabels { kind: "session".into() }).set(as_gauge(sessions));
+        m.revocations.get_or_create(&KindLabels { kind: "user".into() }).set(as_gauge(users));
+        // The limiter keeps the count; the counter catches up with it.
+        let fallbacks = self.limiter.fallbacks();
+        m.rate_limit_fallbacks.inc_by(fallbacks.saturating_sub(m.rate_limit_fallbacks.get()));
+        m.rate_limit_entries.set(as_gauge(self.limiter.entry_count()));
+        m.verified_tokens.set(as_gauge(self.verified_tokens()));
+        Ok(m.encode())
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Entries in the cache of verified access tokens.

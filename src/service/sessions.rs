@@ -66,6 +66,22 @@ impl AuthService {
         client: ClientInfo,
         solution: Option<ChallengeSolution>,
     ) -> Result<TokenPair> {
+        let result = self.password_login(login, password, device_name, client, solution).await;
+        self.metrics.login(match &result {
+            Ok(_) => "success",
+            Err(e) => e.code(),
+        });
+        result
+    }
+
+    async fn password_login(
+        &self,
+        login: &str,
+        password: &str,
+        device_name: Option<String>,
+        client: ClientInfo,
+        solution: Option<ChallengeSolution>,
+    ) -> Result<TokenPair> {
         let parsed = Login::parse(login).ok();
         let index_key = parsed.as_ref().map(|l| l.name().key());
         let user = match parsed {
@@ -293,6 +309,10 @@ impl AuthService {
         };
         match self.limiter.check_account(class, account, &limit).await {
             Some(d) if !d.allowed => {
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
+                    .inc();
                 security_event("rate_limited", ip);
                 self.audit_throttle(class.as_str(), ip, "rate_limited");
                 Err(Error::RateLimited(d.retry_after_secs))

@@ -212,16 +212,24 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
 }
 
 #[tokio::test]
-async fn metrics_are_off_without_a_token_and_list_the_outbox_with_one() {
+async fn metrics_are_off_without_a_token_and_parse_with_an_independent_parser() {
     let off = TestApp::spawn().await;
     let r = off.http.get(off.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let on =
+
+    let app =
         TestApp::spawn_with(|c| c.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()))).await;
-    assert_eq!(on.http.get(on.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let text = on
+    assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let t = app.signed_in("mona@example.com").await;
+    app.get_auth("/v1/me", &t.access).await;
+    app.get_auth(&format!("/v1/me/sessions/{}", t.session), &t.access).await;
+    let r = app
+        .post("/v1/auth/login", &serde_json::json!({"login": "mona@example.com", "password": "not her password"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let text = app
         .http
-        .get(on.url("/metrics"))
+        .get(app.url("/metrics"))
         .bearer_auth("scrape-token-0123456789")
         .send()
         .await
@@ -229,11 +237,33 @@ async fn metrics_are_off_without_a_token_and_list_the_outbox_with_one() {
         .text()
         .await
         .unwrap();
-    for line in [
-        "authd_outbox_pending{channel=\"email\"} 0",
-        "authd_revocations{kind=\"session\"} 0",
-        "# TYPE authd_rate_limit_fallbacks_total counter",
-    ] {
-        assert!(text.contains(line), "{line} in {text}");
-    }
+    let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let find = |name: &str, label: (&str, &str)| {
+        scraped
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .unwrap_or_else(|| panic!("{name}{label:?} in {text}"))
+            .value
+            .clone()
+    };
+    // OpenMetrics names a counter's family without `_total`; this parser then calls its samples
+    // untyped. Either way the number is what counts.
+    let number = |v: prometheus_parse::Value| match v {
+        prometheus_parse::Value::Counter(n)
+        | prometheus_parse::Value::Untyped(n)
+        | prometheus_parse::Value::Gauge(n) => n,
+        other => panic!("not a number: {other:?}"),
+    };
+    assert!(number(find("authd_http_requests_total", ("route", "/v1/me"))) >= 1.0);
+    // Route templates, never concrete paths: a label per route, not per session.
+    find("authd_http_requests_total", ("route", "/v1/me/sessions/:id"));
+    assert!(!text.contains(&t.session));
+    assert!(number(find("authd_logins_total", ("outcome", "success"))) >= 1.0);
+    assert!(number(find("authd_logins_total", ("outcome", "invalid_credentials"))) >= 1.0);
+    assert!(matches!(
+        find("authd_http_request_duration_seconds", ("route", "/v1/me")),
+        prometheus_parse::Value::Histogram(_)
+    ));
+    assert_eq!(number(find("authd_outbox_pending", ("kind", "email"))), 0.0);
 }

@@ -1,0 +1,128 @@
+//! What `/metrics` exposes (Prometheus text, via prometheus-client): requests by route template
+//! and status with latency histograms, login outcomes, rate-limit refusals, and gauges read at
+//! scrape time (caches, outbox).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The documented route (`/v1/me/sessions/:id`), never the concrete path.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// Every metric this process keeps.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub logins: Family<OutcomeLabels, Counter>,
+    pub rate_limited: Family<RouteLabels, Counter>,
+    pub rate_limit_fallbacks: Counter,
+    pub rate_limit_entries: Gauge,
+    pub verified_tokens: Gauge,
+    pub revocations: Family<KindLabels, Gauge>,
+    pub outbox_pending: Family<KindLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("authd");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            // 0.25 ms to about 4 s.
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+        });
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        let rate_limited = Family::<RouteLabels, Counter>::default();
+        let rate_limit_fallbacks = Counter::default();
+        let rate_limit_entries = Gauge::default();
+        let verified_tokens = Gauge::default();
+        let revocations = Family::<KindLabels, Gauge>::default();
+        let outbox_pending = Family::<KindLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests by route template, method and status", requests.clone());
+        registry.register("http_request_duration_seconds", "Time to answer, by route template", latency.clone());
+        registry.register("logins", "Login attempts by outcome", logins.clone());
+        registry.register("rate_limited", "Requests refused by a rate limit, by route class", rate_limited.clone());
+        registry.register(
+            "rate_limit_fallbacks",
+            "Rate-limit checks this node answered alone because the shared cache did not answer",
+            rate_limit_fallbacks.clone(),
+        );
+        registry.register("rate_limit_entries", "Rate-limit buckets held in memory", rate_limit_entries.clone());
+        registry.register(
+            "verified_token_cache_entries",
+            "Access tokens whose signature verified, remembered to spare the next check",
+            verified_tokens.clone(),
+        );
+        registry.register("revocations", "Revocations mirrored in memory, by kind", revocations.clone());
+        registry.register("outbox_pending", "Outbox entries waiting for delivery, by channel", outbox_pending.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            rate_limited,
+            rate_limit_fallbacks,
+            rate_limit_entries,
+            verified_tokens,
+            revocations,
+            outbox_pending,
+        }
+    }
+
+    pub fn login(&self, outcome: &str) {
+        self.logins.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// A gauge's value from a count.
+pub fn as_gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
