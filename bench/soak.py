@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Soak: mixed load against a real `authd serve` for a while, reporting RSS, p99 and errors over
+time. RSS must stay flat and errors must be zero; the exit status says whether they were.
+
+    python3 bench/soak.py [path/to/authd] [--minutes 10] [--clients 16] [--every 10]
+
+Loopback only; the server gets a fresh data directory and rate limits off. Standard library only.
+"""
+import argparse, http.client, json, os, random, signal, socket, subprocess, sys, tempfile, threading, time
+
+PASSWORD = "correct horse battery staple"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies = []
+        self.errors = 0
+        self.requests = 0
+
+    def record(self, seconds, ok):
+        with self.lock:
+            self.latencies.append(seconds)
+            self.requests += 1
+            self.errors += 0 if ok else 1
+
+    def take(self):
+        with self.lock:
+            lat, self.latencies = self.latencies, []
+            return lat
+
+
+def call(conn, method, path, body=None, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    r = conn.getresponse()
+    data = r.read()
+    return r.status, (json.loads(data) if data and r.getheader("content-type", "").startswith("application/json") else None)
+
+
+def client(n, port, stats, stop):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    i = 0
+    while not stop.is_set():
+        i += 1
+        email = f"soak{n}-{i}@example.com"
+        try:
+            t0 = time.monotonic()
+            status, _ = call(conn, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+            stats.record(time.monotonic() - t0, status == 201)
+            t0 = time.monotonic()
+            status, tokens = call(conn, "POST", "/v1/auth/login", {"login": email, "password": PASSWORD})
+            stats.record(time.monotonic() - t0, status == 200)
+            if status != 200:
+                continue
+            access, refresh = tokens["access_token"], tokens["refresh_token"]
+            for _ in range(random.randint(5, 20)):
+                t0 = time.monotonic()
+                status, _ = call(conn, "GET", "/v1/me", token=access)
+                stats.record(time.monotonic() - t0, status == 200)
+            t0 = time.monotonic()
+            status, tokens = call(conn, "POST", "/v1/auth/refresh", {"refresh_token": refresh})
+            stats.record(time.monotonic() - t0, status == 200)
+            if status == 200:
+                access = tokens["access_token"]
+            t0 = time.monotonic()
+            status, _ = call(conn, "POST", "/v1/auth/logout", {}, token=access)
+            stats.record(time.monotonic() - t0, status == 204)
+        except (OSError, http.client.HTTPException):
+            stats.record(0.0, False)
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary", nargs="?", default="target/release/authd")
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--every", type=float, default=10, help="seconds between reports")
+    ap.add_argument("--max-growth", type=float, default=1.5, help="largest allowed RSS ratio, last/first report")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp()
+    os.chmod(work, 0o700)
+    port = free_port()
+    env = dict(os.environ, AUTHD_SERVER__BIND=f"127.0.0.1:{port}", AUTHD_STORAGE__PATH=f"{work}/authd.redb",
+               AUTHD_RATE_LIMIT__ENABLED="false", AUTHD_LOG__LEVEL="warn")
+    server = subprocess.Popen([args.binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
+            break
+        except OSError:
+            time.sleep(0.1)
+
+    stats, stop = Stats(), threading.Event()
+    threads = [threading.Thread(target=client, args=(n, port, stats, stop), daemon=True) for n in range(args.clients)]
+    for t in threads:
+        t.start()
+    print(f"{'elapsed':>8} {'RSS MiB':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    start, rss = time.monotonic(), []
+    try:
+        while time.monotonic() - start < args.minutes * 60:
+            time.sleep(args.every)
+            lat = sorted(stats.take())
+            rss.append(rss_kib(server.pid) / 1024)
+            p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0
+            print(f"{time.monotonic() - start:8.0f} {rss[-1]:8.1f} {len(lat) / args.every:8.0f} {p(0.5):8.2f} "
+                  f"{p(0.99):8.2f} {stats.errors:7d}", flush=True)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    growth = rss[-1] / rss[0] if rss and rss[0] else 1.0
+    print(f"requests {stats.requests}, errors {stats.errors}, RSS first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB "
+          f"(x{growth:.2f})")
+    flat = growth <= args.max_growth
+    if stats.errors or not flat:
+        print("FAIL: " + ("errors " if stats.errors else "") + ("RSS grew" if not flat else ""))
+        return 1
+    print("ok: no errors, RSS flat")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
