@@ -87,14 +87,17 @@ impl Browser {
         Some(Self { _driver: driver, _profile: profile, http, base: format!("{driver_url}/session/{id}") })
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    async fn try_cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let v: Value = req.send().await.unwrap().json().await.unwrap();
-        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
-        v["value"].clone()
+        if v["value"].get("error").is_some() { Err(v) } else { Ok(v["value"].clone()) }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body).await.unwrap_or_else(|v| panic!("webdriver {path}: {v}"))
     }
 
     async fn open(&self, url: &str) {
@@ -106,9 +109,24 @@ impl Browser {
         v[ELEMENT].as_str().unwrap().to_owned()
     }
 
+    /// The element's text; while a page is loading the element may be missing or stale, so a
+    /// few tries.
     async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None).await.as_str().unwrap().to_owned()
+        let mut last = Value::Null;
+        for _ in 0..50 {
+            let found = self
+                .try_cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+                .await;
+            if let Ok(e) = found {
+                let id = e[ELEMENT].as_str().unwrap_or_default().to_owned();
+                match self.try_cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None).await {
+                    Ok(t) => return t.as_str().unwrap_or_default().to_owned(),
+                    Err(v) => last = v,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no text for {css}: {last}")
     }
 
     async fn css(&self, css: &str, property: &str) -> String {
