@@ -83,6 +83,31 @@ pub struct TotpFactor {
 }
 
 impl User {
+    /// A fresh active account with the given roles and nothing else yet: no login names,
+    /// password, second factor or verified contact.
+    pub fn new(roles: Vec<String>, now: UnixTime) -> Self {
+        User {
+            id: Uuid::now_v7(),
+            email: None,
+            phone: None,
+            username: None,
+            password_hash: None,
+            roles,
+            status: UserStatus::Active,
+            email_verified: false,
+            phone_verified: false,
+            password_reset_required: false,
+            authz_gen: 0,
+            created_at: now,
+            updated_at: now,
+            locale: None,
+            totp: None,
+            recovery_codes: Vec::new(),
+            new_device_notices_off: false,
+            known_devices: Vec::new(),
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
     }

@@ -92,24 +92,11 @@ impl AuthService {
             a.may_assign(&roles)?;
         }
         let mut user = User {
-            id: Uuid::now_v7(),
             email: email.map(Email::into_string),
             phone: phone.map(Phone::into_string),
             username: username.map(Username::into_string),
-            password_hash: None,
-            roles,
-            status: UserStatus::Active,
-            email_verified: false,
-            phone_verified: false,
-            password_reset_required: false,
-            authz_gen: 0,
-            created_at: now(),
-            updated_at: now(),
             locale: account.locale.clone(),
-            totp: None,
-            recovery_codes: Vec::new(),
-            new_device_notices_off: false,
-            known_devices: Vec::new(),
+            ..User::new(roles, now())
         };
         if let Some(pw) = &account.password {
             self.policy.check("password", pw, &user_context(&user))?;

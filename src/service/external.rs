@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    model::{AuditEvent, Identity, OneTimeSecret, Purpose, User, UserStatus, now},
+    model::{AuditEvent, Identity, OneTimeSecret, Purpose, User, now},
     oauth::{ExternalUser, Pkce, ProviderError},
     security::random,
     store::LoginName,
@@ -254,24 +254,9 @@ impl AuthService {
                         let email =
                             who.email.as_deref().and_then(|e| crate::security::identifiers::Email::parse(e).ok());
                         let u = User {
-                            id: Uuid::now_v7(),
                             email_verified: email.is_some() && who.email_verified,
                             email: email.map(crate::security::identifiers::Email::into_string),
-                            phone: None,
-                            username: None,
-                            password_hash: None,
-                            roles: vec!["user".into()],
-                            status: UserStatus::Active,
-                            phone_verified: false,
-                            password_reset_required: false,
-                            authz_gen: 0,
-                            created_at: t,
-                            updated_at: t,
-                            locale: None,
-                            totp: None,
-                            recovery_codes: Vec::new(),
-                            new_device_notices_off: false,
-                            known_devices: Vec::new(),
+                            ..User::new(vec!["user".into()], t)
                         };
                         tx.insert_user(&u)?;
                         tx.append_audit(&AuditEvent { subject: Some(u.id), ..registered })?;
