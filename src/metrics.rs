@@ -48,6 +48,7 @@ pub struct Metrics {
     pub verified_tokens: Gauge,
     pub revocations: Family<KindLabels, Gauge>,
     pub outbox_pending: Family<KindLabels, Gauge>,
+    pub commit_batches: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +78,7 @@ impl Metrics {
         let verified_tokens = Gauge::default();
         let revocations = Family::<KindLabels, Gauge>::default();
         let outbox_pending = Family::<KindLabels, Gauge>::default();
+        let commit_batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register("http_requests", "HTTP requests by route template, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer, by route template", latency.clone());
         registry.register("logins", "Login attempts by outcome", logins.clone());
@@ -94,6 +96,11 @@ impl Metrics {
         );
         registry.register("revocations", "Revocations mirrored in memory, by kind", revocations.clone());
         registry.register("outbox_pending", "Outbox entries waiting for delivery, by channel", outbox_pending.clone());
+        registry.register(
+            "store_commit_batch_size",
+            "Write transactions made durable by one sync (group commit on the embedded store)",
+            commit_batches.clone(),
+        );
         Self {
             registry,
             requests,
@@ -105,6 +112,7 @@ impl Metrics {
             verified_tokens,
             revocations,
             outbox_pending,
+            commit_batches,
         }
     }
 

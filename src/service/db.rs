@@ -29,6 +29,11 @@ impl Db {
         self.store.changes()
     }
 
+    /// Reports the size of each group-commit batch.
+    pub fn observe_commit_batches(&self, f: impl Fn(usize) + Send + Sync + 'static) {
+        self.store.observe_commit_batches(f);
+    }
+
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {
         self.store.read(f)
     }

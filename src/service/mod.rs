@@ -172,6 +172,10 @@ impl AuthService {
             .max_capacity(100_000)
             .time_to_live(cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0)
             .build();
+        let metrics = crate::metrics::Metrics::new();
+        let batches = metrics.commit_batches.clone();
+        #[allow(clippy::cast_precision_loss)]
+        store.observe_commit_batches(move |n| batches.observe(n as f64));
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -203,7 +207,7 @@ impl AuthService {
             roles: RwLock::new(Arc::new(roles.into_iter().map(|r| (r.name.clone(), r)).collect())),
             revocations,
             verified,
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
         }))
     }
 

@@ -69,6 +69,11 @@ impl Store {
         self.backend.changes()
     }
 
+    /// Reports the size of each group-commit batch, where the backend batches commits.
+    pub fn observe_commit_batches(&self, f: impl Fn(usize) + Send + Sync + 'static) {
+        self.backend.observe_commit_batches(Box::new(f));
+    }
+
     /// Opens a redb file directly.
     pub fn open_redb(path: &Path) -> Result<Self, StoreError> {
         Ok(Self { backend: Arc::new(redb::RedbBackend::open(path)?) })

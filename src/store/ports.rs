@@ -291,7 +291,12 @@ pub trait Backend: Send + Sync {
     fn changes(&self) -> Option<ChangeFeed> {
         None
     }
+    /// Reports how many commits each durable sync covered, where the backend batches them.
+    fn observe_commit_batches(&self, _f: BatchObserver) {}
 }
+
+/// Told how many commits one durable sync made durable.
+pub type BatchObserver = Box<dyn Fn(usize) + Send + Sync>;
 
 /// The key a revocation is stored under: one per session, one per user.
 pub fn revocation_key(r: &Revocation) -> String {

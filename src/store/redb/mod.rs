@@ -3,6 +3,7 @@
 mod audit;
 mod clients;
 mod codec;
+mod group_commit;
 mod identities;
 mod keys;
 mod one_time;
@@ -13,15 +14,16 @@ mod tables;
 mod users;
 mod webhooks;
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use redb::{Database, ReadTransaction, ReadableDatabase as _, ReadableTable, WriteTransaction};
 
 use super::{
     StoreError, data_dir,
-    ports::{Backend, R, ReadTx, Transaction},
+    ports::{Backend, BatchObserver, R, ReadTx, Transaction},
 };
 use codec::decode;
+use group_commit::{GroupCommit, Slot};
 use tables::*;
 
 macro_rules! from_redb {
@@ -43,7 +45,8 @@ impl From<redb::DatabaseError> for StoreError {
 }
 
 pub struct RedbBackend {
-    db: Database,
+    db: Arc<Database>,
+    group: Arc<GroupCommit>,
 }
 
 impl RedbBackend {
@@ -51,7 +54,7 @@ impl RedbBackend {
     pub fn open(path: &Path) -> R<Self> {
         data_dir::prepare(path)?;
         let db = Database::builder().create(path)?;
-        let backend = Self { db };
+        let backend = Self { db: Arc::new(db), group: GroupCommit::new() };
         backend.prepare()?;
         Ok(backend)
     }
@@ -105,7 +108,13 @@ impl Backend for RedbBackend {
     }
 
     fn begin_write(&self) -> R<Box<dyn Transaction + '_>> {
-        Ok(Box::new(Write { tx: self.db.begin_write()? }))
+        let slot = self.group.enter();
+        let tx = self.db.begin_write()?;
+        Ok(Box::new(Write { tx, db: Arc::clone(&self.db), group: Arc::clone(&self.group), slot }))
+    }
+
+    fn observe_commit_batches(&self, f: BatchObserver) {
+        self.group.observe(f);
     }
 }
 
@@ -115,11 +124,15 @@ pub(super) struct Read {
 
 pub(super) struct Write {
     tx: WriteTransaction,
+    db: Arc<Database>,
+    group: Arc<GroupCommit>,
+    slot: Slot,
 }
 
 impl Transaction for Write {
     fn commit(self: Box<Self>) -> R<()> {
-        Ok(self.tx.commit()?)
+        let Write { tx, db, group, slot } = *self;
+        group.commit(&db, tx, slot)
     }
 
     fn abort(self: Box<Self>) {
