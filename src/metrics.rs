@@ -1,6 +1,6 @@
 //! What `/metrics` exposes (Prometheus text, via prometheus-client): requests by route template
-//! and status with latency histograms, login outcomes, rate-limit refusals, and gauges read at
-//! scrape time (caches, outbox).
+//! and status with latency histograms, login outcomes, rate-limit refusals, the token cache,
+//! argon2's queue, group-commit batches, and gauges read at scrape time (caches, outbox).
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -49,6 +49,11 @@ pub struct Metrics {
     pub revocations: Family<KindLabels, Gauge>,
     pub outbox_pending: Family<KindLabels, Gauge>,
     pub commit_batches: Histogram,
+    pub token_cache_hits: Counter,
+    pub token_cache_misses: Counter,
+    pub argon2_queue: Gauge,
+    pub argon2_memory: Gauge,
+    pub argon2_waits: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,6 +84,12 @@ impl Metrics {
         let revocations = Family::<KindLabels, Gauge>::default();
         let outbox_pending = Family::<KindLabels, Gauge>::default();
         let commit_batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let token_cache_hits = Counter::default();
+        let token_cache_misses = Counter::default();
+        let argon2_queue = Gauge::default();
+        let argon2_memory = Gauge::default();
+        // 0.1 ms to about 3 s.
+        let argon2_waits = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         registry.register("http_requests", "HTTP requests by route template, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer, by route template", latency.clone());
         registry.register("logins", "Login attempts by outcome", logins.clone());
@@ -101,6 +112,27 @@ impl Metrics {
             "Write transactions made durable by one sync (group commit on the embedded store)",
             commit_batches.clone(),
         );
+        registry.register(
+            "verified_token_cache_hits",
+            "Token checks answered from the cache of verified tokens",
+            token_cache_hits.clone(),
+        );
+        registry.register(
+            "verified_token_cache_misses",
+            "Token checks that verified a signature (not in the cache)",
+            token_cache_misses.clone(),
+        );
+        registry.register("argon2_queue_depth", "Password checks waiting for a hashing thread", argon2_queue.clone());
+        registry.register(
+            "argon2_memory_bytes",
+            "argon2 working memory the hashing threads hold now",
+            argon2_memory.clone(),
+        );
+        registry.register(
+            "argon2_queue_wait_seconds",
+            "How long password checks waited for a hashing thread",
+            argon2_waits.clone(),
+        );
         Self {
             registry,
             requests,
@@ -113,6 +145,11 @@ impl Metrics {
             revocations,
             outbox_pending,
             commit_batches,
+            token_cache_hits,
+            token_cache_misses,
+            argon2_queue,
+            argon2_memory,
+            argon2_waits,
         }
     }
 

@@ -461,6 +461,8 @@ pub struct PasswordsConfig {
     pub max_length: usize,
     pub hash_workers: usize,
     pub hash_queue: usize,
+    /// A hashing thread gives its argon2 memory back after this long without work.
+    pub release_memory_after: HumanDuration,
     pub argon2: Argon2Config,
 }
 
@@ -541,7 +543,14 @@ impl Default for TokensConfig {
 
 impl Default for PasswordsConfig {
     fn default() -> Self {
-        Self { min_length: 8, max_length: 256, hash_workers: 0, hash_queue: 256, argon2: Argon2Config::default() }
+        Self {
+            min_length: 8,
+            max_length: 256,
+            hash_workers: 0,
+            hash_queue: 256,
+            release_memory_after: HumanDuration(Duration::from_secs(20)),
+            argon2: Argon2Config::default(),
+        }
     }
 }
 
@@ -909,7 +918,8 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 25] = [
+        let durations: [(&str, HumanDuration, u64, u64); 26] = [
+            ("passwords.release_memory_after", self.passwords.release_memory_after, S, D),
             ("oauth.timeout", self.oauth.timeout, S, 5 * M),
             ("messages.retry_for", self.messages.retry_for, S, D),
             ("email.smtp.timeout", self.email.smtp.timeout, S, 5 * M),

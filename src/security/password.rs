@@ -1,18 +1,24 @@
 //! Passwords: the NIST 800-63B policy, and argon2id hashing on a small pool of worker threads.
 //!
-//! Each worker owns one preallocated argon2 memory block and reuses it for every hash, so memory
-//! stays flat (workers × m_cost) however many logins arrive; a bounded queue in front turns a
-//! flood into quick 503s instead of unbounded waiting.
+//! Each worker allocates its argon2 memory at its first job, reuses it while jobs come, and gives
+//! it back to the OS after `passwords.release_memory_after` idle: memory stays at most workers × m_cost under
+//! any load, and near nothing at rest. A bounded queue in front turns a flood into quick 503s
+//! instead of unbounded waiting.
 
 use std::{
     collections::HashSet,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        Arc, LazyLock, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::{Engine as _, engine::general_purpose::STANDARD_NO_PAD as PHC_B64};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use unicode_normalization::UnicodeNormalization as _;
 
 use crate::{
@@ -80,45 +86,75 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-enum Job {
+/// glibc serves an allocation from a mapping of its own, unmapped again on free, when it is at
+/// least its mmap threshold, which glibc raises as such blocks come and go but never past 32 MiB.
+/// Reserving at least this much keeps argon2's memory out of the heap, so dropping it gives it
+/// back to the OS; the pages past what argon2 touches are never resident.
+const MMAP_FLOOR_BYTES: usize = 32 * 1024 * 1024 + 4096;
+
+enum Work {
     Hash { password: String, reply: oneshot::Sender<Result<String, Error>> },
     Verify { password: String, phc: String, reply: oneshot::Sender<Result<Verified, Error>> },
+}
+
+struct Job {
+    work: Work,
+    queued: Instant,
+}
+
+/// What the pool reports: memory held, and how long jobs waited for a worker.
+#[derive(Default)]
+struct Stats {
+    memory_bytes: AtomicUsize,
+    on_wait: OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
 }
 
 /// Handle to the hashing pool. Cheap to clone; the workers stop when the last handle is dropped.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: Sender<Job>,
     /// Verified against when the account does not exist, so that timing tells nothing.
     dummy: Arc<str>,
+    stats: Arc<Stats>,
 }
 
 impl PasswordHasher {
-    pub fn start(params: Argon2Config, workers: usize, queue: usize) -> Result<Self, Error> {
+    /// Starts the workers. They hold no argon2 memory until the first job, and return it after
+    /// `release_after` without one.
+    pub fn start(params: Argon2Config, workers: usize, queue: usize, release_after: Duration) -> Result<Self, Error> {
         let argon = argon2_for(params)?;
-        let dummy =
-            hash_with(&argon, &mut vec![Block::default(); argon.params().block_count()], &random_bytes::<16>())?;
-        let (tx, rx) = mpsc::channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
+        // Costs exactly what a real hash of these parameters costs to check, and matches nothing:
+        // its "hash" is random bytes, not the output of any password.
+        let p = argon.params();
+        let dummy = format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            p.m_cost(),
+            p.t_cost(),
+            p.p_cost(),
+            PHC_B64.encode(random_bytes::<16>()),
+            PHC_B64.encode(random_bytes::<32>())
+        );
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(queue);
+        let stats = Arc::new(Stats::default());
         for i in 0..workers.max(1) {
-            let rx = Arc::clone(&rx);
+            let (rx, stats) = (rx.clone(), Arc::clone(&stats));
             std::thread::Builder::new()
                 .name(format!("authd-argon2-{i}"))
-                .spawn(move || worker(params, &rx))
+                .spawn(move || worker(params, release_after, &rx, &stats))
                 .map_err(|e| Error::Internal(format!("cannot start hashing worker: {e}")))?;
         }
-        Ok(Self { jobs: tx, dummy: dummy.into() })
+        Ok(Self { jobs: tx, dummy: dummy.into(), stats })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Hash { password: normalize(password), reply })?;
+        self.submit(Work::Hash { password: normalize(password), reply })?;
         rx.await.map_err(|_| Error::Internal("hashing worker stopped".into()))?
     }
 
     pub async fn verify(&self, password: &str, phc: &str) -> Result<Verified, Error> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Verify { password: normalize(password), phc: phc.to_owned(), reply })?;
+        self.submit(Work::Verify { password: normalize(password), phc: phc.to_owned(), reply })?;
         rx.await.map_err(|_| Error::Internal("hashing worker stopped".into()))?
     }
 
@@ -128,31 +164,71 @@ impl PasswordHasher {
         self.verify(password, &dummy).await.map(|_| Verified { ok: false, needs_rehash: false })
     }
 
-    fn submit(&self, job: Job) -> Result<(), Error> {
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Busy,
-            mpsc::error::TrySendError::Closed(_) => Error::Internal("hashing pool stopped".into()),
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// argon2 working memory the workers hold now.
+    pub fn memory_bytes(&self) -> usize {
+        self.stats.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Tells `f` how long each job waited for a worker.
+    pub fn observe_waits(&self, f: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.stats.on_wait.set(Box::new(f));
+    }
+
+    fn submit(&self, work: Work) -> Result<(), Error> {
+        self.jobs.try_send(Job { work, queued: Instant::now() }).map_err(|e| match e {
+            TrySendError::Full(_) => Error::Busy,
+            TrySendError::Disconnected(_) => Error::Internal("hashing pool stopped".into()),
         })
     }
 }
 
-fn worker(params: Argon2Config, rx: &Mutex<mpsc::Receiver<Job>>) {
+/// Working memory for `count` blocks, mapped apart from the heap (see [`MMAP_FLOOR_BYTES`]).
+fn blocks(count: usize) -> Vec<Block> {
+    let mut v = Vec::with_capacity(count.max(MMAP_FLOOR_BYTES / std::mem::size_of::<Block>()));
+    v.resize(count, Block::default());
+    v
+}
+
+fn worker(params: Argon2Config, release_after: Duration, rx: &Receiver<Job>, stats: &Stats) {
     let Ok(argon) = argon2_for(params) else {
         return;
     };
-    let mut memory = vec![Block::default(); argon.params().block_count()];
+    let count = argon.params().block_count();
+    let bytes = count * std::mem::size_of::<Block>();
+    let mut memory: Option<Vec<Block>> = None;
     loop {
-        let job = {
-            let Ok(mut guard) = rx.lock() else { return };
-            guard.blocking_recv()
+        let next = if memory.is_some() {
+            rx.recv_timeout(release_after)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
-        match job {
-            None => return,
-            Some(Job::Hash { password, reply }) => {
-                let _ = reply.send(hash_with(&argon, &mut memory, password.as_bytes()));
+        let job = match next {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                memory = None;
+                stats.memory_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                continue;
             }
-            Some(Job::Verify { password, phc, reply }) => {
-                let _ = reply.send(verify_with(params, &mut memory, password.as_bytes(), &phc));
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if let Some(f) = stats.on_wait.get() {
+            f(job.queued.elapsed());
+        }
+        let memory = memory.get_or_insert_with(|| {
+            stats.memory_bytes.fetch_add(bytes, Ordering::Relaxed);
+            blocks(count)
+        });
+        match job.work {
+            Work::Hash { password, reply } => {
+                let _ = reply.send(hash_with(&argon, memory, password.as_bytes()));
+            }
+            Work::Verify { password, phc, reply } => {
+                let _ = reply.send(verify_with(params, memory, password.as_bytes(), &phc));
             }
         }
     }
@@ -227,7 +303,7 @@ fn verify_with(current: Argon2Config, memory: &mut [Block], password: &[u8], phc
     let blocks: &mut [Block] = if params.block_count() <= memory.len() {
         memory
     } else {
-        bigger = vec![Block::default(); params.block_count()];
+        bigger = blocks(params.block_count());
         &mut bigger
     };
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
@@ -265,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_report_outdated_parameters() {
-        let h = PasswordHasher::start(FAST, 1, 8).unwrap();
+        let h = PasswordHasher::start(FAST, 1, 8, Duration::from_secs(20)).unwrap();
         let phc = h.hash("tr0ub4dor&3-horse").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
         assert_eq!(h.verify("tr0ub4dor&3-horse", &phc).await.unwrap(), Verified { ok: true, needs_rehash: false });
@@ -276,12 +352,42 @@ mod tests {
         let phc = h.hash("ma\u{00F1}ana-long-pass").await.unwrap();
         assert!(h.verify("man\u{0303}ana-long-pass", &phc).await.unwrap().ok);
 
-        let newer = PasswordHasher::start(Argon2Config { memory_kib: 128, ..FAST }, 1, 8).unwrap();
+        let newer =
+            PasswordHasher::start(Argon2Config { memory_kib: 128, ..FAST }, 1, 8, Duration::from_secs(20)).unwrap();
         assert_eq!(
             newer.verify("ma\u{00F1}ana-long-pass", &phc).await.unwrap(),
             Verified { ok: true, needs_rehash: true }
         );
         assert!(!h.verify_dummy("anything").await.unwrap().ok);
         assert!(h.verify("x", "$argon2i$v=19$m=64,t=1,p=1$AAAA$AAAA").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn workers_hold_memory_only_while_there_is_work() {
+        let h = PasswordHasher::start(FAST, 2, 8, Duration::from_millis(300)).unwrap();
+        assert_eq!(h.memory_bytes(), 0, "nothing is allocated at start");
+        let waits = Arc::new(AtomicUsize::new(0));
+        let w = Arc::clone(&waits);
+        h.observe_waits(move |_| {
+            w.fetch_add(1, Ordering::Relaxed);
+        });
+        let phc = h.hash("a long enough passphrase").await.unwrap();
+        assert!(h.verify("a long enough passphrase", &phc).await.unwrap().ok);
+        let held = h.memory_bytes();
+        assert!(held >= 64 * 1024, "{held}");
+        assert_eq!(waits.load(Ordering::Relaxed), 2);
+        let mut released = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if h.memory_bytes() == 0 {
+                released = true;
+                break;
+            }
+        }
+        assert!(released, "idle workers give their memory back");
+        // And take it again when work comes.
+        assert!(h.verify("a long enough passphrase", &phc).await.unwrap().ok);
+        assert!(h.memory_bytes() > 0);
+        assert_eq!(h.queued(), 0);
     }
 }

@@ -124,8 +124,13 @@ impl AuthService {
             .await
             .map_err(|e| StartError::Keys(e.to_string()))??;
 
-        let hasher = PasswordHasher::start(cfg.passwords.argon2, cfg.hash_workers(), cfg.passwords.hash_queue)
-            .map_err(|e| StartError::Keys(e.to_string()))?;
+        let hasher = PasswordHasher::start(
+            cfg.passwords.argon2,
+            cfg.hash_workers(),
+            cfg.passwords.hash_queue,
+            cfg.passwords.release_memory_after.0,
+        )
+        .map_err(|e| StartError::Keys(e.to_string()))?;
         let captcha = match cfg.challenge.kind.default_siteverify_url() {
             None => None,
             Some(default_url) => {
@@ -176,6 +181,8 @@ impl AuthService {
         let batches = metrics.commit_batches.clone();
         #[allow(clippy::cast_precision_loss)]
         store.observe_commit_batches(move |n| batches.observe(n as f64));
+        let waits = metrics.argon2_waits.clone();
+        hasher.observe_waits(move |d| waits.observe(d.as_secs_f64()));
         let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
@@ -422,6 +429,8 @@ impl AuthService {
         m.rate_limit_fallbacks.inc_by(fallbacks.saturating_sub(m.rate_limit_fallbacks.get()));
         m.rate_limit_entries.set(as_gauge(self.limiter.entry_count()));
         m.verified_tokens.set(as_gauge(self.verified_tokens()));
+        m.argon2_queue.set(as_gauge(self.hasher.queued() as u64));
+        m.argon2_memory.set(as_gauge(self.hasher.memory_bytes() as u64));
         Ok(m.encode())
     }
 

@@ -93,9 +93,13 @@ impl AuthService {
         let leeway = self.cfg.tokens.leeway.as_secs();
         let key = token_hash(token);
         let claims = match self.verified.get(&key) {
-            Some(c) if c.exp + leeway > t && c.nbf <= t + leeway => c,
+            Some(c) if c.exp + leeway > t && c.nbf <= t + leeway => {
+                self.metrics.token_cache_hits.inc();
+                c
+            }
             Some(_) => return Err(TokenError::Expired),
             None => {
+                self.metrics.token_cache_misses.inc();
                 let ring = self.key_ring();
                 let expect = Expectations {
                     issuer: &self.cfg.tokens.issuer,

@@ -26,21 +26,33 @@ struct Acknowledged {
     demoted: Vec<String>,
 }
 
-struct Server {
-    child: tokio::process::Child,
-    base: String,
+pub(crate) struct Server {
+    pub child: tokio::process::Child,
+    pub base: String,
 }
 
 async fn serve(dir: &std::path::Path) -> Server {
+    serve_with(dir, &[]).await
+}
+
+/// `authd serve` on a free port, with settings from the environment added.
+pub(crate) async fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = authd(dir)
         .args(["serve", "--log-format", "json"])
         .env("AUTHD_SERVER__BIND", "127.0.0.1:0")
         .env("AUTHD_RATE_LIMIT__ENABLED", "false")
+        .envs(env.iter().copied())
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
     let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("the server starts and logs its address");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the server starts and logs its address: {seen}"));
+        seen.push_str(&line);
         let v: Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "authd listening" {
             break v["addr"].as_str().unwrap().to_owned();

@@ -17,6 +17,7 @@ mod helpers;
 mod keys;
 mod local_host;
 mod mail;
+mod memory;
 mod mfa;
 mod nodes;
 mod oauth;

@@ -222,6 +222,7 @@ async fn metrics_are_off_without_a_token_and_parse_with_an_independent_parser() 
     assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let t = app.signed_in("mona@example.com").await;
     app.get_auth("/v1/me", &t.access).await;
+    app.get_auth("/v1/me", &t.access).await;
     app.get_auth(&format!("/v1/me/sessions/{}", t.session), &t.access).await;
     let r = app
         .post("/v1/auth/login", &serde_json::json!({"login": "mona@example.com", "password": "not her password"}))
@@ -266,4 +267,19 @@ async fn metrics_are_off_without_a_token_and_parse_with_an_independent_parser() 
         prometheus_parse::Value::Histogram(_)
     ));
     assert_eq!(number(find("authd_outbox_pending", ("kind", "email"))), 0.0);
+    let unlabelled = |name: &str| {
+        scraped.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} in {text}")).value.clone()
+    };
+    // The second request with the same token was answered from the cache.
+    assert!(number(unlabelled("authd_verified_token_cache_hits_total")) >= 1.0, "{text}");
+    assert!(number(unlabelled("authd_verified_token_cache_misses_total")) >= 1.0);
+    // Registration and logins ran argon2: the threads hold its memory and timed their queue.
+    assert!(number(unlabelled("authd_argon2_memory_bytes")) >= 64.0 * 1024.0, "the tests hash with 64 KiB");
+    assert_eq!(number(unlabelled("authd_argon2_queue_depth")), 0.0);
+    let histogram_count = |name: &str| match unlabelled(name) {
+        prometheus_parse::Value::Histogram(buckets) => buckets.last().map(|b| b.count).unwrap_or_default(),
+        other => panic!("{name} is not a histogram: {other:?}"),
+    };
+    assert!(histogram_count("authd_argon2_queue_wait_seconds") >= 2.0);
+    assert!(histogram_count("authd_store_commit_batch_size") >= 1.0);
 }
