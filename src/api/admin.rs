@@ -340,7 +340,7 @@ impl AdminApi {
         id: Path<Uuid>,
     ) -> Result<Json<UserResponse>, ApiError> {
         need(&svc, &caller, "users:read")?;
-        Ok(Json(svc.get_user(id.0).await?.into()))
+        Ok(Json(svc.user_profile(id.0).await?.as_ref().into()))
     }
 
     /// Change a user (needs `users:write`; `users:disable` suffices to change only `status`)

@@ -66,7 +66,7 @@ impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "me")]
     async fn me(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(svc.get_user(auth.0.user_id).await?.into()))
+        Ok(Json(svc.user_profile(auth.0.user_id).await?.as_ref().into()))
     }
 
     /// Change the signed-in user's contacts or preferences

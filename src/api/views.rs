@@ -78,20 +78,25 @@ pub struct UserResponse {
 
 impl From<User> for UserResponse {
     fn from(u: User) -> Self {
-        let mfa_enabled = u.has_totp();
+        Self::from(&u)
+    }
+}
+
+impl From<&User> for UserResponse {
+    fn from(u: &User) -> Self {
         Self {
             id: u.id,
-            email: u.email,
-            phone: u.phone,
-            username: u.username,
-            roles: u.roles,
+            email: u.email.clone(),
+            phone: u.phone.clone(),
+            username: u.username.clone(),
+            roles: u.roles.clone(),
             status: u.status.into(),
             email_verified: u.email_verified,
             phone_verified: u.phone_verified,
             password_reset_required: u.password_reset_required,
-            mfa_enabled,
+            mfa_enabled: u.has_totp(),
             new_device_notices: !u.new_device_notices_off,
-            locale: u.locale,
+            locale: u.locale.clone(),
             created_at: rfc3339(u.created_at),
         }
     }

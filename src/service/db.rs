@@ -4,24 +4,79 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
+use uuid::Uuid;
+
 use crate::{
-    model::{AuditEvent, WebhookEndpoint},
+    model::{AuditEvent, User, WebhookEndpoint},
     store::{ChangeFeed, ReadTx, Store, StoreError, WriteTx},
 };
 
-/// The store, with the webhook endpoints from the config file. Cheap to clone.
+/// The store, with the webhook endpoints from the config file and a cache of users. Cheap to
+/// clone.
 #[derive(Clone)]
 pub(crate) struct Db {
     store: Store,
     webhooks: Arc<Vec<WebhookEndpoint>>,
+    users: Arc<UserCache>,
+}
+
+/// Users as last read, for reads that need no transaction (`GET /v1/me`). Every write of a user
+/// through [`Tx`] drops its entry once committed, and so does another node's (via the change
+/// feed). A read that raced a write does not store what it read.
+struct UserCache {
+    users: moka::sync::Cache<Uuid, Arc<User>>,
+    /// Bumped after every committed user write, before its entry is dropped.
+    writes: AtomicU64,
 }
 
 impl Db {
     pub fn new(store: Store, webhooks: Vec<WebhookEndpoint>) -> Self {
-        Self { store, webhooks: Arc::new(webhooks) }
+        let users = UserCache {
+            users: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                // A bound on staleness should a change notice from another node ever be lost.
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            writes: AtomicU64::new(0),
+        };
+        Self { store, webhooks: Arc::new(webhooks), users: Arc::new(users) }
+    }
+
+    /// A user if cached: no storage, so no blocking thread needed.
+    pub fn cached_user_in_memory(&self, id: Uuid) -> Option<Arc<User>> {
+        self.users.users.get(&id)
+    }
+
+    /// A user, from the cache when there, else from the store (and then cached).
+    pub fn cached_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
+        if let Some(u) = self.users.users.get(&id) {
+            return Ok(Some(u));
+        }
+        let before = self.users.writes.load(Ordering::Acquire);
+        let Some(user) = self.store.read(|tx| tx.user(id))? else {
+            return Ok(None);
+        };
+        let user = Arc::new(user);
+        if self.users.writes.load(Ordering::Acquire) == before {
+            self.users.users.insert(id, Arc::clone(&user));
+        }
+        Ok(Some(user))
+    }
+
+    /// Forgets a user another node changed, or (`None`) every user.
+    pub fn forget_users(&self, id: Option<Uuid>) {
+        self.users.writes.fetch_add(1, Ordering::AcqRel);
+        match id {
+            Some(id) => self.users.users.invalidate(&id),
+            None => self.users.users.invalidate_all(),
+        }
     }
 
     /// Changes other nodes commit, when the database is shared.
@@ -40,7 +95,15 @@ impl Db {
 
     /// One write transaction: all of `f` commits, or none of it.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        self.store.write(|inner| f(&mut Tx { inner, webhooks: &self.webhooks }))
+        let mut users_written = Vec::new();
+        let out =
+            self.store.write(|inner| f(&mut Tx { inner, webhooks: &self.webhooks, users_written: &mut users_written }));
+        if out.is_ok() {
+            for id in users_written {
+                self.forget_users(Some(id));
+            }
+        }
+        out
     }
 }
 
@@ -48,6 +111,8 @@ impl Db {
 pub(crate) struct Tx<'a> {
     inner: &'a mut dyn WriteTx,
     webhooks: &'a [WebhookEndpoint],
+    /// Users this transaction wrote, whose cached copies go once it commits.
+    users_written: &'a mut Vec<Uuid>,
 }
 
 impl<'a> Deref for Tx<'a> {
@@ -64,7 +129,24 @@ impl DerefMut for Tx<'_> {
     }
 }
 
+/// User writes go through here (inherent methods win over the store's), so that the cache
+/// hears of each.
 impl Tx<'_> {
+    pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.users_written.push(user.id);
+        self.inner.insert_user(user)
+    }
+
+    pub fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.users_written.push(user.id);
+        self.inner.update_user(user)
+    }
+
+    pub fn delete_user(&mut self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.users_written.push(id);
+        self.inner.delete_user(id)
+    }
+
     /// Records an audit event and, in the same transaction, queues it for every webhook
     /// endpoint that wants it.
     pub fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {

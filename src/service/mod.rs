@@ -260,7 +260,12 @@ impl AuthService {
             }
             Change::Keys => self.reload_keys().await,
             Change::Roles => self.reload_roles().await,
+            Change::User(id) => {
+                self.store.forget_users(Some(id));
+                Ok(())
+            }
             Change::Resync => {
+                self.store.forget_users(None);
                 let revs = self.db(|s| s.read(|tx| tx.revocations().map_err(Error::from))).await?;
                 for r in &revs {
                     self.revocations.apply(r);

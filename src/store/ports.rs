@@ -276,6 +276,8 @@ pub enum Change {
     Keys,
     /// A role changed: reload roles.
     Roles,
+    /// A user changed or went: forget any copy of it.
+    User(Uuid),
     /// The feed was (re)connected and may have missed changes: reload everything.
     Resync,
 }

@@ -39,6 +39,24 @@ async fn logout_on_one_node_is_honoured_by_the_other() {
 }
 
 #[tokio::test]
+async fn a_profile_changed_on_one_node_shows_on_the_other() {
+    let Some((a, b)) = two_nodes().await else { return };
+    a.register("pia@example.com").await;
+    let t = Tokens::from(&a.login("pia@example.com", PASSWORD).await);
+    let locale = async |app: &TestApp| -> Value {
+        let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
+        me["locale"].clone()
+    };
+    // A reads (and keeps) the profile; B changes it.
+    assert_ne!(locale(&a).await, "ru");
+    let r = call(&b, &t.access, Method::PATCH, "/v1/me", Some(json!({"locale": "ru"}))).await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    assert!(within_a_second(async || locale(&a).await == "ru").await, "A forgets its copy when B writes");
+    // And the node that wrote never shows the old value.
+    assert_eq!(locale(&b).await, "ru");
+}
+
+#[tokio::test]
 async fn one_refresh_token_raced_at_both_nodes_wins_once() {
     let Some((a, b)) = two_nodes().await else { return };
     a.register("otto@example.com").await;

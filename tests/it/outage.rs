@@ -139,12 +139,16 @@ async fn postgres_down_then_back_without_a_restart() {
     app.register("sam@example.com").await;
     let t = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
     assert_eq!(ready(&app).await, StatusCode::OK);
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
 
     pg.stop();
     assert_eq!(ready(&app).await, StatusCode::SERVICE_UNAVAILABLE);
     // Token checks need no database.
     let r = app.post_auth("/v1/authz/check", &t.access, &json!({"permission": "reports:read"})).await;
     assert_eq!(r.status(), StatusCode::OK);
+    // Nor does the profile of a user read lately: `/v1/me` is served from memory.
+    let me: serde_json::Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
+    assert_eq!(me["email"], "sam@example.com");
     // Writes say so, in the usual format, with nothing about the database's insides.
     let r = app.post("/v1/auth/register", &json!({"email": "tess@example.com", "password": PASSWORD})).await;
     assert!(r.headers().contains_key("retry-after"));

@@ -25,6 +25,7 @@ enum Message {
     Revoked(Revocation),
     Keys,
     Roles,
+    User(uuid::Uuid),
 }
 
 impl Write {
@@ -33,6 +34,7 @@ impl Write {
             Change::Revoked(r) => Message::Revoked(r.clone()),
             Change::Keys => Message::Keys,
             Change::Roles => Message::Roles,
+            Change::User(id) => Message::User(*id),
             Change::Resync => return Ok(()),
         };
         let payload = serde_json::to_string(&message).unwrap_or_default();
@@ -101,6 +103,7 @@ where
             Ok(Message::Revoked(r)) => Change::Revoked(r),
             Ok(Message::Keys) => Change::Keys,
             Ok(Message::Roles) => Change::Roles,
+            Ok(Message::User(id)) => Change::User(id),
             Err(_) => Change::Resync,
         };
         if tx.send(change).await.is_err() {

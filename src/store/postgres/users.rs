@@ -7,7 +7,7 @@ use crate::{
     model::User,
     store::{
         StoreError,
-        ports::{LoginName, R, SessionReads as _, SessionWrites as _, UserReads, UserWrites, login_names},
+        ports::{Change, LoginName, R, SessionReads as _, SessionWrites as _, UserReads, UserWrites, login_names},
     },
 };
 
@@ -59,7 +59,8 @@ impl UserWrites for Write {
             &[&user.id, &to_doc(user)?],
         )?;
         self.c.execute("DELETE FROM user_logins WHERE user_id = $1", &[&user.id])?;
-        self.claim_logins(user)
+        self.claim_logins(user)?;
+        self.announce(&Change::User(user.id))
     }
 
     fn delete_user(&mut self, id: Uuid) -> R<Vec<Uuid>> {
@@ -71,6 +72,7 @@ impl UserWrites for Write {
             self.delete_session(*sid)?;
         }
         self.c.execute("DELETE FROM users WHERE id = $1", &[&id])?;
+        self.announce(&Change::User(id))?;
         Ok(sids)
     }
 }
