@@ -355,20 +355,18 @@ pub struct UserFilter {
 impl AuthService {
     /// Users after `cursor` (ids are time-ordered, so pages stay stable while users are added).
     pub async fn list_users_page(&self, cursor: Option<Uuid>, limit: usize, filter: UserFilter) -> Result<UserPage> {
-        let search = filter.search.map(|s| s.trim().to_lowercase());
-        let users = self.list_users().await?;
-        let mut page: Vec<User> = users
-            .into_iter()
-            .filter(|u| cursor.is_none_or(|c| u.id > c))
-            .filter(|u| filter.role.as_ref().is_none_or(|r| u.roles.contains(r)))
-            .filter(|u| filter.status.is_none_or(|s| u.status == s))
-            .filter(|u| {
-                search.as_deref().is_none_or(|q| {
-                    [&u.email, &u.phone, &u.username].iter().any(|f| f.as_deref().is_some_and(|v| v.starts_with(q)))
-                })
+        let search = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+        let mut page = self
+            .db(move |s| {
+                let q = crate::store::UserQuery {
+                    after: cursor,
+                    status: filter.status,
+                    role: filter.role.as_deref(),
+                    prefix: search.as_deref(),
+                };
+                s.read(|tx| tx.users_page(&q, limit + 1).map_err(Error::from))
             })
-            .take(limit + 1)
-            .collect();
+            .await?;
         let next_cursor = if page.len() > limit {
             page.truncate(limit);
             page.last().map(|u| u.id)

@@ -155,9 +155,15 @@ impl AuthService {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
-        let subject = filter.user;
         self.db(move |s| {
-            s.read(|tx| tx.audit_events(subject, before, limit, &|e| filter.keeps(e)).map_err(Error::from))
+            let q = crate::store::AuditQuery {
+                subject: filter.user,
+                event: filter.event.as_deref(),
+                since_ms: filter.since_ms,
+                until_ms: filter.until_ms,
+                before,
+            };
+            s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
         })
         .await
     }

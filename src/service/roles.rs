@@ -50,12 +50,18 @@ fn is_active_admin(u: &User) -> bool {
     u.status == UserStatus::Active && u.roles.iter().any(|r| r == ADMIN)
 }
 
+/// Every user who holds `role`, through the index.
+fn holders_of(tx: &Tx<'_>, role: &str) -> Result<Vec<User>> {
+    Ok(tx.users_page(&crate::store::UserQuery { role: Some(role), ..Default::default() }, usize::MAX)?)
+}
+
 /// Refuses a change that would leave no active admin. `after` is `None` for a deletion.
 pub(super) fn guard_last_admin(tx: &Tx<'_>, before: &User, after: Option<&User>) -> Result<()> {
     if !is_active_admin(before) || after.is_some_and(is_active_admin) {
         return Ok(());
     }
-    let others = tx.users()?.iter().filter(|u| u.id != before.id && is_active_admin(u)).count();
+    let admins = crate::store::UserQuery { role: Some(ADMIN), status: Some(UserStatus::Active), ..Default::default() };
+    let others = tx.users_page(&admins, 2)?.iter().filter(|u| u.id != before.id).count();
     if others == 0 { Err(Error::LastAdmin) } else { Ok(()) }
 }
 
@@ -157,7 +163,7 @@ impl AuthService {
                     // Tokens of every holder carry what the role granted when they were minted.
                     let mut revs = Vec::new();
                     if role.permissions != before {
-                        for mut u in tx.users()?.into_iter().filter(|u| u.roles.contains(&role.name)) {
+                        for mut u in holders_of(tx, &role.name)? {
                             revs.push(bump_authz(tx, u.id, &mut u.authz_gen, &cut)?);
                             tx.update_user(&u)?;
                         }
@@ -217,7 +223,7 @@ impl AuthService {
                         return Err(Error::BuiltinRole(format!("`{}` is built in and cannot be deleted", role.name)));
                     }
                     authority.may_grant(&role.permissions)?;
-                    let holders: Vec<User> = tx.users()?.into_iter().filter(|u| u.roles.contains(&role.name)).collect();
+                    let holders = holders_of(tx, &role.name)?;
                     if !holders.is_empty() && !force {
                         return Err(Error::RoleInUse(role.name.clone(), holders.len()));
                     }

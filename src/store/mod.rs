@@ -14,9 +14,9 @@ use crate::config::{StorageBackend, StorageConfig};
 
 pub use copy::{Tally, copy_all};
 pub use ports::{
-    AuditReads, AuditWrites, Backend, Change, ChangeFeed, ClientReads, ClientWrites, KeyReads, KeyWrites, LoginName, R,
-    ReadTx, RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites, Transaction,
-    UserReads, UserWrites, WebhookReads, WebhookWrites, WriteTx, login_names,
+    AuditQuery, AuditReads, AuditWrites, Backend, Change, ChangeFeed, ClientReads, ClientWrites, KeyReads, KeyWrites,
+    LoginName, R, ReadTx, RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites,
+    Transaction, UserQuery, UserReads, UserWrites, WebhookReads, WebhookWrites, WriteTx, login_names,
 };
 
 #[derive(Debug, thiserror::Error)]

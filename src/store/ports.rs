@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::model::{
     AuditEvent, Identity, OneTimeSecret, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord,
-    StoredWebhook, UnixTime, User, WebhookDelivery,
+    StoredWebhook, UnixTime, User, UserStatus, WebhookDelivery,
 };
 
 pub type R<T> = Result<T, StoreError>;
@@ -54,11 +54,47 @@ pub fn login_names(u: &User) -> Vec<LoginName<'_>> {
     names
 }
 
+/// Which users to list: those after `after`, oldest first (ids are UUIDv7), that have the
+/// status, hold the role, and have a login name starting with `prefix`, each when given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserQuery<'a> {
+    pub after: Option<Uuid>,
+    pub status: Option<UserStatus>,
+    pub role: Option<&'a str>,
+    pub prefix: Option<&'a str>,
+}
+
+impl UserQuery<'_> {
+    pub fn matches(&self, u: &User) -> bool {
+        self.after.is_none_or(|a| u.id > a)
+            && self.status.is_none_or(|s| u.status == s)
+            && self.role.is_none_or(|r| u.roles.iter().any(|x| x == r))
+            && self.prefix.is_none_or(|p| {
+                [&u.email, &u.phone, &u.username].iter().any(|f| f.as_deref().is_some_and(|v| v.starts_with(p)))
+            })
+    }
+}
+
+/// The keys a user is listed under besides its id: `s:<status>`, and `r:<role>` per role.
+pub fn user_facets(u: &User) -> Vec<String> {
+    let mut keys = vec![format!("s:{}", u.status.as_str())];
+    keys.extend(u.roles.iter().map(|r| format!("r:{r}")));
+    keys
+}
+
+/// The index-key prefixes of login names that start with `prefix`, one per kind of name.
+pub fn login_prefixes(prefix: &str) -> [String; 3] {
+    [LoginName::Email(prefix).key(), LoginName::Phone(prefix).key(), LoginName::Username(prefix).key()]
+}
+
 pub trait UserReads {
     fn user(&self, id: Uuid) -> R<Option<User>>;
     fn user_by_login(&self, name: LoginName<'_>) -> R<Option<User>>;
     /// All users, oldest first (ids are UUIDv7).
     fn users(&self) -> R<Vec<User>>;
+    /// At most `limit` users that `q` matches, oldest first, found through indexes (by status,
+    /// role or login-name prefix), never by reading every user.
+    fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>>;
 }
 
 pub trait UserWrites {
@@ -133,16 +169,42 @@ pub trait ClientWrites {
     fn delete_client(&mut self, id: Uuid) -> R<bool>;
 }
 
+/// Which audit events to read, newest first: about `subject`, named `event` or `event.*`, in
+/// `[since_ms, until_ms)`, older than the event `before`, each when given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditQuery<'a> {
+    pub subject: Option<Uuid>,
+    pub event: Option<&'a str>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    pub before: Option<Uuid>,
+}
+
+impl AuditQuery<'_> {
+    /// The ids events in range can have, `[low, high)`. Ids are UUIDv7, so time-ordered, and
+    /// made within moments of `time_ms`; the bounds are a second wider than asked each side,
+    /// and the caller's filter decides at the edges.
+    pub fn id_range(&self) -> (Uuid, Uuid) {
+        let at = |ms: u64| Uuid::from_u128(u128::from(ms.min((1 << 48) - 1)) << 80);
+        let low = self.since_ms.map_or(Uuid::nil(), |s| at(s.saturating_sub(1_000)));
+        let mut high = self.until_ms.map_or(Uuid::max(), |u| at(u.saturating_add(1_000)));
+        if let Some(b) = self.before {
+            high = high.min(b);
+        }
+        (low, high)
+    }
+}
+
+/// Every dotted prefix of an event name, the name itself last: `user`, `user.created`. An event
+/// is indexed under each, so that a filter on a family is one range.
+pub fn event_families(event: &str) -> impl Iterator<Item = &str> {
+    event.match_indices('.').map(|(i, _)| &event[..i]).chain(std::iter::once(event))
+}
+
 pub trait AuditReads {
-    /// Events newest first, strictly older than `before` when given, about `subject` when given
-    /// (through an index, never a scan of the log), that pass `keep`, at most `limit`.
-    fn audit_events(
-        &self,
-        subject: Option<Uuid>,
-        before: Option<Uuid>,
-        limit: usize,
-        keep: &dyn Fn(&AuditEvent) -> bool,
-    ) -> R<Vec<AuditEvent>>;
+    /// Events newest first that `q` selects (through an index by subject, by event or by time,
+    /// never a scan of the log) and that pass `keep`, at most `limit`.
+    fn audit_events(&self, q: &AuditQuery<'_>, limit: usize, keep: &dyn Fn(&AuditEvent) -> bool) -> R<Vec<AuditEvent>>;
 }
 
 pub trait AuditWrites {

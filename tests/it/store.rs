@@ -5,7 +5,7 @@ use authd::{
     config::StorageConfig,
     error::Error,
     model::{AuditEvent, OneTimeSecret, RefreshRecord, Revocation, Session, User, WebhookDelivery},
-    store::{LoginName, Store, StoreError},
+    store::{AuditQuery, LoginName, Store, StoreError, UserQuery},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -31,6 +31,23 @@ fn event(n: u64, subject: Uuid) -> AuditEvent {
     serde_json::from_value(json!({
         "id": Uuid::now_v7(), "time_ms": 1_000 + n, "event": "user.logged_in", "outcome": "success",
         "actor": "test", "subject": subject, "details": {"n": n}
+    }))
+    .unwrap()
+}
+
+fn about(subject: Uuid) -> AuditQuery<'static> {
+    AuditQuery { subject: Some(subject), ..Default::default() }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// An event named `name`, made now, as services make them.
+fn named(name: &str) -> AuditEvent {
+    serde_json::from_value(json!({
+        "id": Uuid::now_v7(), "time_ms": now_ms(), "event": name, "outcome": "success", "actor": "test",
+        "details": {}
     }))
     .unwrap()
 }
@@ -134,24 +151,85 @@ fn run_script(store: &Store) {
         })
         .unwrap();
     let mine = |e: &AuditEvent| e.subject == Some(alice.id);
-    let page = store.read(|tx| tx.audit_events(None, None, 5, &mine)).unwrap();
+    let page = store.read(|tx| tx.audit_events(&AuditQuery::default(), 5, &mine)).unwrap();
     let ns: Vec<u64> = page.iter().map(|e| e.details["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![1_197, 1_194, 1_191, 1_188, 1_185]);
     let cursor = page.last().map(|e| e.id);
-    let all_mine = store.read(|tx| tx.audit_events(None, cursor, 1_000, &mine)).unwrap();
+    let all_mine =
+        store.read(|tx| tx.audit_events(&AuditQuery { before: cursor, ..Default::default() }, 1_000, &mine)).unwrap();
     assert_eq!(all_mine.len(), 400 - 5);
     // The same through the subject index: the same events, the same pages.
-    let indexed = store.read(|tx| tx.audit_events(Some(alice.id), None, 5, &|_| true)).unwrap();
+    let indexed = store.read(|tx| tx.audit_events(&about(alice.id), 5, &|_| true)).unwrap();
     assert_eq!(indexed.iter().map(|e| e.id).collect::<Vec<_>>(), page.iter().map(|e| e.id).collect::<Vec<_>>());
-    let rest = store.read(|tx| tx.audit_events(Some(alice.id), cursor, 1_000, &|_| true)).unwrap();
+    let rest =
+        store.read(|tx| tx.audit_events(&AuditQuery { before: cursor, ..about(alice.id) }, 1_000, &|_| true)).unwrap();
     assert_eq!(rest.len(), 400 - 5);
-    let nobody = store.read(|tx| tx.audit_events(Some(Uuid::now_v7()), None, 10, &|_| true)).unwrap();
+    let nobody = store.read(|tx| tx.audit_events(&about(Uuid::now_v7()), 10, &|_| true)).unwrap();
     assert!(nobody.is_empty());
     assert_eq!(store.write(|tx| tx.prune_audit(1_000 + 600)).unwrap(), 600);
     // Pruned events leave the index too.
-    let left = store.read(|tx| tx.audit_events(Some(alice.id), None, 1_000, &|_| true)).unwrap();
+    let left = store.read(|tx| tx.audit_events(&about(alice.id), 1_000, &|_| true)).unwrap();
     assert_eq!(left.len(), 200);
     assert!(left.iter().all(|e| e.details["n"].as_u64().unwrap() >= 600));
+
+    // By name, or by family (`role` finds `role.created`, never `roles.x` nor `rol`), and by time.
+    let t0 = now_ms();
+    let early = named("role.created");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let t1 = now_ms();
+    let later = [named("role.deleted"), named("roles.other"), named("user.created")];
+    store
+        .write(|tx| {
+            tx.insert_audit(&early)?;
+            later.iter().try_for_each(|e| tx.insert_audit(e))
+        })
+        .unwrap();
+    let names = |q: AuditQuery<'_>| -> Vec<String> {
+        let keep =
+            |e: &AuditEvent| q.since_ms.is_none_or(|s| e.time_ms >= s) && q.until_ms.is_none_or(|u| e.time_ms < u);
+        store.read(|tx| tx.audit_events(&q, 100, &keep)).unwrap().into_iter().map(|e| e.event).collect()
+    };
+    assert_eq!(names(AuditQuery { event: Some("role"), ..Default::default() }), ["role.deleted", "role.created"]);
+    assert_eq!(names(AuditQuery { event: Some("role.created"), ..Default::default() }), ["role.created"]);
+    assert!(names(AuditQuery { event: Some("rol"), ..Default::default() }).is_empty());
+    assert_eq!(
+        names(AuditQuery { since_ms: Some(t1), ..Default::default() }),
+        ["user.created", "roles.other", "role.deleted"]
+    );
+    assert_eq!(names(AuditQuery { since_ms: Some(t0), until_ms: Some(t1), ..Default::default() }), ["role.created"]);
+    assert_eq!(names(AuditQuery { event: Some("role"), since_ms: Some(t1), ..Default::default() }), ["role.deleted"]);
+
+    // Users by status, by role and by login-name prefix, oldest first, paged by id.
+    let mut carol = user("carol@example.com", Some("carla"));
+    carol.roles = vec!["user".into(), "billing".into()];
+    let mut dave = user("dave@example.com", Some("cardiff"));
+    dave.status = authd::model::UserStatus::Disabled;
+    store.write(|tx| tx.insert_user(&carol)).unwrap();
+    store.write(|tx| tx.insert_user(&dave)).unwrap();
+    let ids = |q: UserQuery<'_>, limit: usize| -> Vec<Uuid> {
+        store.read(|tx| tx.users_page(&q, limit)).unwrap().into_iter().map(|u| u.id).collect()
+    };
+    assert_eq!(ids(UserQuery::default(), 100), [alice.id, copycat.id, carol.id, dave.id]);
+    assert_eq!(ids(UserQuery { after: Some(copycat.id), ..Default::default() }, 1), [carol.id]);
+    let disabled = Some(authd::model::UserStatus::Disabled);
+    assert_eq!(ids(UserQuery { status: disabled, ..Default::default() }, 100), [dave.id]);
+    assert_eq!(ids(UserQuery { role: Some("billing"), ..Default::default() }, 100), [carol.id]);
+    // "car" starts carol's email and username, and dave's username: each user once.
+    assert_eq!(ids(UserQuery { prefix: Some("car"), ..Default::default() }, 100), [carol.id, dave.id]);
+    assert_eq!(ids(UserQuery { prefix: Some("car"), after: Some(carol.id), ..Default::default() }, 100), [dave.id]);
+    assert_eq!(ids(UserQuery { prefix: Some("car"), status: disabled, ..Default::default() }, 100), [dave.id]);
+    assert!(ids(UserQuery { prefix: Some("car%"), ..Default::default() }, 100).is_empty());
+    // A change moves a user between lists; a deleted one leaves them.
+    let mut back = dave.clone();
+    back.status = authd::model::UserStatus::Active;
+    back.roles.push("billing".into());
+    store.write(|tx| tx.update_user(&back)).unwrap();
+    assert!(ids(UserQuery { status: disabled, ..Default::default() }, 100).is_empty());
+    assert_eq!(ids(UserQuery { role: Some("billing"), ..Default::default() }, 100), [carol.id, dave.id]);
+    store.write(|tx| tx.delete_user(carol.id)).unwrap();
+    assert_eq!(ids(UserQuery { role: Some("billing"), ..Default::default() }, 100), [dave.id]);
+    assert_eq!(ids(UserQuery { prefix: Some("car"), ..Default::default() }, 100), [dave.id]);
+    store.write(|tx| tx.delete_user(dave.id)).unwrap();
 
     // Webhook outbox: due until delivered, then pruned.
     let mut d: WebhookDelivery = serde_json::from_value(json!({
@@ -222,7 +300,7 @@ async fn script_again(cfg: StorageConfig) {
 }
 
 #[tokio::test]
-async fn a_version_one_redb_file_gets_its_audit_subject_index_at_open() {
+async fn an_older_redb_file_gets_its_indexes_built_at_open() {
     let dir = private_dir();
     let path = dir.path().join("authd.redb");
     let subject = Uuid::now_v7();
@@ -233,7 +311,7 @@ async fn a_version_one_redb_file_gets_its_audit_subject_index_at_open() {
                 for n in 0..10 {
                     tx.insert_audit(&event(n, subject))?;
                 }
-                Ok::<_, StoreError>(())
+                tx.insert_user(&user("old@example.com", Some("oldtimer")))
             })
             .unwrap();
     }
@@ -247,6 +325,10 @@ async fn a_version_one_redb_file_gets_its_audit_subject_index_at_open() {
             meta.insert("schema_version", 1).unwrap();
             let mut index = tx.open_table(redb::TableDefinition::<(Uuid, Uuid), ()>::new("audit_by_subject")).unwrap();
             index.retain(|_, _| false).unwrap();
+            let mut by_event = tx.open_table(redb::TableDefinition::<(&str, Uuid), ()>::new("audit_by_event")).unwrap();
+            by_event.retain(|_, _| false).unwrap();
+            let mut facets = tx.open_table(redb::TableDefinition::<(&str, Uuid), ()>::new("user_facets")).unwrap();
+            facets.retain(|_, _| false).unwrap();
         }
         tx.commit().unwrap();
         let r = db.begin_read().unwrap();
@@ -258,6 +340,10 @@ async fn a_version_one_redb_file_gets_its_audit_subject_index_at_open() {
         );
     }
     let store = Store::open_redb(&path).unwrap();
-    let found = store.read(|tx| tx.audit_events(Some(subject), None, 100, &|_| true)).unwrap();
+    let found = store.read(|tx| tx.audit_events(&about(subject), 100, &|_| true)).unwrap();
     assert_eq!(found.len(), 10);
+    let by_event = AuditQuery { event: Some("user"), ..Default::default() };
+    assert_eq!(store.read(|tx| tx.audit_events(&by_event, 100, &|_| true)).unwrap().len(), 10);
+    let users = store.read(|tx| tx.users_page(&UserQuery { role: Some("user"), ..Default::default() }, 10)).unwrap();
+    assert_eq!(users.len(), 1);
 }

@@ -51,27 +51,29 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless=new".to_owned(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-dev-shm-usage".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
-        }}});
-        // A loaded machine may be slow to bring Chromium up: a few tries.
+        // A loaded machine may be slow to bring Chromium up: a few tries, each with a fresh
+        // profile (one a crashed start left behind stays locked).
         let mut last = Value::Null;
         let mut id = None;
-        for _ in 0..3 {
+        let mut profile = tempfile::tempdir().unwrap();
+        for attempt in 1..=5 {
+            profile = tempfile::tempdir().unwrap();
+            let args = [
+                "--headless=new".to_owned(),
+                "--no-sandbox".into(),
+                "--disable-gpu".into(),
+                "--disable-dev-shm-usage".into(),
+                "--disable-background-networking".into(),
+                "--disable-component-update".into(),
+                "--disable-sync".into(),
+                "--disable-quic".into(),
+                "--no-first-run".into(),
+                format!("--user-data-dir={}", profile.path().display()),
+            ];
+            let caps = json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+            }}});
             let r = http.post(format!("{driver_url}/session")).json(&caps).send().await;
             last = match r {
                 Ok(r) => r.json().await.unwrap_or_default(),
@@ -81,7 +83,7 @@ impl Browser {
                 id = Some(s.to_owned());
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(attempt)).await;
         }
         let id = id.unwrap_or_else(|| panic!("no browser session: {last}"));
         Some(Self { _driver: driver, _profile: profile, http, base: format!("{driver_url}/session/{id}") })

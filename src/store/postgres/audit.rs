@@ -1,11 +1,9 @@
 //! The audit log, keyed by UUIDv7 so that key order is time order.
 
-use uuid::Uuid;
-
 use super::{Write, big, count, for_both, to_doc};
 use crate::{
     model::AuditEvent,
-    store::ports::{AuditReads, AuditWrites, R},
+    store::ports::{AuditQuery, AuditReads, AuditWrites, R, event_families},
 };
 
 /// Rows fetched at a time while a filter is applied.
@@ -15,27 +13,31 @@ for_both! {
     impl AuditReads {
         fn audit_events(
             &self,
-            subject: Option<Uuid>,
-            before: Option<Uuid>,
+            q: &AuditQuery<'_>,
             limit: usize,
             keep: &dyn Fn(&AuditEvent) -> bool,
         ) -> R<Vec<AuditEvent>> {
             let mut out = Vec::new();
-            let mut cursor = before;
+            let (low, mut high) = q.id_range();
             while out.len() < limit {
-                let page: Vec<AuditEvent> = match subject {
-                    Some(s) => self.c.docs(
-                        "SELECT data FROM audit WHERE subject = $3 AND ($1::uuid IS NULL OR id < $1) \
-                         ORDER BY id DESC LIMIT $2",
-                        &[&cursor, &PAGE, &s],
+                let page: Vec<AuditEvent> = match (q.subject, q.event) {
+                    (Some(s), _) => self.c.docs(
+                        "SELECT data FROM audit WHERE subject = $4 AND id >= $1 AND id < $2 \
+                         ORDER BY id DESC LIMIT $3",
+                        &[&low, &high, &PAGE, &s],
                     )?,
-                    None => self.c.docs(
-                        "SELECT data FROM audit WHERE ($1::uuid IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
-                        &[&cursor, &PAGE],
+                    (None, Some(e)) => self.c.docs(
+                        "SELECT a.data FROM audit_families f JOIN audit a ON a.id = f.id \
+                         WHERE f.family = $4 AND f.id >= $1 AND f.id < $2 ORDER BY f.id DESC LIMIT $3",
+                        &[&low, &high, &PAGE, &e],
+                    )?,
+                    (None, None) => self.c.docs(
+                        "SELECT data FROM audit WHERE id >= $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                        &[&low, &high, &PAGE],
                     )?,
                 };
                 let Some(last) = page.last() else { break };
-                cursor = Some(last.id);
+                high = last.id;
                 let full = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
                 out.extend(page.into_iter().filter(|e| keep(e)));
                 if full {
@@ -54,6 +56,12 @@ impl AuditWrites for Write {
             "INSERT INTO audit (id, time_ms, subject, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
             &[&e.id, &big(e.time_ms), &e.subject, &to_doc(e)?],
         )?;
+        for family in event_families(&e.event) {
+            self.c.execute(
+                "INSERT INTO audit_families (family, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&family, &e.id],
+            )?;
+        }
         Ok(())
     }
 

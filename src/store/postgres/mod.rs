@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_one_time.sql")),
     (4, include_str!("migrations/0004_identities.sql")),
     (5, include_str!("migrations/0005_audit_subject.sql")),
+    (6, include_str!("migrations/0006_listing_indexes.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

@@ -7,7 +7,10 @@ use crate::{
     model::User,
     store::{
         StoreError,
-        ports::{Change, LoginName, R, SessionReads as _, SessionWrites as _, UserReads, UserWrites, login_names},
+        ports::{
+            Change, LoginName, R, SessionReads as _, SessionWrites as _, UserQuery, UserReads, UserWrites, login_names,
+            login_prefixes,
+        },
     },
 };
 
@@ -27,6 +30,40 @@ for_both! {
 
         fn users(&self) -> R<Vec<User>> {
             self.c.docs("SELECT data FROM users ORDER BY id", &[])
+        }
+
+        fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>> {
+            let after = q.after.unwrap_or(Uuid::nil());
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let status = q.status.map(|s| s.as_str());
+            // Byte order ("C"), so that a prefix is one range of the index.
+            let ranges: Vec<(String, String)> = q
+                .prefix
+                .map(|p| login_prefixes(p).into_iter().map(|low| (format!("{low}\u{10FFFF}"), low)).collect())
+                .unwrap_or_default();
+            let mut sql = String::from("SELECT data FROM users WHERE id > $1");
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&after];
+            if let Some(s) = &status {
+                params.push(s);
+                sql.push_str(&format!(" AND data->>'status' = ${}", params.len()));
+            }
+            if let Some(r) = &q.role {
+                params.push(r);
+                sql.push_str(&format!(" AND data->'roles' ? ${}", params.len()));
+            }
+            if !ranges.is_empty() {
+                let mut any = Vec::new();
+                for (high, low) in &ranges {
+                    params.push(low);
+                    params.push(high);
+                    let n = params.len();
+                    any.push(format!("(key COLLATE \"C\") >= ${} AND (key COLLATE \"C\") < ${n}", n - 1));
+                }
+                sql.push_str(&format!(" AND id IN (SELECT user_id FROM user_logins WHERE {})", any.join(" OR ")));
+            }
+            params.push(&limit);
+            sql.push_str(&format!(" ORDER BY id LIMIT ${}", params.len()));
+            self.c.docs(&sql, &params)
         }
     }
 }

@@ -11,15 +11,14 @@ use super::{
 };
 use crate::{
     model::AuditEvent,
-    store::ports::{AuditReads, AuditWrites, R},
+    store::ports::{AuditQuery, AuditReads, AuditWrites, R, event_families},
 };
 
 for_both! {
     impl AuditReads {
         fn audit_events(
             &self,
-            subject: Option<Uuid>,
-            before: Option<Uuid>,
+            q: &AuditQuery<'_>,
             limit: usize,
             keep: &dyn Fn(&AuditEvent) -> bool,
         ) -> R<Vec<AuditEvent>> {
@@ -28,35 +27,39 @@ for_both! {
             if limit == 0 {
                 return Ok(out);
             }
-            if let Some(subject) = subject {
-                let index = self.tx.open_table(AUDIT_BY_SUBJECT)?;
-                let end = before.unwrap_or(Uuid::max());
-                for row in index.range((subject, Uuid::nil())..(subject, end))?.rev() {
-                    let (k, _) = row?;
-                    let (_, id) = k.value();
-                    if let Some(g) = table.get(id)? {
-                        let e: AuditEvent = decode(g.value())?;
-                        if keep(&e) {
-                            out.push(e);
-                            if out.len() >= limit {
-                                break;
-                            }
-                        }
+            let (low, high) = q.id_range();
+            let mut take = |id: Uuid| -> R<bool> {
+                if let Some(g) = table.get(id)? {
+                    let e: AuditEvent = decode(g.value())?;
+                    if keep(&e) {
+                        out.push(e);
                     }
                 }
-                return Ok(out);
-            }
-            let rows = match before {
-                Some(b) => table.range(..b)?,
-                None => table.range::<Uuid>(..)?,
+                Ok(out.len() < limit)
             };
-            for row in rows.rev() {
-                let (_, v) = row?;
-                let e: AuditEvent = decode(v.value())?;
-                if keep(&e) {
-                    out.push(e);
-                    if out.len() >= limit {
+            if let Some(subject) = q.subject {
+                let index = self.tx.open_table(AUDIT_BY_SUBJECT)?;
+                for row in index.range((subject, low)..(subject, high))?.rev() {
+                    if !take(row?.0.value().1)? {
                         break;
+                    }
+                }
+            } else if let Some(event) = q.event {
+                let index = self.tx.open_table(AUDIT_BY_EVENT)?;
+                for row in index.range((event, low)..(event, high))?.rev() {
+                    if !take(row?.0.value().1)? {
+                        break;
+                    }
+                }
+            } else {
+                for row in table.range(low..high)?.rev() {
+                    let (_, v) = row?;
+                    let e: AuditEvent = decode(v.value())?;
+                    if keep(&e) {
+                        out.push(e);
+                        if out.len() >= limit {
+                            break;
+                        }
                     }
                 }
             }
@@ -71,6 +74,10 @@ impl AuditWrites for Write {
         if let Some(subject) = e.subject {
             self.tx.open_table(AUDIT_BY_SUBJECT)?.insert((subject, e.id), ())?;
         }
+        let mut by_event = self.tx.open_table(AUDIT_BY_EVENT)?;
+        for family in event_families(&e.event) {
+            by_event.insert((family, e.id), ())?;
+        }
         Ok(())
     }
 
@@ -83,21 +90,40 @@ impl AuditWrites for Write {
                 let (k, v) = row?;
                 match decode::<AuditEvent>(v.value()) {
                     Ok(e) if e.time_ms >= before_ms => break,
-                    Ok(e) => gone.push((k.value(), e.subject)),
-                    Err(_) => gone.push((k.value(), None)),
+                    Ok(e) => gone.push((k.value(), e.subject, e.event)),
+                    Err(_) => gone.push((k.value(), None, String::new())),
                 }
             }
         }
         let mut t = self.tx.open_table(AUDIT)?;
         let mut index = self.tx.open_table(AUDIT_BY_SUBJECT)?;
-        for (id, subject) in &gone {
+        let mut by_event = self.tx.open_table(AUDIT_BY_EVENT)?;
+        for (id, subject, event) in &gone {
             t.remove(*id)?;
             if let Some(s) = subject {
                 index.remove((*s, *id))?;
             }
+            for family in event_families(event) {
+                by_event.remove((family, *id))?;
+            }
         }
         Ok(gone.len())
     }
+}
+
+/// Indexes every stored event by its name and families (a file written before that index).
+pub(super) fn build_event_index(tx: &redb::WriteTransaction) -> R<()> {
+    let events = tx.open_table(AUDIT)?;
+    let mut index = tx.open_table(AUDIT_BY_EVENT)?;
+    for row in events.iter()? {
+        let (k, v) = row?;
+        if let Ok(e) = decode::<AuditEvent>(v.value()) {
+            for family in event_families(&e.event) {
+                index.insert((family, k.value()), ())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Indexes every stored event by its subject (a file written before the index existed).

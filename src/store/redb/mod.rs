@@ -67,8 +67,12 @@ impl RedbBackend {
             let version = meta.get("schema_version")?.map(|g| g.value());
             match version {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew(v)),
-                Some(v) if v < 2 => {
-                    audit::build_subject_index(&tx)?;
+                Some(v) if v < SCHEMA_VERSION => {
+                    if v < 2 {
+                        audit::build_subject_index(&tx)?;
+                    }
+                    audit::build_event_index(&tx)?;
+                    users::build_facets(&tx)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
                 Some(_) => {}
@@ -78,6 +82,7 @@ impl RedbBackend {
             }
             tx.open_table(USERS)?;
             tx.open_table(USER_INDEX)?;
+            tx.open_table(USER_FACETS)?;
             tx.open_table(SESSIONS)?;
             tx.open_multimap_table(USER_SESSIONS)?;
             tx.open_table(REFRESH_TOKENS)?;
@@ -86,6 +91,7 @@ impl RedbBackend {
             tx.open_table(ROLES)?;
             tx.open_table(AUDIT)?;
             tx.open_table(AUDIT_BY_SUBJECT)?;
+            tx.open_table(AUDIT_BY_EVENT)?;
             tx.open_table(WEBHOOK_OUTBOX)?;
             tx.open_table(WEBHOOK_PENDING)?;
             tx.open_table(CLIENTS)?;

@@ -9,6 +9,8 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const USERS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("users");
 /// `e:<email>` / `p:<e164>` / `u:<username>` → user id (uniqueness of every login name)
 pub const USER_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("user_index");
+/// (`s:<status>` or `r:<role>`, user id): users by status and by role, oldest first
+pub const USER_FACETS: TableDefinition<(&str, Uuid), ()> = TableDefinition::new("user_facets");
 /// session id → Session
 pub const SESSIONS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("sessions");
 /// user id → session ids
@@ -23,6 +25,8 @@ pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sig
 pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 /// (subject, event id) of every audit event about a subject: a user's events without a scan
 pub const AUDIT_BY_SUBJECT: TableDefinition<(Uuid, Uuid), ()> = TableDefinition::new("audit_by_subject");
+/// (event name or a dotted prefix of it, event id): events by name or family without a scan
+pub const AUDIT_BY_EVENT: TableDefinition<(&str, Uuid), ()> = TableDefinition::new("audit_by_event");
 /// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
 /// pending delivery id → when to try next (ms): what the delivery worker scans, so it never
@@ -50,4 +54,5 @@ pub const IDENTITY_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("id
 pub const USER_IDENTITIES: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_identities");
 
 /// 2: the audit log has a subject index (built from the log when a version-1 file opens).
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: users by status and role, audit events by name (built when an older file opens).
+pub const SCHEMA_VERSION: u64 = 3;

@@ -9,8 +9,8 @@ use crate::{
     store::{
         StoreError,
         ports::{
-            IdentityReads as _, IdentityWrites as _, LoginName, R, SessionReads as _, SessionWrites as _, UserReads,
-            UserWrites, login_names,
+            IdentityReads as _, IdentityWrites as _, LoginName, R, SessionReads as _, SessionWrites as _, UserQuery,
+            UserReads, UserWrites, login_names, login_prefixes, user_facets,
         },
     },
 };
@@ -32,7 +32,84 @@ for_both! {
         fn users(&self) -> R<Vec<User>> {
             super::all(&self.tx.open_table(USERS)?)
         }
+
+        fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>> {
+            let users = self.tx.open_table(USERS)?;
+            let after = q.after.unwrap_or(Uuid::nil());
+            let mut out = Vec::new();
+            let mut take = |id: Uuid| -> R<bool> {
+                if let Some(u) = get::<Uuid, User>(&users, id)?
+                    && q.matches(&u)
+                {
+                    out.push(u);
+                }
+                Ok(out.len() < limit)
+            };
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            if let Some(prefix) = q.prefix {
+                // Every name with the prefix, in id order: as many as match, never every user.
+                let index = self.tx.open_table(USER_INDEX)?;
+                let mut ids = std::collections::BTreeSet::new();
+                for start in login_prefixes(prefix) {
+                    for row in index.range(start.as_str()..)? {
+                        let (k, v) = row?;
+                        if !k.value().starts_with(start.as_str()) {
+                            break;
+                        }
+                        if v.value() > after {
+                            ids.insert(v.value());
+                        }
+                    }
+                }
+                for id in ids {
+                    if !take(id)? {
+                        break;
+                    }
+                }
+            } else if let Some(facet) = q.role.map(|r| format!("r:{r}")).or(q.status.map(|s| format!("s:{}", s.as_str()))) {
+                let index = self.tx.open_table(USER_FACETS)?;
+                for row in index.range((facet.as_str(), after)..=(facet.as_str(), Uuid::max()))? {
+                    let (k, _) = row?;
+                    let (_, id) = k.value();
+                    if id != after && !take(id)? {
+                        break;
+                    }
+                }
+            } else {
+                for row in users.range(after..)? {
+                    let (k, _) = row?;
+                    if k.value() != after && !take(k.value())? {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        }
     }
+}
+
+/// Lists a user under its facets (status, roles), or (`add` false) takes it off them.
+fn set_facets(tx: &redb::WriteTransaction, user: &User, add: bool) -> R<()> {
+    let mut facets = tx.open_table(USER_FACETS)?;
+    for f in user_facets(user) {
+        if add {
+            facets.insert((f.as_str(), user.id), ())?;
+        } else {
+            facets.remove((f.as_str(), user.id))?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists every stored user under its facets (a file written before they existed).
+pub(super) fn build_facets(tx: &redb::WriteTransaction) -> R<()> {
+    let users: Vec<User> = super::all(&tx.open_table(USERS)?)?;
+    for u in &users {
+        set_facets(tx, u, true)?;
+    }
+    Ok(())
 }
 
 impl UserWrites for Write {
@@ -48,7 +125,7 @@ impl UserWrites for Write {
             }
         }
         self.tx.open_table(USERS)?.insert(user.id, encode(user)?.as_slice())?;
-        Ok(())
+        set_facets(&self.tx, user, true)
     }
 
     fn update_user(&mut self, user: &User) -> R<()> {
@@ -68,8 +145,11 @@ impl UserWrites for Write {
                 index.insert(key.as_str(), user.id)?;
             }
         }
+        if let Some(old) = &old {
+            set_facets(&self.tx, old, false)?;
+        }
         self.tx.open_table(USERS)?.insert(user.id, encode(user)?.as_slice())?;
-        Ok(())
+        set_facets(&self.tx, user, true)
     }
 
     fn delete_user(&mut self, id: Uuid) -> R<Vec<Uuid>> {
@@ -89,6 +169,7 @@ impl UserWrites for Write {
         for identity in self.identities_of(id)? {
             self.delete_identity(identity.id)?;
         }
+        set_facets(&self.tx, &user, false)?;
         self.tx.open_table(USERS)?.remove(id)?;
         Ok(sids)
     }
