@@ -99,7 +99,24 @@ async fn load(base: String, client: usize, round: usize, ack: Arc<Mutex<Acknowle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_under_write_load_lose_nothing_acknowledged() {
     let dir = crate::helpers::private_dir();
-    let d = dir.path();
+    twenty_sigkills(dir.path()).await;
+}
+
+#[tokio::test]
+async fn twenty_sigkills_on_postgres_lose_nothing_acknowledged() {
+    let Some(url) = crate::helpers::postgres_db().await else { return };
+    let dir = crate::helpers::private_dir();
+    // The server and the CLI both read config.toml from the directory they run in.
+    let config = format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
+        crate::helpers::TEST_DATA_KEY
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    twenty_sigkills(dir.path()).await;
+}
+
+/// Twenty rounds of load, each ended by SIGKILL, on the storage `d`'s config names; then checks.
+async fn twenty_sigkills(d: &std::path::Path) {
     crate::cli::ok(
         d,
         &["user", "add", "chief@example.com", "--role", "admin", "--password-stdin"],

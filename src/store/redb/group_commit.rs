@@ -75,7 +75,11 @@ impl GroupCommit {
     pub fn commit(&self, db: &Database, mut tx: WriteTransaction, mut slot: Slot) -> R<()> {
         let mut s = self.lock();
         if !s.syncing && s.writers == 1 {
+            // Alone: every commit counted so far finished before this one, and any writer that
+            // queues meanwhile commits after it and is counted later, with a higher number.
             s.syncing = true;
+            s.committed += 1;
+            let mine = s.committed;
             drop(s);
             let result = tx.commit();
             let mut s = self.lock();
@@ -83,10 +87,8 @@ impl GroupCommit {
             s.writers -= 1;
             slot.counted = false;
             if result.is_ok() {
-                s.committed += 1;
-                let batch = s.committed - s.durable;
-                s.durable = s.committed;
-                self.batch(batch);
+                self.batch(mine - s.durable);
+                s.durable = mine;
             }
             drop(s);
             self.synced.notify_all();
