@@ -2,7 +2,9 @@
 """Soak: mixed load against a real `authd serve` for a while, reporting RSS, p99 and errors over
 time. RSS must stay flat and errors must be zero; the exit status says whether they were.
 
-    python3 bench/soak.py [path/to/authd] [--minutes 10] [--clients 16] [--every 10]
+    python3 bench/soak.py [path/to/authd] [--minutes 10] [--clients 16] [--every 10] [--cooldown 60]
+
+After the load, it goes on reporting RSS for `--cooldown` seconds of idleness.
 
 Loopback only; the server gets a fresh data directory and rate limits off. Standard library only.
 """
@@ -97,6 +99,7 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--every", type=float, default=10, help="seconds between reports")
     ap.add_argument("--max-growth", type=float, default=1.5, help="largest allowed RSS ratio, last/first report")
+    ap.add_argument("--cooldown", type=float, default=60, help="seconds of RSS reports after the load stops")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp()
@@ -126,6 +129,14 @@ def main():
             p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0
             print(f"{time.monotonic() - start:8.0f} {rss[-1]:8.1f} {len(lat) / args.every:8.0f} {p(0.5):8.2f} "
                   f"{p(0.99):8.2f} {stats.errors:7d}", flush=True)
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+        # After the storm: how far RSS comes back down once the server is idle.
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < args.cooldown:
+            time.sleep(args.every)
+            print(f"{time.monotonic() - start:8.0f} {rss_kib(server.pid) / 1024:8.1f}    (idle)", flush=True)
     finally:
         stop.set()
         for t in threads:

@@ -80,9 +80,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     let cors = cors(&server.cors);
     contract::prepare();
     let api = api_service();
-    // Swagger UI shows the finished document, not poem-openapi's draft of it.
-    let docs_html = api.swagger_ui_html().replace(&api.spec(), contract::spec());
-    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
+    let docs = poem::endpoint::make_sync(|_| poem::web::Html(docs_page()));
     let spec = poem::endpoint::make_sync(|_| {
         poem::Response::builder().content_type("application/json; charset=utf-8").body(contract::spec())
     });
@@ -99,6 +97,17 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .around(problem::edge_middleware)
         .data(svc)
         .data(edge)
+}
+
+/// The Swagger UI page, made at its first request: it embeds the UI's script and the whole
+/// document (megabytes no idle server should hold). It shows the finished document, not
+/// poem-openapi's draft of it.
+fn docs_page() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| {
+        let api = api_service();
+        api.swagger_ui_html().replace(&api.spec(), contract::spec())
+    })
 }
 
 /// Counts every answer by route template and status, and times it. Only when metrics are on.
