@@ -377,6 +377,8 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// redb: the database file.
     pub path: PathBuf,
+    /// redb: memory for pages read from the file, in MiB.
+    pub cache_mb: usize,
     /// postgres: `postgres://user:password@host:port/database`.
     pub url: Option<Secret>,
     /// postgres: connections per node.
@@ -513,6 +515,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Redb,
             path: PathBuf::from("./data/authd.redb"),
+            cache_mb: 64,
             url: None,
             pool_size: 16,
             statement_timeout: HumanDuration::secs(5),
@@ -955,8 +958,9 @@ impl Config {
         let p = &self.passwords;
         let r = &self.rate_limit;
         let b = &self.brute_force;
-        let sizes: [(&str, u64, u64, u64); 12] = [
+        let sizes: [(&str, u64, u64, u64); 13] = [
             ("storage.pool_size", self.storage.pool_size as u64, 1, 1000),
+            ("storage.cache_mb", self.storage.cache_mb as u64, 1, 1 << 20),
             ("server.max_body_bytes", self.server.max_body_bytes as u64, 1024, 16 << 20),
             ("server.max_connections", self.server.max_connections as u64, 1, 1_000_000),
             ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64, 1, 1_000_000),

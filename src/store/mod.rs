@@ -52,7 +52,7 @@ impl Store {
     /// postgres: connects and migrates the schema. Call on a blocking thread.
     pub fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
         let backend: Arc<dyn Backend> = match cfg.backend {
-            StorageBackend::Redb => Arc::new(redb::RedbBackend::open(&cfg.path)?),
+            StorageBackend::Redb => Arc::new(redb::RedbBackend::open(&cfg.path, cfg.cache_mb << 20)?),
             StorageBackend::Postgres => Arc::new(postgres::PgBackend::open(&postgres::PgOptions {
                 url: cfg.url.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
                 pool_size: cfg.pool_size,
@@ -76,7 +76,7 @@ impl Store {
 
     /// Opens a redb file directly.
     pub fn open_redb(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { backend: Arc::new(redb::RedbBackend::open(path)?) })
+        Ok(Self { backend: Arc::new(redb::RedbBackend::open(path, StorageConfig::default().cache_mb << 20)?) })
     }
 
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {

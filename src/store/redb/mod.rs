@@ -51,9 +51,10 @@ pub struct RedbBackend {
 
 impl RedbBackend {
     /// Opens (or creates) the database file; it and its directory are private to this user.
-    pub fn open(path: &Path) -> R<Self> {
+    /// `cache_bytes` bounds the memory redb keeps for pages it read.
+    pub fn open(path: &Path, cache_bytes: usize) -> R<Self> {
         data_dir::prepare(path)?;
-        let db = Database::builder().create(path)?;
+        let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
         let backend = Self { db: Arc::new(db), group: GroupCommit::new() };
         backend.prepare()?;
         Ok(backend)
