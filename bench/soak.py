@@ -35,12 +35,15 @@ class Stats:
         self.latencies = []
         self.errors = 0
         self.requests = 0
+        self.kinds = {}
 
-    def record(self, seconds, ok):
+    def record(self, seconds, ok, what=""):
         with self.lock:
             self.latencies.append(seconds)
             self.requests += 1
             self.errors += 0 if ok else 1
+            if not ok:
+                self.kinds[what] = self.kinds.get(what, 0) + 1
 
     def take(self):
         with self.lock:
@@ -55,7 +58,14 @@ def call(conn, method, path, body=None, token=None):
     conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
     r = conn.getresponse()
     data = r.read()
-    return r.status, (json.loads(data) if data and r.getheader("content-type", "").startswith("application/json") else None)
+    kind = r.getheader("content-type", "")
+    parsed = json.loads(data) if data and (kind.startswith("application/json") or kind.startswith("application/problem+json")) else None
+    return r.status, parsed
+
+
+def what(method, path, status, body):
+    code = body.get("code", "") if isinstance(body, dict) else ""
+    return f"{method} {path} {status} {code}".strip()
 
 
 def client(n, port, stats, stop):
@@ -66,28 +76,28 @@ def client(n, port, stats, stop):
         email = f"soak{n}-{i}@example.com"
         try:
             t0 = time.monotonic()
-            status, _ = call(conn, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
-            stats.record(time.monotonic() - t0, status == 201)
+            status, body = call(conn, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+            stats.record(time.monotonic() - t0, status == 201, what("POST", "/v1/auth/register", status, body))
             t0 = time.monotonic()
             status, tokens = call(conn, "POST", "/v1/auth/login", {"login": email, "password": PASSWORD})
-            stats.record(time.monotonic() - t0, status == 200)
+            stats.record(time.monotonic() - t0, status == 200, what("POST", "/v1/auth/login", status, tokens))
             if status != 200:
                 continue
             access, refresh = tokens["access_token"], tokens["refresh_token"]
             for _ in range(random.randint(5, 20)):
                 t0 = time.monotonic()
-                status, _ = call(conn, "GET", "/v1/me", token=access)
-                stats.record(time.monotonic() - t0, status == 200)
+                status, body = call(conn, "GET", "/v1/me", token=access)
+                stats.record(time.monotonic() - t0, status == 200, what("GET", "/v1/me", status, body))
             t0 = time.monotonic()
             status, tokens = call(conn, "POST", "/v1/auth/refresh", {"refresh_token": refresh})
-            stats.record(time.monotonic() - t0, status == 200)
+            stats.record(time.monotonic() - t0, status == 200, what("POST", "/v1/auth/refresh", status, tokens))
             if status == 200:
                 access = tokens["access_token"]
             t0 = time.monotonic()
-            status, _ = call(conn, "POST", "/v1/auth/logout", {}, token=access)
-            stats.record(time.monotonic() - t0, status == 204)
-        except (OSError, http.client.HTTPException):
-            stats.record(0.0, False)
+            status, body = call(conn, "POST", "/v1/auth/logout", {}, token=access)
+            stats.record(time.monotonic() - t0, status == 204, what("POST", "/v1/auth/logout", status, body))
+        except (OSError, http.client.HTTPException) as e:
+            stats.record(0.0, False, type(e).__name__)
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
@@ -106,7 +116,10 @@ def main():
     os.chmod(work, 0o700)
     port = free_port()
     env = dict(os.environ, AUTHD_SERVER__BIND=f"127.0.0.1:{port}", AUTHD_STORAGE__PATH=f"{work}/authd.redb",
-               AUTHD_RATE_LIMIT__ENABLED="false", AUTHD_LOG__LEVEL="warn")
+               AUTHD_RATE_LIMIT__ENABLED="false", AUTHD_LOG__LEVEL="warn",
+               # Logins in flight count as failures until they succeed; all clients share one
+               # address, so keep them under the challenge threshold.
+               AUTHD_BRUTE_FORCE__CHALLENGE_AFTER="100")
     server = subprocess.Popen([args.binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -146,6 +159,8 @@ def main():
     growth = rss[-1] / rss[0] if rss and rss[0] else 1.0
     print(f"requests {stats.requests}, errors {stats.errors}, RSS first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB "
           f"(x{growth:.2f})")
+    for kind, n in sorted(stats.kinds.items()):
+        print(f"  error: {kind} × {n}")
     flat = growth <= args.max_growth
     if stats.errors or not flat:
         print("FAIL: " + ("errors " if stats.errors else "") + ("RSS grew" if not flat else ""))

@@ -28,6 +28,14 @@ enum Message {
     User(uuid::Uuid),
 }
 
+/// A notice and the process that sent it: a node applies its own changes as it makes them, and
+/// must not undo what it did since (a user it cached again) on hearing its own notice late.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Notice {
+    from: uuid::Uuid,
+    change: Message,
+}
+
 impl Write {
     pub(super) fn announce(&self, change: &Change) -> R<()> {
         let message = match change {
@@ -37,7 +45,7 @@ impl Write {
             Change::User(id) => Message::User(*id),
             Change::Resync => return Ok(()),
         };
-        let payload = serde_json::to_string(&message).unwrap_or_default();
+        let payload = serde_json::to_string(&Notice { from: self.origin, change: message }).unwrap_or_default();
         announce(&self.c, &payload)
     }
 }
@@ -47,7 +55,12 @@ fn announce(c: &Conn, payload: &str) -> R<()> {
 }
 
 /// Listens until the receiver goes away, reconnecting after a second when the database does.
-pub(super) fn listen<T>(config: tokio_postgres::Config, tls: T, handle: &tokio::runtime::Handle) -> ChangeFeed
+pub(super) fn listen<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    handle: &tokio::runtime::Handle,
+    origin: uuid::Uuid,
+) -> ChangeFeed
 where
     T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
     T::Stream: Send + 'static,
@@ -57,7 +70,7 @@ where
     let (tx, rx) = mpsc::channel(1024);
     handle.spawn(async move {
         loop {
-            match follow(&config, tls.clone(), &tx).await {
+            match follow(&config, tls.clone(), &tx, origin).await {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "lost the database change feed; reconnecting"),
             }
@@ -75,6 +88,7 @@ async fn follow<T>(
     config: &tokio_postgres::Config,
     tls: T,
     tx: &mpsc::Sender<Change>,
+    origin: uuid::Uuid,
 ) -> Result<(), tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket> + Send + 'static,
@@ -99,11 +113,14 @@ where
     while let Some(m) = messages.recv().await {
         let m = m?;
         let AsyncMessage::Notification(n) = m else { continue };
-        let change = match serde_json::from_str::<Message>(n.payload()) {
-            Ok(Message::Revoked(r)) => Change::Revoked(r),
-            Ok(Message::Keys) => Change::Keys,
-            Ok(Message::Roles) => Change::Roles,
-            Ok(Message::User(id)) => Change::User(id),
+        let change = match serde_json::from_str::<Notice>(n.payload()) {
+            Ok(notice) if notice.from == origin => continue,
+            Ok(notice) => match notice.change {
+                Message::Revoked(r) => Change::Revoked(r),
+                Message::Keys => Change::Keys,
+                Message::Roles => Change::Roles,
+                Message::User(id) => Change::User(id),
+            },
             Err(_) => Change::Resync,
         };
         if tx.send(change).await.is_err() {

@@ -103,6 +103,8 @@ pub struct PgBackend {
     handle: Handle,
     config: tokio_postgres::Config,
     tls: Tls,
+    /// Names this process in the change notices it sends, so that it skips its own.
+    origin: uuid::Uuid,
 }
 
 impl PgBackend {
@@ -131,7 +133,7 @@ impl PgBackend {
             .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))?;
         let handle = Handle::try_current()
             .map_err(|_| StoreError::Backend("the postgres backend needs a tokio runtime".into()))?;
-        let backend = Self { pool, handle, config: cfg, tls };
+        let backend = Self { pool, handle, config: cfg, tls, origin: uuid::Uuid::new_v4() };
         backend.migrate()?;
         Ok(backend)
     }
@@ -183,13 +185,13 @@ impl Backend for PgBackend {
     fn begin_write(&self) -> R<Box<dyn Transaction + '_>> {
         let c = self.connect()?;
         c.batch("BEGIN")?;
-        Ok(Box::new(Write { c, open: true }))
+        Ok(Box::new(Write { c, open: true, origin: self.origin }))
     }
 
     fn changes(&self) -> Option<ChangeFeed> {
         Some(match &self.tls {
-            Tls::Off => changes::listen(self.config.clone(), NoTls, &self.handle),
-            Tls::On(connector) => changes::listen(self.config.clone(), connector.clone(), &self.handle),
+            Tls::Off => changes::listen(self.config.clone(), NoTls, &self.handle, self.origin),
+            Tls::On(connector) => changes::listen(self.config.clone(), connector.clone(), &self.handle, self.origin),
         })
     }
 }
@@ -245,6 +247,7 @@ pub(super) struct Read {
 pub(super) struct Write {
     c: Conn,
     open: bool,
+    origin: uuid::Uuid,
 }
 
 /// What a single-record read adds in each kind of transaction.
