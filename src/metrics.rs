@@ -32,6 +32,14 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// `webhook`, `email` or `sms`.
+    pub channel: String,
+    /// `delivered`, `retry` (failed, tried again later) or `failed` (given up).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -48,6 +56,7 @@ pub struct Metrics {
     pub verified_tokens: Gauge,
     pub revocations: Family<KindLabels, Gauge>,
     pub outbox_pending: Family<KindLabels, Gauge>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
     pub commit_batches: Histogram,
     pub token_cache_hits: Counter,
     pub token_cache_misses: Counter,
@@ -84,6 +93,7 @@ impl Metrics {
         let revocations = Family::<KindLabels, Gauge>::default();
         let outbox_pending = Family::<KindLabels, Gauge>::default();
         let commit_batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
         let token_cache_hits = Counter::default();
         let token_cache_misses = Counter::default();
         let argon2_queue = Gauge::default();
@@ -107,6 +117,11 @@ impl Metrics {
         );
         registry.register("revocations", "Revocations mirrored in memory, by kind", revocations.clone());
         registry.register("outbox_pending", "Outbox entries waiting for delivery, by channel", outbox_pending.clone());
+        registry.register(
+            "deliveries",
+            "Outbox delivery attempts by channel and outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
         registry.register(
             "store_commit_batch_size",
             "Write transactions made durable by one sync (group commit on the embedded store)",
@@ -144,6 +159,7 @@ impl Metrics {
             verified_tokens,
             revocations,
             outbox_pending,
+            deliveries,
             commit_batches,
             token_cache_hits,
             token_cache_misses,

@@ -181,6 +181,20 @@ impl AuthService {
                 }
             }
         }
+        let outcome = match d.state {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Pending => "retry",
+        };
+        let channel = match d.channel {
+            crate::model::Channel::Webhook => "webhook",
+            crate::model::Channel::Email => "email",
+            crate::model::Channel::Sms => "sms",
+        };
+        self.metrics
+            .deliveries
+            .get_or_create(&crate::metrics::DeliveryLabels { channel: channel.into(), outcome: outcome.into() })
+            .inc();
         if d.channel != crate::model::Channel::Webhook && d.state != DeliveryState::Pending {
             // What a message carried (links, codes) need not outlive its sending.
             d.payload.clear();

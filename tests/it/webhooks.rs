@@ -250,4 +250,13 @@ async fn delivery_status_does_not_tell_refused_from_unreachable() {
     let status = app.svc().webhook_status().await.unwrap();
     let errors: Vec<Option<String>> = status.troubled.iter().map(|t| t.5.clone()).collect();
     assert!(errors.len() >= 2 && errors.iter().all(|e| e.as_deref() == Some("not delivered")), "{errors:?}");
+    // Each failed attempt is counted, to be tried again.
+    let text = app.svc().metrics_text().await.unwrap();
+    let retries: f64 = text
+        .lines()
+        .find(|l| l.starts_with("authd_deliveries_total{") && l.contains("webhook") && l.contains("\"retry\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(retries >= 2.0, "{retries}");
 }
