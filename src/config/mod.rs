@@ -436,6 +436,8 @@ pub struct TokensConfig {
     pub insecure_dev_cookies: bool,
     /// Also put the expanded permissions of the user's roles in access tokens.
     pub include_permissions: bool,
+    /// Memory for access tokens whose signature verified, in MiB.
+    pub verified_cache_mb: usize,
 }
 
 /// Where tokens travel.
@@ -540,6 +542,7 @@ impl Default for TokensConfig {
             access_cookie: true,
             insecure_dev_cookies: false,
             include_permissions: false,
+            verified_cache_mb: 32,
         }
     }
 }
@@ -958,9 +961,10 @@ impl Config {
         let p = &self.passwords;
         let r = &self.rate_limit;
         let b = &self.brute_force;
-        let sizes: [(&str, u64, u64, u64); 13] = [
+        let sizes: [(&str, u64, u64, u64); 14] = [
             ("storage.pool_size", self.storage.pool_size as u64, 1, 1000),
             ("storage.cache_mb", self.storage.cache_mb as u64, 1, 1 << 20),
+            ("tokens.verified_cache_mb", self.tokens.verified_cache_mb as u64, 1, 1 << 16),
             ("server.max_body_bytes", self.server.max_body_bytes as u64, 1024, 16 << 20),
             ("server.max_connections", self.server.max_connections as u64, 1, 1_000_000),
             ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64, 1, 1_000_000),

@@ -156,6 +156,20 @@ pub struct AccessClaims {
     pub email_verified: Option<bool>,
 }
 
+impl AccessClaims {
+    /// Bytes a cached copy takes, roughly: the record, its strings, the cache's key and entry.
+    pub fn approximate_size(&self) -> u32 {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + std::mem::size_of::<String>()).sum::<usize>();
+        let heap = self.iss.len()
+            + self.aud.len()
+            + strings(&self.roles)
+            + self.preferred_username.as_ref().map_or(0, String::len)
+            + self.permissions.as_deref().map_or(0, strings)
+            + strings(&self.amr);
+        u32::try_from(std::mem::size_of::<Self>() + heap + 32 + 128).unwrap_or(u32::MAX)
+    }
+}
+
 impl SigningKey {
     pub fn public_bytes(&self) -> &[u8] {
         &self.public

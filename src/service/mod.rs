@@ -174,7 +174,8 @@ impl AuthService {
         let providers =
             crate::oauth::Providers::new(&cfg.oauth.providers, cfg.oauth.timeout.0).map_err(StartError::Config)?;
         let verified = moka::sync::Cache::builder()
-            .max_capacity(100_000)
+            .max_capacity(u64::try_from(cfg.tokens.verified_cache_mb).unwrap_or(u64::MAX) << 20)
+            .weigher(|_, claims: &Arc<crate::security::jws::AccessClaims>| claims.approximate_size())
             .time_to_live(cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0)
             .build();
         let metrics = crate::metrics::Metrics::new();

@@ -245,3 +245,21 @@ async fn the_verified_token_cache_holds_only_good_tokens_and_never_outlives_a_re
     assert_eq!(app.post_auth("/v1/auth/logout", &t.access, &json!({})).await.status(), StatusCode::NO_CONTENT);
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
+
+#[tokio::test]
+async fn the_verified_token_cache_stays_within_its_memory_bound() {
+    let app = TestApp::spawn_with(|c| c.tokens.verified_cache_mb = 1).await;
+    let t = app.signed_in("mia@example.com").await;
+    let claims: AccessClaims = serde_json::from_value(claims_of(&t.access)).unwrap();
+    let fits = (1usize << 20) / claims.approximate_size() as usize;
+    // Every refresh mints a new access token; each is checked once, so each is cached.
+    let mut refresh = t.refresh.clone();
+    for _ in 0..fits + 400 {
+        let r: Value = app.refresh(&refresh).await.json().await.unwrap();
+        refresh = r["refresh_token"].as_str().unwrap().to_owned();
+        assert!(app.svc().authenticate(r["access_token"].as_str().unwrap()).is_ok());
+    }
+    let held = app.svc().verified_tokens() as usize;
+    assert!(held <= fits, "{held} tokens held; {fits} fit in 1 MiB");
+    assert!(held >= fits / 2, "the cache still holds what fits: {held} of {fits}");
+}
