@@ -54,6 +54,19 @@ pub enum Channel {
     Sms,
 }
 
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Webhook, Channel::Email, Channel::Sms];
+
+    /// The name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Webhook => "webhook",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
 /// One message to one endpoint or person, queued in the same transaction as the change that
 /// causes it: the one outbox for webhooks, email and SMS.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -164,10 +164,10 @@ impl AuthService {
     /// A user to show. Served from memory when cached, so `GET /v1/me` then reads no storage;
     /// decisions read [`Self::get_user`] instead.
     pub async fn user_profile(&self, id: Uuid) -> Result<std::sync::Arc<User>> {
-        if let Some(u) = self.store.cached_user_in_memory(id) {
+        if let Some(u) = self.store.cached_user(id) {
             return Ok(u);
         }
-        self.db(move |s| s.cached_user(id).map_err(Error::from)).await?.ok_or(Error::NotFound("user"))
+        self.db(move |s| s.load_user(id).map_err(Error::from)).await?.ok_or(Error::NotFound("user"))
     }
 
     /// Finds a user by id, email, phone or username.

@@ -50,15 +50,12 @@ impl Db {
     }
 
     /// A user if cached: no storage, so no blocking thread needed.
-    pub fn cached_user_in_memory(&self, id: Uuid) -> Option<Arc<User>> {
+    pub fn cached_user(&self, id: Uuid) -> Option<Arc<User>> {
         self.users.users.get(&id)
     }
 
-    /// A user, from the cache when there, else from the store (and then cached).
-    pub fn cached_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
-        if let Some(u) = self.users.users.get(&id) {
-            return Ok(Some(u));
-        }
+    /// Reads a user from the store and caches it, unless a user write raced the read.
+    pub fn load_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
         let before = self.users.writes.load(Ordering::Acquire);
         let Some(user) = self.store.read(|tx| tx.user(id))? else {
             return Ok(None);

@@ -414,18 +414,10 @@ impl AuthService {
     pub async fn metrics_text(&self) -> Result<String> {
         use crate::metrics::{KindLabels, as_gauge};
         let deliveries = self.db(|s| s.read(|tx| tx.due_deliveries(u64::MAX, 100_000).map_err(Error::from))).await?;
-        let mut pending = [0u64; 3];
-        for d in &deliveries {
-            let i = match d.channel {
-                crate::model::Channel::Webhook => 0,
-                crate::model::Channel::Email => 1,
-                crate::model::Channel::Sms => 2,
-            };
-            pending[i] += 1;
-        }
         let m = &self.metrics;
-        for (channel, n) in ["webhook", "email", "sms"].iter().zip(pending) {
-            m.outbox_pending.get_or_create(&KindLabels { kind: (*channel).into() }).set(as_gauge(n));
+        for channel in crate::model::Channel::ALL {
+            let n = deliveries.iter().filter(|d| d.channel == channel).count() as u64;
+            m.outbox_pending.get_or_create(&KindLabels { kind: channel.as_str().into() }).set(as_gauge(n));
         }
         let (sessions, users) = self.revocations.len();
         m.revocations.get_or_create(&KindLabels { kind: "session".into() }).set(as_gauge(sessions));

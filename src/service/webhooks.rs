@@ -186,14 +186,12 @@ impl AuthService {
             DeliveryState::Failed => "failed",
             DeliveryState::Pending => "retry",
         };
-        let channel = match d.channel {
-            crate::model::Channel::Webhook => "webhook",
-            crate::model::Channel::Email => "email",
-            crate::model::Channel::Sms => "sms",
-        };
         self.metrics
             .deliveries
-            .get_or_create(&crate::metrics::DeliveryLabels { channel: channel.into(), outcome: outcome.into() })
+            .get_or_create(&crate::metrics::DeliveryLabels {
+                channel: d.channel.as_str().into(),
+                outcome: outcome.into(),
+            })
             .inc();
         if d.channel != crate::model::Channel::Webhook && d.state != DeliveryState::Pending {
             // What a message carried (links, codes) need not outlive its sending.
