@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::LazyLock};
 
 use poem::http::Method;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::error::{Error, FieldError};
 
@@ -86,7 +86,8 @@ fn build() -> Contract {
     let validators = request_schemas(&document)
         .into_iter()
         .filter_map(|name| {
-            let root = json!({"$ref": format!("#/components/schemas/{name}"), "components": {"schemas": schemas}});
+            let root =
+                json!({"$ref": format!("{SCHEMAS}{name}"), "components": {"schemas": referenced(&schemas, &name)}});
             let validator = jsonschema::draft4::options()
                 .should_validate_formats(true)
                 .should_ignore_unknown_formats(true)
@@ -124,6 +125,37 @@ fn build() -> Contract {
         .collect();
     Contract { properties, text, validators, routes }
 }
+
+/// The schema `name` and every schema it refers to, directly or not: a validator carries only
+/// these, not a copy of the whole document.
+fn referenced(schemas: &Map<String, Value>, name: &str) -> Map<String, Value> {
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(o) => {
+                if let Some(r) = o.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(SCHEMAS)) {
+                    found.push(r);
+                }
+                o.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let mut kept = Map::new();
+    let mut pending = vec![name];
+    while let Some(next) = pending.pop() {
+        if kept.contains_key(next) {
+            continue;
+        }
+        if let Some(schema) = schemas.get(next) {
+            refs(schema, &mut pending);
+            kept.insert(next.to_owned(), schema.clone());
+        }
+    }
+    kept
+}
+
+const SCHEMAS: &str = "#/components/schemas/";
 
 /// Names of the component schemas that request bodies refer to.
 fn request_schemas(document: &Value) -> Vec<String> {
