@@ -18,7 +18,7 @@ mod sessions;
 mod users;
 mod webhooks;
 
-use std::time::Duration;
+use std::{cell::Cell, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::{Serialize, de::DeserializeOwned};
@@ -140,7 +140,7 @@ impl PgBackend {
 
     fn connect(&self) -> R<Conn> {
         let client = self.handle.block_on(self.pool.get()).map_err(pool_error)?;
-        Ok(Conn { client, handle: self.handle.clone() })
+        Ok(Conn { client, handle: self.handle.clone(), begin: Cell::new(None) })
     }
 
     fn migrate(&self) -> R<()> {
@@ -178,13 +178,13 @@ impl Backend for PgBackend {
     fn begin_read(&self) -> R<Box<dyn ReadTx + '_>> {
         let c = self.connect()?;
         // One snapshot for everything the closure reads.
-        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        c.begin.set(Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
         Ok(Box::new(Read { c, open: true }))
     }
 
     fn begin_write(&self) -> R<Box<dyn Transaction + '_>> {
         let c = self.connect()?;
-        c.batch("BEGIN")?;
+        c.begin.set(Some("BEGIN"));
         Ok(Box::new(Write { c, open: true, origin: self.origin }))
     }
 
@@ -200,28 +200,55 @@ impl Backend for PgBackend {
 struct Conn {
     client: Object,
     handle: Handle,
+    /// A transaction's BEGIN, held back to go out with its first statement: one round trip
+    /// for both. A transaction that sends no statement sends no BEGIN, COMMIT or ROLLBACK.
+    begin: Cell<Option<&'static str>>,
 }
 
 impl Conn {
+    /// Runs `statement`, pipelined behind the BEGIN still held back, if any. The connection
+    /// keeps their order, so the statement runs inside the transaction.
+    async fn after_begin<T>(
+        &self,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, tokio_postgres::Error> {
+        match self.begin.take() {
+            None => statement.await,
+            Some(begin) => {
+                let (began, done) = tokio::join!(self.client.batch_execute(begin), statement);
+                began?;
+                done
+            }
+        }
+    }
+
     fn batch(&self, sql: &str) -> R<()> {
+        self.handle.block_on(self.after_begin(self.client.batch_execute(sql))).map_err(pg_error)
+    }
+
+    /// COMMIT or ROLLBACK: nothing to send when the transaction never began.
+    fn end(&self, sql: &str) -> R<()> {
+        if self.begin.take().is_some() {
+            return Ok(());
+        }
         self.handle.block_on(self.client.batch_execute(sql)).map_err(pg_error)
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<u64> {
         self.handle
-            .block_on(async {
+            .block_on(self.after_begin(async {
                 let stmt = self.client.prepare_cached(sql).await?;
                 self.client.execute(&stmt, params).await
-            })
+            }))
             .map_err(pg_error)
     }
 
     fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> R<Vec<Row>> {
         self.handle
-            .block_on(async {
+            .block_on(self.after_begin(async {
                 let stmt = self.client.prepare_cached(sql).await?;
                 self.client.query(&stmt, params).await
-            })
+            }))
             .map_err(pg_error)
     }
 
@@ -266,12 +293,12 @@ impl Lock for Write {
 impl Transaction for Write {
     fn commit(mut self: Box<Self>) -> R<()> {
         self.open = false;
-        self.c.batch("COMMIT")
+        self.c.end("COMMIT")
     }
 
     fn abort(mut self: Box<Self>) {
         self.open = false;
-        let _ = self.c.batch("ROLLBACK");
+        let _ = self.c.end("ROLLBACK");
     }
 }
 
@@ -279,7 +306,7 @@ impl Transaction for Write {
 impl Drop for Write {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.c.batch("ROLLBACK");
+            let _ = self.c.end("ROLLBACK");
         }
     }
 }
@@ -287,7 +314,7 @@ impl Drop for Write {
 impl Drop for Read {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.c.batch("ROLLBACK");
+            let _ = self.c.end("ROLLBACK");
         }
     }
 }
