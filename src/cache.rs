@@ -50,6 +50,13 @@ impl RevocationCache {
         }
     }
 
+    /// Drops what has expired: moka does so only while the cache is used, so an idle server
+    /// would keep it.
+    pub fn sweep(&self) {
+        self.sessions.run_pending_tasks();
+        self.users.run_pending_tasks();
+    }
+
     /// Revocations held in memory (sessions, users).
     pub fn len(&self) -> (u64, u64) {
         (self.sessions.entry_count(), self.users.entry_count())

@@ -438,6 +438,9 @@ pub struct TokensConfig {
     pub include_permissions: bool,
     /// Memory for access tokens whose signature verified, in MiB.
     pub verified_cache_mb: usize,
+    /// A verified token unused this long leaves the cache, so an idle server gives the memory
+    /// back.
+    pub verified_cache_idle: HumanDuration,
 }
 
 /// Where tokens travel.
@@ -543,6 +546,7 @@ impl Default for TokensConfig {
             insecure_dev_cookies: false,
             include_permissions: false,
             verified_cache_mb: 32,
+            verified_cache_idle: HumanDuration::secs(30),
         }
     }
 }
@@ -924,8 +928,9 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 26] = [
+        let durations: [(&str, HumanDuration, u64, u64); 27] = [
             ("passwords.release_memory_after", self.passwords.release_memory_after, S, D),
+            ("tokens.verified_cache_idle", self.tokens.verified_cache_idle, S, D),
             ("oauth.timeout", self.oauth.timeout, S, 5 * M),
             ("messages.retry_for", self.messages.retry_for, S, D),
             ("email.smtp.timeout", self.email.smtp.timeout, S, 5 * M),

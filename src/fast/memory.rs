@@ -26,6 +26,11 @@ impl MemoryBuckets {
         }
     }
 
+    /// Drops idle buckets now rather than at the next use.
+    pub fn sweep(&self) {
+        self.buckets.run_pending_tasks();
+    }
+
     /// Approximate number of buckets held.
     pub fn entry_count(&self) -> u64 {
         self.buckets.run_pending_tasks();

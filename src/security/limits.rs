@@ -84,6 +84,11 @@ impl RateLimiter {
         self.check(&format!("rl:{}:acct:{account}", class.as_str()), limit).await
     }
 
+    /// Drops idle buckets held in memory.
+    pub fn sweep(&self) {
+        self.local.sweep();
+    }
+
     /// Approximate number of buckets held in memory.
     pub fn entry_count(&self) -> u64 {
         self.local.entry_count()

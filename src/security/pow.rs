@@ -62,6 +62,11 @@ impl ChallengeIssuer {
     }
 
     /// How long a challenge can be spent: what a replay guard must remember it for.
+    /// Forgets spent challenges that have expired anyway.
+    pub fn sweep(&self) {
+        self.spent.run_pending_tasks();
+    }
+
     pub fn ttl(&self) -> Duration {
         self.ttl
     }

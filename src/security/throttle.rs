@@ -76,6 +76,12 @@ impl Throttle {
         }
     }
 
+    /// Drops the counts of accounts and addresses that went quiet.
+    pub fn sweep(&self) {
+        self.accounts.run_pending_tasks();
+        self.ips.run_pending_tasks();
+    }
+
     /// Also counts failures in `shared`, so that every node sees them.
     pub fn shared(mut self, shared: Arc<dyn FailureCounts>) -> Self {
         self.shared = Some(shared);

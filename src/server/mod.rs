@@ -175,11 +175,20 @@ async fn webhook_worker(svc: Arc<AuthService>) {
     }
 }
 
-/// Drops expired sessions, refresh-token hashes and revocations every ten minutes.
+/// Drops expired cache entries every five seconds, so that memory goes back after a burst
+/// even when no request comes; and expired sessions, refresh-token hashes and revocations
+/// every ten minutes.
 async fn housekeeping(svc: Arc<AuthService>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    let mut prune = tokio::time::interval(Duration::from_secs(600));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = sweep.tick() => {
+                svc.sweep_caches();
+                continue;
+            }
+            _ = prune.tick() => {}
+        }
         if let Err(e) = svc.prune_audit().await {
             tracing::warn!(error = %e, "pruning the audit log failed");
         }

@@ -49,6 +49,11 @@ impl Db {
         Self { store, webhooks: Arc::new(webhooks), users: Arc::new(users) }
     }
 
+    /// Drops cached users past their time.
+    pub fn sweep(&self) {
+        self.users.users.run_pending_tasks();
+    }
+
     /// A user if cached: no storage, so no blocking thread needed.
     pub fn cached_user(&self, id: Uuid) -> Option<Arc<User>> {
         self.users.users.get(&id)

@@ -177,6 +177,7 @@ impl AuthService {
             .max_capacity(u64::try_from(cfg.tokens.verified_cache_mb).unwrap_or(u64::MAX) << 20)
             .weigher(|_, claims: &Arc<crate::security::jws::AccessClaims>| claims.approximate_size())
             .time_to_live(cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0)
+            .time_to_idle(cfg.tokens.verified_cache_idle.0)
             .build();
         let metrics = crate::metrics::Metrics::new();
         let batches = metrics.commit_batches.clone();
@@ -440,6 +441,19 @@ impl AuthService {
     pub fn verified_tokens(&self) -> u64 {
         self.verified.run_pending_tasks();
         self.verified.entry_count()
+    }
+
+    /// Drops every cached entry past its time. moka evicts only while a cache is used, so
+    /// without this an idle server would hold what its last burst left.
+    pub fn sweep_caches(&self) {
+        self.verified.run_pending_tasks();
+        self.throttle_reported.run_pending_tasks();
+        self.recent_sends.run_pending_tasks();
+        self.revocations.sweep();
+        self.limiter.sweep();
+        self.throttle.sweep();
+        self.challenges.sweep();
+        self.store.sweep();
     }
 
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).

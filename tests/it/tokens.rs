@@ -1,6 +1,8 @@
 //! Access tokens: what we refuse, what an independent JWT library accepts, introspection.
 
-use authd::{model::now, security::jws::AccessClaims};
+use std::time::Duration;
+
+use authd::{config::HumanDuration, model::now, security::jws::AccessClaims};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -262,4 +264,16 @@ async fn the_verified_token_cache_stays_within_its_memory_bound() {
     let held = app.svc().verified_tokens() as usize;
     assert!(held <= fits, "{held} tokens held; {fits} fit in 1 MiB");
     assert!(held >= fits / 2, "the cache still holds what fits: {held} of {fits}");
+}
+
+#[tokio::test]
+async fn a_verified_token_left_unused_leaves_the_cache_and_is_verified_again_when_seen() {
+    let app = TestApp::spawn_with(|c| c.tokens.verified_cache_idle = HumanDuration::secs(1)).await;
+    let t = app.signed_in("idle@example.com").await;
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(app.svc().verified_tokens(), 1);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(app.svc().verified_tokens(), 0, "an idle server gives the memory back");
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(app.svc().verified_tokens(), 1);
 }
