@@ -82,10 +82,10 @@ impl AuthService {
         let held = match who {
             Principal::Operator => None,
             Principal::Token(ctx) => {
-                if !permissions.iter().any(|p| self.has_permission(&ctx.roles, p)) {
+                if !permissions.iter().any(|p| self.has_permission(ctx.roles(), p)) {
                     return Err(Error::Forbidden(permissions.join("` or `")));
                 }
-                Some(super::roles::granted_permissions(roles.values(), &ctx.roles))
+                Some(super::roles::granted_permissions(roles.values(), ctx.roles()))
             }
         };
         Ok(Authority { held, roles })

@@ -267,7 +267,7 @@ impl AuthService {
     /// May `subject` do `permission` (on a resource owned by `owner`)?
     pub fn check_permission(&self, subject: &AuthContext, permission: &str, owner: Option<Uuid>) -> Decision {
         let known = self.roles_snapshot();
-        if let Some(role) = subject.roles.iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
+        if let Some(role) = subject.roles().iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
             return Decision { allowed: true, reason: format!("granted by role `{}`", role.name) };
         }
         if owner == Some(subject.user_id) {

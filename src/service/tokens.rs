@@ -1,5 +1,7 @@
 //! Access tokens: minting, the per-request check (no disk), and introspection (RFC 7662).
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::AuthService;
@@ -17,8 +19,14 @@ use crate::{
 pub struct AuthContext {
     pub user_id: Uuid,
     pub session_id: Uuid,
-    pub roles: Vec<String>,
-    pub claims: AccessClaims,
+    /// Shared with the cache of verified tokens: a check that hits the cache copies nothing.
+    pub claims: Arc<AccessClaims>,
+}
+
+impl AuthContext {
+    pub fn roles(&self) -> &[String] {
+        &self.claims.roles
+    }
 }
 
 /// RFC 7662 answer; everything but `active` is absent for an inactive token.
@@ -107,7 +115,7 @@ impl AuthService {
                     leeway,
                     now: t,
                 };
-                let c = std::sync::Arc::new(jws::verify(token, &ring.verifying, &expect)?);
+                let c = Arc::new(jws::verify(token, &ring.verifying, &expect)?);
                 self.verified.insert(key, c.clone());
                 c
             }
@@ -115,16 +123,11 @@ impl AuthService {
         if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims), claims.authz_gen) {
             return Err(TokenError::Revoked);
         }
-        Ok(AuthContext {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            roles: claims.roles.clone(),
-            claims: (*claims).clone(),
-        })
+        Ok(AuthContext { user_id: claims.sub, session_id: claims.sid, claims })
     }
 
     pub fn require_permission(&self, ctx: &AuthContext, permission: &str) -> Result<()> {
-        if self.has_permission(&ctx.roles, permission) { Ok(()) } else { Err(Error::Forbidden(permission.into())) }
+        if self.has_permission(ctx.roles(), permission) { Ok(()) } else { Err(Error::Forbidden(permission.into())) }
     }
 
     /// Is `token` (an access or a refresh token) live right now?
@@ -140,9 +143,9 @@ impl AuthService {
                     jti: Some(ctx.claims.jti),
                     exp: Some(ctx.claims.exp),
                     iat: Some(ctx.claims.iat),
-                    roles: Some(ctx.roles),
-                    iss: Some(ctx.claims.iss),
-                    aud: Some(ctx.claims.aud),
+                    roles: Some(ctx.claims.roles.clone()),
+                    iss: Some(ctx.claims.iss.clone()),
+                    aud: Some(ctx.claims.aud.clone()),
                 },
                 Err(_) => Introspection::default(),
             });

@@ -277,3 +277,16 @@ async fn a_verified_token_left_unused_leaves_the_cache_and_is_verified_again_whe
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
     assert_eq!(app.svc().verified_tokens(), 1);
 }
+
+#[tokio::test]
+async fn a_token_check_that_hits_the_cache_allocates_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.signed_in("lean@example.com").await;
+    assert!(app.svc().authenticate(&t.access).is_ok(), "the first check verifies and caches");
+    // Settles the cache's pending bookkeeping, which moka may otherwise do on a later read.
+    assert_eq!(app.svc().verified_tokens(), 1);
+    let mut accepted = false;
+    let info = allocation_counter::measure(|| accepted = app.svc().authenticate(&t.access).is_ok());
+    assert!(accepted);
+    assert_eq!(info.count_total, 0, "allocations in a cached token check: {info:?}");
+}
