@@ -82,12 +82,13 @@ fn build() -> Contract {
     let mut document: Value = serde_json::from_str(&super::api_service().spec()).unwrap_or(Value::Null);
     finish(&mut document);
     let text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    let schemas = document["components"]["schemas"].as_object().cloned().unwrap_or_default();
+    let no_schemas = Map::new();
+    let schemas = document["components"]["schemas"].as_object().unwrap_or(&no_schemas);
     let validators = request_schemas(&document)
         .into_iter()
         .filter_map(|name| {
             let root =
-                json!({"$ref": format!("{SCHEMAS}{name}"), "components": {"schemas": referenced(&schemas, &name)}});
+                json!({"$ref": format!("{SCHEMAS}{name}"), "components": {"schemas": referenced(schemas, &name)}});
             let validator = jsonschema::draft4::options()
                 .should_validate_formats(true)
                 .should_ignore_unknown_formats(true)
