@@ -520,7 +520,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Redb,
             path: PathBuf::from("./data/authd.redb"),
-            cache_mb: 64,
+            cache_mb: 16,
             url: None,
             pool_size: 16,
             statement_timeout: HumanDuration::secs(5),
@@ -545,7 +545,7 @@ impl Default for TokensConfig {
             access_cookie: true,
             insecure_dev_cookies: false,
             include_permissions: false,
-            verified_cache_mb: 32,
+            verified_cache_mb: 8,
             verified_cache_idle: HumanDuration::secs(30),
         }
     }
