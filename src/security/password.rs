@@ -86,11 +86,10 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// The authd binary runs on jemalloc, which purges a block this large as soon as it is freed.
-/// Under glibc (the library in another program), an allocation of at least the mmap threshold
-/// gets a mapping of its own, unmapped on free; glibc raises that threshold as such blocks come
-/// and go, but never past 32 MiB. Reserving at least this much keeps argon2's memory out of the
-/// heap under either; the pages past what argon2 touches are never resident.
+/// glibc serves an allocation from a mapping of its own, unmapped again on free, when it is at
+/// least its mmap threshold, which glibc raises as such blocks come and go but never past 32 MiB.
+/// Reserving at least this much keeps argon2's memory out of the heap, so dropping it gives it
+/// back to the OS; the pages past what argon2 touches are never resident.
 const MMAP_FLOOR_BYTES: usize = 32 * 1024 * 1024 + 4096;
 
 enum Work {
