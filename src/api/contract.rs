@@ -2,10 +2,14 @@
 //! cannot express, and every JSON request body is checked against that same document before it
 //! is parsed, so the server accepts exactly what it documents.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{LazyLock, OnceLock},
+};
 
 use poem::http::Method;
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::error::{Error, FieldError};
 
@@ -59,120 +63,183 @@ fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// The finished document as checked in, served as it is. Building it from the code at every
+/// start cost megabytes of heap and code pages that an idle server kept; `authd openapi` builds
+/// it from the code, and a test keeps the two equal.
+const DOCUMENT: &str = include_str!("../../openapi/authd.json");
+
+/// What the server reads from the document: borrowed from it, parsed once.
 struct Contract {
-    properties: HashMap<String, Vec<String>>,
-    text: String,
-    validators: HashMap<String, jsonschema::Validator>,
-    routes: Vec<(Vec<String>, Vec<Method>)>,
+    schemas: BTreeMap<&'static str, &'static RawValue>,
+    requests: HashMap<&'static str, RequestSchema>,
+    routes: Vec<(Vec<&'static str>, Vec<Method>)>,
 }
 
-static CONTRACT: LazyLock<Contract> = LazyLock::new(build);
+/// A schema some request body refers to. Its validator is compiled at its first use: an idle
+/// server holds none, a busy one only those its clients send.
+struct RequestSchema {
+    properties: Vec<&'static str>,
+    validator: OnceLock<Option<jsonschema::Validator>>,
+}
+
+/// Operations by path and method.
+type Paths<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Operation<'a>>>;
+
+#[derive(Deserialize)]
+struct Document<'a> {
+    #[serde(borrow)]
+    paths: Paths<'a>,
+    #[serde(borrow)]
+    components: Components<'a>,
+}
+
+#[derive(Deserialize)]
+struct Components<'a> {
+    #[serde(borrow)]
+    schemas: BTreeMap<&'a str, &'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Operation<'a> {
+    #[serde(default, borrow, rename = "requestBody")]
+    request_body: Option<RequestBody<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RequestBody<'a> {
+    #[serde(borrow)]
+    content: BTreeMap<&'a str, Media<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Media<'a> {
+    #[serde(default, borrow)]
+    schema: Option<SchemaRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SchemaRef<'a> {
+    #[serde(default, borrow, rename = "$ref")]
+    reference: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Properties<'a> {
+    #[serde(default, borrow)]
+    properties: BTreeMap<&'a str, serde::de::IgnoredAny>,
+}
+
+static CONTRACT: LazyLock<Contract> = LazyLock::new(load);
 
 /// The finished document, as served at `/openapi.json` and checked in as `openapi/authd.json`.
 pub fn spec() -> &'static str {
-    &CONTRACT.text
+    DOCUMENT
 }
 
-/// Builds the document and its validators now, so that a broken schema stops the start.
+/// Reads the document now rather than at the first request.
 pub fn prepare() {
     LazyLock::force(&CONTRACT);
 }
 
-fn build() -> Contract {
-    let mut document: Value = serde_json::from_str(&super::api_service().spec()).unwrap_or(Value::Null);
-    finish(&mut document);
-    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    let no_schemas = Map::new();
-    let schemas = document["components"]["schemas"].as_object().unwrap_or(&no_schemas);
-    let validators = request_schemas(&document)
+fn load() -> Contract {
+    let document: Document<'static> = match serde_json::from_str(DOCUMENT) {
+        Ok(d) => d,
+        Err(e) => {
+            // A test reads the same text, so this is our bug; serve without validators.
+            tracing::error!(error = %e, "openapi/authd.json does not parse");
+            return Contract { schemas: BTreeMap::new(), requests: HashMap::new(), routes: Vec::new() };
+        }
+    };
+    let schemas = document.components.schemas;
+    let requests = request_schemas(&document.paths)
         .into_iter()
-        .filter_map(|name| {
-            let root =
-                json!({"$ref": format!("{SCHEMAS}{name}"), "components": {"schemas": referenced(schemas, &name)}});
-            let validator = jsonschema::draft4::options()
-                .should_validate_formats(true)
-                .should_ignore_unknown_formats(true)
-                .build(&root);
-            match validator {
-                Ok(v) => Some((name, v)),
-                Err(e) => {
-                    tracing::error!(schema = %name, error = %e, "request schema does not compile");
-                    None
-                }
-            }
+        .map(|name| {
+            let properties = schemas
+                .get(name)
+                .and_then(|raw| serde_json::from_str::<Properties<'static>>(raw.get()).ok())
+                .map(|p| p.properties.into_keys().collect())
+                .unwrap_or_default();
+            (name, RequestSchema { properties, validator: OnceLock::new() })
         })
         .collect();
-    let routes = document["paths"]
-        .as_object()
-        .map(|paths| {
-            paths
-                .iter()
-                .map(|(path, item)| {
-                    let segments = path.split('/').map(str::to_owned).collect();
-                    let methods = item
-                        .as_object()
-                        .map(|ops| ops.keys().filter_map(|m| m.to_uppercase().parse().ok()).collect())
-                        .unwrap_or_default();
-                    (segments, methods)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let properties = schemas
+    let routes = document
+        .paths
         .iter()
-        .map(|(name, s)| {
-            (name.clone(), s["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default())
+        .map(|(path, ops)| {
+            let segments = path.split('/').collect();
+            let methods = ops.keys().filter_map(|m| m.to_uppercase().parse().ok()).collect();
+            (segments, methods)
         })
         .collect();
-    Contract { properties, text, validators, routes }
+    Contract { schemas, requests, routes }
 }
 
-/// The schema `name` and every schema it refers to, directly or not: a validator carries only
-/// these, not a copy of the whole document.
-fn referenced(schemas: &Map<String, Value>, name: &str) -> Map<String, Value> {
-    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
-        match value {
-            Value::Object(o) => {
-                if let Some(r) = o.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(SCHEMAS)) {
-                    found.push(r);
+impl Contract {
+    fn validator(&self, name: &str) -> Option<&jsonschema::Validator> {
+        let request = self.requests.get(name)?;
+        request.validator.get_or_init(|| self.compile(name)).as_ref()
+    }
+
+    fn compile(&self, name: &str) -> Option<jsonschema::Validator> {
+        let root = json!({"$ref": format!("{SCHEMAS}{name}"), "components": {"schemas": self.referenced(name)}});
+        let validator = jsonschema::draft4::options()
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(true)
+            .build(&root);
+        validator.map_err(|e| tracing::error!(schema = %name, error = %e, "request schema does not compile")).ok()
+    }
+
+    /// The schema `name` and every schema it refers to, directly or not: a validator carries
+    /// only these, not the whole document.
+    fn referenced(&self, name: &str) -> Map<String, Value> {
+        fn refs(value: &Value, found: &mut Vec<String>) {
+            match value {
+                Value::Object(o) => {
+                    if let Some(r) = o.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(SCHEMAS)) {
+                        found.push(r.to_owned());
+                    }
+                    o.values().for_each(|v| refs(v, found));
                 }
-                o.values().for_each(|v| refs(v, found));
+                Value::Array(a) => a.iter().for_each(|v| refs(v, found)),
+                _ => {}
             }
-            Value::Array(a) => a.iter().for_each(|v| refs(v, found)),
-            _ => {}
         }
+        let mut kept = Map::new();
+        let mut pending = vec![name.to_owned()];
+        while let Some(next) = pending.pop() {
+            if kept.contains_key(&next) {
+                continue;
+            }
+            if let Some(schema) = self.schemas.get(next.as_str()).and_then(|raw| serde_json::from_str(raw.get()).ok()) {
+                refs(&schema, &mut pending);
+                kept.insert(next, schema);
+            }
+        }
+        kept
     }
-    let mut kept = Map::new();
-    let mut pending = vec![name];
-    while let Some(next) = pending.pop() {
-        if kept.contains_key(next) {
-            continue;
-        }
-        if let Some(schema) = schemas.get(next) {
-            refs(schema, &mut pending);
-            kept.insert(next.to_owned(), schema.clone());
-        }
-    }
-    kept
+}
+
+/// The document made from the code: poem-openapi's, finished. `authd openapi` prints it.
+pub fn document_from_code() -> String {
+    let mut document: Value = serde_json::from_str(&super::api_service().spec()).unwrap_or(Value::Null);
+    finish(&mut document);
+    serde_json::to_string_pretty(&document).unwrap_or_default()
 }
 
 const SCHEMAS: &str = "#/components/schemas/";
 
 /// Names of the component schemas that request bodies refer to.
-fn request_schemas(document: &Value) -> Vec<String> {
+fn request_schemas<'a>(paths: &Paths<'a>) -> Vec<&'a str> {
     let mut names = Vec::new();
-    for item in document["paths"].as_object().into_iter().flat_map(|p| p.values()) {
-        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
-            let content = &op["requestBody"]["content"];
-            for (media, body) in content.as_object().into_iter().flatten() {
-                if !media.starts_with("application/json") && media != "application/x-www-form-urlencoded" {
-                    continue;
-                }
-                if let Some(name) = body["schema"]["$ref"].as_str().and_then(|r| r.rsplit('/').next())
-                    && !names.iter().any(|n| n == name)
-                {
-                    names.push(name.to_owned());
-                }
+    for op in paths.values().flat_map(BTreeMap::values) {
+        for (media, body) in op.request_body.iter().flat_map(|b| &b.content) {
+            if !media.starts_with("application/json") && *media != "application/x-www-form-urlencoded" {
+                continue;
+            }
+            if let Some(name) = body.schema.as_ref().and_then(|s| s.reference).and_then(|r| r.rsplit('/').next())
+                && !names.contains(&name)
+            {
+                names.push(name);
             }
         }
     }
@@ -204,7 +271,9 @@ fn finish(document: &mut Value) {
             }
         }
     }
-    let requests = request_schemas(document);
+    let requests: Vec<String> = Paths::deserialize(&document["paths"])
+        .map(|paths| request_schemas(&paths).into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     let schemas = &mut document["components"]["schemas"];
     for name in &requests {
         if !OPEN_REQUESTS.contains(&name.as_str()) {
@@ -229,14 +298,14 @@ fn pointer_mut<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut Value>
 
 /// Whether the documented schema `name` has the property `field`.
 pub fn has_property(name: &str, field: &str) -> bool {
-    CONTRACT.properties.get(name).is_some_and(|p| p.iter().any(|f| f == field))
+    CONTRACT.requests.get(name).is_some_and(|r| r.properties.contains(&field))
 }
 
 /// Checks a JSON request body against the documented schema `name`. Schema violations are
 /// `validation_failed` with one entry per field; secrets are never echoed.
 pub fn check_body(name: &str, body: &Value) -> Result<(), Error> {
-    let Some(validator) = CONTRACT.validators.get(name) else {
-        // Every request schema gets a validator at start; a miss is our bug, not the client's.
+    let Some(validator) = CONTRACT.validator(name) else {
+        // A test compiles every request schema; a miss is our bug, not the client's.
         return Err(Error::Internal(format!("no request schema named {name}")));
     };
     let fields: Vec<FieldError> = validator.iter_errors(body).take(20).map(|e| field_error(&e)).collect();
@@ -284,7 +353,7 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
 }
 
 /// The documented route a concrete request path takes.
-fn route(path: &str) -> Option<&'static (Vec<String>, Vec<Method>)> {
+fn route(path: &str) -> Option<&'static (Vec<&'static str>, Vec<Method>)> {
     let segments: Vec<&str> = path.split('/').collect();
     CONTRACT.routes.iter().find(|(template, _)| {
         template.len() == segments.len()
@@ -301,7 +370,7 @@ pub fn route_template(path: &str) -> String {
             .iter()
             .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 Some(name) => format!(":{name}"),
-                None => s.clone(),
+                None => (*s).to_owned(),
             })
             .collect::<Vec<_>>()
             .join("/"),
@@ -336,10 +405,9 @@ mod tests {
         let doc: Value = serde_json::from_str(spec()).unwrap();
         assert_eq!(doc["components"]["schemas"]["LoginRequest"]["additionalProperties"], false);
         assert!(doc["components"]["schemas"]["IntrospectBody"].get("additionalProperties").is_none());
-        let names = request_schemas(&doc);
-        assert!(names.len() > 10, "{names:?}");
-        for name in names {
-            assert!(CONTRACT.validators.contains_key(&name), "{name} has no validator");
+        assert!(CONTRACT.requests.len() > 10);
+        for name in CONTRACT.requests.keys() {
+            assert!(CONTRACT.validator(name).is_some(), "{name} does not compile");
         }
     }
 
@@ -414,9 +482,8 @@ mod tests {
             /// never a panic and never an internal error.
             #[test]
             fn any_json_is_checked_cleanly(body in json()) {
-                let doc: Value = serde_json::from_str(spec()).unwrap();
-                for name in request_schemas(&doc) {
-                    match check_body(&name, &body) {
+                for name in CONTRACT.requests.keys() {
+                    match check_body(name, &body) {
                         Ok(()) => {}
                         Err(Error::Malformed(fields)) => prop_assert!(!fields.is_empty() && fields.len() <= 20),
                         Err(other) => prop_assert!(false, "{name}: {other:?}"),

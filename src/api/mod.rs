@@ -66,6 +66,12 @@ pub fn spec() -> &'static str {
     contract::spec()
 }
 
+/// The OpenAPI document made from the code, as `authd openapi` prints it: the served one must
+/// be the same.
+pub fn document_from_code() -> String {
+    contract::document_from_code()
+}
+
 /// The whole HTTP application.
 pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     let server = &svc.config().server;

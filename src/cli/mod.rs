@@ -101,7 +101,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Openapi => {
-            println!("{}", crate::api::spec());
+            println!("{}", crate::api::document_from_code());
             return Ok(ExitCode::SUCCESS);
         }
         Command::Challenge { cmd } => return challenge::run(cmd),

@@ -1,9 +1,10 @@
 //! Message templates: one minijinja file per kind and language with blocks `subject`, `text`
 //! and `html` (SMS: `text`). Shipped ones are built in; `messages.templates_dir` overrides
-//! them. Every template is compiled and rendered once at start, so a broken one stops the
-//! server there rather than failing a send.
+//! them. Overrides are compiled and rendered once at start, so a broken one stops the server
+//! there rather than failing a send; a test does the same for the shipped ones. Kept templates
+//! compile at their first send: an idle server holds none of them.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{borrow::Cow, collections::BTreeMap, path::Path, sync::Arc};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
@@ -39,18 +40,23 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-fn env(escape: AutoEscape) -> Environment<'static> {
+/// Template sources by `<locale>/<kind>`.
+type Sources = Arc<BTreeMap<String, Cow<'static, str>>>;
+
+fn env(escape: AutoEscape, sources: Sources) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(move |_| escape.clone());
+    env.set_loader(move |name| Ok(sources.get(name).map(|s| s.to_string())));
     env
 }
 
 impl Templates {
     /// The shipped templates with the overrides of `dir`; every error names its file.
     pub fn load(dir: Option<&Path>) -> Result<Self, String> {
-        let mut sources: BTreeMap<String, String> =
-            SHIPPED.iter().map(|(name, src)| ((*name).to_owned(), (*src).to_owned())).collect();
+        let mut sources: BTreeMap<String, Cow<'static, str>> =
+            SHIPPED.iter().map(|(name, src)| ((*name).to_owned(), Cow::Borrowed(*src))).collect();
+        let mut overridden = false;
         if let Some(dir) = dir {
             for locale in LOCALES {
                 let sub = dir.join(locale);
@@ -66,19 +72,21 @@ impl Templates {
                     }
                     let src =
                         std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-                    sources.insert(format!("{locale}/{stem}"), src);
+                    sources.insert(format!("{locale}/{stem}"), Cow::Owned(src));
+                    overridden = true;
                 }
             }
         }
-        let mut plain = env(AutoEscape::None);
-        let mut html = env(AutoEscape::Html);
-        for (name, src) in sources {
-            plain.add_template_owned(name.clone(), src.clone()).map_err(|e| format!("template {name}: {e}"))?;
-            html.add_template_owned(name.clone(), src).map_err(|e| format!("template {name}: {e}"))?;
+        let sources = Arc::new(sources);
+        if overridden {
+            // Checking compiles every template: a throwaway set does it.
+            Self::with(&sources).check()?;
         }
-        let t = Self { plain, html };
-        t.check()?;
-        Ok(t)
+        Ok(Self::with(&sources))
+    }
+
+    fn with(sources: &Sources) -> Self {
+        Self { plain: env(AutoEscape::None, sources.clone()), html: env(AutoEscape::Html, sources.clone()) }
     }
 
     /// Renders every template with sample values: a missing block or an unknown variable is
@@ -138,6 +146,7 @@ mod tests {
     #[test]
     fn shipped_templates_render_in_every_language() {
         let t = Templates::load(None).unwrap();
+        t.check().unwrap();
         let en = t.render(MessageKind::VerifyEmail, "en", &vars()).unwrap();
         assert!(en.subject.contains("Example"));
         assert!(en.text.contains("o'brien&co@example.com") && en.text.contains("123456"));
