@@ -5,9 +5,11 @@
 //! revoked token back. Their size is bounded by time instead (entries live at most one access
 //! token lifetime plus leeway).
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::{RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
 
-use moka::{Expiry, sync::Cache};
 use uuid::Uuid;
 
 use crate::model::{Revocation, RevocationKind, UnixTime, now};
@@ -19,47 +21,47 @@ struct Entry {
     expires_at: UnixTime,
 }
 
-struct UntilExpiry;
-
-impl Expiry<Uuid, Entry> for UntilExpiry {
-    fn expire_after_create(&self, _: &Uuid, v: &Entry, _: Instant) -> Option<Duration> {
-        Some(Duration::from_secs(v.expires_at.saturating_sub(now())))
-    }
-    fn expire_after_update(&self, _: &Uuid, v: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
-        Some(Duration::from_secs(v.expires_at.saturating_sub(now())))
-    }
-}
-
-#[derive(Clone)]
+/// Plain maps under a lock rather than a cache: every logout adds an entry, and at about 50
+/// bytes each a storm of them stays small (a general-purpose cache spends hundreds per entry).
+/// Reads take the lock shared.
+#[derive(Default)]
 pub struct RevocationCache {
-    sessions: Cache<Uuid, Entry>,
-    users: Cache<Uuid, Entry>,
+    sessions: RwLock<HashMap<Uuid, Entry>>,
+    users: RwLock<HashMap<Uuid, Entry>>,
 }
 
-impl Default for RevocationCache {
-    fn default() -> Self {
-        Self::new()
-    }
+fn read(m: &RwLock<HashMap<Uuid, Entry>>) -> RwLockReadGuard<'_, HashMap<Uuid, Entry>> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(m: &RwLock<HashMap<Uuid, Entry>>) -> RwLockWriteGuard<'_, HashMap<Uuid, Entry>> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RevocationCache {
     pub fn new() -> Self {
-        Self {
-            sessions: Cache::builder().expire_after(UntilExpiry).build(),
-            users: Cache::builder().expire_after(UntilExpiry).build(),
-        }
+        Self::default()
     }
 
-    /// Drops what has expired: moka does so only while the cache is used, so an idle server
-    /// would keep it.
+    /// Drops what has expired (the tokens it guarded have expired too), and gives back the
+    /// room a burst of logouts took.
     pub fn sweep(&self) {
-        self.sessions.run_pending_tasks();
-        self.users.run_pending_tasks();
+        self.sweep_at(now());
+    }
+
+    fn sweep_at(&self, now: UnixTime) {
+        for map in [&self.sessions, &self.users] {
+            let mut m = write(map);
+            m.retain(|_, e| e.expires_at > now);
+            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+                m.shrink_to_fit();
+            }
+        }
     }
 
     /// Revocations held in memory (sessions, users).
     pub fn len(&self) -> (u64, u64) {
-        (self.sessions.entry_count(), self.users.entry_count())
+        (read(&self.sessions).len() as u64, read(&self.users).len() as u64)
     }
 
     pub fn apply(&self, r: &Revocation) {
@@ -68,18 +70,21 @@ impl RevocationCache {
         }
         let entry = Entry { since_ms: r.since_ms, min_gen: r.min_gen, expires_at: r.expires_at };
         match r.kind {
-            RevocationKind::Session => self.sessions.insert(r.id, entry),
+            RevocationKind::Session => {
+                let mut m = write(&self.sessions);
+                let kept = m.entry(r.id).or_insert(entry);
+                kept.expires_at = kept.expires_at.max(entry.expires_at);
+            }
             RevocationKind::UserBefore => {
                 // A later cut-off supersedes an earlier one.
-                let merged = match self.users.get(&r.id) {
-                    Some(old) => Entry {
-                        since_ms: old.since_ms.max(entry.since_ms),
-                        min_gen: old.min_gen.max(entry.min_gen),
-                        expires_at: old.expires_at.max(entry.expires_at),
-                    },
-                    None => entry,
-                };
-                self.users.insert(r.id, merged);
+                write(&self.users)
+                    .entry(r.id)
+                    .and_modify(|old| {
+                        old.since_ms = old.since_ms.max(entry.since_ms);
+                        old.min_gen = old.min_gen.max(entry.min_gen);
+                        old.expires_at = old.expires_at.max(entry.expires_at);
+                    })
+                    .or_insert(entry);
             }
         }
     }
@@ -88,16 +93,42 @@ impl RevocationCache {
     /// generation `gen`, revoked? A user cut-off covers tokens minted up to and including its
     /// millisecond, and every token of an older generation whenever it was signed.
     pub fn is_revoked(&self, sid: &Uuid, sub: &Uuid, issued_ms: u64, generation: u64) -> bool {
-        if self.sessions.contains_key(sid) {
+        if read(&self.sessions).contains_key(sid) {
             return true;
         }
-        self.users.get(sub).is_some_and(|e| issued_ms <= e.since_ms || generation < e.min_gen)
+        read(&self.users).get(sub).is_some_and(|e| issued_ms <= e.since_ms || generation < e.min_gen)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session(id: Uuid, expires_at: UnixTime) -> Revocation {
+        Revocation { kind: RevocationKind::Session, id, since_ms: 0, min_gen: 0, expires_at }
+    }
+
+    #[test]
+    fn expired_revocations_leave_and_give_their_room_back() {
+        let c = RevocationCache::new();
+        let ids: Vec<Uuid> = (0..1000).map(|_| Uuid::now_v7()).collect();
+        for id in &ids {
+            c.apply(&session(*id, now() + 10));
+        }
+        let live = Uuid::now_v7();
+        c.apply(&session(live, now() + 100));
+        assert_eq!(c.len(), (1001, 0));
+        let room = read(&c.sessions).capacity();
+        c.sweep_at(now() + 20);
+        assert_eq!(c.len(), (1, 0));
+        assert!(read(&c.sessions).capacity() < room / 10, "the room of a burst is given back");
+        assert!(c.is_revoked(&live, &Uuid::now_v7(), 0, 0));
+        assert!(!c.is_revoked(&ids[0], &Uuid::now_v7(), 0, 0));
+        // Applying a session twice keeps the later expiry.
+        c.apply(&session(live, now() + 5));
+        c.sweep_at(now() + 50);
+        assert!(c.is_revoked(&live, &Uuid::now_v7(), 0, 0));
+    }
 
     #[test]
     fn session_and_user_revocations_apply() {

@@ -28,12 +28,67 @@ struct Failures {
     /// Attempts reserved and not yet settled.
     in_flight: u32,
     blocked_until: Option<Instant>,
+    /// Taken out of its cache: whoever finds it there must look again.
+    retired: bool,
+}
+
+impl Failures {
+    /// Nothing to remember: no failure, no delay, no attempt in progress.
+    fn is_clean(&self) -> bool {
+        self.count == 0 && self.in_flight == 0 && self.blocked_until.is_none()
+    }
 }
 
 type Counter = Arc<Mutex<Failures>>;
 
 fn lock(c: &Counter) -> MutexGuard<'_, Failures> {
     c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A counter in its cache, so that it can leave once it has nothing to remember: every
+/// successful login of a new account would otherwise stay for `forget_after`.
+struct Entry<K: std::hash::Hash + Eq + Send + Sync + 'static> {
+    cache: Cache<K, Counter>,
+    key: K,
+    counter: Counter,
+}
+
+impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Entry<K> {
+    /// Starts an attempt on `key`'s counter; `check` sees the counts first and may refuse.
+    fn reserve<E>(
+        cache: &Cache<K, Counter>,
+        key: K,
+        check: impl FnOnce(&Failures) -> Result<(), E>,
+    ) -> Result<Self, E> {
+        loop {
+            let counter = cache.get_with(key.clone(), Default::default);
+            let mut f = lock(&counter);
+            if f.retired {
+                // Removed while we waited for its lock; its successor is in the cache.
+                continue;
+            }
+            check(&f)?;
+            f.in_flight += 1;
+            drop(f);
+            return Ok(Self { cache: cache.clone(), key, counter });
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Failures> {
+        lock(&self.counter)
+    }
+
+    /// Ends one attempt with `settle`, and leaves the cache if nothing is left to remember.
+    fn settle(&self, settle: impl FnOnce(&mut Failures)) {
+        let mut f = self.lock();
+        f.in_flight = f.in_flight.saturating_sub(1);
+        settle(&mut f);
+        if f.is_clean() && !f.retired {
+            f.retired = true;
+            // Under the lock, so that no attempt counts on a counter that is gone.
+            self.cache.invalidate(&self.key);
+        }
+    }
 }
 
 pub struct Throttle {
@@ -57,8 +112,8 @@ struct SharedRef {
 /// [`Reservation::succeeded`]; dropped unsettled (the attempt never reached the password check),
 /// it counts for nothing.
 pub struct Reservation {
-    account: Counter,
-    ip: Option<Counter>,
+    account: Entry<Arc<str>>,
+    ip: Option<Entry<IpAddr>>,
     challenge_required: bool,
     settled: bool,
     cfg: BruteForceConfig,
@@ -106,7 +161,7 @@ impl Throttle {
                 if let Some(wait) = f.blocked {
                     return Err(wait);
                 }
-                let others_here = lock(&r.account).in_flight.saturating_sub(1);
+                let others_here = r.account.lock().in_flight.saturating_sub(1);
                 if others_here > 0 && f.account.saturating_add(others_here) >= self.cfg.free_failures {
                     return Err(self.cfg.base_delay.0);
                 }
@@ -125,10 +180,8 @@ impl Throttle {
 
     fn reserve_here(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
         let now = Instant::now();
-        let acc = self.accounts.get_with(Arc::from(account), Default::default);
-        let mut challenge_required;
-        {
-            let mut f = lock(&acc);
+        let mut challenge_required = false;
+        let account = Entry::reserve(&self.accounts, Arc::from(account), |f| {
             if let Some(until) = f.blocked_until.filter(|u| *u > now) {
                 return Err(until - now);
             }
@@ -137,17 +190,16 @@ impl Throttle {
                 return Err(self.cfg.base_delay.0);
             }
             challenge_required = pending >= self.cfg.challenge_after;
-            f.in_flight += 1;
-        }
+            Ok(())
+        })?;
         let ip = ip.map(|ip| {
-            let c = self.ips.get_with(ip, Default::default);
-            let mut f = lock(&c);
-            challenge_required |= f.count.saturating_add(f.in_flight) >= self.cfg.challenge_after;
-            f.in_flight += 1;
-            drop(f);
-            c
+            Entry::reserve(&self.ips, ip, |f| {
+                challenge_required |= f.count.saturating_add(f.in_flight) >= self.cfg.challenge_after;
+                Ok::<(), ()>(())
+            })
         });
-        Ok(Reservation { account: acc, ip, challenge_required, settled: false, cfg: self.cfg.clone(), shared: None })
+        let ip = ip.and_then(Result::ok);
+        Ok(Reservation { account, ip, challenge_required, settled: false, cfg: self.cfg.clone(), shared: None })
     }
 }
 
@@ -188,31 +240,31 @@ impl Reservation {
     fn failed_here(&mut self) -> Option<Duration> {
         self.settled = true;
         if let Some(ip) = &self.ip {
-            let mut f = lock(ip);
-            f.in_flight = f.in_flight.saturating_sub(1);
-            f.count = f.count.saturating_add(1);
+            ip.settle(|f| f.count = f.count.saturating_add(1));
         }
-        let mut f = lock(&self.account);
-        f.in_flight = f.in_flight.saturating_sub(1);
-        f.count = f.count.saturating_add(1);
-        let delay = self.delay_after(f.count)?;
-        f.blocked_until = Some(Instant::now() + delay);
-        Some(delay)
+        let mut delay = None;
+        self.account.settle(|f| {
+            f.count = f.count.saturating_add(1);
+            delay = self.delay_after(f.count);
+            if let Some(d) = delay {
+                f.blocked_until = Some(Instant::now() + d);
+            }
+        });
+        delay
     }
 
     fn succeeded_here(&mut self) {
         self.settled = true;
         self.release_ip();
-        let mut f = lock(&self.account);
-        f.in_flight = f.in_flight.saturating_sub(1);
-        f.count = 0;
-        f.blocked_until = None;
+        self.account.settle(|f| {
+            f.count = 0;
+            f.blocked_until = None;
+        });
     }
 
     fn release_ip(&self) {
         if let Some(ip) = &self.ip {
-            let mut f = lock(ip);
-            f.in_flight = f.in_flight.saturating_sub(1);
+            ip.settle(|_| {});
         }
     }
 }
@@ -221,8 +273,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
             self.release_ip();
-            let mut f = lock(&self.account);
-            f.in_flight = f.in_flight.saturating_sub(1);
+            self.account.settle(|_| {});
         }
     }
 }
@@ -264,6 +315,56 @@ mod tests {
         t.reserve("a", ip).await.unwrap().succeeded().await;
         assert!(t.reserve("a", None).await.is_ok_and(|r| !r.challenge_required()));
         assert!(t.reserve("c", ip).await.unwrap().challenge_required(), "success keeps the address's failures");
+    }
+
+    #[tokio::test]
+    async fn only_failures_are_remembered() {
+        let t = Throttle::new(&cfg());
+        let ip = Some("198.51.100.9".parse().unwrap());
+        for i in 0..100 {
+            t.reserve(&format!("user{i}"), ip).await.unwrap().succeeded().await;
+        }
+        drop(t.reserve("never-checked", ip).await.unwrap());
+        assert_eq!(t.reserve("bad", ip).await.unwrap().failed().await, None);
+        let held = t.reserve("busy", None).await.unwrap();
+        t.sweep();
+        assert_eq!(t.accounts.entry_count(), 2, "only the failed and the busy account stay");
+        assert_eq!(t.ips.entry_count(), 1, "the address keeps its failure");
+        assert_eq!(t.reserve("bad", ip).await.unwrap().failed().await, Some(Duration::from_millis(50)));
+        held.succeeded().await;
+        t.sweep();
+        assert_eq!(t.accounts.entry_count(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accounts_leaving_the_cache_under_contention_stay_consistent() {
+        let t = Arc::new(Throttle::new(&BruteForceConfig { free_failures: 1_000_000, ..cfg() }));
+        let tasks: Vec<_> = (0..4)
+            .map(|n| {
+                let t = Arc::clone(&t);
+                tokio::spawn(async move {
+                    for _ in 0..500 {
+                        let r = t.reserve("shared", None).await.unwrap();
+                        if n == 0 {
+                            r.failed().await;
+                        } else {
+                            r.succeeded().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // Whatever the interleaving, nothing is in flight and the entry is there exactly when
+        // it still holds failures.
+        t.sweep();
+        if let Some(c) = t.accounts.get("shared") {
+            let f = lock(&c);
+            assert!(f.in_flight == 0 && f.count > 0 && !f.retired);
+        }
+        assert!(t.reserve("shared", None).await.is_ok());
     }
 
     #[tokio::test]
