@@ -129,16 +129,13 @@ struct Properties<'a> {
     properties: BTreeMap<&'a str, serde::de::IgnoredAny>,
 }
 
+/// Read at the first request that needs it (a body to check, an error to explain, metrics): its
+/// half a megabyte of text is then paged in, and not by a server that only starts.
 static CONTRACT: LazyLock<Contract> = LazyLock::new(load);
 
 /// The finished document, as served at `/openapi.json` and checked in as `openapi/authd.json`.
 pub fn spec() -> &'static str {
     DOCUMENT
-}
-
-/// Reads the document now rather than at the first request.
-pub fn prepare() {
-    LazyLock::force(&CONTRACT);
 }
 
 fn load() -> Contract {

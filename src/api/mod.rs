@@ -84,7 +84,6 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         cors: !server.cors.origins.is_empty(),
     };
     let cors = cors(&server.cors);
-    contract::prepare();
     let api = api_service();
     let docs = poem::endpoint::make_sync(|_| poem::web::Html(docs_page()));
     let spec = poem::endpoint::make_sync(|_| {

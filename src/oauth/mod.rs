@@ -220,6 +220,10 @@ pub struct Providers {
 
 impl Providers {
     pub fn new(cfg: &BTreeMap<String, ProviderConfig>, timeout: Duration) -> Result<Self, String> {
+        if cfg.is_empty() {
+            // No client: building one loads TLS roots and code an idle server would keep.
+            return Ok(Self::default());
+        }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)

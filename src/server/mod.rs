@@ -148,28 +148,10 @@ impl Application {
 
 /// Sends due webhook deliveries twice a second, never blocking a request.
 async fn webhook_worker(svc: Arc<AuthService>) {
-    let mut builder = reqwest::Client::builder();
-    if !svc.config().webhook_delivery.allow_private_targets {
-        // Names are checked on the addresses actually connected to.
-        builder = builder.dns_resolver(crate::security::targets::PublicOnly);
-    }
-    let http = match builder
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(svc.config().webhook_delivery.timeout.0)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
-            return;
-        }
-    };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if let Err(e) = svc.deliver_webhooks(&http).await {
+        if let Err(e) = svc.deliver_webhooks().await {
             tracing::warn!(error = %e, "webhook delivery round failed");
         }
     }

@@ -81,6 +81,8 @@ pub struct AuthService {
     bound_url: std::sync::OnceLock<String>,
     /// Addresses sent a message lately (`verification.resend_interval`), by hash.
     recent_sends: moka::sync::Cache<Uuid, ()>,
+    /// The client webhooks are sent with, made at the first delivery.
+    webhook_http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl AuthService {
@@ -200,6 +202,7 @@ impl AuthService {
             providers,
             data_key,
             bound_url: std::sync::OnceLock::new(),
+            webhook_http: std::sync::OnceLock::new(),
             recent_sends: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)))

@@ -87,8 +87,30 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 impl AuthService {
+    /// The client webhooks go out with, made at the first delivery (a server with none due
+    /// never loads TLS roots for it).
+    fn webhook_http(&self) -> Result<&reqwest::Client> {
+        if let Some(http) = self.webhook_http.get() {
+            return Ok(http);
+        }
+        let delivery = &self.cfg.webhook_delivery;
+        let mut builder = reqwest::Client::builder();
+        if !delivery.allow_private_targets {
+            // Names are checked on the addresses actually connected to.
+            builder = builder.dns_resolver(targets::PublicOnly);
+        }
+        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(delivery.timeout.0)
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the webhook HTTP client: {e}")))?;
+        Ok(self.webhook_http.get_or_init(|| http))
+    }
+
     /// Sends every due delivery once; returns how many were delivered.
-    pub async fn deliver_webhooks(&self, http: &reqwest::Client) -> Result<usize> {
+    pub async fn deliver_webhooks(&self) -> Result<usize> {
         let now = now_millis();
         let (due, stored) =
             self.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
@@ -110,7 +132,8 @@ impl AuthService {
                 Some(key) => {
                     let ts = now_millis() / 1000;
                     let id = d.id.to_string();
-                    let res = http
+                    let res = self
+                        .webhook_http()?
                         .post(&d.url)
                         .header("content-type", "application/json")
                         .header("webhook-id", &id)
