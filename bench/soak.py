@@ -25,11 +25,23 @@ def free_port():
 
 
 def rss_kib(pid):
+    return memory_kib(pid)["VmRSS"]
+
+
+def memory_kib(pid):
+    """VmRSS and its parts: RssAnon (heap, stacks) and RssFile (the binary's and libraries' pages)."""
+    found = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            name = line.split(":")[0]
+            if name in found:
+                found[name] = int(line.split()[1])
+    return found
+
+
+def split(pid):
+    m = memory_kib(pid)
+    return f"{m['RssAnon'] / 1024:6.1f} {m['RssFile'] / 1024:6.1f}"
 
 
 class Stats:
@@ -137,7 +149,8 @@ def main():
     threads = [threading.Thread(target=client, args=(n, port, stats, stop), daemon=True) for n in range(args.clients)]
     for t in threads:
         t.start()
-    print(f"{'elapsed':>8} {'RSS MiB':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'elapsed':>8} {'RSS MiB':>8} {'anon':>6} {'file':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>7}")
     start, rss, after = time.monotonic(), [], 0.0
     try:
         while time.monotonic() - start < args.minutes * 60:
@@ -145,7 +158,7 @@ def main():
             lat = sorted(stats.take())
             rss.append(rss_kib(server.pid) / 1024)
             p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0
-            print(f"{time.monotonic() - start:8.0f} {rss[-1]:8.1f} {len(lat) / args.every:8.0f} {p(0.5):8.2f} "
+            print(f"{time.monotonic() - start:8.0f} {rss[-1]:8.1f} {split(server.pid)} {len(lat) / args.every:8.0f} {p(0.5):8.2f} "
                   f"{p(0.99):8.2f} {stats.errors:7d}", flush=True)
         stop.set()
         for t in threads:
@@ -155,7 +168,7 @@ def main():
         while time.monotonic() - quiet < args.cooldown:
             time.sleep(min(args.every, max(0.0, args.cooldown - (time.monotonic() - quiet))))
             after = rss_kib(server.pid) / 1024
-            print(f"{time.monotonic() - start:8.0f} {after:8.1f}    (idle)", flush=True)
+            print(f"{time.monotonic() - start:8.0f} {after:8.1f} {split(server.pid)}    (idle)", flush=True)
     finally:
         stop.set()
         for t in threads:
