@@ -15,8 +15,21 @@ use crate::{
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// chromedriver in a process group of its own: dropping it ends the group, Chromium included,
+/// which chromedriver alone would leave running when a test fails.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = self.0.id().and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 struct Browser {
-    _driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
     http: reqwest::Client,
     base: String,
@@ -41,7 +54,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
+            .map(Driver)
             .expect("chromedriver starts");
         let http = reqwest::Client::new();
         let driver_url = format!("http://127.0.0.1:{port}");
