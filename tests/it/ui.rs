@@ -49,8 +49,13 @@ impl Browser {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Chromium's own output goes to this log, shown if it cannot be started.
+        let logs = tempfile::tempdir().unwrap();
+        let log = logs.path().join("chromedriver.log");
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .arg("--enable-chrome-logs")
+            .arg(format!("--log-path={}", log.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -71,7 +76,7 @@ impl Browser {
         let mut last = Value::Null;
         let mut id = None;
         let mut profile = tempfile::tempdir().unwrap();
-        for attempt in 1..=5 {
+        for attempt in 1..=8 {
             profile = tempfile::tempdir().unwrap();
             let args = [
                 "--headless=new".to_owned(),
@@ -98,9 +103,13 @@ impl Browser {
                 id = Some(s.to_owned());
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(attempt)).await;
+            tokio::time::sleep(Duration::from_secs(attempt.min(5))).await;
         }
-        let id = id.unwrap_or_else(|| panic!("no browser session: {last}"));
+        let id = id.unwrap_or_else(|| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            panic!("no browser session: {last}\nchromedriver log, last lines first:\n{}", tail.join("\n"))
+        });
         Some(Self { _driver: driver, _profile: profile, http, base: format!("{driver_url}/session/{id}") })
     }
 
