@@ -3,10 +3,13 @@
 load (bench/soak.py) run, as callgrind sees them. The release build lays them out together, so the
 code a running server touches stays a few megabytes instead of all of it (build.rs).
 
-    python3 bench/hot_functions.py [path/to/release/authd]
+    cargo build --release && python3 bench/hot_functions.py
+    cargo bench --no-run && python3 bench/hot_functions.py --keep
 
+`cargo bench` builds under its own profile, which names generic functions differently, so the
+list holds the names of both builds: `--keep` adds to the list instead of replacing it.
 Needs valgrind. Takes a few minutes: the server runs about fifty times slower under callgrind.
-Rebuild the release binary afterwards.
+Rebuild afterwards.
 """
 import os, re, subprocess, sys, tempfile
 
@@ -16,39 +19,37 @@ root = os.path.dirname(here)
 
 def executed(profile, binary_name):
     """Mangled names of the functions of `binary_name` that ran at least one instruction."""
-    names, objects, ran = {}, {}, set()
-    function = obj = None
+    # callgrind names a function or object once, as `fn=(7) name`, and by number after that;
+    # `cfn=`/`cob=` name a callee without making it current.
+    names = {"fn": {}, "ob": {}}
+    current = {"fn": None, "ob": None}
+    ran = set()
     with open(profile) as f:
         for line in f:
-            line = line.rstrip("\n")
-            m = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", line)
+            m = re.match(r"^c?(fn|ob)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
             if m:
                 kind, ident, name = m.groups()
                 if name:
-                    names[ident] = name
-                if kind == "fn":
-                    function = (ident, obj)
+                    names[kind][ident] = name
+                if not line.startswith("c"):
+                    current[kind] = ident
+                    if kind == "fn":
+                        function = (ident, current["ob"])
                 continue
-            m = re.match(r"^(c?ob)=\((\d+)\)(?: (.*))?$", line)
-            if m:
-                kind, ident, name = m.groups()
-                if name:
-                    objects[ident] = name
-                if kind == "ob":
-                    obj = ident
-                continue
-            if function and line[:1] and (line[0].isdigit() or line[0] in "+-*"):
+            if current["fn"] and line[:1] and (line[0].isdigit() or line[0] in "+-*"):
                 ran.add(function)
     found = set()
     for ident, o in ran:
-        name = names.get(ident, "")
-        if objects.get(o, "").endswith("/" + binary_name) and not name.startswith(("(", "0x")):
+        name = names["fn"].get(ident, "")
+        if names["ob"].get(o, "").endswith("/" + binary_name) and not name.startswith(("(", "0x")):
             found.add(re.sub(r"'\d+$", "", name))  # callgrind marks recursion levels as 'N
     return sorted(found)
 
 
 def main():
-    binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "target/release/authd"))
+    args = [a for a in sys.argv[1:] if a != "--keep"]
+    keep = "--keep" in sys.argv[1:]
+    binary = os.path.abspath(args[0] if args else os.path.join(root, "target/release/authd"))
     work = tempfile.mkdtemp()
     profile = os.path.join(work, "callgrind.out")
     wrapper = os.path.join(work, "authd")
@@ -62,9 +63,13 @@ def main():
     found = executed(profile, os.path.basename(binary))
     if len(found) < 1000:
         sys.exit(f"only {len(found)} functions in the profile; is {binary} a release build with symbols?")
-    with open(os.path.join(root, "link/hot-functions.txt"), "w") as f:
+    listed = os.path.join(root, "link/hot-functions.txt")
+    if keep:
+        with open(listed) as f:
+            found = sorted(set(found) | {line.strip() for line in f if line.strip()})
+    with open(listed, "w") as f:
         f.write("\n".join(found) + "\n")
-    print(f"{len(found)} functions written to link/hot-functions.txt")
+    print(f"{len(found)} functions in link/hot-functions.txt")
 
 
 if __name__ == "__main__":
