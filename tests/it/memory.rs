@@ -76,3 +76,35 @@ async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
         assert!(after < idle + 8 * 1024, "given back once idle: {idle} → {busy} → {after} KiB");
     }
 }
+
+/// One variable of a running process's environment, as the kernel holds it.
+fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| v.strip_prefix(&prefix).map(str::to_owned))
+}
+
+#[tokio::test]
+async fn the_server_runs_with_glibc_tuned_for_it_unless_the_operator_chose_otherwise() {
+    let tuned = "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072";
+    for (given, expected) in
+        [(None, tuned), (Some(""), ""), (Some("glibc.malloc.arena_max=4"), "glibc.malloc.arena_max=4")]
+    {
+        let dir = crate::helpers::private_dir();
+        let env: Vec<(&str, &str)> = given.map(|g| ("GLIBC_TUNABLES", g)).into_iter().collect();
+        let server = serve_with(dir.path(), &env).await;
+        // The process started is the one serving, with its arguments and its output kept.
+        let pid = server.child.id().unwrap();
+        let r = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        // glibc splits the variable at each ':' in place as it reads it, so only its first
+        // tunable still reads as the variable's value.
+        let first = expected.split(':').next();
+        assert_eq!(environ_var(pid, "GLIBC_TUNABLES").as_deref(), first, "given {given:?}");
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.ends_with("serve\0--log-format\0json\0"), "{cmdline:?}");
+    }
+}
