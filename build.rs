@@ -15,20 +15,21 @@ fn main() {
     println!("cargo:rerun-if-changed=link/hot-functions.txt");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     // Only for a native build: the C library found here is the one the binary will load.
-    if var("TARGET") != var("HOST") || !var("TARGET").starts_with("x86_64-") || !var("TARGET").ends_with("-linux-gnu") {
+    if var("TARGET") != var("HOST") || !var("TARGET").ends_with("-linux-gnu") {
         return;
     }
     if glibc_version().is_some_and(|v| v >= (2, 36)) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
-    if var("PROFILE") == "release" && links_with_default_lld(&var("CARGO_ENCODED_RUSTFLAGS")) {
+    let lld = var("TARGET").starts_with("x86_64-") && links_with_default_lld(&var("CARGO_ENCODED_RUSTFLAGS"));
+    if var("PROFILE") == "release" && lld {
         let list = format!("{}/link/hot-functions.txt", var("CARGO_MANIFEST_DIR"));
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={list}");
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
 }
 
-/// Rust links x86_64 Linux binaries with its own LLD unless told to use another linker.
+/// Rust links x86_64 Linux binaries with its own LLD (and only those) unless told otherwise.
 fn links_with_default_lld(rustflags: &str) -> bool {
     let custom = rustflags.split('\x1f').any(|f| f.contains("linker") || f.contains("link-self-contained"));
     // Cargo names a configured linker to build scripts in RUSTC_LINKER.

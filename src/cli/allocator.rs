@@ -5,8 +5,7 @@
 //! itself again, once, with them set. An operator's own `GLIBC_TUNABLES`, even empty, wins.
 
 /// Two arenas, and thresholds that stay where they are instead of rising after large frees.
-pub const TUNABLES: &str =
-    "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072";
+const TUNABLES: &str = "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072";
 
 const VAR: &str = "GLIBC_TUNABLES";
 
