@@ -33,11 +33,9 @@ def executed(profile, binary_name):
                     names[kind][ident] = name
                 if not line.startswith("c"):
                     current[kind] = ident
-                    if kind == "fn":
-                        function = (ident, current["ob"])
                 continue
             if current["fn"] and line[:1] and (line[0].isdigit() or line[0] in "+-*"):
-                ran.add(function)
+                ran.add((current["fn"], current["ob"]))
     found = set()
     for ident, o in ran:
         name = names["fn"].get(ident, "")
