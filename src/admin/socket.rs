@@ -20,9 +20,9 @@ const MAX_REQUEST: u64 = 64 * 1024;
 pub fn bind(path: &Path, allowed_uids: &[u32]) -> io::Result<UnixListener> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
         match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(m) if m.file_type().is_socket() => {}
             Ok(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -32,16 +32,25 @@ pub fn bind(path: &Path, allowed_uids: &[u32]) -> io::Result<UnixListener> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        // The mode is final from the first moment: created under a umask that leaves only the
-        // owner's bits, then opened up only if other uids are allowed.
-        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-        let bound = UnixListener::bind(path);
-        rustix::process::umask(old);
-        let listener = bound?;
         let own = rustix::process::geteuid().as_raw();
         let mode = if allowed_uids.iter().any(|u| *u != own && *u != 0) { 0o666 } else { 0o600 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        Ok(listener)
+        // Bound in a private directory, given its mode there, then renamed over `path`: nobody
+        // can reach it with a looser mode, and the umask (shared by every thread of the
+        // process, and inherited by whatever another thread spawns) is never touched.
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // Short names: a socket path has at most 107 bytes, and this one should be no longer
+        // than the configured one. The random part is a v7 uuid's last 8 hex digits.
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let staging = parent.join(format!(".a{}", &id[24..]));
+        std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+        let staged = staging.join("s");
+        let placed = UnixListener::bind(&staged).and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        });
+        let _ = std::fs::remove_dir_all(&staging);
+        placed
     }
     #[cfg(not(unix))]
     {
@@ -148,4 +157,49 @@ pub async fn call(path: &Path, req: &AdminRequest) -> Result<AdminReply, CallErr
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not answer"))??;
     serde_json::from_str(&line).map_err(|e| CallError::Io(io::Error::other(format!("bad reply from server: {e}"))))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::{
+        os::unix::fs::PermissionsExt as _,
+        sync::atomic::{AtomicBool, Ordering},
+    };
+
+    use super::*;
+
+    /// The umask as /proc reports it: reading it through umask(2) would change it.
+    fn umask() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        Some(status.lines().find_map(|l| l.strip_prefix("Umask:"))?.trim().to_owned())
+    }
+
+    /// A child another thread spawns meanwhile inherits the umask of that moment; Chromium, for
+    /// one, refuses to start when its private directories come out narrower than 0700.
+    #[tokio::test]
+    async fn binding_leaves_the_process_umask_alone_and_the_socket_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = umask().unwrap();
+        let done = AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut seen = std::collections::BTreeSet::new();
+                while !done.load(Ordering::Relaxed) {
+                    seen.insert(umask().unwrap());
+                }
+                seen
+            });
+            for i in 0..200 {
+                let path = dir.path().join(format!("admin-{}.sock", i % 3));
+                let listener = bind(&path, &[]).unwrap();
+                assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+                drop(listener);
+            }
+            done.store(true, Ordering::Relaxed);
+            watcher.join().unwrap()
+        });
+        assert_eq!(seen, [before].into(), "the umask changed while sockets were bound");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 3, "only the sockets remain, no staging directory: {left:?}");
+    }
 }

@@ -38,7 +38,7 @@ impl PrivatePostgres {
             .max()?;
         let dir = std::env::temp_dir().join(format!("authd-outage-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir(&dir).unwrap();
-        // Explicitly: servers starting in parallel tests narrow the process umask for a moment.
+        // PostgreSQL wants its directories for the owner only, whatever the umask.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         if rustix::process::geteuid().is_root() {
             assert!(Command::new("chown").arg("postgres:").arg(&dir).status().unwrap().success());
