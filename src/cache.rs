@@ -14,28 +14,38 @@ use uuid::Uuid;
 
 use crate::model::{Revocation, RevocationKind, UnixTime, now};
 
+/// A user's cut-off: tokens minted up to `since_ms`, or from a generation below `min_gen`.
 #[derive(Clone, Copy)]
-struct Entry {
+struct Cutoff {
     since_ms: u64,
     min_gen: u64,
     expires_at: UnixTime,
 }
 
-/// Plain maps under a lock rather than a cache: every logout adds an entry, and at about 50
-/// bytes each a storm of them stays small (a general-purpose cache spends hundreds per entry).
-/// Reads take the lock shared.
+/// Plain maps under a lock rather than a cache: every logout adds a session entry, and at
+/// 24 bytes each (its id and expiry) a storm of them stays small (a general-purpose cache
+/// spends hundreds per entry). Reads take the lock shared.
 #[derive(Default)]
 pub struct RevocationCache {
-    sessions: RwLock<HashMap<Uuid, Entry>>,
-    users: RwLock<HashMap<Uuid, Entry>>,
+    sessions: RwLock<HashMap<Uuid, UnixTime>>,
+    users: RwLock<HashMap<Uuid, Cutoff>>,
 }
 
-fn read(m: &RwLock<HashMap<Uuid, Entry>>) -> RwLockReadGuard<'_, HashMap<Uuid, Entry>> {
+fn read<V>(m: &RwLock<HashMap<Uuid, V>>) -> RwLockReadGuard<'_, HashMap<Uuid, V>> {
     m.read().unwrap_or_else(|p| p.into_inner())
 }
 
-fn write(m: &RwLock<HashMap<Uuid, Entry>>) -> RwLockWriteGuard<'_, HashMap<Uuid, Entry>> {
+fn write<V>(m: &RwLock<HashMap<Uuid, V>>) -> RwLockWriteGuard<'_, HashMap<Uuid, V>> {
     m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Drops the entries `expiry` puts at or before `now`, and gives back the room of a burst.
+fn sweep_map<V>(map: &RwLock<HashMap<Uuid, V>>, now: UnixTime, expiry: impl Fn(&V) -> UnixTime) {
+    let mut m = write(map);
+    m.retain(|_, v| expiry(v) > now);
+    if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+        m.shrink_to_fit();
+    }
 }
 
 impl RevocationCache {
@@ -50,13 +60,8 @@ impl RevocationCache {
     }
 
     fn sweep_at(&self, now: UnixTime) {
-        for map in [&self.sessions, &self.users] {
-            let mut m = write(map);
-            m.retain(|_, e| e.expires_at > now);
-            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
-                m.shrink_to_fit();
-            }
-        }
+        sweep_map(&self.sessions, now, |expires_at| *expires_at);
+        sweep_map(&self.users, now, |cutoff| cutoff.expires_at);
     }
 
     /// Revocations held in memory (sessions, users).
@@ -68,23 +73,23 @@ impl RevocationCache {
         if r.expires_at <= now() {
             return;
         }
-        let entry = Entry { since_ms: r.since_ms, min_gen: r.min_gen, expires_at: r.expires_at };
         match r.kind {
             RevocationKind::Session => {
                 let mut m = write(&self.sessions);
-                let kept = m.entry(r.id).or_insert(entry);
-                kept.expires_at = kept.expires_at.max(entry.expires_at);
+                let kept = m.entry(r.id).or_insert(r.expires_at);
+                *kept = (*kept).max(r.expires_at);
             }
             RevocationKind::UserBefore => {
                 // A later cut-off supersedes an earlier one.
+                let cutoff = Cutoff { since_ms: r.since_ms, min_gen: r.min_gen, expires_at: r.expires_at };
                 write(&self.users)
                     .entry(r.id)
                     .and_modify(|old| {
-                        old.since_ms = old.since_ms.max(entry.since_ms);
-                        old.min_gen = old.min_gen.max(entry.min_gen);
-                        old.expires_at = old.expires_at.max(entry.expires_at);
+                        old.since_ms = old.since_ms.max(cutoff.since_ms);
+                        old.min_gen = old.min_gen.max(cutoff.min_gen);
+                        old.expires_at = old.expires_at.max(cutoff.expires_at);
                     })
-                    .or_insert(entry);
+                    .or_insert(cutoff);
             }
         }
     }
