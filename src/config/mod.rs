@@ -520,7 +520,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Redb,
             path: PathBuf::from("./data/authd.redb"),
-            cache_mb: 4,
+            cache_mb: 1,
             url: None,
             pool_size: 16,
             statement_timeout: HumanDuration::secs(5),

@@ -91,7 +91,7 @@ fn environ_var(pid: u32, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_server_runs_with_glibc_tuned_for_it_unless_the_operator_chose_otherwise() {
-    let tuned = "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072";
+    let tuned = "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072:glibc.malloc.tcache_max=256";
     for (given, expected) in
         [(None, tuned), (Some(""), ""), (Some("glibc.malloc.arena_max=4"), "glibc.malloc.arena_max=4")]
     {
