@@ -39,6 +39,25 @@ def memory_kib(pid):
     return found
 
 
+def where(pid):
+    """Resident KiB by mapping: the heap, anonymous mappings (arenas, stacks), each file."""
+    totals, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                name = head[5] if len(head) > 5 else None
+                if name is None:
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    name = f"[anonymous {(hi - lo) // 1024} KiB {head[1]}]"
+                name = os.path.basename(name) if name.startswith("/") else name
+            elif head[0] in ("Rss:", "Anonymous:"):
+                t = totals.setdefault(name, [0, 0, 0])
+                t[0 if head[0] == "Rss:" else 1] += int(head[1])
+                t[2] += head[0] == "Rss:"
+    return sorted(totals.items(), key=lambda kv: -kv[1][0])
+
+
 def split(pid):
     m = memory_kib(pid)
     return f"{m['RssAnon'] / 1024:6.1f} {m['RssFile'] / 1024:6.1f}"
@@ -126,6 +145,7 @@ def main():
     ap.add_argument("--max-growth", type=float, default=1.10,
                     help="largest allowed RSS ratio over the last third of the run, last/start of that third")
     ap.add_argument("--cooldown", type=float, default=60, help="seconds of RSS reports after the load stops")
+    ap.add_argument("--where", action="store_true", help="after the cooldown, print resident memory by mapping")
     ap.add_argument("--idle-target", type=float, default=20, help="largest allowed RSS in MB (10^6 bytes) after the cooldown")
     args = ap.parse_args()
 
@@ -169,6 +189,10 @@ def main():
             time.sleep(min(args.every, max(0.0, args.cooldown - (time.monotonic() - quiet))))
             after = rss_kib(server.pid) / 1024
             print(f"{time.monotonic() - start:8.0f} {after:8.1f} {split(server.pid)}    (idle)", flush=True)
+        if args.where:
+            for name, (rss_k, anon_k, count) in where(server.pid):
+                if rss_k >= 64:
+                    print(f"  {rss_k / 1024:6.2f} MiB  anon {anon_k / 1024:6.2f}  {count:3d} mappings  {name}")
     finally:
         stop.set()
         for t in threads:

@@ -1,3 +1,8 @@
+// jemalloc hands freed pages back to the OS on its own; glibc keeps them (README, Memory).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     // Every file authd creates itself is for its owner only.
     #[cfg(unix)]

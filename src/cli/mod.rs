@@ -2,7 +2,6 @@
 //! socket when a server runs and directly on the database otherwise.
 
 mod admin_cmd;
-mod allocator;
 mod audit;
 mod challenge;
 mod config_cmd;
@@ -83,9 +82,6 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve) {
-        allocator::tune();
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -86,12 +86,6 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// glibc serves an allocation from a mapping of its own, unmapped again on free, when it is at
-/// least its mmap threshold, which glibc raises as such blocks come and go but never past 32 MiB.
-/// Reserving at least this much keeps argon2's memory out of the heap, so dropping it gives it
-/// back to the OS; the pages past what argon2 touches are never resident.
-const MMAP_FLOOR_BYTES: usize = 32 * 1024 * 1024 + 4096;
-
 enum Work {
     Hash { password: String, reply: oneshot::Sender<Result<String, Error>> },
     Verify { password: String, phc: String, reply: oneshot::Sender<Result<Verified, Error>> },
@@ -187,11 +181,10 @@ impl PasswordHasher {
     }
 }
 
-/// Working memory for `count` blocks, mapped apart from the heap (see [`MMAP_FLOOR_BYTES`]).
+/// Working memory for `count` blocks: an extent of its own in jemalloc, whose pages go back to the
+/// OS a second after it is dropped.
 fn blocks(count: usize) -> Vec<Block> {
-    let mut v = Vec::with_capacity(count.max(MMAP_FLOOR_BYTES / std::mem::size_of::<Block>()));
-    v.resize(count, Block::default());
-    v
+    vec![Block::default(); count]
 }
 
 fn worker(params: Argon2Config, release_after: Duration, rx: &Receiver<Job>, stats: &Stats) {

@@ -19,7 +19,7 @@ pub fn authd(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
     c.current_dir(dir)
         .env_remove("AUTHD_CONFIG")
-        .env_remove("GLIBC_TUNABLES")
+        .env_remove("_RJEM_MALLOC_CONF")
         .env("AUTHD_STORAGE__PATH", dir.join("authd.redb"))
         .env("AUTHD_TOKENS__ISSUER", "http://authd.test")
         .env("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "64")

@@ -25,8 +25,6 @@ async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
             ("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "19456"),
             ("AUTHD_PASSWORDS__HASH_WORKERS", "2"),
             ("AUTHD_PASSWORDS__RELEASE_MEMORY_AFTER", "1s"),
-            // glibc's defaults, under which its mmap threshold rises after each large free.
-            ("GLIBC_TUNABLES", ""),
         ],
     )
     .await;
@@ -37,7 +35,7 @@ async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
     let idle = rss_kib(pid);
     assert!(idle < 30 * 1024, "idle at start: {idle} KiB; no argon2 memory is held before the first login");
 
-    // Twice: glibc serves a block freed once from its heap next time, unless it is mapped apart.
+    // Twice: a block freed once must not stay resident for the next round.
     for round in 0..2 {
         let logins: Vec<_> = (0..6)
             .map(|i| {
@@ -79,32 +77,28 @@ async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
     }
 }
 
-/// The `GLIBC_TUNABLES` a running process was started with. glibc cuts the variable at each
-/// ':' in place as it reads it, so the tunables after the first follow it in the environment
-/// block as entries of their own; they are joined back here.
-fn glibc_tunables(pid: u32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let mut entries = environ.split(|b| *b == 0).filter_map(|v| std::str::from_utf8(v).ok());
-    let first = entries.find_map(|v| v.strip_prefix("GLIBC_TUNABLES="))?;
-    let rest = entries.take_while(|v| v.starts_with("glibc."));
-    Some(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(":"))
+/// Threads of a running process that jemalloc started to hand freed pages back to the OS.
+fn jemalloc_background_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default();
+            comm.trim_end() == "jemalloc_bg_thd"
+        })
+        .count()
 }
 
 #[tokio::test]
-async fn the_server_runs_with_glibc_tuned_for_it_unless_the_operator_chose_otherwise() {
-    let tuned = "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072:glibc.malloc.tcache_max=256";
-    for (given, expected) in
-        [(None, tuned), (Some(""), ""), (Some("glibc.malloc.arena_max=4"), "glibc.malloc.arena_max=4")]
-    {
+async fn the_server_runs_on_jemalloc_as_configured_unless_the_operator_chose_otherwise() {
+    // Compiled in: one arena, so one background thread returns its freed pages; the operator's
+    // `_RJEM_MALLOC_CONF` overrides that.
+    for (given, threads) in [(None, 1), (Some("background_thread:false"), 0), (Some("narenas:2"), 2)] {
         let dir = crate::helpers::private_dir();
-        let env: Vec<(&str, &str)> = given.map(|g| ("GLIBC_TUNABLES", g)).into_iter().collect();
+        let env: Vec<(&str, &str)> = given.map(|g| ("_RJEM_MALLOC_CONF", g)).into_iter().collect();
         let server = serve_with(dir.path(), &env).await;
-        // The process started is the one serving, with its arguments and its output kept.
         let pid = server.child.id().unwrap();
         let r = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(glibc_tunables(pid).as_deref(), Some(expected), "given {given:?}");
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-        assert!(cmdline.ends_with("serve\0--log-format\0json\0"), "{cmdline:?}");
+        assert_eq!(jemalloc_background_threads(pid), threads, "given {given:?}");
     }
 }
