@@ -128,7 +128,7 @@ pub enum Error {
     )]
     ChallengeRequired,
     #[error("{0}")]
-    ChallengeFailed(crate::security::pow::ChallengeError),
+    ChallengeFailed(ChallengeError),
     #[error("the link or code is wrong, or was already used")]
     InvalidCode,
     #[error("the link or code has expired; ask for a new one")]
@@ -256,3 +256,18 @@ impl From<TokenError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a solved challenge (proof of work or CAPTCHA) was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("the challenge is malformed or was not issued by this server")]
+    Invalid,
+    #[error("the challenge has expired; request a new one")]
+    Expired,
+    #[error("the challenge was already used; request a new one")]
+    Reused,
+    #[error("the nonce does not solve the challenge")]
+    Unsolved,
+    #[error("the CAPTCHA response was not accepted; solve it again")]
+    Captcha,
+}

@@ -1,6 +1,7 @@
 //! `/v1/admin/*` and `/v1/authz/check`: operators' API. Every operation states the permission it
 //! needs; without it the answer is 403 `insufficient_permission`.
 
+use super::fields::{Bounded, EmailField, PhoneField, UsernameField};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -19,7 +20,6 @@ use super::{
     views::{AccountStatus, ApiTags, AuditEventResponse, SessionResponse, UserResponse},
 };
 use crate::{
-    error::Error,
     model::{Role, rfc3339},
     service::{AuthService, KeyInfo, NewAccount, UserFilter, UserPatch, audit::AuditFilter},
 };
@@ -53,12 +53,9 @@ struct UserPageResponse {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct CreateUserRequest {
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
-    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
-    username: Option<String>,
+    email: Option<EmailField>,
+    phone: Option<PhoneField>,
+    username: Option<UsernameField>,
     /// Without one the user cannot sign in until a password is set.
     #[oai(validator(max_length = 4096))]
     password: Option<Password>,
@@ -70,12 +67,9 @@ struct CreateUserRequest {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct PatchUserRequest {
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
-    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
-    username: Option<String>,
+    email: Option<EmailField>,
+    phone: Option<PhoneField>,
+    username: Option<UsernameField>,
     #[oai(validator(max_items = 20))]
     roles: Option<Vec<String>>,
     status: Option<AccountStatus>,
@@ -176,19 +170,6 @@ struct AuditPageResponse {
     next_cursor: Option<Uuid>,
 }
 
-/// RFC 3339, or an age such as `1h` or `7d`.
-pub fn parse_instant(field: &str, s: &str) -> Result<u64, Error> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
-    }
-    match humantime::parse_duration(s) {
-        Ok(d) => Ok(crate::model::now_millis().saturating_sub(d.as_millis() as u64)),
-        Err(_) => {
-            Err(Error::invalid(field, "invalid_time", format!("`{s}` is neither an RFC 3339 time nor an age like 1h")))
-        }
-    }
-}
-
 /// How an audited action ended.
 #[derive(Enum, Clone, Copy)]
 #[oai(rename_all = "lowercase")]
@@ -274,10 +255,6 @@ impl From<crate::service::WebhookInfo> for WebhookResponse {
     }
 }
 
-fn need(svc: &AuthService, caller: &Caller, permission: &str) -> Result<(), Error> {
-    svc.require_permission(&caller.0, permission)
-}
-
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Admin")]
 impl AdminApi {
     /// List users (needs `users:read`)
@@ -296,10 +273,9 @@ impl AdminApi {
         status: Query<Option<AccountStatus>>,
         q: Query<Option<String>>,
     ) -> Result<Json<UserPageResponse>, ApiError> {
-        need(&svc, &caller, "users:read")?;
         let status = status.0.map(Into::into);
         let filter = UserFilter { role: role.0, status, search: q.0 };
-        let page = svc.list_users_page(cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
+        let page = svc.list_users_page(&caller.principal(), cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
         Ok(Json(UserPageResponse {
             users: page.users.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -319,9 +295,9 @@ impl AdminApi {
             .create_user(
                 &caller.principal(),
                 NewAccount {
-                    email: b.email,
-                    phone: b.phone,
-                    username: b.username,
+                    email: b.email.map(Bounded::into_inner),
+                    phone: b.phone.map(Bounded::into_inner),
+                    username: b.username.map(Bounded::into_inner),
                     password: b.password.map(|p| p.0),
                     roles: b.roles.unwrap_or_default(),
                     locale: None,
@@ -339,8 +315,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        need(&svc, &caller, "users:read")?;
-        Ok(Json(svc.user_profile(id.0).await?.as_ref().into()))
+        Ok(Json(svc.admin_user(&caller.principal(), id.0).await?.as_ref().into()))
     }
 
     /// Change a user (needs `users:write`; `users:disable` suffices to change only `status`)
@@ -358,9 +333,9 @@ impl AdminApi {
         let b = body.0;
         let status = b.status.map(Into::into);
         let patch = UserPatch {
-            email: b.email,
-            phone: b.phone,
-            username: b.username,
+            email: b.email.map(Bounded::into_inner),
+            phone: b.phone.map(Bounded::into_inner),
+            username: b.username.map(Bounded::into_inner),
             roles: b.roles,
             status,
             password_reset_required: b.force_password_reset,
@@ -402,9 +377,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
-        need(&svc, &caller, "users:read")?;
-        svc.get_user(id.0).await?;
-        let sessions = svc.list_sessions(id.0).await?;
+        let sessions = svc.admin_sessions(&caller.principal(), id.0).await?;
         Ok(Json(sessions.into_iter().map(|s| SessionResponse::new(s, caller.0.session_id)).collect()))
     }
 
@@ -416,9 +389,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "sessions:revoke")?;
-        svc.get_user(id.0).await?;
-        svc.logout_all(id.0).await?;
+        svc.admin_end_sessions(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -431,8 +402,7 @@ impl AdminApi {
         id: Path<Uuid>,
         sid: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "sessions:revoke")?;
-        svc.revoke_session(id.0, sid.0).await?;
+        svc.admin_end_session(&caller.principal(), id.0, sid.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -443,8 +413,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<RoleResponse>>, ApiError> {
-        need(&svc, &caller, "roles:read")?;
-        Ok(Json(svc.list_roles().await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.list_roles(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Create a role (needs `roles:write`)
@@ -499,15 +468,13 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<KeyResponse>>, ApiError> {
-        need(&svc, &caller, "keys:read")?;
-        Ok(Json(svc.list_keys().await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.list_keys(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Rotate the signing key (needs `keys:rotate`)
     #[oai(path = "/admin/keys/rotate", method = "post", operation_id = "admin_rotate_keys")]
     async fn rotate_keys(&self, svc: Data<&Arc<AuthService>>, caller: Caller) -> Result<Json<KeyResponse>, ApiError> {
-        need(&svc, &caller, "keys:rotate")?;
-        Ok(Json(svc.rotate_keys().await?.into()))
+        Ok(Json(svc.rotate_keys(&caller.principal()).await?.into()))
     }
 
     /// The audit log (needs `audit:read`)
@@ -535,16 +502,15 @@ impl AdminApi {
         cursor: Query<Option<Uuid>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<Json<AuditPageResponse>, ApiError> {
-        need(&svc, &caller, "audit:read")?;
         let filter = AuditFilter {
             user: user.0,
             event: event.0,
             outcome: outcome.0.map(|o| o.as_str().to_owned()),
-            since_ms: since.0.as_deref().map(|s| parse_instant("since", s)).transpose()?,
-            until_ms: until.0.as_deref().map(|s| parse_instant("until", s)).transpose()?,
+            since_ms: since.0.as_deref().map(|s| crate::service::audit::parse_instant("since", s)).transpose()?,
+            until_ms: until.0.as_deref().map(|s| crate::service::audit::parse_instant("until", s)).transpose()?,
         };
         let limit = limit.0.unwrap_or(100) as usize;
-        let mut events = svc.audit_events(filter, cursor.0, limit + 1).await?;
+        let mut events = svc.audit_events(&caller.principal(), filter, cursor.0, limit + 1).await?;
         let next_cursor = if events.len() > limit {
             events.truncate(limit);
             events.last().map(|e| e.id)
@@ -611,8 +577,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<WebhookResponse>>, ApiError> {
-        need(&svc, &caller, "webhooks:read")?;
-        Ok(Json(svc.list_webhooks().await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.list_webhooks(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Add a webhook endpoint (needs `webhooks:write`)
@@ -625,9 +590,8 @@ impl AdminApi {
         caller: Caller,
         body: JsonBody<AddWebhookRequest>,
     ) -> Result<Created<WebhookResponse>, ApiError> {
-        need(&svc, &caller, "webhooks:write")?;
         let b = body.0;
-        Ok(Created::Created(Json(svc.add_webhook(&b.url, b.events, b.secret).await?.into())))
+        Ok(Created::Created(Json(svc.add_webhook(&caller.principal(), &b.url, b.events, b.secret).await?.into())))
     }
 
     /// Remove a webhook endpoint added at run time (needs `webhooks:write`)
@@ -638,8 +602,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        need(&svc, &caller, "webhooks:write")?;
-        svc.delete_webhook(id.0).await?;
+        svc.delete_webhook(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 

@@ -1,5 +1,6 @@
 //! `/v1/auth/*`: register, login, refresh, logout.
 
+use super::fields::{Bounded, EmailField, LoginField, PhoneField, TokenField, UsernameField};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -27,14 +28,11 @@ pub struct AuthApi;
 #[oai(deny_unknown_fields)]
 struct RegisterRequest {
     /// Email address; compared case-insensitively.
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
+    email: Option<EmailField>,
     /// Phone number in international form, e.g. `+14155552671`.
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
+    phone: Option<PhoneField>,
     /// 3–32 characters of `a-z 0-9 . _ -` (stored lower-case), starting with a letter or digit.
-    #[oai(validator(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"))]
-    username: Option<String>,
+    username: Option<UsernameField>,
     /// 8–256 characters; very common passwords are refused.
     #[oai(validator(max_length = 4096))]
     password: Password,
@@ -47,8 +45,7 @@ struct RegisterRequest {
 #[oai(deny_unknown_fields)]
 struct LoginRequest {
     /// Email, phone number or username.
-    #[oai(validator(max_length = 254))]
-    login: String,
+    login: LoginField,
     #[oai(validator(max_length = 4096))]
     password: Password,
     /// A name for this device, shown in the session list.
@@ -107,8 +104,7 @@ struct ChallengeResponse {
 struct RefreshRequest {
     /// The refresh token. Leave it out only in cookie mode, where the refresh cookie carries it;
     /// with neither, the answer is 401 `invalid_refresh_token`.
-    #[oai(validator(max_length = 512))]
-    refresh_token: Option<String>,
+    refresh_token: Option<TokenField>,
 }
 
 pub(super) type TokenReply = poem_openapi::payload::Response<Json<TokenResponse>>;
@@ -150,8 +146,7 @@ fn done_reply(svc: &AuthService) -> DoneReply {
 #[oai(deny_unknown_fields)]
 struct LogoutRequest {
     /// Also end the session of this refresh token (if it is yours).
-    #[oai(validator(max_length = 512))]
-    refresh_token: Option<String>,
+    refresh_token: Option<TokenField>,
 }
 
 #[derive(ApiResponse)]
@@ -184,9 +179,9 @@ impl AuthApi {
     ) -> Result<RegisterResponse, ApiError> {
         let b = body.0;
         let account = NewAccount {
-            email: b.email,
-            phone: b.phone,
-            username: b.username,
+            email: b.email.map(Bounded::into_inner),
+            phone: b.phone.map(Bounded::into_inner),
+            username: b.username.map(Bounded::into_inner),
             password: Some(b.password.0),
             roles: Vec::new(),
             locale: b.locale,
@@ -262,7 +257,7 @@ impl AuthApi {
         body: JsonBody<Option<RefreshRequest>>,
     ) -> Result<TokenReply, ApiError> {
         let tokens = &svc.config().tokens;
-        let token = match body.0.and_then(|b| b.refresh_token) {
+        let token = match body.0.and_then(|b| b.refresh_token).map(Bounded::into_inner) {
             Some(t) => t,
             None if tokens.transport.uses_cookies() => {
                 let names = CookieNames::for_config(tokens);

@@ -1,5 +1,6 @@
 //! `/v1/me*`: the signed-in user, their devices and password.
 
+use super::fields::{Bounded, EmailField, PhoneField};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -41,12 +42,10 @@ struct ChangePasswordRequest {
 struct UpdateMeRequest {
     /// A new email. With email verification on, it takes effect once confirmed (a link and code
     /// go to it, and a notice to the old one). Needs a recent sign-in.
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
+    email: Option<EmailField>,
     /// A new phone number, in international form; confirmed by SMS when verification is on.
     /// Needs a recent sign-in.
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
+    phone: Option<PhoneField>,
     /// The language of messages: `en` or `ru`.
     #[oai(validator(max_length = 8))]
     locale: Option<String>,
@@ -82,8 +81,12 @@ impl MeApi {
         body: JsonBody<UpdateMeRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let b = body.0;
-        let change =
-            MeChange { email: b.email, phone: b.phone, locale: b.locale, new_device_notices: b.new_device_notices };
+        let change = MeChange {
+            email: b.email.map(Bounded::into_inner),
+            phone: b.phone.map(Bounded::into_inner),
+            locale: b.locale,
+            new_device_notices: b.new_device_notices,
+        };
         Ok(Json(svc.update_me(&auth.0, change).await?.into()))
     }
 

@@ -1,5 +1,6 @@
 //! Two-factor login and enrolment: `/v1/auth/login/mfa`, `/v1/auth/mfa/*`, `/v1/me/mfa/*`.
 
+use super::fields::TokenField;
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -24,8 +25,7 @@ pub struct MfaApi;
 #[oai(deny_unknown_fields)]
 struct MfaLoginRequest {
     /// From the `mfa_required` answer of `POST /v1/auth/login`.
-    #[oai(validator(max_length = 512))]
-    mfa_token: String,
+    mfa_token: TokenField,
     /// The 6-digit code of the authenticator …
     #[oai(validator(pattern = r"^[0-9]{6}$"))]
     code: Option<String>,
@@ -38,15 +38,13 @@ struct MfaLoginRequest {
 #[oai(deny_unknown_fields)]
 struct EnrolRequest {
     /// From the `mfa_enrolment_required` answer of `POST /v1/auth/login`.
-    #[oai(validator(max_length = 512))]
-    mfa_token: String,
+    mfa_token: TokenField,
 }
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct EnrolConfirmRequest {
-    #[oai(validator(max_length = 512))]
-    mfa_token: String,
+    mfa_token: TokenField,
     /// The authenticator's current 6-digit code.
     #[oai(validator(pattern = r"^[0-9]{6}$"))]
     code: String,

@@ -8,15 +8,15 @@ mod client;
 pub mod contract;
 mod cookies;
 mod discovery;
+mod fields;
 mod limits;
 mod me;
 mod mfa;
-mod oauth;
 mod pages;
 pub mod problem;
 mod recovery;
+mod upstream;
 
-pub use admin::parse_instant;
 mod token;
 mod views;
 
@@ -31,7 +31,7 @@ type Apis = (
     auth::AuthApi,
     recovery::RecoveryApi,
     mfa::MfaApi,
-    oauth::OauthApi,
+    upstream::OauthApi,
     me::MeApi,
     token::TokenApi,
     admin::AdminApi,
@@ -45,7 +45,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             recovery::RecoveryApi,
             mfa::MfaApi,
-            oauth::OauthApi,
+            upstream::OauthApi,
             me::MeApi,
             token::TokenApi,
             admin::AdminApi,

@@ -1,5 +1,6 @@
 //! `/v1/auth/verify*` and `/v1/auth/password/*`: confirming contacts, resetting a password.
 
+use super::fields::{Bounded, EmailField, LoginField, PhoneField, TokenField};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -18,14 +19,11 @@ pub struct RecoveryApi;
 #[oai(deny_unknown_fields)]
 struct VerifyRequest {
     /// The `token` parameter of the mailed link.
-    #[oai(validator(max_length = 512))]
-    token: Option<String>,
+    token: Option<TokenField>,
     /// The address the code was mailed to …
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
+    email: Option<EmailField>,
     /// … or the number it was texted to.
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
+    phone: Option<PhoneField>,
     /// The 6-digit code.
     #[oai(validator(pattern = r"^[0-9]{6}$"))]
     code: Option<String>,
@@ -34,29 +32,24 @@ struct VerifyRequest {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct ResendRequest {
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
-    #[oai(validator(max_length = 32))]
-    phone: Option<String>,
+    email: Option<EmailField>,
+    phone: Option<PhoneField>,
 }
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct ForgotRequest {
     /// Email, phone number or username.
-    #[oai(validator(max_length = 254))]
-    login: String,
+    login: LoginField,
 }
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct ResetRequest {
     /// The `token` parameter of the mailed link …
-    #[oai(validator(max_length = 512))]
-    token: Option<String>,
+    token: Option<TokenField>,
     /// … or the login the code was sent for,
-    #[oai(validator(max_length = 254))]
-    login: Option<String>,
+    login: Option<LoginField>,
     /// and the 6-digit code.
     #[oai(validator(pattern = r"^[0-9]{6}$"))]
     code: Option<String>,
@@ -106,9 +99,9 @@ impl RecoveryApi {
     async fn verify(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<VerifyRequest>) -> Result<NoContent, ApiError> {
         let b = body.0;
         let proof = match (b.token, b.email, b.phone, b.code) {
-            (Some(token), None, None, None) => VerifyProof::Token(token),
-            (None, Some(email), None, Some(code)) => VerifyProof::EmailCode { email, code },
-            (None, None, Some(phone), Some(code)) => VerifyProof::PhoneCode { phone, code },
+            (Some(token), None, None, None) => VerifyProof::Token(token.into_inner()),
+            (None, Some(email), None, Some(code)) => VerifyProof::EmailCode { email: email.into_inner(), code },
+            (None, None, Some(phone), Some(code)) => VerifyProof::PhoneCode { phone: phone.into_inner(), code },
             (None, None, None, Some(_)) => return Err(code_needs("email").into()),
             _ => {
                 return Err(Error::Malformed(vec![FieldError::new(
@@ -135,7 +128,13 @@ impl RecoveryApi {
         body: JsonBody<ResendRequest>,
     ) -> Result<AcceptedReply, ApiError> {
         let b = body.0;
-        svc.resend_confirmation(Arc::clone(&svc), b.email, b.phone, accept_language(req)).await?;
+        svc.resend_confirmation(
+            Arc::clone(&svc),
+            b.email.map(Bounded::into_inner),
+            b.phone.map(Bounded::into_inner),
+            accept_language(req),
+        )
+        .await?;
         Ok(accepted())
     }
 
@@ -164,8 +163,8 @@ impl RecoveryApi {
     async fn reset(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<ResetRequest>) -> Result<NoContent, ApiError> {
         let b = body.0;
         let proof = match (b.token, b.login, b.code) {
-            (Some(token), None, None) => ResetProof::Token(token),
-            (None, Some(login), Some(code)) => ResetProof::Code { login, code },
+            (Some(token), None, None) => ResetProof::Token(token.into_inner()),
+            (None, Some(login), Some(code)) => ResetProof::Code { login: login.into_inner(), code },
             (None, Some(_), None) => return Err(code_needs("code").into()),
             (None, None, Some(_)) => return Err(code_needs("login").into()),
             _ => {

@@ -1,10 +1,9 @@
 //! Sends an admin request to the running server, or runs it on the database directly.
 
 use crate::{
-    admin::{self, AdminReply, AdminRequest, CallError},
+    admin_socket::{self, AdminReply, AdminRequest, CallError},
     config::{Config, StorageBackend},
-    service::{AuthService, StartError},
-    store::StoreError,
+    service::AuthService,
 };
 
 pub async fn send(cfg: &Config, req: AdminRequest) -> anyhow::Result<AdminReply> {
@@ -13,7 +12,7 @@ pub async fn send(cfg: &Config, req: AdminRequest) -> anyhow::Result<AdminReply>
         return direct(cfg, req).await;
     }
     let socket = cfg.admin_socket_path();
-    match admin::call(&socket, &req).await {
+    match admin_socket::call(&socket, &req).await {
         Ok(reply) => Ok(reply),
         Err(CallError::NotRunning) => direct(cfg, req).await,
         Err(e) => Err(e.into()),
@@ -22,15 +21,18 @@ pub async fn send(cfg: &Config, req: AdminRequest) -> anyhow::Result<AdminReply>
 
 async fn direct(cfg: &Config, req: AdminRequest) -> anyhow::Result<AdminReply> {
     let db = cfg.storage_description();
-    let svc = AuthService::open(cfg.clone()).await.map_err(|e| match e {
-        StartError::Store(StoreError::Locked) => anyhow::anyhow!(
-            "the database {db} is held by another process and no authd answers on {}; \
-             is a server running with another config?",
-            cfg.admin_socket_path().display()
-        ),
-        other => anyhow::anyhow!("cannot open {db}: {other}"),
+    let svc = AuthService::open(cfg.clone()).await.map_err(|e| {
+        if e.is_database_in_use() {
+            anyhow::anyhow!(
+                "the database {db} is held by another process and no authd answers on {}; \
+                 is a server running with another config?",
+                cfg.admin_socket_path().display()
+            )
+        } else {
+            anyhow::anyhow!("cannot open {db}: {e}")
+        }
     })?;
-    Ok(admin::execute(&svc, req).await)
+    Ok(admin_socket::execute(&svc, req).await)
 }
 
 /// Reads one line (a password) from standard input, without its line ending.

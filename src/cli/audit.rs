@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::{admin_cmd::send, user::finish};
 use crate::{
-    admin::{AdminReply, AdminRequest},
+    admin_socket::{AdminReply, AdminRequest},
     config::Config,
     model::AuditEvent,
 };
@@ -47,7 +47,7 @@ enum AuditCmd {
 }
 
 fn since_ms(s: Option<&str>) -> anyhow::Result<Option<u64>> {
-    s.map(|s| crate::api::parse_instant("since", s).map_err(|e| anyhow::anyhow!("{e}"))).transpose()
+    s.map(|s| crate::service::audit::parse_instant("since", s).map_err(|e| anyhow::anyhow!("{e}"))).transpose()
 }
 
 fn print(e: &AuditEvent, json: bool) {

@@ -15,7 +15,7 @@ pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
         ConfigCmd::Check => {
             // Loading already validated the keys; the files must be private too.
             let embedded = cfg.storage.backend == crate::config::StorageBackend::Redb;
-            if let Err(why) = crate::store::data_dir::check(&cfg.storage.path).map_err(|e| e.to_string())
+            if let Some(why) = crate::service::data_dir_problem(&cfg.storage.path)
                 && embedded
             {
                 eprintln!("error: {why}");

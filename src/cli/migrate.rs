@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::{
     config::{Config, Secret, StorageBackend},
-    store::{Store, copy_all},
+    service::copy_database,
 };
 
 #[derive(Args)]
@@ -35,13 +35,9 @@ pub async fn run(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     check.validate()?;
     let described = check.storage_description();
     let from = args.from;
-    let tallies = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let source = Store::open_redb(&from)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e} (stop the server that uses it first)", from.display()))?;
-        let target = Store::open(&target).map_err(|e| anyhow::anyhow!("cannot open {described}: {e}"))?;
-        Ok(copy_all(&source, &target)?)
-    })
-    .await??;
+    let tallies = tokio::task::spawn_blocking(move || copy_database(&from, &target))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e} ({described})"))?;
     println!("{:<16} {:>10} {:>10}", "TABLE", "SOURCE", "TARGET");
     for t in &tallies {
         println!("{:<16} {:>10} {:>10}", t.table, t.source, t.target);

@@ -101,13 +101,14 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Openapi => {
-            println!("{}", crate::api::document_from_code());
+            println!("{}", crate::server::openapi_document());
             return Ok(ExitCode::SUCCESS);
         }
         Command::Challenge { cmd } => return challenge::run(cmd),
         _ => {}
     }
     let mut cfg = Config::load(cli.config.as_deref())?;
+    crate::service::check_config(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(f) = cli.log_format {
         cfg.log.format = match f {
             LogFormatArg::Text => LogFormat::Text,

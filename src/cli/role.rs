@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use super::{admin_cmd::send, user::finish};
 use crate::{
-    admin::{AdminReply, AdminRequest},
+    admin_socket::{AdminReply, AdminRequest},
     config::Config,
 };
 

@@ -4,8 +4,9 @@ use clap::Subcommand;
 
 use super::admin_cmd::{read_stdin_line, send};
 use crate::{
-    admin::{AdminReply, AdminRequest, UserView},
+    admin_socket::{AdminReply, AdminRequest, UserView},
     config::Config,
+    security::identifiers::LoginKind,
 };
 
 #[derive(Subcommand)]
@@ -79,12 +80,10 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         UserCmd::Add { login, phone, username, roles, password_stdin } => {
             let password = if password_stdin { Some(read_stdin_line()?) } else { None };
             let (mut email, mut phone_main, mut user_main) = (None, None, None);
-            if login.contains('@') {
-                email = Some(login);
-            } else if login.starts_with('+') {
-                phone_main = Some(login);
-            } else {
-                user_main = Some(login);
+            match LoginKind::of(&login) {
+                LoginKind::Email => email = Some(login),
+                LoginKind::Phone => phone_main = Some(login),
+                LoginKind::Username => user_main = Some(login),
             }
             AdminRequest::UserAdd {
                 email,

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{HumanDuration, Secret};
 
+/// The languages whose templates ship with authd.
+pub const LOCALES: &[&str] = &["en", "ru"];
+
 /// How mail leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,8 +18,8 @@ mod messages;
 mod oauth;
 
 pub use messages::{
-    EmailConfig, EmailTransport, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig, SmsConfig,
-    SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
+    EmailConfig, EmailTransport, LOCALES, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig,
+    SmsConfig, SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
 };
 pub use oauth::{ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
 
@@ -267,6 +267,41 @@ pub struct RateLimitConfig {
     pub refresh: RouteLimits,
     pub password: RouteLimits,
     pub general: RouteLimits,
+}
+
+impl RateLimitConfig {
+    /// The limits a route class counts against.
+    pub fn route(&self, class: RouteClass) -> &RouteLimits {
+        match class {
+            RouteClass::Login => &self.login,
+            RouteClass::Register => &self.register,
+            RouteClass::Refresh => &self.refresh,
+            RouteClass::Password => &self.password,
+            RouteClass::General => &self.general,
+        }
+    }
+}
+
+/// Which limits a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteClass {
+    Login,
+    Register,
+    Refresh,
+    Password,
+    General,
+}
+
+impl RouteClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::Login => "login",
+            RouteClass::Register => "register",
+            RouteClass::Refresh => "refresh",
+            RouteClass::Password => "password",
+            RouteClass::General => "general",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -718,12 +753,6 @@ impl Config {
             }
         }
         for (i, w) in self.webhooks.iter().enumerate() {
-            if let Err(why) = crate::security::targets::check_url(&w.url, self.webhook_delivery.allow_private_targets) {
-                return fail(
-                    &format!("webhooks[{i}].url"),
-                    &format!("{why} (webhook_delivery.allow_private_targets allows private ones)"),
-                );
-            }
             if w.key().is_none() {
                 return fail(
                     &format!("webhooks[{i}].secret"),
@@ -867,8 +896,8 @@ impl Config {
                 return fail("sms.secret", "must be `whsec_` followed by base64 of at least 16 bytes");
             }
         }
-        if !crate::messages::LOCALES.contains(&self.messages.default_locale.as_str()) {
-            return fail("messages.default_locale", &format!("must be one of {:?}", crate::messages::LOCALES));
+        if !LOCALES.contains(&self.messages.default_locale.as_str()) {
+            return fail("messages.default_locale", &format!("must be one of {LOCALES:?}"));
         }
         if let Some(d) = self.messages.templates_dir.as_ref().filter(|d| !d.is_dir()) {
             return fail("messages.templates_dir", &format!("{} is not a directory", d.display()));

@@ -1,16 +1,18 @@
-//! What authd sends to people: email over SMTP, SMS through an HTTP gateway, each from a
-//! template per kind and language. The only code that knows lettre and minijinja.
+//! What authd sends: to people, email over SMTP and SMS through an HTTP gateway, each from a
+//! template per kind and language; to applications, webhooks. The only code that knows lettre
+//! and minijinja, and the HTTP client that sends.
 
 mod email;
 mod sms;
 mod templates;
+mod webhook;
 
 pub use email::EmailSender;
 pub use sms::SmsSender;
 pub use templates::Templates;
+pub use webhook::{NOT_DELIVERED, Signed, WebhookSender};
 
-/// The languages whose templates ship with authd.
-pub const LOCALES: &[&str] = &["en", "ru"];
+pub use crate::config::LOCALES;
 
 /// A kind of message, with the channel it goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

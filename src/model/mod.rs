@@ -6,6 +6,7 @@ mod audit;
 mod client;
 mod identity;
 mod key;
+mod login;
 mod one_time;
 mod role;
 mod session;
@@ -16,11 +17,12 @@ pub use audit::AuditEvent;
 pub use client::ServiceClient;
 pub use identity::Identity;
 pub use key::{KeyState, SigningKeyRecord};
+pub use login::{LoginName, login_names};
 pub use one_time::{OneTimeSecret, Purpose};
 pub use role::{BUILTIN_ROLES, Role, permission_matches};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
 pub use user::{TotpFactor, User, UserStatus};
-pub use webhook::{Channel, DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint};
+pub use webhook::{Channel, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -42,7 +42,9 @@ pub struct OneTimeSecret {
     /// at most one (a new one replaces it), or `<purpose>:<random>` where several may be live.
     pub id: String,
     pub purpose: Purpose,
-    pub user_id: Uuid,
+    /// Whose it is; `None` for a step no account is known for yet (an external login's start).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
     /// SHA-256 of the long secret (the link token, the `mfa_token`).
     #[serde(default)]
     pub token_hash: Option<Vec<u8>>,

@@ -70,7 +70,7 @@ impl Channel {
 /// One message to one endpoint or person, queued in the same transaction as the change that
 /// causes it: the one outbox for webhooks, email and SMS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WebhookDelivery {
+pub struct OutboxMessage {
     /// The `webhook-id`: stays the same across retries, so receivers can drop duplicates.
     pub id: Uuid,
     #[serde(default)]

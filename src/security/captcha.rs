@@ -4,7 +4,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use super::pow::ChallengeError;
+use crate::error::ChallengeError;
 
 pub struct CaptchaVerifier {
     http: reqwest::Client,

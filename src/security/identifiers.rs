@@ -12,6 +12,9 @@ use crate::error::FieldError;
 pub struct Email(String);
 
 impl Email {
+    /// The longest address (RFC 5321 §4.5.3.1.3), and so the longest login name.
+    pub const MAX_LEN: usize = 254;
+
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let bad = |m: &str| FieldError::new("email", "invalid_email", m);
         let s: String = raw.trim().nfkc().collect::<String>().to_lowercase();
@@ -31,8 +34,8 @@ impl Email {
         let domain = idna::domain_to_ascii(domain)
             .map_err(|_| bad(&format!("`{raw}` has a domain that is not a valid internationalised name")))?;
         let s = format!("{local}@{domain}");
-        if s.len() > 254 {
-            return Err(bad("email must be at most 254 characters"));
+        if s.len() > Self::MAX_LEN {
+            return Err(bad(&format!("email must be at most {} characters", Self::MAX_LEN)));
         }
         let opts =
             email_address::Options::default().with_required_tld().without_display_text().without_domain_literal();
@@ -78,10 +81,13 @@ fn mixes_scripts(s: &str) -> bool {
 pub struct Phone(String);
 
 impl Phone {
+    /// Longer than any E.164 number with room for spacing.
+    pub const MAX_LEN: usize = 32;
+
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let bad = |m: String| FieldError::new("phone", "invalid_phone", m);
         let s = raw.trim();
-        if !s.starts_with('+') || s.len() > 32 {
+        if !s.starts_with('+') || s.len() > Self::MAX_LEN {
             return Err(bad(format!("`{raw}` must be an international number starting with + (E.164)")));
         }
         let n = phonenumber::parse(None, s).map_err(|e| bad(format!("`{raw}` is not a phone number ({e})")))?;
@@ -104,6 +110,10 @@ impl Phone {
 pub struct Username(String);
 
 impl Username {
+    /// What [`Username::parse`] accepts, as a pattern for the API document (before it
+    /// lower-cases).
+    pub const PATTERN: &'static str = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$";
+
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let bad = |m: &str| FieldError::new("username", "invalid_username", m);
         let s = raw.trim().to_ascii_lowercase();
@@ -127,7 +137,29 @@ impl Username {
     }
 }
 
-/// What someone typed to sign in: told apart by shape (`@` → email, leading `+` → phone).
+/// Which kind of login name a string is meant as, by its shape alone: `@` → email, leading `+`
+/// → phone, else a username. The one place that rule is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginKind {
+    Email,
+    Phone,
+    Username,
+}
+
+impl LoginKind {
+    pub fn of(raw: &str) -> Self {
+        let s = raw.trim();
+        if s.contains('@') {
+            LoginKind::Email
+        } else if s.starts_with('+') {
+            LoginKind::Phone
+        } else {
+            LoginKind::Username
+        }
+    }
+}
+
+/// What someone typed to sign in, told apart by [`LoginKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {
     Email(Email),
@@ -138,21 +170,19 @@ pub enum Login {
 impl Login {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let s = raw.trim();
-        if s.contains('@') {
-            Email::parse(s).map(Login::Email)
-        } else if s.starts_with('+') {
-            Phone::parse(s).map(Login::Phone)
-        } else {
-            Username::parse(s).map(Login::Username)
+        match LoginKind::of(s) {
+            LoginKind::Email => Email::parse(s).map(Login::Email),
+            LoginKind::Phone => Phone::parse(s).map(Login::Phone),
+            LoginKind::Username => Username::parse(s).map(Login::Username),
         }
     }
 
     /// This login name as the store looks it up.
-    pub fn name(&self) -> crate::store::LoginName<'_> {
+    pub fn name(&self) -> crate::model::LoginName<'_> {
         match self {
-            Login::Email(e) => crate::store::LoginName::Email(e.as_str()),
-            Login::Phone(p) => crate::store::LoginName::Phone(p.as_str()),
-            Login::Username(u) => crate::store::LoginName::Username(u.as_str()),
+            Login::Email(e) => crate::model::LoginName::Email(e.as_str()),
+            Login::Phone(p) => crate::model::LoginName::Phone(p.as_str()),
+            Login::Username(u) => crate::model::LoginName::Username(u.as_str()),
         }
     }
 }
@@ -160,6 +190,27 @@ impl Login {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_username_pattern_agrees_with_the_parser() {
+        let pattern = regex::Regex::new(Username::PATTERN).unwrap();
+        for s in [
+            "abc",
+            "Alice",
+            "a.b_c-d",
+            "0day",
+            &"x".repeat(32),
+            "ab",
+            &"x".repeat(33),
+            ".abc",
+            "-abc",
+            "a b",
+            "ä12",
+            "a@b",
+        ] {
+            assert_eq!(pattern.is_match(s), Username::parse(s).is_ok(), "{s:?}");
+        }
+    }
 
     #[test]
     fn emails_are_strict_and_normalised() {

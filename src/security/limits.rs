@@ -1,5 +1,5 @@
 //! Rate limits: GCRA (a token bucket kept as one "theoretical arrival time" per key), in this
-//! process's bounded memory or in shared state (`crate::fast`).
+//! process's bounded memory or in shared state (`crate::cache`).
 
 use std::{
     net::IpAddr,
@@ -8,8 +8,8 @@ use std::{
 };
 
 use crate::{
+    cache::{Buckets, MemoryBuckets},
     config::Limit,
-    fast::{Buckets, MemoryBuckets},
 };
 
 /// The key of a client address: IPv4 as it is, IPv6 cut to its first `v6_prefix` bits, since
@@ -21,27 +21,7 @@ pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
     }
 }
 
-/// Which limits a request counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteClass {
-    Login,
-    Register,
-    Refresh,
-    Password,
-    General,
-}
-
-impl RouteClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteClass::Login => "login",
-            RouteClass::Register => "register",
-            RouteClass::Refresh => "refresh",
-            RouteClass::Password => "password",
-            RouteClass::General => "general",
-        }
-    }
-}
+pub use crate::config::RouteClass;
 
 /// The outcome of one check, with what the `RateLimit-*` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

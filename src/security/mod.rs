@@ -12,3 +12,4 @@ pub mod sealed;
 pub mod signature;
 pub mod targets;
 pub mod throttle;
+pub mod token;

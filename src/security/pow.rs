@@ -8,24 +8,9 @@
 use std::time::Duration;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use moka::sync::Cache;
 use ring::hmac;
 
-use crate::{model::now, security::random::random_bytes};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ChallengeError {
-    #[error("the challenge is malformed or was not issued by this server")]
-    Invalid,
-    #[error("the challenge has expired; request a new one")]
-    Expired,
-    #[error("the challenge was already used; request a new one")]
-    Reused,
-    #[error("the nonce does not solve the challenge")]
-    Unsolved,
-    #[error("the CAPTCHA response was not accepted; solve it again")]
-    Captcha,
-}
+use crate::{cache::Expiring, error::ChallengeError, model::now, security::random::random_bytes};
 
 /// A challenge as handed to a client.
 #[derive(Debug, Clone)]
@@ -39,7 +24,7 @@ pub struct ChallengeIssuer {
     key: hmac::Key,
     difficulty: u8,
     ttl: Duration,
-    spent: Cache<String, ()>,
+    spent: Expiring<String, ()>,
 }
 
 impl ChallengeIssuer {
@@ -50,7 +35,7 @@ impl ChallengeIssuer {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             difficulty,
             ttl,
-            spent: Cache::builder().max_capacity(1_000_000).time_to_live(ttl + Duration::from_secs(5)).build(),
+            spent: Expiring::new(1_000_000, ttl + Duration::from_secs(5)),
         }
     }
 
@@ -64,7 +49,7 @@ impl ChallengeIssuer {
     /// How long a challenge can be spent: what a replay guard must remember it for.
     /// Forgets spent challenges that have expired anyway.
     pub fn sweep(&self) {
-        self.spent.run_pending_tasks();
+        self.spent.sweep();
     }
 
     pub fn ttl(&self) -> Duration {
@@ -79,9 +64,7 @@ impl ChallengeIssuer {
 
     /// Spends a checked challenge in this process; a second time is a replay.
     pub fn spend(&self, id: &str) -> Result<(), ChallengeError> {
-        let mut fresh = false;
-        self.spent.entry(id.to_owned()).or_insert_with_if(|| fresh = true, |_| false);
-        if fresh { Ok(()) } else { Err(ChallengeError::Reused) }
+        if self.spent.claim(id.to_owned(), ()) { Ok(()) } else { Err(ChallengeError::Reused) }
     }
 
     /// Checks a solution without spending it; returns the challenge's id.

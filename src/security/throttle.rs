@@ -20,7 +20,7 @@ use std::{
 
 use moka::sync::Cache;
 
-use crate::{config::BruteForceConfig, fast::FailureCounts};
+use crate::{cache::FailureCounts, config::BruteForceConfig};
 
 #[derive(Default)]
 struct Failures {

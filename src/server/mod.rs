@@ -9,7 +9,7 @@ use poem::listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, RustlsCe
 use tokio::net::UnixListener;
 
 use crate::{
-    admin,
+    admin_socket,
     config::{Config, StorageBackend},
     service::{AuthService, StartError},
     store::StoreError,
@@ -42,7 +42,7 @@ impl Application {
         // We hold the database lock, so a socket left behind is stale.
         let admin = if embedded {
             Some(
-                admin::bind(&socket_path, &svc.config().admin.allowed_uids)
+                admin_socket::bind(&socket_path, &svc.config().admin.allowed_uids)
                     .with_context(|| format!("cannot create admin socket {} (admin.socket)", socket_path.display()))?,
             )
         } else {
@@ -97,7 +97,7 @@ impl Application {
             let svc = Arc::clone(&svc);
             async move {
                 if let Some(admin) = admin {
-                    admin::serve(admin, svc).await;
+                    admin_socket::serve(admin, svc).await;
                 }
             }
         });
@@ -183,6 +183,11 @@ async fn housekeeping(svc: Arc<AuthService>) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
+/// The OpenAPI document of the HTTP API, as `authd openapi` prints it.
+pub fn openapi_document() -> String {
+    crate::api::document_from_code()
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

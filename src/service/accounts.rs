@@ -3,12 +3,15 @@
 use uuid::Uuid;
 
 use super::{
-    AuthService, Principal, authority::Authority, bump_authz, find_account, revoke_sessions, roles::guard_last_admin,
-    sessions::user_context,
+    AuthService, Principal,
+    authority::Authority,
+    find_account,
+    roles::guard_last_admin,
+    sessions::{end_sessions, user_context},
 };
 use crate::{
     error::{Error, FieldError, Result},
-    model::{AuditEvent, User, UserStatus, now},
+    model::{User, UserStatus, now},
     security::identifiers::{Email, Phone, Username},
 };
 
@@ -75,7 +78,7 @@ impl AuthService {
         &self,
         authority: Option<Authority>,
         account: NewAccount,
-        event: &str,
+        event: &'static str,
         accept_language: Option<&str>,
     ) -> Result<User> {
         let (email, phone, username) = parse_names(&account)?;
@@ -103,7 +106,6 @@ impl AuthService {
             user.password_hash = Some(self.hasher.hash(pw).await?);
         }
         let u = user.clone();
-        let ev = self.audit_event(event, true, Some(user.id), None, serde_json::json!({"roles": user.roles}));
         let locale = self.locale_of(Some(&user), accept_language);
         let outgoing = self.confirmations_for_new(&user, &locale)?;
         let inserted = self
@@ -111,7 +113,7 @@ impl AuthService {
                 s.write(|tx| {
                     tx.insert_user(&u)?;
                     super::verification::write_outgoing(tx, &outgoing)?;
-                    tx.append_audit(&ev)?;
+                    tx.audit(event, Some(u.id), None, serde_json::json!({"roles": u.roles}))?;
                     Ok(())
                 })
             })
@@ -135,7 +137,7 @@ impl AuthService {
         let Some(email) = attempted.email.clone().filter(|_| field == "email") else { return Ok(()) };
         let lookup = email.clone();
         let owner = self
-            .db(move |s| s.read(|tx| tx.user_by_login(crate::store::LoginName::Email(&lookup)).map_err(Error::from)))
+            .db(move |s| s.read(|tx| tx.user_by_login(crate::model::LoginName::Email(&lookup)).map_err(Error::from)))
             .await?;
         let Some(owner) = owner else { return Ok(()) };
         let locale = owner.locale.clone().unwrap_or_else(|| accept_locale.to_owned());
@@ -146,11 +148,10 @@ impl AuthService {
             &to,
             std::collections::BTreeMap::from([("link", link)]),
         )?;
-        let ev = self.audit_event("user.registration_attempted", false, Some(owner.id), None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
-                tx.put_delivery(&message)?;
-                tx.append_audit(&ev)?;
+                tx.emit(&message)?;
+                tx.audit_failure("user.registration_attempted", Some(owner.id), None, serde_json::Value::Null)?;
                 Ok(())
             })
         })
@@ -168,6 +169,32 @@ impl AuthService {
             return Ok(u);
         }
         self.db(move |s| s.load_user(id).map_err(Error::from)).await?.ok_or(Error::NotFound("user"))
+    }
+
+    /// A user, for an admin (needs `users:read`).
+    pub async fn admin_user(&self, by: &Principal, id: Uuid) -> Result<std::sync::Arc<User>> {
+        self.authority(by, "users:read")?;
+        self.user_profile(id).await
+    }
+
+    /// A user's live sessions, for an admin (needs `users:read`).
+    pub async fn admin_sessions(&self, by: &Principal, id: Uuid) -> Result<Vec<crate::model::Session>> {
+        self.authority(by, "users:read")?;
+        self.get_user(id).await?;
+        self.list_sessions(id).await
+    }
+
+    /// Ends every session of a user (needs `sessions:revoke`).
+    pub async fn admin_end_sessions(&self, by: &Principal, id: Uuid) -> Result<()> {
+        self.authority(by, "sessions:revoke")?;
+        self.get_user(id).await?;
+        self.logout_all(id).await
+    }
+
+    /// Ends one session of a user (needs `sessions:revoke`).
+    pub async fn admin_end_session(&self, by: &Principal, id: Uuid, session: Uuid) -> Result<()> {
+        self.authority(by, "sessions:revoke")?;
+        self.revoke_session(id, session).await
     }
 
     /// Finds a user by id, email, phone or username.
@@ -189,11 +216,8 @@ impl AuthService {
         }
         self.check_roles_exist(&roles)?;
         authority.may_assign(&roles)?;
-        let rev_of = |id| self.user_revocation(id);
         let who = who.to_owned();
-        let placeholder = rev_of(Uuid::nil());
-        let ev = self.audit_event("user.roles_changed", true, None, None, serde_json::json!({"roles": roles}));
-        let (user, rev) = self
+        let user = self
             .db(move |s| {
                 s.write(|tx| {
                     let before = find_account(&**tx, &who)?;
@@ -201,15 +225,14 @@ impl AuthService {
                     let mut u = before.clone();
                     u.roles = roles;
                     guard_last_admin(tx, &before, Some(&u))?;
-                    u.updated_at = now();
-                    let rev = bump_authz(tx, u.id, &mut u.authz_gen, &placeholder)?;
+                    u.updated_at = tx.now();
+                    tx.bump_authz(u.id, &mut u.authz_gen)?;
                     tx.update_user(&u)?;
-                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
-                    Ok((u, rev))
+                    tx.audit("user.roles_changed", Some(u.id), None, serde_json::json!({"roles": u.roles}))?;
+                    Ok(u)
                 })
             })
             .await?;
-        self.apply_revocations(std::slice::from_ref(&rev)).await;
         tracing::info!(event = "roles_changed", user_id = %user.id, roles = ?user.roles, "roles changed");
         Ok(user)
     }
@@ -221,10 +244,9 @@ impl AuthService {
         authority.may_change(&user.roles)?;
         self.policy.check("password", password, &user_context(&user))?;
         let phc = self.hasher.hash(password).await?;
-        let ev = self.audit_event("user.password_set", true, Some(user.id), None, serde_json::Value::Null);
-        let (user, revs) =
-            self.update_and_end_sessions(authority, user.id, ev, move |u| u.password_hash = Some(phc)).await?;
-        self.apply_revocations(&revs).await;
+        let user = self
+            .update_and_end_sessions(authority, user.id, "user.password_set", move |u| u.password_hash = Some(phc))
+            .await?;
         tracing::info!(event = "password_set", user_id = %user.id, "password set by admin");
         Ok(user)
     }
@@ -236,21 +258,17 @@ impl AuthService {
         let user = self.find_user(who).await?;
         authority.may_change(&user.roles)?;
         let user = if status == UserStatus::Disabled {
-            let ev = self.audit_event("user.disabled", true, Some(user.id), None, serde_json::Value::Null);
-            let (user, revs) = self.update_and_end_sessions(authority, user.id, ev, move |u| u.status = status).await?;
-            self.apply_revocations(&revs).await;
-            user
+            self.update_and_end_sessions(authority, user.id, "user.disabled", move |u| u.status = status).await?
         } else {
             let id = user.id;
-            let ev = self.audit_event("user.enabled", true, Some(id), None, serde_json::Value::Null);
             self.db(move |s| {
                 s.write(|tx| {
                     let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
                     authority.may_change(&u.roles)?;
                     u.status = status;
-                    u.updated_at = now();
+                    u.updated_at = tx.now();
                     tx.update_user(&u)?;
-                    tx.append_audit(&ev)?;
+                    tx.audit("user.enabled", Some(id), None, serde_json::Value::Null)?;
                     Ok(u)
                 })
             })
@@ -264,31 +282,21 @@ impl AuthService {
     pub async fn delete_user(&self, by: &Principal, who: &str) -> Result<User> {
         let authority = self.authority(by, "users:write")?;
         let who = who.to_owned();
-        let rev = self.session_revocation(Uuid::nil());
-        let user_rev = self.user_revocation(Uuid::nil());
-        let ev = self.audit_event("user.deleted", true, None, None, serde_json::Value::Null);
-        let (user, revs) = self
+        let user = self
             .db(move |s| {
                 s.write(|tx| {
                     let u = find_account(&**tx, &who)?;
                     authority.may_change(&u.roles)?;
-                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
+                    tx.audit("user.deleted", Some(u.id), None, serde_json::Value::Null)?;
                     guard_last_admin(tx, &u, None)?;
+                    // The store deletes the sessions with the user; their tokens are refused too.
                     let sids = tx.delete_user(u.id)?;
-                    let mut revs = Vec::with_capacity(sids.len() + 1);
-                    for sid in sids {
-                        let r = crate::model::Revocation { id: sid, ..rev.clone() };
-                        tx.put_revocation(&r)?;
-                        revs.push(r);
-                    }
-                    let r = crate::model::Revocation { id: u.id, ..user_rev };
-                    tx.put_revocation(&r)?;
-                    revs.push(r);
-                    Ok((u, revs))
+                    tx.revoke_sessions(&sids)?;
+                    tx.cut_off_user(u.id)?;
+                    Ok(u)
                 })
             })
             .await?;
-        self.apply_revocations(&revs).await;
         tracing::info!(event = "user_deleted", user_id = %user.id, "user deleted");
         Ok(user)
     }
@@ -299,11 +307,9 @@ impl AuthService {
         &self,
         authority: Authority,
         id: Uuid,
-        event: AuditEvent,
+        event: &'static str,
         change: impl FnOnce(&mut User) + Send + 'static,
-    ) -> Result<(User, Vec<crate::model::Revocation>)> {
-        let rev = self.session_revocation(Uuid::nil());
-        let user_rev = self.user_revocation(id);
+    ) -> Result<User> {
         self.db(move |s| {
             s.write(|tx| {
                 let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
@@ -311,14 +317,12 @@ impl AuthService {
                 let mut u = before.clone();
                 change(&mut u);
                 guard_last_admin(tx, &before, Some(&u))?;
-                u.updated_at = now();
-                let cut = bump_authz(tx, id, &mut u.authz_gen, &user_rev)?;
+                u.updated_at = tx.now();
+                tx.bump_authz(id, &mut u.authz_gen)?;
                 tx.update_user(&u)?;
-                let sids = tx.session_ids_of(id)?;
-                let mut revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation { id: sid, ..rev.clone() })?;
-                revs.push(cut);
-                tx.append_audit(&event)?;
-                Ok((u, revs))
+                end_sessions(tx, id, None, false)?;
+                tx.audit(event, Some(id), None, serde_json::Value::Null)?;
+                Ok(u)
             })
         })
         .await
@@ -354,7 +358,15 @@ pub struct UserFilter {
 
 impl AuthService {
     /// Users after `cursor` (ids are time-ordered, so pages stay stable while users are added).
-    pub async fn list_users_page(&self, cursor: Option<Uuid>, limit: usize, filter: UserFilter) -> Result<UserPage> {
+    /// Needs `users:read`.
+    pub async fn list_users_page(
+        &self,
+        by: &Principal,
+        cursor: Option<Uuid>,
+        limit: usize,
+        filter: UserFilter,
+    ) -> Result<UserPage> {
+        self.authority(by, "users:read")?;
         let search = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
         let mut page = self
             .db(move |s| {
@@ -405,10 +417,7 @@ impl AuthService {
             self.check_roles_exist(roles)?;
             authority.may_assign(roles)?;
         }
-        let session_rev = self.session_revocation(Uuid::nil());
-        let user_rev = self.user_revocation(id);
-        let ev = self.audit_event("user.updated", true, Some(id), None, serde_json::Value::Null);
-        let (user, revs) = self
+        let user = self
             .db(move |s| {
                 s.write(|tx| {
                     let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
@@ -433,26 +442,21 @@ impl AuthService {
                         u.password_reset_required = f;
                     }
                     guard_last_admin(tx, &before, Some(&u))?;
-                    u.updated_at = now();
-                    let mut revs = Vec::new();
+                    u.updated_at = tx.now();
+                    let mut ended = 0;
                     if u.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
-                        let sids = tx.session_ids_of(id)?;
-                        revs = revoke_sessions(tx, &sids, |sid| crate::model::Revocation {
-                            id: sid,
-                            ..session_rev.clone()
-                        })?;
+                        ended = end_sessions(tx, id, None, false)?;
                     }
-                    if u.roles != before.roles || !revs.is_empty() {
-                        revs.push(bump_authz(tx, id, &mut u.authz_gen, &user_rev)?);
+                    if u.roles != before.roles || ended > 0 {
+                        tx.bump_authz(id, &mut u.authz_gen)?;
                     }
                     tx.update_user(&u)?;
                     let details = serde_json::json!({"roles": u.roles, "status": u.status.as_str()});
-                    tx.append_audit(&AuditEvent { details, ..ev })?;
-                    Ok((u, revs))
+                    tx.audit("user.updated", Some(id), None, details)?;
+                    Ok(u)
                 })
             })
             .await?;
-        self.apply_revocations(&revs).await;
         tracing::info!(user_id = %user.id, "user updated by admin");
         Ok(user)
     }

@@ -45,8 +45,50 @@ pub fn set_actor(actor: String) {
     });
 }
 
-fn current() -> AuditContext {
+/// An event of the request `ctx`. Without an authenticated actor, a success is the subject's own
+/// doing and a failure an anonymous one's.
+pub(super) fn event(
+    ctx: &AuditContext,
+    event: &str,
+    success: bool,
+    subject: Option<Uuid>,
+    session_id: Option<Uuid>,
+    details: serde_json::Value,
+) -> AuditEvent {
+    let actor = ctx.actor.clone().unwrap_or_else(|| match subject {
+        Some(s) if success => format!("user:{s}"),
+        _ => "anonymous".into(),
+    });
+    AuditEvent {
+        id: Uuid::now_v7(),
+        time_ms: now_millis(),
+        event: event.into(),
+        outcome: if success { "success" } else { "failure" }.into(),
+        actor,
+        subject,
+        session_id,
+        ip: ctx.ip.map(|i| i.to_string()),
+        user_agent: ctx.user_agent.clone(),
+        details: if details.is_null() { serde_json::json!({}) } else { details },
+    }
+}
+
+/// The request being served, as far as the audit trail is concerned.
+pub(super) fn current() -> AuditContext {
     AUDIT_CONTEXT.try_with(|c| c.lock().map(|c| c.clone()).unwrap_or_default()).unwrap_or_default()
+}
+
+/// RFC 3339, or an age such as `1h` or `7d`.
+pub fn parse_instant(field: &str, s: &str) -> Result<u64, Error> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(crate::model::now_millis().saturating_sub(d.as_millis() as u64)),
+        Err(_) => {
+            Err(Error::invalid(field, "invalid_time", format!("`{s}` is neither an RFC 3339 time nor an age like 1h")))
+        }
+    }
 }
 
 /// What the audit query keeps.
@@ -115,7 +157,7 @@ impl AuditSink {
 }
 
 impl AuthService {
-    /// An event in the current context.
+    /// An event in the current context, for [`Self::audit_later`].
     pub(super) fn audit_event(
         &self,
         event: &str,
@@ -124,23 +166,7 @@ impl AuthService {
         session_id: Option<Uuid>,
         details: serde_json::Value,
     ) -> AuditEvent {
-        let ctx = current();
-        let actor = ctx.actor.unwrap_or_else(|| match subject {
-            Some(s) if success => format!("user:{s}"),
-            _ => "anonymous".into(),
-        });
-        AuditEvent {
-            id: Uuid::now_v7(),
-            time_ms: now_millis(),
-            event: event.into(),
-            outcome: if success { "success" } else { "failure" }.into(),
-            actor,
-            subject,
-            session_id,
-            ip: ctx.ip.map(|i| i.to_string()),
-            user_agent: ctx.user_agent,
-            details: if details.is_null() { serde_json::json!({}) } else { details },
-        }
+        self::event(&current(), event, success, subject, session_id, details)
     }
 
     /// Records an event that has no transaction of its own.
@@ -148,13 +174,19 @@ impl AuthService {
         self.audit_sink.push(e);
     }
 
-    /// Newest first, at most `limit`, older than `before` when given.
+    /// Newest first, at most `limit`, older than `before` when given (needs `audit:read`).
     pub async fn audit_events(
         &self,
+        by: &super::Principal,
         filter: AuditFilter,
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
+        self.authority(by, "audit:read")?;
+        self.query_audit(filter, before, limit).await
+    }
+
+    async fn query_audit(&self, filter: AuditFilter, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditEvent>> {
         self.db(move |s| {
             let q = crate::store::AuditQuery {
                 subject: filter.user,
@@ -173,7 +205,7 @@ impl AuthService {
     pub async fn my_events(&self, user: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
         let filter = AuditFilter { user: Some(user), ..Default::default() };
         let own = format!("user:{user}");
-        let mut events = self.audit_events(filter, None, limit).await?;
+        let mut events = self.query_audit(filter, None, limit).await?;
         for e in &mut events {
             if e.actor != own && e.actor != "anonymous" && e.actor != "system" {
                 e.actor = "an administrator".into();

@@ -5,7 +5,7 @@
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::{AuthService, Principal, bump_authz};
+use super::{AuthService, Principal};
 use crate::{
     error::{Error, Result},
     model::{ServiceClient, now},
@@ -50,18 +50,12 @@ impl AuthService {
             secret_rotated_at: now(),
             authz_gen: 0,
         };
-        let ev = self.audit_event(
-            "client.created",
-            true,
-            None,
-            None,
-            serde_json::json!({"client_id": client.id, "name": client.name, "roles": client.roles}),
-        );
         let c = client.clone();
         self.db(move |s| {
             s.write(|tx| {
                 tx.put_client(&c)?;
-                tx.append_audit(&ev)?;
+                let details = serde_json::json!({"client_id": c.id, "name": c.name, "roles": c.roles});
+                tx.audit("client.created", None, None, details)?;
                 Ok(())
             })
         })
@@ -81,44 +75,38 @@ impl AuthService {
         let authority = self.authority(by, "clients:write")?;
         let secret = random::new_token();
         let hash = random::token_hash(&secret).to_vec();
-        // Tokens minted with the old secret are refused, even one signed after this returns.
-        let cut = self.user_revocation(id);
-        let ev = self.audit_event("client.secret_rotated", true, None, None, serde_json::json!({"client_id": id}));
-        let (client, rev) = self
+        let client = self
             .db(move |s| {
                 s.write(|tx| {
                     let mut c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
                     authority.may_change(&c.roles)?;
                     c.secret_hash = hash;
-                    c.secret_rotated_at = now();
-                    let rev = bump_authz(tx, id, &mut c.authz_gen, &cut)?;
+                    c.secret_rotated_at = tx.now();
+                    // Tokens minted with the old secret are refused, even one signed after this returns.
+                    tx.bump_authz(id, &mut c.authz_gen)?;
                     tx.put_client(&c)?;
-                    tx.append_audit(&ev)?;
-                    Ok((c, rev))
+                    tx.audit("client.secret_rotated", None, None, serde_json::json!({"client_id": id}))?;
+                    Ok(c)
                 })
             })
             .await?;
-        self.apply_revocations(&[rev]).await;
         Ok(ClientInfo::of(&client, Some(secret)))
     }
 
     pub async fn delete_client(&self, by: &Principal, id: Uuid) -> Result<()> {
         let authority = self.authority(by, "clients:write")?;
-        let rev = self.session_revocation(id);
-        let ev = self.audit_event("client.deleted", true, None, None, serde_json::json!({"client_id": id}));
-        let r = rev.clone();
         self.db(move |s| {
             s.write(|tx| {
                 let c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
                 authority.may_change(&c.roles)?;
                 tx.delete_client(id)?;
-                tx.put_revocation(&r)?;
-                tx.append_audit(&ev)?;
+                // A client's tokens carry its id as their session.
+                tx.revoke_session(id)?;
+                tx.audit("client.deleted", None, None, serde_json::json!({"client_id": id}))?;
                 Ok(())
             })
         })
         .await?;
-        self.apply_revocations(&[rev]).await;
         Ok(())
     }
 

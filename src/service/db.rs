@@ -1,20 +1,21 @@
-//! The store as services use it. A write transaction here also queues each audit event for the
-//! webhook endpoints that want it: a business rule, so it lives with the services, and every
-//! backend gets it alike.
+//! The store as services use it. A write transaction carries the request it serves (who, from
+//! where, when), so that rules record each fact where it happens: `tx.audit(..)` writes an audit
+//! event and queues it for the webhook endpoints that want it, `tx.revoke_session(..)` ends a
+//! session and remembers its revocation, which reaches the in-memory check once the transaction
+//! commits. Business rules, so they live with the services, and every backend gets them alike.
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
 use uuid::Uuid;
 
+use super::audit::AuditContext;
 use crate::{
-    model::{AuditEvent, User, WebhookEndpoint},
+    cache::{RevocationCache, UserCache},
+    model::{AuditEvent, OutboxMessage, Revocation, RevocationKind, UnixTime, User, WebhookEndpoint, now, now_millis},
     store::{ChangeFeed, ReadTx, Store, StoreError, WriteTx},
 };
 
@@ -25,60 +26,53 @@ pub(crate) struct Db {
     store: Store,
     webhooks: Arc<Vec<WebhookEndpoint>>,
     users: Arc<UserCache>,
-}
-
-/// Users as last read, for reads that need no transaction (`GET /v1/me`). Every write of a user
-/// through [`Tx`] drops its entry once committed, and so does another node's (via the change
-/// feed). A read that raced a write does not store what it read.
-struct UserCache {
-    users: moka::sync::Cache<Uuid, Arc<User>>,
-    /// Bumped after every committed user write, before its entry is dropped.
-    writes: AtomicU64,
+    revocations: Arc<RevocationCache>,
+    /// How long a revocation is kept: until every access token it covers has expired.
+    revocation_ttl: u64,
+    /// The request the next transaction serves (set per call by the service; none for the
+    /// server's own work).
+    request: Option<AuditContext>,
 }
 
 impl Db {
-    pub fn new(store: Store, webhooks: Vec<WebhookEndpoint>) -> Self {
-        let users = UserCache {
-            users: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                // A bound on staleness should a change notice from another node ever be lost.
-                .time_to_live(Duration::from_secs(60))
-                .build(),
-            writes: AtomicU64::new(0),
-        };
-        Self { store, webhooks: Arc::new(webhooks), users: Arc::new(users) }
+    pub fn new(
+        store: Store,
+        webhooks: Vec<WebhookEndpoint>,
+        revocations: Arc<RevocationCache>,
+        revocation_ttl: u64,
+    ) -> Self {
+        Self { store, webhooks: Arc::new(webhooks), users: Arc::default(), revocations, revocation_ttl, request: None }
+    }
+
+    /// This handle, for transactions that serve `request`.
+    pub fn serving(&self, request: AuditContext) -> Self {
+        Self { request: Some(request), ..self.clone() }
     }
 
     /// Drops cached users past their time.
     pub fn sweep(&self) {
-        self.users.users.run_pending_tasks();
+        self.users.sweep();
     }
 
     /// A user if cached: no storage, so no blocking thread needed.
     pub fn cached_user(&self, id: Uuid) -> Option<Arc<User>> {
-        self.users.users.get(&id)
+        self.users.get(id)
     }
 
     /// Reads a user from the store and caches it, unless a user write raced the read.
     pub fn load_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
-        let before = self.users.writes.load(Ordering::Acquire);
+        let mark = self.users.mark();
         let Some(user) = self.store.read(|tx| tx.user(id))? else {
             return Ok(None);
         };
         let user = Arc::new(user);
-        if self.users.writes.load(Ordering::Acquire) == before {
-            self.users.users.insert(id, Arc::clone(&user));
-        }
+        self.users.keep(mark, &user);
         Ok(Some(user))
     }
 
     /// Forgets a user another node changed, or (`None`) every user.
     pub fn forget_users(&self, id: Option<Uuid>) {
-        self.users.writes.fetch_add(1, Ordering::AcqRel);
-        match id {
-            Some(id) => self.users.users.invalidate(&id),
-            None => self.users.users.invalidate_all(),
-        }
+        self.users.forget(id);
     }
 
     /// Changes other nodes commit, when the database is shared.
@@ -95,26 +89,56 @@ impl Db {
         self.store.read(f)
     }
 
-    /// One write transaction: all of `f` commits, or none of it.
+    /// One write transaction: all of `f` commits, or none of it. What it revoked takes effect
+    /// for the per-request check once it has committed.
+    ///
+    /// A per-user cut-off refuses tokens minted up to and including its millisecond; waiting
+    /// for the next millisecond before returning means every token minted after the caller
+    /// hears back is minted after the cut-off.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        let mut users_written = Vec::new();
-        let out =
-            self.store.write(|inner| f(&mut Tx { inner, webhooks: &self.webhooks, users_written: &mut users_written }));
+        let mut effects = Effects::default();
+        let request = self.request.clone().unwrap_or_default();
+        let out = self.store.write(|inner| {
+            f(&mut Tx {
+                inner,
+                webhooks: &self.webhooks,
+                request: &request,
+                revocation_ttl: self.revocation_ttl,
+                effects: &mut effects,
+            })
+        });
         if out.is_ok() {
-            for id in users_written {
+            for id in effects.users_written {
                 self.forget_users(Some(id));
+            }
+            for r in &effects.revoked {
+                self.revocations.apply(r);
+            }
+            if effects.revoked.iter().any(|r| r.kind == RevocationKind::UserBefore) {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
         out
     }
 }
 
-/// A write transaction: every store method, and [`Tx::append_audit`].
+/// What a transaction did that matters outside the store once it commits.
+#[derive(Default)]
+struct Effects {
+    /// Users written, whose cached copies go.
+    users_written: Vec<Uuid>,
+    /// Revocations, for the in-memory check.
+    revoked: Vec<Revocation>,
+}
+
+/// A write transaction: every store method, and the facts rules record in it (audit events,
+/// revocations) with the request it serves.
 pub(crate) struct Tx<'a> {
     inner: &'a mut dyn WriteTx,
     webhooks: &'a [WebhookEndpoint],
-    /// Users this transaction wrote, whose cached copies go once it commits.
-    users_written: &'a mut Vec<Uuid>,
+    request: &'a AuditContext,
+    revocation_ttl: u64,
+    effects: &'a mut Effects,
 }
 
 impl<'a> Deref for Tx<'a> {
@@ -135,18 +159,108 @@ impl DerefMut for Tx<'_> {
 /// hears of each.
 impl Tx<'_> {
     pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
-        self.users_written.push(user.id);
+        self.effects.users_written.push(user.id);
         self.inner.insert_user(user)
     }
 
     pub fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
-        self.users_written.push(user.id);
+        self.effects.users_written.push(user.id);
         self.inner.update_user(user)
     }
 
     pub fn delete_user(&mut self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        self.users_written.push(id);
+        self.effects.users_written.push(id);
         self.inner.delete_user(id)
+    }
+
+    /// The time of the request, in seconds.
+    pub fn now(&self) -> UnixTime {
+        now()
+    }
+
+    /// Records that `event` happened to `subject` (and its session), as the request's actor.
+    pub fn audit(
+        &mut self,
+        event: &str,
+        subject: Option<Uuid>,
+        session: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let e = super::audit::event(self.request, event, true, subject, session, details);
+        self.append_audit(&e)
+    }
+
+    /// Records that an attempt at `event` failed.
+    pub fn audit_failure(
+        &mut self,
+        event: &str,
+        subject: Option<Uuid>,
+        session: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let e = super::audit::event(self.request, event, false, subject, session, details);
+        self.append_audit(&e)
+    }
+
+    /// Ends a session: it is deleted, and every access token of it is refused from the commit on.
+    pub fn revoke_session(&mut self, sid: Uuid) -> Result<(), StoreError> {
+        self.inner.delete_session(sid)?;
+        self.remember(Revocation {
+            kind: RevocationKind::Session,
+            id: sid,
+            since_ms: 0,
+            min_gen: 0,
+            expires_at: self.revocation_expiry(),
+        })
+    }
+
+    /// Ends each of `sids`; returns how many.
+    pub fn revoke_sessions(&mut self, sids: &[Uuid]) -> Result<usize, StoreError> {
+        for sid in sids {
+            self.revoke_session(*sid)?;
+        }
+        Ok(sids.len())
+    }
+
+    /// Refuses every access token of `user` minted until now.
+    pub fn cut_off_user(&mut self, user: Uuid) -> Result<(), StoreError> {
+        self.remember(Revocation {
+            kind: RevocationKind::UserBefore,
+            id: user,
+            since_ms: now_millis(),
+            min_gen: 0,
+            expires_at: self.revocation_expiry(),
+        })
+    }
+
+    /// Marks a change to what a principal (user or client) may do: its generation goes up and
+    /// every token minted from an older one is refused, however late it was signed (a refresh
+    /// racing a demotion read the old roles, so it carries the old generation). Every token
+    /// minted until now is cut off too. The caller writes the principal's record.
+    pub fn bump_authz(&mut self, id: Uuid, generation: &mut u64) -> Result<(), StoreError> {
+        *generation += 1;
+        self.remember(Revocation {
+            kind: RevocationKind::UserBefore,
+            id,
+            since_ms: now_millis(),
+            min_gen: *generation,
+            expires_at: self.revocation_expiry(),
+        })
+    }
+
+    /// Queues a message (mail, SMS, webhook) in the outbox: it goes out once this commits.
+    pub fn emit(&mut self, m: &OutboxMessage) -> Result<(), StoreError> {
+        self.inner.put_delivery(m)
+    }
+
+    fn revocation_expiry(&self) -> UnixTime {
+        now() + self.revocation_ttl
+    }
+
+    fn remember(&mut self, r: Revocation) -> Result<(), StoreError> {
+        self.inner.put_revocation(&r)?;
+        self.effects.revoked.push(r);
+        Ok(())
     }
 
     /// Records an audit event and, in the same transaction, queues it for every webhook

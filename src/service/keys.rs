@@ -77,7 +77,7 @@ impl AuthService {
             *g = Arc::new(ring);
         }
         // What verified under the old key set is checked again under the new one.
-        self.verified.invalidate_all();
+        self.verified.clear();
         Ok(())
     }
 
@@ -91,7 +91,9 @@ impl AuthService {
         self.keys.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
-    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+    /// Needs `keys:read`.
+    pub async fn list_keys(&self, by: &super::Principal) -> Result<Vec<KeyInfo>> {
+        self.authority(by, "keys:read")?;
         let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
         let t = now();
         let mut out: Vec<KeyInfo> = records
@@ -109,10 +111,11 @@ impl AuthService {
     }
 
     /// A new key signs from now on; the old one verifies until its last token expires.
-    pub async fn rotate_keys(&self) -> Result<KeyInfo> {
+    /// Needs `keys:rotate`.
+    pub async fn rotate_keys(&self, by: &super::Principal) -> Result<KeyInfo> {
+        self.authority(by, "keys:rotate")?;
         let alg = self.cfg.tokens.algorithm;
-        let retire_at = self.revocation_expiry();
-        let ev = self.audit_event("key.rotated", true, None, None, serde_json::Value::Null);
+        let retire_at = self.last_token_expiry();
         let (records, new) = self
             .db(move |s| {
                 s.write(|tx| {
@@ -125,7 +128,7 @@ impl AuthService {
                         }
                     }
                     tx.put_signing_key(&new)?;
-                    tx.append_audit(&crate::model::AuditEvent { details: serde_json::json!({"kid": new.kid}), ..ev })?;
+                    tx.audit("key.rotated", None, None, serde_json::json!({"kid": new.kid}))?;
                     Ok((tx.signing_keys()?, new))
                 })
             })

@@ -9,7 +9,7 @@ use super::AuthService;
 use crate::{
     error::{Error, Result},
     messages::{EmailSender, MessageKind, Rendered, SmsSender, Templates, duration_words, pick_locale},
-    model::{Channel, DeliveryState, User, WebhookDelivery, now_millis},
+    model::{Channel, DeliveryState, OutboxMessage, User, now_millis},
 };
 
 /// The senders and templates, built once at start.
@@ -17,6 +17,7 @@ pub(crate) struct Outbound {
     pub templates: Templates,
     pub email: EmailSender,
     pub sms: SmsSender,
+    pub webhooks: crate::messages::WebhookSender,
 }
 
 /// Where a message goes and in which language.
@@ -41,7 +42,7 @@ impl AuthService {
         kind: MessageKind,
         to: &Recipient,
         mut vars: BTreeMap<&'static str, String>,
-    ) -> Result<WebhookDelivery> {
+    ) -> Result<OutboxMessage> {
         vars.insert("product", self.cfg.messages.product_name.clone());
         vars.entry("address").or_insert_with(|| to.address.clone());
         let rendered = self
@@ -52,7 +53,7 @@ impl AuthService {
         let id = Uuid::now_v7();
         let body = serde_json::to_vec(&rendered).map_err(|e| Error::Internal(e.to_string()))?;
         let t = now_millis();
-        Ok(WebhookDelivery {
+        Ok(OutboxMessage {
             id,
             channel: if kind.is_sms() { Channel::Sms } else { Channel::Email },
             url: to.address.clone(),
@@ -78,7 +79,7 @@ impl AuthService {
     }
 
     /// Sends one queued email or SMS; true when it went out.
-    pub(super) async fn deliver_message(&self, d: WebhookDelivery) -> Result<bool> {
+    pub(super) async fn deliver_message(&self, d: OutboxMessage) -> Result<bool> {
         let outcome = match self.data_key.open(&format!("message:{}", d.id), &d.payload) {
             Err(e) => Err(e.to_string()),
             Ok(body) => match serde_json::from_slice::<Rendered>(&body) {

@@ -4,15 +4,17 @@
 use totp_rs::{Algorithm, Builder, Totp};
 use uuid::Uuid;
 
+use serde_json::Value;
+
 use super::{
-    AuthContext, AuthService, Principal, TokenPair,
-    one_time::{Presented, Shape, spend_secret},
-    sessions::{ClientInfo, account_key},
+    AuthContext, AuthService, Principal, TokenPair, Tx,
+    one_time::{Presented, Shape, Spent, spend_secret_with},
+    sessions::{ClientInfo, account_key, open_session},
 };
 use crate::{
     error::{Error, Result},
-    model::{AuditEvent, OneTimeSecret, Purpose, TotpFactor, User, now},
-    security::{random::random_bytes, sealed::DataKey},
+    model::{OneTimeSecret, Purpose, TotpFactor, User, now},
+    security::{random::random_bytes, sealed::DataKey, token::OpaqueToken},
 };
 
 /// Recovery codes handed out at enrolment.
@@ -114,7 +116,7 @@ impl AuthService {
     ) -> Result<String> {
         let id = OneTimeSecret::id_for(purpose, Uuid::now_v7());
         let ttl = self.cfg.security.mfa_token_ttl.as_secs();
-        let mut issued = self.issue_secret(id, purpose, user.id, device_name, ttl, Shape::TokenOnly);
+        let mut issued = self.issue_secret(id, purpose, Some(user.id), device_name, ttl, Shape::TokenOnly);
         issued.secret.amr = first_factor.to_vec();
         issued.secret.method = Some(method.to_owned());
         let secret = issued.secret;
@@ -128,60 +130,79 @@ impl AuthService {
     }
 
     /// The second step of a login: the `mfa_token` and a TOTP or recovery code. Wrong codes
-    /// count toward the account's brute-force budget and burn the token after a few.
+    /// count toward the account's brute-force budget and burn the token after a few. The code
+    /// is checked, the token spent and the session opened in one transaction.
     pub async fn login_mfa(&self, mfa_token: &str, factor: SecondFactor, client: ClientInfo) -> Result<TokenPair> {
-        let hash = crate::security::random::token_hash(mfa_token);
-        let pending = self.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
-        let pending =
-            pending.filter(|p| p.purpose == Purpose::MfaLogin && p.expires_at > now()).ok_or(Error::InvalidMfaToken)?;
+        let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaLogin).await?;
         let attempt = self
             .throttle
-            .reserve(&account_key(pending.user_id), client.ip.map(|ip| self.ip_key(ip)))
+            .reserve(&account_key(user_id), client.ip.map(|ip| self.ip_key(ip)))
             .await
             .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
+        let user = self.get_user(user_id).await?;
+        let ip = client.ip;
+        let (opening, refresh) = self.step_opening(&user, &pending, client)?;
+        let session = opening.session.clone();
         let key = self.data_key.clone();
         let issuer = self.cfg.messages.product_name.clone();
-        let token = mfa_token.to_owned();
-        let ev = self.audit_event("user.mfa_failed", false, Some(pending.user_id), None, serde_json::Value::Null);
+        let presented = Presented::Token(mfa_token.to_owned());
         let outcome = self
             .db(move |s| {
                 s.write(|tx| {
-                    let Some(mut secret) = tx.one_time_by_token(&crate::security::random::token_hash(&token))? else {
-                        return Ok(Err(Error::InvalidMfaToken));
-                    };
-                    let Some(mut u) = tx.user(secret.user_id)?.filter(User::has_totp) else {
-                        return Ok(Err(Error::InvalidMfaToken));
-                    };
-                    if check_factor(&key, &mut u, &factor, &issuer)? {
-                        tx.delete_one_time(&secret.id)?;
-                        u.updated_at = now();
+                    let spent = spend_secret_with(tx, &key, Purpose::MfaLogin, &presented, |tx, _| {
+                        let Some(mut u) = tx.user(user_id)?.filter(User::has_totp) else { return Ok(false) };
+                        if !check_factor(&key, &mut u, &factor, &issuer)? {
+                            return Ok(false);
+                        }
+                        u.updated_at = tx.now();
                         tx.update_user(&u)?;
-                        return Ok(Ok((u, secret.target.clone(), secret.amr.clone(), secret.method.clone())));
+                        Ok(true)
+                    })?;
+                    match spent {
+                        Spent::Live(secret) if secret.user_id == Some(user_id) => Ok(Ok(open_session(tx, opening)?)),
+                        Spent::Wrong => {
+                            tx.audit_failure("user.mfa_failed", Some(user_id), None, Value::Null)?;
+                            Ok(Err(Error::InvalidMfaCode))
+                        }
+                        _ => Ok(Err(Error::InvalidMfaToken)),
                     }
-                    secret.attempts_left = secret.attempts_left.saturating_sub(1);
-                    if secret.attempts_left == 0 {
-                        tx.delete_one_time(&secret.id)?;
-                    } else {
-                        tx.put_one_time(&secret)?;
-                    }
-                    tx.append_audit(&ev)?;
-                    Ok(Err(Error::InvalidMfaCode))
                 })
             })
             .await?;
         match outcome {
-            Ok((user, device_name, mut amr, method)) => {
+            Ok((user, permissions)) => {
                 attempt.succeeded().await;
-                amr.push("otp".into());
-                let method = method.unwrap_or_else(|| "password".into());
-                self.start_session(user, amr, &method, None, device_name, client).await
+                self.session_opened(&user, &session, refresh, permissions)
             }
             Err(e) => {
-                super::security_event("mfa_failed", client.ip);
+                super::security_event("mfa_failed", ip);
                 let _ = attempt.failed().await;
                 Err(e)
             }
         }
+    }
+
+    /// A live second-step token of `purpose`, read (not spent) to learn whose it is.
+    async fn pending_step(&self, mfa_token: &str, purpose: Purpose) -> Result<(Uuid, OneTimeSecret)> {
+        let hash = OpaqueToken::parse(mfa_token).ok_or(Error::InvalidMfaToken)?.hash();
+        let pending = self.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
+        match pending.filter(|p| p.purpose == purpose && p.expires_at > now()) {
+            Some(p @ OneTimeSecret { user_id: Some(user), .. }) => Ok((user, p)),
+            _ => Err(Error::InvalidMfaToken),
+        }
+    }
+
+    /// The session a second step opens, with the first factor's methods and the factor's own.
+    fn step_opening(
+        &self,
+        user: &User,
+        pending: &OneTimeSecret,
+        client: ClientInfo,
+    ) -> Result<(super::sessions::Opening, String)> {
+        let mut amr = pending.amr.clone();
+        amr.push("otp".into());
+        let method = pending.method.clone().unwrap_or_else(|| "password".into());
+        self.opening(user, amr, &method, None, pending.target.clone(), client)
     }
 
     /// Starts TOTP enrolment for the caller (needs a recent sign-in).
@@ -228,39 +249,22 @@ impl AuthService {
     }
 
     async fn confirm_totp_for(&self, user_id: Uuid, code: &str, session: Option<Uuid>) -> Result<Vec<String>> {
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-        let id = recovery_id(user_id);
-        let hashes: Vec<Vec<u8>> = codes.iter().map(|c| self.data_key.code_hash(&id, &normalize_recovery(c))).collect();
-        let key = self.data_key.clone();
-        let issuer = self.cfg.messages.product_name.clone();
-        let factor = SecondFactor::Totp(code.to_owned());
-        let ev =
-            self.audit_event("user.mfa_enabled", true, Some(user_id), session, serde_json::json!({"factor": "totp"}));
-        let outcome = self
-            .db(move |s| {
-                s.write(|tx| {
-                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                    match &u.totp {
-                        None => return Ok(Err(Error::MfaNotEnabled)),
-                        Some(f) if f.enabled => return Ok(Err(Error::MfaAlreadyEnabled)),
-                        Some(_) => {}
-                    }
-                    if !check_factor(&key, &mut u, &factor, &issuer)? {
-                        return Ok(Err(Error::InvalidMfaCode));
-                    }
-                    if let Some(f) = u.totp.as_mut() {
-                        f.enabled = true;
-                    }
-                    u.recovery_codes = hashes;
-                    u.updated_at = now();
-                    tx.update_user(&u)?;
-                    tx.append_audit(&ev)?;
-                    Ok(Ok(()))
-                })
-            })
-            .await?;
-        outcome?;
+        let (codes, enabling) = self.enabling(code, session);
+        self.db(move |s| s.write(|tx| enable_totp(tx, user_id, enabling))).await??;
         Ok(codes)
+    }
+
+    /// Fresh recovery codes, and what turning TOTP on with `code` writes.
+    fn enabling(&self, code: &str, session: Option<Uuid>) -> (Vec<String>, Enabling) {
+        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+        let enabling = Enabling {
+            key: self.data_key.clone(),
+            issuer: self.cfg.messages.product_name.clone(),
+            code: code.to_owned(),
+            recovery: codes.clone(),
+            session,
+        };
+        (codes, enabling)
     }
 
     /// Removes the caller's TOTP: needs the password and a current code (or a recovery code).
@@ -291,8 +295,7 @@ impl AuthService {
         }
         let key = self.data_key.clone();
         let issuer = self.cfg.messages.product_name.clone();
-        let ev =
-            self.audit_event("user.mfa_disabled", true, Some(user_id), Some(ctx.session_id), serde_json::Value::Null);
+        let session = ctx.session_id;
         let outcome = self
             .db(move |s| {
                 s.write(|tx| {
@@ -302,9 +305,9 @@ impl AuthService {
                     }
                     u.totp = None;
                     u.recovery_codes.clear();
-                    u.updated_at = now();
+                    u.updated_at = tx.now();
                     tx.update_user(&u)?;
-                    tx.append_audit(&ev)?;
+                    tx.audit("user.mfa_disabled", Some(user_id), Some(session), Value::Null)?;
                     Ok(Ok(()))
                 })
             })
@@ -323,8 +326,8 @@ impl AuthService {
 
     /// Enrolment with the token of a login that may only enrol (a role requires a factor).
     pub async fn begin_totp_enrolment(&self, mfa_token: &str) -> Result<TotpEnrolment> {
-        let pending = self.enrolment_secret(mfa_token).await?;
-        let user = self.get_user(pending.user_id).await?;
+        let (user_id, _) = self.pending_step(mfa_token, Purpose::MfaEnrol).await?;
+        let user = self.get_user(user_id).await?;
         if user.totp.as_ref().is_some_and(|f| !f.enabled) {
             // Restarting enrolment replaces the unconfirmed secret.
             let id = user.id;
@@ -340,36 +343,46 @@ impl AuthService {
             })
             .await?;
         }
-        self.begin_totp_for(pending.user_id).await
+        self.begin_totp_for(user_id).await
     }
 
     /// Finishes an enrolment-only login: the factor is on, the login completes, and the
-    /// recovery codes come back beside the tokens.
+    /// recovery codes come back beside the tokens. The factor goes on, the token is spent and
+    /// the session opens in one transaction.
     pub async fn confirm_totp_enrolment(
         &self,
         mfa_token: &str,
         code: &str,
         client: ClientInfo,
     ) -> Result<(TokenPair, Vec<String>)> {
-        let pending = self.enrolment_secret(mfa_token).await?;
-        let codes = self.confirm_totp_for(pending.user_id, code, None).await?;
+        let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaEnrol).await?;
+        let user = self.get_user(user_id).await?;
+        let (opening, refresh) = self.step_opening(&user, &pending, client)?;
+        let session = opening.session.clone();
+        let (codes, enabling) = self.enabling(code, None);
         let key = self.data_key.clone();
         let presented = Presented::Token(mfa_token.to_owned());
-        self.db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::MfaEnrol, &presented)))
-            .await?
-            .map_err(|_| Error::InvalidMfaToken)?;
-        let user = self.get_user(pending.user_id).await?;
-        let mut amr = pending.amr.clone();
-        amr.push("otp".into());
-        let method = pending.method.clone().unwrap_or_else(|| "password".into());
-        let pair = self.start_session(user, amr, &method, None, pending.target, client).await?;
+        let (user, permissions) = self
+            .db(move |s| {
+                s.write(|tx| {
+                    let spent =
+                        spend_secret_with(tx, &key, Purpose::MfaEnrol, &presented, |tx, _| {
+                            match enable_totp(tx, user_id, enabling)? {
+                                Ok(()) => Ok(true),
+                                Err(Error::InvalidMfaCode) => Ok(false),
+                                Err(e) => Err(e),
+                            }
+                        })?;
+                    match spent {
+                        Spent::Live(secret) if secret.user_id == Some(user_id) => Ok(Ok(open_session(tx, opening)?)),
+                        Spent::Wrong => Ok(Err(Error::InvalidMfaCode)),
+                        _ => Ok(Err(Error::InvalidMfaToken)),
+                    }
+                })
+            })
+            .await??;
+        let pair = self.session_opened(&user, &session, refresh, permissions)?;
         Ok((pair, codes))
-    }
-
-    async fn enrolment_secret(&self, mfa_token: &str) -> Result<OneTimeSecret> {
-        let hash = crate::security::random::token_hash(mfa_token);
-        let pending = self.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
-        pending.filter(|p| p.purpose == Purpose::MfaEnrol && p.expires_at > now()).ok_or(Error::InvalidMfaToken)
     }
 
     /// The operator's reset: the user's factors and recovery codes go (needs `users:write`, and
@@ -377,21 +390,53 @@ impl AuthService {
     pub async fn reset_mfa(&self, by: &Principal, who: &str) -> Result<User> {
         let authority = self.authority(by, "users:write")?;
         let who = who.to_owned();
-        let ev = self.audit_event("user.mfa_reset", true, None, None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
                 let mut u = super::find_account(&**tx, &who)?;
                 authority.may_change(&u.roles)?;
                 u.totp = None;
                 u.recovery_codes.clear();
-                u.updated_at = now();
+                u.updated_at = tx.now();
                 tx.update_user(&u)?;
-                tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
+                tx.audit("user.mfa_reset", Some(u.id), None, Value::Null)?;
                 Ok(u)
             })
         })
         .await
     }
+}
+
+/// What turning TOTP on writes: the first code to check, and the recovery codes.
+struct Enabling {
+    key: std::sync::Arc<DataKey>,
+    issuer: String,
+    code: String,
+    recovery: Vec<String>,
+    /// The session it is done from, if any.
+    session: Option<Uuid>,
+}
+
+/// Turns on the user's enrolled TOTP once its first code checks, with fresh recovery codes.
+/// The inner error is the caller's answer; nothing is written with it.
+fn enable_totp(tx: &mut Tx<'_>, user_id: Uuid, e: Enabling) -> Result<Result<()>> {
+    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+    match &u.totp {
+        None => return Ok(Err(Error::MfaNotEnabled)),
+        Some(f) if f.enabled => return Ok(Err(Error::MfaAlreadyEnabled)),
+        Some(_) => {}
+    }
+    if !check_factor(&e.key, &mut u, &SecondFactor::Totp(e.code), &e.issuer)? {
+        return Ok(Err(Error::InvalidMfaCode));
+    }
+    if let Some(f) = u.totp.as_mut() {
+        f.enabled = true;
+    }
+    let id = recovery_id(user_id);
+    u.recovery_codes = e.recovery.iter().map(|c| e.key.code_hash(&id, &normalize_recovery(c))).collect();
+    u.updated_at = tx.now();
+    tx.update_user(&u)?;
+    tx.audit("user.mfa_enabled", Some(user_id), e.session, serde_json::json!({"factor": "totp"}))?;
+    Ok(Ok(()))
 }
 
 #[cfg(test)]

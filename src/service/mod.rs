@@ -5,7 +5,6 @@ pub mod audit;
 mod authority;
 mod clients;
 mod db;
-mod external;
 mod keys;
 mod messages;
 mod mfa;
@@ -14,6 +13,7 @@ mod recovery;
 mod roles;
 mod sessions;
 mod tokens;
+mod upstream;
 mod verification;
 mod webhooks;
 
@@ -26,22 +26,22 @@ pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
 pub use authority::Principal;
 pub use clients::ClientInfo as ServiceClientInfo;
 use db::{Db, Tx};
-pub use external::{CallbackParams, ProviderInfo, Redirect};
 pub use keys::{KeyInfo, KeyRing};
 pub use mfa::{SecondFactor, TotpEnrolment};
 pub use recovery::ResetProof;
 pub use roles::Decision as PolicyDecision;
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
+pub use upstream::{CallbackParams, ProviderInfo, Redirect};
 use uuid::Uuid;
 pub use verification::{Confirmed, MeChange, VerifyProof};
 pub use webhooks::{DeliveryCounts, WebhookInfo};
 
 use crate::{
-    cache::RevocationCache,
+    cache::{Expiring, RevocationCache},
     config::{ChallengeKind, Config},
     error::{Error, Result},
-    model::{BUILTIN_ROLES, Revocation, RevocationKind, Role, UnixTime, User, now, now_millis},
+    model::{BUILTIN_ROLES, Role, User, now, now_millis},
     security::{
         captcha::CaptchaVerifier,
         identifiers::Login,
@@ -61,34 +61,33 @@ pub struct AuthService {
     policy: PasswordPolicy,
     keys: RwLock<Arc<KeyRing>>,
     roles: RwLock<Arc<HashMap<String, Role>>>,
-    revocations: RevocationCache,
+    revocations: Arc<RevocationCache>,
     metrics: crate::metrics::Metrics,
     /// Access tokens whose signature and claims verified, by hash of the whole token.
-    verified: moka::sync::Cache<[u8; 32], Arc<crate::security::jws::AccessClaims>>,
+    verified: Expiring<[u8; 32], Arc<crate::security::jws::AccessClaims>>,
     limiter: RateLimiter,
     throttle: Throttle,
     challenges: ChallengeIssuer,
     /// Spent challenges every node knows of (Redis), beside this node's own memory.
-    replay: Option<Arc<dyn crate::fast::Replay>>,
+    replay: Option<Arc<dyn crate::cache::Replay>>,
     /// Set when `challenge.kind` is a CAPTCHA provider.
     captcha: Option<CaptchaVerifier>,
     audit_sink: audit::AuditSink,
     outbound: messages::Outbound,
-    providers: crate::oauth::Providers,
+    providers: crate::upstream::Providers,
     data_key: Arc<crate::security::sealed::DataKey>,
-    throttle_reported: moka::sync::Cache<String, ()>,
+    throttle_reported: Expiring<String, ()>,
     /// `http(s)://<address>` of the bound listener, for links when `server.public_url` is unset.
     bound_url: std::sync::OnceLock<String>,
     /// Addresses sent a message lately (`verification.resend_interval`), by hash.
-    recent_sends: moka::sync::Cache<Uuid, ()>,
-    /// The client webhooks are sent with, made at the first delivery.
-    webhook_http: std::sync::OnceLock<reqwest::Client>,
+    recent_sends: Expiring<Uuid, ()>,
 }
 
 impl AuthService {
     /// Opens the database, seeds the built-in roles and a first signing key, and loads keys,
     /// roles and live revocations into memory.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
+        check_config(&cfg).map_err(StartError::Config)?;
         let cfg = Arc::new(cfg);
         let storage = cfg.storage.clone();
         let alg = cfg.tokens.algorithm;
@@ -97,9 +96,12 @@ impl AuthService {
             .iter()
             .map(|w| crate::model::WebhookEndpoint { url: w.url.clone(), events: w.events.clone() })
             .collect();
+        let revocations = Arc::new(RevocationCache::new());
+        let cache = Arc::clone(&revocations);
+        let revocation_ttl = cfg.tokens.access_ttl.as_secs() + cfg.tokens.leeway.as_secs() + 1;
         let (store, ring, roles, revs, challenge_key) =
             tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-                let store = Db::new(Store::open(&storage)?, webhooks);
+                let store = Db::new(Store::open(&storage)?, webhooks, cache, revocation_ttl);
                 let (records, roles, revs, challenge_key) = store.write(|tx| -> Result<_, StartError> {
                     let mut roles = tx.roles()?;
                     for (name, perms) in BUILTIN_ROLES {
@@ -143,11 +145,11 @@ impl AuthService {
         };
         let mut limiter = RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600));
         let mut throttle = Throttle::new(&cfg.brute_force);
-        let mut replay: Option<Arc<dyn crate::fast::Replay>> = None;
+        let mut replay: Option<Arc<dyn crate::cache::Replay>> = None;
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
             let redis = Arc::new(
-                crate::fast::Redis::connect(url, cfg.cache.timeout.0)
+                crate::cache::Redis::connect(url, cfg.cache.timeout.0)
                     .await
                     .map_err(|e| StartError::Cache(e.to_string()))?,
             );
@@ -172,22 +174,22 @@ impl AuthService {
                 .map_err(StartError::Config)?,
             email: crate::messages::EmailSender::new(&cfg.email).map_err(StartError::Config)?,
             sms: crate::messages::SmsSender::new(&cfg.sms).map_err(StartError::Config)?,
+            webhooks: crate::messages::WebhookSender::new(&cfg.webhook_delivery),
         };
         let providers =
-            crate::oauth::Providers::new(&cfg.oauth.providers, cfg.oauth.timeout.0).map_err(StartError::Config)?;
-        let verified = moka::sync::Cache::builder()
-            .max_capacity(u64::try_from(cfg.tokens.verified_cache_mb).unwrap_or(u64::MAX) << 20)
-            .weigher(|_, claims: &Arc<crate::security::jws::AccessClaims>| claims.approximate_size())
-            .time_to_live(cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0)
-            .time_to_idle(cfg.tokens.verified_cache_idle.0)
-            .build();
+            crate::upstream::Providers::new(&cfg.oauth.providers, cfg.oauth.timeout.0).map_err(StartError::Config)?;
+        let verified = Expiring::weighed(
+            u64::try_from(cfg.tokens.verified_cache_mb).unwrap_or(u64::MAX) << 20,
+            |_, claims: &Arc<crate::security::jws::AccessClaims>| claims.approximate_size(),
+            cfg.tokens.access_ttl.0 + cfg.tokens.leeway.0,
+            cfg.tokens.verified_cache_idle.0,
+        );
         let metrics = crate::metrics::Metrics::new();
         let batches = metrics.commit_batches.clone();
         #[allow(clippy::cast_precision_loss)]
         store.observe_commit_batches(move |n| batches.observe(n as f64));
         let waits = metrics.argon2_waits.clone();
         hasher.observe_waits(move |d| waits.observe(d.as_secs_f64()));
-        let revocations = RevocationCache::new();
         for r in &revs {
             revocations.apply(r);
         }
@@ -202,15 +204,11 @@ impl AuthService {
             providers,
             data_key,
             bound_url: std::sync::OnceLock::new(),
-            webhook_http: std::sync::OnceLock::new(),
-            recent_sends: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)))
-                .build(),
-            throttle_reported: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
+            recent_sends: Expiring::new(
+                100_000,
+                cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)),
+            ),
+            throttle_reported: Expiring::new(10_000, std::time::Duration::from_secs(60)),
             policy: PasswordPolicy::new(&cfg.passwords),
             cfg,
             store,
@@ -281,9 +279,9 @@ impl AuthService {
         }
     }
 
-    /// Runs blocking store work off the async runtime.
+    /// Runs blocking store work off the async runtime, for the request being served.
     async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Db) -> Result<T> + Send + 'static) -> Result<T> {
-        let store = self.store.clone();
+        let store = self.store.serving(audit::current());
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
@@ -304,43 +302,9 @@ impl AuthService {
         .await
     }
 
-    /// How long a revocation must be remembered: until every token it covers has expired.
-    fn revocation_expiry(&self) -> UnixTime {
+    /// When every access token signed until now will have expired.
+    fn last_token_expiry(&self) -> crate::model::UnixTime {
         now() + self.cfg.tokens.access_ttl.as_secs() + self.cfg.tokens.leeway.as_secs() + 1
-    }
-
-    fn session_revocation(&self, sid: Uuid) -> Revocation {
-        Revocation {
-            kind: RevocationKind::Session,
-            id: sid,
-            since_ms: 0,
-            min_gen: 0,
-            expires_at: self.revocation_expiry(),
-        }
-    }
-
-    fn user_revocation(&self, user: Uuid) -> Revocation {
-        Revocation {
-            kind: RevocationKind::UserBefore,
-            id: user,
-            since_ms: now_millis(),
-            min_gen: 0,
-            expires_at: self.revocation_expiry(),
-        }
-    }
-
-    /// Makes revocations committed to disk effective for the per-request check.
-    ///
-    /// A per-user cut-off refuses tokens minted up to and including its millisecond; waiting
-    /// for the next millisecond before answering means every token minted after the caller
-    /// hears back is minted after the cut-off.
-    async fn apply_revocations(&self, revs: &[Revocation]) {
-        for r in revs {
-            self.revocations.apply(r);
-        }
-        if revs.iter().any(|r| r.kind == RevocationKind::UserBefore) {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
     }
 
     pub fn roles_snapshot(&self) -> Arc<HashMap<String, Role>> {
@@ -368,13 +332,7 @@ impl AuthService {
         if !rl.enabled {
             return None;
         }
-        let limit = match class {
-            RouteClass::Login => rl.login.per_ip,
-            RouteClass::Register => rl.register.per_ip,
-            RouteClass::Refresh => rl.refresh.per_ip,
-            RouteClass::Password => rl.password.per_ip,
-            RouteClass::General => rl.general.per_ip,
-        };
+        let limit = rl.route(class).per_ip;
         let d = self.limiter.check_ip(class, self.ip_key(ip), &limit).await?;
         if !d.allowed {
             self.metrics
@@ -396,7 +354,7 @@ impl AuthService {
     /// without flooding the audit log.
     fn audit_throttle(&self, class: &str, ip: Option<std::net::IpAddr>, reason: &str) {
         let key = format!("{reason}:{class}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
-        if self.throttle_reported.contains_key(&key) {
+        if self.throttle_reported.contains(&key) {
             return;
         }
         self.throttle_reported.insert(key, ());
@@ -442,16 +400,15 @@ impl AuthService {
 
     /// Entries in the cache of verified access tokens.
     pub fn verified_tokens(&self) -> u64 {
-        self.verified.run_pending_tasks();
-        self.verified.entry_count()
+        self.verified.len()
     }
 
-    /// Drops every cached entry past its time. moka evicts only while a cache is used, so
-    /// without this an idle server would hold what its last burst left.
+    /// Drops every cached entry past its time, so that an idle server does not hold what its
+    /// last burst left.
     pub fn sweep_caches(&self) {
-        self.verified.run_pending_tasks();
-        self.throttle_reported.run_pending_tasks();
-        self.recent_sends.run_pending_tasks();
+        self.verified.sweep();
+        self.throttle_reported.sweep();
+        self.recent_sends.sweep();
         self.revocations.sweep();
         self.limiter.sweep();
         self.throttle.sweep();
@@ -491,33 +448,6 @@ pub(crate) fn security_event(kind: &str, ip: Option<std::net::IpAddr>) {
     }
 }
 
-/// Deletes sessions and records their revocation in the same transaction.
-fn revoke_sessions(
-    tx: &mut Tx<'_>,
-    sids: &[Uuid],
-    make: impl Fn(Uuid) -> Revocation,
-) -> Result<Vec<Revocation>, StoreError> {
-    let mut revs = Vec::with_capacity(sids.len());
-    for sid in sids {
-        tx.delete_session(*sid)?;
-        let r = make(*sid);
-        tx.put_revocation(&r)?;
-        revs.push(r);
-    }
-    Ok(revs)
-}
-
-/// Marks a change to what a principal (user or client) may do, inside the transaction that makes
-/// it: its generation goes up and every token minted from an older one is refused, however late
-/// it was signed (a refresh racing a demotion read the old roles, so it carries the old
-/// generation). The caller writes the principal's record.
-fn bump_authz(tx: &mut Tx<'_>, id: Uuid, generation: &mut u64, cut: &Revocation) -> Result<Revocation, StoreError> {
-    *generation += 1;
-    let r = Revocation { id, min_gen: *generation, ..cut.clone() };
-    tx.put_revocation(&r)?;
-    Ok(r)
-}
-
 /// Finds an account by id, email, phone or username.
 fn find_account(tx: &(impl UserReads + ?Sized), who: &str) -> Result<User> {
     let found = match Uuid::parse_str(who.trim()) {
@@ -541,6 +471,43 @@ pub enum StartError {
     Cache(String),
     #[error("{0}")]
     Config(String),
+}
+
+/// What a configuration must satisfy beyond its own keys: the services' rules about them.
+/// Checked at start and by `authd config check`.
+pub fn check_config(cfg: &Config) -> std::result::Result<(), String> {
+    for (i, w) in cfg.webhooks.iter().enumerate() {
+        if let Err(why) = crate::security::targets::check_url(&w.url, cfg.webhook_delivery.allow_private_targets) {
+            return Err(format!(
+                "config key `webhooks[{i}].url`: {why} (webhook_delivery.allow_private_targets allows private ones)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl StartError {
+    /// Another process holds the embedded database.
+    pub fn is_database_in_use(&self) -> bool {
+        matches!(self, StartError::Store(StoreError::Locked))
+    }
+}
+
+/// Copies every record of a stopped server's redb file into the database `to` describes, and
+/// counts each table on both sides.
+pub fn copy_database(
+    from: &std::path::Path,
+    to: &crate::config::StorageConfig,
+) -> std::result::Result<Vec<crate::store::Tally>, String> {
+    let source = Store::open_redb(from)
+        .map_err(|e| format!("cannot open {}: {e} (stop the server that uses it first)", from.display()))?;
+    let target = Store::open(to).map_err(|e| format!("cannot open the target: {e}"))?;
+    crate::store::copy_all(&source, &target).map_err(|e| e.to_string())
+}
+
+/// Why the data directory of an embedded database is unsafe (not private, say), if it is.
+pub fn data_dir_problem(path: &std::path::Path) -> Option<String> {
+    crate::store::data_dir::check(path).err().map(|e| e.to_string())
 }
 
 impl From<Error> for StartError {

@@ -10,6 +10,7 @@ use crate::{
     security::{
         random::{self, random_bytes},
         sealed::DataKey,
+        token::OpaqueToken,
     },
 };
 
@@ -45,12 +46,28 @@ fn six_digits() -> String {
     }
 }
 
-/// What a presented secret resolves to, before it is spent.
-enum Found {
+/// What spending a presented secret came to. Every case but `Missing` has changed the store, so
+/// the caller commits before it answers.
+pub(super) enum Spent {
+    /// It was live and the proof held: it is spent now.
     Live(OneTimeSecret),
+    /// It had expired, and is gone now.
     Expired(OneTimeSecret),
-    WrongCode(OneTimeSecret),
+    /// It was live but the proof was wrong: that cost an attempt, and the last attempt burns it.
+    Wrong,
+    /// Nothing by that name for that purpose.
     Missing,
+}
+
+impl Spent {
+    /// The spent secret, or what a client is told.
+    pub fn into_result(self) -> std::result::Result<OneTimeSecret, Error> {
+        match self {
+            Spent::Live(s) => Ok(s),
+            Spent::Expired(_) => Err(Error::CodeExpired),
+            Spent::Wrong | Spent::Missing => Err(Error::InvalidCode),
+        }
+    }
 }
 
 impl AuthService {
@@ -59,7 +76,7 @@ impl AuthService {
         &self,
         id: String,
         purpose: Purpose,
-        user: Uuid,
+        user: Option<Uuid>,
         target: Option<String>,
         ttl_secs: u64,
         shape: Shape,
@@ -88,57 +105,52 @@ impl AuthService {
 }
 
 /// Finds the secret `presented` names for `purpose` and spends it, in the caller's
-/// transaction. A wrong code costs an attempt (the last one burns the secret), and that is the
-/// only change a failure makes: the outer `Ok` carries failures too, so that the caller commits
-/// the spent attempt before answering with the inner error.
-pub(super) fn spend_secret(
+/// transaction: the one way to spend a secret, so that reading and burning it is one step.
+pub(super) fn spend_secret(tx: &mut Tx<'_>, key: &DataKey, purpose: Purpose, presented: &Presented) -> Result<Spent> {
+    spend_secret_with(tx, key, purpose, presented, |_, _| Ok(true))
+}
+
+/// [`spend_secret`] for a secret that only opens a door: `proof` checks what was presented with
+/// it (a second factor, say), in the same transaction, and a failed proof costs an attempt like
+/// a wrong code.
+pub(super) fn spend_secret_with(
     tx: &mut Tx<'_>,
     key: &DataKey,
     purpose: Purpose,
     presented: &Presented,
-) -> Result<std::result::Result<OneTimeSecret, Error>> {
+    proof: impl FnOnce(&mut Tx<'_>, &OneTimeSecret) -> Result<bool>,
+) -> Result<Spent> {
     let found = match presented {
-        Presented::Token(token) => {
-            if token.is_empty() || token.len() > 512 {
-                Found::Missing
-            } else {
-                match tx.one_time_by_token(&random::token_hash(token))? {
-                    Some(s) if s.purpose == purpose && s.expires_at <= now() => Found::Expired(s),
-                    Some(s) if s.purpose == purpose => Found::Live(s),
-                    _ => Found::Missing,
-                }
-            }
-        }
-        Presented::Code { id, code } => match tx.one_time(id)? {
-            None => Found::Missing,
-            Some(s) if s.purpose != purpose => Found::Missing,
-            Some(s) if s.expires_at <= now() => Found::Expired(s),
-            Some(s) => {
-                let ok = s.code_hash.as_deref().is_some_and(|h| key.code_matches(&s.id, code, h));
-                if ok { Found::Live(s) } else { Found::WrongCode(s) }
-            }
+        Presented::Token(token) => match OpaqueToken::parse(token) {
+            Some(token) => tx.one_time_by_token(&token.hash())?,
+            None => None,
         },
+        Presented::Code { id, .. } => tx.one_time(id)?,
     };
-    Ok(match found {
-        Found::Live(s) => {
-            tx.delete_one_time(&s.id)?;
-            Ok(s)
+    let Some(mut secret) = found.filter(|s| s.purpose == purpose) else {
+        return Ok(Spent::Missing);
+    };
+    if secret.expires_at <= now() {
+        tx.delete_one_time(&secret.id)?;
+        return Ok(Spent::Expired(secret));
+    }
+    let code_ok = match presented {
+        Presented::Token(_) => true,
+        Presented::Code { code, .. } => {
+            secret.code_hash.as_deref().is_some_and(|h| key.code_matches(&secret.id, code, h))
         }
-        Found::Expired(s) => {
-            tx.delete_one_time(&s.id)?;
-            Err(Error::CodeExpired)
-        }
-        Found::WrongCode(mut s) => {
-            s.attempts_left = s.attempts_left.saturating_sub(1);
-            if s.attempts_left == 0 {
-                tx.delete_one_time(&s.id)?;
-            } else {
-                tx.put_one_time(&s)?;
-            }
-            Err(Error::InvalidCode)
-        }
-        Found::Missing => Err(Error::InvalidCode),
-    })
+    };
+    if code_ok && proof(tx, &secret)? {
+        tx.delete_one_time(&secret.id)?;
+        return Ok(Spent::Live(secret));
+    }
+    secret.attempts_left = secret.attempts_left.saturating_sub(1);
+    if secret.attempts_left == 0 {
+        tx.delete_one_time(&secret.id)?;
+    } else {
+        tx.put_one_time(&secret)?;
+    }
+    Ok(Spent::Wrong)
 }
 
 #[cfg(test)]

@@ -7,16 +7,14 @@ use super::{
     AuthService,
     messages::Recipient,
     one_time::{Presented, Shape, spend_secret},
-    revoke_sessions,
-    sessions::user_context,
+    sessions::{end_sessions, user_context},
     verification::{Outgoing, write_outgoing},
 };
 use crate::{
     error::{Error, Result},
     messages::MessageKind,
-    model::{AuditEvent, OneTimeSecret, Purpose, Revocation, User, now},
-    security::identifiers::Login,
-    store::LoginName,
+    model::{LoginName, OneTimeSecret, Purpose, User},
+    security::{identifiers::Login, token::OpaqueToken},
 };
 
 /// What `POST /v1/auth/password/reset` was given.
@@ -69,7 +67,7 @@ impl AuthService {
             (Some(e), None) => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
             (None, None) => return Ok(()),
         };
-        let issued = self.issue_secret(id, Purpose::PasswordReset, user.id, Some(address.clone()), ttl, shape);
+        let issued = self.issue_secret(id, Purpose::PasswordReset, Some(user.id), Some(address.clone()), ttl, shape);
         let mut vars =
             BTreeMap::from([("code", issued.code.unwrap_or_default()), ("valid_for", self.valid_for(&locale, ttl))]);
         if let Some(token) = &issued.token {
@@ -77,11 +75,10 @@ impl AuthService {
         }
         let message = self.message(kind, &Recipient { address, locale }, vars)?;
         let out = Outgoing { secret: Some(issued.secret), message };
-        let ev = self.audit_event("user.password_reset_requested", true, Some(user.id), None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
                 write_outgoing(tx, &[out])?;
-                tx.append_audit(&ev)?;
+                tx.audit("user.password_reset_requested", Some(user.id), None, serde_json::Value::Null)?;
                 Ok(())
             })
         })
@@ -107,21 +104,23 @@ impl AuthService {
         };
         // The policy needs the account's own words; a proof that leads nowhere checks without.
         let peek = match &presented {
-            Presented::Token(t) => {
-                let hash = crate::security::random::token_hash(t);
-                self.db(move |s| {
-                    s.read(|tx| match tx.one_time_by_token(&hash)? {
-                        Some(sec) => Ok(tx.user(sec.user_id)?),
-                        None => Ok(None),
+            Presented::Token(t) => match OpaqueToken::parse(t).map(OpaqueToken::hash) {
+                Some(hash) => {
+                    self.db(move |s| {
+                        s.read(|tx| match tx.one_time_by_token(&hash)?.and_then(|sec| sec.user_id) {
+                            Some(id) => Ok(tx.user(id)?),
+                            None => Ok(None),
+                        })
                     })
-                })
-                .await?
-            }
+                    .await?
+                }
+                None => None,
+            },
             Presented::Code { id, .. } => {
                 let id = id.clone();
                 self.db(move |s| {
-                    s.read(|tx| match tx.one_time(&id)? {
-                        Some(sec) => Ok(tx.user(sec.user_id)?),
+                    s.read(|tx| match tx.one_time(&id)?.and_then(|sec| sec.user_id) {
+                        Some(id) => Ok(tx.user(id)?),
                         None => Ok(None),
                     })
                 })
@@ -132,19 +131,18 @@ impl AuthService {
         self.policy.check("new_password", new_password, &context)?;
         let phc = self.hasher.hash(new_password).await?;
         let key = self.data_key.clone();
-        let session_rev = self.session_revocation(uuid::Uuid::nil());
-        let user_rev = self.user_revocation(uuid::Uuid::nil());
-        let ev = self.audit_event("user.password_reset", true, None, None, serde_json::Value::Null);
-        let outcome = self
+        let user_id = self
             .db(move |s| {
                 s.write(|tx| {
-                    let secret = match spend_secret(tx, &key, Purpose::PasswordReset, &presented)? {
+                    let secret = match spend_secret(tx, &key, Purpose::PasswordReset, &presented)?.into_result() {
                         Ok(s) => s,
                         Err(e) => return Ok(Err(e)),
                     };
-                    let Some(mut u) = tx.user(secret.user_id)?.filter(User::is_active) else {
-                        return Ok(Err(Error::InvalidCode));
+                    let found = match secret.user_id {
+                        Some(id) => tx.user(id)?.filter(User::is_active),
+                        None => None,
                     };
+                    let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
                     u.password_hash = Some(phc);
                     u.password_reset_required = false;
                     // The message reached its address: that confirms it.
@@ -153,20 +151,15 @@ impl AuthService {
                     } else if secret.target.is_some() && secret.target == u.phone {
                         u.phone_verified = true;
                     }
-                    u.updated_at = now();
-                    let cut = Revocation { id: u.id, ..user_rev };
-                    let cut = super::bump_authz(tx, u.id, &mut u.authz_gen, &cut)?;
+                    u.updated_at = tx.now();
+                    tx.bump_authz(u.id, &mut u.authz_gen)?;
                     tx.update_user(&u)?;
-                    let sids = tx.session_ids_of(u.id)?;
-                    let mut revs = revoke_sessions(tx, &sids, |id| Revocation { id, ..session_rev.clone() })?;
-                    revs.push(cut);
-                    tx.append_audit(&AuditEvent { subject: Some(u.id), ..ev })?;
-                    Ok(Ok((u.id, revs)))
+                    end_sessions(tx, u.id, None, false)?;
+                    tx.audit("user.password_reset", Some(u.id), None, serde_json::Value::Null)?;
+                    Ok(Ok(u.id))
                 })
             })
-            .await?;
-        let (user_id, revs) = outcome?;
-        self.apply_revocations(&revs).await;
+            .await??;
         tracing::info!(event = "password_reset", user_id = %user_id, "password reset");
         Ok(())
     }

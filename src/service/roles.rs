@@ -4,10 +4,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, Principal, Tx, bump_authz};
+use super::{AuthContext, AuthService, Principal, Tx};
 use crate::{
     error::{Error, FieldError, Result},
-    model::{Role, User, UserStatus, now},
+    model::{Role, User, UserStatus},
 };
 
 pub const ADMIN: &str = "admin";
@@ -82,7 +82,9 @@ pub struct Decision {
 }
 
 impl AuthService {
-    pub async fn list_roles(&self) -> Result<Vec<Role>> {
+    /// Needs `roles:read`.
+    pub async fn list_roles(&self, by: &Principal) -> Result<Vec<Role>> {
+        self.authority(by, "roles:read")?;
         let mut roles: Vec<Role> = self.roles_snapshot().values().cloned().collect();
         roles.sort_by(|a, b| b.builtin.cmp(&a.builtin).then(a.name.cmp(&b.name)));
         Ok(roles)
@@ -108,20 +110,18 @@ impl AuthService {
         role.permissions.sort();
         role.permissions.dedup();
         let r = role.clone();
-        let ev = self.audit_event(
-            "role.created",
-            true,
-            None,
-            None,
-            serde_json::json!({"role": role.name, "permissions": role.permissions}),
-        );
         self.db(move |s| {
             s.write(|tx| {
                 if tx.roles()?.iter().any(|x| x.name == r.name) {
                     return Err(Error::Conflict("role name"));
                 }
                 tx.put_role(&r)?;
-                tx.append_audit(&ev)?;
+                tx.audit(
+                    "role.created",
+                    None,
+                    None,
+                    serde_json::json!({"role": r.name, "permissions": r.permissions}),
+                )?;
                 Ok(())
             })
         })
@@ -144,9 +144,7 @@ impl AuthService {
         check_permissions(&grant)?;
         authority.may_grant(&grant)?;
         let name = name.to_owned();
-        let ev = self.audit_event("role.changed", true, None, None, serde_json::Value::Null);
-        let cut = self.user_revocation(Uuid::nil());
-        let (role, revs) = self
+        let role = self
             .db(move |s| {
                 s.write(|tx| {
                     let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
@@ -161,25 +159,23 @@ impl AuthService {
                     }
                     tx.put_role(&role)?;
                     // Tokens of every holder carry what the role granted when they were minted.
-                    let mut revs = Vec::new();
                     if role.permissions != before {
                         for mut u in holders_of(tx, &role.name)? {
-                            revs.push(bump_authz(tx, u.id, &mut u.authz_gen, &cut)?);
+                            tx.bump_authz(u.id, &mut u.authz_gen)?;
                             tx.update_user(&u)?;
                         }
                         for mut c in tx.clients()?.into_iter().filter(|c| c.roles.contains(&role.name)) {
-                            revs.push(bump_authz(tx, c.id, &mut c.authz_gen, &cut)?);
+                            tx.bump_authz(c.id, &mut c.authz_gen)?;
                             tx.put_client(&c)?;
                         }
                     }
                     let details = serde_json::json!({"role": role.name, "permissions": role.permissions});
-                    tx.append_audit(&crate::model::AuditEvent { details, ..ev })?;
-                    Ok((role, revs))
+                    tx.audit("role.changed", None, None, details)?;
+                    Ok(role)
                 })
             })
             .await?;
         self.reload_roles().await?;
-        self.apply_revocations(&revs).await;
         tracing::info!(role = %role.name, permissions = ?role.permissions, "role changed");
         Ok(role)
     }
@@ -189,7 +185,6 @@ impl AuthService {
     pub async fn set_role_mfa(&self, by: &Principal, name: &str, required: bool) -> Result<Role> {
         let authority = self.authority(by, "roles:write")?;
         let name = name.to_owned();
-        let ev = self.audit_event("role.changed", true, None, None, serde_json::Value::Null);
         let role = self
             .db(move |s| {
                 s.write(|tx| {
@@ -198,7 +193,7 @@ impl AuthService {
                     role.require_mfa = required;
                     tx.put_role(&role)?;
                     let details = serde_json::json!({"role": role.name, "require_mfa": required});
-                    tx.append_audit(&crate::model::AuditEvent { details, ..ev })?;
+                    tx.audit("role.changed", None, None, details)?;
                     Ok(role)
                 })
             })
@@ -213,9 +208,7 @@ impl AuthService {
     pub async fn delete_role(&self, by: &Principal, name: &str, force: bool) -> Result<Role> {
         let authority = self.authority(by, "roles:write")?;
         let name = name.to_owned();
-        let cutoff = self.user_revocation(Uuid::nil());
-        let ev = self.audit_event("role.deleted", true, None, None, serde_json::json!({"role": name, "force": force}));
-        let (role, revs) = self
+        let role = self
             .db(move |s| {
                 s.write(|tx| {
                     let role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
@@ -227,23 +220,21 @@ impl AuthService {
                     if !holders.is_empty() && !force {
                         return Err(Error::RoleInUse(role.name.clone(), holders.len()));
                     }
-                    let mut revs = Vec::new();
                     for mut u in holders {
                         u.roles.retain(|r| *r != role.name);
                         if u.roles.is_empty() {
                             u.roles.push("user".into());
                         }
-                        u.updated_at = now();
-                        revs.push(bump_authz(tx, u.id, &mut u.authz_gen, &cutoff)?);
+                        u.updated_at = tx.now();
+                        tx.bump_authz(u.id, &mut u.authz_gen)?;
                         tx.update_user(&u)?;
                     }
                     tx.delete_role(&role.name)?;
-                    tx.append_audit(&ev)?;
-                    Ok((role, revs))
+                    tx.audit("role.deleted", None, None, serde_json::json!({"role": role.name, "force": force}))?;
+                    Ok(role)
                 })
             })
             .await?;
-        self.apply_revocations(&revs).await;
         self.reload_roles().await?;
         tracing::info!(role = %role.name, "role deleted");
         Ok(role)

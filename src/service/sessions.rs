@@ -3,13 +3,15 @@
 
 use std::net::IpAddr;
 
+use serde_json::Value;
+
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, revoke_sessions, security_event};
+use super::{AuthContext, AuthService, Tx, security_event};
 use crate::{
     error::{Error, Result},
-    model::{AuditEvent, RefreshRecord, Session, User, now},
-    security::{identifiers::Login, limits::RouteClass, random, throttle::Reservation},
+    model::{OutboxMessage, RefreshRecord, Session, User, now},
+    security::{identifiers::Login, limits::RouteClass, random, throttle::Reservation, token::OpaqueToken},
 };
 
 /// Where a request came from, as recorded on the session.
@@ -46,7 +48,7 @@ impl std::fmt::Debug for TokenPair {
 
 enum RefreshOutcome {
     Rotated(Box<User>, Session, Option<Vec<String>>),
-    Reused(crate::model::Revocation),
+    Reused(Uuid),
     Invalid,
 }
 
@@ -201,9 +203,25 @@ impl AuthService {
         device_name: Option<String>,
         client: ClientInfo,
     ) -> Result<TokenPair> {
+        let (opening, refresh) = self.opening(&user, amr, method, rehash, device_name, client)?;
+        let session = opening.session.clone();
+        let (user, permissions) = self.db(move |s| s.write(|tx| open_session(tx, opening))).await?;
+        self.session_opened(&user, &session, refresh, permissions)
+    }
+
+    /// Everything a session's opening writes, made before its transaction (the notice is
+    /// rendered from templates), and the refresh token only the client will see.
+    pub(super) fn opening(
+        &self,
+        user: &User,
+        amr: Vec<String>,
+        method: &str,
+        rehash: Option<String>,
+        device_name: Option<String>,
+        client: ClientInfo,
+    ) -> Result<(Opening, String)> {
         let t = now();
         let refresh = random::new_token();
-        let hash = random::token_hash(&refresh);
         let session = Session {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -218,68 +236,35 @@ impl AuthService {
             amr,
             auth_time: t,
         };
-        let s2 = session.clone();
-        let user_id = user.id;
-        let ev = self.audit_event(
-            "user.logged_in",
-            true,
-            Some(user.id),
-            Some(session.id),
-            serde_json::json!({"device_name": session.device_name, "amr": session.amr, "method": method}),
-        );
-        let include_permissions = self.cfg.tokens.include_permissions;
         let device = device_fingerprint(session.user_agent.as_deref());
-        let notice = self.new_device_notice(&user, &session, &device)?;
-        let (user, permissions) = self
-            .db(move |s| {
-                s.write(|tx| {
-                    // Re-read inside the transaction: a concurrent disable or delete wins.
-                    let mut current = tx.user(user_id)?.ok_or(Error::InvalidCredentials)?;
-                    if !current.is_active() {
-                        return Err(Error::AccountDisabled);
-                    }
-                    let mut changed = false;
-                    if let Some(phc) = rehash {
-                        current.password_hash = Some(phc);
-                        changed = true;
-                    }
-                    if !current.known_devices.contains(&device) {
-                        if current.known_devices.len() >= KNOWN_DEVICES {
-                            current.known_devices.remove(0);
-                        }
-                        current.known_devices.push(device);
-                        changed = true;
-                        if let Some(n) = &notice {
-                            tx.put_delivery(n)?;
-                        }
-                    }
-                    if changed {
-                        current.updated_at = now();
-                        tx.update_user(&current)?;
-                    }
-                    tx.put_session(&s2)?;
-                    tx.put_refresh(
-                        &hash,
-                        &RefreshRecord { session_id: s2.id, used: false, expires_at: s2.expires_at },
-                    )?;
-                    tx.append_audit(&ev)?;
-                    let permissions = permissions_in(tx, include_permissions, &current.roles)?;
-                    Ok((current, permissions))
-                })
-            })
-            .await?;
+        let notice = self.new_device_notice(user, &session, &device)?;
+        let opening = Opening {
+            refresh_hash: random::token_hash(&refresh),
+            session,
+            method: method.to_owned(),
+            rehash,
+            device,
+            notice,
+            include_permissions: self.cfg.tokens.include_permissions,
+        };
+        Ok((opening, refresh))
+    }
+
+    /// The tokens of a session just opened.
+    pub(super) fn session_opened(
+        &self,
+        user: &User,
+        session: &Session,
+        refresh: String,
+        permissions: Option<Vec<String>>,
+    ) -> Result<TokenPair> {
         tracing::info!(user_id = %user.id, session_id = %session.id, ip = session.ip.as_deref().unwrap_or("-"), "login ok");
-        self.token_pair(&user, &session, refresh, permissions)
+        self.token_pair(user, session, refresh, permissions)
     }
 
     /// The notice a login from a device not seen before sends, unless the user opted out or
     /// this is the account's first device.
-    fn new_device_notice(
-        &self,
-        user: &User,
-        session: &Session,
-        device: &[u8],
-    ) -> Result<Option<crate::model::WebhookDelivery>> {
+    fn new_device_notice(&self, user: &User, session: &Session, device: &[u8]) -> Result<Option<OutboxMessage>> {
         let wanted = !user.new_device_notices_off
             && !user.known_devices.is_empty()
             && !user.known_devices.iter().any(|d| d == device);
@@ -300,13 +285,7 @@ impl AuthService {
         if !rl.enabled {
             return Ok(());
         }
-        let limit = match class {
-            RouteClass::Login => rl.login.per_account,
-            RouteClass::Password => rl.password.per_account,
-            RouteClass::Register => rl.register.per_account,
-            RouteClass::Refresh => rl.refresh.per_account,
-            RouteClass::General => rl.general.per_account,
-        };
+        let limit = rl.route(class).per_account;
         match self.limiter.check_account(class, account, &limit).await {
             Some(d) if !d.allowed => {
                 self.metrics
@@ -355,12 +334,12 @@ impl AuthService {
     }
 
     /// A solved proof of work, spent once across every node that shares a cache.
-    async fn redeem_challenge(&self, challenge: &str, nonce: &str) -> Result<(), crate::security::pow::ChallengeError> {
+    async fn redeem_challenge(&self, challenge: &str, nonce: &str) -> Result<(), crate::error::ChallengeError> {
         let id = self.challenges.check(challenge, nonce)?;
         if let Some(replay) = &self.replay {
             match replay.claim(&format!("pow:{id}"), self.challenges.ttl()).await {
                 Ok(true) => {}
-                Ok(false) => return Err(crate::security::pow::ChallengeError::Reused),
+                Ok(false) => return Err(crate::error::ChallengeError::Reused),
                 Err(e) => tracing::warn!(error = %e, "challenge replay falls back to this node's memory"),
             }
         }
@@ -395,22 +374,16 @@ impl AuthService {
     /// Rotates a refresh token. A token presented a second time means it leaked: the whole
     /// session ends (RFC 9700 §4.14.2).
     pub async fn refresh(&self, refresh_token: &str, client: ClientInfo) -> Result<TokenPair> {
-        if refresh_token.is_empty() || refresh_token.len() > 512 {
-            return Err(Error::InvalidRefreshToken);
-        }
+        let old_hash = OpaqueToken::parse(refresh_token).ok_or(Error::InvalidRefreshToken)?.hash();
         let client_ip = client.ip;
-        let old_hash = random::token_hash(refresh_token);
         let new_token = random::new_token();
         let new_hash = random::token_hash(&new_token);
         let refresh_ttl = self.cfg.tokens.refresh_ttl.as_secs();
-        let reuse_rev = self.session_revocation(Uuid::nil());
-        let reuse_ev = self.audit_event("refresh.reuse_detected", false, None, None, serde_json::Value::Null);
-        let refresh_ev = self.audit_event("token.refreshed", true, None, None, serde_json::Value::Null);
         let include_permissions = self.cfg.tokens.include_permissions;
         let outcome = self
             .db(move |s| {
                 s.write(|tx| {
-                    let t = now();
+                    let t = tx.now();
                     let Some(mut rec) = tx.refresh(&old_hash)? else {
                         return Ok(RefreshOutcome::Invalid);
                     };
@@ -418,15 +391,14 @@ impl AuthService {
                         return Ok(RefreshOutcome::Invalid);
                     };
                     if rec.used {
-                        let rev = crate::model::Revocation { id: session.id, ..reuse_rev };
-                        revoke_sessions(tx, &[session.id], |_| rev.clone())?;
-                        tx.append_audit(&AuditEvent {
-                            subject: Some(session.user_id),
-                            session_id: Some(session.id),
-                            actor: "anonymous".into(),
-                            ..reuse_ev
-                        })?;
-                        return Ok(RefreshOutcome::Reused(rev));
+                        tx.revoke_session(session.id)?;
+                        tx.audit_failure(
+                            "refresh.reuse_detected",
+                            Some(session.user_id),
+                            Some(session.id),
+                            Value::Null,
+                        )?;
+                        return Ok(RefreshOutcome::Reused(session.id));
                     }
                     if rec.expires_at <= t || session.absolute_expires_at <= t {
                         return Ok(RefreshOutcome::Invalid);
@@ -443,12 +415,7 @@ impl AuthService {
                     if let Some(ip) = client.ip {
                         session.ip = Some(ip.to_string());
                     }
-                    tx.append_audit(&AuditEvent {
-                        subject: Some(user.id),
-                        session_id: Some(session.id),
-                        actor: format!("user:{}", user.id),
-                        ..refresh_ev
-                    })?;
+                    tx.audit("token.refreshed", Some(user.id), Some(session.id), Value::Null)?;
                     tx.put_session(&session)?;
                     tx.put_refresh(
                         &new_hash,
@@ -463,10 +430,9 @@ impl AuthService {
             RefreshOutcome::Rotated(user, session, permissions) => {
                 self.token_pair(&user, &session, new_token, permissions)
             }
-            RefreshOutcome::Reused(rev) => {
-                self.apply_revocations(std::slice::from_ref(&rev)).await;
+            RefreshOutcome::Reused(session_id) => {
                 security_event("refresh_token_reused", client_ip);
-                tracing::warn!(session_id = %rev.id, "refresh token reused; session revoked");
+                tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
                 Err(Error::RefreshTokenReused)
             }
             RefreshOutcome::Invalid => Err(Error::InvalidRefreshToken),
@@ -475,66 +441,38 @@ impl AuthService {
 
     /// Ends the caller's session, and the session of `refresh_token` if it is the caller's too.
     pub async fn logout(&self, ctx: &AuthContext, refresh_token: Option<&str>) -> Result<()> {
-        let user_id = ctx.user_id;
-        let mut sids = vec![ctx.session_id];
-        let hash = refresh_token.filter(|t| !t.is_empty() && t.len() <= 512).map(random::token_hash);
-        let rev = self.session_revocation(Uuid::nil());
-        let ev =
-            self.audit_event("user.logged_out", true, Some(user_id), Some(ctx.session_id), serde_json::Value::Null);
-        let revs = self
-            .db(move |s| {
-                s.write(|tx| {
-                    tx.append_audit(&ev)?;
-                    if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
-                        && !sids.contains(&rec.session_id)
-                        && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
-                    {
-                        sids.push(rec.session_id);
-                    }
-                    Ok(revoke_sessions(tx, &sids, |id| crate::model::Revocation { id, ..rev.clone() })?)
-                })
+        let (user_id, session_id) = (ctx.user_id, ctx.session_id);
+        let hash = refresh_token.and_then(OpaqueToken::parse).map(OpaqueToken::hash);
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.audit("user.logged_out", Some(user_id), Some(session_id), Value::Null)?;
+                let mut sids = vec![session_id];
+                if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
+                    && rec.session_id != session_id
+                    && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
+                {
+                    sids.push(rec.session_id);
+                }
+                Ok(tx.revoke_sessions(&sids)?)
             })
-            .await?;
-        self.apply_revocations(&revs).await;
-        tracing::info!(event = "logout", user_id = %user_id, session_id = %ctx.session_id, "logout");
+        })
+        .await?;
+        tracing::info!(event = "logout", user_id = %user_id, session_id = %session_id, "logout");
         Ok(())
     }
 
     /// Ends every session of the user and refuses every access token issued so far.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<()> {
-        let ev = self.audit_event("user.logged_out_everywhere", true, Some(user_id), None, serde_json::Value::Null);
-        let revs = self.end_sessions(user_id, None, true, ev).await?;
-        tracing::info!(event = "logout_all", user_id = %user_id, sessions = revs.len().saturating_sub(1), "logout everywhere");
-        Ok(())
-    }
-
-    /// Ends the user's sessions (all, or all but `keep`), optionally with a per-user cut-off.
-    pub(super) async fn end_sessions(
-        &self,
-        user_id: Uuid,
-        keep: Option<Uuid>,
-        cutoff: bool,
-        event: AuditEvent,
-    ) -> Result<Vec<crate::model::Revocation>> {
-        let rev = self.session_revocation(Uuid::nil());
-        let user_rev = cutoff.then(|| self.user_revocation(user_id));
-        let revs = self
+        let ended = self
             .db(move |s| {
                 s.write(|tx| {
-                    tx.append_audit(&event)?;
-                    let sids: Vec<Uuid> =
-                        tx.session_ids_of(user_id)?.into_iter().filter(|id| Some(*id) != keep).collect();
-                    let mut revs = revoke_sessions(tx, &sids, |id| crate::model::Revocation { id, ..rev.clone() })?;
-                    if let Some(u) = user_rev {
-                        tx.put_revocation(&u)?;
-                        revs.push(u);
-                    }
-                    Ok(revs)
+                    tx.audit("user.logged_out_everywhere", Some(user_id), None, Value::Null)?;
+                    end_sessions(tx, user_id, None, true)
                 })
             })
             .await?;
-        self.apply_revocations(&revs).await;
-        Ok(revs)
+        tracing::info!(event = "logout_all", user_id = %user_id, sessions = ended, "logout everywhere");
+        Ok(())
     }
 
     /// The user's live sessions, newest first.
@@ -548,20 +486,16 @@ impl AuthService {
 
     /// Logs one device out. Another user's session is reported as not found.
     pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<()> {
-        let rev = self.session_revocation(session_id);
-        let ev = self.audit_event("session.revoked", true, Some(user_id), Some(session_id), serde_json::Value::Null);
-        let revs = self
-            .db(move |s| {
-                s.write(|tx| match tx.session(session_id)? {
-                    Some(s) if s.user_id == user_id => {
-                        tx.append_audit(&ev)?;
-                        Ok(revoke_sessions(tx, &[session_id], |_| rev.clone())?)
-                    }
-                    _ => Err(Error::NotFound("session")),
-                })
+        self.db(move |s| {
+            s.write(|tx| match tx.session(session_id)? {
+                Some(s) if s.user_id == user_id => {
+                    tx.audit("session.revoked", Some(user_id), Some(session_id), Value::Null)?;
+                    Ok(tx.revoke_session(session_id)?)
+                }
+                _ => Err(Error::NotFound("session")),
             })
-            .await?;
-        self.apply_revocations(&revs).await;
+        })
+        .await?;
         tracing::info!(event = "session_revoked", user_id = %user_id, session_id = %session_id, "session revoked");
         Ok(())
     }
@@ -596,26 +530,79 @@ impl AuthService {
         self.policy.check("new_password", new, &user_context(&user))?;
         let phc = self.hasher.hash(new).await?;
         let keep = ctx.session_id;
-        let rev = self.session_revocation(Uuid::nil());
-        let ev = self.audit_event("user.password_changed", true, Some(user_id), Some(keep), serde_json::Value::Null);
-        let revs = self
-            .db(move |s| {
-                s.write(|tx| {
-                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                    u.password_hash = Some(phc);
-                    u.password_reset_required = false;
-                    u.updated_at = now();
-                    tx.update_user(&u)?;
-                    tx.append_audit(&ev)?;
-                    let others: Vec<Uuid> = tx.session_ids_of(user_id)?.into_iter().filter(|id| *id != keep).collect();
-                    Ok(revoke_sessions(tx, &others, |id| crate::model::Revocation { id, ..rev.clone() })?)
-                })
+        self.db(move |s| {
+            s.write(|tx| {
+                let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                u.password_hash = Some(phc);
+                u.password_reset_required = false;
+                u.updated_at = tx.now();
+                tx.update_user(&u)?;
+                tx.audit("user.password_changed", Some(user_id), Some(keep), Value::Null)?;
+                end_sessions(tx, user_id, Some(keep), false)
             })
-            .await?;
-        self.apply_revocations(&revs).await;
+        })
+        .await?;
         tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
         Ok(())
     }
+}
+
+/// A session about to open (see [`AuthService::opening`]).
+pub(super) struct Opening {
+    pub session: Session,
+    refresh_hash: [u8; 32],
+    method: String,
+    /// A new hash of the password just checked, when its parameters are out of date.
+    rehash: Option<String>,
+    device: Vec<u8>,
+    notice: Option<OutboxMessage>,
+    include_permissions: bool,
+}
+
+/// Opens a session inside `tx`, with the user as the transaction reads it: a concurrent
+/// disable or delete wins. Returns that user and the permissions its token carries.
+pub(super) fn open_session(tx: &mut Tx<'_>, o: Opening) -> Result<(User, Option<Vec<String>>)> {
+    let mut current = tx.user(o.session.user_id)?.ok_or(Error::InvalidCredentials)?;
+    if !current.is_active() {
+        return Err(Error::AccountDisabled);
+    }
+    let mut changed = false;
+    if let Some(phc) = o.rehash {
+        current.password_hash = Some(phc);
+        changed = true;
+    }
+    if !current.known_devices.contains(&o.device) {
+        if current.known_devices.len() >= KNOWN_DEVICES {
+            current.known_devices.remove(0);
+        }
+        current.known_devices.push(o.device);
+        changed = true;
+        if let Some(n) = &o.notice {
+            tx.emit(n)?;
+        }
+    }
+    if changed {
+        current.updated_at = tx.now();
+        tx.update_user(&current)?;
+    }
+    let s = &o.session;
+    tx.put_session(s)?;
+    tx.put_refresh(&o.refresh_hash, &RefreshRecord { session_id: s.id, used: false, expires_at: s.expires_at })?;
+    let details = serde_json::json!({"device_name": s.device_name, "amr": s.amr, "method": o.method});
+    tx.audit("user.logged_in", Some(current.id), Some(s.id), details)?;
+    let permissions = permissions_in(tx, o.include_permissions, &current.roles)?;
+    Ok((current, permissions))
+}
+
+/// Ends the user's sessions (all, or all but `keep`), with a cut-off of every access token
+/// issued so far when `cutoff`; returns how many sessions ended.
+pub(super) fn end_sessions(tx: &mut Tx<'_>, user_id: Uuid, keep: Option<Uuid>, cutoff: bool) -> Result<usize> {
+    let sids: Vec<Uuid> = tx.session_ids_of(user_id)?.into_iter().filter(|id| Some(*id) != keep).collect();
+    let ended = tx.revoke_sessions(&sids)?;
+    if cutoff {
+        tx.cut_off_user(user_id)?;
+    }
+    Ok(ended)
 }
 
 /// Devices remembered per user for new-device notices.
@@ -634,7 +621,7 @@ pub(super) fn account_key(id: Uuid) -> String {
 /// The permissions a token gets, read in the same transaction as the user it is minted for, so
 /// that they match its authorization generation.
 fn permissions_in(
-    tx: &super::Tx<'_>,
+    tx: &Tx<'_>,
     include: bool,
     roles: &[String],
 ) -> Result<Option<Vec<String>>, crate::store::StoreError> {

@@ -14,7 +14,7 @@ use crate::{
     config::VerifyMode,
     error::{Error, Result},
     messages::MessageKind,
-    model::{AuditEvent, OneTimeSecret, Purpose, User, WebhookDelivery, now},
+    model::{OneTimeSecret, OutboxMessage, Purpose, User, now},
     security::identifiers::{Email, Phone},
 };
 
@@ -43,7 +43,7 @@ pub enum Confirmed {
 /// A secret and the message that carries it, to be written together.
 pub(super) struct Outgoing {
     pub secret: Option<OneTimeSecret>,
-    pub message: WebhookDelivery,
+    pub message: OutboxMessage,
 }
 
 impl AuthService {
@@ -63,7 +63,7 @@ impl AuthService {
             if email { (Purpose::VerifyEmail, v.email_ttl) } else { (Purpose::VerifyPhone, v.sms_ttl) };
         let id = OneTimeSecret::id_for(purpose, address);
         let shape = if email { Shape::TokenAndCode } else { Shape::CodeOnly };
-        let issued = self.issue_secret(id, purpose, user.id, Some(address.to_owned()), ttl.as_secs(), shape);
+        let issued = self.issue_secret(id, purpose, Some(user.id), Some(address.to_owned()), ttl.as_secs(), shape);
         let mut vars = BTreeMap::from([
             ("code", issued.code.clone().unwrap_or_default()),
             ("valid_for", self.valid_for(locale, ttl.as_secs())),
@@ -116,14 +116,17 @@ impl AuthService {
             }
         };
         let key = self.data_key.clone();
-        let ev = self.audit_event("user.contact_verified", true, None, None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
-                let secret = match spend_secret(tx, &key, purpose, &presented)? {
+                let secret = match spend_secret(tx, &key, purpose, &presented)?.into_result() {
                     Ok(s) => s,
                     Err(e) => return Ok(Err(e)),
                 };
-                let Some(mut u) = tx.user(secret.user_id)? else { return Ok(Err(Error::InvalidCode)) };
+                let found = match secret.user_id {
+                    Some(id) => tx.user(id)?,
+                    None => None,
+                };
+                let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
                 let target = secret.target.clone().unwrap_or_default();
                 let (kind, event) = if purpose == Purpose::VerifyEmail {
                     let changed = u.email.as_deref() != Some(target.as_str());
@@ -136,9 +139,9 @@ impl AuthService {
                     u.phone_verified = true;
                     (Confirmed::Phone, if changed { "user.phone_changed" } else { "user.phone_verified" })
                 };
-                u.updated_at = now();
+                u.updated_at = tx.now();
                 tx.update_user(&u)?;
-                tx.append_audit(&AuditEvent { event: event.into(), subject: Some(u.id), ..ev })?;
+                tx.audit(event, Some(u.id), None, serde_json::Value::Null)?;
                 Ok(Ok(kind))
             })
         })
@@ -176,7 +179,7 @@ impl AuthService {
     }
 
     async fn resend_now(&self, address: String, is_email: bool, accept_language: Option<String>) -> Result<()> {
-        use crate::store::LoginName;
+        use crate::model::LoginName;
         let mode = if is_email { self.cfg.verification.email } else { self.cfg.verification.phone };
         if mode == VerifyMode::Off {
             return Ok(());
@@ -193,8 +196,8 @@ impl AuthService {
                     }
                     // An address waiting to replace a user's current one.
                     match tx.one_time(&OneTimeSecret::id_for(purpose, &addr))? {
-                        Some(pending) => Ok(tx.user(pending.user_id)?),
-                        None => Ok(None),
+                        Some(OneTimeSecret { user_id: Some(id), .. }) => Ok(tx.user(id)?),
+                        _ => Ok(None),
                     }
                 })
             })
@@ -259,13 +262,7 @@ impl AuthService {
                 outgoing.push(self.confirmation(&user, &p, false, &locale)?);
             }
         }
-        let ev = self.audit_event(
-            "user.profile_updated",
-            true,
-            Some(user_id),
-            Some(ctx.session_id),
-            serde_json::Value::Null,
-        );
+        let session = ctx.session_id;
         self.db(move |s| {
             s.write(|tx| {
                 let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
@@ -283,10 +280,10 @@ impl AuthService {
                     u.phone = Some(p);
                     u.phone_verified = false;
                 }
-                u.updated_at = now();
+                u.updated_at = tx.now();
                 tx.update_user(&u)?;
                 write_outgoing(tx, &outgoing)?;
-                tx.append_audit(&ev)?;
+                tx.audit("user.profile_updated", Some(user_id), Some(session), serde_json::Value::Null)?;
                 Ok(u)
             })
         })
@@ -341,7 +338,7 @@ pub(super) fn write_outgoing(tx: &mut super::Tx<'_>, out: &[Outgoing]) -> Result
         if let Some(s) = &o.secret {
             tx.put_one_time(s)?;
         }
-        tx.put_delivery(&o.message)?;
+        tx.emit(&o.message)?;
     }
     Ok(())
 }

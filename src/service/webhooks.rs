@@ -9,7 +9,8 @@ use super::AuthService;
 use crate::{
     config::webhook_key,
     error::{Error, Result},
-    model::{AuditEvent, DeliveryState, StoredWebhook, WebhookDelivery, WebhookEndpoint, now, now_millis},
+    messages::Signed,
+    model::{AuditEvent, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint, now, now_millis},
     security::{random::random_bytes, signature::sign, targets},
 };
 
@@ -34,16 +35,13 @@ pub struct DeliveryCounts {
     pub troubled: Vec<(String, String, String, u32, String, Option<String>)>,
 }
 
-/// What a failed delivery reports, whatever the cause.
-const NOT_DELIVERED: &str = "not delivered";
-
 /// The deliveries an audit event sets off: one per endpoint (from the config file or added at run
 /// time) that wants it. Webhook troubles are not themselves sent as webhooks.
 pub(super) fn deliveries_for(
     e: &AuditEvent,
     configured: &[WebhookEndpoint],
     stored: &[StoredWebhook],
-) -> Vec<WebhookDelivery> {
+) -> Vec<OutboxMessage> {
     if e.event.starts_with("webhook.") {
         return Vec::new();
     }
@@ -63,7 +61,7 @@ pub(super) fn deliveries_for(
     .to_string();
     wanted
         .into_iter()
-        .map(|(endpoint_id, w)| WebhookDelivery {
+        .map(|(endpoint_id, w)| OutboxMessage {
             id: uuid::Uuid::now_v7(),
             channel: crate::model::Channel::Webhook,
             url: w.url.clone(),
@@ -87,28 +85,6 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 impl AuthService {
-    /// The client webhooks go out with, made at the first delivery (a server with none due
-    /// never loads TLS roots for it).
-    fn webhook_http(&self) -> Result<&reqwest::Client> {
-        if let Some(http) = self.webhook_http.get() {
-            return Ok(http);
-        }
-        let delivery = &self.cfg.webhook_delivery;
-        let mut builder = reqwest::Client::builder();
-        if !delivery.allow_private_targets {
-            // Names are checked on the addresses actually connected to.
-            builder = builder.dns_resolver(targets::PublicOnly);
-        }
-        let http = builder
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(delivery.timeout.0)
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the webhook HTTP client: {e}")))?;
-        Ok(self.webhook_http.get_or_init(|| http))
-    }
-
     /// Sends every due delivery once; returns how many were delivered.
     pub async fn deliver_webhooks(&self) -> Result<usize> {
         let now = now_millis();
@@ -125,37 +101,14 @@ impl AuthService {
                 None => self.cfg.webhooks.iter().find(|w| w.url == d.url).and_then(|w| w.key()),
             };
             let gone = key.is_none();
-            let allowed = targets::check_url(&d.url, self.cfg.webhook_delivery.allow_private_targets);
             let outcome = match key {
                 None => Err("endpoint no longer configured".to_string()),
-                Some(_) if allowed.is_err() => Err(NOT_DELIVERED.to_string()),
                 Some(key) => {
-                    let ts = now_millis() / 1000;
+                    let timestamp = now_millis() / 1000;
                     let id = d.id.to_string();
-                    let res = self
-                        .webhook_http()?
-                        .post(&d.url)
-                        .header("content-type", "application/json")
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", ts.to_string())
-                        .header("webhook-signature", sign(&key, &id, ts, &d.payload))
-                        .body(d.payload.clone())
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status().is_success() => Ok(()),
-                        // Refused, unreachable, forbidden, timed out or answered with an error:
-                        // told apart only in the server's own log, or the status would map the
-                        // network for whoever can add endpoints.
-                        Ok(r) => {
-                            tracing::debug!(delivery = %d.id, status = r.status().as_u16(), "webhook refused");
-                            Err(NOT_DELIVERED.to_string())
-                        }
-                        Err(e) => {
-                            tracing::debug!(delivery = %d.id, error = %e, "webhook not delivered");
-                            Err(NOT_DELIVERED.to_string())
-                        }
-                    }
+                    let signature = sign(&key, &id, timestamp, &d.payload);
+                    let signed = Signed { id: &id, timestamp, signature: &signature, payload: &d.payload };
+                    self.outbound.webhooks.post(&d.url, signed).await
                 }
             };
             let retry_for = self.cfg.webhook_delivery.retry_for.0;
@@ -177,11 +130,11 @@ impl AuthService {
     /// event `failure` names. True when delivered.
     pub(super) async fn settle_delivery(
         &self,
-        mut d: WebhookDelivery,
+        mut d: OutboxMessage,
         outcome: std::result::Result<(), String>,
         retry_for: Duration,
         gone: bool,
-        failure: impl FnOnce(&WebhookDelivery, &str) -> (&'static str, serde_json::Value),
+        failure: impl FnOnce(&OutboxMessage, &str) -> (&'static str, serde_json::Value),
     ) -> Result<bool> {
         d.attempts += 1;
         let mut final_failure = None;
@@ -196,8 +149,7 @@ impl AuthService {
                 d.last_error = Some(e.clone());
                 if gone || now_millis().saturating_sub(d.created_ms) > retry_ms {
                     d.state = DeliveryState::Failed;
-                    let (event, details) = failure(&d, &e);
-                    final_failure = Some(self.audit_event(event, false, None, None, details));
+                    final_failure = Some(failure(&d, &e));
                 } else {
                     d.next_attempt_ms =
                         now_millis() + u64::try_from(backoff(d.attempts).as_millis()).unwrap_or(u64::MAX);
@@ -223,8 +175,8 @@ impl AuthService {
         self.db(move |s| {
             s.write(|tx| {
                 tx.put_delivery(&d)?;
-                if let Some(ev) = &final_failure {
-                    tx.append_audit(ev)?;
+                if let Some((event, details)) = final_failure {
+                    tx.audit_failure(event, None, None, details)?;
                 }
                 Ok(())
             })
@@ -234,7 +186,15 @@ impl AuthService {
     }
 
     /// Adds an endpoint; without a secret one is generated (and returned once).
-    pub async fn add_webhook(&self, url: &str, events: Vec<String>, secret: Option<String>) -> Result<WebhookInfo> {
+    /// Needs `webhooks:write`.
+    pub async fn add_webhook(
+        &self,
+        by: &super::Principal,
+        url: &str,
+        events: Vec<String>,
+        secret: Option<String>,
+    ) -> Result<WebhookInfo> {
+        self.authority(by, "webhooks:write")?;
         let url = url.trim().to_owned();
         if url.len() > 2000 {
             return Err(Error::invalid("url", "invalid_url", "the endpoint URL is at most 2000 characters"));
@@ -264,18 +224,17 @@ impl AuthService {
             secret: secret.clone(),
             created_at: now(),
         };
-        let ev = self.audit_event(
-            "webhook.added",
-            true,
-            None,
-            None,
-            serde_json::json!({"id": w.id, "url": url, "events": events}),
-        );
         let stored = w.clone();
         self.db(move |s| {
             s.write(|tx| {
                 tx.put_webhook(&stored)?;
-                tx.append_audit(&ev)?;
+                let e = &stored.endpoint;
+                tx.audit(
+                    "webhook.added",
+                    None,
+                    None,
+                    serde_json::json!({"id": stored.id, "url": e.url, "events": e.events}),
+                )?;
                 Ok(())
             })
         })
@@ -283,7 +242,9 @@ impl AuthService {
         Ok(WebhookInfo { id: Some(w.id), url, events, secret: generated.then_some(secret) })
     }
 
-    pub async fn list_webhooks(&self) -> Result<Vec<WebhookInfo>> {
+    /// Needs `webhooks:read`.
+    pub async fn list_webhooks(&self, by: &super::Principal) -> Result<Vec<WebhookInfo>> {
+        self.authority(by, "webhooks:read")?;
         let stored = self.db(|s| s.read(|tx| tx.stored_webhooks().map_err(Error::from))).await?;
         let from_config = self.cfg.webhooks.iter().map(|w| WebhookInfo {
             id: None,
@@ -301,21 +262,24 @@ impl AuthService {
     }
 
     /// Removes an endpoint added at run time; its pending deliveries fail.
-    pub async fn delete_webhook(&self, id: uuid::Uuid) -> Result<()> {
-        let ev = self.audit_event("webhook.deleted", true, None, None, serde_json::json!({"id": id}));
+    /// Needs `webhooks:write`.
+    pub async fn delete_webhook(&self, by: &super::Principal, id: uuid::Uuid) -> Result<()> {
+        self.authority(by, "webhooks:write")?;
         self.db(move |s| {
             s.write(|tx| {
                 if !tx.delete_webhook(id)? {
                     return Err(Error::NotFound("webhook"));
                 }
-                tx.append_audit(&ev)?;
+                tx.audit("webhook.deleted", None, None, serde_json::json!({"id": id}))?;
                 Ok(())
             })
         })
         .await
     }
 
-    pub async fn webhook_status(&self) -> Result<DeliveryCounts> {
+    /// Needs `webhooks:read`.
+    pub async fn webhook_status(&self, by: &super::Principal) -> Result<DeliveryCounts> {
+        self.authority(by, "webhooks:read")?;
         let mut all = self.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
         all.retain(|d| d.channel == crate::model::Channel::Webhook);
         let mut c = DeliveryCounts::default();

@@ -5,54 +5,13 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, Identity, OneTimeSecret, RefreshRecord, Revocation, Role, ServiceClient, Session, SigningKeyRecord,
-    StoredWebhook, UnixTime, User, UserStatus, WebhookDelivery,
+    AuditEvent, Identity, OneTimeSecret, OutboxMessage, RefreshRecord, Revocation, Role, ServiceClient, Session,
+    SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
 };
 
+pub use crate::model::{LoginName, login_names};
+
 pub type R<T> = Result<T, StoreError>;
-
-/// A login name as the store indexes it: each is unique across all users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginName<'a> {
-    Email(&'a str),
-    Phone(&'a str),
-    Username(&'a str),
-}
-
-impl LoginName<'_> {
-    /// The one index-key scheme: `e:<email>`, `p:<e164>`, `u:<username>`.
-    pub fn key(&self) -> String {
-        match self {
-            LoginName::Email(v) => format!("e:{v}"),
-            LoginName::Phone(v) => format!("p:{v}"),
-            LoginName::Username(v) => format!("u:{v}"),
-        }
-    }
-
-    /// The field a duplicate is reported on.
-    pub fn field(&self) -> &'static str {
-        match self {
-            LoginName::Email(_) => "email",
-            LoginName::Phone(_) => "phone",
-            LoginName::Username(_) => "username",
-        }
-    }
-}
-
-/// Every login name a user holds.
-pub fn login_names(u: &User) -> Vec<LoginName<'_>> {
-    let mut names = Vec::new();
-    if let Some(e) = &u.email {
-        names.push(LoginName::Email(e));
-    }
-    if let Some(p) = &u.phone {
-        names.push(LoginName::Phone(p));
-    }
-    if let Some(n) = &u.username {
-        names.push(LoginName::Username(n));
-    }
-    names
-}
 
 /// Which users to list: those after `after`, oldest first (ids are UUIDv7), that have the
 /// status, hold the role, and have a login name starting with `prefix`, each when given.
@@ -217,15 +176,15 @@ pub trait AuditWrites {
 pub trait WebhookReads {
     fn stored_webhooks(&self) -> R<Vec<StoredWebhook>>;
     /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
-    fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<WebhookDelivery>>;
-    fn deliveries(&self) -> R<Vec<WebhookDelivery>>;
+    fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<OutboxMessage>>;
+    fn deliveries(&self) -> R<Vec<OutboxMessage>>;
 }
 
 pub trait WebhookWrites {
     fn put_webhook(&mut self, w: &StoredWebhook) -> R<()>;
     fn delete_webhook(&mut self, id: Uuid) -> R<bool>;
     /// Adds or updates a delivery in the outbox.
-    fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()>;
+    fn put_delivery(&mut self, d: &OutboxMessage) -> R<()>;
     /// Drops finished deliveries created before `before_ms`.
     fn prune_deliveries(&mut self, before_ms: u64) -> R<usize>;
 }

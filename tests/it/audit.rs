@@ -201,6 +201,7 @@ async fn old_events_are_pruned_after_the_retention() {
     app.register("new@example.com").await;
     let removed = app.svc().prune_audit().await.unwrap();
     assert_eq!(removed, 1);
-    let left = app.svc().audit_events(Default::default(), None, 100).await.unwrap();
+    let left =
+        app.svc().audit_events(&authd::service::Principal::Operator, Default::default(), None, 100).await.unwrap();
     assert_eq!(left.len(), 1);
 }

@@ -423,3 +423,23 @@ async fn the_operator_resets_factors_and_sets_role_rules_from_the_cli() {
     app.login("rita@example.com", PASSWORD).await;
     crate::cli::fails(d, &["user", "mfa", "reset", "nobody@example.com"], "not found").await;
 }
+
+/// The second step checks the code, spends the token and opens the session in one transaction:
+/// a step refused because the account was disabled meanwhile spends nothing, and once the
+/// account is enabled again the same token and code sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_second_step_spends_neither_token_nor_code() {
+    use authd::{model::UserStatus, service::Principal};
+    let app = TestApp::spawn().await;
+    app.register("mo@example.com").await;
+    let t = Tokens::from(&app.login("mo@example.com", PASSWORD).await);
+    let (secret, _) = enrol(&app, &t.access).await;
+    let token = mfa_token(&app, "mo@example.com").await;
+    let next = code_at(&secret, now() + 30);
+    app.svc().set_status(&Principal::Operator, "mo@example.com", UserStatus::Disabled).await.unwrap();
+    let r = app.post("/v1/auth/login/mfa", &json!({"mfa_token": token, "code": next})).await;
+    assert_problem(r, StatusCode::FORBIDDEN, "account_disabled").await;
+    app.svc().set_status(&Principal::Operator, "mo@example.com", UserStatus::Active).await.unwrap();
+    let r = app.post("/v1/auth/login/mfa", &json!({"mfa_token": token, "code": next})).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+}

@@ -146,7 +146,7 @@ async fn failures(app: &TestApp) -> Vec<String> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let filter = authd::service::audit::AuditFilter { event: Some("user.oauth_failed".into()), ..Default::default() };
     app.svc()
-        .audit_events(filter, None, 100)
+        .audit_events(&authd::service::Principal::Operator, filter, None, 100)
         .await
         .unwrap()
         .iter()
@@ -713,4 +713,38 @@ async fn a_provider_without_what_its_kind_needs_stops_the_server_at_start() {
     let mut cfg = authd::config::Config::default();
     cfg.oauth.allowed_redirects = vec!["https://user@app.example/cb".into()];
     assert!(cfg.validate().unwrap_err().to_string().contains("oauth.allowed_redirects"));
+}
+
+/// A replayed redirect: two callbacks race with one `state`. The state is found and burned in one
+/// step, so exactly one gets past it; the other is refused as an unknown state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_state_is_spent_once_even_by_racing_callbacks() {
+    let fake = start_fake().await;
+    let mut p = provider(ProviderKind::Oidc);
+    p.issuer = Some(fake.base());
+    let app = authd_with(free_port(), vec![("fake", p)], |_| {}).await;
+    fake.set("good");
+    for round in 0..10 {
+        let b = browser();
+        let mut next = start_url(&app, "fake", APP);
+        let callback = loop {
+            let r = b.get(&next).send().await.unwrap();
+            let loc = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
+            let loc = url::Url::parse(&next).unwrap().join(&loc).unwrap().to_string();
+            if loc.contains("/v1/auth/oauth/fake/callback") {
+                break loc;
+            }
+            next = loc;
+        };
+        let (first, second) = tokio::join!(b.get(&callback).send(), b.get(&callback).send());
+        let mut passed = 0;
+        for r in [first.unwrap(), second.unwrap()] {
+            if r.status().is_redirection() {
+                passed += 1;
+            } else {
+                assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_state").await;
+            }
+        }
+        assert_eq!(passed, 1, "round {round}: one state, one callback past it");
+    }
 }

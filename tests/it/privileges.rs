@@ -126,7 +126,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         .unwrap();
     svc.set_status(OP, "sleeping@example.com", authd::model::UserStatus::Disabled).await.unwrap();
     let users_before = format!("{:?}", svc.list_users().await.unwrap());
-    let roles_before = svc.list_roles().await.unwrap();
+    let roles_before = svc.list_roles(&authd::service::Principal::Operator).await.unwrap();
     let clients_before = format!("{:?}", svc.list_clients(OP).await.unwrap());
 
     let u = |id: &str| format!("/v1/admin/users/{id}");
@@ -270,7 +270,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         assert!(b["detail"].as_str().unwrap().contains("do not hold"), "{what}: {b}");
     }
     assert_eq!(format!("{:?}", svc.list_users().await.unwrap()), users_before, "no user changed");
-    assert_eq!(svc.list_roles().await.unwrap(), roles_before, "no role changed");
+    assert_eq!(svc.list_roles(&authd::service::Principal::Operator).await.unwrap(), roles_before, "no role changed");
     assert_eq!(format!("{:?}", svc.list_clients(OP).await.unwrap()), clients_before, "no client changed");
 
     // Within their own permissions, the same callers succeed.

@@ -634,7 +634,7 @@ async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
     let mut failed = Vec::new();
     for _ in 0..100 {
         let filter = authd::service::audit::AuditFilter { event: Some("message.failed".into()), ..Default::default() };
-        failed = app.svc().audit_events(filter, None, 10).await.unwrap();
+        failed = app.svc().audit_events(&authd::service::Principal::Operator, filter, None, 10).await.unwrap();
         if !failed.is_empty() {
             break;
         }

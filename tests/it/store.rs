@@ -4,7 +4,7 @@
 use authd::{
     config::StorageConfig,
     error::Error,
-    model::{AuditEvent, OneTimeSecret, RefreshRecord, Revocation, Session, User, WebhookDelivery},
+    model::{AuditEvent, OneTimeSecret, OutboxMessage, RefreshRecord, Revocation, Session, User},
     store::{AuditQuery, LoginName, Store, StoreError, UserQuery},
 };
 use serde_json::json;
@@ -232,7 +232,7 @@ fn run_script(store: &Store) {
     store.write(|tx| tx.delete_user(dave.id)).unwrap();
 
     // Webhook outbox: due until delivered, then pruned.
-    let mut d: WebhookDelivery = serde_json::from_value(json!({
+    let mut d: OutboxMessage = serde_json::from_value(json!({
         "id": Uuid::now_v7(), "url": "https://hooks.example/x", "event": "user.logged_in", "payload": "{}",
         "created_ms": 5, "next_attempt_ms": 5, "attempts": 0, "state": "pending"
     }))

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{Write, big, count, for_both, to_doc};
 use crate::{
-    model::{DeliveryState, StoredWebhook, WebhookDelivery},
+    model::{DeliveryState, OutboxMessage, StoredWebhook},
     store::ports::{R, WebhookReads, WebhookWrites},
 };
 
@@ -14,7 +14,7 @@ for_both! {
             self.c.docs("SELECT data FROM webhooks ORDER BY id", &[])
         }
 
-        fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<WebhookDelivery>> {
+        fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<OutboxMessage>> {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             self.c.docs(
                 "SELECT data FROM webhook_outbox WHERE pending AND next_attempt_ms <= $1 ORDER BY id LIMIT $2",
@@ -22,7 +22,7 @@ for_both! {
             )
         }
 
-        fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
+        fn deliveries(&self) -> R<Vec<OutboxMessage>> {
             self.c.docs("SELECT data FROM webhook_outbox ORDER BY id", &[])
         }
     }
@@ -41,7 +41,7 @@ impl WebhookWrites for Write {
         Ok(self.c.execute("DELETE FROM webhooks WHERE id = $1", &[&id])? > 0)
     }
 
-    fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {
+    fn put_delivery(&mut self, d: &OutboxMessage) -> R<()> {
         self.c.execute(
             "INSERT INTO webhook_outbox (id, pending, next_attempt_ms, created_ms, data) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (id) DO UPDATE SET pending = EXCLUDED.pending, next_attempt_ms = EXCLUDED.next_attempt_ms, \

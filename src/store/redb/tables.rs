@@ -27,7 +27,7 @@ pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 pub const AUDIT_BY_SUBJECT: TableDefinition<(Uuid, Uuid), ()> = TableDefinition::new("audit_by_subject");
 /// (event name or a dotted prefix of it, event id): events by name or family without a scan
 pub const AUDIT_BY_EVENT: TableDefinition<(&str, Uuid), ()> = TableDefinition::new("audit_by_event");
-/// delivery id (UUIDv7) → WebhookDelivery: the durable outbox
+/// delivery id (UUIDv7) → OutboxMessage: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
 /// pending delivery id → when to try next (ms): what the delivery worker scans, so it never
 /// reads the delivered history

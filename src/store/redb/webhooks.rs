@@ -10,7 +10,7 @@ use super::{
     tables::*,
 };
 use crate::{
-    model::{DeliveryState, StoredWebhook, WebhookDelivery},
+    model::{DeliveryState, OutboxMessage, StoredWebhook},
     store::ports::{R, WebhookReads, WebhookWrites},
 };
 
@@ -20,14 +20,14 @@ for_both! {
             all(&self.tx.open_table(WEBHOOKS)?)
         }
 
-        fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<WebhookDelivery>> {
+        fn due_deliveries(&self, now_ms: u64, limit: usize) -> R<Vec<OutboxMessage>> {
             let pending = self.tx.open_table(WEBHOOK_PENDING)?;
             let outbox = self.tx.open_table(WEBHOOK_OUTBOX)?;
             let mut out = Vec::new();
             for row in pending.iter()? {
                 let (id, next) = row?;
                 if next.value() <= now_ms
-                    && let Some(d) = get::<Uuid, WebhookDelivery>(&outbox, id.value())?
+                    && let Some(d) = get::<Uuid, OutboxMessage>(&outbox, id.value())?
                 {
                     out.push(d);
                     if out.len() >= limit {
@@ -38,7 +38,7 @@ for_both! {
             Ok(out)
         }
 
-        fn deliveries(&self) -> R<Vec<WebhookDelivery>> {
+        fn deliveries(&self) -> R<Vec<OutboxMessage>> {
             all(&self.tx.open_table(WEBHOOK_OUTBOX)?)
         }
     }
@@ -54,7 +54,7 @@ impl WebhookWrites for Write {
         Ok(self.tx.open_table(WEBHOOKS)?.remove(id)?.is_some())
     }
 
-    fn put_delivery(&mut self, d: &WebhookDelivery) -> R<()> {
+    fn put_delivery(&mut self, d: &OutboxMessage) -> R<()> {
         self.tx.open_table(WEBHOOK_OUTBOX)?.insert(d.id, encode(d)?.as_slice())?;
         let mut pending = self.tx.open_table(WEBHOOK_PENDING)?;
         if d.state == DeliveryState::Pending {
@@ -68,7 +68,7 @@ impl WebhookWrites for Write {
     fn prune_deliveries(&mut self, before_ms: u64) -> R<usize> {
         let mut removed = 0;
         self.tx.open_table(WEBHOOK_OUTBOX)?.retain(|_, v| {
-            let keep = decode::<WebhookDelivery>(v)
+            let keep = decode::<OutboxMessage>(v)
                 .is_ok_and(|d| d.state == DeliveryState::Pending || d.created_ms >= before_ms);
             removed += usize::from(!keep);
             keep

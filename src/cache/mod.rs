@@ -1,13 +1,21 @@
-//! Fast state several nodes may share: rate-limit buckets and failed-login counts. Ports with a
-//! memory (moka) and a Redis backend; the limiter and the throttle never name either.
+//! In-process state, the one home for it: revocations checked on every request, caches with
+//! expiring entries (verified tokens, users, recent sends), and the fast state several nodes may
+//! share (rate-limit buckets, failed-login counts, single-use claims), as ports with a memory
+//! (moka) and a Redis backend. Nothing outside this folder names moka or Redis.
 
+mod expiring;
 mod memory;
 mod redis;
+mod revocations;
+mod users;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
+pub use expiring::Expiring;
 pub use memory::MemoryBuckets;
 pub use redis::Redis;
+pub use revocations::RevocationCache;
+pub use users::UserCache;
 
 /// The answer of one GCRA step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

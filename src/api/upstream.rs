@@ -1,6 +1,7 @@
 //! `/v1/auth/providers`, `/v1/auth/oauth/*`, `/v1/me/identities*`: login with external
 //! providers and the identities it links.
 
+use super::fields::{Bounded, TokenField};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -40,8 +41,7 @@ struct ProviderResponse {
 #[oai(deny_unknown_fields)]
 struct ExchangeRequest {
     /// The `code` the login's redirect brought back; works once, for 60 s.
-    #[oai(validator(max_length = 512))]
-    code: String,
+    code: TokenField,
 }
 
 #[derive(Object)]
@@ -169,13 +169,14 @@ impl OauthApi {
         svc: Data<&Arc<AuthService>>,
         req: &Request,
         provider: Path<String>,
-        #[oai(validator(max_length = 512))] state: Query<Option<String>>,
+        state: Query<Option<TokenField>>,
         #[oai(validator(max_length = 2048))] code: Query<Option<String>>,
         #[oai(validator(max_length = 256))] error: Query<Option<String>>,
         #[oai(validator(max_length = 2000))] iss: Query<Option<String>>,
     ) -> Result<Found, ApiError> {
         let binding = read_cookie(req, cookie_name(&svc));
-        let params = CallbackParams { state: state.0, code: code.0, error: error.0, iss: iss.0 };
+        let params =
+            CallbackParams { state: state.0.map(Bounded::into_inner), code: code.0, error: error.0, iss: iss.0 };
         let go = svc.oauth_callback(&provider.0, params, binding).await?;
         Ok(Found::Found(go.location, binding_cookie(&svc, "", 0)))
     }

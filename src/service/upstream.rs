@@ -3,17 +3,18 @@
 
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::{
     AuthService, Principal, TokenPair,
-    one_time::{Presented, Shape, spend_secret},
+    one_time::{Presented, Shape, Spent, spend_secret},
     sessions::ClientInfo,
 };
 use crate::{
     error::{Error, Result},
-    model::{AuditEvent, Identity, OneTimeSecret, Purpose, User, now},
-    oauth::{ExternalUser, Pkce, ProviderError},
+    model::{Identity, LoginName, OneTimeSecret, Purpose, User, now},
     security::random,
-    store::LoginName,
+    upstream::{ExternalUser, Pkce, ProviderError},
 };
 
 /// How long a started login may take at the provider.
@@ -98,9 +99,8 @@ impl AuthService {
             .map_err(|e| Error::ProviderUnavailable(e.to_string()))?;
         let started = Started { redirect_uri: redirect_uri.to_owned(), nonce, verifier: pkce.verifier, link_to };
         let id = OneTimeSecret::id_for(Purpose::OAuthState, Uuid::now_v7());
-        let user = link_to.unwrap_or(Uuid::nil());
         let mut secret = self
-            .issue_secret(id, Purpose::OAuthState, user, Some(provider.to_owned()), STATE_TTL, Shape::CodeOnly)
+            .issue_secret(id, Purpose::OAuthState, link_to, Some(provider.to_owned()), STATE_TTL, Shape::CodeOnly)
             .secret;
         secret.token_hash = Some(random::token_hash(&state).to_vec());
         secret.code_hash = Some(binding_hash(&binding));
@@ -129,23 +129,25 @@ impl AuthService {
         params: CallbackParams,
         binding: Option<String>,
     ) -> Result<Redirect> {
-        let state = params.state.unwrap_or_default();
-        let hash = random::token_hash(&state);
-        let found = self.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
-        let Some(secret) = found.filter(|s| s.purpose == Purpose::OAuthState && !state.is_empty()) else {
-            self.oauth_failure(provider, "unknown_state", None);
-            return Err(Error::InvalidState);
+        // Single use, whatever happens next: found and burned in one step.
+        let key = self.data_key.clone();
+        let presented = Presented::Token(params.state.unwrap_or_default());
+        let spent = self.db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthState, &presented))).await?;
+        let (secret, live) = match spent {
+            Spent::Live(s) => (s, true),
+            Spent::Expired(s) => (s, false),
+            Spent::Wrong | Spent::Missing => {
+                self.oauth_failure(provider, "unknown_state", None);
+                return Err(Error::InvalidState);
+            }
         };
-        // Single use, whatever happens next.
-        let spent_id = secret.id.clone();
-        self.db(move |s| s.write(|tx| Ok(tx.delete_one_time(&spent_id)?))).await?;
         let bound = binding.as_deref().is_some_and(|b| {
             secret
                 .code_hash
                 .as_deref()
                 .is_some_and(|h| bool::from(subtle::ConstantTimeEq::ct_eq(h, binding_hash(b).as_slice())))
         });
-        if secret.expires_at <= now() || secret.target.as_deref() != Some(provider) || !bound {
+        if !live || secret.target.as_deref() != Some(provider) || !bound {
             self.oauth_failure(provider, if bound { "expired_state" } else { "state_not_bound_to_browser" }, None);
             return Err(Error::InvalidState);
         }
@@ -219,27 +221,19 @@ impl AuthService {
     }
 
     /// The account an external login leads to, created or linked as configured.
-    async fn account_for(&self, provider: &str, who: &ExternalUser) -> Result<(Uuid, Outcome)> {
+    async fn account_for(&self, provider: &str, who: &ExternalUser) -> Result<(Option<Uuid>, Outcome)> {
         let (provider_name, who) = (provider.to_owned(), who.clone());
         let signup = self.cfg.oauth.signup;
         let by_email = self.cfg.oauth.link_by_verified_email;
-        let ev = self.audit_event("user.identity_linked", true, None, None, serde_json::json!({"provider": provider}));
-        let registered = self.audit_event(
-            "user.registered",
-            true,
-            None,
-            None,
-            serde_json::json!({"roles": ["user"], "method": format!("oauth:{provider}")}),
-        );
         self.db(move |s| {
             s.write(|tx| {
-                let t = now();
+                let t = tx.now();
                 if let Some(mut known) = tx.identity(&provider_name, &who.subject)? {
                     known.last_login_at = t;
                     known.email = who.email.clone();
                     known.email_verified = who.email_verified;
                     tx.put_identity(&known)?;
-                    return Ok((known.user_id, Outcome::SignIn));
+                    return Ok((Some(known.user_id), Outcome::SignIn));
                 }
                 let holder = match &who.email {
                     Some(e) => tx.user_by_login(LoginName::Email(e))?,
@@ -248,8 +242,8 @@ impl AuthService {
                 let user = match holder {
                     // Only an email the provider vouches for may join an existing account.
                     Some(u) if who.email_verified && by_email => u,
-                    Some(u) => return Ok((u.id, Outcome::LinkRequired)),
-                    None if !signup => return Ok((Uuid::nil(), Outcome::SignupDisabled)),
+                    Some(u) => return Ok((Some(u.id), Outcome::LinkRequired)),
+                    None if !signup => return Ok((None, Outcome::SignupDisabled)),
                     None => {
                         let email =
                             who.email.as_deref().and_then(|e| crate::security::identifiers::Email::parse(e).ok());
@@ -259,7 +253,8 @@ impl AuthService {
                             ..User::new(vec!["user".into()], t)
                         };
                         tx.insert_user(&u)?;
-                        tx.append_audit(&AuditEvent { subject: Some(u.id), ..registered })?;
+                        let method = format!("oauth:{provider_name}");
+                        tx.audit("user.registered", Some(u.id), None, json!({"roles": ["user"], "method": method}))?;
                         u
                     }
                 };
@@ -275,8 +270,8 @@ impl AuthService {
                     last_login_at: t,
                 };
                 tx.put_identity(&identity)?;
-                tx.append_audit(&AuditEvent { subject: Some(user.id), ..ev })?;
-                Ok((user.id, Outcome::SignIn))
+                tx.audit("user.identity_linked", Some(user.id), None, json!({"provider": provider_name}))?;
+                Ok((Some(user.id), Outcome::SignIn))
             })
         })
         .await
@@ -294,13 +289,6 @@ impl AuthService {
             created_at: now(),
             last_login_at: 0,
         };
-        let ev = self.audit_event(
-            "user.identity_linked",
-            true,
-            Some(user_id),
-            None,
-            serde_json::json!({"provider": provider}),
-        );
         self.db(move |s| {
             s.write(|tx| {
                 tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
@@ -310,7 +298,7 @@ impl AuthService {
                     None => {}
                 }
                 tx.put_identity(&identity)?;
-                tx.append_audit(&ev)?;
+                tx.audit("user.identity_linked", Some(user_id), None, json!({"provider": identity.provider}))?;
                 Ok(())
             })
         })
@@ -321,8 +309,10 @@ impl AuthService {
     pub async fn oauth_exchange(&self, code: &str, client: ClientInfo) -> Result<TokenPair> {
         let key = self.data_key.clone();
         let presented = Presented::Token(code.to_owned());
-        let secret =
-            self.db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthExchange, &presented))).await??;
+        let secret = self
+            .db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthExchange, &presented)))
+            .await?
+            .into_result()?;
         let outcome: Outcome = secret
             .sealed
             .as_deref()
@@ -333,7 +323,7 @@ impl AuthService {
         match outcome {
             Outcome::SignIn => {}
             Outcome::LinkRequired => {
-                self.oauth_failure(&provider, "account_exists_link_required", Some(secret.user_id));
+                self.oauth_failure(&provider, "account_exists_link_required", secret.user_id);
                 return Err(Error::AccountExistsLinkRequired);
             }
             Outcome::SignupDisabled => {
@@ -341,7 +331,8 @@ impl AuthService {
                 return Err(Error::SignupDisabled);
             }
         }
-        let user = self.get_user(secret.user_id).await.map_err(|_| Error::InvalidCode)?;
+        let user_id = secret.user_id.ok_or(Error::InvalidCode)?;
+        let user = self.get_user(user_id).await.map_err(|_| Error::InvalidCode)?;
         if !user.is_active() {
             return Err(Error::AccountDisabled);
         }
@@ -373,7 +364,6 @@ impl AuthService {
     }
 
     async fn unlink(&self, authority: Option<super::authority::Authority>, user: Uuid, id: Uuid) -> Result<()> {
-        let ev = self.audit_event("user.identity_unlinked", true, Some(user), None, serde_json::Value::Null);
         self.db(move |s| {
             s.write(|tx| {
                 let u = tx.user(user)?.ok_or(Error::NotFound("user"))?;
@@ -386,8 +376,7 @@ impl AuthService {
                     return Err(Error::LastLoginMethod);
                 }
                 tx.delete_identity(id)?;
-                let details = serde_json::json!({"provider": identity.provider});
-                tx.append_audit(&AuditEvent { details, ..ev })?;
+                tx.audit("user.identity_unlinked", Some(user), None, json!({"provider": identity.provider}))?;
                 Ok(())
             })
         })

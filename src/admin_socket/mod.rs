@@ -32,7 +32,7 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         }
         AdminRequest::UserShow { who } => match svc.find_user(&who).await {
             Ok(u) => svc.admin_identities(op, u.id).await.map(|ids| {
-                let mut view = crate::admin::UserView::from(u);
+                let mut view = crate::admin_socket::UserView::from(u);
                 view.identities = ids.iter().map(|i| format!("{} {}:{}", i.id, i.provider, i.subject)).collect();
                 AdminReply::User(view)
             }),
@@ -56,8 +56,8 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserDelete { who } => svc.delete_user(op, &who).await.map(|u| AdminReply::User(u.into())),
-        AdminRequest::KeysList => svc.list_keys().await.map(AdminReply::Keys),
-        AdminRequest::KeysRotate => svc.rotate_keys().await.map(AdminReply::Key),
+        AdminRequest::KeysList => svc.list_keys(op).await.map(AdminReply::Keys),
+        AdminRequest::KeysRotate => svc.rotate_keys(op).await.map(AdminReply::Key),
         AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {
             let user = match user {
                 Some(who) => match svc.find_user(&who).await {
@@ -71,15 +71,15 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
                 None => None,
             };
             let filter = crate::service::audit::AuditFilter { user, event, outcome, since_ms, until_ms: None };
-            svc.audit_events(filter, before, limit.min(10_000)).await.map(AdminReply::Events)
+            svc.audit_events(op, filter, before, limit.min(10_000)).await.map(AdminReply::Events)
         }
-        AdminRequest::WebhookStatus => svc.webhook_status().await.map(AdminReply::Webhooks),
-        AdminRequest::WebhookList => svc.list_webhooks().await.map(AdminReply::Endpoints),
+        AdminRequest::WebhookStatus => svc.webhook_status(op).await.map(AdminReply::Webhooks),
+        AdminRequest::WebhookList => svc.list_webhooks(op).await.map(AdminReply::Endpoints),
         AdminRequest::WebhookAdd { url, events, secret } => {
-            svc.add_webhook(&url, events, secret).await.map(AdminReply::Endpoint)
+            svc.add_webhook(op, &url, events, secret).await.map(AdminReply::Endpoint)
         }
-        AdminRequest::WebhookDelete { id } => svc.delete_webhook(id).await.map(|()| AdminReply::Done),
-        AdminRequest::RoleList => svc.list_roles().await.map(AdminReply::Roles),
+        AdminRequest::WebhookDelete { id } => svc.delete_webhook(op, id).await.map(|()| AdminReply::Done),
+        AdminRequest::RoleList => svc.list_roles(op).await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => {
             svc.create_role(op, &name, permissions).await.map(AdminReply::Role)
         }

@@ -1,0 +1,69 @@
+//! A bounded map whose entries expire: moka behind the few calls services make.
+
+use std::{hash::Hash, time::Duration};
+
+/// Entries live at most `ttl`; the oldest go first when the bound is reached.
+pub struct Expiring<K, V> {
+    inner: moka::sync::Cache<K, V>,
+}
+
+impl<K, V> Expiring<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// At most `max_entries` entries, each for at most `ttl`.
+    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        Self { inner: moka::sync::Cache::builder().max_capacity(max_entries).time_to_live(ttl).build() }
+    }
+
+    /// Bounded by the sum of `weight` over the entries (say, bytes) rather than their number;
+    /// an entry unused for `idle` goes early.
+    pub fn weighed(max_weight: u64, weight: fn(&K, &V) -> u32, ttl: Duration, idle: Duration) -> Self {
+        let inner =
+            moka::sync::Cache::builder().max_capacity(max_weight).weigher(weight).time_to_live(ttl).time_to_idle(idle);
+        Self { inner: inner.build() }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.inner.get(key)
+    }
+
+    pub fn contains(&self, key: &K) -> bool {
+        self.inner.contains_key(key)
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        self.inner.insert(key, value);
+    }
+
+    /// Inserts `key` unless it is there: true when this call inserted it, atomically, so that
+    /// of two racing claims exactly one wins.
+    pub fn claim(&self, key: K, value: V) -> bool {
+        self.inner.entry(key).or_insert(value).is_fresh()
+    }
+
+    pub fn remove(&self, key: &K) {
+        self.inner.invalidate(key);
+    }
+
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
+    }
+
+    /// Entries held now, after dropping those past their time.
+    pub fn len(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops what is past its time. moka evicts only while a cache is used, so without this an
+    /// idle server would hold what its last burst left.
+    pub fn sweep(&self) {
+        self.inner.run_pending_tasks();
+    }
+}
