@@ -7,7 +7,7 @@ use authd::config::{HumanDuration, Limit};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
+use crate::support::{PASSWORD, TestApp, assert_problem, client_from};
 
 #[tokio::test]
 async fn rate_limits_are_hit_and_recover_with_headers() {
@@ -368,7 +368,7 @@ async fn fail2ban_filter_matches_real_log_lines() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt as _, BufReader};
     for format in ["text", "json"] {
-        let dir = crate::helpers::private_dir();
+        let dir = crate::support::private_dir();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
             .args(["serve", "--log-format", format])
             .current_dir(dir.path())

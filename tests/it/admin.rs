@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call};
 
 #[tokio::test]
 async fn each_admin_endpoint_needs_its_permission() {

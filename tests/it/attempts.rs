@@ -8,7 +8,7 @@ use authd::config::{Argon2Config, ChallengeKind, ClientIpHeader, HumanDuration, 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
+use crate::support::{PASSWORD, TestApp, assert_problem, client_from};
 
 async fn login(client: &reqwest::Client, app: &TestApp, body: Value) -> reqwest::Response {
     client.post(app.url("/v1/auth/login")).json(&body).send().await.unwrap()

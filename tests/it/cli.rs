@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::{io::AsyncWriteExt as _, process::Command};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 pub struct Out {
     pub ok: bool,
@@ -60,7 +60,7 @@ pub async fn fails(dir: &Path, args: &[&str], needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_users_and_keys_with_the_server_down() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let out = ok(
         d,
@@ -175,9 +175,9 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_explains_a_database_held_by_another_process() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     // Holds the database without serving the admin socket.
-    let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path())).await.unwrap();
+    let svc = authd::service::AuthService::open(crate::support::test_config(dir.path())).await.unwrap();
     let o = run(dir.path(), &["user", "list"], None).await;
     assert!(!o.ok);
     assert!(o.stderr.contains("held by another process"), "{}", o.stderr);
@@ -187,7 +187,7 @@ async fn cli_explains_a_database_held_by_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_prints_the_effective_config_and_names_bad_keys() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let out = ok(d, &["config", "check"], None).await;
     assert!(out.contains("[tokens]") && out.contains("access_ttl = \"15m\""), "{out}");
@@ -228,7 +228,7 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     use tokio::io::{AsyncBufReadExt as _, BufReader};
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let mut child =
         authd(d).args(["serve", "--log-format", "json"]).env("AUTHD_SERVER__BIND", "127.0.0.1:0").spawn().unwrap();
@@ -290,7 +290,7 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_roles() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let list = ok(d, &["role", "list"], None).await;
     for builtin in ["admin", "moderator", "user"] {
@@ -354,7 +354,7 @@ async fn cli_reads_exports_and_follows_the_audit_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn printing_mail_to_the_log_is_flagged_on_a_public_bind() {
     use tokio::io::{AsyncBufReadExt as _, BufReader};
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let mut child = authd(dir.path())
         .args(["serve", "--log-format", "json"])
         .env("AUTHD_SERVER__BIND", "0.0.0.0:0")

@@ -4,7 +4,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::support::{TestApp, assert_problem};
 
 #[tokio::test]
 async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {

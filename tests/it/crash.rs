@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::{cli::authd, helpers::PASSWORD};
+use crate::{cli::authd, support::PASSWORD};
 
 /// What the server acknowledged before it died.
 #[derive(Default)]
@@ -98,18 +98,18 @@ async fn load(base: String, client: usize, round: usize, ack: Arc<Mutex<Acknowle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_under_write_load_lose_nothing_acknowledged() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     twenty_sigkills(dir.path()).await;
 }
 
 #[tokio::test]
 async fn twenty_sigkills_on_postgres_lose_nothing_acknowledged() {
-    let Some(url) = crate::helpers::postgres_db().await else { return };
-    let dir = crate::helpers::private_dir();
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let dir = crate::support::private_dir();
     // The server and the CLI both read config.toml from the directory they run in.
     let config = format!(
         "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::helpers::TEST_DATA_KEY
+        crate::support::TEST_DATA_KEY
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     twenty_sigkills(dir.path()).await;

@@ -45,7 +45,7 @@ async fn serve(dir: &Path, envs: &[(&str, &str)], socket: &Path) -> tokio::proce
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_is_never_readable_by_others_while_it_is_created() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let data = dir.path().join("data");
     let db = data.join("authd.redb");
     // Watch every mode the directory and file ever have, from before they exist.
@@ -78,7 +78,7 @@ async fn the_database_is_never_readable_by_others_while_it_is_created() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_or_database_others_can_read_is_refused() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     ok(d, &["user", "add", "ann@example.com"], None).await;
     let db = d.join("authd.redb");
@@ -103,7 +103,7 @@ async fn a_data_directory_or_database_others_can_read_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_path_that_collides_with_the_socket_is_a_config_error() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     // Named like the socket: stale-socket cleanup must never get to unlink it.
     let db = d.join("authd.sock");
@@ -158,11 +158,11 @@ async fn the_admin_socket_answers_only_allowed_uids() {
         eprintln!("skipped: switching uids needs root");
         return;
     }
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     ok(dir.path(), &["user", "add", "ann@example.com"], None).await;
     // The socket in a directory every user can reach, so that only its mode and the
     // credential check stand in the way.
-    let public = crate::helpers::private_dir();
+    let public = crate::support::private_dir();
     chmod(public.path(), 0o755);
     let socket = public.path().join("admin.sock");
     let sock = socket.to_str().unwrap().to_owned();

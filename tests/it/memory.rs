@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::{crash::serve_with, helpers::PASSWORD};
+use crate::{crash::serve_with, support::PASSWORD};
 
 /// Resident anonymous memory: the heap and mappings, without the binary's own pages (which a
 /// debug build has many of).
@@ -17,7 +17,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     // OWASP's 19 MiB per hash, two hashing threads.
     let server = serve_with(
         dir.path(),
@@ -93,7 +93,7 @@ async fn the_server_runs_on_jemalloc_as_configured_unless_the_operator_chose_oth
     // Compiled in: one arena, so one background thread returns its freed pages; the operator's
     // `_RJEM_MALLOC_CONF` overrides that.
     for (given, threads) in [(None, 1), (Some("background_thread:false"), 0), (Some("narenas:2"), 2)] {
-        let dir = crate::helpers::private_dir();
+        let dir = crate::support::private_dir();
         let env: Vec<(&str, &str)> = given.map(|g| ("_RJEM_MALLOC_CONF", g)).into_iter().collect();
         let server = serve_with(dir.path(), &env).await;
         let pid = server.child.id().unwrap();

@@ -8,8 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem, call},
     mail::MailSink,
+    support::{PASSWORD, TestApp, Tokens, assert_problem, call},
 };
 
 fn has_oathtool() -> bool {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call, postgres_db, use_postgres};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call, postgres_db, use_postgres};
 
 async fn two_nodes() -> Option<(TestApp, TestApp)> {
     let url = postgres_db().await?;

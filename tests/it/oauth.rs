@@ -20,7 +20,7 @@ use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call};
 
 const APP: &str = "http://app.test/auth/done";
 const CLIENT_ID: &str = "authd-test";
@@ -244,8 +244,8 @@ async fn sign_in_with_a_real_openid_provider() {
 async fn sign_in_with_a_real_openid_provider_on_postgres() {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op").await else { return };
-    let Some(url) = crate::helpers::postgres_db().await else { return };
-    let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::helpers::use_postgres(c, &url)).await;
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::support::use_postgres(c, &url)).await;
     oidc_story(&app, &op).await;
 }
 

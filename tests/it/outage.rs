@@ -11,7 +11,7 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, use_postgres};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, use_postgres};
 
 /// A throwaway PostgreSQL cluster on a free loopback port, run by the `postgres` user when the
 /// tests run as root (PostgreSQL refuses root).
@@ -207,7 +207,7 @@ async fn tls_to_postgres_is_verified_against_the_configured_ca() {
         .status()
         .unwrap();
     assert!(made.success());
-    let mut cfg = crate::helpers::test_config(&std::env::temp_dir());
+    let mut cfg = crate::support::test_config(&std::env::temp_dir());
     use_postgres(&mut cfg, &pg.url());
     cfg.storage.tls = true;
     cfg.storage.tls_ca = Some(stranger);

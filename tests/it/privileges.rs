@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem, call},
+    support::{PASSWORD, TestApp, Tokens, assert_problem, call},
     tokens::claims_of,
 };
 

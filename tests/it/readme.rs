@@ -5,7 +5,7 @@ use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio, time::D
 
 use tokio::process::Command;
 
-use crate::helpers::private_dir;
+use crate::support::private_dir;
 
 /// The ```sh blocks under a README heading, up to the next heading.
 fn blocks_under(readme: &str, heading: &str) -> Vec<String> {

@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem},
     mail::{MailSink, SinkTls},
+    support::{PASSWORD, TestApp, Tokens, assert_problem},
 };
 
 const NEW_PASSWORD: &str = "a brand new passphrase, much longer";
@@ -230,7 +230,7 @@ async fn a_new_email_takes_effect_once_confirmed_and_the_old_one_is_told() {
     let app = TestApp::spawn_with(with_mail(&sink, VerifyMode::Optional)).await;
     assert_eq!(register(&app, "finn@example.com").await.status(), StatusCode::CREATED);
     let t = Tokens::from(&app.login("finn@example.com", PASSWORD).await);
-    let r = crate::helpers::call(
+    let r = crate::support::call(
         &app,
         &t.access,
         reqwest::Method::PATCH,
@@ -264,7 +264,7 @@ async fn a_new_email_takes_effect_once_confirmed_and_the_old_one_is_told() {
     .await;
     // A bad locale is refused by the schema.
     let r =
-        crate::helpers::call(&app, &t.access, reqwest::Method::PATCH, "/v1/me", Some(json!({"locale": "xx"}))).await;
+        crate::support::call(&app, &t.access, reqwest::Method::PATCH, "/v1/me", Some(json!({"locale": "xx"}))).await;
     assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
 
@@ -283,7 +283,7 @@ async fn changing_the_email_needs_a_recent_sign_in() {
     let refreshed: Value = app.refresh(&t.refresh).await.json().await.unwrap();
     let access = refreshed["access_token"].as_str().unwrap();
     assert_eq!(claims(access)["auth_time"], claims(&t.access)["auth_time"]);
-    let r = crate::helpers::call(
+    let r = crate::support::call(
         &app,
         access,
         reqwest::Method::PATCH,
@@ -295,7 +295,7 @@ async fn changing_the_email_needs_a_recent_sign_in() {
     assert_problem(r, StatusCode::UNAUTHORIZED, "step_up_required").await;
     assert!(www.unwrap().contains("insufficient_user_authentication"));
     // Preferences need no fresh sign-in.
-    let r = crate::helpers::call(
+    let r = crate::support::call(
         &app,
         access,
         reqwest::Method::PATCH,
@@ -567,7 +567,7 @@ async fn resend_answers_alike_and_as_fast_for_accounts_and_strangers() {
 async fn mail_goes_over_starttls_or_implicit_tls_with_authentication() {
     for mode in [SinkTls::Starttls, SinkTls::Implicit] {
         let sink = MailSink::start_with(mode, Some(("mailer", "s3cret-pass"))).await;
-        let dir = crate::helpers::private_dir();
+        let dir = crate::support::private_dir();
         let ca = dir.path().join("smtp-ca.pem");
         std::fs::write(&ca, &sink.cert_pem).unwrap();
         let app = TestApp::spawn_with(|c| {
@@ -674,11 +674,11 @@ async fn links_come_from_the_configured_public_url_never_the_host_header() {
 
 #[tokio::test]
 async fn a_broken_template_stops_the_server_at_start() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let templates = dir.path().join("templates");
     std::fs::create_dir_all(templates.join("en")).unwrap();
     std::fs::write(templates.join("en/password_reset.jinja"), "{% block subject %}Hi {{ nme }}{% endblock %}").unwrap();
-    let mut cfg = crate::helpers::test_config(dir.path());
+    let mut cfg = crate::support::test_config(dir.path());
     cfg.messages.templates_dir = Some(templates);
     let err = authd::server::Application::build(cfg).await.err().expect("refused").to_string();
     assert!(err.contains("en/password_reset"), "{err}");

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 #[tokio::test]
 async fn reused_refresh_token_revokes_the_whole_session() {

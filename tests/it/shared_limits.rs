@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, TestApp};
 
 pub struct Redis {
     port: u16,
@@ -138,9 +138,9 @@ async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
 /// Two nodes on one PostgreSQL database and one Redis.
 async fn cluster(tweak: impl Fn(&mut Config)) -> Option<(TestApp, TestApp, Redis)> {
     let redis = Redis::start().await?;
-    let db = crate::helpers::postgres_db().await?;
+    let db = crate::support::postgres_db().await?;
     let node = |cfg: &mut Config| {
-        crate::helpers::use_postgres(cfg, &db);
+        crate::support::use_postgres(cfg, &db);
         cfg.cache.backend = CacheBackend::Redis;
         cfg.cache.url = Some(Secret(redis.url()));
         tweak(cfg);
@@ -194,7 +194,7 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
     assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
     // One failure anywhere, and B wants a challenge too.
     let right = json!({"login": "wade@example.com", "password": PASSWORD});
-    crate::helpers::assert_problem(
+    crate::support::assert_problem(
         b.post("/v1/auth/login", &right).await,
         StatusCode::UNAUTHORIZED,
         "challenge_required",
@@ -208,7 +208,7 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
     // Spent: not again, on either node.
     assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
     let again = a.post("/v1/auth/login", &solved).await;
-    crate::helpers::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
+    crate::support::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
 }
 
 #[tokio::test]

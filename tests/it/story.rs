@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 #[tokio::test]
 async fn register_login_me_refresh_logout_then_old_tokens_refused() {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, assert_problem},
     mail::MailSink,
+    support::{PASSWORD, TestApp, assert_problem},
 };
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

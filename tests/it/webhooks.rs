@@ -12,7 +12,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use poem::{EndpointExt as _, Request, Route, handler, http::StatusCode as PoemStatus, web::Data};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens};
+use crate::support::{PASSWORD, TestApp, Tokens};
 
 const SECRET_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -214,7 +214,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
         "http://10.0.0.1/hook".to_owned(),
     ] {
         let r = add(&target).await;
-        let b = crate::helpers::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let b = crate::support::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert_eq!(b["errors"][0]["code"], "forbidden_target", "{target}: {b}");
     }
     assert!(app.svc().list_webhooks().await.unwrap().is_empty(), "nothing stored");
