@@ -168,12 +168,7 @@ async fn siteverify() -> (String, Forms) {
         seen.lock().unwrap().push(form.0.clone());
         poem::web::Json(json!({"success": ok}))
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let app = Route::new().at("/siteverify", post(verify)).data(Arc::clone(&seen));
-    tokio::spawn(poem::Server::new(poem::listener::TcpListener::bind(addr)).run(app));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let addr = crate::support::serve_fake(Route::new().at("/siteverify", post(verify)).data(Arc::clone(&seen))).await;
     (format!("http://{addr}/siteverify"), seen)
 }
 

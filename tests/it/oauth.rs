@@ -20,15 +20,11 @@ use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call, free_port, serve_fake};
 
 const APP: &str = "http://app.test/auth/done";
 const CLIENT_ID: &str = "authd-test";
 const CLIENT_SECRET: &str = "authd-test-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// node-oidc-provider on 127.0.0.1, its client being authd on `authd_port`.
 struct RealOp {
@@ -562,7 +558,6 @@ fn fb_me() -> PoemJson<Value> {
 }
 
 async fn start_fake() -> Fake {
-    use poem::listener::{Acceptor, Listener};
     let fake = Fake {
         base: Arc::default(),
         mode: Arc::new(Mutex::new("good")),
@@ -571,9 +566,6 @@ async fn start_fake() -> Fake {
         other: Arc::new(keypair()),
         emails: Arc::new(Mutex::new(json!([]))),
     };
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    *fake.base.lock().unwrap() = format!("http://{addr}");
     let app = Route::new()
         .at("/.well-known/openid-configuration", poem::get(discovery))
         .at("/jwks", poem::get(jwks))
@@ -583,7 +575,8 @@ async fn start_fake() -> Fake {
         .at("/user/emails", poem::get(gh_emails))
         .at("/me", poem::get(fb_me))
         .data(fake.clone());
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    let addr = serve_fake(app).await;
+    *fake.base.lock().unwrap() = format!("http://{addr}");
     fake
 }
 

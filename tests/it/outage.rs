@@ -43,7 +43,7 @@ impl PrivatePostgres {
         if rustix::process::geteuid().is_root() {
             assert!(Command::new("chown").arg("postgres:").arg(&dir).status().unwrap().success());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::support::free_port();
         let pg = Self { bin, dir, port, tls };
         let data = pg.dir.join("data");
         pg.run("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust"]);

@@ -5,7 +5,7 @@ use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio, time::D
 
 use tokio::process::Command;
 
-use crate::support::private_dir;
+use crate::support::{free_port, private_dir};
 
 /// The ```sh blocks under a README heading, up to the next heading.
 fn blocks_under(readme: &str, heading: &str) -> Vec<String> {
@@ -25,10 +25,6 @@ fn blocks_under(readme: &str, heading: &str) -> Vec<String> {
         }
     }
     blocks
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `authd` on PATH, and `cargo run --release --` standing for it (the build is the test's own).

@@ -327,13 +327,8 @@ async fn sms(req: &Request, body: String, gw: Data<&Gateway>) -> PoemStatus {
 }
 
 async fn start_gateway() -> (String, Gateway) {
-    use poem::listener::{Acceptor, Listener};
     let gw = Gateway::default();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    tokio::spawn(
-        poem::Server::new_with_acceptor(acceptor).run(Route::new().at("/sms", poem::post(sms)).data(gw.clone())),
-    );
+    let addr = crate::support::serve_fake(Route::new().at("/sms", poem::post(sms)).data(gw.clone())).await;
     (format!("http://{addr}/sms"), gw)
 }
 
@@ -613,7 +608,7 @@ async fn accept_language_picks_the_language_of_the_mail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
     // Nothing listens on this port: registration answers at once, the message stays queued.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::free_port();
     let app = TestApp::spawn_with(|c| {
         c.email.transport = authd::config::EmailTransport::Smtp;
         c.email.smtp.host = "127.0.0.1".into();

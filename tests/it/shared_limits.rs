@@ -26,7 +26,7 @@ impl Redis {
             eprintln!("Redis tests skipped: redis-server is not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::support::free_port();
         let mut r = Self { port, child: None };
         r.up().await;
         Some(r)

@@ -48,7 +48,7 @@ impl Browser {
             eprintln!("browser tests skipped: chromedriver is not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::support::free_port();
         // Chromium's own output goes to this log, shown if it cannot be started.
         let logs = tempfile::tempdir().unwrap();
         let log = logs.path().join("chromedriver.log");

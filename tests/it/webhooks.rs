@@ -40,12 +40,8 @@ async fn hook(req: &Request, body: String, rx: Data<&Receiver>) -> PoemStatus {
 }
 
 async fn start_receiver() -> (String, Receiver) {
-    use poem::listener::{Acceptor, Listener};
     let rx = Receiver::default();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    let app = Route::new().at("/hook", poem::post(hook)).data(rx.clone());
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    let addr = crate::support::serve_fake(Route::new().at("/hook", poem::post(hook)).data(rx.clone())).await;
     (format!("http://{addr}/hook"), rx)
 }
 
@@ -233,12 +229,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
 async fn delivery_status_does_not_tell_refused_from_unreachable() {
     // One receiver answers 503, the other port has nobody listening.
     let (answering, _rx) = start_receiver().await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
-        drop(l);
-        format!("http://{a}/hook")
-    };
+    let closed = format!("http://127.0.0.1:{}/hook", crate::support::free_port());
     let app = TestApp::spawn().await;
     let admin = app.admin("ops@example.com").await;
     for target in [&answering, &closed] {
