@@ -3,12 +3,24 @@
 //! - [`app`]: `TestApp`, authd in this process on 127.0.0.1:0 with a fresh data directory, and
 //!   the client calls every story makes (register, login, a signed-in user, an admin).
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
+//! - [`postgres`]: a fresh database on the shared test PostgreSQL, or a cluster of one's own.
+//!
+//! A helper that needs something from outside (a PostgreSQL server, `redis-server`, Chromium,
+//! `node`) gives `None` and a note when it is missing, and fails instead under
+//! `TEST_AUTHD_REQUIRE_SERVICES` (CI), so that nothing is skipped there unseen.
 
 mod app;
 mod ports;
+mod postgres;
 
-pub use app::{
-    PASSWORD, TEST_DATA_KEY, TestApp, Tokens, assert_problem, call, client_from, postgres_db, private_dir, test_config,
-    use_postgres,
-};
+pub use app::{PASSWORD, TestApp, Tokens, assert_problem, call, client_from, private_dir, test_config};
 pub use ports::{free_port, serve_fake};
+pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
+
+/// `None`, with a note that `what` is missing and how to get it; a failure under
+/// `TEST_AUTHD_REQUIRE_SERVICES`.
+pub fn unavailable<T>(what: &str, fix: &str) -> Option<T> {
+    assert!(std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(), "{what} is not available: {fix}");
+    eprintln!("{what} tests skipped: {fix}");
+    None
+}
