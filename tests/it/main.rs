@@ -15,7 +15,6 @@ mod crash;
 mod details;
 mod keys;
 mod local_host;
-mod mail;
 mod memory;
 mod mfa;
 mod nodes;

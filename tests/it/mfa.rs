@@ -7,10 +7,7 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    mail::MailSink,
-    support::{PASSWORD, TestApp, Tokens, assert_problem, call},
-};
+use crate::support::{MailSink, PASSWORD, TestApp, Tokens, assert_problem, call};
 
 fn has_oathtool() -> bool {
     let found = Command::new("oathtool").arg("--version").output().is_ok_and(|o| o.status.success());

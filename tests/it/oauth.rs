@@ -626,7 +626,7 @@ async fn a_generic_oauth2_provider_maps_its_user_info_and_its_users_may_add_a_pa
     p.token_url = Some(format!("{b}/token"));
     p.userinfo_url = Some(format!("{b}/user"));
     p.claims.subject = "login".into();
-    let sink = crate::mail::MailSink::start().await;
+    let sink = crate::support::MailSink::start().await;
     let app = authd_with(free_port(), vec![("forge", p)], |c| sink.configure(c)).await;
     let r = exchange(&app, &login_at(&app, "forge").await).await;
     assert_eq!(r.status(), StatusCode::OK);

@@ -12,10 +12,7 @@ use poem::{EndpointExt as _, Request, Route, handler, http::StatusCode as PoemSt
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{
-    mail::{MailSink, SinkTls},
-    support::{PASSWORD, TestApp, Tokens, assert_problem},
-};
+use crate::support::{MailSink, PASSWORD, SinkTls, TestApp, Tokens, assert_problem};
 
 const NEW_PASSWORD: &str = "a brand new passphrase, much longer";
 

@@ -8,10 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::{
-    mail::MailSink,
-    support::{PASSWORD, TestApp, assert_problem},
-};
+use crate::support::{MailSink, PASSWORD, TestApp, assert_problem};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
