@@ -3,7 +3,6 @@
 //! GitHub's and Facebook's non-OIDC user APIs.
 
 use std::{
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -18,57 +17,12 @@ use poem::{
 use reqwest::{Method, StatusCode};
 use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call, free_port, serve_fake};
+use crate::support::{PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, free_port, serve_fake};
 
 const APP: &str = "http://app.test/auth/done";
 const CLIENT_ID: &str = "authd-test";
 const CLIENT_SECRET: &str = "authd-test-secret";
-
-/// node-oidc-provider on 127.0.0.1, its client being authd on `authd_port`.
-struct RealOp {
-    _child: tokio::process::Child,
-    issuer: String,
-}
-
-impl RealOp {
-    async fn start(authd_port: u16, provider: &str) -> Option<Self> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        if !dir.join("node_modules/oidc-provider").is_dir() {
-            assert!(
-                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
-                "the test OpenID provider is not installed: npm ci --prefix tests/oidc"
-            );
-            eprintln!("OpenID Connect tests skipped: npm ci --prefix tests/oidc");
-            return None;
-        }
-        let port = free_port();
-        let redirect = format!("http://127.0.0.1:{authd_port}/v1/auth/oauth/{provider}/callback");
-        let mut child = tokio::process::Command::new("node")
-            .current_dir(&dir)
-            .args(["provider.mjs", &port.to_string(), CLIENT_ID, CLIENT_SECRET, &redirect])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line == "ready" {
-                break;
-            }
-        }
-        // Keep reading: a closed pipe would end the provider at its next notice.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Some(Self { _child: child, issuer: format!("http://127.0.0.1:{port}") })
-    }
-
-    async fn next(&self, account: Value) {
-        let r = reqwest::Client::new().post(format!("{}/test/next", self.issuer)).json(&account).send().await.unwrap();
-        assert!(r.status().is_success());
-    }
-}
 
 fn provider(kind: ProviderKind) -> ProviderConfig {
     serde_json::from_value(json!({"kind": kind, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).unwrap()
@@ -231,7 +185,7 @@ fn op_config(op: &RealOp) -> ProviderConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_real_openid_provider() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
     oidc_story(&app, &op).await;
 }
@@ -239,7 +193,7 @@ async fn sign_in_with_a_real_openid_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_real_openid_provider_on_postgres() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let Some(url) = crate::support::postgres_db().await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::support::use_postgres(c, &url)).await;
     oidc_story(&app, &op).await;
@@ -248,7 +202,7 @@ async fn sign_in_with_a_real_openid_provider_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.link_by_verified_email = true).await;
     let owner: Value = app.register("olaf@example.com").await;
     let users_before = users(&app).await;
@@ -297,7 +251,7 @@ async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_error() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.signup = false).await;
     app.register("pia@example.com").await;
     let t = Tokens::from(&app.login("pia@example.com", PASSWORD).await);
@@ -365,7 +319,7 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_factor_applies_to_external_logins_too() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
     op.next(json!({"sub": "rhea", "email": "rhea@example.com", "email_verified": true})).await;
     let t = Tokens::from(&exchange(&app, &login_at(&app, "op").await).await.json::<Value>().await.unwrap());

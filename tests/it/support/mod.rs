@@ -3,6 +3,7 @@
 //! - [`app`]: `TestApp`, authd in this process on 127.0.0.1:0 with a fresh data directory, and
 //!   the client calls every story makes (register, login, a signed-in user, an admin).
 //! - [`chromium`]: a headless Chromium over WebDriver, for the hosted pages.
+//! - [`oidc`]: a real OpenID Provider that authd signs in with.
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
 //! - [`postgres`]: a fresh database on the shared test PostgreSQL, or a cluster of one's own.
 //! - [`redis`]: a Redis server of the test's own.
@@ -14,6 +15,7 @@
 
 mod app;
 mod chromium;
+mod oidc;
 mod ports;
 mod postgres;
 mod redis;
@@ -21,6 +23,7 @@ mod smtp;
 
 pub use app::{PASSWORD, TestApp, Tokens, assert_problem, call, client_from, private_dir, test_config};
 pub use chromium::Browser;
+pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
 pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
 pub use redis::Redis;
