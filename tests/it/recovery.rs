@@ -1,18 +1,14 @@
 //! Verified contacts and password recovery, through the real API, with mail read from a real
 //! SMTP server and SMS from a real HTTP receiver.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use authd::config::{Config, HumanDuration, Secret, SmsTransport, VerifyMode};
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use poem::{EndpointExt as _, Request, Route, handler, http::StatusCode as PoemStatus, web::Data};
+use authd::config::{Config, HumanDuration, Secret, VerifyMode};
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{MailSink, PASSWORD, SinkTls, TestApp, Tokens, assert_problem};
+use crate::support::{MailSink, PASSWORD, SinkTls, SmsGateway, TestApp, Tokens, assert_problem};
 
 const NEW_PASSWORD: &str = "a brand new passphrase, much longer";
 
@@ -303,56 +299,15 @@ async fn changing_the_email_needs_a_recent_sign_in() {
     assert_eq!(r.json::<Value>().await.unwrap()["new_device_notices"], json!(false));
 }
 
-#[derive(Clone, Default)]
-struct Gateway {
-    seen: Arc<Mutex<Vec<Value>>>,
-}
-
-const GATEWAY_KEY: &[u8] = b"sms-gateway-key-0123456789abcdef";
-
-#[handler]
-async fn sms(req: &Request, body: String, gw: Data<&Gateway>) -> PoemStatus {
-    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let (id, ts, sig) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, GATEWAY_KEY);
-    let expected = format!("v1,{}", B64.encode(ring::hmac::sign(&key, format!("{id}.{ts}.{body}").as_bytes())));
-    if sig != expected {
-        return PoemStatus::UNAUTHORIZED;
-    }
-    gw.seen.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-    PoemStatus::NO_CONTENT
-}
-
-async fn start_gateway() -> (String, Gateway) {
-    let gw = Gateway::default();
-    let addr = crate::support::serve_fake(Route::new().at("/sms", poem::post(sms)).data(gw.clone())).await;
-    (format!("http://{addr}/sms"), gw)
-}
-
-impl Gateway {
-    async fn nth_to(&self, to: &str, n: usize) -> Value {
-        for _ in 0..200 {
-            let found: Vec<Value> = self.seen.lock().unwrap().iter().filter(|m| m["to"] == to).cloned().collect();
-            if found.len() >= n {
-                return found[n - 1].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no SMS #{n} to {to}");
-    }
-}
-
 fn code_in(text: &str) -> String {
     regex::Regex::new(r"\b[0-9]{6}\b").unwrap().find(text).unwrap().as_str().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_are_confirmed_and_reset_by_signed_sms() {
-    let (url, gw) = start_gateway().await;
+    let gw = SmsGateway::start().await;
     let app = TestApp::spawn_with(|c| {
-        c.sms.transport = SmsTransport::Gateway;
-        c.sms.gateway_url = Some(url.clone());
-        c.sms.secret = Some(Secret(format!("whsec_{}", B64.encode(GATEWAY_KEY))));
+        gw.configure(c);
         c.verification.phone = VerifyMode::Required;
         c.verification.resend_interval = HumanDuration::secs(0);
     })

@@ -7,6 +7,7 @@
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
 //! - [`postgres`]: a fresh database on the shared test PostgreSQL, or a cluster of one's own.
 //! - [`redis`]: a Redis server of the test's own.
+//! - [`sms`]: an SMS gateway that checks authd's signature and keeps the messages.
 //! - [`smtp`]: a real SMTP server that keeps what authd sends, parsed.
 //!
 //! A helper that needs something from outside (a PostgreSQL server, `redis-server`, Chromium,
@@ -19,6 +20,7 @@ mod oidc;
 mod ports;
 mod postgres;
 mod redis;
+mod sms;
 mod smtp;
 
 pub use app::{PASSWORD, TestApp, Tokens, assert_problem, call, client_from, private_dir, test_config};
@@ -27,6 +29,7 @@ pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
 pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
 pub use redis::Redis;
+pub use sms::SmsGateway;
 pub use smtp::{MailSink, SinkTls};
 
 /// `None`, with a note that `what` is missing and how to get it; a failure under
