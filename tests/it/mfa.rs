@@ -406,17 +406,17 @@ async fn the_operator_resets_factors_and_sets_role_rules_from_the_cli() {
     enrol(&app, &t.access).await;
     mfa_token(&app, "rita@example.com").await;
     let d = app.dir.path();
-    let shown = crate::cli::ok(d, &["user", "show", "rita@example.com"], None).await;
+    let shown = crate::support::binary::ok(d, &["user", "show", "rita@example.com"], None).await;
     assert!(shown.contains("mfa:       totp"), "{shown}");
-    let out = crate::cli::ok(d, &["user", "mfa", "reset", "rita@example.com"], None).await;
+    let out = crate::support::binary::ok(d, &["user", "mfa", "reset", "rita@example.com"], None).await;
     assert!(out.starts_with("second factors reset: rita@example.com"), "{out}");
     app.login("rita@example.com", PASSWORD).await;
 
-    let out = crate::cli::ok(d, &["role", "require-mfa", "user", "on"], None).await;
+    let out = crate::support::binary::ok(d, &["role", "require-mfa", "user", "on"], None).await;
     assert!(out.contains("second factor required"), "{out}");
     let r = app.post("/v1/auth/login", &json!({"login": "rita@example.com", "password": PASSWORD})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "mfa_enrolment_required").await;
-    crate::cli::ok(d, &["role", "require-mfa", "user", "off"], None).await;
+    crate::support::binary::ok(d, &["role", "require-mfa", "user", "off"], None).await;
     app.login("rita@example.com", PASSWORD).await;
-    crate::cli::fails(d, &["user", "mfa", "reset", "nobody@example.com"], "not found").await;
+    crate::support::binary::fails(d, &["user", "mfa", "reset", "nobody@example.com"], "not found").await;
 }

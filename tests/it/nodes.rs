@@ -158,12 +158,12 @@ async fn authd_migrate_moves_a_redb_file_to_postgres_and_everyone_signs_in_there
 
     let from = old.dir.path().join("authd.redb");
     let args = ["migrate", "--from", from.to_str().unwrap(), "--to", &url];
-    let first = crate::cli::ok(old.dir.path(), &args, None).await;
+    let first = crate::support::binary::ok(old.dir.path(), &args, None).await;
     let users_line = |out: &str| out.lines().find(|l| l.starts_with("users ")).unwrap_or_default().to_owned();
     assert_eq!(users_line(&first).split_whitespace().collect::<Vec<_>>(), ["users", "3", "3"], "{first}");
     assert!(first.lines().any(|l| l.starts_with("roles ")), "{first}");
     // Twice is harmless: the same tallies.
-    let second = crate::cli::ok(old.dir.path(), &args, None).await;
+    let second = crate::support::binary::ok(old.dir.path(), &args, None).await;
     assert_eq!(first, second);
 
     let new = TestApp::spawn_with(|cfg| use_postgres(cfg, &url)).await;

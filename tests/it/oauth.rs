@@ -308,9 +308,9 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
     assert_eq!(ids.as_array().unwrap().len(), 1);
     let id = ids[0]["id"].as_str().unwrap();
-    let shown = crate::cli::ok(app.dir.path(), &["user", "show", "pia@example.com"], None).await;
+    let shown = crate::support::binary::ok(app.dir.path(), &["user", "show", "pia@example.com"], None).await;
     assert!(shown.contains(&format!("identity:  {id} op:pia-at-op")), "{shown}");
-    let out = crate::cli::ok(app.dir.path(), &["user", "unlink", "pia@example.com", id], None).await;
+    let out = crate::support::binary::ok(app.dir.path(), &["user", "unlink", "pia@example.com", id], None).await;
     assert!(out.starts_with("provider unlinked: pia@example.com"), "{out}");
     let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
     assert_eq!(ids, json!([]));

@@ -159,15 +159,9 @@ async fn endpoints_added_at_run_time_receive_events_until_removed() {
     assert!(generated["secret"].as_str().unwrap().starts_with("whsec_"), "a secret is generated and shown once");
 
     // Through the CLI (admin socket), with a given secret.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(["webhooks", "add", &url, "--event", "user.registered", "--secret", &secret])
-        .current_dir(app.dir.path())
-        .env("AUTHD_STORAGE__PATH", &app.cfg.storage.path)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_owned();
+    let args = ["webhooks", "add", &url, "--event", "user.registered", "--secret", &secret];
+    let out = crate::support::binary::ok(app.dir.path(), &args, None).await;
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
     let listed: Vec<Value> = app.get_auth("/v1/admin/webhooks", &admin.access).await.json().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|w| w.get("secret").is_none()));

@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: `TestApp`, authd in this process on 127.0.0.1:0 with a fresh data directory, and
 //!   the client calls every story makes (register, login, a signed-in user, an admin).
+//! - [`binary`]: the real `authd` binary: CLI commands, and `authd serve` as a process.
 //! - [`chromium`]: a headless Chromium over WebDriver, for the hosted pages.
 //! - [`oidc`]: a real OpenID Provider that authd signs in with.
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
@@ -15,6 +16,7 @@
 //! `TEST_AUTHD_REQUIRE_SERVICES` (CI), so that nothing is skipped there unseen.
 
 mod app;
+pub mod binary;
 mod chromium;
 mod oidc;
 mod ports;
