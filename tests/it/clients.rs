@@ -45,7 +45,7 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
     let t: Value = r.json().await.unwrap();
     assert_eq!(t["token_type"], "Bearer");
     let backend = t["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(crate::tokens::claims_of(&backend)["client_id"], id.as_str());
+    assert_eq!(crate::support::claims_of(&backend)["client_id"], id.as_str());
     let basic = token(&[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     assert_eq!(basic.status(), StatusCode::OK);
 

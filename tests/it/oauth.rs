@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, free_port, serve_fake};
+use crate::support::{PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, claims_of, free_port, serve_fake};
 
 const APP: &str = "http://app.test/auth/done";
 const CLIENT_ID: &str = "authd-test";
@@ -84,10 +84,6 @@ async fn exchange(app: &TestApp, location: &str) -> reqwest::Response {
     app.post("/v1/auth/oauth/exchange", &json!({"code": code})).await
 }
 
-fn claims(access: &str) -> Value {
-    serde_json::from_slice(&B64.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
-
 async fn users(app: &TestApp) -> usize {
     app.svc().list_users().await.unwrap().len()
 }
@@ -134,7 +130,7 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
     let r = exchange(app, &back).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t = Tokens::from(&r.json::<Value>().await.unwrap());
-    assert_eq!(claims(&t.access)["amr"], json!(["fed"]));
+    assert_eq!(claims_of(&t.access)["amr"], json!(["fed"]));
     let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     assert_eq!((me["email"].as_str(), &me["email_verified"]), (Some("nora@example.com"), &json!(true)));
     assert_eq!(users(app).await, before + 1);
@@ -145,7 +141,7 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
 
     // The next login finds the same account.
     let again = Tokens::from(&exchange(app, &login_at(app, "op").await).await.json::<Value>().await.unwrap());
-    assert_eq!(claims(&again.access)["sub"], claims(&t.access)["sub"]);
+    assert_eq!(claims_of(&again.access)["sub"], claims_of(&t.access)["sub"]);
     assert_eq!(users(app).await, before + 1);
     let events = app.svc().my_events(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
     assert!(events.iter().any(|e| e.event == "user.logged_in" && e.details["method"] == "oauth:op"), "{events:?}");
@@ -222,7 +218,7 @@ async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
     let r = exchange(&app, &login_at(&app, "op").await).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t2 = Tokens::from(&r.json::<Value>().await.unwrap());
-    assert_eq!(claims(&t2.access)["sub"], owner["id"]);
+    assert_eq!(claims_of(&t2.access)["sub"], owner["id"]);
 
     // Unlinking works while a password remains; an account with only the provider keeps it.
     let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
@@ -278,7 +274,7 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     assert_eq!(param(&back, "linked").as_deref(), Some("op"));
     // Now the provider signs in to this account, even with sign-up off.
     let r = exchange(&app, &login_at(&app, "op").await).await;
-    assert_eq!(claims(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"], claims(&t.access)["sub"]);
+    assert_eq!(claims_of(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"], claims_of(&t.access)["sub"]);
 
     // The same provider account cannot be linked to a second user.
     app.register("quin@example.com").await;

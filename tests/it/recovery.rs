@@ -4,18 +4,12 @@
 use std::time::{Duration, Instant};
 
 use authd::config::{Config, HumanDuration, Secret, VerifyMode};
-use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{MailSink, PASSWORD, SinkTls, SmsGateway, TestApp, Tokens, assert_problem};
+use crate::support::{MailSink, PASSWORD, SinkTls, SmsGateway, TestApp, Tokens, assert_problem, claims_of};
 
 const NEW_PASSWORD: &str = "a brand new passphrase, much longer";
-
-fn claims(access: &str) -> Value {
-    let payload = access.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 fn with_mail(sink: &MailSink, email: VerifyMode) -> impl FnOnce(&mut Config) + '_ {
     move |c: &mut Config| {
@@ -75,8 +69,8 @@ async fn confirmation_story(app: &TestApp, sink: &MailSink) {
     .await;
 
     let t = Tokens::from(&app.login("alice@example.com", PASSWORD).await);
-    assert_eq!(claims(&t.access)["email_verified"], json!(true));
-    assert_eq!(claims(&t.access)["amr"], json!(["pwd"]));
+    assert_eq!(claims_of(&t.access)["email_verified"], json!(true));
+    assert_eq!(claims_of(&t.access)["amr"], json!(["pwd"]));
     let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     assert_eq!(me["email_verified"], json!(true));
 }
@@ -106,7 +100,7 @@ async fn five_wrong_codes_burn_it_and_a_resend_brings_a_new_one() {
     assert_eq!(register(&app, "bea@example.com").await.status(), StatusCode::CREATED);
     // Optional: login works before confirming, and the claims tell.
     let t = Tokens::from(&app.login("bea@example.com", PASSWORD).await);
-    assert_eq!(claims(&t.access)["email_verified"], json!(false));
+    assert_eq!(claims_of(&t.access)["email_verified"], json!(false));
     let code = sink.first_to("bea@example.com").await.code();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
@@ -275,7 +269,7 @@ async fn changing_the_email_needs_a_recent_sign_in() {
     // A refresh keeps the original sign-in time.
     let refreshed: Value = app.refresh(&t.refresh).await.json().await.unwrap();
     let access = refreshed["access_token"].as_str().unwrap();
-    assert_eq!(claims(access)["auth_time"], claims(&t.access)["auth_time"]);
+    assert_eq!(claims_of(access)["auth_time"], claims_of(&t.access)["auth_time"]);
     let r = crate::support::call(
         &app,
         access,

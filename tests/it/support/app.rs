@@ -186,19 +186,26 @@ impl TestApp {
 
     /// An admin, created through the service as the CLI would.
     pub async fn admin(&self, email: &str) -> Tokens {
-        self.svc()
+        self.user_with_roles(email, &["admin"]).await.1
+    }
+
+    /// A user holding `roles`, created through the service as the CLI would, and signed in: the
+    /// user's id and tokens.
+    pub async fn user_with_roles(&self, email: &str, roles: &[&str]) -> (String, Tokens) {
+        let user = self
+            .svc()
             .create_user(
                 &authd::service::Principal::Operator,
                 authd::service::NewAccount {
                     email: Some(email.into()),
                     password: Some(PASSWORD.into()),
-                    roles: vec!["admin".into()],
+                    roles: roles.iter().map(|r| (*r).into()).collect(),
                     ..Default::default()
                 },
             )
             .await
             .unwrap();
-        Tokens::from(&self.login(email, PASSWORD).await)
+        (user.id.to_string(), Tokens::from(&self.login(email, PASSWORD).await))
     }
 
     pub async fn status_of_me(&self, access: &str) -> StatusCode {
@@ -233,6 +240,22 @@ impl From<&Value> for Tokens {
             session: v["session_id"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// The claims of a JWT, read without checking it.
+pub fn claims_of(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// The header of a JWT (`alg`, `kid`, `typ`).
+pub fn header_of(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+fn jwt_part(token: &str, n: usize) -> Value {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let part = token.split('.').nth(n).unwrap_or_else(|| panic!("not a JWT: {token}"));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
 /// A client whose connections come from `ip` (any 127.x address works on loopback).

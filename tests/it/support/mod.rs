@@ -25,7 +25,9 @@ mod redis;
 mod sms;
 mod smtp;
 
-pub use app::{PASSWORD, TestApp, Tokens, assert_problem, call, client_from, private_dir, test_config};
+pub use app::{
+    PASSWORD, TestApp, Tokens, assert_problem, call, claims_of, client_from, header_of, private_dir, test_config,
+};
 pub use chromium::Browser;
 pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
