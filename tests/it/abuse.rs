@@ -7,7 +7,7 @@ use authd::config::{HumanDuration, Limit};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
+use crate::support::{PASSWORD, TestApp, assert_problem, binary, client_from};
 
 #[tokio::test]
 async fn rate_limits_are_hit_and_recover_with_headers() {
@@ -272,13 +272,7 @@ async fn login_needs_a_solved_challenge_after_repeated_failures() {
 
     // Solved by the CLI's reference solver, with the right password: in.
     let c = challenge(&app).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(["challenge", "solve", &c])
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
-    let nonce = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let nonce = binary::ok(app.dir.path(), &["challenge", "solve", &c], None).await.trim().to_owned();
     let r = login(json!({"login": "pow@example.com", "password": PASSWORD, "challenge": c, "nonce": nonce})).await;
     assert_eq!(r.status(), StatusCode::OK);
     // Success clears the account's failures, but not the address's: from elsewhere no challenge
@@ -365,45 +359,21 @@ fn fail2ban_regexes() -> Vec<regex::Regex> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail2ban_filter_matches_real_log_lines() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
     for format in ["text", "json"] {
-        let dir = crate::helpers::private_dir();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-            .args(["serve", "--log-format", format])
-            .current_dir(dir.path())
-            .env_remove("AUTHD_CONFIG")
-            .env("AUTHD_SERVER__BIND", "127.0.0.1:0")
-            .env("AUTHD_STORAGE__PATH", dir.path().join("authd.redb"))
-            .env("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "64")
-            .env("AUTHD_PASSWORDS__ARGON2__ITERATIONS", "1")
-            .env("AUTHD_BRUTE_FORCE__FREE_FAILURES", "2")
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next_line().await.unwrap().expect("server starts");
-            if let Some(rest) = line.split("addr=").nth(1).or_else(|| line.split("\"addr\":\"").nth(1))
-                && line.contains("authd listening")
-            {
-                break rest.split([' ', '"']).next().unwrap().to_owned();
-            }
-        };
+        let dir = crate::support::private_dir();
+        let server = binary::Server::spawn(
+            binary::serve(dir.path()).args(["--log-format", format]).env("AUTHD_BRUTE_FORCE__FREE_FAILURES", "2"),
+        )
+        .await;
         let http = reqwest::Client::new();
         for _ in 0..3 {
-            http.post(format!("http://{addr}/v1/auth/login"))
+            http.post(server.url("/v1/auth/login"))
                 .json(&json!({"login": "nobody@example.com", "password": "wrong guess"}))
                 .send()
                 .await
                 .unwrap();
         }
-        let _ = child.start_kill();
-        let mut log = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.push(line);
-        }
+        let log = server.kill().await;
         let regexes = fail2ban_regexes();
         let hits: Vec<(String, String)> = log
             .iter()

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call};
 
 #[tokio::test]
 async fn each_admin_endpoint_needs_its_permission() {
@@ -12,19 +12,7 @@ async fn each_admin_endpoint_needs_its_permission() {
     let plain = app.signed_in("plain@example.com").await;
     let target: Value = app.register("target@example.com").await;
     let tid = target["id"].as_str().unwrap().to_owned();
-    app.svc()
-        .create_user(
-            &authd::service::Principal::Operator,
-            authd::service::NewAccount {
-                email: Some("mod@example.com".into()),
-                password: Some(PASSWORD.into()),
-                roles: vec!["moderator".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let moderator = Tokens::from(&app.login("mod@example.com", PASSWORD).await);
+    let (_, moderator) = app.user_with_roles("mod@example.com", &["moderator"]).await;
 
     // (method, path, body, moderator allowed)
     let cases: Vec<(Method, String, Option<Value>, bool)> = vec![
@@ -140,7 +128,7 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
             .await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_role").await;
     let t = Tokens::from(&app.login("clerk@example.com", PASSWORD).await);
-    assert_eq!(crate::tokens::claims_of(&t.access)["permissions"], json!(["billing:refund"]));
+    assert_eq!(crate::support::claims_of(&t.access)["permissions"], json!(["billing:refund"]));
 
     let check = async |token: &str, body: Value| -> Value {
         let r = call(&app, token, Method::POST, "/v1/authz/check", Some(body)).await;
@@ -180,7 +168,7 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     let t = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
-    assert_eq!(crate::tokens::claims_of(&t.access)["permissions"], json!(["billing:*"]));
+    assert_eq!(crate::support::claims_of(&t.access)["permissions"], json!(["billing:*"]));
     assert_eq!(check(&t.access, json!({"permission": "billing:void"})).await["allowed"], true);
 
     // Deleting a held role needs force, and then takes it from the holders.

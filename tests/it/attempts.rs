@@ -8,7 +8,7 @@ use authd::config::{Argon2Config, ChallengeKind, ClientIpHeader, HumanDuration, 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from};
+use crate::support::{PASSWORD, TestApp, assert_problem, client_from};
 
 async fn login(client: &reqwest::Client, app: &TestApp, body: Value) -> reqwest::Response {
     client.post(app.url("/v1/auth/login")).json(&body).send().await.unwrap()
@@ -168,12 +168,7 @@ async fn siteverify() -> (String, Forms) {
         seen.lock().unwrap().push(form.0.clone());
         poem::web::Json(json!({"success": ok}))
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let app = Route::new().at("/siteverify", post(verify)).data(Arc::clone(&seen));
-    tokio::spawn(poem::Server::new(poem::listener::TcpListener::bind(addr)).run(app));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let addr = crate::support::serve_fake(Route::new().at("/siteverify", post(verify)).data(Arc::clone(&seen))).await;
     (format!("http://{addr}/siteverify"), seen)
 }
 

@@ -6,7 +6,7 @@ use authd::config::{HumanDuration, Limit};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 async fn audit(app: &TestApp, token: &str, query: &str) -> Value {
     // Failed logins and throttling are written by a batching writer: give it a moment.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use reqwest::Method;
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, call};
+use crate::support::{PASSWORD, TestApp, assert_problem, call};
 
 /// Everything stored about users, to compare before and after a refused request.
 async fn snapshot(app: &TestApp) -> String {

@@ -1,66 +1,18 @@
 //! The real `authd` binary: against a stopped server (opening the database) and a running one
 //! (through the admin socket).
 
-use std::{path::Path, process::Stdio};
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::{io::AsyncWriteExt as _, process::Command};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
-
-pub struct Out {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn authd(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
-    c.current_dir(dir)
-        .env_remove("AUTHD_CONFIG")
-        .env_remove("_RJEM_MALLOC_CONF")
-        .env("AUTHD_STORAGE__PATH", dir.join("authd.redb"))
-        .env("AUTHD_TOKENS__ISSUER", "http://authd.test")
-        .env("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "64")
-        .env("AUTHD_PASSWORDS__ARGON2__ITERATIONS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-pub async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Out {
-    let mut child = authd(dir).args(args).spawn().expect("authd binary runs");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let o = child.wait_with_output().await.unwrap();
-    Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    }
-}
-
-pub async fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let o = run(dir, args, stdin).await;
-    assert!(o.ok, "authd {args:?} failed: {}", o.stderr);
-    o.stdout
-}
-
-pub async fn fails(dir: &Path, args: &[&str], needle: &str) {
-    let o = run(dir, args, None).await;
-    assert!(!o.ok, "authd {args:?} should fail");
-    assert!(o.stderr.contains(needle), "authd {args:?}: stderr {:?} lacks {needle:?}", o.stderr);
-}
+use crate::support::{
+    PASSWORD, TestApp, Tokens, assert_problem,
+    binary::{Server, authd, fails, ok, run},
+    claims_of, header_of,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_users_and_keys_with_the_server_down() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let out = ok(
         d,
@@ -109,12 +61,7 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
     // The server picks all of it up.
     let app = TestApp::start_in(dir).await;
     let t = Tokens::from(&app.login("alice@example.com", "second passphrase!").await);
-    let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, t.access.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["kid"], new_kid.as_str());
+    assert_eq!(header_of(&t.access)["kid"], new_kid.as_str());
     let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["moderator", "user"]));
 }
@@ -134,21 +81,13 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
     ok(&d, &["user", "set-role", "carl@example.com", "moderator"], None).await;
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
     let t = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
-    assert_eq!(crate::tokens::claims_of(&t.access)["roles"], json!(["moderator"]));
+    assert_eq!(claims_of(&t.access)["roles"], json!(["moderator"]));
 
     // A rotated key signs the very next token.
     let rotated = ok(&d, &["keys", "rotate"], None).await;
     let new_kid = rotated.split_whitespace().nth(4).unwrap().to_owned();
     let next = Tokens::from(&app.login("carl@example.com", PASSWORD).await);
-    let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            next.access.split('.').next().unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["kid"], new_kid.as_str());
+    assert_eq!(header_of(&next.access)["kid"], new_kid.as_str());
 
     // Users added by the CLI can sign in right away.
     ok(&d, &["user", "add", "dora@example.com", "--password-stdin"], Some("blue harbor lantern\n")).await;
@@ -175,9 +114,9 @@ async fn cli_reaches_a_running_server_through_the_admin_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_explains_a_database_held_by_another_process() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     // Holds the database without serving the admin socket.
-    let svc = authd::service::AuthService::open(crate::helpers::test_config(dir.path())).await.unwrap();
+    let svc = authd::service::AuthService::open(crate::support::test_config(dir.path())).await.unwrap();
     let o = run(dir.path(), &["user", "list"], None).await;
     assert!(!o.ok);
     assert!(o.stderr.contains("held by another process"), "{}", o.stderr);
@@ -187,7 +126,7 @@ async fn cli_explains_a_database_held_by_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_prints_the_effective_config_and_names_bad_keys() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let out = ok(d, &["config", "check"], None).await;
     assert!(out.contains("[tokens]") && out.contains("access_ttl = \"15m\""), "{out}");
@@ -227,23 +166,11 @@ async fn config_check_prints_the_effective_config_and_names_bad_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
-    let mut child =
-        authd(d).args(["serve", "--log-format", "json"]).env("AUTHD_SERVER__BIND", "127.0.0.1:0").spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("server logs its address");
-        let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
-        log.push(line);
-        if v["message"] == "authd listening" {
-            break v["addr"].as_str().unwrap().to_owned();
-        }
-    };
+    let server = Server::start(d, &[]).await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("http://{addr}{p}");
+    let url = |p: &str| server.url(p);
     let secret = "a very secret passphrase";
     let r = http
         .post(url("/v1/auth/register"))
@@ -272,13 +199,11 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
     let refresh = t["refresh_token"].as_str().unwrap().to_owned();
     drop(http);
 
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
-    while let Some(line) = lines.next_line().await.unwrap() {
-        log.push(line);
-    }
-    let status = child.wait().await.unwrap();
+    let (status, log) = server.stop().await;
     assert!(status.success(), "clean exit on SIGTERM");
+    for line in &log {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("log lines are JSON: {line}"));
+    }
     let log = log.join("\n");
     assert!(log.contains("login ok") && log.contains("auth_event=login_failed ip=127.0.0.1"), "{log}");
     for s in [secret, "wrong guess here", access.as_str(), refresh.as_str()] {
@@ -290,7 +215,7 @@ async fn serve_runs_logs_json_without_secrets_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_roles() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     let list = ok(d, &["role", "list"], None).await;
     for builtin in ["admin", "moderator", "user"] {
@@ -353,24 +278,8 @@ async fn cli_reads_exports_and_follows_the_audit_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn printing_mail_to_the_log_is_flagged_on_a_public_bind() {
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
-    let dir = crate::helpers::private_dir();
-    let mut child = authd(dir.path())
-        .args(["serve", "--log-format", "json"])
-        .env("AUTHD_SERVER__BIND", "0.0.0.0:0")
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    loop {
-        let line = lines.next_line().await.unwrap().expect("server logs its address");
-        let done = line.contains("authd listening");
-        log.push(line);
-        if done {
-            break;
-        }
-    }
-    let log = log.join("\n");
+    let dir = crate::support::private_dir();
+    let server = Server::start(dir.path(), &[("AUTHD_SERVER__BIND", "0.0.0.0:0")]).await;
+    let log = server.log().join("\n");
     assert!(log.contains("email.transport is `log`") && log.contains("sms.transport is `log`"), "{log}");
-    child.kill().await.unwrap();
 }

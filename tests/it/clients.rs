@@ -4,7 +4,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::support::{TestApp, assert_problem};
 
 #[tokio::test]
 async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
@@ -45,7 +45,7 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
     let t: Value = r.json().await.unwrap();
     assert_eq!(t["token_type"], "Bearer");
     let backend = t["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(crate::tokens::claims_of(&backend)["client_id"], id.as_str());
+    assert_eq!(crate::support::claims_of(&backend)["client_id"], id.as_str());
     let basic = token(&[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     assert_eq!(basic.status(), StatusCode::OK);
 

@@ -4,7 +4,7 @@ use authd::config::TokenTransport;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
+use crate::support::{PASSWORD, TestApp, assert_problem};
 
 /// name → (value, full Set-Cookie line)
 fn set_cookies(r: &Response) -> Vec<(String, String, String)> {

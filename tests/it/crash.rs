@@ -9,9 +9,11 @@ use std::{
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
-use crate::{cli::authd, helpers::PASSWORD};
+use crate::support::{
+    PASSWORD,
+    binary::{self, Server},
+};
 
 /// What the server acknowledged before it died.
 #[derive(Default)]
@@ -24,42 +26,6 @@ struct Acknowledged {
     used_refresh: Vec<String>,
     /// Access tokens minted before their user's roles changed.
     demoted: Vec<String>,
-}
-
-pub(crate) struct Server {
-    pub child: tokio::process::Child,
-    pub base: String,
-}
-
-async fn serve(dir: &std::path::Path) -> Server {
-    serve_with(dir, &[]).await
-}
-
-/// `authd serve` on a free port, with settings from the environment added.
-pub(crate) async fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-    let mut child = authd(dir)
-        .args(["serve", "--log-format", "json"])
-        .env("AUTHD_SERVER__BIND", "127.0.0.1:0")
-        .env("AUTHD_RATE_LIMIT__ENABLED", "false")
-        .envs(env.iter().copied())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    let addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("the server starts and logs its address: {seen}"));
-        seen.push_str(&line);
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "authd listening" {
-            break v["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { child, base: format!("http://{addr}") }
 }
 
 /// One client's mixed writes until the server dies; records what was acknowledged.
@@ -98,18 +64,18 @@ async fn load(base: String, client: usize, round: usize, ack: Arc<Mutex<Acknowle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_under_write_load_lose_nothing_acknowledged() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     twenty_sigkills(dir.path()).await;
 }
 
 #[tokio::test]
 async fn twenty_sigkills_on_postgres_lose_nothing_acknowledged() {
-    let Some(url) = crate::helpers::postgres_db().await else { return };
-    let dir = crate::helpers::private_dir();
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let dir = crate::support::private_dir();
     // The server and the CLI both read config.toml from the directory they run in.
     let config = format!(
         "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::helpers::TEST_DATA_KEY
+        crate::support::TEST_DATA_KEY
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     twenty_sigkills(dir.path()).await;
@@ -117,7 +83,7 @@ async fn twenty_sigkills_on_postgres_lose_nothing_acknowledged() {
 
 /// Twenty rounds of load, each ended by SIGKILL, on the storage `d`'s config names; then checks.
 async fn twenty_sigkills(d: &std::path::Path) {
-    crate::cli::ok(
+    binary::ok(
         d,
         &["user", "add", "chief@example.com", "--role", "admin", "--password-stdin"],
         Some("steady old lighthouse keeper\n"),
@@ -126,7 +92,7 @@ async fn twenty_sigkills(d: &std::path::Path) {
     let ack = Arc::new(Mutex::new(Acknowledged::default()));
     let http = reqwest::Client::new();
     for round in 0..20 {
-        let mut server = serve(d).await;
+        let server = Server::start(d, &[]).await;
         // An admin demotes a user mid-load: tokens minted before must die with the change.
         let admin: Value = http
             .post(format!("{}/v1/auth/login", server.base))
@@ -179,15 +145,14 @@ async fn twenty_sigkills(d: &std::path::Path) {
             ack.lock().unwrap().demoted.push(victim_token);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        server.child.start_kill().unwrap();
-        server.child.wait().await.unwrap();
+        server.kill().await;
         for c in clients {
             let _ = c.await;
         }
     }
 
     // The database opens cleanly, and everything acknowledged holds.
-    let mut server = serve(d).await;
+    let server = Server::start(d, &[]).await;
     let ack = std::mem::take(&mut *ack.lock().unwrap());
     assert!(ack.users.len() > 40 && ack.logged_out.len() > 20, "enough load ran: {} users", ack.users.len());
     for email in &ack.users {
@@ -213,13 +178,12 @@ async fn twenty_sigkills(d: &std::path::Path) {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a used refresh token stays used");
     }
     // Nothing half-done: every stored user is whole (found by its login name, password set).
-    server.child.start_kill().unwrap();
-    server.child.wait().await.unwrap();
-    let out = crate::cli::ok(d, &["user", "list", "--json"], None).await;
+    server.kill().await;
+    let out = binary::ok(d, &["user", "list", "--json"], None).await;
     let users: Vec<Value> = serde_json::from_str(&out).unwrap();
     for u in users.iter().filter(|u| u["email"] != "chief@example.com") {
         assert_eq!(u["has_password"], json!(true), "{u}");
-        let shown = crate::cli::ok(d, &["user", "show", u["email"].as_str().unwrap(), "--json"], None).await;
+        let shown = binary::ok(d, &["user", "show", u["email"].as_str().unwrap(), "--json"], None).await;
         assert_eq!(serde_json::from_str::<Value>(&shown).unwrap()["id"], u["id"]);
     }
 }

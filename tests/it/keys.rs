@@ -1,14 +1,12 @@
 //! Key rotation.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens};
+use crate::support::{PASSWORD, TestApp, Tokens, header_of};
 
 fn kid_of(token: &str) -> String {
-    let h: Value = serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
-    h["kid"].as_str().unwrap().to_owned()
+    header_of(token)["kid"].as_str().unwrap().to_owned()
 }
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {

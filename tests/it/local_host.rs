@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use crate::cli::{authd, fails, ok, run};
+use crate::support::binary::{Server, authd, authd_as, fails, ok, run};
 
 fn mode(p: &Path) -> Option<u32> {
     std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777)
@@ -21,31 +21,9 @@ fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Starts `authd serve` on port 0 and waits for its admin socket.
-async fn serve(dir: &Path, envs: &[(&str, &str)], socket: &Path) -> tokio::process::Child {
-    let mut cmd = authd(dir);
-    cmd.arg("serve").env("AUTHD_SERVER__BIND", "127.0.0.1:0");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    for _ in 0..300 {
-        if socket.exists() {
-            return child;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await.unwrap();
-            panic!("authd serve exited ({status}): {err}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("authd serve did not create {}", socket.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_is_never_readable_by_others_while_it_is_created() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let data = dir.path().join("data");
     let db = data.join("authd.redb");
     // Watch every mode the directory and file ever have, from before they exist.
@@ -66,19 +44,20 @@ async fn the_database_is_never_readable_by_others_while_it_is_created() {
     };
     let db_env = db.to_str().unwrap().to_owned();
     let socket = data.join("authd.sock");
-    let mut child = serve(dir.path(), &[("AUTHD_STORAGE__PATH", &db_env)], &socket).await;
+    // Serving means the database and the admin socket are made.
+    let server = Server::start(dir.path(), &[("AUTHD_STORAGE__PATH", &db_env)]).await;
     stop.store(true, Ordering::Relaxed);
     let loose: Vec<(PathBuf, u32)> = watcher.join().unwrap();
     assert!(loose.is_empty(), "group/others could open: {loose:?}");
     assert_eq!(mode(&data), Some(0o700));
     assert_eq!(mode(&db), Some(0o600));
     assert_eq!(mode(&socket).map(|m| m & 0o777), Some(0o600));
-    child.kill().await.unwrap();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_or_database_others_can_read_is_refused() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     ok(d, &["user", "add", "ann@example.com"], None).await;
     let db = d.join("authd.redb");
@@ -103,7 +82,7 @@ async fn a_data_directory_or_database_others_can_read_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_path_that_collides_with_the_socket_is_a_config_error() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let d = dir.path();
     // Named like the socket: stale-socket cleanup must never get to unlink it.
     let db = d.join("authd.sock");
@@ -133,22 +112,7 @@ async fn a_database_path_that_collides_with_the_socket_is_a_config_error() {
 
 /// Runs the CLI as another uid (needs root to switch).
 async fn as_uid(dir: &Path, uid: u32, envs: &[(&str, &str)], args: &[&str]) -> (bool, String) {
-    // A copy the other uid can run, wherever the build directory is.
-    let bin = dir.join("authd-bin");
-    if !bin.exists() {
-        std::fs::copy(env!("CARGO_BIN_EXE_authd"), &bin).unwrap();
-        chmod(&bin, 0o755);
-    }
-    let mut cmd = tokio::process::Command::new("setpriv");
-    cmd.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
-        .arg(&bin)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("AUTHD_CONFIG");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().await.unwrap();
+    let o = authd_as(uid, dir).args(args).envs(envs.iter().copied()).output().await.unwrap();
     (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
@@ -158,11 +122,11 @@ async fn the_admin_socket_answers_only_allowed_uids() {
         eprintln!("skipped: switching uids needs root");
         return;
     }
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     ok(dir.path(), &["user", "add", "ann@example.com"], None).await;
     // The socket in a directory every user can reach, so that only its mode and the
     // credential check stand in the way.
-    let public = crate::helpers::private_dir();
+    let public = crate::support::private_dir();
     chmod(public.path(), 0o755);
     let socket = public.path().join("admin.sock");
     let sock = socket.to_str().unwrap().to_owned();
@@ -170,19 +134,17 @@ async fn the_admin_socket_answers_only_allowed_uids() {
     let envs = [("AUTHD_STORAGE__PATH", db.as_str()), ("AUTHD_ADMIN__SOCKET", sock.as_str())];
 
     // Default: 0600, so another user cannot even connect.
-    let mut child = serve(dir.path(), &envs, &socket).await;
+    let server = Server::start(dir.path(), &envs).await;
     assert_eq!(mode(&socket), Some(0o600));
     let (ok_, out) = as_uid(public.path(), 65534, &envs, &["user", "list"]).await;
     assert!(!ok_ && !out.contains("ann@example.com"), "{out}");
     // A graceful stop removes the socket, so the next server's is the one seen below.
-    let pid = child.id().unwrap().to_string();
-    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    child.wait().await.unwrap();
+    server.stop().await;
     assert!(!socket.exists());
 
     // Naming uid 65533 opens the mode; the peer's uid is what decides then.
     let envs2 = [envs[0], envs[1], ("AUTHD_ADMIN__ALLOWED_UIDS", "[65533]")];
-    let mut child = serve(dir.path(), &envs2, &socket).await;
+    let server = Server::start(dir.path(), &envs2).await;
     for _ in 0..100 {
         if mode(&socket) == Some(0o666) {
             break;
@@ -194,5 +156,5 @@ async fn the_admin_socket_answers_only_allowed_uids() {
     assert!(!ok_ && out.contains("may not use the admin socket"), "{out}");
     let (ok_, out) = as_uid(public.path(), 65533, &envs2, &["user", "list"]).await;
     assert!(ok_ && out.contains("ann@example.com"), "{out}");
-    child.kill().await.unwrap();
+    drop(server);
 }

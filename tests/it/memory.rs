@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::{crash::serve_with, helpers::PASSWORD};
+use crate::support::{PASSWORD, binary::Server};
 
 /// Resident anonymous memory: the heap and mappings, without the binary's own pages (which a
 /// debug build has many of).
@@ -17,9 +17,9 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     // OWASP's 19 MiB per hash, two hashing threads.
-    let server = serve_with(
+    let server = Server::start(
         dir.path(),
         &[
             ("AUTHD_PASSWORDS__ARGON2__MEMORY_KIB", "19456"),
@@ -28,7 +28,7 @@ async fn argon2_memory_is_taken_for_logins_and_given_back_when_they_stop() {
         ],
     )
     .await;
-    let pid = server.child.id().unwrap();
+    let pid = server.pid();
     let http = reqwest::Client::new();
     // Warm the rest of the server (routes, pools) with a request that hashes nothing.
     http.get(format!("{}/healthz", server.base)).send().await.unwrap();
@@ -93,10 +93,10 @@ async fn the_server_runs_on_jemalloc_as_configured_unless_the_operator_chose_oth
     // Compiled in: one arena, so one background thread returns its freed pages; the operator's
     // `_RJEM_MALLOC_CONF` overrides that.
     for (given, threads) in [(None, 1), (Some("background_thread:false"), 0), (Some("narenas:2"), 2)] {
-        let dir = crate::helpers::private_dir();
+        let dir = crate::support::private_dir();
         let env: Vec<(&str, &str)> = given.map(|g| ("_RJEM_MALLOC_CONF", g)).into_iter().collect();
-        let server = serve_with(dir.path(), &env).await;
-        let pid = server.child.id().unwrap();
+        let server = Server::start(dir.path(), &env).await;
+        let pid = server.pid();
         let r = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(jemalloc_background_threads(pid), threads, "given {given:?}");

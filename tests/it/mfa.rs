@@ -3,14 +3,10 @@
 
 use std::{process::Command, time::Duration};
 
-use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem, call},
-    mail::MailSink,
-};
+use crate::support::{MailSink, PASSWORD, TestApp, Tokens, assert_problem, call, claims_of};
 
 fn has_oathtool() -> bool {
     let found = Command::new("oathtool").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -62,11 +58,6 @@ fn code_at(secret_b32: &str, time: u64) -> String {
 
 fn now() -> u64 {
     authd::model::now()
-}
-
-fn claims(access: &str) -> Value {
-    let payload = access.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 #[test]
@@ -153,7 +144,7 @@ async fn totp_story(app: &TestApp) {
     let r = app.post("/v1/auth/login/mfa", &json!({"mfa_token": token, "code": next})).await;
     assert_eq!(r.status(), StatusCode::OK);
     let signed: Value = r.json().await.unwrap();
-    let c = claims(signed["access_token"].as_str().unwrap());
+    let c = claims_of(signed["access_token"].as_str().unwrap());
     assert_eq!(c["amr"], json!(["pwd", "otp"]));
     assert!(c["auth_time"].as_u64().unwrap().abs_diff(now()) < 5);
     assert_problem(
@@ -222,7 +213,7 @@ async fn totp_story(app: &TestApp) {
     .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let t = Tokens::from(&app.login("mia@example.com", PASSWORD).await);
-    assert_eq!(claims(&t.access)["amr"], json!(["pwd"]));
+    assert_eq!(claims_of(&t.access)["amr"], json!(["pwd"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +334,7 @@ async fn a_role_can_require_a_second_factor_and_its_members_may_only_enrol() {
     assert_eq!(r.status(), StatusCode::OK);
     let done: Value = r.json().await.unwrap();
     assert_eq!(done["recovery_codes"].as_array().unwrap().len(), 10);
-    assert_eq!(claims(done["tokens"]["access_token"].as_str().unwrap())["amr"], json!(["pwd", "otp"]));
+    assert_eq!(claims_of(done["tokens"]["access_token"].as_str().unwrap())["amr"], json!(["pwd", "otp"]));
     // Spent.
     assert_problem(
         app.post("/v1/auth/mfa/enrol", &json!({"mfa_token": token})).await,
@@ -409,19 +400,19 @@ async fn the_operator_resets_factors_and_sets_role_rules_from_the_cli() {
     enrol(&app, &t.access).await;
     mfa_token(&app, "rita@example.com").await;
     let d = app.dir.path();
-    let shown = crate::cli::ok(d, &["user", "show", "rita@example.com"], None).await;
+    let shown = crate::support::binary::ok(d, &["user", "show", "rita@example.com"], None).await;
     assert!(shown.contains("mfa:       totp"), "{shown}");
-    let out = crate::cli::ok(d, &["user", "mfa", "reset", "rita@example.com"], None).await;
+    let out = crate::support::binary::ok(d, &["user", "mfa", "reset", "rita@example.com"], None).await;
     assert!(out.starts_with("second factors reset: rita@example.com"), "{out}");
     app.login("rita@example.com", PASSWORD).await;
 
-    let out = crate::cli::ok(d, &["role", "require-mfa", "user", "on"], None).await;
+    let out = crate::support::binary::ok(d, &["role", "require-mfa", "user", "on"], None).await;
     assert!(out.contains("second factor required"), "{out}");
     let r = app.post("/v1/auth/login", &json!({"login": "rita@example.com", "password": PASSWORD})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "mfa_enrolment_required").await;
-    crate::cli::ok(d, &["role", "require-mfa", "user", "off"], None).await;
+    crate::support::binary::ok(d, &["role", "require-mfa", "user", "off"], None).await;
     app.login("rita@example.com", PASSWORD).await;
-    crate::cli::fails(d, &["user", "mfa", "reset", "nobody@example.com"], "not found").await;
+    crate::support::binary::fails(d, &["user", "mfa", "reset", "nobody@example.com"], "not found").await;
 }
 
 /// The second step checks the code, spends the token and opens the session in one transaction:

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call, postgres_db, use_postgres};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call, postgres_db, use_postgres};
 
 async fn two_nodes() -> Option<(TestApp, TestApp)> {
     let url = postgres_db().await?;
@@ -96,12 +96,7 @@ async fn a_key_rotated_on_one_node_signs_on_both() {
     // A token B signs now carries the new key, and A accepts it.
     a.register("pia@example.com").await;
     let t = Tokens::from(&b.login("pia@example.com", PASSWORD).await);
-    let header = t.access.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["kid"], new_kid.as_str());
+    assert_eq!(crate::support::header_of(&t.access)["kid"], new_kid.as_str());
     assert_eq!(a.status_of_me(&t.access).await, StatusCode::OK);
 }
 
@@ -158,12 +153,12 @@ async fn authd_migrate_moves_a_redb_file_to_postgres_and_everyone_signs_in_there
 
     let from = old.dir.path().join("authd.redb");
     let args = ["migrate", "--from", from.to_str().unwrap(), "--to", &url];
-    let first = crate::cli::ok(old.dir.path(), &args, None).await;
+    let first = crate::support::binary::ok(old.dir.path(), &args, None).await;
     let users_line = |out: &str| out.lines().find(|l| l.starts_with("users ")).unwrap_or_default().to_owned();
     assert_eq!(users_line(&first).split_whitespace().collect::<Vec<_>>(), ["users", "3", "3"], "{first}");
     assert!(first.lines().any(|l| l.starts_with("roles ")), "{first}");
     // Twice is harmless: the same tallies.
-    let second = crate::cli::ok(old.dir.path(), &args, None).await;
+    let second = crate::support::binary::ok(old.dir.path(), &args, None).await;
     assert_eq!(first, second);
 
     let new = TestApp::spawn_with(|cfg| use_postgres(cfg, &url)).await;

@@ -3,7 +3,6 @@
 //! GitHub's and Facebook's non-OIDC user APIs.
 
 use std::{
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -18,61 +17,12 @@ use poem::{
 use reqwest::{Method, StatusCode};
 use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem, call};
+use crate::support::{PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, claims_of, free_port, serve_fake};
 
 const APP: &str = "http://app.test/auth/done";
 const CLIENT_ID: &str = "authd-test";
 const CLIENT_SECRET: &str = "authd-test-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// node-oidc-provider on 127.0.0.1, its client being authd on `authd_port`.
-struct RealOp {
-    _child: tokio::process::Child,
-    issuer: String,
-}
-
-impl RealOp {
-    async fn start(authd_port: u16, provider: &str) -> Option<Self> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        if !dir.join("node_modules/oidc-provider").is_dir() {
-            assert!(
-                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
-                "the test OpenID provider is not installed: npm ci --prefix tests/oidc"
-            );
-            eprintln!("OpenID Connect tests skipped: npm ci --prefix tests/oidc");
-            return None;
-        }
-        let port = free_port();
-        let redirect = format!("http://127.0.0.1:{authd_port}/v1/auth/oauth/{provider}/callback");
-        let mut child = tokio::process::Command::new("node")
-            .current_dir(&dir)
-            .args(["provider.mjs", &port.to_string(), CLIENT_ID, CLIENT_SECRET, &redirect])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line == "ready" {
-                break;
-            }
-        }
-        // Keep reading: a closed pipe would end the provider at its next notice.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Some(Self { _child: child, issuer: format!("http://127.0.0.1:{port}") })
-    }
-
-    async fn next(&self, account: Value) {
-        let r = reqwest::Client::new().post(format!("{}/test/next", self.issuer)).json(&account).send().await.unwrap();
-        assert!(r.status().is_success());
-    }
-}
 
 fn provider(kind: ProviderKind) -> ProviderConfig {
     serde_json::from_value(json!({"kind": kind, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).unwrap()
@@ -134,10 +84,6 @@ async fn exchange(app: &TestApp, location: &str) -> reqwest::Response {
     app.post("/v1/auth/oauth/exchange", &json!({"code": code})).await
 }
 
-fn claims(access: &str) -> Value {
-    serde_json::from_slice(&B64.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
-
 async fn users(app: &TestApp) -> usize {
     app.svc().list_users().await.unwrap().len()
 }
@@ -184,7 +130,7 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
     let r = exchange(app, &back).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t = Tokens::from(&r.json::<Value>().await.unwrap());
-    assert_eq!(claims(&t.access)["amr"], json!(["fed"]));
+    assert_eq!(claims_of(&t.access)["amr"], json!(["fed"]));
     let me: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
     assert_eq!((me["email"].as_str(), &me["email_verified"]), (Some("nora@example.com"), &json!(true)));
     assert_eq!(users(app).await, before + 1);
@@ -195,7 +141,7 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
 
     // The next login finds the same account.
     let again = Tokens::from(&exchange(app, &login_at(app, "op").await).await.json::<Value>().await.unwrap());
-    assert_eq!(claims(&again.access)["sub"], claims(&t.access)["sub"]);
+    assert_eq!(claims_of(&again.access)["sub"], claims_of(&t.access)["sub"]);
     assert_eq!(users(app).await, before + 1);
     let events = app.svc().my_events(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
     assert!(events.iter().any(|e| e.event == "user.logged_in" && e.details["method"] == "oauth:op"), "{events:?}");
@@ -235,7 +181,7 @@ fn op_config(op: &RealOp) -> ProviderConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_real_openid_provider() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
     oidc_story(&app, &op).await;
 }
@@ -243,16 +189,16 @@ async fn sign_in_with_a_real_openid_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_real_openid_provider_on_postgres() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
-    let Some(url) = crate::helpers::postgres_db().await else { return };
-    let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::helpers::use_postgres(c, &url)).await;
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| crate::support::use_postgres(c, &url)).await;
     oidc_story(&app, &op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.link_by_verified_email = true).await;
     let owner: Value = app.register("olaf@example.com").await;
     let users_before = users(&app).await;
@@ -272,7 +218,7 @@ async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
     let r = exchange(&app, &login_at(&app, "op").await).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t2 = Tokens::from(&r.json::<Value>().await.unwrap());
-    assert_eq!(claims(&t2.access)["sub"], owner["id"]);
+    assert_eq!(claims_of(&t2.access)["sub"], owner["id"]);
 
     // Unlinking works while a password remains; an account with only the provider keeps it.
     let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
@@ -301,7 +247,7 @@ async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_error() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.signup = false).await;
     app.register("pia@example.com").await;
     let t = Tokens::from(&app.login("pia@example.com", PASSWORD).await);
@@ -328,7 +274,7 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     assert_eq!(param(&back, "linked").as_deref(), Some("op"));
     // Now the provider signs in to this account, even with sign-up off.
     let r = exchange(&app, &login_at(&app, "op").await).await;
-    assert_eq!(claims(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"], claims(&t.access)["sub"]);
+    assert_eq!(claims_of(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"], claims_of(&t.access)["sub"]);
 
     // The same provider account cannot be linked to a second user.
     app.register("quin@example.com").await;
@@ -358,9 +304,9 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
     assert_eq!(ids.as_array().unwrap().len(), 1);
     let id = ids[0]["id"].as_str().unwrap();
-    let shown = crate::cli::ok(app.dir.path(), &["user", "show", "pia@example.com"], None).await;
+    let shown = crate::support::binary::ok(app.dir.path(), &["user", "show", "pia@example.com"], None).await;
     assert!(shown.contains(&format!("identity:  {id} op:pia-at-op")), "{shown}");
-    let out = crate::cli::ok(app.dir.path(), &["user", "unlink", "pia@example.com", id], None).await;
+    let out = crate::support::binary::ok(app.dir.path(), &["user", "unlink", "pia@example.com", id], None).await;
     assert!(out.starts_with("provider unlinked: pia@example.com"), "{out}");
     let ids: Value = call(&app, &admin.access, Method::GET, &path, None).await.json().await.unwrap();
     assert_eq!(ids, json!([]));
@@ -369,7 +315,7 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_factor_applies_to_external_logins_too() {
     let port = free_port();
-    let Some(op) = RealOp::start(port, "op").await else { return };
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
     op.next(json!({"sub": "rhea", "email": "rhea@example.com", "email_verified": true})).await;
     let t = Tokens::from(&exchange(&app, &login_at(&app, "op").await).await.json::<Value>().await.unwrap());
@@ -562,7 +508,6 @@ fn fb_me() -> PoemJson<Value> {
 }
 
 async fn start_fake() -> Fake {
-    use poem::listener::{Acceptor, Listener};
     let fake = Fake {
         base: Arc::default(),
         mode: Arc::new(Mutex::new("good")),
@@ -571,9 +516,6 @@ async fn start_fake() -> Fake {
         other: Arc::new(keypair()),
         emails: Arc::new(Mutex::new(json!([]))),
     };
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    *fake.base.lock().unwrap() = format!("http://{addr}");
     let app = Route::new()
         .at("/.well-known/openid-configuration", poem::get(discovery))
         .at("/jwks", poem::get(jwks))
@@ -583,7 +525,8 @@ async fn start_fake() -> Fake {
         .at("/user/emails", poem::get(gh_emails))
         .at("/me", poem::get(fb_me))
         .data(fake.clone());
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    let addr = serve_fake(app).await;
+    *fake.base.lock().unwrap() = format!("http://{addr}");
     fake
 }
 
@@ -633,7 +576,7 @@ async fn a_generic_oauth2_provider_maps_its_user_info_and_its_users_may_add_a_pa
     p.token_url = Some(format!("{b}/token"));
     p.userinfo_url = Some(format!("{b}/user"));
     p.claims.subject = "login".into();
-    let sink = crate::mail::MailSink::start().await;
+    let sink = crate::support::MailSink::start().await;
     let app = authd_with(free_port(), vec![("forge", p)], |c| sink.configure(c)).await;
     let r = exchange(&app, &login_at(&app, "forge").await).await;
     assert_eq!(r.status(), StatusCode::OK);

@@ -1,6 +1,6 @@
 //! The checked-in OpenAPI document is what the server serves.
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn checked_in_openapi_matches_what_the_server_serves() {

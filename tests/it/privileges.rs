@@ -14,35 +14,15 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{PASSWORD, TestApp, Tokens, assert_problem, call},
-    tokens::claims_of,
-};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem, call, claims_of};
 
 const OP: &Principal = &Principal::Operator;
-
-async fn user_with(app: &TestApp, email: &str, roles: &[&str]) -> (String, Tokens) {
-    let u = app
-        .svc()
-        .create_user(
-            OP,
-            NewAccount {
-                email: Some(email.into()),
-                password: Some(PASSWORD.into()),
-                roles: roles.iter().map(|r| (*r).into()).collect(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    (u.id.to_string(), Tokens::from(&app.login(email, PASSWORD).await))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_carrying_a_removed_role_works_after_the_demotion_returns() {
     let app = Arc::new(TestApp::spawn().await);
     let admin = app.admin("boss@example.com").await;
-    let (id, _) = user_with(&app, "mo@example.com", &["moderator"]).await;
+    let (id, _) = app.user_with_roles("mo@example.com", &["moderator"]).await;
     let probe = format!("/v1/admin/users/{id}");
     let demoted = Arc::new(AtomicBool::new(false));
     let mut loops = Vec::new();
@@ -105,13 +85,13 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     svc.create_role(OP, "usermgr", vec!["users:*".into()]).await.unwrap();
     svc.create_role(OP, "clientmgr", vec!["clients:*".into()]).await.unwrap();
     svc.create_role(OP, "rolemgr", vec!["roles:*".into(), "billing:read".into()]).await.unwrap();
-    let (_, admin) = user_with(&app, "boss@example.com", &["admin"]).await;
-    let (admin2_id, _) = user_with(&app, "boss2@example.com", &["admin"]).await;
-    let (mgr_id, mgr) = user_with(&app, "mgr@example.com", &["usermgr"]).await;
-    let (_, moder) = user_with(&app, "mod@example.com", &["moderator"]).await;
-    let (_, cm) = user_with(&app, "cm@example.com", &["clientmgr"]).await;
-    let (_, rm) = user_with(&app, "rm@example.com", &["rolemgr"]).await;
-    let (victim_id, _) = user_with(&app, "victim@example.com", &["user"]).await;
+    let (_, admin) = app.user_with_roles("boss@example.com", &["admin"]).await;
+    let (admin2_id, _) = app.user_with_roles("boss2@example.com", &["admin"]).await;
+    let (mgr_id, mgr) = app.user_with_roles("mgr@example.com", &["usermgr"]).await;
+    let (_, moder) = app.user_with_roles("mod@example.com", &["moderator"]).await;
+    let (_, cm) = app.user_with_roles("cm@example.com", &["clientmgr"]).await;
+    let (_, rm) = app.user_with_roles("rm@example.com", &["rolemgr"]).await;
+    let (victim_id, _) = app.user_with_roles("victim@example.com", &["user"]).await;
     let admin_client = svc.create_client(OP, "root-bot", vec!["admin".into()]).await.unwrap();
     let disabled_admin = svc
         .create_user(

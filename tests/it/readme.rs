@@ -1,11 +1,11 @@
 //! The README is part of the contract: its quick start and administration commands, taken from
 //! the README itself, run as written against a fresh server and every one succeeds.
 
-use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio, time::Duration};
+use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Stdio};
 
 use tokio::process::Command;
 
-use crate::helpers::private_dir;
+use crate::support::{binary, free_port, private_dir};
 
 /// The ```sh blocks under a README heading, up to the next heading.
 fn blocks_under(readme: &str, heading: &str) -> Vec<String> {
@@ -27,15 +27,11 @@ fn blocks_under(readme: &str, heading: &str) -> Vec<String> {
     blocks
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `authd` on PATH, and `cargo run --release --` standing for it (the build is the test's own).
 fn install_binaries(dir: &Path) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_authd"), bin.join("authd")).unwrap();
+    std::os::unix::fs::symlink(binary::path(), bin.join("authd")).unwrap();
     let cargo = bin.join("cargo");
     std::fs::write(
         &cargo,
@@ -72,16 +68,6 @@ async fn run_block(dir: &Path, path: &str, port: u16, block: &str) -> String {
     stdout
 }
 
-/// The shell may have handed its process over to authd or not: stop the whole group, even when
-/// the test fails half-way.
-struct StopGroup(rustix::process::Pid);
-
-impl Drop for StopGroup {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process_group(self.0, rustix::process::Signal::KILL);
-    }
-}
-
 #[tokio::test]
 async fn the_readme_quick_start_and_administration_work_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -94,25 +80,8 @@ async fn the_readme_quick_start_and_administration_work_as_written() {
     let dir = private_dir();
     let path = install_binaries(dir.path());
     let port = free_port();
-    let mut server = shell(dir.path(), &path, port, &script(&run[0], port))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("the README's run command starts");
-    let group = rustix::process::Pid::from_raw(server.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0))
-        .expect("the server has a process id");
-    let _stop = StopGroup(group);
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let mut up = false;
-    for _ in 0..200 {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server from the README's run command never became healthy");
+    // The shell may hand its process over to authd or not: the launcher stops the whole group.
+    let server = binary::Server::spawn(&mut shell(dir.path(), &path, port, &script(&run[0], port))).await;
 
     let me = run_block(dir.path(), &path, port, &use_it[0]).await;
     // The answers follow one another: register's user, then /v1/me's.
@@ -127,6 +96,5 @@ async fn the_readme_quick_start_and_administration_work_as_written() {
     assert!(out.lines().any(|l| l.starts_with("roles:") && l.contains("support")), "alice got the new role: {out}");
     assert!(out.contains("key.rotated"), "the audit log shows the rotation: {out}");
 
-    rustix::process::kill_process_group(group, rustix::process::Signal::TERM).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(15), server.wait()).await;
+    server.stop().await;
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 #[tokio::test]
 async fn reused_refresh_token_revokes_the_whole_session() {
@@ -165,6 +165,6 @@ async fn role_change_refuses_old_tokens_and_refresh_carries_new_roles() {
     let fresh = Tokens::from(&app.refresh(&t.refresh).await.json::<Value>().await.unwrap());
     let me: Value = app.get_auth("/v1/me", &fresh.access).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["moderator"]));
-    let claims = crate::tokens::claims_of(&fresh.access);
+    let claims = crate::support::claims_of(&fresh.access);
     assert_eq!(claims["roles"], json!(["moderator"]));
 }

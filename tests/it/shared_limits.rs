@@ -1,72 +1,19 @@
 //! Rate limits in Redis: nodes count together, and a node whose Redis is gone counts alone
 //! rather than failing. Each test runs a Redis server of its own.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use authd::config::{CacheBackend, Config, Limit, Secret};
+use authd::config::{Config, Limit};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::process::{Child, Command};
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, Redis, TestApp};
 
-pub struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    pub async fn start() -> Option<Self> {
-        let found = std::process::Command::new("redis-server").arg("--version").output().is_ok();
-        if !found {
-            assert!(
-                std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
-                "redis-server is not installed (apt-get install redis-server)"
-            );
-            eprintln!("Redis tests skipped: redis-server is not installed");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Self { port, child: None };
-        r.up().await;
-        Some(r)
-    }
-
-    async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not listen");
-    }
-
-    async fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().await.unwrap();
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-fn limited(cfg: &mut Config, redis: &str) {
+fn limited(cfg: &mut Config, redis: &Redis) {
     cfg.rate_limit.enabled = true;
     cfg.rate_limit.register.per_ip = Limit::new(1, 3600, 4);
     cfg.rate_limit.general.per_ip = Limit::new(10_000, 60, 10_000);
-    cfg.cache.backend = CacheBackend::Redis;
-    cfg.cache.url = Some(Secret(redis.to_owned()));
+    redis.configure(cfg);
 }
 
 async fn register(app: &TestApp, n: usize) -> StatusCode {
@@ -77,8 +24,8 @@ async fn register(app: &TestApp, n: usize) -> StatusCode {
 #[tokio::test]
 async fn two_nodes_share_one_budget_through_redis() {
     let Some(redis) = Redis::start().await else { return };
-    let a = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
-    let b = TestApp::spawn_with(|cfg| limited(cfg, &redis.url())).await;
+    let a = TestApp::spawn_with(|cfg| limited(cfg, &redis)).await;
+    let b = TestApp::spawn_with(|cfg| limited(cfg, &redis)).await;
     // Both connect in the background.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let fallbacks_before = a.svc().rate_limit_fallbacks() + b.svc().rate_limit_fallbacks();
@@ -98,7 +45,7 @@ async fn two_nodes_share_one_budget_through_redis() {
 async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
     let Some(mut redis) = Redis::start().await else { return };
     let app = TestApp::spawn_with(|cfg| {
-        limited(cfg, &redis.url());
+        limited(cfg, &redis);
         cfg.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()));
     })
     .await;
@@ -138,11 +85,10 @@ async fn a_node_counts_alone_while_redis_is_down_and_shares_again_after() {
 /// Two nodes on one PostgreSQL database and one Redis.
 async fn cluster(tweak: impl Fn(&mut Config)) -> Option<(TestApp, TestApp, Redis)> {
     let redis = Redis::start().await?;
-    let db = crate::helpers::postgres_db().await?;
+    let db = crate::support::postgres_db().await?;
     let node = |cfg: &mut Config| {
-        crate::helpers::use_postgres(cfg, &db);
-        cfg.cache.backend = CacheBackend::Redis;
-        cfg.cache.url = Some(Secret(redis.url()));
+        crate::support::use_postgres(cfg, &db);
+        redis.configure(cfg);
         tweak(cfg);
     };
     let a = TestApp::spawn_with(node).await;
@@ -194,7 +140,7 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
     assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
     // One failure anywhere, and B wants a challenge too.
     let right = json!({"login": "wade@example.com", "password": PASSWORD});
-    crate::helpers::assert_problem(
+    crate::support::assert_problem(
         b.post("/v1/auth/login", &right).await,
         StatusCode::UNAUTHORIZED,
         "challenge_required",
@@ -208,7 +154,7 @@ async fn a_challenge_from_one_node_is_solved_on_another_and_spent_everywhere() {
     // Spent: not again, on either node.
     assert_eq!(a.post("/v1/auth/login", &wrong).await.status(), StatusCode::UNAUTHORIZED);
     let again = a.post("/v1/auth/login", &solved).await;
-    crate::helpers::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
+    crate::support::assert_problem(again, StatusCode::UNAUTHORIZED, "challenge_failed").await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
     let s = TcpSocket::new_v4().unwrap();
@@ -99,7 +99,7 @@ async fn one_address_cannot_hold_every_connection() {
     let mut sixth = connect_from("127.0.0.11", app.addr).await;
     assert!(closed_within(&mut sixth, Duration::from_secs(2)).await.is_some(), "over the per-address cap");
     // …while others are still served.
-    let other = crate::helpers::client_from("127.0.0.12");
+    let other = crate::support::client_from("127.0.0.12");
     assert_eq!(other.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     // The total cap holds too: 5 + 3 fill it, the next is refused.
     let mut more = Vec::new();

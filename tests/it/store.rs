@@ -10,7 +10,7 @@ use authd::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{postgres_db, private_dir};
+use crate::support::{postgres_db, private_dir};
 
 fn user(email: &str, username: Option<&str>) -> User {
     serde_json::from_value(json!({
@@ -284,7 +284,7 @@ async fn the_store_script_on_redb() {
 async fn the_store_script_on_postgres() {
     let Some(url) = postgres_db().await else { return };
     let mut cfg = authd::config::Config::default();
-    crate::helpers::use_postgres(&mut cfg, &url);
+    crate::support::use_postgres(&mut cfg, &url);
     script(cfg.storage.clone()).await;
     // Opening again (a second node, or a restart) finds the schema current and changes nothing.
     script_again(cfg.storage).await;

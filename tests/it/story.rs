@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, assert_problem};
+use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 #[tokio::test]
 async fn register_login_me_refresh_logout_then_old_tokens_refused() {
@@ -24,10 +24,9 @@ async fn the_same_story_on_postgres_survives_a_restart() {
 
 #[tokio::test]
 async fn the_same_story_on_postgres_and_redis() {
-    let Some(redis) = crate::shared_limits::Redis::start().await else { return };
+    let Some(redis) = crate::support::Redis::start().await else { return };
     let Some(app) = TestApp::spawn_on_postgres(|cfg| {
-        cfg.cache.backend = authd::config::CacheBackend::Redis;
-        cfg.cache.url = Some(authd::config::Secret(redis.url()));
+        redis.configure(cfg);
         cfg.rate_limit.enabled = true;
     })
     .await

@@ -8,12 +8,12 @@ use tokio_rustls::{
     rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName},
 };
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn serves_https_with_hsts_when_given_a_certificate() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = crate::helpers::private_dir();
+    let dir = crate::support::private_dir();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();

@@ -7,15 +7,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
-
-pub fn claims_of(token: &str) -> Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
-
-fn header_of(token: &str) -> Value {
-    serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
-}
+use crate::support::{TestApp, assert_problem, claims_of, header_of};
 
 fn with_header(token: &str, header: &Value) -> String {
     let mut parts: Vec<&str> = token.split('.').collect();

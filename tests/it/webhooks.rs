@@ -12,7 +12,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use poem::{EndpointExt as _, Request, Route, handler, http::StatusCode as PoemStatus, web::Data};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens};
+use crate::support::{PASSWORD, TestApp, Tokens};
 
 const SECRET_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -40,12 +40,8 @@ async fn hook(req: &Request, body: String, rx: Data<&Receiver>) -> PoemStatus {
 }
 
 async fn start_receiver() -> (String, Receiver) {
-    use poem::listener::{Acceptor, Listener};
     let rx = Receiver::default();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    let app = Route::new().at("/hook", poem::post(hook)).data(rx.clone());
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    let addr = crate::support::serve_fake(Route::new().at("/hook", poem::post(hook)).data(rx.clone())).await;
     (format!("http://{addr}/hook"), rx)
 }
 
@@ -164,15 +160,9 @@ async fn endpoints_added_at_run_time_receive_events_until_removed() {
     assert!(generated["secret"].as_str().unwrap().starts_with("whsec_"), "a secret is generated and shown once");
 
     // Through the CLI (admin socket), with a given secret.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(["webhooks", "add", &url, "--event", "user.registered", "--secret", &secret])
-        .current_dir(app.dir.path())
-        .env("AUTHD_STORAGE__PATH", &app.cfg.storage.path)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_owned();
+    let args = ["webhooks", "add", &url, "--event", "user.registered", "--secret", &secret];
+    let out = crate::support::binary::ok(app.dir.path(), &args, None).await;
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
     let listed: Vec<Value> = app.get_auth("/v1/admin/webhooks", &admin.access).await.json().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|w| w.get("secret").is_none()));
@@ -215,7 +205,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
         "http://10.0.0.1/hook".to_owned(),
     ] {
         let r = add(&target).await;
-        let b = crate::helpers::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let b = crate::support::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert_eq!(b["errors"][0]["code"], "forbidden_target", "{target}: {b}");
     }
     assert!(app.svc().list_webhooks(&authd::service::Principal::Operator).await.unwrap().is_empty(), "nothing stored");
@@ -234,12 +224,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
 async fn delivery_status_does_not_tell_refused_from_unreachable() {
     // One receiver answers 503, the other port has nobody listening.
     let (answering, _rx) = start_receiver().await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
-        drop(l);
-        format!("http://{a}/hook")
-    };
+    let closed = format!("http://127.0.0.1:{}/hook", crate::support::free_port());
     let app = TestApp::spawn().await;
     let admin = app.admin("ops@example.com").await;
     for target in [&answering, &closed] {

@@ -1,7 +1,10 @@
+//! authd in this process, on 127.0.0.1:0 with a fresh data directory, and the client every story
+//! uses: requests, register, login, a signed-in user, an admin, problem+json checks.
+
 use std::{net::SocketAddr, sync::Arc};
 
 use authd::{
-    config::{Argon2Config, Config, HumanDuration, Secret, StorageBackend},
+    config::{Argon2Config, Config, HumanDuration, StorageBackend},
     server::Application,
     service::AuthService,
 };
@@ -9,6 +12,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
+
+use super::postgres::{postgres_db, use_postgres};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -46,36 +51,6 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
-
-/// A fresh, empty PostgreSQL database for one test: its URL. Without `TEST_AUTHD_POSTGRES_URL`
-/// (see `.ci/services`), `None` and a note, unless `TEST_AUTHD_REQUIRE_SERVICES` says CI wants them.
-pub async fn postgres_db() -> Option<String> {
-    let Ok(admin) = std::env::var("TEST_AUTHD_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("TEST_AUTHD_REQUIRE_SERVICES").is_none(),
-            "TEST_AUTHD_POSTGRES_URL is not set: eval \"$(.ci/services start)\""
-        );
-        eprintln!("PostgreSQL tests skipped: set TEST_AUTHD_POSTGRES_URL (eval \"$(.ci/services start)\")");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("test postgres answers");
-    tokio::spawn(conn);
-    let name = format!("authd_{}", uuid::Uuid::now_v7().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut url = url::Url::parse(&admin).unwrap();
-    url.set_path(&name);
-    Some(url.to_string())
-}
-
-/// Points a configuration at a PostgreSQL database.
-pub fn use_postgres(cfg: &mut Config, url: &str) {
-    cfg.storage.backend = StorageBackend::Postgres;
-    cfg.storage.url = Some(Secret(url.to_owned()));
-    cfg.security.data_key = Some(Secret(TEST_DATA_KEY.to_owned()));
-}
-
-/// The data key every node of a test cluster shares.
-pub const TEST_DATA_KEY: &str = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LXRlc3Q=";
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -211,19 +186,26 @@ impl TestApp {
 
     /// An admin, created through the service as the CLI would.
     pub async fn admin(&self, email: &str) -> Tokens {
-        self.svc()
+        self.user_with_roles(email, &["admin"]).await.1
+    }
+
+    /// A user holding `roles`, created through the service as the CLI would, and signed in: the
+    /// user's id and tokens.
+    pub async fn user_with_roles(&self, email: &str, roles: &[&str]) -> (String, Tokens) {
+        let user = self
+            .svc()
             .create_user(
                 &authd::service::Principal::Operator,
                 authd::service::NewAccount {
                     email: Some(email.into()),
                     password: Some(PASSWORD.into()),
-                    roles: vec!["admin".into()],
+                    roles: roles.iter().map(|r| (*r).into()).collect(),
                     ..Default::default()
                 },
             )
             .await
             .unwrap();
-        Tokens::from(&self.login(email, PASSWORD).await)
+        (user.id.to_string(), Tokens::from(&self.login(email, PASSWORD).await))
     }
 
     pub async fn status_of_me(&self, access: &str) -> StatusCode {
@@ -258,6 +240,22 @@ impl From<&Value> for Tokens {
             session: v["session_id"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// The claims of a JWT, read without checking it.
+pub fn claims_of(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// The header of a JWT (`alg`, `kid`, `typ`).
+pub fn header_of(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+fn jwt_part(token: &str, n: usize) -> Value {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let part = token.split('.').nth(n).unwrap_or_else(|| panic!("not a JWT: {token}"));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
 /// A client whose connections come from `ip` (any 127.x address works on loopback).
