@@ -13,6 +13,7 @@ mod clients;
 mod cookies;
 mod crash;
 mod details;
+mod docs;
 mod helpers;
 mod keys;
 mod local_host;
