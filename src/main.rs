@@ -1,4 +1,4 @@
-// jemalloc hands freed pages back to the OS on its own; glibc keeps them (README, Memory).
+// jemalloc hands freed pages back to the OS on its own; glibc keeps them (docs/operations.md).
 #[cfg(all(unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

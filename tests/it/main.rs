@@ -13,6 +13,7 @@ mod clients;
 mod cookies;
 mod crash;
 mod details;
+mod docs;
 mod keys;
 mod local_host;
 mod memory;

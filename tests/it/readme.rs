@@ -73,7 +73,7 @@ async fn the_readme_quick_start_and_administration_work_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let run = blocks_under(&readme, "## Run it");
     let use_it = blocks_under(&readme, "## Use it");
-    let admin = blocks_under(&readme, "### Administration");
+    let admin = blocks_under(&readme, "## Administration");
     assert_eq!((run.len(), use_it.len(), admin.len()), (1, 1, 1), "the README's sections moved");
     assert!(run[0].contains("serve"), "{}", run[0]);
 
