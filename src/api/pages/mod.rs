@@ -250,3 +250,96 @@ async fn forgot_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
         Err(e) => link_error(&svc, &lang, &e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::LOCALES;
+
+    /// A page, values for each of its variables, and its title.
+    type Case = (&'static str, Value, fn(&text::Text) -> &'static str);
+
+    fn pages() -> Vec<Case> {
+        vec![
+            ("pages/verify.html", context! { token => "tok", csrf => "c" }, |t| t.verify_title),
+            ("pages/verified.html", context! {}, |t| t.verified_title),
+            ("pages/reset.html", context! { token => "tok", csrf => "c", problem => None::<&str> }, |t| t.reset_title),
+            ("pages/reset.html", context! { token => "tok", csrf => "c", problem => "Too short" }, |t| t.reset_title),
+            ("pages/reset_done.html", context! {}, |t| t.reset_done_title),
+            ("pages/forgot.html", context! { csrf => "c" }, |t| t.forgot_title),
+            ("pages/forgot_sent.html", context! {}, |t| t.forgot_title),
+            ("pages/error.html", context! { message => "No.", start_over => true }, |t| t.error_title),
+            ("pages/error.html", context! { message => "No.", start_over => false }, |t| t.error_title),
+        ]
+    }
+
+    #[test]
+    fn every_page_renders_in_every_language_and_shows_every_string() {
+        for lang in LOCALES {
+            let t = text::of(lang);
+            let mut all = String::new();
+            for (name, values, title) in pages() {
+                let html = templates::render(name, lang, "Example", values).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                assert!(html.starts_with(&format!("<!doctype html>\n<html lang=\"{lang}\">")), "{name} {lang}: {html}");
+                assert!(html.contains(&format!("<title>{} · Example</title>", title(t))), "{name} {lang}: {html}");
+                assert!(html.contains(&format!("<h1>{}</h1>", title(t))), "{name} {lang}: {html}");
+                assert!(!html.contains("<script") && !html.contains("\n\n"), "{name} {lang}: {html}");
+                all.push_str(&html);
+            }
+            for name in text::NAMES {
+                let s = t.get(name).unwrap();
+                // Errors are picked in code; the rest must appear in a page.
+                let picked =
+                    ["mismatch", "link_invalid", "link_expired", "too_many", "address_taken", "failed", "csrf_failed"];
+                assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
+            }
+        }
+    }
+
+    #[test]
+    fn values_from_the_request_are_escaped_on_every_page() {
+        let evil = "\"><script>alert('x')</script>&";
+        let escaped = "&quot;&gt;&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt;&amp;";
+        for (name, values) in [
+            ("pages/verify.html", context! { token => evil, csrf => evil }),
+            ("pages/reset.html", context! { token => evil, csrf => evil, problem => evil }),
+            ("pages/forgot.html", context! { csrf => evil }),
+            ("pages/error.html", context! { message => evil, start_over => true }),
+        ] {
+            let html = templates::render(name, "en", evil, values).unwrap();
+            assert!(!html.contains("<script"), "{name}: {html}");
+            assert!(html.contains(&format!(" · {escaped}</title>")), "{name}: {html}");
+            if name != "pages/error.html" {
+                assert!(html.contains(&format!("name=\"csrf\" value=\"{escaped}\"")), "{name}: {html}");
+            }
+        }
+        let html =
+            templates::render("pages/reset.html", "en", "x", context! { token => evil, csrf => "c", problem => evil })
+                .unwrap();
+        assert!(html.contains(&format!("name=\"token\" value=\"{escaped}\"")), "{html}");
+        assert!(html.contains(&format!("<strong>{escaped}</strong>")), "{html}");
+    }
+
+    #[test]
+    fn the_style_served_is_the_one_the_csp_allows() {
+        let html = templates::render("pages/forgot.html", "en", "x", context! { csrf => "c" }).unwrap();
+        let served = html.split_once("<style>").and_then(|(_, rest)| rest.split_once("</style>")).unwrap().0;
+        assert_eq!(served, STYLE);
+        let hash = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            digest::digest(&digest::SHA256, served.as_bytes()),
+        );
+        assert!(csp().contains(&format!("style-src 'sha256-{hash}';")), "{}", csp());
+    }
+
+    #[tokio::test]
+    async fn a_page_that_cannot_be_rendered_is_a_500_that_tells_nothing() {
+        // Strict: a value the page needs but was not given fails rather than printing nothing.
+        let e = templates::render("pages/verify.html", "en", "x", context! { csrf => "c" }).unwrap_err();
+        let resp = render_failed("pages/verify.html", &e);
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().into_string().await.unwrap();
+        assert!(!body.contains("verify") && !body.contains("token"), "{body}");
+        assert!(body.contains("internal_error"), "{body}");
+    }
+}

@@ -18,6 +18,10 @@ macro_rules! strings {
         const EN: Text = Text { $($name: $en,)* };
         const RU: Text = Text { $($name: $ru,)* };
 
+        /// Every name, for the test that each one is shown somewhere.
+        #[cfg(test)]
+        pub const NAMES: &[&str] = &[$(stringify!($name),)*];
+
         impl Text {
             /// The string called `name`, as templates look it up.
             pub fn get(&self, name: &str) -> Option<&'static str> {
