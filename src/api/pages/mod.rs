@@ -1,11 +1,16 @@
 //! Small hosted pages that make mailed links work without an application page of its own:
-//! `/ui/verify`, `/ui/reset` and `/ui/forgot`. Plain HTML forms, no script, a strict CSP, a
-//! double-submit CSRF cookie, English and Russian.
+//! `/ui/verify`, `/ui/reset` and `/ui/forgot`. Plain HTML forms from templates (`templates/pages/`),
+//! no script, a strict CSP, a double-submit CSRF cookie, English and Russian.
 
+mod templates;
 mod text;
 
 use std::sync::Arc;
 
+use minijinja::{
+    context,
+    value::{Value, merge_maps},
+};
 use poem::{
     Request, Response, Route, handler,
     http::{StatusCode, header},
@@ -13,22 +18,14 @@ use poem::{
 };
 use ring::digest;
 
-use super::cookies::read_cookie;
+use super::{cookies::read_cookie, problem::problem_response};
 use crate::{
     error::Error,
     messages::pick_locale,
     security::random,
     service::{AuthService, ResetProof, VerifyProof},
 };
-use text::{Key, t};
-
-/// The pages' only style, allowed by its hash.
-const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}\
-label{display:block;margin-top:1rem;font-weight:600}\
-input{display:block;width:100%;padding:.5rem;margin-top:.25rem;font-size:1rem;box-sizing:border-box}\
-button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem}\
-button:focus,input:focus,a:focus{outline:3px solid #1a56db;outline-offset:2px}\
-.note{padding:.75rem;border:2px solid currentColor;margin-top:1rem}";
+use templates::STYLE;
 
 pub fn routes() -> Route {
     Route::new()
@@ -89,10 +86,6 @@ fn locale(svc: &AuthService, req: &Request, lang: Option<&str>) -> String {
     pick_locale(lang, req.header("accept-language"), &svc.config().messages.default_locale)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;")
-}
-
 fn csp() -> String {
     let hash = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
@@ -108,15 +101,30 @@ fn csrf_cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_ui_csrf" } else { "authd_ui_csrf" }
 }
 
-fn page(svc: &AuthService, status: StatusCode, lang: &str, title: &str, body: &str, csrf: Option<&str>) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · {product}</title><style>{STYLE}</style></head>\
-         <body><main><h1>{title}</h1>{body}</main></body></html>",
-        title = esc(title),
-        product = esc(&svc.config().messages.product_name),
-    );
+/// Page `name` with the page's own values.
+fn page(svc: &AuthService, status: StatusCode, lang: &str, name: &str, values: Value) -> Response {
+    respond(svc, status, lang, name, values, None)
+}
+
+/// A page with a form: a fresh token goes in its `csrf` field and in the cookie beside it.
+fn form_page(svc: &AuthService, status: StatusCode, lang: &str, name: &str, values: Value) -> Response {
+    let csrf = random::new_token();
+    let values = merge_maps([context! { csrf => csrf.as_str() }, values]);
+    respond(svc, status, lang, name, values, Some(&csrf))
+}
+
+fn respond(
+    svc: &AuthService,
+    status: StatusCode,
+    lang: &str,
+    name: &str,
+    values: Value,
+    csrf: Option<&str>,
+) -> Response {
+    let html = match templates::render(name, lang, &svc.config().messages.product_name, values) {
+        Ok(html) => html,
+        Err(e) => return render_failed(name, &e),
+    };
     let mut resp = Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
@@ -134,12 +142,9 @@ fn page(svc: &AuthService, status: StatusCode, lang: &str, title: &str, body: &s
     resp
 }
 
-fn note(text: &str) -> String {
-    format!("<p class=\"note\" role=\"status\">{}</p>", esc(text))
-}
-
-fn alert(text: &str) -> String {
-    format!("<p class=\"note\" role=\"alert\"><strong>{}</strong></p>", esc(text))
+/// A page that cannot be rendered is our fault: the generic 500 problem, the cause logged.
+fn render_failed(name: &str, e: &minijinja::Error) -> Response {
+    problem_response(Error::Internal(format!("page {name}: {e:#}")))
 }
 
 /// The double-submit check: the form's field equals the cookie set with the form.
@@ -150,20 +155,18 @@ fn csrf_ok(svc: &AuthService, req: &Request, field: &str) -> bool {
 }
 
 fn forbidden(svc: &AuthService, lang: &str) -> Response {
-    page(svc, StatusCode::FORBIDDEN, lang, t(lang, Key::ErrorTitle), &alert(t(lang, Key::CsrfFailed)), None)
-}
-
-fn hidden(name: &str, value: &str) -> String {
-    format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(value))
+    let values = context! { message => text::of(lang).csrf_failed, start_over => false };
+    page(svc, StatusCode::FORBIDDEN, lang, "pages/error.html", values)
 }
 
 fn link_error(svc: &AuthService, lang: &str, e: &Error) -> Response {
-    let text = match e {
-        Error::CodeExpired => t(lang, Key::LinkExpired),
-        Error::InvalidCode => t(lang, Key::LinkInvalid),
-        Error::RateLimited(_) | Error::TooManyAttempts(_) => t(lang, Key::TooMany),
-        Error::Conflict(_) => t(lang, Key::AddressTaken),
-        _ => t(lang, Key::Failed),
+    let t = text::of(lang);
+    let message = match e {
+        Error::CodeExpired => t.link_expired,
+        Error::InvalidCode => t.link_invalid,
+        Error::RateLimited(_) | Error::TooManyAttempts(_) => t.too_many,
+        Error::Conflict(_) => t.address_taken,
+        _ => t.failed,
     };
     let status = match e {
         Error::RateLimited(_) | Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -174,23 +177,13 @@ fn link_error(svc: &AuthService, lang: &str, e: &Error) -> Response {
     if status.is_server_error() {
         tracing::error!(error = %e, "hosted page failed");
     }
-    let body = format!("{}<p><a href=\"forgot?lang={lang}\">{}</a></p>", alert(text), esc(t(lang, Key::StartOver)));
-    page(svc, status, lang, t(lang, Key::ErrorTitle), &body, None)
+    page(svc, status, lang, "pages/error.html", context! { message, start_over => true })
 }
 
 #[handler]
 async fn verify_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<TokenQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
-    let csrf = random::new_token();
-    let body = format!(
-        "<p>{}</p><form method=\"post\" action=\"verify\">{}{}{}<button type=\"submit\">{}</button></form>",
-        esc(t(&lang, Key::VerifyIntro)),
-        hidden("token", &q.token),
-        hidden("csrf", &csrf),
-        hidden("lang", &lang),
-        esc(t(&lang, Key::VerifyButton)),
-    );
-    page(&svc, StatusCode::OK, &lang, t(&lang, Key::VerifyTitle), &body, Some(&csrf))
+    form_page(&svc, StatusCode::OK, &lang, "pages/verify.html", context! { token => q.token })
 }
 
 #[handler]
@@ -200,30 +193,14 @@ async fn verify_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
         return forbidden(&svc, &lang);
     }
     match svc.verify_contact(VerifyProof::Token(f.token)).await {
-        Ok(_) => page(&svc, StatusCode::OK, &lang, t(&lang, Key::VerifiedTitle), &note(t(&lang, Key::Verified)), None),
+        Ok(_) => page(&svc, StatusCode::OK, &lang, "pages/verified.html", context! {}),
         Err(e) => link_error(&svc, &lang, &e),
     }
 }
 
+/// The reset form, with `problem` above it when the last try was refused.
 fn reset_form(svc: &AuthService, lang: &str, token: &str, problem: Option<&str>, status: StatusCode) -> Response {
-    let csrf = random::new_token();
-    let body = format!(
-        "{}<p>{}</p><form method=\"post\" action=\"reset\">{}{}{}\
-         <label for=\"password\">{}</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\
-         <label for=\"password_again\">{}</label>\
-         <input id=\"password_again\" name=\"password_again\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\
-         <button type=\"submit\">{}</button></form>",
-        problem.map(alert).unwrap_or_default(),
-        esc(t(lang, Key::ResetIntro)),
-        hidden("token", token),
-        hidden("csrf", &csrf),
-        hidden("lang", lang),
-        esc(t(lang, Key::NewPassword)),
-        esc(t(lang, Key::NewPasswordAgain)),
-        esc(t(lang, Key::ResetButton)),
-    );
-    page(svc, status, lang, t(lang, Key::ResetTitle), &body, Some(&csrf))
+    form_page(svc, status, lang, "pages/reset.html", context! { token, problem })
 }
 
 #[handler]
@@ -239,12 +216,11 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
         return forbidden(&svc, &lang);
     }
     if f.password != f.password_again {
-        return reset_form(&svc, &lang, &f.token, Some(t(&lang, Key::Mismatch)), StatusCode::UNPROCESSABLE_ENTITY);
+        let mismatch = text::of(&lang).mismatch;
+        return reset_form(&svc, &lang, &f.token, Some(mismatch), StatusCode::UNPROCESSABLE_ENTITY);
     }
     match svc.reset_password(ResetProof::Token(f.token.clone()), &f.password).await {
-        Ok(()) => {
-            page(&svc, StatusCode::OK, &lang, t(&lang, Key::ResetDoneTitle), &note(t(&lang, Key::ResetDone)), None)
-        }
+        Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/reset_done.html", context! {}),
         Err(Error::Invalid(fields)) => {
             let why = fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
             reset_form(&svc, &lang, &f.token, Some(&why), StatusCode::UNPROCESSABLE_ENTITY)
@@ -256,19 +232,7 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
 #[handler]
 async fn forgot_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LangQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
-    let csrf = random::new_token();
-    let body = format!(
-        "<p>{}</p><form method=\"post\" action=\"forgot\">{}{}\
-         <label for=\"login\">{}</label>\
-         <input id=\"login\" name=\"login\" type=\"text\" autocomplete=\"username\" required maxlength=\"254\">\
-         <button type=\"submit\">{}</button></form>",
-        esc(t(&lang, Key::ForgotIntro)),
-        hidden("csrf", &csrf),
-        hidden("lang", &lang),
-        esc(t(&lang, Key::Login)),
-        esc(t(&lang, Key::ForgotButton)),
-    );
-    page(&svc, StatusCode::OK, &lang, t(&lang, Key::ForgotTitle), &body, Some(&csrf))
+    form_page(&svc, StatusCode::OK, &lang, "pages/forgot.html", context! {})
 }
 
 #[handler]
@@ -282,7 +246,100 @@ async fn forgot_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
     }
     let accept = Some(lang.clone());
     match svc.forgot_password(Arc::clone(&svc), &f.login, accept).await {
-        Ok(()) => page(&svc, StatusCode::OK, &lang, t(&lang, Key::ForgotTitle), &note(t(&lang, Key::ForgotSent)), None),
+        Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/forgot_sent.html", context! {}),
         Err(e) => link_error(&svc, &lang, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::LOCALES;
+
+    /// A page, values for each of its variables, and its title.
+    type Case = (&'static str, Value, fn(&text::Text) -> &'static str);
+
+    fn pages() -> Vec<Case> {
+        vec![
+            ("pages/verify.html", context! { token => "tok", csrf => "c" }, |t| t.verify_title),
+            ("pages/verified.html", context! {}, |t| t.verified_title),
+            ("pages/reset.html", context! { token => "tok", csrf => "c", problem => None::<&str> }, |t| t.reset_title),
+            ("pages/reset.html", context! { token => "tok", csrf => "c", problem => "Too short" }, |t| t.reset_title),
+            ("pages/reset_done.html", context! {}, |t| t.reset_done_title),
+            ("pages/forgot.html", context! { csrf => "c" }, |t| t.forgot_title),
+            ("pages/forgot_sent.html", context! {}, |t| t.forgot_title),
+            ("pages/error.html", context! { message => "No.", start_over => true }, |t| t.error_title),
+            ("pages/error.html", context! { message => "No.", start_over => false }, |t| t.error_title),
+        ]
+    }
+
+    #[test]
+    fn every_page_renders_in_every_language_and_shows_every_string() {
+        for lang in LOCALES {
+            let t = text::of(lang);
+            let mut all = String::new();
+            for (name, values, title) in pages() {
+                let html = templates::render(name, lang, "Example", values).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                assert!(html.starts_with(&format!("<!doctype html>\n<html lang=\"{lang}\">")), "{name} {lang}: {html}");
+                assert!(html.contains(&format!("<title>{} · Example</title>", title(t))), "{name} {lang}: {html}");
+                assert!(html.contains(&format!("<h1>{}</h1>", title(t))), "{name} {lang}: {html}");
+                assert!(!html.contains("<script") && !html.contains("\n\n"), "{name} {lang}: {html}");
+                all.push_str(&html);
+            }
+            for name in text::NAMES {
+                let s = t.get(name).unwrap();
+                // Errors are picked in code; the rest must appear in a page.
+                let picked =
+                    ["mismatch", "link_invalid", "link_expired", "too_many", "address_taken", "failed", "csrf_failed"];
+                assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
+            }
+        }
+    }
+
+    #[test]
+    fn values_from_the_request_are_escaped_on_every_page() {
+        let evil = "\"><script>alert('x')</script>&";
+        let escaped = "&quot;&gt;&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt;&amp;";
+        for (name, values) in [
+            ("pages/verify.html", context! { token => evil, csrf => evil }),
+            ("pages/reset.html", context! { token => evil, csrf => evil, problem => evil }),
+            ("pages/forgot.html", context! { csrf => evil }),
+            ("pages/error.html", context! { message => evil, start_over => true }),
+        ] {
+            let html = templates::render(name, "en", evil, values).unwrap();
+            assert!(!html.contains("<script"), "{name}: {html}");
+            assert!(html.contains(&format!(" · {escaped}</title>")), "{name}: {html}");
+            if name != "pages/error.html" {
+                assert!(html.contains(&format!("name=\"csrf\" value=\"{escaped}\"")), "{name}: {html}");
+            }
+        }
+        let html =
+            templates::render("pages/reset.html", "en", "x", context! { token => evil, csrf => "c", problem => evil })
+                .unwrap();
+        assert!(html.contains(&format!("name=\"token\" value=\"{escaped}\"")), "{html}");
+        assert!(html.contains(&format!("<strong>{escaped}</strong>")), "{html}");
+    }
+
+    #[test]
+    fn the_style_served_is_the_one_the_csp_allows() {
+        let html = templates::render("pages/forgot.html", "en", "x", context! { csrf => "c" }).unwrap();
+        let served = html.split_once("<style>").and_then(|(_, rest)| rest.split_once("</style>")).unwrap().0;
+        assert_eq!(served, STYLE);
+        let hash = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            digest::digest(&digest::SHA256, served.as_bytes()),
+        );
+        assert!(csp().contains(&format!("style-src 'sha256-{hash}';")), "{}", csp());
+    }
+
+    #[tokio::test]
+    async fn a_page_that_cannot_be_rendered_is_a_500_that_tells_nothing() {
+        // Strict: a value the page needs but was not given fails rather than printing nothing.
+        let e = templates::render("pages/verify.html", "en", "x", context! { csrf => "c" }).unwrap_err();
+        let resp = render_failed("pages/verify.html", &e);
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().into_string().await.unwrap();
+        assert!(!body.contains("verify") && !body.contains("token"), "{body}");
+        assert!(body.contains("internal_error"), "{body}");
     }
 }

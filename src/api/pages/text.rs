@@ -1,99 +1,165 @@
-//! What the hosted pages say, in every shipped language.
+//! What the hosted pages say, in every shipped language. Each string is written once per
+//! language, side by side; the templates read them as `t.<name>`.
 
-#[derive(Clone, Copy)]
-pub enum Key {
-    VerifyTitle,
-    VerifyIntro,
-    VerifyButton,
-    VerifiedTitle,
-    Verified,
-    ResetTitle,
-    ResetIntro,
-    NewPassword,
-    NewPasswordAgain,
-    ResetButton,
-    ResetDoneTitle,
-    ResetDone,
-    Mismatch,
-    ForgotTitle,
-    ForgotIntro,
-    Login,
-    ForgotButton,
-    ForgotSent,
-    ErrorTitle,
-    LinkInvalid,
-    LinkExpired,
-    TooMany,
-    AddressTaken,
-    Failed,
-    CsrfFailed,
-    StartOver,
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value};
+
+/// Declares [`Text`] and one constant per language from a single list, so a string cannot be
+/// missing in one language or misnamed between Rust and the templates' lookup.
+macro_rules! strings {
+    ($($name:ident { en: $en:expr, ru: $ru:expr $(,)? })*) => {
+        /// Every string of the hosted pages in one language.
+        #[derive(Debug)]
+        pub struct Text {
+            $(pub $name: &'static str,)*
+        }
+
+        const EN: Text = Text { $($name: $en,)* };
+        const RU: Text = Text { $($name: $ru,)* };
+
+        /// Every name, for the test that each one is shown somewhere.
+        #[cfg(test)]
+        pub const NAMES: &[&str] = &[$(stringify!($name),)*];
+
+        impl Text {
+            /// The string called `name`, as templates look it up.
+            pub fn get(&self, name: &str) -> Option<&'static str> {
+                match name {
+                    $(stringify!($name) => Some(self.$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-pub fn t(lang: &str, key: Key) -> &'static str {
-    if lang == "ru" { ru(key) } else { en(key) }
-}
-
-fn en(key: Key) -> &'static str {
-    match key {
-        Key::VerifyTitle => "Confirm your email",
-        Key::VerifyIntro => "Press the button to confirm this email address.",
-        Key::VerifyButton => "Confirm my email",
-        Key::VerifiedTitle => "Email confirmed",
-        Key::Verified => "Your email address is confirmed. You can close this page.",
-        Key::ResetTitle => "Choose a new password",
-        Key::ResetIntro => "Type a new password twice. Every device signed in to your account will be signed out.",
-        Key::NewPassword => "New password",
-        Key::NewPasswordAgain => "New password, again",
-        Key::ResetButton => "Set the new password",
-        Key::ResetDoneTitle => "Password changed",
-        Key::ResetDone => "Your new password is set. Sign in with it.",
-        Key::Mismatch => "The two passwords differ. Type the same password twice.",
-        Key::ForgotTitle => "Forgot your password?",
-        Key::ForgotIntro => "Give your email, phone number or username. If an account matches, we send it a link.",
-        Key::Login => "Email, phone or username",
-        Key::ForgotButton => "Send me a link",
-        Key::ForgotSent => "If an account matches, a message with a link and a code is on its way.",
-        Key::ErrorTitle => "That did not work",
-        Key::LinkInvalid => "This link is wrong or was already used.",
-        Key::LinkExpired => "This link has expired.",
-        Key::TooMany => "Too many attempts. Wait a minute, then try again.",
-        Key::AddressTaken => "This address belongs to another account.",
-        Key::Failed => "Something went wrong on our side. Try again later.",
-        Key::CsrfFailed => "This form has expired. Open the link from the message again.",
-        Key::StartOver => "Ask for a new link",
+strings! {
+    verify_title {
+        en: "Confirm your email",
+        ru: "Подтверждение адреса",
+    }
+    verify_intro {
+        en: "Press the button to confirm this email address.",
+        ru: "Нажмите кнопку, чтобы подтвердить этот адрес почты.",
+    }
+    verify_button {
+        en: "Confirm my email",
+        ru: "Подтвердить адрес",
+    }
+    verified_title {
+        en: "Email confirmed",
+        ru: "Адрес подтверждён",
+    }
+    verified {
+        en: "Your email address is confirmed. You can close this page.",
+        ru: "Ваш адрес почты подтверждён. Эту страницу можно закрыть.",
+    }
+    reset_title {
+        en: "Choose a new password",
+        ru: "Новый пароль",
+    }
+    reset_intro {
+        en: "Type a new password twice. Every device signed in to your account will be signed out.",
+        ru: "Введите новый пароль дважды. На всех устройствах будет выполнен выход.",
+    }
+    new_password {
+        en: "New password",
+        ru: "Новый пароль",
+    }
+    new_password_again {
+        en: "New password, again",
+        ru: "Новый пароль ещё раз",
+    }
+    reset_button {
+        en: "Set the new password",
+        ru: "Сохранить пароль",
+    }
+    reset_done_title {
+        en: "Password changed",
+        ru: "Пароль изменён",
+    }
+    reset_done {
+        en: "Your new password is set. Sign in with it.",
+        ru: "Новый пароль сохранён. Войдите с ним.",
+    }
+    mismatch {
+        en: "The two passwords differ. Type the same password twice.",
+        ru: "Пароли не совпадают. Введите один и тот же пароль дважды.",
+    }
+    forgot_title {
+        en: "Forgot your password?",
+        ru: "Забыли пароль?",
+    }
+    forgot_intro {
+        en: "Give your email, phone number or username. If an account matches, we send it a link.",
+        ru: "Укажите почту, телефон или имя пользователя. Если учётная запись найдётся, мы пришлём ссылку.",
+    }
+    login {
+        en: "Email, phone or username",
+        ru: "Почта, телефон или имя пользователя",
+    }
+    forgot_button {
+        en: "Send me a link",
+        ru: "Прислать ссылку",
+    }
+    forgot_sent {
+        en: "If an account matches, a message with a link and a code is on its way.",
+        ru: "Если учётная запись найдётся, письмо со ссылкой и кодом уже в пути.",
+    }
+    error_title {
+        en: "That did not work",
+        ru: "Не получилось",
+    }
+    link_invalid {
+        en: "This link is wrong or was already used.",
+        ru: "Ссылка неверна или уже использована.",
+    }
+    link_expired {
+        en: "This link has expired.",
+        ru: "Срок действия ссылки истёк.",
+    }
+    too_many {
+        en: "Too many attempts. Wait a minute, then try again.",
+        ru: "Слишком много попыток. Подождите минуту и попробуйте снова.",
+    }
+    address_taken {
+        en: "This address belongs to another account.",
+        ru: "Этот адрес принадлежит другой учётной записи.",
+    }
+    failed {
+        en: "Something went wrong on our side. Try again later.",
+        ru: "Что-то пошло не так на нашей стороне. Попробуйте позже.",
+    }
+    csrf_failed {
+        en: "This form has expired. Open the link from the message again.",
+        ru: "Форма устарела. Откройте ссылку из письма ещё раз.",
+    }
+    start_over {
+        en: "Ask for a new link",
+        ru: "Запросить новую ссылку",
     }
 }
 
-fn ru(key: Key) -> &'static str {
-    match key {
-        Key::VerifyTitle => "Подтверждение адреса",
-        Key::VerifyIntro => "Нажмите кнопку, чтобы подтвердить этот адрес почты.",
-        Key::VerifyButton => "Подтвердить адрес",
-        Key::VerifiedTitle => "Адрес подтверждён",
-        Key::Verified => "Ваш адрес почты подтверждён. Эту страницу можно закрыть.",
-        Key::ResetTitle => "Новый пароль",
-        Key::ResetIntro => "Введите новый пароль дважды. На всех устройствах будет выполнен выход.",
-        Key::NewPassword => "Новый пароль",
-        Key::NewPasswordAgain => "Новый пароль ещё раз",
-        Key::ResetButton => "Сохранить пароль",
-        Key::ResetDoneTitle => "Пароль изменён",
-        Key::ResetDone => "Новый пароль сохранён. Войдите с ним.",
-        Key::Mismatch => "Пароли не совпадают. Введите один и тот же пароль дважды.",
-        Key::ForgotTitle => "Забыли пароль?",
-        Key::ForgotIntro => {
-            "Укажите почту, телефон или имя пользователя. Если учётная запись найдётся, мы пришлём ссылку."
-        }
-        Key::Login => "Почта, телефон или имя пользователя",
-        Key::ForgotButton => "Прислать ссылку",
-        Key::ForgotSent => "Если учётная запись найдётся, письмо со ссылкой и кодом уже в пути.",
-        Key::ErrorTitle => "Не получилось",
-        Key::LinkInvalid => "Ссылка неверна или уже использована.",
-        Key::LinkExpired => "Срок действия ссылки истёк.",
-        Key::TooMany => "Слишком много попыток. Подождите минуту и попробуйте снова.",
-        Key::AddressTaken => "Этот адрес принадлежит другой учётной записи.",
-        Key::Failed => "Что-то пошло не так на нашей стороне. Попробуйте позже.",
-        Key::CsrfFailed => "Форма устарела. Откройте ссылку из письма ещё раз.",
-        Key::StartOver => "Запросить новую ссылку",
+/// The strings of `lang`; English unless it is Russian.
+pub fn of(lang: &str) -> &'static Text {
+    if lang == "ru" { &RU } else { &EN }
+}
+
+/// The strings as the templates see them: an unknown name is undefined, which the strict
+/// environment turns into an error (and a test into a failure) instead of an empty string.
+#[derive(Debug)]
+struct Strings(&'static Text);
+
+impl Object for Strings {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_str()?).map(Value::from)
+    }
+}
+
+impl Text {
+    /// The strings for a template's context, as `t`.
+    pub fn to_value(&'static self) -> Value {
+        Value::from_object(Strings(self))
     }
 }
