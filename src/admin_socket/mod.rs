@@ -56,8 +56,8 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserDelete { who } => svc.delete_user(op, &who).await.map(|u| AdminReply::User(u.into())),
-        AdminRequest::KeysList => svc.list_keys(op).await.map(AdminReply::Keys),
-        AdminRequest::KeysRotate => svc.rotate_keys(op).await.map(AdminReply::Key),
+        AdminRequest::KeysList => svc.keys.list(op).await.map(AdminReply::Keys),
+        AdminRequest::KeysRotate => svc.keys.rotate(op).await.map(AdminReply::Key),
         AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {
             let user = match user {
                 Some(who) => match svc.find_user(&who).await {
@@ -79,17 +79,17 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.add_webhook(op, &url, events, secret).await.map(AdminReply::Endpoint)
         }
         AdminRequest::WebhookDelete { id } => svc.delete_webhook(op, id).await.map(|()| AdminReply::Done),
-        AdminRequest::RoleList => svc.list_roles(op).await.map(AdminReply::Roles),
+        AdminRequest::RoleList => svc.roles.list(op).await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => {
-            svc.create_role(op, &name, permissions).await.map(AdminReply::Role)
+            svc.roles.create(op, &name, permissions).await.map(AdminReply::Role)
         }
         AdminRequest::RoleChange { name, grant, revoke } => {
-            svc.change_role(op, &name, grant, revoke).await.map(AdminReply::Role)
+            svc.roles.change(op, &name, grant, revoke).await.map(AdminReply::Role)
         }
         AdminRequest::RoleRequireMfa { name, required } => {
-            svc.set_role_mfa(op, &name, required).await.map(AdminReply::Role)
+            svc.roles.set_mfa(op, &name, required).await.map(AdminReply::Role)
         }
-        AdminRequest::RoleDelete { name, force } => svc.delete_role(op, &name, force).await.map(AdminReply::Role),
+        AdminRequest::RoleDelete { name, force } => svc.roles.delete(op, &name, force).await.map(AdminReply::Role),
     };
     result.unwrap_or_else(error_reply)
 }

@@ -413,7 +413,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<RoleResponse>>, ApiError> {
-        Ok(Json(svc.list_roles(&caller.principal()).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.roles.list(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Create a role (needs `roles:write`)
@@ -424,7 +424,9 @@ impl AdminApi {
         caller: Caller,
         body: JsonBody<CreateRoleRequest>,
     ) -> Result<Created<RoleResponse>, ApiError> {
-        Ok(Created::Created(Json(svc.create_role(&caller.principal(), &body.0.name, body.0.permissions).await?.into())))
+        Ok(Created::Created(Json(
+            svc.roles.create(&caller.principal(), &body.0.name, body.0.permissions).await?.into(),
+        )))
     }
 
     /// Grant or revoke permissions of a role (needs `roles:write`)
@@ -439,9 +441,9 @@ impl AdminApi {
         body: JsonBody<ChangeRoleRequest>,
     ) -> Result<Json<RoleResponse>, ApiError> {
         let b = body.0;
-        let mut role = svc.change_role(&caller.principal(), &name.0, b.grant, b.revoke).await?;
+        let mut role = svc.roles.change(&caller.principal(), &name.0, b.grant, b.revoke).await?;
         if let Some(required) = b.require_mfa {
-            role = svc.set_role_mfa(&caller.principal(), &name.0, required).await?;
+            role = svc.roles.set_mfa(&caller.principal(), &name.0, required).await?;
         }
         Ok(Json(role.into()))
     }
@@ -457,7 +459,7 @@ impl AdminApi {
         name: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<NoContent, ApiError> {
-        svc.delete_role(&caller.principal(), &name.0, force.0.unwrap_or(false)).await?;
+        svc.roles.delete(&caller.principal(), &name.0, force.0.unwrap_or(false)).await?;
         Ok(NoContent::Done)
     }
 
@@ -468,13 +470,13 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<KeyResponse>>, ApiError> {
-        Ok(Json(svc.list_keys(&caller.principal()).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.keys.list(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Rotate the signing key (needs `keys:rotate`)
     #[oai(path = "/admin/keys/rotate", method = "post", operation_id = "admin_rotate_keys")]
     async fn rotate_keys(&self, svc: Data<&Arc<AuthService>>, caller: Caller) -> Result<Json<KeyResponse>, ApiError> {
-        Ok(Json(svc.rotate_keys(&caller.principal()).await?.into()))
+        Ok(Json(svc.keys.rotate(&caller.principal()).await?.into()))
     }
 
     /// The audit log (needs `audit:read`)
@@ -527,7 +529,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<ClientResponse>>, ApiError> {
-        Ok(Json(svc.list_clients(&caller.principal()).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.clients.list(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Create a service client (needs `clients:write`)
@@ -540,7 +542,7 @@ impl AdminApi {
         caller: Caller,
         body: JsonBody<CreateClientRequest>,
     ) -> Result<Created<ClientResponse>, ApiError> {
-        Ok(Created::Created(Json(svc.create_client(&caller.principal(), &body.0.name, body.0.roles).await?.into())))
+        Ok(Created::Created(Json(svc.clients.create(&caller.principal(), &body.0.name, body.0.roles).await?.into())))
     }
 
     /// Rotate a client's secret (needs `clients:write`)
@@ -553,7 +555,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<ClientResponse>, ApiError> {
-        Ok(Json(svc.rotate_client_secret(&caller.principal(), id.0).await?.into()))
+        Ok(Json(svc.clients.rotate_secret(&caller.principal(), id.0).await?.into()))
     }
 
     /// Delete a service client (needs `clients:write`)
@@ -564,7 +566,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.delete_client(&caller.principal(), id.0).await?;
+        svc.clients.delete(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 

@@ -64,7 +64,7 @@ impl DiscoveryApi {
     /// Public signing keys (JWKS)
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, svc: Data<&Arc<AuthService>>) -> JwksResponse {
-        let set = svc.key_ring().jwks();
+        let set = svc.keys.ring().jwks();
         let keys = set.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
         JwksResponse::Ok(Json(JwkSet { keys }), "public, max-age=300".into())
     }

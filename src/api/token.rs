@@ -141,7 +141,7 @@ impl TokenApi {
             (Some(id), Some(secret)) => (id, secret),
             _ => basic_credentials(req).ok_or(Error::InvalidClient)?,
         };
-        let (access_token, expires_in) = svc.client_token(&id, &secret).await?;
+        let (access_token, expires_in) = svc.clients.token(&id, &secret).await?;
         Ok(Json(ClientTokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
     }
 

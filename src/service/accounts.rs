@@ -70,7 +70,7 @@ impl AuthService {
     /// Creates an account (needs `users:write`, and every permission of the roles it gets);
     /// without a password it cannot sign in until one is set.
     pub async fn create_user(&self, who: &Principal, account: NewAccount) -> Result<User> {
-        let authority = self.authority(who, "users:write")?;
+        let authority = self.core.authority(who, "users:write")?;
         self.create_user_as(Some(authority), account, "user.created", None).await
     }
 
@@ -90,7 +90,7 @@ impl AuthService {
             ));
         }
         let roles = if account.roles.is_empty() { vec!["user".to_string()] } else { account.roles.clone() };
-        self.check_roles_exist(&roles)?;
+        self.core.check_roles_exist(&roles)?;
         if let Some(a) = &authority {
             a.may_assign(&roles)?;
         }
@@ -102,13 +102,14 @@ impl AuthService {
             ..User::new(roles, now())
         };
         if let Some(pw) = &account.password {
-            self.policy.check("password", pw, &user_context(&user))?;
-            user.password_hash = Some(self.hasher.hash(pw).await?);
+            self.core.policy.check("password", pw, &user_context(&user))?;
+            user.password_hash = Some(self.core.hasher.hash(pw).await?);
         }
         let u = user.clone();
         let locale = self.locale_of(Some(&user), accept_language);
         let outgoing = self.confirmations_for_new(&user, &locale)?;
         let inserted = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     tx.insert_user(&u)?;
@@ -137,6 +138,7 @@ impl AuthService {
         let Some(email) = attempted.email.clone().filter(|_| field == "email") else { return Ok(()) };
         let lookup = email.clone();
         let owner = self
+            .core
             .db(move |s| s.read(|tx| tx.user_by_login(crate::model::LoginName::Email(&lookup)).map_err(Error::from)))
             .await?;
         let Some(owner) = owner else { return Ok(()) };
@@ -148,76 +150,78 @@ impl AuthService {
             &to,
             std::collections::BTreeMap::from([("link", link)]),
         )?;
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.emit(&message)?;
-                tx.audit_failure("user.registration_attempted", Some(owner.id), None, serde_json::Value::Null)?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.emit(&message)?;
+                    tx.audit_failure("user.registration_attempted", Some(owner.id), None, serde_json::Value::Null)?;
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
-        self.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from))).await?.ok_or(Error::NotFound("user"))
+        self.core.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from))).await?.ok_or(Error::NotFound("user"))
     }
 
     /// A user to show. Served from memory when cached, so `GET /v1/me` then reads no storage;
     /// decisions read [`Self::get_user`] instead.
     pub async fn user_profile(&self, id: Uuid) -> Result<std::sync::Arc<User>> {
-        if let Some(u) = self.store.cached_user(id) {
+        if let Some(u) = self.core.store.cached_user(id) {
             return Ok(u);
         }
-        self.db(move |s| s.load_user(id).map_err(Error::from)).await?.ok_or(Error::NotFound("user"))
+        self.core.db(move |s| s.load_user(id).map_err(Error::from)).await?.ok_or(Error::NotFound("user"))
     }
 
     /// A user, for an admin (needs `users:read`).
     pub async fn admin_user(&self, by: &Principal, id: Uuid) -> Result<std::sync::Arc<User>> {
-        self.authority(by, "users:read")?;
+        self.core.authority(by, "users:read")?;
         self.user_profile(id).await
     }
 
     /// A user's live sessions, for an admin (needs `users:read`).
     pub async fn admin_sessions(&self, by: &Principal, id: Uuid) -> Result<Vec<crate::model::Session>> {
-        self.authority(by, "users:read")?;
+        self.core.authority(by, "users:read")?;
         self.get_user(id).await?;
         self.list_sessions(id).await
     }
 
     /// Ends every session of a user (needs `sessions:revoke`).
     pub async fn admin_end_sessions(&self, by: &Principal, id: Uuid) -> Result<()> {
-        self.authority(by, "sessions:revoke")?;
+        self.core.authority(by, "sessions:revoke")?;
         self.get_user(id).await?;
         self.logout_all(id).await
     }
 
     /// Ends one session of a user (needs `sessions:revoke`).
     pub async fn admin_end_session(&self, by: &Principal, id: Uuid, session: Uuid) -> Result<()> {
-        self.authority(by, "sessions:revoke")?;
+        self.core.authority(by, "sessions:revoke")?;
         self.revoke_session(id, session).await
     }
 
     /// Finds a user by id, email, phone or username.
     pub async fn find_user(&self, who: &str) -> Result<User> {
         let who = who.to_owned();
-        self.db(move |s| s.read(|tx| find_account(tx, &who))).await
+        self.core.db(move |s| s.read(|tx| find_account(tx, &who))).await
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        self.db(|s| s.read(|tx| tx.users().map_err(Error::from))).await
+        self.core.db(|s| s.read(|tx| tx.users().map_err(Error::from))).await
     }
 
     /// Replaces the user's roles. Tokens carrying the old roles are refused from now on; a
     /// refresh yields a token with the new ones.
     pub async fn set_roles(&self, by: &Principal, who: &str, roles: Vec<String>) -> Result<User> {
-        let authority = self.authority(by, "users:write")?;
+        let authority = self.core.authority(by, "users:write")?;
         if roles.is_empty() {
             return Err(Error::invalid("roles", "required", "at least one role is required"));
         }
-        self.check_roles_exist(&roles)?;
+        self.core.check_roles_exist(&roles)?;
         authority.may_assign(&roles)?;
         let who = who.to_owned();
         let user = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let before = find_account(&**tx, &who)?;
@@ -239,11 +243,11 @@ impl AuthService {
 
     /// Sets a user's password (admin); every session of the user ends.
     pub async fn set_password(&self, by: &Principal, who: &str, password: &str) -> Result<User> {
-        let authority = self.authority(by, "users:write")?;
+        let authority = self.core.authority(by, "users:write")?;
         let user = self.find_user(who).await?;
         authority.may_change(&user.roles)?;
-        self.policy.check("password", password, &user_context(&user))?;
-        let phc = self.hasher.hash(password).await?;
+        self.core.policy.check("password", password, &user_context(&user))?;
+        let phc = self.core.hasher.hash(password).await?;
         let user = self
             .update_and_end_sessions(authority, user.id, "user.password_set", move |u| u.password_hash = Some(phc))
             .await?;
@@ -254,25 +258,26 @@ impl AuthService {
     /// Disables (ending every session and token) or re-enables an account (needs `users:write`
     /// or `users:disable`, and every permission the account has).
     pub async fn set_status(&self, by: &Principal, who: &str, status: UserStatus) -> Result<User> {
-        let authority = self.authority_any(by, &["users:write", "users:disable"])?;
+        let authority = self.core.authority_any(by, &["users:write", "users:disable"])?;
         let user = self.find_user(who).await?;
         authority.may_change(&user.roles)?;
         let user = if status == UserStatus::Disabled {
             self.update_and_end_sessions(authority, user.id, "user.disabled", move |u| u.status = status).await?
         } else {
             let id = user.id;
-            self.db(move |s| {
-                s.write(|tx| {
-                    let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
-                    authority.may_change(&u.roles)?;
-                    u.status = status;
-                    u.updated_at = tx.now();
-                    tx.update_user(&u)?;
-                    tx.audit("user.enabled", Some(id), None, serde_json::Value::Null)?;
-                    Ok(u)
+            self.core
+                .db(move |s| {
+                    s.write(|tx| {
+                        let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                        authority.may_change(&u.roles)?;
+                        u.status = status;
+                        u.updated_at = tx.now();
+                        tx.update_user(&u)?;
+                        tx.audit("user.enabled", Some(id), None, serde_json::Value::Null)?;
+                        Ok(u)
+                    })
                 })
-            })
-            .await?
+                .await?
         };
         tracing::info!(event = "user_status", user_id = %user.id, status = status.as_str(), "user status changed");
         Ok(user)
@@ -280,9 +285,10 @@ impl AuthService {
 
     /// Deletes an account with its sessions; its tokens are refused from now on.
     pub async fn delete_user(&self, by: &Principal, who: &str) -> Result<User> {
-        let authority = self.authority(by, "users:write")?;
+        let authority = self.core.authority(by, "users:write")?;
         let who = who.to_owned();
         let user = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let u = find_account(&**tx, &who)?;
@@ -310,22 +316,23 @@ impl AuthService {
         event: &'static str,
         change: impl FnOnce(&mut User) + Send + 'static,
     ) -> Result<User> {
-        self.db(move |s| {
-            s.write(|tx| {
-                let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
-                authority.may_change(&before.roles)?;
-                let mut u = before.clone();
-                change(&mut u);
-                guard_last_admin(tx, &before, Some(&u))?;
-                u.updated_at = tx.now();
-                tx.bump_authz(id, &mut u.authz_gen)?;
-                tx.update_user(&u)?;
-                end_sessions(tx, id, None, false)?;
-                tx.audit(event, Some(id), None, serde_json::Value::Null)?;
-                Ok(u)
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                    authority.may_change(&before.roles)?;
+                    let mut u = before.clone();
+                    change(&mut u);
+                    guard_last_admin(tx, &before, Some(&u))?;
+                    u.updated_at = tx.now();
+                    tx.bump_authz(id, &mut u.authz_gen)?;
+                    tx.update_user(&u)?;
+                    end_sessions(tx, id, None, false)?;
+                    tx.audit(event, Some(id), None, serde_json::Value::Null)?;
+                    Ok(u)
+                })
             })
-        })
-        .await
+            .await
     }
 }
 
@@ -366,9 +373,10 @@ impl AuthService {
         limit: usize,
         filter: UserFilter,
     ) -> Result<UserPage> {
-        self.authority(by, "users:read")?;
+        self.core.authority(by, "users:read")?;
         let search = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
         let mut page = self
+            .core
             .db(move |s| {
                 let q = crate::store::UserQuery {
                     after: cursor,
@@ -399,9 +407,9 @@ impl AuthService {
             && patch.roles.is_none()
             && patch.password_reset_required.is_none();
         let authority = if only_status {
-            self.authority_any(by, &["users:write", "users:disable"])?
+            self.core.authority_any(by, &["users:write", "users:disable"])?
         } else {
-            self.authority(by, "users:write")?
+            self.core.authority(by, "users:write")?
         };
         let mut errors = Vec::new();
         let email = parse_field(patch.email.as_deref(), Email::parse, &mut errors);
@@ -414,10 +422,11 @@ impl AuthService {
             if roles.is_empty() {
                 return Err(Error::invalid("roles", "required", "at least one role is required"));
             }
-            self.check_roles_exist(roles)?;
+            self.core.check_roles_exist(roles)?;
             authority.may_assign(roles)?;
         }
         let user = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let before = tx.user(id)?.ok_or(Error::NotFound("user"))?;

@@ -156,7 +156,7 @@ impl AuditSink {
     }
 }
 
-impl AuthService {
+impl super::Core {
     /// An event in the current context, for [`Self::audit_later`].
     pub(super) fn audit_event(
         &self,
@@ -173,7 +173,9 @@ impl AuthService {
     pub(super) fn audit_later(&self, e: AuditEvent) {
         self.audit_sink.push(e);
     }
+}
 
+impl AuthService {
     /// Newest first, at most `limit`, older than `before` when given (needs `audit:read`).
     pub async fn audit_events(
         &self,
@@ -182,22 +184,23 @@ impl AuthService {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
-        self.authority(by, "audit:read")?;
+        self.core.authority(by, "audit:read")?;
         self.query_audit(filter, before, limit).await
     }
 
     async fn query_audit(&self, filter: AuditFilter, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditEvent>> {
-        self.db(move |s| {
-            let q = crate::store::AuditQuery {
-                subject: filter.user,
-                event: filter.event.as_deref(),
-                since_ms: filter.since_ms,
-                until_ms: filter.until_ms,
-                before,
-            };
-            s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
-        })
-        .await
+        self.core
+            .db(move |s| {
+                let q = crate::store::AuditQuery {
+                    subject: filter.user,
+                    event: filter.event.as_deref(),
+                    since_ms: filter.since_ms,
+                    until_ms: filter.until_ms,
+                    before,
+                };
+                s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
+            })
+            .await
     }
 
     /// A user's own recent events, newest first. What an administrator did to the account shows
@@ -219,7 +222,7 @@ impl AuthService {
     /// Drops events older than `audit.retention`.
     pub async fn prune_audit(&self) -> Result<usize> {
         let before =
-            now_millis().saturating_sub(u64::try_from(self.cfg.audit.retention.0.as_millis()).unwrap_or(u64::MAX));
-        self.db(move |s| s.write(|tx| tx.prune_audit(before).map_err(Error::from))).await
+            now_millis().saturating_sub(u64::try_from(self.core.cfg.audit.retention.0.as_millis()).unwrap_or(u64::MAX));
+        self.core.db(move |s| s.write(|tx| tx.prune_audit(before).map_err(Error::from))).await
     }
 }

@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{AuthContext, AuthService};
+use super::AuthContext;
 use crate::{
     error::{Error, Result},
     model::{Role, permission_matches},
@@ -70,7 +70,7 @@ impl Authority {
     }
 }
 
-impl AuthService {
+impl super::Core {
     /// Checks that `who` holds `permission`, and returns its powers for the rest of the checks.
     pub(super) fn authority(&self, who: &Principal, permission: &str) -> Result<Authority> {
         self.authority_any(who, &[permission])

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{AuthService, Tx};
+use super::{Core, Tx};
 use crate::{
     config::SigningAlgorithm,
     error::{Error, Result},
@@ -69,32 +69,25 @@ pub(super) fn ensure_active_key(tx: &mut Tx<'_>, alg: SigningAlgorithm) -> Resul
     Ok(records)
 }
 
-impl AuthService {
-    /// Signs and verifies with these keys from now on.
-    fn install_keys(&self, records: &[SigningKeyRecord]) -> Result<()> {
-        let ring = KeyRing::from_records(records).map_err(|e| Error::Internal(e.to_string()))?;
-        if let Ok(mut g) = self.keys.write() {
-            *g = Arc::new(ring);
-        }
-        // What verified under the old key set is checked again under the new one.
-        self.verified.clear();
-        Ok(())
+/// The signing keys: the ring in memory, listing and rotation.
+pub struct Keys {
+    core: Arc<Core>,
+}
+
+impl Keys {
+    pub(super) fn new(core: Arc<Core>) -> Self {
+        Self { core }
     }
 
-    /// Reads the signing keys again (another node rotated them).
-    pub(super) async fn reload_keys(&self) -> Result<()> {
-        let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
-        self.install_keys(&records)
-    }
-
-    pub fn key_ring(&self) -> Arc<KeyRing> {
-        self.keys.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    /// What signs and verifies now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.core.key_ring()
     }
 
     /// Needs `keys:read`.
-    pub async fn list_keys(&self, by: &super::Principal) -> Result<Vec<KeyInfo>> {
-        self.authority(by, "keys:read")?;
-        let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
+    pub async fn list(&self, by: &super::Principal) -> Result<Vec<KeyInfo>> {
+        self.core.authority(by, "keys:read")?;
+        let records = self.core.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;
         let t = now();
         let mut out: Vec<KeyInfo> = records
             .iter()
@@ -112,11 +105,12 @@ impl AuthService {
 
     /// A new key signs from now on; the old one verifies until its last token expires.
     /// Needs `keys:rotate`.
-    pub async fn rotate_keys(&self, by: &super::Principal) -> Result<KeyInfo> {
-        self.authority(by, "keys:rotate")?;
-        let alg = self.cfg.tokens.algorithm;
-        let retire_at = self.last_token_expiry();
+    pub async fn rotate(&self, by: &super::Principal) -> Result<KeyInfo> {
+        self.core.authority(by, "keys:rotate")?;
+        let alg = self.core.cfg.tokens.algorithm;
+        let retire_at = self.core.last_token_expiry();
         let (records, new) = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let t = now();
@@ -133,7 +127,7 @@ impl AuthService {
                 })
             })
             .await?;
-        self.install_keys(&records)?;
+        self.core.install_keys(&records)?;
         tracing::info!(kid = %new.kid, alg = new.alg.as_str(), "signing key rotated");
         Ok(KeyInfo {
             kid: new.kid,

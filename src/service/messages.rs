@@ -29,7 +29,7 @@ pub(crate) struct Recipient {
 impl AuthService {
     /// The language of a user's messages.
     pub(super) fn locale_of(&self, user: Option<&User>, accept_language: Option<&str>) -> String {
-        pick_locale(user.and_then(|u| u.locale.as_deref()), accept_language, &self.cfg.messages.default_locale)
+        pick_locale(user.and_then(|u| u.locale.as_deref()), accept_language, &self.core.cfg.messages.default_locale)
     }
 
     pub(super) fn valid_for(&self, locale: &str, secs: u64) -> String {
@@ -43,9 +43,10 @@ impl AuthService {
         to: &Recipient,
         mut vars: BTreeMap<&'static str, String>,
     ) -> Result<OutboxMessage> {
-        vars.insert("product", self.cfg.messages.product_name.clone());
+        vars.insert("product", self.core.cfg.messages.product_name.clone());
         vars.entry("address").or_insert_with(|| to.address.clone());
         let rendered = self
+            .core
             .outbound
             .templates
             .render(kind, &to.locale, &vars)
@@ -59,7 +60,7 @@ impl AuthService {
             url: to.address.clone(),
             endpoint_id: None,
             event: kind.name().to_owned(),
-            payload: self.data_key.seal(&format!("message:{id}"), &body),
+            payload: self.core.data_key.seal(&format!("message:{id}"), &body),
             created_ms: t,
             next_attempt_ms: t,
             attempts: 0,
@@ -70,7 +71,7 @@ impl AuthService {
 
     /// Email and SMS not delivered yet, oldest first: (attempts, last error).
     pub async fn outbox_messages(&self) -> Result<Vec<(u32, Option<String>)>> {
-        let all = self.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
+        let all = self.core.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
         Ok(all
             .into_iter()
             .filter(|d| d.channel != Channel::Webhook && d.state == DeliveryState::Pending)
@@ -80,20 +81,20 @@ impl AuthService {
 
     /// Sends one queued email or SMS; true when it went out.
     pub(super) async fn deliver_message(&self, d: OutboxMessage) -> Result<bool> {
-        let outcome = match self.data_key.open(&format!("message:{}", d.id), &d.payload) {
+        let outcome = match self.core.data_key.open(&format!("message:{}", d.id), &d.payload) {
             Err(e) => Err(e.to_string()),
             Ok(body) => match serde_json::from_slice::<Rendered>(&body) {
                 Err(e) => Err(format!("queued message unreadable: {e}")),
                 Ok(m) if d.channel == Channel::Sms => {
-                    self.outbound.sms.send(&d.id.to_string(), &d.url, &m.text, &d.event).await
+                    self.core.outbound.sms.send(&d.id.to_string(), &d.url, &m.text, &d.event).await
                 }
-                Ok(m) => self.outbound.email.send(&d.url, &m).await,
+                Ok(m) => self.core.outbound.email.send(&d.url, &m).await,
             },
         };
         if let Err(e) = &outcome {
             tracing::warn!(delivery = %d.id, kind = %d.event, error = %e, "message not sent");
         }
-        let retry_for = self.cfg.messages.retry_for.0;
+        let retry_for = self.core.cfg.messages.retry_for.0;
         self.settle_delivery(d, outcome, retry_for, false, |d, e| {
             let channel = if d.channel == Channel::Sms { "sms" } else { "email" };
             (

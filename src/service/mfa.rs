@@ -115,17 +115,17 @@ impl AuthService {
         method: &str,
     ) -> Result<String> {
         let id = OneTimeSecret::id_for(purpose, Uuid::now_v7());
-        let ttl = self.cfg.security.mfa_token_ttl.as_secs();
-        let mut issued = self.issue_secret(id, purpose, Some(user.id), device_name, ttl, Shape::TokenOnly);
+        let ttl = self.core.cfg.security.mfa_token_ttl.as_secs();
+        let mut issued = self.core.issue_secret(id, purpose, Some(user.id), device_name, ttl, Shape::TokenOnly);
         issued.secret.amr = first_factor.to_vec();
         issued.secret.method = Some(method.to_owned());
         let secret = issued.secret;
-        self.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
+        self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
         issued.token.ok_or_else(|| Error::Internal("no token issued".into()))
     }
 
     pub(super) fn mfa_required_by_roles(&self, user: &User) -> bool {
-        let roles = self.roles_snapshot();
+        let roles = self.core.roles_snapshot();
         user.roles.iter().filter_map(|r| roles.get(r)).any(|r| r.require_mfa)
     }
 
@@ -135,18 +135,20 @@ impl AuthService {
     pub async fn login_mfa(&self, mfa_token: &str, factor: SecondFactor, client: ClientInfo) -> Result<TokenPair> {
         let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaLogin).await?;
         let attempt = self
+            .core
             .throttle
-            .reserve(&account_key(user_id), client.ip.map(|ip| self.ip_key(ip)))
+            .reserve(&account_key(user_id), client.ip.map(|ip| self.core.ip_key(ip)))
             .await
             .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
         let user = self.get_user(user_id).await?;
         let ip = client.ip;
         let (opening, refresh) = self.step_opening(&user, &pending, client)?;
         let session = opening.session.clone();
-        let key = self.data_key.clone();
-        let issuer = self.cfg.messages.product_name.clone();
+        let key = self.core.data_key.clone();
+        let issuer = self.core.cfg.messages.product_name.clone();
         let presented = Presented::Token(mfa_token.to_owned());
         let outcome = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let spent = spend_secret_with(tx, &key, Purpose::MfaLogin, &presented, |tx, _| {
@@ -185,7 +187,7 @@ impl AuthService {
     /// A live second-step token of `purpose`, read (not spent) to learn whose it is.
     async fn pending_step(&self, mfa_token: &str, purpose: Purpose) -> Result<(Uuid, OneTimeSecret)> {
         let hash = OpaqueToken::parse(mfa_token).ok_or(Error::InvalidMfaToken)?.hash();
-        let pending = self.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
+        let pending = self.core.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
         match pending.filter(|p| p.purpose == purpose && p.expires_at > now()) {
             Some(p @ OneTimeSecret { user_id: Some(user), .. }) => Ok((user, p)),
             _ => Err(Error::InvalidMfaToken),
@@ -218,28 +220,29 @@ impl AuthService {
         }
         let secret = random_bytes::<20>();
         let account = user.email.clone().or(user.phone.clone()).or(user.username.clone()).unwrap_or_default();
-        let t = totp(&secret, &self.cfg.messages.product_name, &account)?;
+        let t = totp(&secret, &self.core.cfg.messages.product_name, &account)?;
         let uri = t.to_url().map_err(|e| Error::Internal(format!("totp: {e}")))?;
         let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::Internal(format!("qr: {e}")))?;
         let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build();
         let factor = TotpFactor {
-            secret: self.data_key.seal(&sealing_context(user_id), &secret),
+            secret: self.core.data_key.seal(&sealing_context(user_id), &secret),
             enabled: false,
             last_step: 0,
             created_at: now(),
         };
-        self.db(move |s| {
-            s.write(|tx| {
-                let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                if u.has_totp() {
-                    return Err(Error::MfaAlreadyEnabled);
-                }
-                u.totp = Some(factor);
-                tx.update_user(&u)?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    if u.has_totp() {
+                        return Err(Error::MfaAlreadyEnabled);
+                    }
+                    u.totp = Some(factor);
+                    tx.update_user(&u)?;
+                    Ok(())
+                })
             })
-        })
-        .await?;
+            .await?;
         Ok(TotpEnrolment { secret: t.secret().to_base32(), otpauth_uri: uri, qr_svg: svg })
     }
 
@@ -250,7 +253,7 @@ impl AuthService {
 
     async fn confirm_totp_for(&self, user_id: Uuid, code: &str, session: Option<Uuid>) -> Result<Vec<String>> {
         let (codes, enabling) = self.enabling(code, session);
-        self.db(move |s| s.write(|tx| enable_totp(tx, user_id, enabling))).await??;
+        self.core.db(move |s| s.write(|tx| enable_totp(tx, user_id, enabling))).await??;
         Ok(codes)
     }
 
@@ -258,8 +261,8 @@ impl AuthService {
     fn enabling(&self, code: &str, session: Option<Uuid>) -> (Vec<String>, Enabling) {
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
         let enabling = Enabling {
-            key: self.data_key.clone(),
-            issuer: self.cfg.messages.product_name.clone(),
+            key: self.core.data_key.clone(),
+            issuer: self.core.cfg.messages.product_name.clone(),
             code: code.to_owned(),
             recovery: codes.clone(),
             session,
@@ -277,8 +280,9 @@ impl AuthService {
     ) -> Result<()> {
         let user_id = ctx.user_id;
         let attempt = self
+            .core
             .throttle
-            .reserve(&account_key(user_id), ip.map(|ip| self.ip_key(ip)))
+            .reserve(&account_key(user_id), ip.map(|ip| self.core.ip_key(ip)))
             .await
             .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
         let user = self.get_user(user_id).await?;
@@ -286,17 +290,20 @@ impl AuthService {
             return Err(Error::MfaNotEnabled);
         }
         let ok = match user.password_hash.as_deref() {
-            Some(phc) if password.len() <= self.policy.max_bytes() => self.hasher.verify(password, phc).await?.ok,
+            Some(phc) if password.len() <= self.core.policy.max_bytes() => {
+                self.core.hasher.verify(password, phc).await?.ok
+            }
             _ => false,
         };
         if !ok {
             let _ = attempt.failed().await;
             return Err(Error::WrongCurrentPassword);
         }
-        let key = self.data_key.clone();
-        let issuer = self.cfg.messages.product_name.clone();
+        let key = self.core.data_key.clone();
+        let issuer = self.core.cfg.messages.product_name.clone();
         let session = ctx.session_id;
         let outcome = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
@@ -331,17 +338,18 @@ impl AuthService {
         if user.totp.as_ref().is_some_and(|f| !f.enabled) {
             // Restarting enrolment replaces the unconfirmed secret.
             let id = user.id;
-            self.db(move |s| {
-                s.write(|tx| {
-                    let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
-                    if !u.has_totp() {
-                        u.totp = None;
-                        tx.update_user(&u)?;
-                    }
-                    Ok(())
+            self.core
+                .db(move |s| {
+                    s.write(|tx| {
+                        let mut u = tx.user(id)?.ok_or(Error::NotFound("user"))?;
+                        if !u.has_totp() {
+                            u.totp = None;
+                            tx.update_user(&u)?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .await?;
+                .await?;
         }
         self.begin_totp_for(user_id).await
     }
@@ -360,9 +368,10 @@ impl AuthService {
         let (opening, refresh) = self.step_opening(&user, &pending, client)?;
         let session = opening.session.clone();
         let (codes, enabling) = self.enabling(code, None);
-        let key = self.data_key.clone();
+        let key = self.core.data_key.clone();
         let presented = Presented::Token(mfa_token.to_owned());
         let (user, permissions) = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let spent =
@@ -388,21 +397,22 @@ impl AuthService {
     /// The operator's reset: the user's factors and recovery codes go (needs `users:write`, and
     /// every permission the user has).
     pub async fn reset_mfa(&self, by: &Principal, who: &str) -> Result<User> {
-        let authority = self.authority(by, "users:write")?;
+        let authority = self.core.authority(by, "users:write")?;
         let who = who.to_owned();
-        self.db(move |s| {
-            s.write(|tx| {
-                let mut u = super::find_account(&**tx, &who)?;
-                authority.may_change(&u.roles)?;
-                u.totp = None;
-                u.recovery_codes.clear();
-                u.updated_at = tx.now();
-                tx.update_user(&u)?;
-                tx.audit("user.mfa_reset", Some(u.id), None, Value::Null)?;
-                Ok(u)
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = super::find_account(&**tx, &who)?;
+                    authority.may_change(&u.roles)?;
+                    u.totp = None;
+                    u.recovery_codes.clear();
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    tx.audit("user.mfa_reset", Some(u.id), None, Value::Null)?;
+                    Ok(u)
+                })
             })
-        })
-        .await
+            .await
     }
 }
 

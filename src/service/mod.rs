@@ -4,6 +4,7 @@ mod accounts;
 pub mod audit;
 mod authority;
 mod clients;
+mod core;
 mod db;
 mod keys;
 mod messages;
@@ -17,19 +18,17 @@ mod upstream;
 mod verification;
 mod webhooks;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::{Arc, RwLock};
 
 pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
 pub use authority::Principal;
-pub use clients::ClientInfo as ServiceClientInfo;
+pub use clients::{ClientInfo as ServiceClientInfo, Clients};
+pub use core::Core;
 use db::{Db, Tx};
-pub use keys::{KeyInfo, KeyRing};
+pub use keys::{KeyInfo, KeyRing, Keys};
 pub use mfa::{SecondFactor, TotpEnrolment};
 pub use recovery::ResetProof;
-pub use roles::Decision as PolicyDecision;
+pub use roles::{Decision as PolicyDecision, Roles};
 pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
 pub use tokens::{AuthContext, Introspection};
 pub use upstream::{CallbackParams, ProviderInfo, Redirect};
@@ -53,32 +52,17 @@ use crate::{
     store::{Change, Store, StoreError, UserReads},
 };
 
-/// Everything the rules need, opened once per process.
+/// Everything the rules need, opened once per process: the shared core, and the areas not yet
+/// split from it into services of their own.
 pub struct AuthService {
-    cfg: Arc<Config>,
-    store: Db,
-    hasher: PasswordHasher,
-    policy: PasswordPolicy,
-    keys: RwLock<Arc<KeyRing>>,
-    roles: RwLock<Arc<HashMap<String, Role>>>,
-    revocations: Arc<RevocationCache>,
-    metrics: crate::metrics::Metrics,
-    /// Access tokens whose signature and claims verified, by hash of the whole token.
-    verified: Expiring<[u8; 32], Arc<crate::security::jws::AccessClaims>>,
-    limiter: RateLimiter,
-    throttle: Throttle,
-    challenges: ChallengeIssuer,
-    /// Spent challenges every node knows of (Redis), beside this node's own memory.
-    replay: Option<Arc<dyn crate::cache::Replay>>,
-    /// Set when `challenge.kind` is a CAPTCHA provider.
-    captcha: Option<CaptchaVerifier>,
-    audit_sink: audit::AuditSink,
-    outbound: messages::Outbound,
+    core: Arc<Core>,
+    /// Signing keys.
+    pub keys: Keys,
+    /// Service clients.
+    pub clients: Clients,
+    /// Roles and what they grant.
+    pub roles: Roles,
     providers: crate::upstream::Providers,
-    data_key: Arc<crate::security::sealed::DataKey>,
-    throttle_reported: Expiring<String, ()>,
-    /// `http(s)://<address>` of the bound listener, for links when `server.public_url` is unset.
-    bound_url: std::sync::OnceLock<String>,
     /// Addresses sent a message lately (`verification.resend_interval`), by hash.
     recent_sends: Expiring<Uuid, ()>,
 }
@@ -193,7 +177,7 @@ impl AuthService {
         for r in &revs {
             revocations.apply(r);
         }
-        Ok(Arc::new(Self {
+        let core = Arc::new(Core {
             limiter,
             throttle,
             challenges: ChallengeIssuer::new(&challenge_key, cfg.challenge.difficulty, cfg.challenge.ttl.0),
@@ -201,16 +185,11 @@ impl AuthService {
             captcha,
             audit_sink: audit::AuditSink::start(store.clone()),
             outbound,
-            providers,
             data_key,
             bound_url: std::sync::OnceLock::new(),
-            recent_sends: Expiring::new(
-                100_000,
-                cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)),
-            ),
             throttle_reported: Expiring::new(10_000, std::time::Duration::from_secs(60)),
             policy: PasswordPolicy::new(&cfg.passwords),
-            cfg,
+            cfg: Arc::clone(&cfg),
             store,
             hasher,
             keys: RwLock::new(Arc::new(ring)),
@@ -218,32 +197,39 @@ impl AuthService {
             revocations,
             verified,
             metrics,
+        });
+        Ok(Arc::new(Self {
+            keys: Keys::new(Arc::clone(&core)),
+            clients: Clients::new(Arc::clone(&core)),
+            roles: Roles::new(Arc::clone(&core)),
+            providers,
+            recent_sends: Expiring::new(
+                100_000,
+                cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)),
+            ),
+            core,
         }))
     }
 
     pub fn config(&self) -> &Config {
-        &self.cfg
+        &self.core.cfg
     }
 
     /// Where the server listens, once bound: the base of links when `server.public_url` is
     /// unset (`server.bind` may name port 0).
     pub fn set_bound_address(&self, addr: std::net::SocketAddr) {
-        let scheme = if self.cfg.server.tls.is_enabled() { "https" } else { "http" };
-        let _ = self.bound_url.set(format!("{scheme}://{addr}"));
+        self.core.set_bound_address(addr);
     }
 
     /// The base of every link in a message: `server.public_url`, never a request's Host.
     pub fn public_url(&self) -> String {
-        match (&self.cfg.server.public_url, self.bound_url.get()) {
-            (None, Some(bound)) => bound.clone(),
-            _ => self.cfg.public_url(),
-        }
+        self.core.public_url()
     }
 
     /// Keeps this node's in-memory state (revocations, keys, roles) in step with what other
     /// nodes, or the CLI, commit to a shared database. Nothing to do for an embedded one.
     pub fn follow_changes(self: &Arc<Self>) {
-        let Some(mut feed) = self.store.changes() else { return };
+        let Some(mut feed) = self.core.store.changes() else { return };
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(change) = feed.recv().await {
@@ -258,175 +244,126 @@ impl AuthService {
     async fn apply_change(&self, change: Change) -> Result<()> {
         match change {
             Change::Revoked(r) => {
-                self.revocations.apply(&r);
+                self.core.revocations.apply(&r);
                 Ok(())
             }
-            Change::Keys => self.reload_keys().await,
-            Change::Roles => self.reload_roles().await,
+            Change::Keys => self.core.reload_keys().await,
+            Change::Roles => self.core.reload_roles().await,
             Change::User(id) => {
-                self.store.forget_users(Some(id));
+                self.core.store.forget_users(Some(id));
                 Ok(())
             }
             Change::Resync => {
-                self.store.forget_users(None);
-                let revs = self.db(|s| s.read(|tx| tx.revocations().map_err(Error::from))).await?;
+                self.core.store.forget_users(None);
+                let revs = self.core.db(|s| s.read(|tx| tx.revocations().map_err(Error::from))).await?;
                 for r in &revs {
-                    self.revocations.apply(r);
+                    self.core.revocations.apply(r);
                 }
-                self.reload_keys().await?;
-                self.reload_roles().await
+                self.core.reload_keys().await?;
+                self.core.reload_roles().await
             }
         }
     }
 
-    /// Runs blocking store work off the async runtime, for the request being served.
-    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Db) -> Result<T> + Send + 'static) -> Result<T> {
-        let store = self.store.serving(audit::current());
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
-    }
-
     /// Is the storage answering?
     pub async fn is_ready(&self) -> bool {
-        self.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await.is_ok()
+        self.core.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await.is_ok()
     }
 
     /// Drops expired sessions, refresh-token hashes and revocations, and webhook deliveries
     /// finished more than a week ago.
     pub async fn prune(&self) -> Result<usize> {
         let week_ago = now_millis().saturating_sub(7 * 24 * 3600 * 1000);
-        self.db(move |s| {
-            s.write(|tx| Ok(tx.prune(now())? + tx.prune_deliveries(week_ago)? + tx.prune_one_time(now())?))
-        })
-        .await
-    }
-
-    /// When every access token signed until now will have expired.
-    fn last_token_expiry(&self) -> crate::model::UnixTime {
-        now() + self.cfg.tokens.access_ttl.as_secs() + self.cfg.tokens.leeway.as_secs() + 1
-    }
-
-    pub fn roles_snapshot(&self) -> Arc<HashMap<String, Role>> {
-        self.roles.read().map(|g| Arc::clone(&g)).unwrap_or_default()
-    }
-
-    pub fn has_permission(&self, roles: &[String], permission: &str) -> bool {
-        let known = self.roles_snapshot();
-        roles.iter().filter_map(|r| known.get(r)).any(|r| r.grants(permission))
-    }
-
-    fn check_roles_exist(&self, roles: &[String]) -> Result<()> {
-        let known = self.roles_snapshot();
-        match roles.iter().find(|r| !known.contains_key(*r)) {
-            Some(r) => Err(Error::UnknownRole(r.clone())),
-            None => Ok(()),
-        }
+        self.core
+            .db(move |s| {
+                s.write(|tx| Ok(tx.prune(now())? + tx.prune_deliveries(week_ago)? + tx.prune_one_time(now())?))
+            })
+            .await
     }
 }
 
 impl AuthService {
     /// The per-IP rate limit of a route class; `None` when limits are off.
     pub async fn check_ip_limit(&self, class: RouteClass, ip: std::net::IpAddr) -> Option<Decision> {
-        let rl = &self.cfg.rate_limit;
+        let rl = &self.core.cfg.rate_limit;
         if !rl.enabled {
             return None;
         }
         let limit = rl.route(class).per_ip;
-        let d = self.limiter.check_ip(class, self.ip_key(ip), &limit).await?;
+        let d = self.core.limiter.check_ip(class, self.core.ip_key(ip), &limit).await?;
         if !d.allowed {
-            self.metrics
+            self.core
+                .metrics
                 .rate_limited
                 .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
                 .inc();
             security_event("rate_limited", Some(ip));
-            self.audit_throttle(class.as_str(), Some(ip), "rate_limited");
+            self.core.audit_throttle(class.as_str(), Some(ip), "rate_limited");
         }
         Some(d)
     }
 
-    /// What per-address limits and counters key on: the address, or its IPv6 prefix.
-    fn ip_key(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
-        crate::security::limits::ip_key(ip, self.cfg.rate_limit.ipv6_prefix)
-    }
-
-    /// Audits a throttle, at most once a minute per address and kind, so a flood leaves a trace
-    /// without flooding the audit log.
-    fn audit_throttle(&self, class: &str, ip: Option<std::net::IpAddr>, reason: &str) {
-        let key = format!("{reason}:{class}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
-        if self.throttle_reported.contains(&key) {
-            return;
-        }
-        self.throttle_reported.insert(key, ());
-        self.audit_later(self.audit_event(
-            "auth.throttled",
-            false,
-            None,
-            None,
-            serde_json::json!({"reason": reason, "route": class}),
-        ));
-    }
-
     /// Rate-limit checks this node answered alone because the shared cache did not answer.
     pub fn rate_limit_fallbacks(&self) -> u64 {
-        self.limiter.fallbacks()
+        self.core.limiter.fallbacks()
     }
 
     /// The metrics, with the gauges read now (caches, the outbox backlog).
     pub async fn metrics_text(&self) -> Result<String> {
         use crate::metrics::{KindLabels, as_gauge};
-        let deliveries = self.db(|s| s.read(|tx| tx.due_deliveries(u64::MAX, 100_000).map_err(Error::from))).await?;
-        let m = &self.metrics;
+        let deliveries =
+            self.core.db(|s| s.read(|tx| tx.due_deliveries(u64::MAX, 100_000).map_err(Error::from))).await?;
+        let m = &self.core.metrics;
         for channel in crate::model::Channel::ALL {
             let n = deliveries.iter().filter(|d| d.channel == channel).count() as u64;
             m.outbox_pending.get_or_create(&KindLabels { kind: channel.as_str().into() }).set(as_gauge(n));
         }
-        let (sessions, users) = self.revocations.len();
+        let (sessions, users) = self.core.revocations.len();
         m.revocations.get_or_create(&KindLabels { kind: "session".into() }).set(as_gauge(sessions));
         m.revocations.get_or_create(&KindLabels { kind: "user".into() }).set(as_gauge(users));
         // The limiter keeps the count; the counter catches up with it.
-        let fallbacks = self.limiter.fallbacks();
+        let fallbacks = self.core.limiter.fallbacks();
         m.rate_limit_fallbacks.inc_by(fallbacks.saturating_sub(m.rate_limit_fallbacks.get()));
-        m.rate_limit_entries.set(as_gauge(self.limiter.entry_count()));
+        m.rate_limit_entries.set(as_gauge(self.core.limiter.entry_count()));
         m.verified_tokens.set(as_gauge(self.verified_tokens()));
-        m.argon2_queue.set(as_gauge(self.hasher.queued() as u64));
-        m.argon2_memory.set(as_gauge(self.hasher.memory_bytes() as u64));
+        m.argon2_queue.set(as_gauge(self.core.hasher.queued() as u64));
+        m.argon2_memory.set(as_gauge(self.core.hasher.memory_bytes() as u64));
         Ok(m.encode())
     }
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
-        &self.metrics
+        &self.core.metrics
     }
 
     /// Entries in the cache of verified access tokens.
     pub fn verified_tokens(&self) -> u64 {
-        self.verified.len()
+        self.core.verified.len()
     }
 
     /// Drops every cached entry past its time, so that an idle server does not hold what its
     /// last burst left.
     pub fn sweep_caches(&self) {
-        self.verified.sweep();
-        self.throttle_reported.sweep();
+        self.core.verified.sweep();
+        self.core.throttle_reported.sweep();
         self.recent_sends.sweep();
-        self.revocations.sweep();
-        self.limiter.sweep();
-        self.throttle.sweep();
-        self.challenges.sweep();
-        self.store.sweep();
+        self.core.revocations.sweep();
+        self.core.limiter.sweep();
+        self.core.throttle.sweep();
+        self.core.challenges.sweep();
+        self.core.store.sweep();
     }
 
     /// Buckets currently held by the rate limiter (bounded by `rate_limit.max_entries`).
     pub fn rate_limit_entries(&self) -> u64 {
-        self.limiter.entry_count()
+        self.core.limiter.entry_count()
     }
 
     /// What a client must solve after repeated failures: a fresh proof-of-work challenge, or
     /// the CAPTCHA to show.
     pub fn new_challenge(&self) -> ChallengeOffer {
-        let c = &self.cfg.challenge;
+        let c = &self.core.cfg.challenge;
         match c.kind {
-            ChallengeKind::Pow => ChallengeOffer::Pow(self.challenges.issue()),
+            ChallengeKind::Pow => ChallengeOffer::Pow(self.core.challenges.issue()),
             kind => ChallengeOffer::Captcha { kind: kind.as_str(), site_key: c.site_key.clone() },
         }
     }

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{AuthService, Tx};
+use super::Tx;
 use crate::{
     error::{Error, Result},
     model::{OneTimeSecret, Purpose, now},
@@ -70,7 +70,7 @@ impl Spent {
     }
 }
 
-impl AuthService {
+impl super::Core {
     /// A new secret for `purpose`, under `id` (replacing the secret there).
     pub(super) fn issue_secret(
         &self,

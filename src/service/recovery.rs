@@ -27,9 +27,9 @@ pub enum ResetProof {
 impl AuthService {
     /// Where a user who forgot their password starts.
     pub(super) fn link_to_forgot(&self) -> String {
-        match &self.cfg.links.base_url {
+        match &self.core.cfg.links.base_url {
             Some(b) => format!("{}/forgot", b.trim_end_matches('/')),
-            None => format!("{}/ui/forgot", self.public_url()),
+            None => format!("{}/ui/forgot", self.core.public_url()),
         }
     }
 
@@ -56,10 +56,10 @@ impl AuthService {
     async fn send_reset(&self, login: String, accept_language: Option<String>) -> Result<()> {
         let Ok(parsed) = Login::parse(&login) else { return Ok(()) };
         let by_phone = matches!(parsed.name(), LoginName::Phone(_));
-        let user = self.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
+        let user = self.core.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
         let Some(user) = user.filter(User::is_active) else { return Ok(()) };
         let locale = self.locale_of(Some(&user), accept_language.as_deref());
-        let ttl = self.cfg.recovery.reset_ttl.as_secs();
+        let ttl = self.core.cfg.recovery.reset_ttl.as_secs();
         let id = OneTimeSecret::id_for(Purpose::PasswordReset, user.id);
         let (kind, address, shape) = match (&user.email, &user.phone) {
             (Some(e), _) if !by_phone => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
@@ -67,7 +67,8 @@ impl AuthService {
             (Some(e), None) => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
             (None, None) => return Ok(()),
         };
-        let issued = self.issue_secret(id, Purpose::PasswordReset, Some(user.id), Some(address.clone()), ttl, shape);
+        let issued =
+            self.core.issue_secret(id, Purpose::PasswordReset, Some(user.id), Some(address.clone()), ttl, shape);
         let mut vars =
             BTreeMap::from([("code", issued.code.unwrap_or_default()), ("valid_for", self.valid_for(&locale, ttl))]);
         if let Some(token) = &issued.token {
@@ -75,14 +76,15 @@ impl AuthService {
         }
         let message = self.message(kind, &Recipient { address, locale }, vars)?;
         let out = Outgoing { secret: Some(issued.secret), message };
-        self.db(move |s| {
-            s.write(|tx| {
-                write_outgoing(tx, &[out])?;
-                tx.audit("user.password_reset_requested", Some(user.id), None, serde_json::Value::Null)?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    write_outgoing(tx, &[out])?;
+                    tx.audit("user.password_reset_requested", Some(user.id), None, serde_json::Value::Null)?;
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Sets a new password with a reset link or code. Every session ends and every token
@@ -92,7 +94,9 @@ impl AuthService {
             ResetProof::Token(t) => Presented::Token(t),
             ResetProof::Code { login, code } => {
                 let user = match Login::parse(&login) {
-                    Ok(l) => self.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?,
+                    Ok(l) => {
+                        self.core.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?
+                    }
                     Err(_) => None,
                 };
                 let id = match user {
@@ -106,32 +110,35 @@ impl AuthService {
         let peek = match &presented {
             Presented::Token(t) => match OpaqueToken::parse(t).map(OpaqueToken::hash) {
                 Some(hash) => {
-                    self.db(move |s| {
-                        s.read(|tx| match tx.one_time_by_token(&hash)?.and_then(|sec| sec.user_id) {
-                            Some(id) => Ok(tx.user(id)?),
-                            None => Ok(None),
+                    self.core
+                        .db(move |s| {
+                            s.read(|tx| match tx.one_time_by_token(&hash)?.and_then(|sec| sec.user_id) {
+                                Some(id) => Ok(tx.user(id)?),
+                                None => Ok(None),
+                            })
                         })
-                    })
-                    .await?
+                        .await?
                 }
                 None => None,
             },
             Presented::Code { id, .. } => {
                 let id = id.clone();
-                self.db(move |s| {
-                    s.read(|tx| match tx.one_time(&id)?.and_then(|sec| sec.user_id) {
-                        Some(id) => Ok(tx.user(id)?),
-                        None => Ok(None),
+                self.core
+                    .db(move |s| {
+                        s.read(|tx| match tx.one_time(&id)?.and_then(|sec| sec.user_id) {
+                            Some(id) => Ok(tx.user(id)?),
+                            None => Ok(None),
+                        })
                     })
-                })
-                .await?
+                    .await?
             }
         };
         let context = peek.as_ref().map(user_context).unwrap_or_default();
-        self.policy.check("new_password", new_password, &context)?;
-        let phc = self.hasher.hash(new_password).await?;
-        let key = self.data_key.clone();
+        self.core.policy.check("new_password", new_password, &context)?;
+        let phc = self.core.hasher.hash(new_password).await?;
+        let key = self.core.data_key.clone();
         let user_id = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let secret = match spend_secret(tx, &key, Purpose::PasswordReset, &presented)?.into_result() {

@@ -1,10 +1,10 @@
 //! Roles and permissions: built-in and custom roles, the last-admin guard, policy checks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, Principal, Tx};
+use super::{AuthContext, AuthService, Core, Principal, Tx};
 use crate::{
     error::{Error, FieldError, Result},
     model::{Role, User, UserStatus},
@@ -81,22 +81,31 @@ pub struct Decision {
     pub reason: String,
 }
 
-impl AuthService {
+/// The roles: their administration, and what they grant.
+pub struct Roles {
+    core: Arc<Core>,
+}
+
+impl Roles {
+    pub(super) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
     /// Needs `roles:read`.
-    pub async fn list_roles(&self, by: &Principal) -> Result<Vec<Role>> {
-        self.authority(by, "roles:read")?;
-        let mut roles: Vec<Role> = self.roles_snapshot().values().cloned().collect();
+    pub async fn list(&self, by: &Principal) -> Result<Vec<Role>> {
+        self.core.authority(by, "roles:read")?;
+        let mut roles: Vec<Role> = self.core.roles_snapshot().values().cloned().collect();
         roles.sort_by(|a, b| b.builtin.cmp(&a.builtin).then(a.name.cmp(&b.name)));
         Ok(roles)
     }
 
-    pub async fn get_role(&self, name: &str) -> Result<Role> {
-        self.roles_snapshot().get(name).cloned().ok_or(Error::NotFound("role"))
+    pub async fn get(&self, name: &str) -> Result<Role> {
+        self.core.roles_snapshot().get(name).cloned().ok_or(Error::NotFound("role"))
     }
 
     /// Needs `roles:write` and every permission the role grants.
-    pub async fn create_role(&self, by: &Principal, name: &str, permissions: Vec<String>) -> Result<Role> {
-        let authority = self.authority(by, "roles:write")?;
+    pub async fn create(&self, by: &Principal, name: &str, permissions: Vec<String>) -> Result<Role> {
+        let authority = self.core.authority(by, "roles:write")?;
         if !is_valid_role_name(name) {
             return Err(Error::invalid(
                 "name",
@@ -110,41 +119,37 @@ impl AuthService {
         role.permissions.sort();
         role.permissions.dedup();
         let r = role.clone();
-        self.db(move |s| {
-            s.write(|tx| {
-                if tx.roles()?.iter().any(|x| x.name == r.name) {
-                    return Err(Error::Conflict("role name"));
-                }
-                tx.put_role(&r)?;
-                tx.audit(
-                    "role.created",
-                    None,
-                    None,
-                    serde_json::json!({"role": r.name, "permissions": r.permissions}),
-                )?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    if tx.roles()?.iter().any(|x| x.name == r.name) {
+                        return Err(Error::Conflict("role name"));
+                    }
+                    tx.put_role(&r)?;
+                    tx.audit(
+                        "role.created",
+                        None,
+                        None,
+                        serde_json::json!({"role": r.name, "permissions": r.permissions}),
+                    )?;
+                    Ok(())
+                })
             })
-        })
-        .await?;
-        self.reload_roles().await?;
+            .await?;
+        self.core.reload_roles().await?;
         tracing::info!(role = %role.name, "role created");
         Ok(role)
     }
 
     /// Adds and removes permissions of a role. `admin` always keeps `*`. Needs `roles:write`,
     /// and the caller must hold every permission the role grants, before and after.
-    pub async fn change_role(
-        &self,
-        by: &Principal,
-        name: &str,
-        grant: Vec<String>,
-        revoke: Vec<String>,
-    ) -> Result<Role> {
-        let authority = self.authority(by, "roles:write")?;
+    pub async fn change(&self, by: &Principal, name: &str, grant: Vec<String>, revoke: Vec<String>) -> Result<Role> {
+        let authority = self.core.authority(by, "roles:write")?;
         check_permissions(&grant)?;
         authority.may_grant(&grant)?;
         let name = name.to_owned();
         let role = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
@@ -175,17 +180,18 @@ impl AuthService {
                 })
             })
             .await?;
-        self.reload_roles().await?;
+        self.core.reload_roles().await?;
         tracing::info!(role = %role.name, permissions = ?role.permissions, "role changed");
         Ok(role)
     }
 
     /// Whether members of a role must have a second factor. Needs `roles:write` and every
     /// permission the role grants. Members without a factor may only enrol at their next login.
-    pub async fn set_role_mfa(&self, by: &Principal, name: &str, required: bool) -> Result<Role> {
-        let authority = self.authority(by, "roles:write")?;
+    pub async fn set_mfa(&self, by: &Principal, name: &str, required: bool) -> Result<Role> {
+        let authority = self.core.authority(by, "roles:write")?;
         let name = name.to_owned();
         let role = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let mut role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
@@ -198,17 +204,18 @@ impl AuthService {
                 })
             })
             .await?;
-        self.reload_roles().await?;
+        self.core.reload_roles().await?;
         tracing::info!(role = %role.name, require_mfa = required, "role second-factor rule changed");
         Ok(role)
     }
 
     /// Deletes a custom role. While users hold it, only with `force`, which takes it from them
     /// (their tokens are refused until refreshed).
-    pub async fn delete_role(&self, by: &Principal, name: &str, force: bool) -> Result<Role> {
-        let authority = self.authority(by, "roles:write")?;
+    pub async fn delete(&self, by: &Principal, name: &str, force: bool) -> Result<Role> {
+        let authority = self.core.authority(by, "roles:write")?;
         let name = name.to_owned();
         let role = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let role = tx.roles()?.into_iter().find(|r| r.name == name).ok_or(Error::NotFound("role"))?;
@@ -235,29 +242,20 @@ impl AuthService {
                 })
             })
             .await?;
-        self.reload_roles().await?;
+        self.core.reload_roles().await?;
         tracing::info!(role = %role.name, "role deleted");
         Ok(role)
     }
 
-    pub(super) async fn reload_roles(&self) -> Result<()> {
-        let roles = self.db(|s| s.read(|tx| tx.roles().map_err(Error::from))).await?;
-        let map: HashMap<String, Role> = roles.into_iter().map(|r| (r.name.clone(), r)).collect();
-        if let Ok(mut g) = self.roles.write() {
-            *g = Arc::new(map);
-        }
-        Ok(())
-    }
-
     /// The permissions the given roles grant, wildcards as written.
     pub fn permissions_of(&self, roles: &[String]) -> Vec<String> {
-        let known = self.roles_snapshot();
+        let known = self.core.roles_snapshot();
         granted_permissions(known.values(), roles)
     }
 
     /// May `subject` do `permission` (on a resource owned by `owner`)?
     pub fn check_permission(&self, subject: &AuthContext, permission: &str, owner: Option<Uuid>) -> Decision {
-        let known = self.roles_snapshot();
+        let known = self.core.roles_snapshot();
         if let Some(role) = subject.roles().iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
             return Decision { allowed: true, reason: format!("granted by role `{}`", role.name) };
         }
@@ -266,7 +264,9 @@ impl AuthService {
         }
         Decision { allowed: false, reason: format!("no role of the caller grants `{permission}`") }
     }
+}
 
+impl AuthService {
     /// Answers an application's policy question about a token (its own or one it holds).
     pub async fn authz_check(
         &self,
@@ -283,11 +283,11 @@ impl AuthService {
             ));
         }
         match token {
-            None => Ok(self.check_permission(caller, permission, owner)),
+            None => Ok(self.roles.check_permission(caller, permission, owner)),
             Some(t) => {
                 self.require_permission(caller, "tokens:introspect")?;
                 match self.authenticate(t) {
-                    Ok(subject) => Ok(self.check_permission(&subject, permission, owner)),
+                    Ok(subject) => Ok(self.roles.check_permission(&subject, permission, owner)),
                     Err(e) => Ok(Decision { allowed: false, reason: format!("the token is not valid: {e}") }),
                 }
             }

@@ -69,7 +69,7 @@ impl AuthService {
         solution: Option<ChallengeSolution>,
     ) -> Result<TokenPair> {
         let result = self.password_login(login, password, device_name, client, solution).await;
-        self.metrics.login(match &result {
+        self.core.metrics.login(match &result {
             Ok(_) => "success",
             Err(e) => e.code(),
         });
@@ -87,7 +87,7 @@ impl AuthService {
         let parsed = Login::parse(login).ok();
         let index_key = parsed.as_ref().map(|l| l.name().key());
         let user = match parsed {
-            Some(l) => self.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?,
+            Some(l) => self.core.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await?,
             None => None,
         };
         // Every spelling of an account shares one budget; a name without an account gets its
@@ -99,7 +99,7 @@ impl AuthService {
         };
         self.check_account_limit(RouteClass::Login, &account, client.ip).await?;
         let attempt = self.pass_gate(&account, client.ip, solution).await?;
-        if password.len() > self.policy.max_bytes() {
+        if password.len() > self.core.policy.max_bytes() {
             self.record_failure(attempt, client.ip).await;
             return Err(Error::InvalidCredentials);
         }
@@ -107,16 +107,16 @@ impl AuthService {
         let (user, verified) = match user {
             Some(u) => match u.password_hash.as_deref() {
                 Some(phc) => {
-                    let v = self.hasher.verify(password, phc).await?;
+                    let v = self.core.hasher.verify(password, phc).await?;
                     (Some(u), v)
                 }
-                None => (None, self.hasher.verify_dummy(password).await?),
+                None => (None, self.core.hasher.verify_dummy(password).await?),
             },
-            None => (None, self.hasher.verify_dummy(password).await?),
+            None => (None, self.core.hasher.verify_dummy(password).await?),
         };
         let Some(user) = user.filter(|_| verified.ok) else {
             self.record_failure(attempt, client.ip).await;
-            self.audit_later(self.audit_event(
+            self.core.audit_later(self.core.audit_event(
                 "user.login_failed",
                 false,
                 user_id_of_failed,
@@ -127,7 +127,7 @@ impl AuthService {
         };
         attempt.succeeded().await;
         if !user.is_active() {
-            self.audit_later(self.audit_event(
+            self.core.audit_later(self.core.audit_event(
                 "user.login_failed",
                 false,
                 Some(user.id),
@@ -136,7 +136,7 @@ impl AuthService {
             ));
             return Err(Error::AccountDisabled);
         }
-        let rehash = if verified.needs_rehash { Some(self.hasher.hash(password).await?) } else { None };
+        let rehash = if verified.needs_rehash { Some(self.core.hasher.hash(password).await?) } else { None };
         self.after_password(user, rehash, device_name, client).await
     }
 
@@ -150,7 +150,7 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<TokenPair> {
         use crate::config::VerifyMode;
-        let v = &self.cfg.verification;
+        let v = &self.core.cfg.verification;
         let refusal = if v.email == VerifyMode::Required && user.email.is_some() && !user.email_verified {
             Some(Error::EmailUnverified)
         } else if v.phone == VerifyMode::Required && user.phone.is_some() && !user.phone_verified {
@@ -159,7 +159,7 @@ impl AuthService {
             None
         };
         if let Some(e) = refusal {
-            self.audit_later(self.audit_event(
+            self.core.audit_later(self.core.audit_event(
                 "user.login_failed",
                 false,
                 Some(user.id),
@@ -205,7 +205,7 @@ impl AuthService {
     ) -> Result<TokenPair> {
         let (opening, refresh) = self.opening(&user, amr, method, rehash, device_name, client)?;
         let session = opening.session.clone();
-        let (user, permissions) = self.db(move |s| s.write(|tx| open_session(tx, opening))).await?;
+        let (user, permissions) = self.core.db(move |s| s.write(|tx| open_session(tx, opening))).await?;
         self.session_opened(&user, &session, refresh, permissions)
     }
 
@@ -230,8 +230,8 @@ impl AuthService {
             ip: client.ip.map(|ip| ip.to_string()),
             created_at: t,
             last_used_at: t,
-            expires_at: t + self.cfg.tokens.refresh_ttl.as_secs(),
-            absolute_expires_at: t + self.cfg.tokens.session_max.as_secs(),
+            expires_at: t + self.core.cfg.tokens.refresh_ttl.as_secs(),
+            absolute_expires_at: t + self.core.cfg.tokens.session_max.as_secs(),
             generation: 0,
             amr,
             auth_time: t,
@@ -245,7 +245,7 @@ impl AuthService {
             rehash,
             device,
             notice,
-            include_permissions: self.cfg.tokens.include_permissions,
+            include_permissions: self.core.cfg.tokens.include_permissions,
         };
         Ok((opening, refresh))
     }
@@ -281,19 +281,20 @@ impl AuthService {
 
     /// The per-account rate limit of a route class.
     async fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
-        let rl = &self.cfg.rate_limit;
+        let rl = &self.core.cfg.rate_limit;
         if !rl.enabled {
             return Ok(());
         }
         let limit = rl.route(class).per_account;
-        match self.limiter.check_account(class, account, &limit).await {
+        match self.core.limiter.check_account(class, account, &limit).await {
             Some(d) if !d.allowed => {
-                self.metrics
+                self.core
+                    .metrics
                     .rate_limited
                     .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
                     .inc();
                 security_event("rate_limited", ip);
-                self.audit_throttle(class.as_str(), ip, "rate_limited");
+                self.core.audit_throttle(class.as_str(), ip, "rate_limited");
                 Err(Error::RateLimited(d.retry_after_secs))
             }
             _ => Ok(()),
@@ -308,15 +309,15 @@ impl AuthService {
         ip: Option<IpAddr>,
         solution: Option<ChallengeSolution>,
     ) -> Result<Reservation> {
-        let attempt = self.throttle.reserve(account, ip.map(|ip| self.ip_key(ip))).await.map_err(|wait| {
+        let attempt = self.core.throttle.reserve(account, ip.map(|ip| self.core.ip_key(ip))).await.map_err(|wait| {
             security_event("login_throttled", ip);
-            self.audit_throttle("login", ip, "too_many_attempts");
+            self.core.audit_throttle("login", ip, "too_many_attempts");
             Error::TooManyAttempts(wait.as_secs().saturating_add(1))
         })?;
         if !attempt.challenge_required() {
             return Ok(attempt);
         }
-        let checked = match (solution, &self.captcha) {
+        let checked = match (solution, &self.core.captcha) {
             (Some(ChallengeSolution::Pow { challenge, nonce }), None) => {
                 self.redeem_challenge(&challenge, &nonce).await
             }
@@ -335,15 +336,15 @@ impl AuthService {
 
     /// A solved proof of work, spent once across every node that shares a cache.
     async fn redeem_challenge(&self, challenge: &str, nonce: &str) -> Result<(), crate::error::ChallengeError> {
-        let id = self.challenges.check(challenge, nonce)?;
-        if let Some(replay) = &self.replay {
-            match replay.claim(&format!("pow:{id}"), self.challenges.ttl()).await {
+        let id = self.core.challenges.check(challenge, nonce)?;
+        if let Some(replay) = &self.core.replay {
+            match replay.claim(&format!("pow:{id}"), self.core.challenges.ttl()).await {
                 Ok(true) => {}
                 Ok(false) => return Err(crate::error::ChallengeError::Reused),
                 Err(e) => tracing::warn!(error = %e, "challenge replay falls back to this node's memory"),
             }
         }
-        self.challenges.spend(&id)
+        self.core.challenges.spend(&id)
     }
 
     async fn record_failure(&self, attempt: Reservation, ip: Option<IpAddr>) {
@@ -378,9 +379,10 @@ impl AuthService {
         let client_ip = client.ip;
         let new_token = random::new_token();
         let new_hash = random::token_hash(&new_token);
-        let refresh_ttl = self.cfg.tokens.refresh_ttl.as_secs();
-        let include_permissions = self.cfg.tokens.include_permissions;
+        let refresh_ttl = self.core.cfg.tokens.refresh_ttl.as_secs();
+        let include_permissions = self.core.cfg.tokens.include_permissions;
         let outcome = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     let t = tx.now();
@@ -443,20 +445,21 @@ impl AuthService {
     pub async fn logout(&self, ctx: &AuthContext, refresh_token: Option<&str>) -> Result<()> {
         let (user_id, session_id) = (ctx.user_id, ctx.session_id);
         let hash = refresh_token.and_then(OpaqueToken::parse).map(OpaqueToken::hash);
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.audit("user.logged_out", Some(user_id), Some(session_id), Value::Null)?;
-                let mut sids = vec![session_id];
-                if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
-                    && rec.session_id != session_id
-                    && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
-                {
-                    sids.push(rec.session_id);
-                }
-                Ok(tx.revoke_sessions(&sids)?)
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.audit("user.logged_out", Some(user_id), Some(session_id), Value::Null)?;
+                    let mut sids = vec![session_id];
+                    if let Some(rec) = hash.map(|h| tx.refresh(&h)).transpose()?.flatten()
+                        && rec.session_id != session_id
+                        && tx.session(rec.session_id)?.is_some_and(|s| s.user_id == user_id)
+                    {
+                        sids.push(rec.session_id);
+                    }
+                    Ok(tx.revoke_sessions(&sids)?)
+                })
             })
-        })
-        .await?;
+            .await?;
         tracing::info!(event = "logout", user_id = %user_id, session_id = %session_id, "logout");
         Ok(())
     }
@@ -464,6 +467,7 @@ impl AuthService {
     /// Ends every session of the user and refuses every access token issued so far.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<()> {
         let ended = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
                     tx.audit("user.logged_out_everywhere", Some(user_id), None, Value::Null)?;
@@ -478,7 +482,7 @@ impl AuthService {
     /// The user's live sessions, newest first.
     pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<Session>> {
         let t = now();
-        let mut sessions = self.db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from))).await?;
+        let mut sessions = self.core.db(move |s| s.read(|tx| tx.sessions_of(user_id).map_err(Error::from))).await?;
         sessions.retain(|s| s.expires_at.min(s.absolute_expires_at) > t);
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
@@ -486,16 +490,17 @@ impl AuthService {
 
     /// Logs one device out. Another user's session is reported as not found.
     pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<()> {
-        self.db(move |s| {
-            s.write(|tx| match tx.session(session_id)? {
-                Some(s) if s.user_id == user_id => {
-                    tx.audit("session.revoked", Some(user_id), Some(session_id), Value::Null)?;
-                    Ok(tx.revoke_session(session_id)?)
-                }
-                _ => Err(Error::NotFound("session")),
+        self.core
+            .db(move |s| {
+                s.write(|tx| match tx.session(session_id)? {
+                    Some(s) if s.user_id == user_id => {
+                        tx.audit("session.revoked", Some(user_id), Some(session_id), Value::Null)?;
+                        Ok(tx.revoke_session(session_id)?)
+                    }
+                    _ => Err(Error::NotFound("session")),
+                })
             })
-        })
-        .await?;
+            .await?;
         tracing::info!(event = "session_revoked", user_id = %user_id, session_id = %session_id, "session revoked");
         Ok(())
     }
@@ -515,11 +520,14 @@ impl AuthService {
         self.check_account_limit(RouteClass::Password, &account, ip).await?;
         let attempt = self.pass_gate(&account, ip, solution).await?;
         let user = self
+            .core
             .db(move |s| s.read(|tx| tx.user(user_id).map_err(Error::from)))
             .await?
             .ok_or(Error::NotFound("user"))?;
         let ok = match user.password_hash.as_deref() {
-            Some(phc) if current.len() <= self.policy.max_bytes() => self.hasher.verify(current, phc).await?.ok,
+            Some(phc) if current.len() <= self.core.policy.max_bytes() => {
+                self.core.hasher.verify(current, phc).await?.ok
+            }
             _ => false,
         };
         if !ok {
@@ -527,21 +535,22 @@ impl AuthService {
             return Err(Error::WrongCurrentPassword);
         }
         attempt.succeeded().await;
-        self.policy.check("new_password", new, &user_context(&user))?;
-        let phc = self.hasher.hash(new).await?;
+        self.core.policy.check("new_password", new, &user_context(&user))?;
+        let phc = self.core.hasher.hash(new).await?;
         let keep = ctx.session_id;
-        self.db(move |s| {
-            s.write(|tx| {
-                let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                u.password_hash = Some(phc);
-                u.password_reset_required = false;
-                u.updated_at = tx.now();
-                tx.update_user(&u)?;
-                tx.audit("user.password_changed", Some(user_id), Some(keep), Value::Null)?;
-                end_sessions(tx, user_id, Some(keep), false)
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    u.password_hash = Some(phc);
+                    u.password_reset_required = false;
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    tx.audit("user.password_changed", Some(user_id), Some(keep), Value::Null)?;
+                    end_sessions(tx, user_id, Some(keep), false)
+                })
             })
-        })
-        .await?;
+            .await?;
         tracing::info!(event = "password_changed", user_id = %user_id, "password changed");
         Ok(())
     }

@@ -65,10 +65,10 @@ impl AuthService {
         permissions: Option<Vec<String>>,
     ) -> Result<(String, u64)> {
         let t = now();
-        let ttl = self.cfg.tokens.access_ttl.as_secs();
+        let ttl = self.core.cfg.tokens.access_ttl.as_secs();
         let claims = AccessClaims {
-            iss: self.cfg.tokens.issuer.clone(),
-            aud: self.cfg.tokens.audience.clone(),
+            iss: self.core.cfg.tokens.issuer.clone(),
+            aud: self.core.cfg.tokens.audience.clone(),
             sub: user.id,
             exp: t + ttl,
             iat: t,
@@ -82,10 +82,11 @@ impl AuthService {
             authz_gen: user.authz_gen,
             amr: session.amr.clone(),
             auth_time: Some(session.authenticated_at()),
-            email_verified: (self.cfg.verification.email != crate::config::VerifyMode::Off && user.email.is_some())
-                .then_some(user.email_verified),
+            email_verified: (self.core.cfg.verification.email != crate::config::VerifyMode::Off
+                && user.email.is_some())
+            .then_some(user.email_verified),
         };
-        let token = self.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
+        let token = self.core.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((token, ttl))
     }
 
@@ -98,36 +99,40 @@ impl AuthService {
     /// checked, cached or not.
     pub fn authenticate(&self, token: &str) -> Result<AuthContext, TokenError> {
         let t = now();
-        let leeway = self.cfg.tokens.leeway.as_secs();
+        let leeway = self.core.cfg.tokens.leeway.as_secs();
         let key = token_hash(token);
-        let claims = match self.verified.get(&key) {
+        let claims = match self.core.verified.get(&key) {
             Some(c) if c.exp + leeway > t && c.nbf <= t + leeway => {
-                self.metrics.token_cache_hits.inc();
+                self.core.metrics.token_cache_hits.inc();
                 c
             }
             Some(_) => return Err(TokenError::Expired),
             None => {
-                self.metrics.token_cache_misses.inc();
-                let ring = self.key_ring();
+                self.core.metrics.token_cache_misses.inc();
+                let ring = self.core.key_ring();
                 let expect = Expectations {
-                    issuer: &self.cfg.tokens.issuer,
-                    audience: &self.cfg.tokens.audience,
+                    issuer: &self.core.cfg.tokens.issuer,
+                    audience: &self.core.cfg.tokens.audience,
                     leeway,
                     now: t,
                 };
                 let c = Arc::new(jws::verify(token, &ring.verifying, &expect)?);
-                self.verified.insert(key, c.clone());
+                self.core.verified.insert(key, c.clone());
                 c
             }
         };
-        if self.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims), claims.authz_gen) {
+        if self.core.revocations.is_revoked(&claims.sid, &claims.sub, issued_ms(&claims), claims.authz_gen) {
             return Err(TokenError::Revoked);
         }
         Ok(AuthContext { user_id: claims.sub, session_id: claims.sid, claims })
     }
 
     pub fn require_permission(&self, ctx: &AuthContext, permission: &str) -> Result<()> {
-        if self.has_permission(ctx.roles(), permission) { Ok(()) } else { Err(Error::Forbidden(permission.into())) }
+        if self.core.has_permission(ctx.roles(), permission) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(permission.into()))
+        }
     }
 
     /// Is `token` (an access or a refresh token) live right now?
@@ -155,6 +160,7 @@ impl AuthService {
         }
         let hash = token_hash(token);
         let found = self
+            .core
             .db(move |s| {
                 s.read(|tx| {
                     let Some(rec) = tx.refresh(&hash)? else {
@@ -181,7 +187,7 @@ impl AuthService {
                     exp: Some(rec.expires_at.min(session.absolute_expires_at)),
                     iat: Some(session.last_used_at),
                     roles: Some(user.roles),
-                    iss: Some(self.cfg.tokens.issuer.clone()),
+                    iss: Some(self.core.cfg.tokens.issuer.clone()),
                     ..Introspection::default()
                 }
             }

@@ -75,7 +75,7 @@ impl AuthService {
 
     /// Where a provider sends the browser back.
     pub fn oauth_callback_url(&self, provider: &str) -> String {
-        format!("{}/v1/auth/oauth/{provider}/callback", self.public_url())
+        format!("{}/v1/auth/oauth/{provider}/callback", self.core.public_url())
     }
 
     /// Starts a login (or, with `link_to`, a linking) at `provider`: the provider's authorize
@@ -88,7 +88,7 @@ impl AuthService {
         link_to: Option<Uuid>,
     ) -> Result<(Redirect, String)> {
         let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
-        if !self.cfg.oauth.allowed_redirects.iter().any(|r| r == redirect_uri) {
+        if !self.core.cfg.oauth.allowed_redirects.iter().any(|r| r == redirect_uri) {
             return Err(Error::InvalidRedirectUri);
         }
         let (state, binding, nonce, pkce) =
@@ -100,18 +100,19 @@ impl AuthService {
         let started = Started { redirect_uri: redirect_uri.to_owned(), nonce, verifier: pkce.verifier, link_to };
         let id = OneTimeSecret::id_for(Purpose::OAuthState, Uuid::now_v7());
         let mut secret = self
+            .core
             .issue_secret(id, Purpose::OAuthState, link_to, Some(provider.to_owned()), STATE_TTL, Shape::CodeOnly)
             .secret;
         secret.token_hash = Some(random::token_hash(&state).to_vec());
         secret.code_hash = Some(binding_hash(&binding));
         let body = serde_json::to_vec(&started).map_err(|e| Error::Internal(e.to_string()))?;
-        secret.sealed = Some(self.data_key.seal(&secret.id, &body));
-        self.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
+        secret.sealed = Some(self.core.data_key.seal(&secret.id, &body));
+        self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
         Ok((Redirect { location }, binding))
     }
 
     fn oauth_failure(&self, provider: &str, reason: &str, user: Option<Uuid>) {
-        self.audit_later(self.audit_event(
+        self.core.audit_later(self.core.audit_event(
             "user.oauth_failed",
             false,
             user,
@@ -130,9 +131,10 @@ impl AuthService {
         binding: Option<String>,
     ) -> Result<Redirect> {
         // Single use, whatever happens next: found and burned in one step.
-        let key = self.data_key.clone();
+        let key = self.core.data_key.clone();
         let presented = Presented::Token(params.state.unwrap_or_default());
-        let spent = self.db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthState, &presented))).await?;
+        let spent =
+            self.core.db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthState, &presented))).await?;
         let (secret, live) = match spent {
             Spent::Live(s) => (s, true),
             Spent::Expired(s) => (s, false),
@@ -154,7 +156,7 @@ impl AuthService {
         let started: Started = secret
             .sealed
             .as_deref()
-            .and_then(|s| self.data_key.open(&secret.id, s).ok())
+            .and_then(|s| self.core.data_key.open(&secret.id, s).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(Error::InvalidState)?;
         let back = |error: &str| Redirect { location: with_params(&started.redirect_uri, &[("error", error)]) };
@@ -204,7 +206,7 @@ impl AuthService {
         }
         let (user_id, outcome) = self.account_for(provider, &who).await?;
         let id = OneTimeSecret::id_for(Purpose::OAuthExchange, Uuid::now_v7());
-        let issued = self.issue_secret(
+        let issued = self.core.issue_secret(
             id,
             Purpose::OAuthExchange,
             user_id,
@@ -214,8 +216,8 @@ impl AuthService {
         );
         let mut secret = issued.secret;
         let body = serde_json::to_vec(&outcome).map_err(|e| Error::Internal(e.to_string()))?;
-        secret.sealed = Some(self.data_key.seal(&secret.id, &body));
-        self.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
+        secret.sealed = Some(self.core.data_key.seal(&secret.id, &body));
+        self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
         let code = issued.token.unwrap_or_default();
         Ok(Redirect { location: with_params(&started.redirect_uri, &[("code", code.as_str())]) })
     }
@@ -223,58 +225,64 @@ impl AuthService {
     /// The account an external login leads to, created or linked as configured.
     async fn account_for(&self, provider: &str, who: &ExternalUser) -> Result<(Option<Uuid>, Outcome)> {
         let (provider_name, who) = (provider.to_owned(), who.clone());
-        let signup = self.cfg.oauth.signup;
-        let by_email = self.cfg.oauth.link_by_verified_email;
-        self.db(move |s| {
-            s.write(|tx| {
-                let t = tx.now();
-                if let Some(mut known) = tx.identity(&provider_name, &who.subject)? {
-                    known.last_login_at = t;
-                    known.email = who.email.clone();
-                    known.email_verified = who.email_verified;
-                    tx.put_identity(&known)?;
-                    return Ok((Some(known.user_id), Outcome::SignIn));
-                }
-                let holder = match &who.email {
-                    Some(e) => tx.user_by_login(LoginName::Email(e))?,
-                    None => None,
-                };
-                let user = match holder {
-                    // Only an email the provider vouches for may join an existing account.
-                    Some(u) if who.email_verified && by_email => u,
-                    Some(u) => return Ok((Some(u.id), Outcome::LinkRequired)),
-                    None if !signup => return Ok((None, Outcome::SignupDisabled)),
-                    None => {
-                        let email =
-                            who.email.as_deref().and_then(|e| crate::security::identifiers::Email::parse(e).ok());
-                        let u = User {
-                            email_verified: email.is_some() && who.email_verified,
-                            email: email.map(crate::security::identifiers::Email::into_string),
-                            ..User::new(vec!["user".into()], t)
-                        };
-                        tx.insert_user(&u)?;
-                        let method = format!("oauth:{provider_name}");
-                        tx.audit("user.registered", Some(u.id), None, json!({"roles": ["user"], "method": method}))?;
-                        u
+        let signup = self.core.cfg.oauth.signup;
+        let by_email = self.core.cfg.oauth.link_by_verified_email;
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let t = tx.now();
+                    if let Some(mut known) = tx.identity(&provider_name, &who.subject)? {
+                        known.last_login_at = t;
+                        known.email = who.email.clone();
+                        known.email_verified = who.email_verified;
+                        tx.put_identity(&known)?;
+                        return Ok((Some(known.user_id), Outcome::SignIn));
                     }
-                };
-                let identity = Identity {
-                    id: Uuid::now_v7(),
-                    user_id: user.id,
-                    provider: provider_name.clone(),
-                    subject: who.subject.clone(),
-                    email: who.email.clone(),
-                    email_verified: who.email_verified,
-                    name: who.name.clone(),
-                    created_at: t,
-                    last_login_at: t,
-                };
-                tx.put_identity(&identity)?;
-                tx.audit("user.identity_linked", Some(user.id), None, json!({"provider": provider_name}))?;
-                Ok((Some(user.id), Outcome::SignIn))
+                    let holder = match &who.email {
+                        Some(e) => tx.user_by_login(LoginName::Email(e))?,
+                        None => None,
+                    };
+                    let user = match holder {
+                        // Only an email the provider vouches for may join an existing account.
+                        Some(u) if who.email_verified && by_email => u,
+                        Some(u) => return Ok((Some(u.id), Outcome::LinkRequired)),
+                        None if !signup => return Ok((None, Outcome::SignupDisabled)),
+                        None => {
+                            let email =
+                                who.email.as_deref().and_then(|e| crate::security::identifiers::Email::parse(e).ok());
+                            let u = User {
+                                email_verified: email.is_some() && who.email_verified,
+                                email: email.map(crate::security::identifiers::Email::into_string),
+                                ..User::new(vec!["user".into()], t)
+                            };
+                            tx.insert_user(&u)?;
+                            let method = format!("oauth:{provider_name}");
+                            tx.audit(
+                                "user.registered",
+                                Some(u.id),
+                                None,
+                                json!({"roles": ["user"], "method": method}),
+                            )?;
+                            u
+                        }
+                    };
+                    let identity = Identity {
+                        id: Uuid::now_v7(),
+                        user_id: user.id,
+                        provider: provider_name.clone(),
+                        subject: who.subject.clone(),
+                        email: who.email.clone(),
+                        email_verified: who.email_verified,
+                        name: who.name.clone(),
+                        created_at: t,
+                        last_login_at: t,
+                    };
+                    tx.put_identity(&identity)?;
+                    tx.audit("user.identity_linked", Some(user.id), None, json!({"provider": provider_name}))?;
+                    Ok((Some(user.id), Outcome::SignIn))
+                })
             })
-        })
-        .await
+            .await
     }
 
     async fn link_identity(&self, user_id: Uuid, provider: &str, who: &ExternalUser) -> Result<()> {
@@ -289,34 +297,36 @@ impl AuthService {
             created_at: now(),
             last_login_at: 0,
         };
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                match tx.identity(&identity.provider, &identity.subject)? {
-                    Some(existing) if existing.user_id == user_id => return Ok(()),
-                    Some(_) => return Err(Error::Conflict("identity")),
-                    None => {}
-                }
-                tx.put_identity(&identity)?;
-                tx.audit("user.identity_linked", Some(user_id), None, json!({"provider": identity.provider}))?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    match tx.identity(&identity.provider, &identity.subject)? {
+                        Some(existing) if existing.user_id == user_id => return Ok(()),
+                        Some(_) => return Err(Error::Conflict("identity")),
+                        None => {}
+                    }
+                    tx.put_identity(&identity)?;
+                    tx.audit("user.identity_linked", Some(user_id), None, json!({"provider": identity.provider}))?;
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Trades the one-time code of a finished external login for tokens (or the second step).
     pub async fn oauth_exchange(&self, code: &str, client: ClientInfo) -> Result<TokenPair> {
-        let key = self.data_key.clone();
+        let key = self.core.data_key.clone();
         let presented = Presented::Token(code.to_owned());
         let secret = self
+            .core
             .db(move |s| s.write(|tx| spend_secret(tx, &key, Purpose::OAuthExchange, &presented)))
             .await?
             .into_result()?;
         let outcome: Outcome = secret
             .sealed
             .as_deref()
-            .and_then(|s| self.data_key.open(&secret.id, s).ok())
+            .and_then(|s| self.core.data_key.open(&secret.id, s).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(Error::InvalidCode)?;
         let provider = secret.target.clone().unwrap_or_default();
@@ -342,12 +352,12 @@ impl AuthService {
 
     /// Linked identities of a user, oldest first.
     pub async fn identities(&self, user: Uuid) -> Result<Vec<Identity>> {
-        self.db(move |s| s.read(|tx| Ok(tx.identities_of(user)?))).await
+        self.core.db(move |s| s.read(|tx| Ok(tx.identities_of(user)?))).await
     }
 
     /// A user's identities, for an admin (needs `users:read`).
     pub async fn admin_identities(&self, by: &Principal, user: Uuid) -> Result<Vec<Identity>> {
-        self.authority(by, "users:read")?;
+        self.core.authority(by, "users:read")?;
         self.get_user(user).await?;
         self.identities(user).await
     }
@@ -359,28 +369,29 @@ impl AuthService {
 
     /// The operator's or an admin's unlinking (needs `users:write`, and every permission the user has).
     pub async fn admin_unlink_identity(&self, by: &Principal, user: Uuid, id: Uuid) -> Result<()> {
-        let authority = self.authority(by, "users:write")?;
+        let authority = self.core.authority(by, "users:write")?;
         self.unlink(Some(authority), user, id).await
     }
 
     async fn unlink(&self, authority: Option<super::authority::Authority>, user: Uuid, id: Uuid) -> Result<()> {
-        self.db(move |s| {
-            s.write(|tx| {
-                let u = tx.user(user)?.ok_or(Error::NotFound("user"))?;
-                if let Some(a) = &authority {
-                    a.may_change(&u.roles)?;
-                }
-                let identity =
-                    tx.identity_by_id(id)?.filter(|i| i.user_id == user).ok_or(Error::NotFound("identity"))?;
-                if u.password_hash.is_none() && tx.identities_of(user)?.len() <= 1 {
-                    return Err(Error::LastLoginMethod);
-                }
-                tx.delete_identity(id)?;
-                tx.audit("user.identity_unlinked", Some(user), None, json!({"provider": identity.provider}))?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let u = tx.user(user)?.ok_or(Error::NotFound("user"))?;
+                    if let Some(a) = &authority {
+                        a.may_change(&u.roles)?;
+                    }
+                    let identity =
+                        tx.identity_by_id(id)?.filter(|i| i.user_id == user).ok_or(Error::NotFound("identity"))?;
+                    if u.password_hash.is_none() && tx.identities_of(user)?.len() <= 1 {
+                        return Err(Error::LastLoginMethod);
+                    }
+                    tx.delete_identity(id)?;
+                    tx.audit("user.identity_unlinked", Some(user), None, json!({"provider": identity.provider}))?;
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await
     }
 }
 

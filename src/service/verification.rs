@@ -49,21 +49,21 @@ pub(super) struct Outgoing {
 impl AuthService {
     /// The link a message carries: the application's page (`links.base_url`) or ours.
     pub(super) fn link(&self, page: &str, token: &str) -> String {
-        let base = match &self.cfg.links.base_url {
+        let base = match &self.core.cfg.links.base_url {
             Some(b) => b.trim_end_matches('/').to_owned(),
-            None => format!("{}/ui", self.public_url()),
+            None => format!("{}/ui", self.core.public_url()),
         };
         format!("{base}/{page}?token={token}")
     }
 
     /// A confirmation of `address` (an email, or a phone number) for `user`.
     pub(super) fn confirmation(&self, user: &User, address: &str, email: bool, locale: &str) -> Result<Outgoing> {
-        let v = &self.cfg.verification;
+        let v = &self.core.cfg.verification;
         let (purpose, ttl) =
             if email { (Purpose::VerifyEmail, v.email_ttl) } else { (Purpose::VerifyPhone, v.sms_ttl) };
         let id = OneTimeSecret::id_for(purpose, address);
         let shape = if email { Shape::TokenAndCode } else { Shape::CodeOnly };
-        let issued = self.issue_secret(id, purpose, Some(user.id), Some(address.to_owned()), ttl.as_secs(), shape);
+        let issued = self.core.issue_secret(id, purpose, Some(user.id), Some(address.to_owned()), ttl.as_secs(), shape);
         let mut vars = BTreeMap::from([
             ("code", issued.code.clone().unwrap_or_default()),
             ("valid_for", self.valid_for(locale, ttl.as_secs())),
@@ -78,7 +78,7 @@ impl AuthService {
 
     /// Confirmations a new account gets, as configured.
     pub(super) fn confirmations_for_new(&self, user: &User, locale: &str) -> Result<Vec<Outgoing>> {
-        let v = &self.cfg.verification;
+        let v = &self.core.cfg.verification;
         let mut out = Vec::new();
         if let Some(e) = user.email.as_ref().filter(|_| v.email != VerifyMode::Off) {
             out.push(self.confirmation(user, e, true, locale)?);
@@ -93,8 +93,8 @@ impl AuthService {
     /// tell who has one).
     pub(super) fn hides_duplicate(&self, field: &str) -> bool {
         match field {
-            "email" => self.cfg.verification.email != VerifyMode::Off,
-            "phone" => self.cfg.verification.phone != VerifyMode::Off,
+            "email" => self.core.cfg.verification.email != VerifyMode::Off,
+            "phone" => self.core.cfg.verification.phone != VerifyMode::Off,
             _ => false,
         }
     }
@@ -115,37 +115,38 @@ impl AuthService {
                 (Purpose::VerifyPhone, Presented::Code { id, code })
             }
         };
-        let key = self.data_key.clone();
-        self.db(move |s| {
-            s.write(|tx| {
-                let secret = match spend_secret(tx, &key, purpose, &presented)?.into_result() {
-                    Ok(s) => s,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let found = match secret.user_id {
-                    Some(id) => tx.user(id)?,
-                    None => None,
-                };
-                let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
-                let target = secret.target.clone().unwrap_or_default();
-                let (kind, event) = if purpose == Purpose::VerifyEmail {
-                    let changed = u.email.as_deref() != Some(target.as_str());
-                    u.email = Some(target);
-                    u.email_verified = true;
-                    (Confirmed::Email, if changed { "user.email_changed" } else { "user.email_verified" })
-                } else {
-                    let changed = u.phone.as_deref() != Some(target.as_str());
-                    u.phone = Some(target);
-                    u.phone_verified = true;
-                    (Confirmed::Phone, if changed { "user.phone_changed" } else { "user.phone_verified" })
-                };
-                u.updated_at = tx.now();
-                tx.update_user(&u)?;
-                tx.audit(event, Some(u.id), None, serde_json::Value::Null)?;
-                Ok(Ok(kind))
+        let key = self.core.data_key.clone();
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let secret = match spend_secret(tx, &key, purpose, &presented)?.into_result() {
+                        Ok(s) => s,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let found = match secret.user_id {
+                        Some(id) => tx.user(id)?,
+                        None => None,
+                    };
+                    let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
+                    let target = secret.target.clone().unwrap_or_default();
+                    let (kind, event) = if purpose == Purpose::VerifyEmail {
+                        let changed = u.email.as_deref() != Some(target.as_str());
+                        u.email = Some(target);
+                        u.email_verified = true;
+                        (Confirmed::Email, if changed { "user.email_changed" } else { "user.email_verified" })
+                    } else {
+                        let changed = u.phone.as_deref() != Some(target.as_str());
+                        u.phone = Some(target);
+                        u.phone_verified = true;
+                        (Confirmed::Phone, if changed { "user.phone_changed" } else { "user.phone_verified" })
+                    };
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    tx.audit(event, Some(u.id), None, serde_json::Value::Null)?;
+                    Ok(Ok(kind))
+                })
             })
-        })
-        .await?
+            .await?
     }
 
     /// Sends a new confirmation to an address that awaits one. Answers alike whether or not it
@@ -180,13 +181,14 @@ impl AuthService {
 
     async fn resend_now(&self, address: String, is_email: bool, accept_language: Option<String>) -> Result<()> {
         use crate::model::LoginName;
-        let mode = if is_email { self.cfg.verification.email } else { self.cfg.verification.phone };
+        let mode = if is_email { self.core.cfg.verification.email } else { self.core.cfg.verification.phone };
         if mode == VerifyMode::Off {
             return Ok(());
         }
         let purpose = if is_email { Purpose::VerifyEmail } else { Purpose::VerifyPhone };
         let addr = address.clone();
         let owner = self
+            .core
             .db(move |s| {
                 s.read(|tx| {
                     let name = if is_email { LoginName::Email(&addr) } else { LoginName::Phone(&addr) };
@@ -205,7 +207,7 @@ impl AuthService {
         let Some(user) = owner.filter(User::is_active) else { return Ok(()) };
         let locale = self.locale_of(Some(&user), accept_language.as_deref());
         let out = self.confirmation(&user, &address, is_email, &locale)?;
-        self.db(move |s| s.write(|tx| write_outgoing(tx, &[out]))).await
+        self.core.db(move |s| s.write(|tx| write_outgoing(tx, &[out]))).await
     }
 
     /// Changes the caller's own contacts and preferences. A new email or phone takes effect
@@ -238,7 +240,7 @@ impl AuthService {
             self.require_recent_auth(ctx)?;
         }
         let locale = change.locale.clone().unwrap_or_else(|| self.locale_of(Some(&user), None));
-        let v = &self.cfg.verification;
+        let v = &self.core.cfg.verification;
         let mut outgoing = Vec::new();
         let mut immediate_email = None;
         let mut immediate_phone = None;
@@ -263,37 +265,38 @@ impl AuthService {
             }
         }
         let session = ctx.session_id;
-        self.db(move |s| {
-            s.write(|tx| {
-                let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
-                if let Some(l) = change.locale {
-                    u.locale = Some(l);
-                }
-                if let Some(on) = change.new_device_notices {
-                    u.new_device_notices_off = !on;
-                }
-                if let Some(e) = immediate_email {
-                    u.email = Some(e);
-                    u.email_verified = false;
-                }
-                if let Some(p) = immediate_phone {
-                    u.phone = Some(p);
-                    u.phone_verified = false;
-                }
-                u.updated_at = tx.now();
-                tx.update_user(&u)?;
-                write_outgoing(tx, &outgoing)?;
-                tx.audit("user.profile_updated", Some(user_id), Some(session), serde_json::Value::Null)?;
-                Ok(u)
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    if let Some(l) = change.locale {
+                        u.locale = Some(l);
+                    }
+                    if let Some(on) = change.new_device_notices {
+                        u.new_device_notices_off = !on;
+                    }
+                    if let Some(e) = immediate_email {
+                        u.email = Some(e);
+                        u.email_verified = false;
+                    }
+                    if let Some(p) = immediate_phone {
+                        u.phone = Some(p);
+                        u.phone_verified = false;
+                    }
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    write_outgoing(tx, &outgoing)?;
+                    tx.audit("user.profile_updated", Some(user_id), Some(session), serde_json::Value::Null)?;
+                    Ok(u)
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Refuses a change that needs a recent sign-in (`security.step_up_window`).
     pub(super) fn require_recent_auth(&self, ctx: &AuthContext) -> Result<()> {
         let at = ctx.claims.auth_time.unwrap_or(ctx.claims.iat);
-        if at + self.cfg.security.step_up_window.as_secs() < now() {
+        if at + self.core.cfg.security.step_up_window.as_secs() < now() {
             return Err(Error::StepUpRequired);
         }
         Ok(())
@@ -302,14 +305,14 @@ impl AuthService {
     /// At most one request per `key` per `verification.resend_interval`, on every node that
     /// shares a cache.
     pub(super) async fn once_per_interval(&self, key: &str) -> Result<()> {
-        let interval = self.cfg.verification.resend_interval.0;
+        let interval = self.core.cfg.verification.resend_interval.0;
         if interval.is_zero() {
             return Ok(());
         }
         let hashed = crate::security::random::token_hash(key);
         let local_key = Uuid::from_slice(&hashed[..16]).unwrap_or_default();
         let mut first = self.recent_sends.get(&local_key).is_none();
-        if first && let Some(shared) = &self.replay {
+        if first && let Some(shared) = &self.core.replay {
             match shared.claim(&format!("send:{local_key}"), interval).await {
                 Ok(claimed) => first = claimed,
                 Err(e) => tracing::warn!(error = %e, "send limits fall back to this node's memory"),

@@ -89,7 +89,7 @@ impl AuthService {
     pub async fn deliver_webhooks(&self) -> Result<usize> {
         let now = now_millis();
         let (due, stored) =
-            self.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
+            self.core.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
         let mut delivered = 0;
         for d in due {
             if d.channel != crate::model::Channel::Webhook {
@@ -98,7 +98,7 @@ impl AuthService {
             }
             let key = match d.endpoint_id {
                 Some(id) => stored.iter().find(|s| s.id == id).and_then(|s| webhook_key(&s.secret)),
-                None => self.cfg.webhooks.iter().find(|w| w.url == d.url).and_then(|w| w.key()),
+                None => self.core.cfg.webhooks.iter().find(|w| w.url == d.url).and_then(|w| w.key()),
             };
             let gone = key.is_none();
             let outcome = match key {
@@ -108,10 +108,10 @@ impl AuthService {
                     let id = d.id.to_string();
                     let signature = sign(&key, &id, timestamp, &d.payload);
                     let signed = Signed { id: &id, timestamp, signature: &signature, payload: &d.payload };
-                    self.outbound.webhooks.post(&d.url, signed).await
+                    self.core.outbound.webhooks.post(&d.url, signed).await
                 }
             };
-            let retry_for = self.cfg.webhook_delivery.retry_for.0;
+            let retry_for = self.core.cfg.webhook_delivery.retry_for.0;
             let sent = self
                 .settle_delivery(d, outcome, retry_for, gone, |d, e| {
                     (
@@ -161,7 +161,8 @@ impl AuthService {
             DeliveryState::Failed => "failed",
             DeliveryState::Pending => "retry",
         };
-        self.metrics
+        self.core
+            .metrics
             .deliveries
             .get_or_create(&crate::metrics::DeliveryLabels {
                 channel: d.channel.as_str().into(),
@@ -172,16 +173,17 @@ impl AuthService {
             // What a message carried (links, codes) need not outlive its sending.
             d.payload.clear();
         }
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.put_delivery(&d)?;
-                if let Some((event, details)) = final_failure {
-                    tx.audit_failure(event, None, None, details)?;
-                }
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.put_delivery(&d)?;
+                    if let Some((event, details)) = final_failure {
+                        tx.audit_failure(event, None, None, details)?;
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await?;
+            .await?;
         Ok(sent)
     }
 
@@ -194,12 +196,12 @@ impl AuthService {
         events: Vec<String>,
         secret: Option<String>,
     ) -> Result<WebhookInfo> {
-        self.authority(by, "webhooks:write")?;
+        self.core.authority(by, "webhooks:write")?;
         let url = url.trim().to_owned();
         if url.len() > 2000 {
             return Err(Error::invalid("url", "invalid_url", "the endpoint URL is at most 2000 characters"));
         }
-        if let Err(why) = targets::check_url(&url, self.cfg.webhook_delivery.allow_private_targets) {
+        if let Err(why) = targets::check_url(&url, self.core.cfg.webhook_delivery.allow_private_targets) {
             let code = match why {
                 targets::TargetError::Invalid(_) => "invalid_url",
                 targets::TargetError::Private => "forbidden_target",
@@ -225,28 +227,29 @@ impl AuthService {
             created_at: now(),
         };
         let stored = w.clone();
-        self.db(move |s| {
-            s.write(|tx| {
-                tx.put_webhook(&stored)?;
-                let e = &stored.endpoint;
-                tx.audit(
-                    "webhook.added",
-                    None,
-                    None,
-                    serde_json::json!({"id": stored.id, "url": e.url, "events": e.events}),
-                )?;
-                Ok(())
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    tx.put_webhook(&stored)?;
+                    let e = &stored.endpoint;
+                    tx.audit(
+                        "webhook.added",
+                        None,
+                        None,
+                        serde_json::json!({"id": stored.id, "url": e.url, "events": e.events}),
+                    )?;
+                    Ok(())
+                })
             })
-        })
-        .await?;
+            .await?;
         Ok(WebhookInfo { id: Some(w.id), url, events, secret: generated.then_some(secret) })
     }
 
     /// Needs `webhooks:read`.
     pub async fn list_webhooks(&self, by: &super::Principal) -> Result<Vec<WebhookInfo>> {
-        self.authority(by, "webhooks:read")?;
-        let stored = self.db(|s| s.read(|tx| tx.stored_webhooks().map_err(Error::from))).await?;
-        let from_config = self.cfg.webhooks.iter().map(|w| WebhookInfo {
+        self.core.authority(by, "webhooks:read")?;
+        let stored = self.core.db(|s| s.read(|tx| tx.stored_webhooks().map_err(Error::from))).await?;
+        let from_config = self.core.cfg.webhooks.iter().map(|w| WebhookInfo {
             id: None,
             url: w.url.clone(),
             events: w.events.clone(),
@@ -264,23 +267,24 @@ impl AuthService {
     /// Removes an endpoint added at run time; its pending deliveries fail.
     /// Needs `webhooks:write`.
     pub async fn delete_webhook(&self, by: &super::Principal, id: uuid::Uuid) -> Result<()> {
-        self.authority(by, "webhooks:write")?;
-        self.db(move |s| {
-            s.write(|tx| {
-                if !tx.delete_webhook(id)? {
-                    return Err(Error::NotFound("webhook"));
-                }
-                tx.audit("webhook.deleted", None, None, serde_json::json!({"id": id}))?;
-                Ok(())
+        self.core.authority(by, "webhooks:write")?;
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    if !tx.delete_webhook(id)? {
+                        return Err(Error::NotFound("webhook"));
+                    }
+                    tx.audit("webhook.deleted", None, None, serde_json::json!({"id": id}))?;
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Needs `webhooks:read`.
     pub async fn webhook_status(&self, by: &super::Principal) -> Result<DeliveryCounts> {
-        self.authority(by, "webhooks:read")?;
-        let mut all = self.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
+        self.core.authority(by, "webhooks:read")?;
+        let mut all = self.core.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
         all.retain(|d| d.channel == crate::model::Channel::Webhook);
         let mut c = DeliveryCounts::default();
         for d in &all {

@@ -21,7 +21,7 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     let old_kid = kid_of(&before.access);
     assert_eq!(jwks_kids(&app).await, vec![old_kid.clone()]);
 
-    let new = app.svc().rotate_keys(&authd::service::Principal::Operator).await.unwrap();
+    let new = app.svc().keys.rotate(&authd::service::Principal::Operator).await.unwrap();
     assert_ne!(new.kid, old_kid);
     let after = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
     assert_eq!(kid_of(&after.access), new.kid);
@@ -35,7 +35,8 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
 
     let states: Vec<(String, String)> = app
         .svc()
-        .list_keys(&authd::service::Principal::Operator)
+        .keys
+        .list(&authd::service::Principal::Operator)
         .await
         .unwrap()
         .into_iter()
@@ -61,14 +62,15 @@ async fn a_retired_key_verifies_nothing_and_leaves_the_jwks() {
     .await;
     let t = app.signed_in("tess@example.com").await;
     let old_kid = kid_of(&t.access);
-    app.svc().rotate_keys(&authd::service::Principal::Operator).await.unwrap();
+    app.svc().keys.rotate(&authd::service::Principal::Operator).await.unwrap();
     assert!(jwks_kids(&app).await.contains(&old_kid));
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     assert!(!jwks_kids(&app).await.contains(&old_kid));
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::UNAUTHORIZED);
     let states: Vec<String> = app
         .svc()
-        .list_keys(&authd::service::Principal::Operator)
+        .keys
+        .list(&authd::service::Principal::Operator)
         .await
         .unwrap()
         .into_iter()

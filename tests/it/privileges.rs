@@ -82,9 +82,9 @@ async fn no_token_carrying_a_removed_role_works_after_the_demotion_returns() {
 async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     let app = TestApp::spawn().await;
     let svc = app.svc();
-    svc.create_role(OP, "usermgr", vec!["users:*".into()]).await.unwrap();
-    svc.create_role(OP, "clientmgr", vec!["clients:*".into()]).await.unwrap();
-    svc.create_role(OP, "rolemgr", vec!["roles:*".into(), "billing:read".into()]).await.unwrap();
+    svc.roles.create(OP, "usermgr", vec!["users:*".into()]).await.unwrap();
+    svc.roles.create(OP, "clientmgr", vec!["clients:*".into()]).await.unwrap();
+    svc.roles.create(OP, "rolemgr", vec!["roles:*".into(), "billing:read".into()]).await.unwrap();
     let (_, admin) = app.user_with_roles("boss@example.com", &["admin"]).await;
     let (admin2_id, _) = app.user_with_roles("boss2@example.com", &["admin"]).await;
     let (mgr_id, mgr) = app.user_with_roles("mgr@example.com", &["usermgr"]).await;
@@ -92,7 +92,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     let (_, cm) = app.user_with_roles("cm@example.com", &["clientmgr"]).await;
     let (_, rm) = app.user_with_roles("rm@example.com", &["rolemgr"]).await;
     let (victim_id, _) = app.user_with_roles("victim@example.com", &["user"]).await;
-    let admin_client = svc.create_client(OP, "root-bot", vec!["admin".into()]).await.unwrap();
+    let admin_client = svc.clients.create(OP, "root-bot", vec!["admin".into()]).await.unwrap();
     let disabled_admin = svc
         .create_user(
             OP,
@@ -106,8 +106,8 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         .unwrap();
     svc.set_status(OP, "sleeping@example.com", authd::model::UserStatus::Disabled).await.unwrap();
     let users_before = format!("{:?}", svc.list_users().await.unwrap());
-    let roles_before = svc.list_roles(&authd::service::Principal::Operator).await.unwrap();
-    let clients_before = format!("{:?}", svc.list_clients(OP).await.unwrap());
+    let roles_before = svc.roles.list(&authd::service::Principal::Operator).await.unwrap();
+    let clients_before = format!("{:?}", svc.clients.list(OP).await.unwrap());
 
     let u = |id: &str| format!("/v1/admin/users/{id}");
     type Case<'a> = (&'a str, &'a Tokens, Method, String, Option<Value>, &'a str);
@@ -250,8 +250,8 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         assert!(b["detail"].as_str().unwrap().contains("do not hold"), "{what}: {b}");
     }
     assert_eq!(format!("{:?}", svc.list_users().await.unwrap()), users_before, "no user changed");
-    assert_eq!(svc.list_roles(&authd::service::Principal::Operator).await.unwrap(), roles_before, "no role changed");
-    assert_eq!(format!("{:?}", svc.list_clients(OP).await.unwrap()), clients_before, "no client changed");
+    assert_eq!(svc.roles.list(&authd::service::Principal::Operator).await.unwrap(), roles_before, "no role changed");
+    assert_eq!(format!("{:?}", svc.clients.list(OP).await.unwrap()), clients_before, "no client changed");
 
     // Within their own permissions, the same callers succeed.
     let ok = [

@@ -34,7 +34,7 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
         assert!(real.get(claim).is_some(), "claim {claim} present");
     }
     let parts: Vec<&str> = t.access.split('.').collect();
-    let sign = |c: AccessClaims| app.svc().key_ring().active.sign(&c).unwrap();
+    let sign = |c: AccessClaims| app.svc().keys.ring().active.sign(&c).unwrap();
     let base: AccessClaims = serde_json::from_value(real.clone()).unwrap();
     let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let x = B64.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
