@@ -155,10 +155,10 @@ impl AuthService {
                 Err(_) => Introspection::default(),
             });
         }
-        if token.is_empty() || token.len() > 512 {
+        let Some(token) = crate::security::token::OpaqueToken::parse(token) else {
             return Ok(Introspection::default());
-        }
-        let hash = token_hash(token);
+        };
+        let hash = token.hash();
         let found = self
             .core
             .db(move |s| {

@@ -241,7 +241,7 @@ async fn forgot_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
     if !csrf_ok(&svc, req, &f.csrf) {
         return forbidden(&svc, &lang);
     }
-    if f.login.trim().is_empty() || f.login.len() > 254 {
+    if f.login.trim().is_empty() || f.login.len() > crate::security::identifiers::Email::MAX_LEN {
         return link_error(&svc, &lang, &Error::InvalidCode);
     }
     let accept = Some(lang.clone());
