@@ -24,43 +24,46 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
     let op = &Principal::Operator;
     let result = match req {
         AdminRequest::UserAdd { email, phone, username, roles, password } => svc
+            .accounts
             .create_user(op, NewAccount { email, phone, username, password, roles, locale: None })
             .await
             .map(|u| AdminReply::User(u.into())),
         AdminRequest::UserList => {
-            svc.list_users().await.map(|us| AdminReply::Users(us.into_iter().map(Into::into).collect()))
+            svc.accounts.list_users().await.map(|us| AdminReply::Users(us.into_iter().map(Into::into).collect()))
         }
-        AdminRequest::UserShow { who } => match svc.find_user(&who).await {
-            Ok(u) => svc.admin_identities(op, u.id).await.map(|ids| {
+        AdminRequest::UserShow { who } => match svc.accounts.find_user(&who).await {
+            Ok(u) => svc.upstream.admin_identities(op, u.id).await.map(|ids| {
                 let mut view = crate::admin_socket::UserView::from(u);
                 view.identities = ids.iter().map(|i| format!("{} {}:{}", i.id, i.provider, i.subject)).collect();
                 AdminReply::User(view)
             }),
             Err(e) => Err(e),
         },
-        AdminRequest::UserUnlink { who, identity } => match svc.find_user(&who).await {
-            Ok(u) => svc.admin_unlink_identity(op, u.id, identity).await.map(|()| AdminReply::User(u.into())),
+        AdminRequest::UserUnlink { who, identity } => match svc.accounts.find_user(&who).await {
+            Ok(u) => svc.upstream.admin_unlink_identity(op, u.id, identity).await.map(|()| AdminReply::User(u.into())),
             Err(e) => Err(e),
         },
         AdminRequest::UserSetRoles { who, roles } => {
-            svc.set_roles(op, &who, roles).await.map(|u| AdminReply::User(u.into()))
+            svc.accounts.set_roles(op, &who, roles).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserPasswd { who, password } => {
-            svc.set_password(op, &who, &password).await.map(|u| AdminReply::User(u.into()))
+            svc.accounts.set_password(op, &who, &password).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserDisable { who } => {
-            svc.set_status(op, &who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
+            svc.accounts.set_status(op, &who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
         }
-        AdminRequest::UserMfaReset { who } => svc.reset_mfa(op, &who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserMfaReset { who } => svc.factors.reset_mfa(op, &who).await.map(|u| AdminReply::User(u.into())),
         AdminRequest::UserEnable { who } => {
-            svc.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
+            svc.accounts.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }
-        AdminRequest::UserDelete { who } => svc.delete_user(op, &who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserDelete { who } => {
+            svc.accounts.delete_user(op, &who).await.map(|u| AdminReply::User(u.into()))
+        }
         AdminRequest::KeysList => svc.keys.list(op).await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.keys.rotate(op).await.map(AdminReply::Key),
         AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {
             let user = match user {
-                Some(who) => match svc.find_user(&who).await {
+                Some(who) => match svc.accounts.find_user(&who).await {
                     Ok(u) => Some(u.id),
                     // A deleted user's events are still there under their id.
                     Err(e) => match uuid::Uuid::parse_str(&who) {
@@ -71,14 +74,14 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
                 None => None,
             };
             let filter = crate::service::audit::AuditFilter { user, event, outcome, since_ms, until_ms: None };
-            svc.audit_events(op, filter, before, limit.min(10_000)).await.map(AdminReply::Events)
+            svc.audit.events(op, filter, before, limit.min(10_000)).await.map(AdminReply::Events)
         }
-        AdminRequest::WebhookStatus => svc.webhook_status(op).await.map(AdminReply::Webhooks),
-        AdminRequest::WebhookList => svc.list_webhooks(op).await.map(AdminReply::Endpoints),
+        AdminRequest::WebhookStatus => svc.webhooks.status(op).await.map(AdminReply::Webhooks),
+        AdminRequest::WebhookList => svc.webhooks.list(op).await.map(AdminReply::Endpoints),
         AdminRequest::WebhookAdd { url, events, secret } => {
-            svc.add_webhook(op, &url, events, secret).await.map(AdminReply::Endpoint)
+            svc.webhooks.add(op, &url, events, secret).await.map(AdminReply::Endpoint)
         }
-        AdminRequest::WebhookDelete { id } => svc.delete_webhook(op, id).await.map(|()| AdminReply::Done),
+        AdminRequest::WebhookDelete { id } => svc.webhooks.delete(op, id).await.map(|()| AdminReply::Done),
         AdminRequest::RoleList => svc.roles.list(op).await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => {
             svc.roles.create(op, &name, permissions).await.map(AdminReply::Role)

@@ -275,7 +275,8 @@ impl AdminApi {
     ) -> Result<Json<UserPageResponse>, ApiError> {
         let status = status.0.map(Into::into);
         let filter = UserFilter { role: role.0, status, search: q.0 };
-        let page = svc.list_users_page(&caller.principal(), cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
+        let page =
+            svc.accounts.list_users_page(&caller.principal(), cursor.0, limit.0.unwrap_or(50) as usize, filter).await?;
         Ok(Json(UserPageResponse {
             users: page.users.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -292,6 +293,7 @@ impl AdminApi {
     ) -> Result<Created<UserResponse>, ApiError> {
         let b = body.0;
         let user = svc
+            .accounts
             .create_user(
                 &caller.principal(),
                 NewAccount {
@@ -315,7 +317,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(svc.admin_user(&caller.principal(), id.0).await?.as_ref().into()))
+        Ok(Json(svc.accounts.admin_user(&caller.principal(), id.0).await?.as_ref().into()))
     }
 
     /// Change a user (needs `users:write`; `users:disable` suffices to change only `status`)
@@ -340,7 +342,7 @@ impl AdminApi {
             status,
             password_reset_required: b.force_password_reset,
         };
-        Ok(Json(svc.patch_user(&caller.principal(), id.0, patch).await?.into()))
+        Ok(Json(svc.accounts.patch_user(&caller.principal(), id.0, patch).await?.into()))
     }
 
     /// Delete a user (needs `users:write`)
@@ -351,7 +353,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.delete_user(&caller.principal(), &id.0.to_string()).await?;
+        svc.accounts.delete_user(&caller.principal(), &id.0.to_string()).await?;
         Ok(NoContent::Done)
     }
 
@@ -366,7 +368,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(svc.reset_mfa(&caller.principal(), &id.0.to_string()).await?.into()))
+        Ok(Json(svc.factors.reset_mfa(&caller.principal(), &id.0.to_string()).await?.into()))
     }
 
     /// A user's sessions (needs `users:read`)
@@ -377,7 +379,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
-        let sessions = svc.admin_sessions(&caller.principal(), id.0).await?;
+        let sessions = svc.accounts.admin_sessions(&caller.principal(), id.0).await?;
         Ok(Json(sessions.into_iter().map(|s| SessionResponse::new(s, caller.0.session_id)).collect()))
     }
 
@@ -389,7 +391,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.admin_end_sessions(&caller.principal(), id.0).await?;
+        svc.accounts.admin_end_sessions(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -402,7 +404,7 @@ impl AdminApi {
         id: Path<Uuid>,
         sid: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.admin_end_session(&caller.principal(), id.0, sid.0).await?;
+        svc.accounts.admin_end_session(&caller.principal(), id.0, sid.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -512,7 +514,7 @@ impl AdminApi {
             until_ms: until.0.as_deref().map(|s| crate::service::audit::parse_instant("until", s)).transpose()?,
         };
         let limit = limit.0.unwrap_or(100) as usize;
-        let mut events = svc.audit_events(&caller.principal(), filter, cursor.0, limit + 1).await?;
+        let mut events = svc.audit.events(&caller.principal(), filter, cursor.0, limit + 1).await?;
         let next_cursor = if events.len() > limit {
             events.truncate(limit);
             events.last().map(|e| e.id)
@@ -579,7 +581,7 @@ impl AdminApi {
         svc: Data<&Arc<AuthService>>,
         caller: Caller,
     ) -> Result<Json<Vec<WebhookResponse>>, ApiError> {
-        Ok(Json(svc.list_webhooks(&caller.principal()).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.webhooks.list(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Add a webhook endpoint (needs `webhooks:write`)
@@ -593,7 +595,7 @@ impl AdminApi {
         body: JsonBody<AddWebhookRequest>,
     ) -> Result<Created<WebhookResponse>, ApiError> {
         let b = body.0;
-        Ok(Created::Created(Json(svc.add_webhook(&caller.principal(), &b.url, b.events, b.secret).await?.into())))
+        Ok(Created::Created(Json(svc.webhooks.add(&caller.principal(), &b.url, b.events, b.secret).await?.into())))
     }
 
     /// Remove a webhook endpoint added at run time (needs `webhooks:write`)
@@ -604,7 +606,7 @@ impl AdminApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.delete_webhook(&caller.principal(), id.0).await?;
+        svc.webhooks.delete(&caller.principal(), id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -621,7 +623,7 @@ impl AdminApi {
         body: JsonBody<AuthzRequest>,
     ) -> Result<Json<AuthzResponse>, ApiError> {
         let b = body.0;
-        let d = svc.authz_check(&caller.0, b.token.as_deref(), &b.permission, b.resource_owner).await?;
+        let d = svc.roles.authz_check(&caller.0, b.token.as_deref(), &b.permission, b.resource_owner).await?;
         Ok(Json(AuthzResponse { allowed: d.allowed, reason: d.reason }))
     }
 }

@@ -186,7 +186,7 @@ impl AuthApi {
             roles: Vec::new(),
             locale: b.locale,
         };
-        let user = svc.register(account, accept_language(req).as_deref()).await?;
+        let user = svc.accounts.register(account, accept_language(req).as_deref()).await?;
         Ok(RegisterResponse::Created(Json(user.into())))
     }
 
@@ -208,7 +208,7 @@ impl AuthApi {
     ) -> Result<TokenReply, ApiError> {
         let b = body.0;
         let solution = solution(b.challenge, b.nonce, b.captcha);
-        let pair = svc.login(&b.login, &b.password.0, b.device_name, client_info(req), solution).await?;
+        let pair = svc.sessions.login(&b.login, &b.password.0, b.device_name, client_info(req), solution).await?;
         Ok(token_reply(&svc, pair))
     }
 
@@ -268,7 +268,7 @@ impl AuthApi {
             // No refresh token at all is a missing credential, as in cookie mode.
             None => return Err(Error::InvalidRefreshToken.into()),
         };
-        let pair = svc.refresh(&token, client_info(req)).await?;
+        let pair = svc.sessions.refresh(&token, client_info(req)).await?;
         Ok(token_reply(&svc, pair))
     }
 
@@ -284,7 +284,7 @@ impl AuthApi {
         body: JsonBody<Option<LogoutRequest>>,
     ) -> Result<DoneReply, ApiError> {
         let refresh = body.0.and_then(|b| b.refresh_token);
-        svc.logout(&auth.0, refresh.as_deref()).await?;
+        svc.sessions.logout(&auth.0, refresh.as_deref()).await?;
         Ok(done_reply(&svc))
     }
 
@@ -293,7 +293,7 @@ impl AuthApi {
     /// Every session of the user ends and every access token issued so far is refused.
     #[oai(path = "/logout-all", method = "post", operation_id = "logout_all")]
     async fn logout_all(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<DoneReply, ApiError> {
-        svc.logout_all(auth.0.user_id).await?;
+        svc.sessions.logout_all(auth.0.user_id).await?;
         Ok(done_reply(&svc))
     }
 }

@@ -35,7 +35,8 @@ fn service(req: &Request) -> poem::Result<&Arc<AuthService>> {
 }
 
 fn authenticate(req: &Request, token: &str) -> poem::Result<AuthContext> {
-    let ctx = service(req)?.authenticate(token).map_err(|e| poem::Error::from(ApiError::from(Error::from(e))))?;
+    let ctx =
+        service(req)?.tokens.authenticate(token).map_err(|e| poem::Error::from(ApiError::from(Error::from(e))))?;
     crate::service::audit::set_actor(format!("user:{}", ctx.user_id));
     Ok(ctx)
 }

@@ -65,7 +65,7 @@ impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "me")]
     async fn me(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(svc.user_profile(auth.0.user_id).await?.as_ref().into()))
+        Ok(Json(svc.accounts.user_profile(auth.0.user_id).await?.as_ref().into()))
     }
 
     /// Change the signed-in user's contacts or preferences
@@ -87,7 +87,7 @@ impl MeApi {
             locale: b.locale,
             new_device_notices: b.new_device_notices,
         };
-        Ok(Json(svc.update_me(&auth.0, change).await?.into()))
+        Ok(Json(svc.verification.update_me(&auth.0, change).await?.into()))
     }
 
     /// The user's own recent security events (logins, new devices, password changes), newest first
@@ -97,7 +97,7 @@ impl MeApi {
         svc: Data<&Arc<AuthService>>,
         auth: Caller,
     ) -> Result<Json<Vec<AuditEventResponse>>, ApiError> {
-        let events = svc.my_events(auth.0.user_id, 50).await?;
+        let events = svc.audit.mine(auth.0.user_id, 50).await?;
         Ok(Json(events.into_iter().map(Into::into).collect()))
     }
 
@@ -109,7 +109,7 @@ impl MeApi {
         auth: Caller,
     ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
         let current = auth.0.session_id;
-        let sessions = svc.list_sessions(auth.0.user_id).await?;
+        let sessions = svc.sessions.list_sessions(auth.0.user_id).await?;
         Ok(Json(sessions.into_iter().map(|s| SessionResponse::new(s, current)).collect()))
     }
 
@@ -123,7 +123,7 @@ impl MeApi {
         auth: Caller,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.revoke_session(auth.0.user_id, id.0).await?;
+        svc.sessions.revoke_session(auth.0.user_id, id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -141,7 +141,9 @@ impl MeApi {
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
         let solution = super::auth::solution(b.challenge, b.nonce, b.captcha);
-        svc.change_password(&auth.0, &b.current_password.0, &b.new_password.0, client_info(req).ip, solution).await?;
+        svc.sessions
+            .change_password(&auth.0, &b.current_password.0, &b.new_password.0, client_info(req).ip, solution)
+            .await?;
         Ok(NoContent::Done)
     }
 }

@@ -137,7 +137,7 @@ impl MfaApi {
     ) -> Result<TokenReply, ApiError> {
         let b = body.0;
         let f = factor(b.code, b.recovery_code)?;
-        let pair = svc.login_mfa(&b.mfa_token, f, client_info(req)).await?;
+        let pair = svc.factors.login_mfa(&b.mfa_token, f, client_info(req)).await?;
         Ok(token_reply(&svc, pair))
     }
 
@@ -151,7 +151,7 @@ impl MfaApi {
         svc: Data<&Arc<AuthService>>,
         body: JsonBody<EnrolRequest>,
     ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
-        Ok(Json(svc.begin_totp_enrolment(&body.0.mfa_token).await?.into()))
+        Ok(Json(svc.factors.begin_totp_enrolment(&body.0.mfa_token).await?.into()))
     }
 
     /// Finish enrolling during login
@@ -166,7 +166,7 @@ impl MfaApi {
         body: JsonBody<EnrolConfirmRequest>,
     ) -> Result<EnrolledReply, ApiError> {
         let b = body.0;
-        let (pair, codes) = svc.confirm_totp_enrolment(&b.mfa_token, &b.code, client_info(req)).await?;
+        let (pair, codes) = svc.factors.confirm_totp_enrolment(&b.mfa_token, &b.code, client_info(req)).await?;
         let (cookies, tokens) = token_parts(&svc, pair);
         let body = EnrolledResponse { recovery_codes: codes, tokens };
         Ok(cookies.into_iter().fold(poem_openapi::payload::Response::new(Json(body)), |r, c| r.header("Set-Cookie", c)))
@@ -179,7 +179,7 @@ impl MfaApi {
     /// after `POST /v1/me/mfa/totp/confirm`.
     #[oai(path = "/v1/me/mfa/totp", method = "post", operation_id = "totp_begin", tag = "ApiTags::Me")]
     async fn begin(&self, svc: Data<&Arc<AuthService>>, auth: Caller) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
-        Ok(Json(svc.begin_totp(&auth.0).await?.into()))
+        Ok(Json(svc.factors.begin_totp(&auth.0).await?.into()))
     }
 
     /// Turn TOTP on
@@ -192,7 +192,7 @@ impl MfaApi {
         auth: Caller,
         body: JsonBody<CodeRequest>,
     ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
-        let codes = svc.confirm_totp(&auth.0, &body.0.code).await?;
+        let codes = svc.factors.confirm_totp(&auth.0, &body.0.code).await?;
         Ok(Json(RecoveryCodesResponse { recovery_codes: codes }))
     }
 
@@ -209,7 +209,7 @@ impl MfaApi {
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
         let f = factor(b.code, b.recovery_code)?;
-        svc.disable_totp(&auth.0, &b.password.0, f, client_info(req).ip).await?;
+        svc.factors.disable_totp(&auth.0, &b.password.0, f, client_info(req).ip).await?;
         Ok(NoContent::Done)
     }
 }

@@ -112,7 +112,7 @@ impl RecoveryApi {
                 .into());
             }
         };
-        svc.verify_contact(proof).await?;
+        svc.verification.verify_contact(proof).await?;
         Ok(NoContent::Done)
     }
 
@@ -128,13 +128,13 @@ impl RecoveryApi {
         body: JsonBody<ResendRequest>,
     ) -> Result<AcceptedReply, ApiError> {
         let b = body.0;
-        svc.resend_confirmation(
-            Arc::clone(&svc),
-            b.email.map(Bounded::into_inner),
-            b.phone.map(Bounded::into_inner),
-            accept_language(req),
-        )
-        .await?;
+        svc.verification
+            .resend_confirmation(
+                b.email.map(Bounded::into_inner),
+                b.phone.map(Bounded::into_inner),
+                accept_language(req),
+            )
+            .await?;
         Ok(accepted())
     }
 
@@ -150,7 +150,7 @@ impl RecoveryApi {
         req: &Request,
         body: JsonBody<ForgotRequest>,
     ) -> Result<AcceptedReply, ApiError> {
-        svc.forgot_password(Arc::clone(&svc), &body.0.login, accept_language(req)).await?;
+        svc.recovery.forgot_password(&body.0.login, accept_language(req)).await?;
         Ok(accepted())
     }
 
@@ -176,7 +176,7 @@ impl RecoveryApi {
                 .into());
             }
         };
-        svc.reset_password(proof, &b.new_password.0).await?;
+        svc.recovery.reset_password(proof, &b.new_password.0).await?;
         Ok(NoContent::Done)
     }
 }

@@ -156,6 +156,6 @@ impl TokenApi {
         body: IntrospectRequest,
     ) -> Result<Json<IntrospectResponse>, ApiError> {
         let (IntrospectRequest::Form(FormBody(b)) | IntrospectRequest::Json(JsonBody(b))) = body;
-        Ok(Json(svc.introspect(&auth.0, &b.token).await?.into()))
+        Ok(Json(svc.tokens.introspect(&auth.0, &b.token).await?.into()))
     }
 }

@@ -130,7 +130,8 @@ impl OauthApi {
     #[oai(path = "/v1/auth/providers", method = "get", operation_id = "list_providers")]
     async fn providers(&self, svc: Data<&Arc<AuthService>>) -> Json<Vec<ProviderResponse>> {
         Json(
-            svc.providers()
+            svc.upstream
+                .providers()
                 .into_iter()
                 .map(|p| ProviderResponse { name: p.name, display_name: p.display_name })
                 .collect(),
@@ -151,7 +152,7 @@ impl OauthApi {
         provider: Path<String>,
         #[oai(validator(max_length = 2000))] redirect_uri: Query<String>,
     ) -> Result<Found, ApiError> {
-        let (go, binding) = svc.oauth_start(&provider.0, &redirect_uri.0, None).await?;
+        let (go, binding) = svc.upstream.oauth_start(&provider.0, &redirect_uri.0, None).await?;
         Ok(Found::Found(go.location, binding_cookie(&svc, &binding, 600)))
     }
 
@@ -177,7 +178,7 @@ impl OauthApi {
         let binding = read_cookie(req, cookie_name(&svc));
         let params =
             CallbackParams { state: state.0.map(Bounded::into_inner), code: code.0, error: error.0, iss: iss.0 };
-        let go = svc.oauth_callback(&provider.0, params, binding).await?;
+        let go = svc.upstream.oauth_callback(&provider.0, params, binding).await?;
         Ok(Found::Found(go.location, binding_cookie(&svc, "", 0)))
     }
 
@@ -195,7 +196,7 @@ impl OauthApi {
         req: &Request,
         body: JsonBody<ExchangeRequest>,
     ) -> Result<TokenReply, ApiError> {
-        let pair = svc.oauth_exchange(&body.0.code, client_info(req)).await?;
+        let pair = svc.upstream.oauth_exchange(&body.0.code, client_info(req)).await?;
         Ok(token_reply(&svc, pair))
     }
 
@@ -206,7 +207,7 @@ impl OauthApi {
         svc: Data<&Arc<AuthService>>,
         auth: Caller,
     ) -> Result<Json<Vec<IdentityResponse>>, ApiError> {
-        Ok(Json(svc.identities(auth.0.user_id).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.upstream.identities(auth.0.user_id).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Link a provider to the signed-in user
@@ -228,7 +229,7 @@ impl OauthApi {
         provider: Path<String>,
         body: JsonBody<LinkRequest>,
     ) -> Result<LinkReply, ApiError> {
-        let (go, binding) = svc.oauth_start(&provider.0, &body.0.redirect_uri, Some(auth.0.user_id)).await?;
+        let (go, binding) = svc.upstream.oauth_start(&provider.0, &body.0.redirect_uri, Some(auth.0.user_id)).await?;
         Ok(LinkReply::Ok(Json(LinkStart { authorization_url: go.location }), binding_cookie(&svc, &binding, 600)))
     }
 
@@ -237,7 +238,7 @@ impl OauthApi {
     /// 409 `last_login_method` when it is the account's only way to sign in.
     #[oai(path = "/v1/me/identities/:id", method = "delete", operation_id = "unlink_identity", tag = "ApiTags::Me")]
     async fn unlink(&self, svc: Data<&Arc<AuthService>>, auth: Caller, id: Path<Uuid>) -> Result<NoContent, ApiError> {
-        svc.unlink_identity(auth.0.user_id, id.0).await?;
+        svc.upstream.unlink_identity(auth.0.user_id, id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -254,7 +255,7 @@ impl OauthApi {
         caller: Caller,
         id: Path<Uuid>,
     ) -> Result<Json<Vec<IdentityResponse>>, ApiError> {
-        Ok(Json(svc.admin_identities(&caller.principal(), id.0).await?.into_iter().map(Into::into).collect()))
+        Ok(Json(svc.upstream.admin_identities(&caller.principal(), id.0).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Unlink a user's provider (needs `users:write`)
@@ -271,7 +272,7 @@ impl OauthApi {
         id: Path<Uuid>,
         iid: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        svc.admin_unlink_identity(&caller.principal(), id.0, iid.0).await?;
+        svc.upstream.admin_unlink_identity(&caller.principal(), id.0, iid.0).await?;
         Ok(NoContent::Done)
     }
 }

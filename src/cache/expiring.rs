@@ -3,6 +3,7 @@
 use std::{hash::Hash, time::Duration};
 
 /// Entries live at most `ttl`; the oldest go first when the bound is reached.
+#[derive(Clone)]
 pub struct Expiring<K, V> {
     inner: moka::sync::Cache<K, V>,
 }

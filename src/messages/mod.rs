@@ -10,7 +10,7 @@ mod webhook;
 pub use email::EmailSender;
 pub use sms::SmsSender;
 pub use templates::Templates;
-pub use webhook::{NOT_DELIVERED, Signed, WebhookSender};
+pub use webhook::{NOT_DELIVERED, Signed, WebhookSender, deliveries_for};
 
 pub use crate::config::LOCALES;
 
@@ -126,6 +126,14 @@ pub fn duration_words(locale: &str, secs: u64) -> String {
         };
         format!("{n} {word}{}", if n == 1 { "" } else { "s" })
     }
+}
+
+/// The senders and templates, built once at start.
+pub struct Outbound {
+    pub templates: Templates,
+    pub email: EmailSender,
+    pub sms: SmsSender,
+    pub webhooks: WebhookSender,
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! Webhooks over HTTP: a POST with the Standard Webhooks headers, to public addresses only unless
 //! the operator allows private ones.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
-use crate::{config::WebhookDeliveryConfig, security::targets};
+use crate::{
+    config::WebhookDeliveryConfig,
+    model::{AuditEvent, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint},
+    security::targets,
+};
 
 /// What a failed delivery reports, whatever the cause: refused, unreachable, forbidden, timed
 /// out or answered with an error are told apart only in the server's own log, or the status
@@ -75,4 +79,42 @@ impl WebhookSender {
             }
         }
     }
+}
+
+/// The deliveries an audit event sets off: one per endpoint (from the config file or added at run
+/// time) that wants it. Webhook troubles are not themselves sent as webhooks.
+pub fn deliveries_for(e: &AuditEvent, configured: &[WebhookEndpoint], stored: &[StoredWebhook]) -> Vec<OutboxMessage> {
+    if e.event.starts_with("webhook.") {
+        return Vec::new();
+    }
+    let from_config = configured.iter().map(|w| (None, w));
+    let added = stored.iter().map(|s| (Some(s.id), &s.endpoint));
+    let wanted: Vec<(Option<uuid::Uuid>, &WebhookEndpoint)> =
+        from_config.chain(added).filter(|(_, w)| w.wants(&e.event)).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms);
+    let payload = serde_json::json!({
+        "type": e.event,
+        "timestamp": humantime::format_rfc3339_millis(time).to_string(),
+        "data": e,
+    })
+    .to_string();
+    wanted
+        .into_iter()
+        .map(|(endpoint_id, w)| OutboxMessage {
+            id: uuid::Uuid::now_v7(),
+            channel: crate::model::Channel::Webhook,
+            url: w.url.clone(),
+            endpoint_id,
+            event: e.event.clone(),
+            payload: payload.clone(),
+            created_ms: e.time_ms,
+            next_attempt_ms: e.time_ms,
+            attempts: 0,
+            state: DeliveryState::Pending,
+            last_error: None,
+        })
+        .collect()
 }

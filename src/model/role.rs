@@ -37,6 +37,15 @@ pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("user", &[]),
 ];
 
+/// The permissions that the `held` roles grant among `roles`, sorted, wildcards as written.
+pub fn granted_permissions<'a>(roles: impl IntoIterator<Item = &'a Role>, held: &[String]) -> Vec<String> {
+    let mut perms: Vec<String> =
+        roles.into_iter().filter(|r| held.contains(&r.name)).flat_map(|r| r.permissions.iter().cloned()).collect();
+    perms.sort();
+    perms.dedup();
+    perms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod captcha;
 pub mod identifiers;
 pub mod jws;
+pub mod key_ring;
 pub mod limits;
 pub mod password;
 pub mod pow;

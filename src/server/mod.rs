@@ -151,7 +151,7 @@ async fn webhook_worker(svc: Arc<AuthService>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if let Err(e) = svc.deliver_webhooks().await {
+        if let Err(e) = svc.outbox.deliver_due().await {
             tracing::warn!(error = %e, "webhook delivery round failed");
         }
     }
@@ -171,7 +171,7 @@ async fn housekeeping(svc: Arc<AuthService>) {
             }
             _ = prune.tick() => {}
         }
-        if let Err(e) = svc.prune_audit().await {
+        if let Err(e) = svc.audit.prune().await {
             tracing::warn!(error = %e, "pruning the audit log failed");
         }
         match svc.prune().await {

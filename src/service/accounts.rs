@@ -1,13 +1,18 @@
 //! Accounts: self-registration and the administrator's user commands.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{
-    AuthService, Principal,
-    authority::Authority,
-    find_account,
+    authority::{Authority, Principal},
+    core::{Core, find_account, user_context},
+    issuing::end_sessions,
+    outbox::{Outbox, Recipient},
+    recovery::Recovery,
     roles::guard_last_admin,
-    sessions::{end_sessions, user_context},
+    sessions::Sessions,
+    verification::{Verification, write_outgoing},
 };
 use crate::{
     error::{Error, FieldError, Result},
@@ -56,7 +61,7 @@ fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<U
     if errors.is_empty() { Ok((email, phone, username)) } else { Err(Error::Invalid(errors)) }
 }
 
-impl AuthService {
+impl Accounts {
     /// Self-service sign-up: a password is required and the account gets the `user` role.
     /// With verification on, a taken address answers like a new account, and its owner is told.
     pub async fn register(&self, mut account: NewAccount, accept_language: Option<&str>) -> Result<User> {
@@ -106,14 +111,14 @@ impl AuthService {
             user.password_hash = Some(self.core.hasher.hash(pw).await?);
         }
         let u = user.clone();
-        let locale = self.locale_of(Some(&user), accept_language);
-        let outgoing = self.confirmations_for_new(&user, &locale)?;
+        let locale = self.outbox.locale_of(Some(&user), accept_language);
+        let outgoing = self.verification.confirmations_for_new(&user, &locale)?;
         let inserted = self
             .core
             .db(move |s| {
                 s.write(|tx| {
                     tx.insert_user(&u)?;
-                    super::verification::write_outgoing(tx, &outgoing)?;
+                    write_outgoing(tx, &outgoing)?;
                     tx.audit(event, Some(u.id), None, serde_json::json!({"roles": u.roles}))?;
                     Ok(())
                 })
@@ -121,7 +126,7 @@ impl AuthService {
             .await;
         match inserted {
             Ok(()) => {}
-            Err(Error::Conflict(field)) if authority.is_none() && self.hides_duplicate(field) => {
+            Err(Error::Conflict(field)) if authority.is_none() && self.verification.hides_duplicate(field) => {
                 self.tell_owner_of_attempt(&user, field, &locale).await?;
                 // The same answer a new account gets, down to a fresh id.
                 return Ok(User { id: Uuid::now_v7(), ..user });
@@ -143,9 +148,9 @@ impl AuthService {
             .await?;
         let Some(owner) = owner else { return Ok(()) };
         let locale = owner.locale.clone().unwrap_or_else(|| accept_locale.to_owned());
-        let to = super::messages::Recipient { address: email, locale };
-        let link = self.link_to_forgot();
-        let message = self.message(
+        let to = Recipient { address: email, locale };
+        let link = self.recovery.link_to_forgot();
+        let message = self.outbox.message(
             crate::messages::MessageKind::RegistrationAttempt,
             &to,
             std::collections::BTreeMap::from([("link", link)]),
@@ -162,7 +167,7 @@ impl AuthService {
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
-        self.core.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from))).await?.ok_or(Error::NotFound("user"))
+        self.core.user(id).await
     }
 
     /// A user to show. Served from memory when cached, so `GET /v1/me` then reads no storage;
@@ -183,21 +188,21 @@ impl AuthService {
     /// A user's live sessions, for an admin (needs `users:read`).
     pub async fn admin_sessions(&self, by: &Principal, id: Uuid) -> Result<Vec<crate::model::Session>> {
         self.core.authority(by, "users:read")?;
-        self.get_user(id).await?;
-        self.list_sessions(id).await
+        self.core.user(id).await?;
+        self.sessions.list_sessions(id).await
     }
 
     /// Ends every session of a user (needs `sessions:revoke`).
     pub async fn admin_end_sessions(&self, by: &Principal, id: Uuid) -> Result<()> {
         self.core.authority(by, "sessions:revoke")?;
-        self.get_user(id).await?;
-        self.logout_all(id).await
+        self.core.user(id).await?;
+        self.sessions.logout_all(id).await
     }
 
     /// Ends one session of a user (needs `sessions:revoke`).
     pub async fn admin_end_session(&self, by: &Principal, id: Uuid, session: Uuid) -> Result<()> {
         self.core.authority(by, "sessions:revoke")?;
-        self.revoke_session(id, session).await
+        self.sessions.revoke_session(id, session).await
     }
 
     /// Finds a user by id, email, phone or username.
@@ -363,7 +368,26 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
-impl AuthService {
+/// Accounts: self-registration and the administrator's user commands.
+pub struct Accounts {
+    core: Arc<Core>,
+    outbox: Outbox,
+    verification: Verification,
+    recovery: Recovery,
+    sessions: Sessions,
+}
+
+impl Accounts {
+    pub(super) fn new(
+        core: Arc<Core>,
+        outbox: Outbox,
+        verification: Verification,
+        recovery: Recovery,
+        sessions: Sessions,
+    ) -> Self {
+        Self { core, outbox, verification, recovery, sessions }
+    }
+
     /// Users after `cursor` (ids are time-ordered, so pages stay stable while users are added).
     /// Needs `users:read`.
     pub async fn list_users_page(

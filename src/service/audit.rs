@@ -5,13 +5,10 @@
 use std::{
     net::IpAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::AuthService;
 use crate::{
     error::{Error, Result},
     model::{AuditEvent, now_millis},
@@ -102,127 +99,11 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn keeps(&self, e: &AuditEvent) -> bool {
+    pub(super) fn keeps(&self, e: &AuditEvent) -> bool {
         self.user.is_none_or(|u| e.subject == Some(u))
             && self.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
             && self.outcome.as_deref().is_none_or(|o| e.outcome == o)
             && self.since_ms.is_none_or(|s| e.time_ms >= s)
             && self.until_ms.is_none_or(|u| e.time_ms < u)
-    }
-}
-
-/// Bounded queue to the batching writer.
-pub struct AuditSink {
-    tx: mpsc::Sender<AuditEvent>,
-}
-
-impl AuditSink {
-    pub(super) fn start(store: super::Db) -> Self {
-        let (tx, mut rx) = mpsc::channel::<AuditEvent>(10_000);
-        tokio::spawn(async move {
-            let mut batch = Vec::new();
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                while batch.len() < 1000 {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
-                let events = std::mem::take(&mut batch);
-                let store = store.clone();
-                let written = tokio::task::spawn_blocking(move || {
-                    store.write(|tx| -> Result<()> {
-                        for e in &events {
-                            tx.append_audit(e)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await;
-                if !matches!(written, Ok(Ok(()))) {
-                    tracing::warn!("could not write a batch of audit events");
-                }
-            }
-        });
-        Self { tx }
-    }
-
-    fn push(&self, e: AuditEvent) {
-        if self.tx.try_send(e).is_err() {
-            tracing::warn!("audit queue full; an event was dropped");
-        }
-    }
-}
-
-impl super::Core {
-    /// An event in the current context, for [`Self::audit_later`].
-    pub(super) fn audit_event(
-        &self,
-        event: &str,
-        success: bool,
-        subject: Option<Uuid>,
-        session_id: Option<Uuid>,
-        details: serde_json::Value,
-    ) -> AuditEvent {
-        self::event(&current(), event, success, subject, session_id, details)
-    }
-
-    /// Records an event that has no transaction of its own.
-    pub(super) fn audit_later(&self, e: AuditEvent) {
-        self.audit_sink.push(e);
-    }
-}
-
-impl AuthService {
-    /// Newest first, at most `limit`, older than `before` when given (needs `audit:read`).
-    pub async fn audit_events(
-        &self,
-        by: &super::Principal,
-        filter: AuditFilter,
-        before: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>> {
-        self.core.authority(by, "audit:read")?;
-        self.query_audit(filter, before, limit).await
-    }
-
-    async fn query_audit(&self, filter: AuditFilter, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditEvent>> {
-        self.core
-            .db(move |s| {
-                let q = crate::store::AuditQuery {
-                    subject: filter.user,
-                    event: filter.event.as_deref(),
-                    since_ms: filter.since_ms,
-                    until_ms: filter.until_ms,
-                    before,
-                };
-                s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
-            })
-            .await
-    }
-
-    /// A user's own recent events, newest first. What an administrator did to the account shows
-    /// as done by "an administrator", without the administrator's id or address.
-    pub async fn my_events(&self, user: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
-        let filter = AuditFilter { user: Some(user), ..Default::default() };
-        let own = format!("user:{user}");
-        let mut events = self.query_audit(filter, None, limit).await?;
-        for e in &mut events {
-            if e.actor != own && e.actor != "anonymous" && e.actor != "system" {
-                e.actor = "an administrator".into();
-                e.ip = None;
-                e.user_agent = None;
-            }
-        }
-        Ok(events)
-    }
-
-    /// Drops events older than `audit.retention`.
-    pub async fn prune_audit(&self) -> Result<usize> {
-        let before =
-            now_millis().saturating_sub(u64::try_from(self.core.cfg.audit.retention.0.as_millis()).unwrap_or(u64::MAX));
-        self.core.db(move |s| s.write(|tx| tx.prune_audit(before).map_err(Error::from))).await
     }
 }

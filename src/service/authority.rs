@@ -6,10 +6,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::AuthContext;
+use super::{core::Core, tokens::AuthContext};
 use crate::{
     error::{Error, Result},
-    model::{Role, permission_matches},
+    model::{Role, now, permission_matches},
 };
 
 /// Who asks for an administrative operation.
@@ -70,7 +70,16 @@ impl Authority {
     }
 }
 
-impl super::Core {
+impl Core {
+    /// Refuses a change that needs a recent sign-in (`security.step_up_window`).
+    pub(super) fn require_recent_auth(&self, ctx: &AuthContext) -> Result<()> {
+        let at = ctx.claims.auth_time.unwrap_or(ctx.claims.iat);
+        if at + self.cfg.security.step_up_window.as_secs() < now() {
+            return Err(Error::StepUpRequired);
+        }
+        Ok(())
+    }
+
     /// Checks that `who` holds `permission`, and returns its powers for the rest of the checks.
     pub(super) fn authority(&self, who: &Principal, permission: &str) -> Result<Authority> {
         self.authority_any(who, &[permission])
@@ -85,7 +94,7 @@ impl super::Core {
                 if !permissions.iter().any(|p| self.has_permission(ctx.roles(), p)) {
                     return Err(Error::Forbidden(permissions.join("` or `")));
                 }
-                Some(super::roles::granted_permissions(roles.values(), ctx.roles()))
+                Some(crate::model::granted_permissions(roles.values(), ctx.roles()))
             }
         };
         Ok(Authority { held, roles })

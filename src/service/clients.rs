@@ -7,7 +7,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::{Core, Principal};
+use super::{authority::Principal, core::Core};
 use crate::{
     error::{Error, Result},
     model::{ServiceClient, now},
@@ -162,7 +162,7 @@ impl Clients {
                 .cfg
                 .tokens
                 .include_permissions
-                .then(|| super::roles::granted_permissions(&roles, &client.roles)),
+                .then(|| crate::model::granted_permissions(&roles, &client.roles)),
             client_id: Some(client.id),
             authz_gen: client.authz_gen,
             amr: Vec::new(),

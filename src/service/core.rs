@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, OnceLock, RwLock},
 };
 
-use super::{audit, db::Db, keys::KeyRing, messages};
+use super::{audit, audit_sink::AuditSink, db::Db};
 use crate::{
     cache::{Expiring, RevocationCache},
     config::Config,
@@ -29,7 +29,7 @@ pub struct Core {
     pub(super) store: Db,
     pub(super) hasher: PasswordHasher,
     pub(super) policy: PasswordPolicy,
-    pub(super) keys: RwLock<Arc<KeyRing>>,
+    pub(super) keys: RwLock<Arc<crate::security::key_ring::KeyRing>>,
     pub(super) roles: RwLock<Arc<HashMap<String, Role>>>,
     pub(super) revocations: Arc<RevocationCache>,
     pub(super) metrics: crate::metrics::Metrics,
@@ -45,8 +45,8 @@ pub struct Core {
     pub(super) captcha: Option<CaptchaVerifier>,
     /// Throttles audited lately, so that a flood leaves one trace a minute.
     pub(super) throttle_reported: Expiring<String, ()>,
-    pub(super) audit_sink: audit::AuditSink,
-    pub(super) outbound: messages::Outbound,
+    pub(super) audit_sink: AuditSink,
+    pub(super) outbound: crate::messages::Outbound,
     pub(super) data_key: Arc<DataKey>,
     /// `http(s)://<address>` of the bound listener, for links when `server.public_url` is unset.
     pub(super) bound_url: OnceLock<String>,
@@ -109,13 +109,14 @@ impl Core {
     }
 
     /// What signs and verifies now.
-    pub(super) fn key_ring(&self) -> Arc<KeyRing> {
+    pub(super) fn key_ring(&self) -> Arc<crate::security::key_ring::KeyRing> {
         self.keys.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
     /// Signs and verifies with these keys from now on.
     pub(super) fn install_keys(&self, records: &[SigningKeyRecord]) -> Result<()> {
-        let ring = KeyRing::from_records(records).map_err(|e| Error::Internal(e.to_string()))?;
+        let ring =
+            crate::security::key_ring::KeyRing::from_records(records).map_err(|e| Error::Internal(e.to_string()))?;
         if let Ok(mut g) = self.keys.write() {
             *g = Arc::new(ring);
         }
@@ -135,6 +136,28 @@ impl Core {
         crate::security::limits::ip_key(ip, self.cfg.rate_limit.ipv6_prefix)
     }
 
+    /// A user as stored now, for decisions (never the cache).
+    pub(super) async fn user(&self, id: uuid::Uuid) -> Result<crate::model::User> {
+        self.db(move |s| s.read(|tx| tx.user(id).map_err(Error::from))).await?.ok_or(Error::NotFound("user"))
+    }
+
+    /// An event in the current context, for [`Self::audit_later`].
+    pub(super) fn audit_event(
+        &self,
+        event: &str,
+        success: bool,
+        subject: Option<uuid::Uuid>,
+        session_id: Option<uuid::Uuid>,
+        details: serde_json::Value,
+    ) -> crate::model::AuditEvent {
+        audit::event(&audit::current(), event, success, subject, session_id, details)
+    }
+
+    /// Records an event that has no transaction of its own.
+    pub(super) fn audit_later(&self, e: crate::model::AuditEvent) {
+        self.audit_sink.push(e);
+    }
+
     /// Audits a throttle, at most once a minute per address and kind, so a flood leaves a trace
     /// without flooding the audit log.
     pub(super) fn audit_throttle(&self, class: &str, ip: Option<std::net::IpAddr>, reason: &str) {
@@ -151,4 +174,37 @@ impl Core {
             serde_json::json!({"reason": reason, "route": class}),
         ));
     }
+}
+
+/// Words a password must not contain: the account's own names.
+pub(super) fn user_context(u: &crate::model::User) -> Vec<&str> {
+    let mut words = Vec::new();
+    if let Some(e) = &u.email {
+        words.push(e.split('@').next().unwrap_or(e));
+    }
+    if let Some(n) = &u.username {
+        words.push(n.as_str());
+    }
+    words
+}
+
+/// One stable line per failed or throttled attempt, for fail2ban and friends:
+/// `auth_event=<kind> ip=<client ip>`.
+pub(crate) fn security_event(kind: &str, ip: Option<std::net::IpAddr>) {
+    match ip {
+        Some(ip) => tracing::warn!(target: "authd::security", "auth_event={kind} ip={ip}"),
+        None => tracing::warn!(target: "authd::security", "auth_event={kind} ip=-"),
+    }
+}
+
+/// Finds an account by id, email, phone or username.
+pub(super) fn find_account(tx: &(impl crate::store::UserReads + ?Sized), who: &str) -> Result<crate::model::User> {
+    let found = match uuid::Uuid::parse_str(who.trim()) {
+        Ok(id) => tx.user(id)?,
+        Err(_) => match crate::security::identifiers::Login::parse(who) {
+            Ok(login) => tx.user_by_login(login.name())?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or(Error::NotFound("user"))
 }

@@ -268,7 +268,7 @@ impl Tx<'_> {
     pub fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
         self.inner.insert_audit(e)?;
         let stored = self.inner.stored_webhooks()?;
-        for d in super::webhooks::deliveries_for(e, self.webhooks, &stored) {
+        for d in crate::messages::deliveries_for(e, self.webhooks, &stored) {
             self.inner.put_delivery(&d)?;
         }
         Ok(())

@@ -1,15 +1,20 @@
 //! TOTP second factor (RFC 6238) with recovery codes: enrolment, the login step, removal, and
 //! the operator's reset.
 
+use std::sync::Arc;
+
 use totp_rs::{Algorithm, Builder, Totp};
 use uuid::Uuid;
 
 use serde_json::Value;
 
 use super::{
-    AuthContext, AuthService, Principal, TokenPair, Tx,
+    authority::Principal,
+    core::{Core, find_account, security_event},
+    db::Tx,
+    issuing::{ClientInfo, Opener, Opening, TokenPair, account_key, open_session},
     one_time::{Presented, Shape, Spent, spend_secret_with},
-    sessions::{ClientInfo, account_key, open_session},
+    tokens::AuthContext,
 };
 use crate::{
     error::{Error, Result},
@@ -103,7 +108,18 @@ fn check_factor(key: &DataKey, u: &mut User, factor: &SecondFactor, issuer: &str
     }
 }
 
-impl AuthService {
+/// The TOTP second factor and its recovery codes.
+#[derive(Clone)]
+pub struct SecondFactors {
+    core: Arc<Core>,
+    opener: Opener,
+}
+
+impl SecondFactors {
+    pub(super) fn new(core: Arc<Core>, opener: Opener) -> Self {
+        Self { core, opener }
+    }
+
     /// Issues the token of a login's second step (`MfaLogin`) or of an enrolment-only login
     /// (`MfaEnrol`), with the authentication methods passed so far.
     pub(super) async fn mfa_step(
@@ -140,7 +156,7 @@ impl AuthService {
             .reserve(&account_key(user_id), client.ip.map(|ip| self.core.ip_key(ip)))
             .await
             .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         let ip = client.ip;
         let (opening, refresh) = self.step_opening(&user, &pending, client)?;
         let session = opening.session.clone();
@@ -174,10 +190,10 @@ impl AuthService {
         match outcome {
             Ok((user, permissions)) => {
                 attempt.succeeded().await;
-                self.session_opened(&user, &session, refresh, permissions)
+                self.opener.opened(&user, &session, refresh, permissions)
             }
             Err(e) => {
-                super::security_event("mfa_failed", ip);
+                security_event("mfa_failed", ip);
                 let _ = attempt.failed().await;
                 Err(e)
             }
@@ -195,26 +211,21 @@ impl AuthService {
     }
 
     /// The session a second step opens, with the first factor's methods and the factor's own.
-    fn step_opening(
-        &self,
-        user: &User,
-        pending: &OneTimeSecret,
-        client: ClientInfo,
-    ) -> Result<(super::sessions::Opening, String)> {
+    fn step_opening(&self, user: &User, pending: &OneTimeSecret, client: ClientInfo) -> Result<(Opening, String)> {
         let mut amr = pending.amr.clone();
         amr.push("otp".into());
         let method = pending.method.clone().unwrap_or_else(|| "password".into());
-        self.opening(user, amr, &method, None, pending.target.clone(), client)
+        self.opener.prepare(user, amr, &method, None, pending.target.clone(), client)
     }
 
     /// Starts TOTP enrolment for the caller (needs a recent sign-in).
     pub async fn begin_totp(&self, ctx: &AuthContext) -> Result<TotpEnrolment> {
-        self.require_recent_auth(ctx)?;
+        self.core.require_recent_auth(ctx)?;
         self.begin_totp_for(ctx.user_id).await
     }
 
     async fn begin_totp_for(&self, user_id: Uuid) -> Result<TotpEnrolment> {
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         if user.has_totp() {
             return Err(Error::MfaAlreadyEnabled);
         }
@@ -285,7 +296,7 @@ impl AuthService {
             .reserve(&account_key(user_id), ip.map(|ip| self.core.ip_key(ip)))
             .await
             .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         if !user.has_totp() {
             return Err(Error::MfaNotEnabled);
         }
@@ -334,7 +345,7 @@ impl AuthService {
     /// Enrolment with the token of a login that may only enrol (a role requires a factor).
     pub async fn begin_totp_enrolment(&self, mfa_token: &str) -> Result<TotpEnrolment> {
         let (user_id, _) = self.pending_step(mfa_token, Purpose::MfaEnrol).await?;
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         if user.totp.as_ref().is_some_and(|f| !f.enabled) {
             // Restarting enrolment replaces the unconfirmed secret.
             let id = user.id;
@@ -364,7 +375,7 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<(TokenPair, Vec<String>)> {
         let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaEnrol).await?;
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         let (opening, refresh) = self.step_opening(&user, &pending, client)?;
         let session = opening.session.clone();
         let (codes, enabling) = self.enabling(code, None);
@@ -390,7 +401,7 @@ impl AuthService {
                 })
             })
             .await??;
-        let pair = self.session_opened(&user, &session, refresh, permissions)?;
+        let pair = self.opener.opened(&user, &session, refresh, permissions)?;
         Ok((pair, codes))
     }
 
@@ -402,7 +413,7 @@ impl AuthService {
         self.core
             .db(move |s| {
                 s.write(|tx| {
-                    let mut u = super::find_account(&**tx, &who)?;
+                    let mut u = find_account(&**tx, &who)?;
                     authority.may_change(&u.roles)?;
                     u.totp = None;
                     u.recovery_codes.clear();

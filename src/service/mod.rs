@@ -2,14 +2,17 @@
 
 mod accounts;
 pub mod audit;
+mod audit_log;
+mod audit_sink;
 mod authority;
 mod clients;
 mod core;
 mod db;
+mod issuing;
 mod keys;
-mod messages;
 mod mfa;
 mod one_time;
+mod outbox;
 mod recovery;
 mod roles;
 mod sessions;
@@ -20,51 +23,71 @@ mod webhooks;
 
 use std::sync::{Arc, RwLock};
 
-pub use accounts::{NewAccount, UserFilter, UserPage, UserPatch};
+pub use crate::security::key_ring::KeyRing;
+pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
+pub use audit_log::AuditLog;
 pub use authority::Principal;
 pub use clients::{ClientInfo as ServiceClientInfo, Clients};
 pub use core::Core;
-use db::{Db, Tx};
-pub use keys::{KeyInfo, KeyRing, Keys};
-pub use mfa::{SecondFactor, TotpEnrolment};
-pub use recovery::ResetProof;
+use db::Db;
+pub use issuing::{ClientInfo, TokenPair};
+pub use keys::{KeyInfo, Keys};
+pub use mfa::{SecondFactor, SecondFactors, TotpEnrolment};
+pub use outbox::Outbox;
+pub use recovery::{Recovery, ResetProof};
 pub use roles::{Decision as PolicyDecision, Roles};
-pub use sessions::{ChallengeSolution, ClientInfo, TokenPair};
-pub use tokens::{AuthContext, Introspection};
-pub use upstream::{CallbackParams, ProviderInfo, Redirect};
-use uuid::Uuid;
-pub use verification::{Confirmed, MeChange, VerifyProof};
-pub use webhooks::{DeliveryCounts, WebhookInfo};
+pub use sessions::{ChallengeSolution, Sessions};
+pub use tokens::{AuthContext, Introspection, Tokens};
+pub use upstream::{CallbackParams, ProviderInfo, Redirect, Upstream};
+pub use verification::{Confirmed, MeChange, Verification, VerifyProof};
+pub use webhooks::{DeliveryCounts, WebhookInfo, Webhooks};
 
 use crate::{
     cache::{Expiring, RevocationCache},
     config::{ChallengeKind, Config},
     error::{Error, Result},
-    model::{BUILTIN_ROLES, Role, User, now, now_millis},
+    model::{BUILTIN_ROLES, Role, now, now_millis},
     security::{
         captcha::CaptchaVerifier,
-        identifiers::Login,
         limits::{Decision, RateLimiter, RouteClass},
         password::{PasswordHasher, PasswordPolicy},
         pow::{Challenge, ChallengeIssuer},
         throttle::Throttle,
     },
-    store::{Change, Store, StoreError, UserReads},
+    store::{Change, Store, StoreError},
 };
 
-/// Everything the rules need, opened once per process: the shared core, and the areas not yet
-/// split from it into services of their own.
+/// Everything the rules need, opened once per process: one service per area over a shared
+/// core, and what concerns the node as a whole (readiness, metrics, caches, changes from other
+/// nodes).
 pub struct AuthService {
     core: Arc<Core>,
+    /// Access tokens: the per-request check and introspection.
+    pub tokens: Tokens,
+    /// Signing in and out, refresh, and the user's sessions.
+    pub sessions: Sessions,
+    /// The TOTP second factor.
+    pub factors: SecondFactors,
+    /// Registration and the administrator's user commands.
+    pub accounts: Accounts,
+    /// Confirming email addresses and phone numbers.
+    pub verification: Verification,
+    /// Password reset.
+    pub recovery: Recovery,
+    /// Login with external providers, and linked identities.
+    pub upstream: Upstream,
+    /// Email, SMS and webhook deliveries.
+    pub outbox: Outbox,
+    /// Webhook endpoints added at run time.
+    pub webhooks: Webhooks,
+    /// The audit log as read.
+    pub audit: AuditLog,
     /// Signing keys.
     pub keys: Keys,
     /// Service clients.
     pub clients: Clients,
     /// Roles and what they grant.
     pub roles: Roles,
-    providers: crate::upstream::Providers,
-    /// Addresses sent a message lately (`verification.resend_interval`), by hash.
-    recent_sends: Expiring<Uuid, ()>,
 }
 
 impl AuthService {
@@ -153,7 +176,7 @@ impl AuthService {
             crate::security::sealed::DataKey::new(&raw_key)
                 .map_err(|e| StartError::Config(format!("security.data_key: {e}")))?,
         );
-        let outbound = messages::Outbound {
+        let outbound = crate::messages::Outbound {
             templates: crate::messages::Templates::load(cfg.messages.templates_dir.as_deref())
                 .map_err(StartError::Config)?,
             email: crate::messages::EmailSender::new(&cfg.email).map_err(StartError::Config)?,
@@ -183,7 +206,7 @@ impl AuthService {
             challenges: ChallengeIssuer::new(&challenge_key, cfg.challenge.difficulty, cfg.challenge.ttl.0),
             replay,
             captcha,
-            audit_sink: audit::AuditSink::start(store.clone()),
+            audit_sink: audit_sink::AuditSink::start(store.clone()),
             outbound,
             data_key,
             bound_url: std::sync::OnceLock::new(),
@@ -198,17 +221,35 @@ impl AuthService {
             verified,
             metrics,
         });
-        Ok(Arc::new(Self {
-            keys: Keys::new(Arc::clone(&core)),
-            clients: Clients::new(Arc::clone(&core)),
-            roles: Roles::new(Arc::clone(&core)),
-            providers,
-            recent_sends: Expiring::new(
-                100_000,
-                cfg.verification.resend_interval.0.max(std::time::Duration::from_millis(1)),
-            ),
+        Ok(Arc::new(Self::assemble(core, providers)))
+    }
+
+    /// Builds each area over the core; an area gets the others it relies on, never this node.
+    fn assemble(core: Arc<Core>, providers: crate::upstream::Providers) -> Self {
+        let c = || Arc::clone(&core);
+        let tokens = Tokens::new(c());
+        let outbox = Outbox::new(c());
+        let opener = issuing::Opener::new(c(), outbox.clone());
+        let factors = SecondFactors::new(c(), opener.clone());
+        let sessions = Sessions::new(c(), opener, factors.clone());
+        let verification = Verification::new(c(), outbox.clone());
+        let recovery = Recovery::new(c(), outbox.clone());
+        Self {
+            accounts: Accounts::new(c(), outbox.clone(), verification.clone(), recovery.clone(), sessions.clone()),
+            upstream: Upstream::new(c(), Arc::new(providers), sessions.clone()),
+            roles: Roles::new(c(), tokens.clone()),
+            keys: Keys::new(c()),
+            clients: Clients::new(c()),
+            webhooks: Webhooks::new(c()),
+            audit: AuditLog::new(c()),
+            tokens,
+            sessions,
+            factors,
+            verification,
+            recovery,
+            outbox,
             core,
-        }))
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -297,7 +338,7 @@ impl AuthService {
                 .rate_limited
                 .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
                 .inc();
-            security_event("rate_limited", Some(ip));
+            core::security_event("rate_limited", Some(ip));
             self.core.audit_throttle(class.as_str(), Some(ip), "rate_limited");
         }
         Some(d)
@@ -345,7 +386,7 @@ impl AuthService {
     pub fn sweep_caches(&self) {
         self.core.verified.sweep();
         self.core.throttle_reported.sweep();
-        self.recent_sends.sweep();
+        self.outbox.sweep();
         self.core.revocations.sweep();
         self.core.limiter.sweep();
         self.core.throttle.sweep();
@@ -374,27 +415,6 @@ impl AuthService {
 pub enum ChallengeOffer {
     Pow(Challenge),
     Captcha { kind: &'static str, site_key: Option<String> },
-}
-
-/// One stable line per failed or throttled attempt, for fail2ban and friends:
-/// `auth_event=<kind> ip=<client ip>`.
-pub(crate) fn security_event(kind: &str, ip: Option<std::net::IpAddr>) {
-    match ip {
-        Some(ip) => tracing::warn!(target: "authd::security", "auth_event={kind} ip={ip}"),
-        None => tracing::warn!(target: "authd::security", "auth_event={kind} ip=-"),
-    }
-}
-
-/// Finds an account by id, email, phone or username.
-fn find_account(tx: &(impl UserReads + ?Sized), who: &str) -> Result<User> {
-    let found = match Uuid::parse_str(who.trim()) {
-        Ok(id) => tx.user(id)?,
-        Err(_) => match Login::parse(who) {
-            Ok(login) => tx.user_by_login(login.name())?,
-            Err(_) => None,
-        },
-    };
-    found.ok_or(Error::NotFound("user"))
 }
 
 /// Why the service could not start.

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::Tx;
+use super::{core::Core, db::Tx};
 use crate::{
     error::{Error, Result},
     model::{OneTimeSecret, Purpose, now},
@@ -70,7 +70,7 @@ impl Spent {
     }
 }
 
-impl super::Core {
+impl Core {
     /// A new secret for `purpose`, under `id` (replacing the secret there).
     pub(super) fn issue_secret(
         &self,

@@ -1,13 +1,15 @@
 //! Getting back in after forgetting a password: a mailed link and code (or an SMS code), then a
 //! new password that ends every session.
 
+use std::sync::Arc;
+
 use std::collections::BTreeMap;
 
 use super::{
-    AuthService,
-    messages::Recipient,
+    core::{Core, user_context},
+    issuing::end_sessions,
     one_time::{Presented, Shape, spend_secret},
-    sessions::{end_sessions, user_context},
+    outbox::{Outbox, Recipient},
     verification::{Outgoing, write_outgoing},
 };
 use crate::{
@@ -24,7 +26,18 @@ pub enum ResetProof {
     Code { login: String, code: String },
 }
 
-impl AuthService {
+/// Password reset by a mailed link or code.
+#[derive(Clone)]
+pub struct Recovery {
+    core: Arc<Core>,
+    outbox: Outbox,
+}
+
+impl Recovery {
+    pub(super) fn new(core: Arc<Core>, outbox: Outbox) -> Self {
+        Self { core, outbox }
+    }
+
     /// Where a user who forgot their password starts.
     pub(super) fn link_to_forgot(&self) -> String {
         match &self.core.cfg.links.base_url {
@@ -36,17 +49,13 @@ impl AuthService {
     /// Sends a reset link and code to the account `login` names, if there is one. Answers the
     /// same either way, at once: the lookup and the sending happen after the answer. A repeat
     /// for the same login within `verification.resend_interval` is refused, whoever asks.
-    pub async fn forgot_password(
-        &self,
-        self_arc: std::sync::Arc<Self>,
-        login: &str,
-        accept_language: Option<String>,
-    ) -> Result<()> {
+    pub async fn forgot_password(&self, login: &str, accept_language: Option<String>) -> Result<()> {
         let key = Login::parse(login).map(|l| l.name().key()).unwrap_or_else(|_| login.trim().to_lowercase());
-        self.once_per_interval(&format!("forgot:{key}")).await?;
+        self.outbox.once_per_interval(&format!("forgot:{key}")).await?;
         let login = login.to_owned();
+        let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = self_arc.send_reset(login, accept_language).await {
+            if let Err(e) = me.send_reset(login, accept_language).await {
                 tracing::warn!(error = %e, "sending a password reset failed");
             }
         });
@@ -58,7 +67,7 @@ impl AuthService {
         let by_phone = matches!(parsed.name(), LoginName::Phone(_));
         let user = self.core.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
         let Some(user) = user.filter(User::is_active) else { return Ok(()) };
-        let locale = self.locale_of(Some(&user), accept_language.as_deref());
+        let locale = self.outbox.locale_of(Some(&user), accept_language.as_deref());
         let ttl = self.core.cfg.recovery.reset_ttl.as_secs();
         let id = OneTimeSecret::id_for(Purpose::PasswordReset, user.id);
         let (kind, address, shape) = match (&user.email, &user.phone) {
@@ -69,12 +78,14 @@ impl AuthService {
         };
         let issued =
             self.core.issue_secret(id, Purpose::PasswordReset, Some(user.id), Some(address.clone()), ttl, shape);
-        let mut vars =
-            BTreeMap::from([("code", issued.code.unwrap_or_default()), ("valid_for", self.valid_for(&locale, ttl))]);
+        let mut vars = BTreeMap::from([
+            ("code", issued.code.unwrap_or_default()),
+            ("valid_for", self.outbox.valid_for(&locale, ttl)),
+        ]);
         if let Some(token) = &issued.token {
-            vars.insert("link", self.link("reset", token));
+            vars.insert("link", self.outbox.link("reset", token));
         }
-        let message = self.message(kind, &Recipient { address, locale }, vars)?;
+        let message = self.outbox.message(kind, &Recipient { address, locale }, vars)?;
         let out = Outgoing { secret: Some(issued.secret), message };
         self.core
             .db(move |s| {

@@ -4,7 +4,12 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{AuthContext, AuthService, Core, Principal, Tx};
+use super::{
+    authority::Principal,
+    core::Core,
+    db::Tx,
+    tokens::{AuthContext, Tokens},
+};
 use crate::{
     error::{Error, FieldError, Result},
     model::{Role, User, UserStatus},
@@ -65,15 +70,6 @@ pub(super) fn guard_last_admin(tx: &Tx<'_>, before: &User, after: Option<&User>)
     if others == 0 { Err(Error::LastAdmin) } else { Ok(()) }
 }
 
-/// The permissions that the `held` roles grant among `roles`, sorted, wildcards as written.
-pub(super) fn granted_permissions<'a>(roles: impl IntoIterator<Item = &'a Role>, held: &[String]) -> Vec<String> {
-    let mut perms: Vec<String> =
-        roles.into_iter().filter(|r| held.contains(&r.name)).flat_map(|r| r.permissions.iter().cloned()).collect();
-    perms.sort();
-    perms.dedup();
-    perms
-}
-
 /// Why a permission check came out as it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -84,11 +80,12 @@ pub struct Decision {
 /// The roles: their administration, and what they grant.
 pub struct Roles {
     core: Arc<Core>,
+    tokens: Tokens,
 }
 
 impl Roles {
-    pub(super) fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(super) fn new(core: Arc<Core>, tokens: Tokens) -> Self {
+        Self { core, tokens }
     }
 
     /// Needs `roles:read`.
@@ -247,26 +244,6 @@ impl Roles {
         Ok(role)
     }
 
-    /// The permissions the given roles grant, wildcards as written.
-    pub fn permissions_of(&self, roles: &[String]) -> Vec<String> {
-        let known = self.core.roles_snapshot();
-        granted_permissions(known.values(), roles)
-    }
-
-    /// May `subject` do `permission` (on a resource owned by `owner`)?
-    pub fn check_permission(&self, subject: &AuthContext, permission: &str, owner: Option<Uuid>) -> Decision {
-        let known = self.core.roles_snapshot();
-        if let Some(role) = subject.roles().iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
-            return Decision { allowed: true, reason: format!("granted by role `{}`", role.name) };
-        }
-        if owner == Some(subject.user_id) {
-            return Decision { allowed: true, reason: "the caller owns the resource".into() };
-        }
-        Decision { allowed: false, reason: format!("no role of the caller grants `{permission}`") }
-    }
-}
-
-impl AuthService {
     /// Answers an application's policy question about a token (its own or one it holds).
     pub async fn authz_check(
         &self,
@@ -283,15 +260,33 @@ impl AuthService {
             ));
         }
         match token {
-            None => Ok(self.roles.check_permission(caller, permission, owner)),
+            None => Ok(self.check_permission(caller, permission, owner)),
             Some(t) => {
-                self.require_permission(caller, "tokens:introspect")?;
-                match self.authenticate(t) {
-                    Ok(subject) => Ok(self.roles.check_permission(&subject, permission, owner)),
+                self.tokens.require_permission(caller, "tokens:introspect")?;
+                match self.tokens.authenticate(t) {
+                    Ok(subject) => Ok(self.check_permission(&subject, permission, owner)),
                     Err(e) => Ok(Decision { allowed: false, reason: format!("the token is not valid: {e}") }),
                 }
             }
         }
+    }
+
+    /// The permissions the given roles grant, wildcards as written.
+    pub fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+        let known = self.core.roles_snapshot();
+        crate::model::granted_permissions(known.values(), roles)
+    }
+
+    /// May `subject` do `permission` (on a resource owned by `owner`)?
+    pub fn check_permission(&self, subject: &AuthContext, permission: &str, owner: Option<Uuid>) -> Decision {
+        let known = self.core.roles_snapshot();
+        if let Some(role) = subject.roles().iter().filter_map(|r| known.get(r)).find(|r| r.grants(permission)) {
+            return Decision { allowed: true, reason: format!("granted by role `{}`", role.name) };
+        }
+        if owner == Some(subject.user_id) {
+            return Decision { allowed: true, reason: "the caller owns the resource".into() };
+        }
+        Decision { allowed: false, reason: format!("no role of the caller grants `{permission}`") }
     }
 }
 

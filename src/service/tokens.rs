@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::AuthService;
+use super::core::Core;
 use crate::{
     error::{Error, Result, TokenError},
     model::{User, now},
@@ -55,39 +55,15 @@ fn issued_ms(c: &AccessClaims) -> u64 {
         .unwrap_or(c.iat * 1000)
 }
 
-impl AuthService {
-    /// `permissions` are those the user's roles granted in the transaction that read `user`,
-    /// when `tokens.include_permissions` is on.
-    pub(super) fn issue_access_token(
-        &self,
-        user: &User,
-        session: &crate::model::Session,
-        permissions: Option<Vec<String>>,
-    ) -> Result<(String, u64)> {
-        let t = now();
-        let ttl = self.core.cfg.tokens.access_ttl.as_secs();
-        let claims = AccessClaims {
-            iss: self.core.cfg.tokens.issuer.clone(),
-            aud: self.core.cfg.tokens.audience.clone(),
-            sub: user.id,
-            exp: t + ttl,
-            iat: t,
-            nbf: t,
-            jti: Uuid::now_v7(),
-            sid: session.id,
-            roles: user.roles.clone(),
-            preferred_username: user.username.clone(),
-            permissions,
-            client_id: None,
-            authz_gen: user.authz_gen,
-            amr: session.amr.clone(),
-            auth_time: Some(session.authenticated_at()),
-            email_verified: (self.core.cfg.verification.email != crate::config::VerifyMode::Off
-                && user.email.is_some())
-            .then_some(user.email_verified),
-        };
-        let token = self.core.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok((token, ttl))
+/// Access tokens: the per-request check and introspection.
+#[derive(Clone)]
+pub struct Tokens {
+    core: Arc<Core>,
+}
+
+impl Tokens {
+    pub(super) fn new(core: Arc<Core>) -> Self {
+        Self { core }
     }
 
     /// The per-request check: signature and claims (or a cache of tokens that passed them), then
@@ -194,4 +170,37 @@ impl AuthService {
             _ => Introspection::default(),
         })
     }
+}
+
+/// An access token for `session`. `permissions` are those the user's roles granted in the transaction that read `user`,
+/// when `tokens.include_permissions` is on.
+pub(super) fn mint_access_token(
+    core: &Core,
+    user: &User,
+    session: &crate::model::Session,
+    permissions: Option<Vec<String>>,
+) -> Result<(String, u64)> {
+    let t = now();
+    let ttl = core.cfg.tokens.access_ttl.as_secs();
+    let claims = AccessClaims {
+        iss: core.cfg.tokens.issuer.clone(),
+        aud: core.cfg.tokens.audience.clone(),
+        sub: user.id,
+        exp: t + ttl,
+        iat: t,
+        nbf: t,
+        jti: Uuid::now_v7(),
+        sid: session.id,
+        roles: user.roles.clone(),
+        preferred_username: user.username.clone(),
+        permissions,
+        client_id: None,
+        authz_gen: user.authz_gen,
+        amr: session.amr.clone(),
+        auth_time: Some(session.authenticated_at()),
+        email_verified: (core.cfg.verification.email != crate::config::VerifyMode::Off && user.email.is_some())
+            .then_some(user.email_verified),
+    };
+    let token = core.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((token, ttl))
 }

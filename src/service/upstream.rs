@@ -1,14 +1,18 @@
 //! Login with external providers (authorization code with PKCE, state bound to the browser,
 //! nonce; RFC 9700), and the identities it links to accounts.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use serde_json::json;
 
 use super::{
-    AuthService, Principal, TokenPair,
+    authority::{Authority, Principal},
+    core::Core,
+    issuing::{ClientInfo, TokenPair},
     one_time::{Presented, Shape, Spent, spend_secret},
-    sessions::ClientInfo,
+    sessions::Sessions,
 };
 use crate::{
     error::{Error, Result},
@@ -68,7 +72,18 @@ fn binding_hash(binding: &str) -> Vec<u8> {
     random::token_hash(binding).to_vec()
 }
 
-impl AuthService {
+/// Login with external providers, and the identities it links.
+pub struct Upstream {
+    core: Arc<Core>,
+    providers: Arc<crate::upstream::Providers>,
+    sessions: Sessions,
+}
+
+impl Upstream {
+    pub(super) fn new(core: Arc<Core>, providers: Arc<crate::upstream::Providers>, sessions: Sessions) -> Self {
+        Self { core, providers, sessions }
+    }
+
     pub fn providers(&self) -> Vec<ProviderInfo> {
         self.providers.all().map(|p| ProviderInfo { name: p.name.clone(), display_name: p.display_name() }).collect()
     }
@@ -342,12 +357,12 @@ impl AuthService {
             }
         }
         let user_id = secret.user_id.ok_or(Error::InvalidCode)?;
-        let user = self.get_user(user_id).await.map_err(|_| Error::InvalidCode)?;
+        let user = self.core.user(user_id).await.map_err(|_| Error::InvalidCode)?;
         if !user.is_active() {
             return Err(Error::AccountDisabled);
         }
         let method = format!("oauth:{provider}");
-        self.second_factor_or_session(user, vec!["fed".into()], &method, None, None, client).await
+        self.sessions.second_factor_or_session(user, vec!["fed".into()], &method, None, None, client).await
     }
 
     /// Linked identities of a user, oldest first.
@@ -358,7 +373,7 @@ impl AuthService {
     /// A user's identities, for an admin (needs `users:read`).
     pub async fn admin_identities(&self, by: &Principal, user: Uuid) -> Result<Vec<Identity>> {
         self.core.authority(by, "users:read")?;
-        self.get_user(user).await?;
+        self.core.user(user).await?;
         self.identities(user).await
     }
 
@@ -373,7 +388,7 @@ impl AuthService {
         self.unlink(Some(authority), user, id).await
     }
 
-    async fn unlink(&self, authority: Option<super::authority::Authority>, user: Uuid, id: Uuid) -> Result<()> {
+    async fn unlink(&self, authority: Option<Authority>, user: Uuid, id: Uuid) -> Result<()> {
         self.core
             .db(move |s| {
                 s.write(|tx| {

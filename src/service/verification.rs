@@ -1,20 +1,22 @@
 //! Confirming email addresses and phone numbers: on registration and on a change of address,
 //! by a mailed link or code, or an SMS code.
 
+use std::sync::Arc;
+
 use std::collections::BTreeMap;
 
-use uuid::Uuid;
-
 use super::{
-    AuthContext, AuthService,
-    messages::Recipient,
+    core::Core,
+    db::Tx,
     one_time::{Presented, Shape, spend_secret},
+    outbox::{Outbox, Recipient},
+    tokens::AuthContext,
 };
 use crate::{
     config::VerifyMode,
     error::{Error, Result},
     messages::MessageKind,
-    model::{OneTimeSecret, OutboxMessage, Purpose, User, now},
+    model::{OneTimeSecret, OutboxMessage, Purpose, User},
     security::identifiers::{Email, Phone},
 };
 
@@ -46,14 +48,16 @@ pub(super) struct Outgoing {
     pub message: OutboxMessage,
 }
 
-impl AuthService {
-    /// The link a message carries: the application's page (`links.base_url`) or ours.
-    pub(super) fn link(&self, page: &str, token: &str) -> String {
-        let base = match &self.core.cfg.links.base_url {
-            Some(b) => b.trim_end_matches('/').to_owned(),
-            None => format!("{}/ui", self.core.public_url()),
-        };
-        format!("{base}/{page}?token={token}")
+/// Confirming email addresses and phone numbers.
+#[derive(Clone)]
+pub struct Verification {
+    core: Arc<Core>,
+    outbox: Outbox,
+}
+
+impl Verification {
+    pub(super) fn new(core: Arc<Core>, outbox: Outbox) -> Self {
+        Self { core, outbox }
     }
 
     /// A confirmation of `address` (an email, or a phone number) for `user`.
@@ -66,14 +70,14 @@ impl AuthService {
         let issued = self.core.issue_secret(id, purpose, Some(user.id), Some(address.to_owned()), ttl.as_secs(), shape);
         let mut vars = BTreeMap::from([
             ("code", issued.code.clone().unwrap_or_default()),
-            ("valid_for", self.valid_for(locale, ttl.as_secs())),
+            ("valid_for", self.outbox.valid_for(locale, ttl.as_secs())),
         ]);
         if let Some(token) = &issued.token {
-            vars.insert("link", self.link("verify", token));
+            vars.insert("link", self.outbox.link("verify", token));
         }
         let kind = if email { MessageKind::VerifyEmail } else { MessageKind::VerifyPhone };
         let to = Recipient { address: address.to_owned(), locale: locale.to_owned() };
-        Ok(Outgoing { secret: Some(issued.secret), message: self.message(kind, &to, vars)? })
+        Ok(Outgoing { secret: Some(issued.secret), message: self.outbox.message(kind, &to, vars)? })
     }
 
     /// Confirmations a new account gets, as configured.
@@ -154,7 +158,6 @@ impl AuthService {
     /// `verification.resend_interval` for any address.
     pub async fn resend_confirmation(
         &self,
-        self_arc: std::sync::Arc<Self>,
         email: Option<String>,
         phone: Option<String>,
         accept_language: Option<String>,
@@ -170,9 +173,10 @@ impl AuthService {
             },
             (None, None) => return Err(Error::invalid("email", "required", "give an email or a phone number")),
         };
-        self.once_per_interval(&format!("resend:{address}")).await?;
+        self.outbox.once_per_interval(&format!("resend:{address}")).await?;
+        let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = self_arc.resend_now(address, is_email, accept_language).await {
+            if let Err(e) = me.resend_now(address, is_email, accept_language).await {
                 tracing::warn!(error = %e, "resending a confirmation failed");
             }
         });
@@ -205,7 +209,7 @@ impl AuthService {
             })
             .await?;
         let Some(user) = owner.filter(User::is_active) else { return Ok(()) };
-        let locale = self.locale_of(Some(&user), accept_language.as_deref());
+        let locale = self.outbox.locale_of(Some(&user), accept_language.as_deref());
         let out = self.confirmation(&user, &address, is_email, &locale)?;
         self.core.db(move |s| s.write(|tx| write_outgoing(tx, &[out]))).await
     }
@@ -214,7 +218,7 @@ impl AuthService {
     /// once confirmed when verification is on (the old address is told); at once otherwise.
     pub async fn update_me(&self, ctx: &AuthContext, change: MeChange) -> Result<User> {
         let user_id = ctx.user_id;
-        let user = self.get_user(user_id).await?;
+        let user = self.core.user(user_id).await?;
         let mut errors = Vec::new();
         let email = change.email.as_deref().map(Email::parse).transpose().unwrap_or_else(|e| {
             errors.push(e);
@@ -237,9 +241,9 @@ impl AuthService {
         let email = email.map(Email::into_string).filter(|e| user.email.as_ref() != Some(e));
         let phone = phone.map(Phone::into_string).filter(|p| user.phone.as_ref() != Some(p));
         if email.is_some() || phone.is_some() {
-            self.require_recent_auth(ctx)?;
+            self.core.require_recent_auth(ctx)?;
         }
-        let locale = change.locale.clone().unwrap_or_else(|| self.locale_of(Some(&user), None));
+        let locale = change.locale.clone().unwrap_or_else(|| self.outbox.locale_of(Some(&user), None));
         let v = &self.core.cfg.verification;
         let mut outgoing = Vec::new();
         let mut immediate_email = None;
@@ -251,8 +255,11 @@ impl AuthService {
                 outgoing.push(self.confirmation(&user, &e, true, &locale)?);
                 if let Some(old) = &user.email {
                     let to = Recipient { address: old.clone(), locale: locale.clone() };
-                    let notice =
-                        self.message(MessageKind::EmailChangeNotice, &to, BTreeMap::from([("new_address", e)]))?;
+                    let notice = self.outbox.message(
+                        MessageKind::EmailChangeNotice,
+                        &to,
+                        BTreeMap::from([("new_address", e)]),
+                    )?;
                     outgoing.push(Outgoing { secret: None, message: notice });
                 }
             }
@@ -292,38 +299,6 @@ impl AuthService {
             })
             .await
     }
-
-    /// Refuses a change that needs a recent sign-in (`security.step_up_window`).
-    pub(super) fn require_recent_auth(&self, ctx: &AuthContext) -> Result<()> {
-        let at = ctx.claims.auth_time.unwrap_or(ctx.claims.iat);
-        if at + self.core.cfg.security.step_up_window.as_secs() < now() {
-            return Err(Error::StepUpRequired);
-        }
-        Ok(())
-    }
-
-    /// At most one request per `key` per `verification.resend_interval`, on every node that
-    /// shares a cache.
-    pub(super) async fn once_per_interval(&self, key: &str) -> Result<()> {
-        let interval = self.core.cfg.verification.resend_interval.0;
-        if interval.is_zero() {
-            return Ok(());
-        }
-        let hashed = crate::security::random::token_hash(key);
-        let local_key = Uuid::from_slice(&hashed[..16]).unwrap_or_default();
-        let mut first = self.recent_sends.get(&local_key).is_none();
-        if first && let Some(shared) = &self.core.replay {
-            match shared.claim(&format!("send:{local_key}"), interval).await {
-                Ok(claimed) => first = claimed,
-                Err(e) => tracing::warn!(error = %e, "send limits fall back to this node's memory"),
-            }
-        }
-        if !first {
-            return Err(Error::RateLimited(interval.as_secs().max(1)));
-        }
-        self.recent_sends.insert(local_key, ());
-        Ok(())
-    }
 }
 
 /// The caller's change to their own account; `None` leaves a field as it is.
@@ -336,7 +311,7 @@ pub struct MeChange {
 }
 
 /// Writes secrets and their messages in the caller's transaction.
-pub(super) fn write_outgoing(tx: &mut super::Tx<'_>, out: &[Outgoing]) -> Result<()> {
+pub(super) fn write_outgoing(tx: &mut Tx<'_>, out: &[Outgoing]) -> Result<()> {
     for o in out {
         if let Some(s) = &o.secret {
             tx.put_one_time(s)?;

@@ -1,17 +1,16 @@
 //! Webhook delivery from the durable outbox: Standard Webhooks headers and signature, retries
 //! with exponential backoff and jitter, final failures in the audit log.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-use super::AuthService;
+use super::{authority::Principal, core::Core};
 use crate::{
     config::webhook_key,
     error::{Error, Result},
-    messages::Signed,
-    model::{AuditEvent, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint, now, now_millis},
-    security::{random::random_bytes, signature::sign, targets},
+    model::{DeliveryState, StoredWebhook, WebhookEndpoint, now},
+    security::{random::random_bytes, targets},
 };
 
 /// A webhook endpoint as listed: from the config file or added at run time.
@@ -35,163 +34,21 @@ pub struct DeliveryCounts {
     pub troubled: Vec<(String, String, String, u32, String, Option<String>)>,
 }
 
-/// The deliveries an audit event sets off: one per endpoint (from the config file or added at run
-/// time) that wants it. Webhook troubles are not themselves sent as webhooks.
-pub(super) fn deliveries_for(
-    e: &AuditEvent,
-    configured: &[WebhookEndpoint],
-    stored: &[StoredWebhook],
-) -> Vec<OutboxMessage> {
-    if e.event.starts_with("webhook.") {
-        return Vec::new();
-    }
-    let from_config = configured.iter().map(|w| (None, w));
-    let added = stored.iter().map(|s| (Some(s.id), &s.endpoint));
-    let wanted: Vec<(Option<uuid::Uuid>, &WebhookEndpoint)> =
-        from_config.chain(added).filter(|(_, w)| w.wants(&e.event)).collect();
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let time = std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms);
-    let payload = serde_json::json!({
-        "type": e.event,
-        "timestamp": humantime::format_rfc3339_millis(time).to_string(),
-        "data": e,
-    })
-    .to_string();
-    wanted
-        .into_iter()
-        .map(|(endpoint_id, w)| OutboxMessage {
-            id: uuid::Uuid::now_v7(),
-            channel: crate::model::Channel::Webhook,
-            url: w.url.clone(),
-            endpoint_id,
-            event: e.event.clone(),
-            payload: payload.clone(),
-            created_ms: e.time_ms,
-            next_attempt_ms: e.time_ms,
-            attempts: 0,
-            state: DeliveryState::Pending,
-            last_error: None,
-        })
-        .collect()
+/// The webhook endpoints added at run time, beside those of the config file.
+pub struct Webhooks {
+    core: Arc<Core>,
 }
 
-fn backoff(attempts: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600));
-    // ±20 % jitter so that retries of many messages spread out.
-    let jitter = f64::from(random_bytes::<1>()[0]) / 255.0 * 0.4 + 0.8;
-    base.mul_f64(jitter)
-}
-
-impl AuthService {
-    /// Sends every due delivery once; returns how many were delivered.
-    pub async fn deliver_webhooks(&self) -> Result<usize> {
-        let now = now_millis();
-        let (due, stored) =
-            self.core.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
-        let mut delivered = 0;
-        for d in due {
-            if d.channel != crate::model::Channel::Webhook {
-                delivered += usize::from(self.deliver_message(d).await?);
-                continue;
-            }
-            let key = match d.endpoint_id {
-                Some(id) => stored.iter().find(|s| s.id == id).and_then(|s| webhook_key(&s.secret)),
-                None => self.core.cfg.webhooks.iter().find(|w| w.url == d.url).and_then(|w| w.key()),
-            };
-            let gone = key.is_none();
-            let outcome = match key {
-                None => Err("endpoint no longer configured".to_string()),
-                Some(key) => {
-                    let timestamp = now_millis() / 1000;
-                    let id = d.id.to_string();
-                    let signature = sign(&key, &id, timestamp, &d.payload);
-                    let signed = Signed { id: &id, timestamp, signature: &signature, payload: &d.payload };
-                    self.core.outbound.webhooks.post(&d.url, signed).await
-                }
-            };
-            let retry_for = self.core.cfg.webhook_delivery.retry_for.0;
-            let sent = self
-                .settle_delivery(d, outcome, retry_for, gone, |d, e| {
-                    (
-                        "webhook.failed",
-                        serde_json::json!({"delivery": d.id, "url": d.url, "event": d.event, "attempts": d.attempts, "error": e}),
-                    )
-                })
-                .await?;
-            delivered += usize::from(sent);
-        }
-        Ok(delivered)
-    }
-
-    /// Records one attempt at an outbox entry, in one transaction: delivered; or retried later
-    /// with backoff; or, past `retry_for` (or when `gone`), failed for good and audited with the
-    /// event `failure` names. True when delivered.
-    pub(super) async fn settle_delivery(
-        &self,
-        mut d: OutboxMessage,
-        outcome: std::result::Result<(), String>,
-        retry_for: Duration,
-        gone: bool,
-        failure: impl FnOnce(&OutboxMessage, &str) -> (&'static str, serde_json::Value),
-    ) -> Result<bool> {
-        d.attempts += 1;
-        let mut final_failure = None;
-        let sent = outcome.is_ok();
-        match outcome {
-            Ok(()) => {
-                d.state = DeliveryState::Delivered;
-                d.last_error = None;
-            }
-            Err(e) => {
-                let retry_ms = u64::try_from(retry_for.as_millis()).unwrap_or(u64::MAX);
-                d.last_error = Some(e.clone());
-                if gone || now_millis().saturating_sub(d.created_ms) > retry_ms {
-                    d.state = DeliveryState::Failed;
-                    final_failure = Some(failure(&d, &e));
-                } else {
-                    d.next_attempt_ms =
-                        now_millis() + u64::try_from(backoff(d.attempts).as_millis()).unwrap_or(u64::MAX);
-                }
-            }
-        }
-        let outcome = match d.state {
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Pending => "retry",
-        };
-        self.core
-            .metrics
-            .deliveries
-            .get_or_create(&crate::metrics::DeliveryLabels {
-                channel: d.channel.as_str().into(),
-                outcome: outcome.into(),
-            })
-            .inc();
-        if d.channel != crate::model::Channel::Webhook && d.state != DeliveryState::Pending {
-            // What a message carried (links, codes) need not outlive its sending.
-            d.payload.clear();
-        }
-        self.core
-            .db(move |s| {
-                s.write(|tx| {
-                    tx.put_delivery(&d)?;
-                    if let Some((event, details)) = final_failure {
-                        tx.audit_failure(event, None, None, details)?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
-        Ok(sent)
+impl Webhooks {
+    pub(super) fn new(core: Arc<Core>) -> Self {
+        Self { core }
     }
 
     /// Adds an endpoint; without a secret one is generated (and returned once).
     /// Needs `webhooks:write`.
-    pub async fn add_webhook(
+    pub async fn add(
         &self,
-        by: &super::Principal,
+        by: &Principal,
         url: &str,
         events: Vec<String>,
         secret: Option<String>,
@@ -246,7 +103,7 @@ impl AuthService {
     }
 
     /// Needs `webhooks:read`.
-    pub async fn list_webhooks(&self, by: &super::Principal) -> Result<Vec<WebhookInfo>> {
+    pub async fn list(&self, by: &Principal) -> Result<Vec<WebhookInfo>> {
         self.core.authority(by, "webhooks:read")?;
         let stored = self.core.db(|s| s.read(|tx| tx.stored_webhooks().map_err(Error::from))).await?;
         let from_config = self.core.cfg.webhooks.iter().map(|w| WebhookInfo {
@@ -266,7 +123,7 @@ impl AuthService {
 
     /// Removes an endpoint added at run time; its pending deliveries fail.
     /// Needs `webhooks:write`.
-    pub async fn delete_webhook(&self, by: &super::Principal, id: uuid::Uuid) -> Result<()> {
+    pub async fn delete(&self, by: &Principal, id: uuid::Uuid) -> Result<()> {
         self.core.authority(by, "webhooks:write")?;
         self.core
             .db(move |s| {
@@ -282,7 +139,7 @@ impl AuthService {
     }
 
     /// Needs `webhooks:read`.
-    pub async fn webhook_status(&self, by: &super::Principal) -> Result<DeliveryCounts> {
+    pub async fn status(&self, by: &Principal) -> Result<DeliveryCounts> {
         self.core.authority(by, "webhooks:read")?;
         let mut all = self.core.db(|s| s.read(|tx| tx.deliveries().map_err(Error::from))).await?;
         all.retain(|d| d.channel == crate::model::Channel::Webhook);
@@ -305,16 +162,5 @@ impl AuthService {
             })
             .collect();
         Ok(c)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(2400) && backoff(1) >= Duration::from_millis(1600));
-        assert!(backoff(30) <= Duration::from_secs(4320));
     }
 }

@@ -29,7 +29,7 @@ async fn rate_limits_are_hit_and_recover_with_headers() {
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
     assert_problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
-    assert!(app.svc().find_user("r9@example.com").await.is_err(), "a limited request does nothing");
+    assert!(app.svc().accounts.find_user("r9@example.com").await.is_err(), "a limited request does nothing");
     // Other route classes are not affected.
     assert_eq!(app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -68,6 +68,7 @@ async fn the_last_active_admin_cannot_be_removed_demoted_or_disabled() {
     }
     let err = app
         .svc()
+        .accounts
         .set_roles(&authd::service::Principal::Operator, "only@example.com", vec!["user".into()])
         .await
         .unwrap_err();
@@ -177,7 +178,7 @@ async fn custom_roles_grant_permissions_and_authz_check_explains() {
     let r = call(&app, &admin.access, Method::DELETE, "/v1/admin/roles/billing?force=true", None).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.svc().find_user("clerk@example.com").await.unwrap().roles, vec!["user".to_string()]);
+    assert_eq!(app.svc().accounts.find_user("clerk@example.com").await.unwrap().roles, vec!["user".to_string()]);
 
     // Built-ins stay.
     let r = call(&app, &admin.access, Method::PATCH, "/v1/admin/roles/admin", Some(json!({"revoke": ["*"]}))).await;
@@ -237,7 +238,7 @@ async fn an_admin_can_require_a_password_change() {
     let app = TestApp::spawn().await;
     let admin = app.admin("chief@example.com").await;
     let u = app.signed_in("forgetful@example.com").await;
-    let id = app.svc().find_user("forgetful@example.com").await.unwrap().id;
+    let id = app.svc().accounts.find_user("forgetful@example.com").await.unwrap().id;
     let r = call(
         &app,
         &admin.access,

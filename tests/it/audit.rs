@@ -62,7 +62,7 @@ async fn every_security_event_is_recorded_without_secrets() {
         app.post("/v1/auth/login", &json!({"login": "subject@example.com", "password": "wrong again!"})).await;
     }
 
-    let sid = app.svc().find_user("subject@example.com").await.unwrap().id.to_string();
+    let sid = app.svc().accounts.find_user("subject@example.com").await.unwrap().id.to_string();
     let call = async |method: Method, path: String, body: Option<Value>| {
         let mut req = app.http.request(method, app.url(&path)).bearer_auth(&admin.access);
         if let Some(b) = body {
@@ -156,7 +156,7 @@ async fn users_see_their_own_security_events() {
     let mine: Vec<Value> = app.get_auth("/v1/me/events", &alice.access).await.json().await.unwrap();
     let events: Vec<&str> = mine.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert!(events.contains(&"user.logged_in") && events.contains(&"user.login_failed"), "{events:?}");
-    let alice_id = app.svc().find_user("alice.events@example.com").await.unwrap().id.to_string();
+    let alice_id = app.svc().accounts.find_user("alice.events@example.com").await.unwrap().id.to_string();
     assert!(mine.iter().all(|e| e["subject"] == alice_id.as_str()));
     let theirs: Vec<Value> = app.get_auth("/v1/me/events", &bob.access).await.json().await.unwrap();
     assert!(theirs.iter().all(|e| e["subject"] != alice_id.as_str()));
@@ -199,9 +199,9 @@ async fn old_events_are_pruned_after_the_retention() {
     app.register("old@example.com").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.register("new@example.com").await;
-    let removed = app.svc().prune_audit().await.unwrap();
+    let removed = app.svc().audit.prune().await.unwrap();
     assert_eq!(removed, 1);
     let left =
-        app.svc().audit_events(&authd::service::Principal::Operator, Default::default(), None, 100).await.unwrap();
+        app.svc().audit.events(&authd::service::Principal::Operator, Default::default(), None, 100).await.unwrap();
     assert_eq!(left.len(), 1);
 }

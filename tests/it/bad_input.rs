@@ -9,7 +9,7 @@ use crate::support::{PASSWORD, TestApp, assert_problem, call};
 
 /// Everything stored about users, to compare before and after a refused request.
 async fn snapshot(app: &TestApp) -> String {
-    serde_json::to_string(&app.svc().list_users().await.unwrap()).unwrap()
+    serde_json::to_string(&app.svc().accounts.list_users().await.unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -26,7 +26,8 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
     assert!(listed[0].get("client_secret").is_none(), "the secret is shown once");
     assert!(
         !app.svc()
-            .audit_events(&authd::service::Principal::Operator, Default::default(), None, 100)
+            .audit
+            .events(&authd::service::Principal::Operator, Default::default(), None, 100)
             .await
             .unwrap()
             .iter()

@@ -56,7 +56,7 @@ async fn emails_are_compared_by_their_normal_form_and_mixed_scripts_are_refused(
     let r = app.post("/v1/auth/register", &json!({"email": "\u{0430}dmin@example.com", "password": PASSWORD})).await;
     let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["errors"][0]["code"], "mixed_script", "{body}");
-    assert!(app.svc().list_users().await.unwrap().is_empty(), "nothing stored");
+    assert!(app.svc().accounts.list_users().await.unwrap().is_empty(), "nothing stored");
 
     let r = app.post("/v1/auth/register", &json!({"email": "anna@Bücher.example", "password": PASSWORD})).await;
     assert_eq!(r.status(), StatusCode::CREATED);

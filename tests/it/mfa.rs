@@ -273,7 +273,7 @@ async fn wrong_codes_burn_the_mfa_token_and_count_as_failed_logins() {
     )
     .await;
     let user: Value = app.get_auth("/v1/me", &t.access).await.json().await.unwrap();
-    let events = app.svc().my_events(user["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
+    let events = app.svc().audit.mine(user["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.event == "user.mfa_failed").count(), 5);
 }
 
@@ -427,10 +427,10 @@ async fn a_refused_second_step_spends_neither_token_nor_code() {
     let (secret, _) = enrol(&app, &t.access).await;
     let token = mfa_token(&app, "mo@example.com").await;
     let next = code_at(&secret, now() + 30);
-    app.svc().set_status(&Principal::Operator, "mo@example.com", UserStatus::Disabled).await.unwrap();
+    app.svc().accounts.set_status(&Principal::Operator, "mo@example.com", UserStatus::Disabled).await.unwrap();
     let r = app.post("/v1/auth/login/mfa", &json!({"mfa_token": token, "code": next})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "account_disabled").await;
-    app.svc().set_status(&Principal::Operator, "mo@example.com", UserStatus::Active).await.unwrap();
+    app.svc().accounts.set_status(&Principal::Operator, "mo@example.com", UserStatus::Active).await.unwrap();
     let r = app.post("/v1/auth/login/mfa", &json!({"mfa_token": token, "code": next})).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }

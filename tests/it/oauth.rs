@@ -85,14 +85,15 @@ async fn exchange(app: &TestApp, location: &str) -> reqwest::Response {
 }
 
 async fn users(app: &TestApp) -> usize {
-    app.svc().list_users().await.unwrap().len()
+    app.svc().accounts.list_users().await.unwrap().len()
 }
 
 async fn failures(app: &TestApp) -> Vec<String> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let filter = authd::service::audit::AuditFilter { event: Some("user.oauth_failed".into()), ..Default::default() };
     app.svc()
-        .audit_events(&authd::service::Principal::Operator, filter, None, 100)
+        .audit
+        .events(&authd::service::Principal::Operator, filter, None, 100)
         .await
         .unwrap()
         .iter()
@@ -143,7 +144,7 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
     let again = Tokens::from(&exchange(app, &login_at(app, "op").await).await.json::<Value>().await.unwrap());
     assert_eq!(claims_of(&again.access)["sub"], claims_of(&t.access)["sub"]);
     assert_eq!(users(app).await, before + 1);
-    let events = app.svc().my_events(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
+    let events = app.svc().audit.mine(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
     assert!(events.iter().any(|e| e.event == "user.logged_in" && e.details["method"] == "oauth:op"), "{events:?}");
     assert!(events.iter().any(|e| e.event == "user.identity_linked"));
 

@@ -94,6 +94,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     let (victim_id, _) = app.user_with_roles("victim@example.com", &["user"]).await;
     let admin_client = svc.clients.create(OP, "root-bot", vec!["admin".into()]).await.unwrap();
     let disabled_admin = svc
+        .accounts
         .create_user(
             OP,
             NewAccount {
@@ -104,8 +105,8 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         )
         .await
         .unwrap();
-    svc.set_status(OP, "sleeping@example.com", authd::model::UserStatus::Disabled).await.unwrap();
-    let users_before = format!("{:?}", svc.list_users().await.unwrap());
+    svc.accounts.set_status(OP, "sleeping@example.com", authd::model::UserStatus::Disabled).await.unwrap();
+    let users_before = format!("{:?}", svc.accounts.list_users().await.unwrap());
     let roles_before = svc.roles.list(&authd::service::Principal::Operator).await.unwrap();
     let clients_before = format!("{:?}", svc.clients.list(OP).await.unwrap());
 
@@ -249,7 +250,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         let b = assert_problem(r, StatusCode::FORBIDDEN, code).await;
         assert!(b["detail"].as_str().unwrap().contains("do not hold"), "{what}: {b}");
     }
-    assert_eq!(format!("{:?}", svc.list_users().await.unwrap()), users_before, "no user changed");
+    assert_eq!(format!("{:?}", svc.accounts.list_users().await.unwrap()), users_before, "no user changed");
     assert_eq!(svc.roles.list(&authd::service::Principal::Operator).await.unwrap(), roles_before, "no role changed");
     assert_eq!(format!("{:?}", svc.clients.list(OP).await.unwrap()), clients_before, "no client changed");
 

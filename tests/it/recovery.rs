@@ -429,7 +429,7 @@ async fn reset_story(app: &TestApp, sink: &MailSink) {
         "invalid_code",
     )
     .await;
-    let events = app.svc().my_events(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
+    let events = app.svc().audit.mine(me["id"].as_str().unwrap().parse().unwrap(), 50).await.unwrap();
     assert!(events.iter().any(|e| e.event == "user.password_reset"), "{events:?}");
 }
 
@@ -585,7 +585,7 @@ async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
     .await;
     let user: Value = register(&app, "lena@example.com").await.json().await.unwrap();
     // Answered while the message is still queued: the request did not wait for the delivery.
-    let queued = app.svc().outbox_messages().await.unwrap();
+    let queued = app.svc().outbox.pending_messages().await.unwrap();
     assert_eq!(queued.len(), 1, "{queued:?}");
     let mut tried = queued;
     for _ in 0..100 {
@@ -593,14 +593,14 @@ async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        tried = app.svc().outbox_messages().await.unwrap();
+        tried = app.svc().outbox.pending_messages().await.unwrap();
     }
     assert!(tried.len() == 1 && tried[0].0 >= 1 && tried[0].1.is_some(), "tried, with an error kept: {tried:?}");
     // Past messages.retry_for it is given up, and the audit log says so.
     let mut failed = Vec::new();
     for _ in 0..100 {
         let filter = authd::service::audit::AuditFilter { event: Some("message.failed".into()), ..Default::default() };
-        failed = app.svc().audit_events(&authd::service::Principal::Operator, filter, None, 10).await.unwrap();
+        failed = app.svc().audit.events(&authd::service::Principal::Operator, filter, None, 10).await.unwrap();
         if !failed.is_empty() {
             break;
         }
@@ -611,7 +611,7 @@ async fn undeliverable_mail_waits_in_the_outbox_and_requests_do_not() {
         (failed[0].details["kind"].as_str(), failed[0].details["channel"].as_str()),
         (Some("verify_email"), Some("email"))
     );
-    assert!(app.svc().outbox_messages().await.unwrap().is_empty());
+    assert!(app.svc().outbox.pending_messages().await.unwrap().is_empty());
     assert!(user["id"].is_string());
 }
 

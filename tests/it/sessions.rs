@@ -158,6 +158,7 @@ async fn role_change_refuses_old_tokens_and_refresh_carries_new_roles() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("nina@example.com").await;
     app.svc()
+        .accounts
         .set_roles(&authd::service::Principal::Operator, "nina@example.com", vec!["moderator".into()])
         .await
         .unwrap();

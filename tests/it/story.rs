@@ -114,6 +114,7 @@ async fn disabled_account_is_refused_only_after_a_correct_password() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("dave@example.com").await;
     app.svc()
+        .accounts
         .set_status(&authd::service::Principal::Operator, "dave@example.com", authd::model::UserStatus::Disabled)
         .await
         .unwrap();
@@ -130,7 +131,7 @@ async fn default_argon2_parameters_end_to_end() {
     let app = TestApp::spawn_with(|c| c.passwords.argon2 = authd::config::Argon2Config::default()).await;
     let t = app.signed_in("erin@example.com").await;
     assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
-    let phc = app.svc().find_user("erin@example.com").await.unwrap().password_hash.unwrap();
+    let phc = app.svc().accounts.find_user("erin@example.com").await.unwrap().password_hash.unwrap();
     assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
 }
 
@@ -139,7 +140,7 @@ async fn outdated_hashes_are_upgraded_on_login() {
     let app = TestApp::spawn().await;
     app.register("frank@example.com").await;
     let app = app.restart_with(|c| c.passwords.argon2.memory_kib = 128).await;
-    let hash = || async { app.svc().find_user("frank@example.com").await.unwrap().password_hash.unwrap() };
+    let hash = || async { app.svc().accounts.find_user("frank@example.com").await.unwrap().password_hash.unwrap() };
     assert!(hash().await.contains("m=64,"));
     app.login("frank@example.com", PASSWORD).await;
     assert!(hash().await.contains("m=128,"), "rehashed with the configured parameters");

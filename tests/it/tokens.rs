@@ -230,8 +230,8 @@ async fn the_verified_token_cache_holds_only_good_tokens_and_never_outlives_a_re
     let (body, _) = rest.split_once('.').unwrap();
     for n in 0..2_000 {
         let forged = format!("{head}.{body}.{}", B64.encode(format!("forged-signature-{n}")));
-        assert!(app.svc().authenticate(&forged).is_err());
-        assert!(app.svc().authenticate(&format!("garbage-{n}")).is_err());
+        assert!(app.svc().tokens.authenticate(&forged).is_err());
+        assert!(app.svc().tokens.authenticate(&format!("garbage-{n}")).is_err());
     }
     assert_eq!(app.svc().verified_tokens(), 1);
     // Cached, and still refused the moment its session ends.
@@ -251,7 +251,7 @@ async fn the_verified_token_cache_stays_within_its_memory_bound() {
     for _ in 0..fits + 400 {
         let r: Value = app.refresh(&refresh).await.json().await.unwrap();
         refresh = r["refresh_token"].as_str().unwrap().to_owned();
-        assert!(app.svc().authenticate(r["access_token"].as_str().unwrap()).is_ok());
+        assert!(app.svc().tokens.authenticate(r["access_token"].as_str().unwrap()).is_ok());
     }
     let held = app.svc().verified_tokens() as usize;
     assert!(held <= fits, "{held} tokens held; {fits} fit in 1 MiB");
@@ -274,11 +274,11 @@ async fn a_verified_token_left_unused_leaves_the_cache_and_is_verified_again_whe
 async fn a_token_check_that_hits_the_cache_allocates_nothing() {
     let app = TestApp::spawn().await;
     let t = app.signed_in("lean@example.com").await;
-    assert!(app.svc().authenticate(&t.access).is_ok(), "the first check verifies and caches");
+    assert!(app.svc().tokens.authenticate(&t.access).is_ok(), "the first check verifies and caches");
     // Settles the cache's pending bookkeeping, which moka may otherwise do on a later read.
     assert_eq!(app.svc().verified_tokens(), 1);
     let mut accepted = false;
-    let info = allocation_counter::measure(|| accepted = app.svc().authenticate(&t.access).is_ok());
+    let info = allocation_counter::measure(|| accepted = app.svc().tokens.authenticate(&t.access).is_ok());
     assert!(accepted);
     assert_eq!(info.count_total, 0, "allocations in a cached token check: {info:?}");
 }

@@ -66,7 +66,7 @@ async fn webhooks_are_signed_retried_durable_and_delivered_once() {
     let t = Tokens::from(&app.login("hooked@example.com", PASSWORD).await);
     app.post_auth("/v1/auth/logout", &t.access, &json!({})).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let status = app.svc().webhook_status(&authd::service::Principal::Operator).await.unwrap();
+    let status = app.svc().webhooks.status(&authd::service::Principal::Operator).await.unwrap();
     assert_eq!((status.pending, status.delivered), (3, 0), "{status:?}");
     assert!(status.troubled.iter().all(|t| t.3 >= 1 && t.5.as_deref() == Some("not delivered")), "{status:?}");
 
@@ -75,7 +75,7 @@ async fn webhooks_are_signed_retried_durable_and_delivered_once() {
     rx.up.store(true, Ordering::SeqCst);
     let mut delivered = 0;
     for _ in 0..100 {
-        delivered = app.svc().webhook_status(&authd::service::Principal::Operator).await.unwrap().delivered;
+        delivered = app.svc().webhooks.status(&authd::service::Principal::Operator).await.unwrap().delivered;
         if delivered == 3 {
             break;
         }
@@ -121,7 +121,7 @@ async fn a_delivery_that_keeps_failing_ends_in_the_audit_log() {
     app.register("doomed@example.com").await;
     let mut failed = 0;
     for _ in 0..50 {
-        failed = app.svc().webhook_status(&authd::service::Principal::Operator).await.unwrap().failed;
+        failed = app.svc().webhooks.status(&authd::service::Principal::Operator).await.unwrap().failed;
         if failed == 1 {
             break;
         }
@@ -129,7 +129,7 @@ async fn a_delivery_that_keeps_failing_ends_in_the_audit_log() {
     }
     assert_eq!(failed, 1);
     let events =
-        app.svc().audit_events(&authd::service::Principal::Operator, Default::default(), None, 50).await.unwrap();
+        app.svc().audit.events(&authd::service::Principal::Operator, Default::default(), None, 50).await.unwrap();
     let e = events.iter().find(|e| e.event == "webhook.failed").expect("final failure audited");
     assert_eq!(e.details["event"], "user.registered");
     assert_eq!(e.details["error"], "not delivered");
@@ -208,7 +208,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
         let b = crate::support::assert_problem(r, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert_eq!(b["errors"][0]["code"], "forbidden_target", "{target}: {b}");
     }
-    assert!(app.svc().list_webhooks(&authd::service::Principal::Operator).await.unwrap().is_empty(), "nothing stored");
+    assert!(app.svc().webhooks.list(&authd::service::Principal::Operator).await.unwrap().is_empty(), "nothing stored");
 
     // A name is checked when it is resolved, on the addresses connected to.
     let r = add(&format!("http://localhost:{port}/hook")).await;
@@ -216,7 +216,7 @@ async fn webhooks_cannot_reach_the_hosts_own_network() {
     app.register("trigger@example.com").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(rx.seen.lock().unwrap().is_empty(), "a loopback receiver was reached");
-    let status = app.svc().webhook_status(&authd::service::Principal::Operator).await.unwrap();
+    let status = app.svc().webhooks.status(&authd::service::Principal::Operator).await.unwrap();
     assert!(!status.troubled.is_empty() && status.troubled.iter().all(|t| t.5.as_deref() == Some("not delivered")));
 }
 
@@ -237,7 +237,7 @@ async fn delivery_status_does_not_tell_refused_from_unreachable() {
         |errors: &[Option<String>]| errors.len() >= 2 && errors.iter().all(|e| e.as_deref() == Some("not delivered"));
     let mut errors = Vec::new();
     for _ in 0..100 {
-        let status = app.svc().webhook_status(&authd::service::Principal::Operator).await.unwrap();
+        let status = app.svc().webhooks.status(&authd::service::Principal::Operator).await.unwrap();
         errors = status.troubled.iter().map(|t| t.5.clone()).collect::<Vec<Option<String>>>();
         if both_failed(&errors) {
             break;

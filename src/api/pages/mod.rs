@@ -192,7 +192,7 @@ async fn verify_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
     if !csrf_ok(&svc, req, &f.csrf) {
         return forbidden(&svc, &lang);
     }
-    match svc.verify_contact(VerifyProof::Token(f.token)).await {
+    match svc.verification.verify_contact(VerifyProof::Token(f.token)).await {
         Ok(_) => page(&svc, StatusCode::OK, &lang, "pages/verified.html", context! {}),
         Err(e) => link_error(&svc, &lang, &e),
     }
@@ -219,7 +219,7 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
         let mismatch = text::of(&lang).mismatch;
         return reset_form(&svc, &lang, &f.token, Some(mismatch), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    match svc.reset_password(ResetProof::Token(f.token.clone()), &f.password).await {
+    match svc.recovery.reset_password(ResetProof::Token(f.token.clone()), &f.password).await {
         Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/reset_done.html", context! {}),
         Err(Error::Invalid(fields)) => {
             let why = fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
@@ -245,7 +245,7 @@ async fn forgot_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): For
         return link_error(&svc, &lang, &Error::InvalidCode);
     }
     let accept = Some(lang.clone());
-    match svc.forgot_password(Arc::clone(&svc), &f.login, accept).await {
+    match svc.recovery.forgot_password(&f.login, accept).await {
         Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/forgot_sent.html", context! {}),
         Err(e) => link_error(&svc, &lang, &e),
     }

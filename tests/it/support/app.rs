@@ -194,6 +194,7 @@ impl TestApp {
     pub async fn user_with_roles(&self, email: &str, roles: &[&str]) -> (String, Tokens) {
         let user = self
             .svc()
+            .accounts
             .create_user(
                 &authd::service::Principal::Operator,
                 authd::service::NewAccount {
