@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench table`. Needs `wrk` and `argon2` (Debian packages of those names).
 //! Environment: BENCH_SECS per load scenario (default 5); BENCH_USERS and BENCH_EVENTS, the
-//! size of the database the list queries run on (default 1,000,000 and 10,000,000; 0 skips).
+//! size of the database the list queries run on (default 1,000,000 and 10,000,000; 0 skips);
+//! BENCH_AUTHD, another `authd` binary to measure instead of this build (an older release, to
+//! compare side by side: `bench/compare.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -55,7 +57,8 @@ fn free_port() -> u16 {
 }
 
 fn authd(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
+    let bin = std::env::var_os("BENCH_AUTHD").unwrap_or_else(|| env!("CARGO_BIN_EXE_authd").into());
+    let mut c = Command::new(bin);
     c.current_dir(dir)
         .env_remove("AUTHD_CONFIG")
         .env("AUTHD_STORAGE__PATH", dir.join("authd.redb"))
@@ -304,7 +307,8 @@ fn reference_argon2_rate(per_process: usize) -> f64 {
 fn main() {
     let secs = env_num("BENCH_SECS", 5);
     let client = Client::new();
-    println!("authd {} on {}", env!("CARGO_PKG_VERSION"), machine());
+    let which = std::env::var("BENCH_AUTHD").unwrap_or_else(|_| "this build".into());
+    println!("authd {} ({which}) on {}", env!("CARGO_PKG_VERSION"), machine());
     println!();
 
     // Start: median of five fresh starts; memory right after.

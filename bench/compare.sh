@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Side by side in one run: the table for this build and for another authd binary, alternated
+# twice so that both see the machine in the same state.
+#   bench/compare.sh /path/to/older/authd
+# BENCH_SECS, BENCH_USERS and BENCH_EVENTS pass through (the lists default to off here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+other=${1:?usage: bench/compare.sh OTHER_AUTHD_BINARY}
+export BENCH_USERS=${BENCH_USERS:-0} BENCH_EVENTS=${BENCH_EVENTS:-0}
+cargo bench --locked --bench table --no-run
+for round in 1 2; do
+  echo "## round $round: this build"
+  cargo bench --locked --bench table 2>/dev/null
+  echo "## round $round: $other"
+  BENCH_AUTHD=$other cargo bench --locked --bench table 2>/dev/null
+done
