@@ -1,6 +1,8 @@
 //! `/v1/auth/*`: register, login, refresh, logout.
 
-use super::fields::{Bounded, EmailField, LoginField, PhoneField, TokenField, UsernameField};
+use super::fields::{
+    Bounded, CaptchaField, ChallengeField, EmailField, LoginField, NonceField, PhoneField, TokenField, UsernameField,
+};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -52,25 +54,24 @@ struct LoginRequest {
     #[oai(validator(max_length = 100))]
     device_name: Option<String>,
     /// A challenge from `POST /v1/auth/challenge`; needed after repeated failures.
-    #[oai(validator(max_length = 256))]
-    challenge: Option<String>,
+    challenge: Option<ChallengeField>,
     /// The solution of `challenge`.
-    #[oai(validator(max_length = 32))]
-    nonce: Option<String>,
+    nonce: Option<NonceField>,
     /// The CAPTCHA widget's response token, when `POST /v1/auth/challenge` names a CAPTCHA.
-    #[oai(validator(max_length = 4096))]
-    captcha: Option<String>,
+    captcha: Option<CaptchaField>,
 }
 
 /// The challenge answer a request carries, if any.
 pub(super) fn solution(
-    challenge: Option<String>,
-    nonce: Option<String>,
-    captcha: Option<String>,
+    challenge: Option<ChallengeField>,
+    nonce: Option<NonceField>,
+    captcha: Option<CaptchaField>,
 ) -> Option<ChallengeSolution> {
     match (challenge, nonce, captcha) {
-        (_, _, Some(c)) => Some(ChallengeSolution::Captcha(c)),
-        (Some(challenge), Some(nonce), None) => Some(ChallengeSolution::Pow { challenge, nonce }),
+        (_, _, Some(c)) => Some(ChallengeSolution::Captcha(c.into_inner())),
+        (Some(challenge), Some(nonce), None) => {
+            Some(ChallengeSolution::Pow { challenge: challenge.into_inner(), nonce: nonce.into_inner() })
+        }
         _ => None,
     }
 }

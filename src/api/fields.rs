@@ -10,7 +10,9 @@ use poem_openapi::{
 use serde_json::Value;
 
 use crate::security::{
+    captcha,
     identifiers::{Email, Phone, Username},
+    pow,
     token::OpaqueToken,
 };
 
@@ -42,6 +44,24 @@ impl Limits for UsernameLimits {
     const PATTERN: Option<&'static str> = Some(Username::PATTERN);
 }
 
+/// A proof-of-work challenge as handed out.
+pub struct ChallengeLimits;
+impl Limits for ChallengeLimits {
+    const MAX_LENGTH: Option<usize> = Some(pow::CHALLENGE_MAX_LEN);
+}
+
+/// The nonce that solves a challenge.
+pub struct NonceLimits;
+impl Limits for NonceLimits {
+    const MAX_LENGTH: Option<usize> = Some(pow::NONCE_MAX_LEN);
+}
+
+/// A CAPTCHA widget's response token.
+pub struct CaptchaLimits;
+impl Limits for CaptchaLimits {
+    const MAX_LENGTH: Option<usize> = Some(captcha::RESPONSE_MAX_LEN);
+}
+
 /// A string within `L`'s limits. The document states them, and bodies are checked against the
 /// document before they are parsed; a parameter is checked here.
 pub struct Bounded<L>(pub String, PhantomData<L>);
@@ -51,6 +71,9 @@ pub type EmailField = Bounded<EmailLimits>;
 pub type LoginField = Bounded<EmailLimits>;
 pub type PhoneField = Bounded<PhoneLimits>;
 pub type UsernameField = Bounded<UsernameLimits>;
+pub type ChallengeField = Bounded<ChallengeLimits>;
+pub type NonceField = Bounded<NonceLimits>;
+pub type CaptchaField = Bounded<CaptchaLimits>;
 
 impl<L> Bounded<L> {
     pub fn into_inner(self) -> String {

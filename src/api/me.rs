@@ -1,6 +1,6 @@
 //! `/v1/me*`: the signed-in user, their devices and password.
 
-use super::fields::{Bounded, EmailField, PhoneField};
+use super::fields::{Bounded, CaptchaField, ChallengeField, EmailField, NonceField, PhoneField};
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -26,14 +26,11 @@ struct ChangePasswordRequest {
     #[oai(validator(max_length = 4096))]
     new_password: Password,
     /// After repeated failures: a challenge from `POST /v1/auth/challenge` …
-    #[oai(validator(max_length = 256))]
-    challenge: Option<String>,
+    challenge: Option<ChallengeField>,
     /// … and its solution,
-    #[oai(validator(max_length = 32))]
-    nonce: Option<String>,
+    nonce: Option<NonceField>,
     /// or the CAPTCHA widget's response token.
-    #[oai(validator(max_length = 4096))]
-    captcha: Option<String>,
+    captcha: Option<CaptchaField>,
 }
 
 /// What to change; fields left out stay as they are.

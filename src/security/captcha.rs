@@ -6,6 +6,9 @@ use std::{net::IpAddr, time::Duration};
 
 use crate::error::ChallengeError;
 
+/// The longest widget response token accepted.
+pub const RESPONSE_MAX_LEN: usize = 4096;
+
 pub struct CaptchaVerifier {
     http: reqwest::Client,
     url: String,
@@ -24,7 +27,7 @@ impl CaptchaVerifier {
 
     /// Accepted only on an explicit `success: true`; any failure to ask is a refusal.
     pub async fn verify(&self, response: &str, ip: Option<IpAddr>) -> Result<(), ChallengeError> {
-        if response.is_empty() || response.len() > 4096 {
+        if response.is_empty() || response.len() > RESPONSE_MAX_LEN {
             return Err(ChallengeError::Captcha);
         }
         let ip = ip.map(|i| i.to_string());

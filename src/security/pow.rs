@@ -12,6 +12,10 @@ use ring::hmac;
 
 use crate::{cache::Expiring, error::ChallengeError, model::now, security::random::random_bytes};
 
+/// The longest challenge the issuer hands out, and the longest nonce that solves one.
+pub const CHALLENGE_MAX_LEN: usize = 256;
+pub const NONCE_MAX_LEN: usize = 32;
+
 /// A challenge as handed to a client.
 #[derive(Debug, Clone)]
 pub struct Challenge {
@@ -69,7 +73,11 @@ impl ChallengeIssuer {
 
     /// Checks a solution without spending it; returns the challenge's id.
     pub fn check(&self, challenge: &str, nonce: &str) -> Result<String, ChallengeError> {
-        if challenge.len() > 256 || nonce.is_empty() || nonce.len() > 32 || !nonce.bytes().all(|b| b.is_ascii_digit()) {
+        if challenge.len() > CHALLENGE_MAX_LEN
+            || nonce.is_empty()
+            || nonce.len() > NONCE_MAX_LEN
+            || !nonce.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(ChallengeError::Invalid);
         }
         let (body, mac) = challenge.rsplit_once('.').ok_or(ChallengeError::Invalid)?;
