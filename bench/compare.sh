@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 other=${1:?usage: bench/compare.sh OTHER_AUTHD_BINARY}
 export BENCH_USERS=${BENCH_USERS:-0} BENCH_EVENTS=${BENCH_EVENTS:-0}
-cargo bench --locked --bench table --no-run
+table=$(cargo bench --locked --bench table --no-run 2>&1 | grep -oE 'target/release/deps/table-[0-9a-f]+' | tail -1)
 for round in 1 2; do
   echo "## round $round: this build"
-  cargo bench --locked --bench table 2>/dev/null
+  "$table" --bench
   echo "## round $round: $other"
-  BENCH_AUTHD=$other cargo bench --locked --bench table 2>/dev/null
+  BENCH_AUTHD=$other "$table" --bench
 done
