@@ -160,10 +160,13 @@ pub enum Error {
     InvalidRedirectUri,
     #[error("this login is unknown, spent, expired or was started in another browser; start again")]
     InvalidState,
-    #[error("an account already has this email: sign in to it, then link this provider from your account")]
-    AccountExistsLinkRequired,
-    #[error("sign-up with external providers is off")]
-    SignupDisabled,
+    /// The provider's account opens no account here, and none was made for it: sign-up is off,
+    /// or an account may already have its email. One answer for both, so that it never tells
+    /// whether an account has an email.
+    #[error(
+        "this provider account is not linked to an account here: sign in another way, then link the provider from your account"
+    )]
+    IdentityNotLinked,
     #[error("this is the last way to sign in to the account; set a password or link another provider first")]
     LastLoginMethod,
     /// The provider cannot be reached; the message is for logs only.
@@ -225,8 +228,7 @@ impl Error {
             Error::MfaNotEnabled => "mfa_not_enabled",
             Error::InvalidRedirectUri => "invalid_redirect_uri",
             Error::InvalidState => "invalid_state",
-            Error::AccountExistsLinkRequired => "account_exists_link_required",
-            Error::SignupDisabled => "signup_disabled",
+            Error::IdentityNotLinked => "identity_not_linked",
             Error::LastLoginMethod => "last_login_method",
             Error::ProviderUnavailable(_) => "provider_unavailable",
             Error::Storage(_) | Error::Internal(_) => "internal_error",

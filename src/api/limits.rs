@@ -16,6 +16,8 @@ fn classify(method: &Method, path: &str) -> Option<RouteClass> {
         (&Method::POST, "/v1/auth/login" | "/v1/auth/login/mfa" | "/v1/auth/oauth/exchange" | "/v1/token") => {
             Some(RouteClass::Login)
         }
+        // Anyone may start a login with a provider: each start counts as a login attempt.
+        (&Method::GET, p) if p.starts_with("/v1/auth/oauth/") && p.ends_with("/start") => Some(RouteClass::Login),
         (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),
         (&Method::POST, "/v1/auth/refresh") => Some(RouteClass::Refresh),
         (

@@ -86,9 +86,9 @@ pub enum ApiError {
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated but not allowed (`account_disabled`, `email_unverified`,
-    /// `phone_unverified`, `mfa_enrolment_required` with an `mfa_token`, `signup_disabled`, `insufficient_permission`,
-    /// `role_not_grantable`, `target_exceeds_caller`, `permission_not_held`,
-    /// `invalid_current_password`, `csrf_failed`).
+    /// `phone_unverified`, `mfa_enrolment_required` with an `mfa_token`, `identity_not_linked`,
+    /// `insufficient_permission`, `role_not_grantable`, `target_exceeds_caller`,
+    /// `permission_not_held`, `invalid_current_password`, `csrf_failed`).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
     /// No such resource (`not_found`).
@@ -102,8 +102,7 @@ pub enum ApiError {
     #[oai(status = 408, content_type = "application/problem+json")]
     RequestTimeout(Json<Problem>),
     /// The change conflicts with what is stored (`conflict`, `last_admin`, `role_in_use`,
-    /// `builtin_role`, `mfa_already_enabled`, `mfa_not_enabled`, `account_exists_link_required`,
-    /// `last_login_method`).
+    /// `builtin_role`, `mfa_already_enabled`, `mfa_not_enabled`, `last_login_method`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
     /// The body exceeds `server.max_body_bytes` (`payload_too_large`).
@@ -190,15 +189,13 @@ impl From<Error> for ApiError {
                 p(StatusCode::UNAUTHORIZED),
                 "Bearer error=\"insufficient_user_authentication\"".into(),
             ),
-            Error::MfaAlreadyEnabled
-            | Error::MfaNotEnabled
-            | Error::AccountExistsLinkRequired
-            | Error::LastLoginMethod => ApiError::Conflict(p(StatusCode::CONFLICT)),
+            Error::MfaAlreadyEnabled | Error::MfaNotEnabled | Error::LastLoginMethod => {
+                ApiError::Conflict(p(StatusCode::CONFLICT))
+            }
             // A redirect target that is not allowed is refused before anything happens.
             Error::InvalidRedirectUri => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
             // Well-formed, but naming no login under way in this browser.
             Error::InvalidState => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
-            Error::SignupDisabled => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
             Error::ProviderUnavailable(_) => {
                 tracing::warn!(error = %e, "provider unavailable");
                 ApiError::Unavailable(
@@ -212,6 +209,7 @@ impl From<Error> for ApiError {
             }
             Error::EmailUnverified
             | Error::PhoneUnverified
+            | Error::IdentityNotLinked
             | Error::AccountDisabled
             | Error::Forbidden(_)
             | Error::RoleNotGrantable { .. }

@@ -42,6 +42,11 @@ struct ProviderResponse {
 struct ExchangeRequest {
     /// The `code` the login's redirect brought back; works once, for 60 s.
     code: TokenField,
+    /// The PKCE verifier (RFC 7636) whose S256 challenge the application gave to `start`: 43 to
+    /// 128 characters of `A-Z a-z 0-9 - . _ ~`. Required unless the login started without a
+    /// challenge under `oauth.app_pkce = "optional"`. A code without its verifier is spent.
+    #[oai(validator(max_length = 128))]
+    code_verifier: Option<String>,
 }
 
 #[derive(Object)]
@@ -99,7 +104,7 @@ enum Found {
 
 #[derive(ApiResponse)]
 enum LinkReply {
-    /// Send the browser to `authorization_url`; the cookie binds the flow to it.
+    /// Send the browser to `authorization_url`; the cookie carries the flow and binds it there.
     #[oai(status = 200)]
     Ok(Json<LinkStart>, #[oai(header = "Set-Cookie")] String),
 }
@@ -111,13 +116,13 @@ enum NoContent {
     Done,
 }
 
-/// The cookie that binds a login to the browser that started it: `Lax`, since a `Strict` one
-/// would not come back with the provider's redirect.
+/// The cookie that carries a started login, sealed, and so binds it to the browser that
+/// started it: `Lax`, since a `Strict` one would not come back with the provider's redirect.
 fn cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_oauth" } else { "authd_oauth" }
 }
 
-fn binding_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
+fn login_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
     let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
     format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", cookie_name(svc))
 }
@@ -141,25 +146,33 @@ impl OauthApi {
     /// Start a login with a provider
     ///
     /// Answers 302 to the provider (authorization code with PKCE S256, `state` and `nonce`),
-    /// and sets a cookie that binds the login to this browser. `redirect_uri` must equal one of
-    /// `oauth.allowed_redirects` exactly, or 400 `invalid_redirect_uri` before any redirect. The
-    /// login comes back to `redirect_uri` with a one-time `code` for `POST
-    /// /v1/auth/oauth/exchange`, or with `error`.
+    /// and sets a cookie that carries the login, sealed, and binds it to this browser.
+    /// `redirect_uri` must equal one of `oauth.allowed_redirects` exactly, or 400
+    /// `invalid_redirect_uri` before any redirect. The application binds the login to itself
+    /// with PKCE (RFC 7636): `code_challenge` = BASE64URL(SHA-256(`code_verifier`)) and
+    /// `code_challenge_method=S256`, required unless `oauth.app_pkce` is `optional` (400
+    /// `validation_failed` otherwise); it keeps the verifier for the exchange. The login comes
+    /// back to `redirect_uri` with a one-time `code` for `POST /v1/auth/oauth/exchange`, or with
+    /// `error`. Starts count against the `login` rate limit of the address.
     #[oai(path = "/v1/auth/oauth/:provider/start", method = "get", operation_id = "oauth_start")]
     async fn start(
         &self,
         svc: Data<&Arc<AuthService>>,
         provider: Path<String>,
         #[oai(validator(max_length = 2000))] redirect_uri: Query<String>,
+        #[oai(validator(max_length = 128))] code_challenge: Query<Option<String>>,
+        #[oai(validator(max_length = 16))] code_challenge_method: Query<Option<String>>,
     ) -> Result<Found, ApiError> {
-        let (go, binding) = svc.upstream.oauth_start(&provider.0, &redirect_uri.0, None).await?;
-        Ok(Found::Found(go.location, binding_cookie(&svc, &binding, 600)))
+        let (go, sealed) =
+            svc.upstream.oauth_start(&provider.0, &redirect_uri.0, code_challenge.0, code_challenge_method.0).await?;
+        Ok(Found::Found(go.location, login_cookie(&svc, &sealed, 600)))
     }
 
     /// Where the provider sends the browser back
     ///
-    /// Checks `state` against this browser's cookie (422 `invalid_state` otherwise, with no
-    /// redirect), `iss` when sent (RFC 9207), exchanges the code and validates the ID token,
+    /// Spends `state` (once, whoever presents it) and opens this browser's login cookie with it
+    /// (422 `invalid_state` otherwise: spent, expired, or another browser's, with no redirect),
+    /// checks `iss` when sent (RFC 9207), exchanges the code and validates the ID token,
     /// then answers 302 to the application's `redirect_uri` with `code` (or `linked`), or with
     /// `error` (`access_denied`, `temporarily_unavailable`, `invalid_grant`, `invalid_id_token`,
     /// `identity_in_use`, …). Every refusal is audited.
@@ -175,20 +188,25 @@ impl OauthApi {
         #[oai(validator(max_length = 256))] error: Query<Option<String>>,
         #[oai(validator(max_length = 2000))] iss: Query<Option<String>>,
     ) -> Result<Found, ApiError> {
-        let binding = read_cookie(req, cookie_name(&svc));
+        let started = read_cookie(req, cookie_name(&svc));
         let params =
             CallbackParams { state: state.0.map(Bounded::into_inner), code: code.0, error: error.0, iss: iss.0 };
-        let go = svc.upstream.oauth_callback(&provider.0, params, binding).await?;
-        Ok(Found::Found(go.location, binding_cookie(&svc, "", 0)))
+        let go = svc.upstream.oauth_callback(&provider.0, params, started).await?;
+        Ok(Found::Found(go.location, login_cookie(&svc, "", 0)))
     }
 
     /// Trade the code of a finished login for tokens
     ///
-    /// Single use, within 60 s. The usual token answer (cookies in cookie mode), or 401
-    /// `mfa_required` / 403 `mfa_enrolment_required` as for a password login. 409
-    /// `account_exists_link_required` when an account already has the provider's email (not
-    /// verified by the provider, or linking by email is off): sign in to it and link from there.
-    /// 403 `signup_disabled` when `oauth.signup` is off and no account matches.
+    /// Single use, within 60 s, and only with the `code_verifier` of the application that
+    /// started the login: a code without it is refused (422 `invalid_code`) and spent. The usual
+    /// token answer (cookies in cookie mode), or as for a password login 401 `mfa_required`, 403
+    /// `mfa_enrolment_required`, 403 `email_unverified` / `phone_unverified` (a confirmation
+    /// `verification` requires is missing, and this login did not prove the email). 403
+    /// `identity_not_linked` when the provider's account opens no account here and none was made:
+    /// sign-up is off, or an account has the email the provider vouched for but may not be
+    /// joined by it (linking by email is off, or that account never confirmed the email). The
+    /// answer is the same either way, so it never tells whether an account has an email: sign in
+    /// another way and link from the account.
     #[oai(path = "/v1/auth/oauth/exchange", method = "post", operation_id = "oauth_exchange")]
     async fn exchange(
         &self,
@@ -196,7 +214,8 @@ impl OauthApi {
         req: &Request,
         body: JsonBody<ExchangeRequest>,
     ) -> Result<TokenReply, ApiError> {
-        let pair = svc.upstream.oauth_exchange(&body.0.code, client_info(req)).await?;
+        let body = body.0;
+        let pair = svc.upstream.oauth_exchange(&body.code, body.code_verifier.as_deref(), client_info(req)).await?;
         Ok(token_reply(&svc, pair))
     }
 
@@ -212,10 +231,11 @@ impl OauthApi {
 
     /// Link a provider to the signed-in user
     ///
-    /// Returns the provider's URL to send the browser to, and sets the cookie that binds the
-    /// flow to it (call this from the page that will navigate). The browser comes back to
-    /// `redirect_uri` with `linked=<provider>`, or `error=identity_in_use` when that account is
-    /// linked to someone else.
+    /// Needs a sign-in newer than `security.step_up_window` (401 `step_up_required`). Returns
+    /// the provider's URL to send the browser to, and sets the cookie that binds the flow to it
+    /// (call this from the page that will navigate). The browser comes back to `redirect_uri`
+    /// with `linked=<provider>`, or `error=identity_in_use` when that account is linked to
+    /// someone else. The account's email is told of every provider linked.
     #[oai(
         path = "/v1/me/identities/:provider/start",
         method = "post",
@@ -229,16 +249,17 @@ impl OauthApi {
         provider: Path<String>,
         body: JsonBody<LinkRequest>,
     ) -> Result<LinkReply, ApiError> {
-        let (go, binding) = svc.upstream.oauth_start(&provider.0, &body.0.redirect_uri, Some(auth.0.user_id)).await?;
-        Ok(LinkReply::Ok(Json(LinkStart { authorization_url: go.location }), binding_cookie(&svc, &binding, 600)))
+        let (go, sealed) = svc.upstream.link_start(&auth.0, &provider.0, &body.0.redirect_uri).await?;
+        Ok(LinkReply::Ok(Json(LinkStart { authorization_url: go.location }), login_cookie(&svc, &sealed, 600)))
     }
 
     /// Unlink a provider
     ///
-    /// 409 `last_login_method` when it is the account's only way to sign in.
+    /// Needs a sign-in newer than `security.step_up_window` (401 `step_up_required`). 409
+    /// `last_login_method` when it is the account's only way to sign in.
     #[oai(path = "/v1/me/identities/:id", method = "delete", operation_id = "unlink_identity", tag = "ApiTags::Me")]
     async fn unlink(&self, svc: Data<&Arc<AuthService>>, auth: Caller, id: Path<Uuid>) -> Result<NoContent, ApiError> {
-        svc.upstream.unlink_identity(auth.0.user_id, id.0).await?;
+        svc.upstream.unlink_identity(&auth.0, id.0).await?;
         Ok(NoContent::Done)
     }
 

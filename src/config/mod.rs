@@ -21,7 +21,7 @@ pub use messages::{
     EmailConfig, EmailTransport, LOCALES, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig,
     SmsConfig, SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
 };
-pub use oauth::{ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
+pub use oauth::{AppPkce, ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

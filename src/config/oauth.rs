@@ -75,14 +75,29 @@ pub struct ProviderConfig {
     pub claims: ClaimMapping,
 }
 
+/// Whether the application that starts a login must bind its exchange code to itself with PKCE
+/// of its own (RFC 7636, S256), as in Supabase's PKCE flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppPkce {
+    /// `start` needs `code_challenge` (S256), and the exchange the matching `code_verifier`.
+    Required,
+    /// A login started without a challenge is exchanged without a verifier: for applications not
+    /// yet updated, which stay open to login CSRF (a warning at start says so).
+    Optional,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OauthConfig {
     /// A first external login creates an account.
     pub signup: bool,
     /// A first external login whose email the provider verified joins the account that has that
-    /// email. Never for an unverified email (account takeover).
+    /// email, if that account has confirmed it too. Never for an unverified email (account
+    /// takeover), nor into an account whose email nobody proved (pre-account hijack).
     pub link_by_verified_email: bool,
+    /// Whether an application's login must carry PKCE of its own from start to exchange.
+    pub app_pkce: AppPkce,
     /// The application URLs a login may return to, compared exactly (no prefixes, no wildcards).
     pub allowed_redirects: Vec<String>,
     /// Each call to a provider must finish within this.
@@ -95,6 +110,7 @@ impl Default for OauthConfig {
         Self {
             signup: true,
             link_by_verified_email: false,
+            app_pkce: AppPkce::Required,
             allowed_redirects: Vec::new(),
             timeout: HumanDuration::secs(10),
             providers: BTreeMap::new(),

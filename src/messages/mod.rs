@@ -25,10 +25,11 @@ pub enum MessageKind {
     EmailChangeNotice,
     RegistrationAttempt,
     NewDevice,
+    IdentityLinked,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::VerifyEmail,
         MessageKind::VerifyPhone,
         MessageKind::PasswordReset,
@@ -36,6 +37,7 @@ impl MessageKind {
         MessageKind::EmailChangeNotice,
         MessageKind::RegistrationAttempt,
         MessageKind::NewDevice,
+        MessageKind::IdentityLinked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl MessageKind {
             MessageKind::EmailChangeNotice => "email_change_notice",
             MessageKind::RegistrationAttempt => "registration_attempt",
             MessageKind::NewDevice => "new_device",
+            MessageKind::IdentityLinked => "identity_linked",
         }
     }
 
@@ -62,6 +65,7 @@ impl MessageKind {
             MessageKind::EmailChangeNotice => &["new_address"],
             MessageKind::RegistrationAttempt => &["link"],
             MessageKind::NewDevice => &["device", "ip", "time"],
+            MessageKind::IdentityLinked => &["provider"],
         }
     }
 }

@@ -19,6 +19,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("en/email_change_notice", include_str!("../../templates/en/email_change_notice.jinja")),
     ("en/registration_attempt", include_str!("../../templates/en/registration_attempt.jinja")),
     ("en/new_device", include_str!("../../templates/en/new_device.jinja")),
+    ("en/identity_linked", include_str!("../../templates/en/identity_linked.jinja")),
     ("ru/verify_email", include_str!("../../templates/ru/verify_email.jinja")),
     ("ru/verify_phone", include_str!("../../templates/ru/verify_phone.jinja")),
     ("ru/password_reset", include_str!("../../templates/ru/password_reset.jinja")),
@@ -26,6 +27,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("ru/email_change_notice", include_str!("../../templates/ru/email_change_notice.jinja")),
     ("ru/registration_attempt", include_str!("../../templates/ru/registration_attempt.jinja")),
     ("ru/new_device", include_str!("../../templates/ru/new_device.jinja")),
+    ("ru/identity_linked", include_str!("../../templates/ru/identity_linked.jinja")),
 ];
 
 /// Every template, compiled twice: plain for the subject and text, HTML-escaping for the html.

@@ -112,6 +112,11 @@ impl Application {
                 tracing::warn!("sms.transport is `log`: SMS are printed, never sent; set sms.transport = \"gateway\"");
             }
         }
+        if cfg.oauth.app_pkce == crate::config::AppPkce::Optional && !cfg.oauth.providers.is_empty() {
+            tracing::warn!(
+                "oauth.app_pkce is `optional`: a login started without code_challenge is exchanged without a verifier, open to login CSRF; update the applications and set it to \"required\""
+            );
+        }
         if svc.config().tokens.insecure_dev_cookies {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }

@@ -236,7 +236,7 @@ impl AuthService {
         let recovery = Recovery::new(c(), outbox.clone());
         Self {
             accounts: Accounts::new(c(), outbox.clone(), verification.clone(), recovery.clone(), sessions.clone()),
-            upstream: Upstream::new(c(), Arc::new(providers), sessions.clone()),
+            upstream: Upstream::new(c(), Arc::new(providers), sessions.clone(), outbox.clone()),
             roles: Roles::new(c(), tokens.clone()),
             keys: Keys::new(c()),
             clients: Clients::new(c()),
@@ -387,6 +387,7 @@ impl AuthService {
         self.core.verified.sweep();
         self.core.throttle_reported.sweep();
         self.outbox.sweep();
+        self.upstream.sweep();
         self.core.revocations.sweep();
         self.core.limiter.sweep();
         self.core.throttle.sweep();

@@ -129,14 +129,18 @@ impl Sessions {
             return Err(Error::AccountDisabled);
         }
         let rehash = if verified.needs_rehash { Some(self.core.hasher.hash(password).await?) } else { None };
-        self.after_password(user, rehash, device_name, client).await
+        self.second_factor_or_session(user, vec!["pwd".into()], "password", rehash, device_name, client).await
     }
 
-    /// What follows a correct password: a confirmed contact when one is required, then the
-    /// second factor when the account has one (or must enrol one), else a session.
-    async fn after_password(
+    /// After a first factor (`amr`: a password, an upstream login): nothing while a contact that
+    /// must be confirmed is not (`verification.email` / `.phone` = `required`), whichever way in;
+    /// then the second step when the account has a factor, or only enrolment when a role
+    /// requires one it lacks; else a session.
+    pub(super) async fn second_factor_or_session(
         &self,
         user: User,
+        amr: Vec<String>,
+        method: &str,
         rehash: Option<String>,
         device_name: Option<String>,
         client: ClientInfo,
@@ -156,24 +160,10 @@ impl Sessions {
                 false,
                 Some(user.id),
                 None,
-                serde_json::json!({"reason": e.code()}),
+                serde_json::json!({"reason": e.code(), "method": method}),
             ));
             return Err(e);
         }
-        self.second_factor_or_session(user, vec!["pwd".into()], "password", rehash, device_name, client).await
-    }
-
-    /// After a first factor (`amr`): the second step when the account has a factor, or only
-    /// enrolment when a role requires one it lacks; else a session.
-    pub(super) async fn second_factor_or_session(
-        &self,
-        user: User,
-        amr: Vec<String>,
-        method: &str,
-        rehash: Option<String>,
-        device_name: Option<String>,
-        client: ClientInfo,
-    ) -> Result<TokenPair> {
         if user.has_totp() {
             let token =
                 self.factors.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name, &amr, method).await?;

@@ -61,8 +61,25 @@ impl Pkce {
     /// RFC 7636 S256.
     pub fn new() -> Self {
         let verifier = crate::security::random::new_token();
-        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-        Self { challenge: B64.encode(digest), verifier }
+        Self { challenge: Self::s256(&verifier), verifier }
+    }
+
+    /// `BASE64URL(SHA-256(verifier))`, the S256 challenge of a verifier (RFC 7636 §4.2).
+    pub fn s256(verifier: &str) -> String {
+        B64.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    }
+
+    /// Is `verifier` a well-formed verifier (RFC 7636 §4.1: 43 to 128 unreserved characters)
+    /// whose S256 challenge is `challenge`? Compared in constant time.
+    pub fn answers(challenge: &str, verifier: &str) -> bool {
+        let well_formed = (43..=128).contains(&verifier.len())
+            && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        well_formed && bool::from(subtle::ConstantTimeEq::ct_eq(Self::s256(verifier).as_bytes(), challenge.as_bytes()))
+    }
+
+    /// Is `challenge` what an S256 challenge looks like: 43 characters of base64url (32 bytes)?
+    pub fn is_s256_challenge(challenge: &str) -> bool {
+        challenge.len() == 43 && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 }
 
@@ -247,5 +264,33 @@ impl Providers {
 
     pub fn all(&self) -> impl Iterator<Item = &Provider> {
         self.by_name.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pkce;
+
+    #[test]
+    fn s256_follows_rfc_7636_appendix_b_and_refuses_what_does_not_answer() {
+        let (verifier, challenge) =
+            ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(Pkce::s256(verifier), challenge);
+        assert!(Pkce::is_s256_challenge(challenge));
+        assert!(Pkce::answers(challenge, verifier));
+        for (wrong, why) in [
+            ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", "another verifier"),
+            ("", "empty"),
+            ("short", "shorter than 43 characters"),
+            (&"a".repeat(129), "longer than 128 characters"),
+            ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjX+", "a character outside the unreserved set"),
+        ] {
+            assert!(!Pkce::answers(challenge, wrong), "{why}");
+        }
+        let fresh = Pkce::new();
+        assert!(Pkce::answers(&fresh.challenge, &fresh.verifier));
+        for bad in ["", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"] {
+            assert!(!Pkce::is_s256_challenge(bad), "{bad}");
+        }
     }
 }

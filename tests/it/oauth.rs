@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use authd::config::{Config, HumanDuration, ProviderConfig, ProviderKind};
+use authd::config::{HumanDuration, ProviderKind};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use poem::{
     EndpointExt as _, Request, Response, Route, handler,
@@ -18,88 +18,14 @@ use reqwest::{Method, StatusCode};
 use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, claims_of, free_port, serve_fake};
-
-const APP: &str = "http://app.test/auth/done";
-const CLIENT_ID: &str = "authd-test";
-const CLIENT_SECRET: &str = "authd-test-secret";
-
-fn provider(kind: ProviderKind) -> ProviderConfig {
-    serde_json::from_value(json!({"kind": kind, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).unwrap()
-}
-
-/// authd on a port chosen up front (the provider must know its callback), with `op` configured.
-async fn authd_with(port: u16, providers: Vec<(&str, ProviderConfig)>, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let providers: Vec<(String, ProviderConfig)> = providers.into_iter().map(|(n, p)| (n.to_owned(), p)).collect();
-    TestApp::spawn_with(move |c| {
-        c.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        c.oauth.allowed_redirects = vec![APP.into()];
-        c.oauth.timeout = HumanDuration::secs(2);
-        c.oauth.providers = providers.into_iter().collect();
-        tweak(c);
-    })
-    .await
-}
-
-/// A browser: keeps cookies, follows nothing by itself.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-/// Follows redirects from `url` until one leads to the application; returns that location.
-async fn until_app(b: &reqwest::Client, url: &str) -> String {
-    let mut next = url.to_owned();
-    for _ in 0..15 {
-        let r = b.get(&next).send().await.unwrap();
-        let status = r.status();
-        let Some(loc) = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()) else {
-            panic!("{next} answered {status} without a redirect: {}", r.text().await.unwrap());
-        };
-        let loc = url::Url::parse(&next).unwrap().join(&loc).unwrap().to_string();
-        if loc.starts_with(APP) {
-            return loc;
-        }
-        next = loc;
-    }
-    panic!("too many redirects from {url}");
-}
-
-fn param(location: &str, name: &str) -> Option<String> {
-    url::Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-fn start_url(app: &TestApp, provider: &str, redirect: &str) -> String {
-    let mut u = url::Url::parse(&app.url(&format!("/v1/auth/oauth/{provider}/start"))).unwrap();
-    u.query_pairs_mut().append_pair("redirect_uri", redirect);
-    u.into()
-}
-
-/// A whole login in a fresh browser: the application's return location.
-async fn login_at(app: &TestApp, provider: &str) -> String {
-    until_app(&browser(), &start_url(app, provider, APP)).await
-}
-
-async fn exchange(app: &TestApp, location: &str) -> reqwest::Response {
-    let code = param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
-    app.post("/v1/auth/oauth/exchange", &json!({"code": code})).await
-}
-
-async fn users(app: &TestApp) -> usize {
-    app.svc().accounts.list_users().await.unwrap().len()
-}
-
-async fn failures(app: &TestApp) -> Vec<String> {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let filter = authd::service::audit::AuditFilter { event: Some("user.oauth_failed".into()), ..Default::default() };
-    app.svc()
-        .audit
-        .events(&authd::service::Principal::Operator, filter, None, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.details["reason"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::support::{
+    PASSWORD, RealOp, TestApp, Tokens, assert_problem, call, claims_of, free_port,
+    oidc::{
+        APP, CLIENT_ID, CLIENT_SECRET, authd_with, browser, exchange, failures, login_at, op_config, param, provider,
+        register_confirmed, start_url, until_app, users,
+    },
+    serve_fake,
+};
 
 async fn oidc_story(app: &TestApp, op: &RealOp) {
     let r = app.http.get(app.url("/v1/auth/providers")).send().await.unwrap();
@@ -172,13 +98,6 @@ async fn oidc_story(app: &TestApp, op: &RealOp) {
     );
 }
 
-fn op_config(op: &RealOp) -> ProviderConfig {
-    let mut p = provider(ProviderKind::Oidc);
-    p.issuer = Some(op.issuer.clone());
-    p.display_name = Some("Test OP".into());
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_real_openid_provider() {
     let port = free_port();
@@ -200,26 +119,41 @@ async fn sign_in_with_a_real_openid_provider_on_postgres() {
 async fn accounts_are_linked_only_as_far_as_the_provider_vouches() {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
-    let app = authd_with(port, vec![("op", op_config(&op))], |c| c.oauth.link_by_verified_email = true).await;
-    let owner: Value = app.register("olaf@example.com").await;
+    let sink = crate::support::MailSink::start().await;
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| {
+        c.oauth.link_by_verified_email = true;
+        sink.configure(c);
+        c.verification.email = authd::config::VerifyMode::Optional;
+    })
+    .await;
+    let owner = register_confirmed(&app, &sink, "olaf@example.com").await;
     let users_before = users(&app).await;
 
-    // An unverified email matching an account: no takeover, no new account.
+    // An unverified email matching an account: no takeover; an account of its own, without the
+    // email, which the identity keeps for display only.
     op.next(json!({"sub": "mallory", "email": "olaf@example.com", "email_verified": false})).await;
     let r = exchange(&app, &login_at(&app, "op").await).await;
-    assert_problem(r, StatusCode::CONFLICT, "account_exists_link_required").await;
-    assert_eq!(users(&app).await, users_before);
+    assert_eq!(r.status(), StatusCode::OK);
+    let m = Tokens::from(&r.json::<Value>().await.unwrap());
+    assert_ne!(claims_of(&m.access)["sub"], owner["id"]);
+    let me: Value = app.get_auth("/v1/me", &m.access).await.json().await.unwrap();
+    assert!(me["email"].is_null(), "{me}");
+    let ids: Value = app.get_auth("/v1/me/identities", &m.access).await.json().await.unwrap();
+    assert_eq!((ids[0]["email"].as_str(), &ids[0]["email_verified"]), (Some("olaf@example.com"), &json!(false)));
+    assert_eq!(users(&app).await, users_before + 1);
     let t = Tokens::from(&app.login("olaf@example.com", PASSWORD).await);
     let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
     assert_eq!(ids, json!([]));
-    assert!(failures(&app).await.contains(&"account_exists_link_required".to_owned()));
 
-    // A verified one joins the account (link_by_verified_email is on).
+    // A verified one joins the account, which confirmed the email too (link_by_verified_email is
+    // on), and the owner is told.
     op.next(json!({"sub": "olaf-at-op", "email": "olaf@example.com", "email_verified": true})).await;
     let r = exchange(&app, &login_at(&app, "op").await).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t2 = Tokens::from(&r.json::<Value>().await.unwrap());
     assert_eq!(claims_of(&t2.access)["sub"], owner["id"]);
+    let notice = sink.nth_to("olaf@example.com", 2).await;
+    assert!(notice.subject.contains("Test OP") && notice.text.contains("linked"), "{notice:?}");
 
     // Unlinking works while a password remains; an account with only the provider keeps it.
     let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
@@ -256,7 +190,8 @@ async fn a_signed_in_user_links_a_provider_and_denied_consent_comes_back_as_an_e
     // Sign-up is off: a stranger gets no account.
     op.next(json!({"sub": "stranger", "email": "stranger@example.com", "email_verified": true})).await;
     let before = users(&app).await;
-    assert_problem(exchange(&app, &login_at(&app, "op").await).await, StatusCode::FORBIDDEN, "signup_disabled").await;
+    assert_problem(exchange(&app, &login_at(&app, "op").await).await, StatusCode::FORBIDDEN, "identity_not_linked")
+        .await;
     assert_eq!(users(&app).await, before);
 
     // Linking from the account, in the browser that started it.
@@ -636,13 +571,17 @@ async fn github_counts_only_verified_emails_and_facebook_none() {
     let ids: Value = app.get_auth("/v1/me/identities", &t.access).await.json().await.unwrap();
     assert_eq!((ids[0]["provider"].as_str(), ids[0]["subject"].as_str()), (Some("github"), Some("4242")));
 
-    // Facebook's email is never taken as verified: it matches an account, so linking is refused.
-    assert_problem(
-        exchange(&app, &login_at(&app, "facebook").await).await,
-        StatusCode::CONFLICT,
-        "account_exists_link_required",
-    )
-    .await;
+    // Facebook's email is never taken as verified: it joins nothing, even the account that has
+    // it, and names no account; the identity keeps it for display.
+    let r = exchange(&app, &login_at(&app, "facebook").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let f = Tokens::from(&r.json::<Value>().await.unwrap());
+    let me: Value = app.get_auth("/v1/me", &f.access).await.json().await.unwrap();
+    assert!(me["email"].is_null(), "{me}");
+    let ids: Value = app.get_auth("/v1/me/identities", &f.access).await.json().await.unwrap();
+    assert_eq!((ids[0]["email"].as_str(), &ids[0]["email_verified"]), (Some("fe@example.com"), &json!(false)));
+    let fe = Tokens::from(&app.login("fe@example.com", PASSWORD).await);
+    assert_ne!(claims_of(&fe.access)["sub"], claims_of(&f.access)["sub"]);
 }
 
 #[tokio::test]

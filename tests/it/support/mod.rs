@@ -4,7 +4,7 @@
 //!   the client calls every story makes (register, login, a signed-in user, an admin).
 //! - [`binary`]: the real `authd` binary: CLI commands, and `authd serve` as a process.
 //! - [`chromium`]: a headless Chromium over WebDriver, for the hosted pages.
-//! - [`oidc`]: a real OpenID Provider that authd signs in with.
+//! - [`oidc`]: a real OpenID Provider that authd signs in with, and an application's login.
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
 //! - [`postgres`]: a fresh database on the shared test PostgreSQL, or a cluster of one's own.
 //! - [`redis`]: a Redis server of the test's own.
@@ -18,7 +18,7 @@
 mod app;
 pub mod binary;
 mod chromium;
-mod oidc;
+pub mod oidc;
 mod ports;
 mod postgres;
 mod redis;
