@@ -13,9 +13,8 @@ use crate::{security::limits::RouteClass, service::AuthService};
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
-        (&Method::POST, "/v1/auth/login" | "/v1/auth/login/mfa" | "/v1/auth/oauth/exchange" | "/v1/token") => {
-            Some(RouteClass::Login)
-        }
+        (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/v1/token") => Some(RouteClass::Login),
+        (&Method::POST, "/v1/auth/login/mfa") => Some(RouteClass::Mfa),
         (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),
         (&Method::POST, "/v1/auth/refresh") => Some(RouteClass::Refresh),
         (
