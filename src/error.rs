@@ -95,6 +95,8 @@ pub enum Error {
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
+    #[error("a role of this account now requires a second factor; the session has ended, sign in again")]
+    SecondFactorRequired,
     #[error("{0}")]
     InvalidToken(TokenError),
     #[error("a request authenticated by cookie must echo the CSRF cookie in an X-CSRF-Token header")]
@@ -199,6 +201,7 @@ impl Error {
             Error::InvalidClient => "invalid_client",
             Error::UnsupportedGrantType => "unsupported_grant_type",
             Error::RefreshTokenReused => "refresh_token_reused",
+            Error::SecondFactorRequired => "second_factor_required",
             Error::InvalidToken(e) => e.code(),
             Error::Forbidden(_) => "insufficient_permission",
             Error::RoleNotGrantable { .. } => "role_not_grantable",

@@ -247,9 +247,11 @@ impl AuthApi {
     /// Exchange a refresh token for a new token pair
     ///
     /// The refresh token is single use. Presenting a used one again gives 401
-    /// `refresh_token_reused` and ends the whole session (RFC 9700 §4.14.2). In cookie mode the
-    /// body may be left out: the refresh cookie is used, and the request must then echo the
-    /// CSRF cookie in `X-CSRF-Token` (403 `csrf_failed` otherwise).
+    /// `refresh_token_reused` and ends the whole session (RFC 9700 §4.14.2); so does 401
+    /// `second_factor_required` for a session opened without a second factor once a role of the
+    /// user requires one. In cookie mode the body may be left out: the refresh cookie is used,
+    /// and the request must then echo the CSRF cookie in `X-CSRF-Token` (403 `csrf_failed`
+    /// otherwise).
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,

@@ -358,9 +358,13 @@ fn route(path: &str) -> Option<&'static (Vec<&'static str>, Vec<Method>)> {
     })
 }
 
+/// The routes served beside the document's (the hosted pages, the docs, the document itself).
+const UNDOCUMENTED_ROUTES: &[&str] =
+    &["/ui/verify", "/ui/reset", "/ui/forgot", "/docs", "/docs/", "/openapi.json", "/metrics"];
+
 /// The documented template of a concrete request path, for metrics, with parameters written
-/// `:id` (some scrapers mis-read braces in label values); `other` for paths the document does
-/// not have.
+/// `:id` (some scrapers mis-read braces in label values); `other` for every path no route has,
+/// so that a client cannot add label values (each one kept for good) by making paths up.
 pub fn route_template(path: &str) -> String {
     match route(path) {
         Some((template, _)) => template
@@ -371,8 +375,7 @@ pub fn route_template(path: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join("/"),
-        None if path.starts_with("/ui/") => path.to_owned(),
-        None => "other".to_owned(),
+        None => UNDOCUMENTED_ROUTES.iter().find(|r| **r == path).map_or("other", |r| *r).to_owned(),
     }
 }
 

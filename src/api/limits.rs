@@ -13,9 +13,8 @@ use crate::{security::limits::RouteClass, service::AuthService};
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
-        (&Method::POST, "/v1/auth/login" | "/v1/auth/login/mfa" | "/v1/auth/oauth/exchange" | "/v1/token") => {
-            Some(RouteClass::Login)
-        }
+        (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/v1/token") => Some(RouteClass::Login),
+        (&Method::POST, "/v1/auth/login/mfa") => Some(RouteClass::Mfa),
         // Anyone may start a login with a provider: each start counts as a login attempt.
         (&Method::GET, p) if p.starts_with("/v1/auth/oauth/") && p.ends_with("/start") => Some(RouteClass::Login),
         (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),

@@ -122,7 +122,7 @@ async fn count_requests<E: Endpoint>(next: E, req: poem::Request) -> poem::Resul
         return next.call(req).await.map(IntoResponse::into_response);
     };
     let route = contract::route_template(req.uri().path());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let started = std::time::Instant::now();
     let resp = next.call(req).await.map(IntoResponse::into_response)?;
     let m = svc.metrics();
@@ -130,6 +130,22 @@ async fn count_requests<E: Endpoint>(next: E, req: poem::Request) -> poem::Resul
     m.requests.get_or_create(&labels).inc();
     m.latency.get_or_create(&crate::metrics::RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     Ok(resp)
+}
+
+/// The method as a label: the standard ones by name, any other (a client may make up as many
+/// as it likes) as `other`.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics` for a scraper with `metrics.token`; without one configured, no such route.

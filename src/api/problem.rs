@@ -162,6 +162,7 @@ impl From<Error> for ApiError {
             Error::InvalidCredentials
             | Error::InvalidRefreshToken
             | Error::RefreshTokenReused
+            | Error::SecondFactorRequired
             | Error::InvalidToken(_) => {
                 let challenge = match &e {
                     Error::InvalidToken(_) => "Bearer error=\"invalid_token\"",

@@ -263,6 +263,8 @@ pub struct RateLimitConfig {
     /// IPv6 clients are counted by this prefix (one /64 is one subscriber), IPv4 by address.
     pub ipv6_prefix: u8,
     pub login: RouteLimits,
+    /// The second step of a login (`POST /v1/auth/login/mfa`); per account = per user.
+    pub mfa: RouteLimits,
     pub register: RouteLimits,
     pub refresh: RouteLimits,
     pub password: RouteLimits,
@@ -274,6 +276,7 @@ impl RateLimitConfig {
     pub fn route(&self, class: RouteClass) -> &RouteLimits {
         match class {
             RouteClass::Login => &self.login,
+            RouteClass::Mfa => &self.mfa,
             RouteClass::Register => &self.register,
             RouteClass::Refresh => &self.refresh,
             RouteClass::Password => &self.password,
@@ -286,6 +289,7 @@ impl RateLimitConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
     Login,
+    Mfa,
     Register,
     Refresh,
     Password,
@@ -296,6 +300,7 @@ impl RouteClass {
     pub fn as_str(self) -> &'static str {
         match self {
             RouteClass::Login => "login",
+            RouteClass::Mfa => "mfa",
             RouteClass::Register => "register",
             RouteClass::Refresh => "refresh",
             RouteClass::Password => "password",
@@ -372,6 +377,7 @@ impl Default for RateLimitConfig {
             max_entries: 100_000,
             ipv6_prefix: 64,
             login: RouteLimits { per_ip: Limit::new(20, 60, 20), per_account: Limit::new(10, 60, 10) },
+            mfa: RouteLimits { per_ip: Limit::new(20, 60, 20), per_account: Limit::new(5, 60, 5) },
             register: RouteLimits { per_ip: Limit::new(10, 60, 10), per_account: Limit::off() },
             refresh: RouteLimits { per_ip: Limit::new(120, 60, 60), per_account: Limit::off() },
             password: RouteLimits { per_ip: Limit::new(10, 60, 10), per_account: Limit::new(5, 60, 5) },
@@ -1023,6 +1029,7 @@ impl Config {
         }
         for (name, l) in [
             ("login", r.login),
+            ("mfa", r.mfa),
             ("register", r.register),
             ("refresh", r.refresh),
             ("password", r.password),

@@ -4,10 +4,12 @@
 //!
 //! An attempt is reserved before its password is hashed and settled after, so concurrent
 //! guesses count as they start: ten parallel wrong passwords get no more hashing than ten in a
-//! row. Account keys name the account when it exists and the normalised login name when it does
-//! not (the caller's choice), so every spelling of one account shares one budget and unknown
-//! names behave alike. Success clears the account's failures but never the address's: a sprayer
-//! cannot wash its address clean by signing into an account of its own.
+//! row. An attempt that finds every free slot held by attempts in flight waits (a while) for
+//! one to settle rather than being refused, so that parallel correct logins all get in. Account
+//! keys name the account when it exists and the normalised login name when it does not (the
+//! caller's choice), so every spelling of one account shares one budget and unknown names
+//! behave alike. Success clears the key's failures but never the address's: a sprayer cannot
+//! wash its address clean by signing into an account of its own.
 
 use std::{
     net::IpAddr,
@@ -19,6 +21,7 @@ use std::{
 };
 
 use moka::sync::Cache;
+use tokio::sync::{Notify, futures::OwnedNotified};
 
 use crate::{cache::FailureCounts, config::BruteForceConfig};
 
@@ -39,10 +42,31 @@ impl Failures {
     }
 }
 
-type Counter = Arc<Mutex<Failures>>;
+/// One key's failures, and the attempts waiting for one in flight to settle.
+#[derive(Default)]
+struct Slot {
+    failures: Mutex<Failures>,
+    settled: Arc<Notify>,
+}
+
+type Counter = Arc<Slot>;
 
 fn lock(c: &Counter) -> MutexGuard<'_, Failures> {
-    c.lock().unwrap_or_else(|p| p.into_inner())
+    c.failures.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why an attempt may not start now.
+enum Refusal {
+    /// The key is slowed down for this long.
+    Wait(Duration),
+    /// Attempts in flight hold every free slot.
+    Busy,
+}
+
+/// A refused reservation: wait this long, or until an attempt in flight settles.
+enum Refused {
+    Wait(Duration),
+    Busy(OwnedNotified),
 }
 
 /// A counter in its cache, so that it can leave once it has nothing to remember: every
@@ -55,11 +79,11 @@ struct Entry<K: std::hash::Hash + Eq + Send + Sync + 'static> {
 
 impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Entry<K> {
     /// Starts an attempt on `key`'s counter; `check` sees the counts first and may refuse.
-    fn reserve<E>(
+    fn reserve(
         cache: &Cache<K, Counter>,
         key: K,
-        check: impl FnOnce(&Failures) -> Result<(), E>,
-    ) -> Result<Self, E> {
+        check: impl FnOnce(&Failures) -> Result<(), Refusal>,
+    ) -> Result<Self, Refused> {
         loop {
             let counter = cache.get_with(key.clone(), Default::default);
             let mut f = lock(&counter);
@@ -67,7 +91,12 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Entry<K> {
                 // Removed while we waited for its lock; its successor is in the cache.
                 continue;
             }
-            check(&f)?;
+            match check(&f) {
+                Ok(()) => {}
+                Err(Refusal::Wait(d)) => return Err(Refused::Wait(d)),
+                // Made under the lock, so that no settling in between goes unseen.
+                Err(Refusal::Busy) => return Err(Refused::Busy(Arc::clone(&counter.settled).notified_owned())),
+            }
             f.in_flight += 1;
             drop(f);
             return Ok(Self { cache: cache.clone(), key, counter });
@@ -88,6 +117,8 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Entry<K> {
             // Under the lock, so that no attempt counts on a counter that is gone.
             self.cache.invalidate(&self.key);
         }
+        drop(f);
+        self.counter.settled.notify_waiters();
     }
 }
 
@@ -99,6 +130,8 @@ pub struct Throttle {
     shared: Option<Arc<dyn FailureCounts>>,
     /// Attempts judged on this node's counts alone because the shared ones did not answer.
     fallbacks: AtomicU64,
+    /// Longest wait for an attempt in flight to settle before refusing.
+    patience: Duration,
 }
 
 /// Where a reservation's failure is also counted.
@@ -128,7 +161,15 @@ impl Throttle {
             cfg: cfg.clone(),
             shared: None,
             fallbacks: AtomicU64::new(0),
+            patience: Duration::ZERO,
         }
+    }
+
+    /// Waits up to `patience` for a free slot when attempts in flight hold them all, rather
+    /// than refusing at once.
+    pub fn patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// Drops the counts of accounts and addresses that went quiet.
@@ -150,52 +191,69 @@ impl Throttle {
 
     /// Reserves an attempt on `account` from `ip`, or says how long to wait. Once the free
     /// failures are used up (counting attempts still in flight), only one attempt at a time is
-    /// let through, and only after the delay. With shared counts, other nodes' failures count
-    /// too.
+    /// let through, and only after the delay; an attempt finding the slots held waits for one
+    /// (up to `patience`). With shared counts, other nodes' failures count too.
     pub async fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
-        let mut r = self.reserve_here(account, ip)?;
-        let Some(shared) = &self.shared else { return Ok(r) };
-        let ip = ip.map(|i| i.to_string());
-        match shared.read(account, ip.as_deref()).await {
+        let deadline = tokio::time::Instant::now() + self.patience;
+        loop {
+            let settled = match self.try_reserve(account, ip).await {
+                Ok(r) => return Ok(r),
+                Err(Refused::Wait(wait)) => return Err(wait),
+                Err(Refused::Busy(settled)) => settled,
+            };
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(self.cfg.base_delay.0);
+            }
+        }
+    }
+
+    async fn try_reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Refused> {
+        let Some(shared) = &self.shared else { return self.reserve_here(account, ip, None) };
+        let ip_text = ip.map(|i| i.to_string());
+        match shared.read(account, ip_text.as_deref()).await {
             Ok(f) => {
                 if let Some(wait) = f.blocked {
-                    return Err(wait);
+                    return Err(Refused::Wait(wait));
                 }
-                let others_here = r.account.lock().in_flight.saturating_sub(1);
-                if others_here > 0 && f.account.saturating_add(others_here) >= self.cfg.free_failures {
-                    return Err(self.cfg.base_delay.0);
-                }
-                let pending = f.account.saturating_add(others_here);
-                r.challenge_required |= pending >= self.cfg.challenge_after || f.ip >= self.cfg.challenge_after;
-                r.shared = Some(SharedRef { counts: Arc::clone(shared), account: account.to_owned(), ip });
+                let mut r = self.reserve_here(account, ip, Some(f))?;
+                r.shared = Some(SharedRef { counts: Arc::clone(shared), account: account.to_owned(), ip: ip_text });
+                Ok(r)
             }
             Err(e) => {
                 if self.fallbacks.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
                     tracing::warn!(error = %e, "failed-login counts fall back to this node's own");
                 }
+                self.reserve_here(account, ip, None)
             }
         }
-        Ok(r)
     }
 
-    fn reserve_here(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation, Duration> {
+    /// Reserves on this node's counts, and on `shared` ones (every node's failures) if read.
+    fn reserve_here(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+        shared: Option<crate::cache::Failures>,
+    ) -> Result<Reservation, Refused> {
         let now = Instant::now();
         let mut challenge_required = false;
         let account = Entry::reserve(&self.accounts, Arc::from(account), |f| {
             if let Some(until) = f.blocked_until.filter(|u| *u > now) {
-                return Err(until - now);
+                return Err(Refusal::Wait(until - now));
             }
-            let pending = f.count.saturating_add(f.in_flight);
+            let everywhere = shared.map_or(f.count, |s| s.account);
+            let pending = f.count.max(everywhere).saturating_add(f.in_flight);
             if f.in_flight > 0 && pending >= self.cfg.free_failures {
-                return Err(self.cfg.base_delay.0);
+                return Err(Refusal::Busy);
             }
-            challenge_required = pending >= self.cfg.challenge_after;
+            challenge_required =
+                pending >= self.cfg.challenge_after || shared.is_some_and(|s| s.ip >= self.cfg.challenge_after);
             Ok(())
         })?;
         let ip = ip.map(|ip| {
             Entry::reserve(&self.ips, ip, |f| {
                 challenge_required |= f.count.saturating_add(f.in_flight) >= self.cfg.challenge_after;
-                Ok::<(), ()>(())
+                Ok(())
             })
         });
         let ip = ip.and_then(Result::ok);
@@ -377,5 +435,26 @@ mod tests {
         assert_eq!(held.len(), 2, "only the free failures may be in flight at once");
         drop(held);
         assert!(t.reserve("a", None).await.is_ok(), "unsettled reservations count for nothing");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_patience_an_attempt_waits_for_a_slot_but_not_past_a_delay() {
+        let t = Arc::new(Throttle::new(&cfg()).patience(Duration::from_secs(30)));
+        let later = |t: &Arc<Throttle>| {
+            let t = Arc::clone(t);
+            tokio::spawn(async move { t.reserve("a", None).await.map(drop) })
+        };
+        let (a, b) = (t.reserve("a", None).await.unwrap(), t.reserve("a", None).await.unwrap());
+        let waiting = later(&t);
+        // Long enough for it to find both slots held.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.succeeded().await;
+        assert!(waiting.await.unwrap().is_ok(), "a settled attempt frees a slot");
+        let a = t.reserve("a", None).await.unwrap();
+        let waiting = later(&t);
+        a.failed().await;
+        b.failed().await;
+        let refused = waiting.await.unwrap();
+        assert!(refused.is_err_and(|d| d <= Duration::from_millis(50)), "the free failures are used up");
     }
 }

@@ -14,12 +14,13 @@ use super::{
     db::Tx,
     issuing::{ClientInfo, Opener, Opening, TokenPair, account_key, open_session},
     one_time::{Presented, Shape, Spent, spend_secret_with},
+    sessions::check_account_limit,
     tokens::AuthContext,
 };
 use crate::{
     error::{Error, Result},
     model::{OneTimeSecret, Purpose, TotpFactor, User, now},
-    security::{random::random_bytes, sealed::DataKey, token::OpaqueToken},
+    security::{limits::RouteClass, random::random_bytes, sealed::DataKey, throttle::Reservation, token::OpaqueToken},
 };
 
 /// Recovery codes handed out at enrolment.
@@ -73,6 +74,12 @@ fn normalize_recovery(code: &str) -> String {
 
 fn recovery_id(user: Uuid) -> String {
     format!("recovery:{user}")
+}
+
+/// The brute-force budget of a user's second factor: apart from the password's, so that a
+/// correct password never clears wrong codes.
+fn factor_key(user: Uuid) -> String {
+    format!("mfa:{}", account_key(user))
 }
 
 /// Checks a factor against the user's; on success records what it spent (the TOTP step, or the
@@ -145,17 +152,14 @@ impl SecondFactors {
         user.roles.iter().filter_map(|r| roles.get(r)).any(|r| r.require_mfa)
     }
 
-    /// The second step of a login: the `mfa_token` and a TOTP or recovery code. Wrong codes
-    /// count toward the account's brute-force budget and burn the token after a few. The code
-    /// is checked, the token spent and the session opened in one transaction.
+    /// The second step of a login: the `mfa_token` and a TOTP or recovery code. Rate-limited
+    /// per user; wrong codes count toward the factor's own brute-force budget (which a correct
+    /// password does not clear) and burn the token after a few. The code is checked, the token
+    /// spent and the session opened in one transaction.
     pub async fn login_mfa(&self, mfa_token: &str, factor: SecondFactor, client: ClientInfo) -> Result<TokenPair> {
         let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaLogin).await?;
-        let attempt = self
-            .core
-            .throttle
-            .reserve(&account_key(user_id), client.ip.map(|ip| self.core.ip_key(ip)))
-            .await
-            .map_err(|wait| Error::TooManyAttempts(wait.as_secs().saturating_add(1)))?;
+        check_account_limit(&self.core, RouteClass::Mfa, &factor_key(user_id), client.ip).await?;
+        let attempt = self.reserve_factor(user_id, client.ip).await?;
         let user = self.core.user(user_id).await?;
         let ip = client.ip;
         let (opening, refresh) = self.step_opening(&user, &pending, client)?;
@@ -198,6 +202,15 @@ impl SecondFactors {
                 Err(e)
             }
         }
+    }
+
+    /// Reserves a try of `user`'s second factor, or refuses while wrong codes slow it down.
+    async fn reserve_factor(&self, user: Uuid, ip: Option<std::net::IpAddr>) -> Result<Reservation> {
+        self.core.throttle.reserve(&factor_key(user), ip.map(|ip| self.core.ip_key(ip))).await.map_err(|wait| {
+            security_event("mfa_throttled", ip);
+            self.core.audit_throttle("mfa", ip, "too_many_attempts");
+            Error::TooManyAttempts(wait.as_secs().saturating_add(1))
+        })
     }
 
     /// A live second-step token of `purpose`, read (not spent) to learn whose it is.
@@ -281,7 +294,8 @@ impl SecondFactors {
         (codes, enabling)
     }
 
-    /// Removes the caller's TOTP: needs the password and a current code (or a recovery code).
+    /// Removes the caller's TOTP: needs the password and a current code (or a recovery code),
+    /// each throttled on its own budget, as at login.
     pub async fn disable_totp(
         &self,
         ctx: &AuthContext,
@@ -290,6 +304,7 @@ impl SecondFactors {
         ip: Option<std::net::IpAddr>,
     ) -> Result<()> {
         let user_id = ctx.user_id;
+        let factor_attempt = self.reserve_factor(user_id, ip).await?;
         let attempt = self
             .core
             .throttle
@@ -310,6 +325,7 @@ impl SecondFactors {
             let _ = attempt.failed().await;
             return Err(Error::WrongCurrentPassword);
         }
+        attempt.succeeded().await;
         let key = self.core.data_key.clone();
         let issuer = self.core.cfg.messages.product_name.clone();
         let session = ctx.session_id;
@@ -332,11 +348,11 @@ impl SecondFactors {
             .await?;
         match outcome {
             Ok(()) => {
-                attempt.succeeded().await;
+                factor_attempt.succeeded().await;
                 Ok(())
             }
             Err(e) => {
-                let _ = attempt.failed().await;
+                let _ = factor_attempt.failed().await;
                 Err(e)
             }
         }

@@ -151,7 +151,8 @@ impl AuthService {
             }
         };
         let mut limiter = RateLimiter::new(cfg.rate_limit.max_entries, std::time::Duration::from_secs(3600));
-        let mut throttle = Throttle::new(&cfg.brute_force);
+        // A correct password waits for a slot held by attempts in flight, within the request's time.
+        let mut throttle = Throttle::new(&cfg.brute_force).patience(cfg.server.request_timeout.0 / 2);
         let mut replay: Option<Arc<dyn crate::cache::Replay>> = None;
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();

@@ -33,7 +33,35 @@ pub enum ChallengeSolution {
 enum RefreshOutcome {
     Rotated(Box<User>, Session, Option<Vec<String>>),
     Reused(Uuid),
+    /// A role of the user now requires a second factor the session was opened without.
+    NeedsSecondFactor(Uuid),
     Invalid,
+}
+
+/// The per-account rate limit of a route class.
+pub(super) async fn check_account_limit(
+    core: &Core,
+    class: RouteClass,
+    account: &str,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    let rl = &core.cfg.rate_limit;
+    if !rl.enabled {
+        return Ok(());
+    }
+    let limit = rl.route(class).per_account;
+    match core.limiter.check_account(class, account, &limit).await {
+        Some(d) if !d.allowed => {
+            core.metrics
+                .rate_limited
+                .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
+                .inc();
+            security_event("rate_limited", ip);
+            core.audit_throttle(class.as_str(), ip, "rate_limited");
+            Err(Error::RateLimited(d.retry_after_secs))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Signing in and out, and the sessions that result.
@@ -179,24 +207,7 @@ impl Sessions {
 
     /// The per-account rate limit of a route class.
     async fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
-        let rl = &self.core.cfg.rate_limit;
-        if !rl.enabled {
-            return Ok(());
-        }
-        let limit = rl.route(class).per_account;
-        match self.core.limiter.check_account(class, account, &limit).await {
-            Some(d) if !d.allowed => {
-                self.core
-                    .metrics
-                    .rate_limited
-                    .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
-                    .inc();
-                security_event("rate_limited", ip);
-                self.core.audit_throttle(class.as_str(), ip, "rate_limited");
-                Err(Error::RateLimited(d.retry_after_secs))
-            }
-            _ => Ok(()),
-        }
+        check_account_limit(&self.core, class, account, ip).await
     }
 
     /// Brute-force gate: reserves the attempt before any password is hashed, refuses while the
@@ -254,7 +265,8 @@ impl Sessions {
     }
 
     /// Rotates a refresh token. A token presented a second time means it leaked: the whole
-    /// session ends (RFC 9700 §4.14.2).
+    /// session ends (RFC 9700 §4.14.2). So does a session opened without a second factor once a
+    /// role of its user requires one.
     pub async fn refresh(&self, refresh_token: &str, client: ClientInfo) -> Result<TokenPair> {
         let old_hash = OpaqueToken::parse(refresh_token).ok_or(Error::InvalidRefreshToken)?.hash();
         let client_ip = client.ip;
@@ -290,6 +302,20 @@ impl Sessions {
                         Some(u) if u.is_active() => u,
                         _ => return Ok(RefreshOutcome::Invalid),
                     };
+                    // Read here, not from this node's copy, so that a rule just set on another
+                    // node holds too.
+                    if !session.amr.iter().any(|m| m == "otp")
+                        && tx.roles()?.iter().any(|r| r.require_mfa && user.roles.contains(&r.name))
+                    {
+                        tx.revoke_session(session.id)?;
+                        tx.audit_failure(
+                            "refresh.second_factor_required",
+                            Some(user.id),
+                            Some(session.id),
+                            Value::Null,
+                        )?;
+                        return Ok(RefreshOutcome::NeedsSecondFactor(session.id));
+                    }
                     rec.used = true;
                     tx.put_refresh(&old_hash, &rec)?;
                     session.generation += 1;
@@ -317,6 +343,10 @@ impl Sessions {
                 security_event("refresh_token_reused", client_ip);
                 tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
                 Err(Error::RefreshTokenReused)
+            }
+            RefreshOutcome::NeedsSecondFactor(session_id) => {
+                tracing::info!(session_id = %session_id, "session ended: a role now requires a second factor");
+                Err(Error::SecondFactorRequired)
             }
             RefreshOutcome::Invalid => Err(Error::InvalidRefreshToken),
         }
