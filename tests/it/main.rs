@@ -14,6 +14,7 @@ mod cookies;
 mod crash;
 mod details;
 mod docs;
+mod integrity_accounts;
 mod keys;
 mod local_host;
 mod memory;
