@@ -197,3 +197,35 @@ impl std::fmt::Debug for User {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending_both() -> User {
+        User {
+            email: Some("victim@example.com".into()),
+            phone: Some("+14155550100".into()),
+            ..User::new(vec!["user".into()], 1)
+        }
+    }
+
+    #[test]
+    fn a_pending_name_gets_a_reset_only_while_nothing_is_proven() {
+        let mut u = pending_both();
+        assert_eq!(u.recovery_address(NameChannel::Phone), Some((NameChannel::Phone, "+14155550100")));
+        assert!(u.prove(NameChannel::Email, "victim@example.com".into(), 5), "the first proof");
+        assert_eq!(u.phone, None, "the pending phone goes with the first proof");
+        u.phone = Some("+14155550101".into());
+        assert_eq!(u.recovery_address(NameChannel::Phone), Some((NameChannel::Email, "victim@example.com")));
+        assert!(!u.prove(NameChannel::Phone, "+14155550101".into(), 6));
+        assert!(u.email_verified && u.phone_verified && u.proven_at == 6);
+    }
+
+    #[test]
+    fn a_proof_covers_its_own_channel_only() {
+        let mut u = pending_both();
+        u.prove(NameChannel::Phone, "+14155550100".into(), 5);
+        assert!(u.phone_verified && !u.email_verified && u.email.is_none());
+    }
+}
