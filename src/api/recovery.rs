@@ -55,6 +55,9 @@ struct ResetRequest {
     code: Option<String>,
     #[oai(validator(max_length = 4096))]
     new_password: Password,
+    /// Keep the external accounts (identities) linked before the last proof of a login name
+    /// (default `true`). Identities linked since are unlinked either way; `false` unlinks all.
+    keep_identities: Option<bool>,
 }
 
 /// The same answer whatever happened.
@@ -157,7 +160,8 @@ impl RecoveryApi {
     /// Set a new password with a reset link or code
     ///
     /// Send the link's `token`, or `login` with the `code`, and `new_password`. Every session
-    /// ends and every token issued before is refused. A bad link or code gives 422
+    /// ends and every token issued before is refused, and changes awaiting confirmation are
+    /// dropped. The name the message reached counts as proven. A bad link or code gives 422
     /// `invalid_code` or `code_expired`, and changes nothing.
     #[oai(path = "/password/reset", method = "post", operation_id = "reset_password")]
     async fn reset(&self, svc: Data<&Arc<AuthService>>, body: JsonBody<ResetRequest>) -> Result<NoContent, ApiError> {
@@ -176,7 +180,7 @@ impl RecoveryApi {
                 .into());
             }
         };
-        svc.recovery.reset_password(proof, &b.new_password.0).await?;
+        svc.recovery.reset_password(proof, &b.new_password.0, b.keep_identities.unwrap_or(true)).await?;
         Ok(NoContent::Done)
     }
 }

@@ -21,7 +21,7 @@ pub use login::{LoginName, login_names};
 pub use one_time::{OneTimeSecret, Purpose};
 pub use role::{BUILTIN_ROLES, Role, granted_permissions, permission_matches};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
-pub use user::{TotpFactor, User, UserStatus};
+pub use user::{NameChannel, TotpFactor, User, UserStatus};
 pub use webhook::{Channel, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -62,8 +62,12 @@ pub struct OneTimeSecret {
     pub method: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
-    /// Wrong codes left before the secret burns.
+    /// Wrong codes left before the secret burns. A secret issued again under the same id keeps
+    /// this count until `budget_until`: the guess budget is not renewed by a re-issue.
     pub attempts_left: u32,
+    /// Until when `attempts_left` carries over to a secret issued again under this id.
+    #[serde(default)]
+    pub budget_until: UnixTime,
     /// What the step needs later (an external login's nonce and PKCE verifier …), sealed with
     /// the data key.
     #[serde(default)]

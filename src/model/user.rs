@@ -67,6 +67,17 @@ pub struct User {
     /// Hashes of the devices (user agents) the user logged in from, newest last, bounded.
     #[serde(default)]
     pub known_devices: Vec<Vec<u8>>,
+    /// When a login name was last proven by a round trip through its channel (0: never, or
+    /// before this was recorded).
+    #[serde(default)]
+    pub proven_at: UnixTime,
+}
+
+/// The channel a login name is reached through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameChannel {
+    Email,
+    Phone,
 }
 
 /// A TOTP (RFC 6238) second factor.
@@ -105,11 +116,66 @@ impl User {
             recovery_codes: Vec::new(),
             new_device_notices_off: false,
             known_devices: Vec::new(),
+            proven_at: 0,
         }
     }
 
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
+    }
+
+    /// Whether the account has a proven login name: one confirmed by a round trip through
+    /// its own channel (a confirmation, a reset or a recovery).
+    pub fn has_proven_name(&self) -> bool {
+        (self.email.is_some() && self.email_verified) || (self.phone.is_some() && self.phone_verified)
+    }
+
+    /// Where a reset or recovery goes: a proven name, the channel asked for first; a pending
+    /// name only while no name is proven (that mail is how the first proof happens).
+    pub fn recovery_address(&self, prefer: NameChannel) -> Option<(NameChannel, &str)> {
+        let email = self.email.as_deref().map(|e| (NameChannel::Email, e, self.email_verified));
+        let phone = self.phone.as_deref().map(|p| (NameChannel::Phone, p, self.phone_verified));
+        let order = if prefer == NameChannel::Phone { [phone, email] } else { [email, phone] };
+        let proven = self.has_proven_name();
+        order.into_iter().flatten().find(|(_, _, ok)| *ok || !proven).map(|(c, a, _)| (c, a))
+    }
+
+    /// Records a round trip through `channel` to `address` (which becomes that name). A proof
+    /// covers that channel only. The first proof makes the channel the owner's: the other name,
+    /// still pending, is removed. True when this was the first proof.
+    pub fn prove(&mut self, channel: NameChannel, address: String, at: UnixTime) -> bool {
+        let first = !self.has_proven_name();
+        match channel {
+            NameChannel::Email => {
+                self.email = Some(address);
+                self.email_verified = true;
+                if first {
+                    self.phone = None;
+                    self.phone_verified = false;
+                }
+            }
+            NameChannel::Phone => {
+                self.phone = Some(address);
+                self.phone_verified = true;
+                if first {
+                    self.email = None;
+                    self.email_verified = false;
+                }
+            }
+        }
+        self.proven_at = at;
+        first
+    }
+
+    /// The channel `address` is this account's current name on, if it is one.
+    pub fn channel_of(&self, address: &str) -> Option<NameChannel> {
+        if self.email.as_deref() == Some(address) {
+            Some(NameChannel::Email)
+        } else if self.phone.as_deref() == Some(address) {
+            Some(NameChannel::Phone)
+        } else {
+            None
+        }
     }
 
     pub fn has_totp(&self) -> bool {
@@ -129,5 +195,37 @@ impl std::fmt::Debug for User {
             .field("status", &self.status)
             .field("totp", &self.totp.as_ref().map(|t| t.enabled))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending_both() -> User {
+        User {
+            email: Some("victim@example.com".into()),
+            phone: Some("+14155550100".into()),
+            ..User::new(vec!["user".into()], 1)
+        }
+    }
+
+    #[test]
+    fn a_pending_name_gets_a_reset_only_while_nothing_is_proven() {
+        let mut u = pending_both();
+        assert_eq!(u.recovery_address(NameChannel::Phone), Some((NameChannel::Phone, "+14155550100")));
+        assert!(u.prove(NameChannel::Email, "victim@example.com".into(), 5), "the first proof");
+        assert_eq!(u.phone, None, "the pending phone goes with the first proof");
+        u.phone = Some("+14155550101".into());
+        assert_eq!(u.recovery_address(NameChannel::Phone), Some((NameChannel::Email, "victim@example.com")));
+        assert!(!u.prove(NameChannel::Phone, "+14155550101".into(), 6));
+        assert!(u.email_verified && u.phone_verified && u.proven_at == 6);
+    }
+
+    #[test]
+    fn a_proof_covers_its_own_channel_only() {
+        let mut u = pending_both();
+        u.prove(NameChannel::Phone, "+14155550100".into(), 5);
+        assert!(u.phone_verified && !u.email_verified && u.email.is_none());
     }
 }

@@ -104,6 +104,8 @@ impl Opener {
             device,
             notice,
             include_permissions: self.core.cfg.tokens.include_permissions,
+            checked_hash: user.password_hash.clone(),
+            checked_authz_gen: user.authz_gen,
         };
         Ok((opening, refresh))
     }
@@ -165,6 +167,9 @@ pub(super) struct Opening {
     device: Vec<u8>,
     notice: Option<OutboxMessage>,
     include_permissions: bool,
+    /// The password hash and authorization generation of the user as the login checked it.
+    checked_hash: Option<String>,
+    checked_authz_gen: u64,
 }
 
 /// Opens a session inside `tx`, with the user as the transaction reads it: a concurrent
@@ -173,6 +178,16 @@ pub(super) fn open_session(tx: &mut Tx<'_>, o: Opening) -> Result<(User, Option<
     let mut current = tx.user(o.session.user_id)?.ok_or(Error::InvalidCredentials)?;
     if !current.is_active() {
         return Err(Error::AccountDisabled);
+    }
+    // A reset, password change or revocation that committed while the login was being checked
+    // wins: what was checked is no longer what the account is.
+    let same_hash = match (&current.password_hash, &o.checked_hash) {
+        (Some(a), Some(b)) => bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes())),
+        (None, None) => true,
+        _ => false,
+    };
+    if !same_hash || current.authz_gen != o.checked_authz_gen {
+        return Err(Error::InvalidCredentials);
     }
     let mut changed = false;
     if let Some(phc) = o.rehash {

@@ -98,6 +98,7 @@ impl Core {
             created_at: t,
             expires_at: t + ttl_secs,
             attempts_left: self.cfg.verification.attempts,
+            budget_until: t + ttl_secs,
             sealed: None,
         };
         Issued { secret, token, code }
@@ -127,7 +128,7 @@ pub(super) fn spend_secret_with(
         },
         Presented::Code { id, .. } => tx.one_time(id)?,
     };
-    let Some(mut secret) = found.filter(|s| s.purpose == purpose) else {
+    let Some(secret) = found.filter(|s| s.purpose == purpose) else {
         return Ok(Spent::Missing);
     };
     if secret.expires_at <= now() {
@@ -135,22 +136,52 @@ pub(super) fn spend_secret_with(
         return Ok(Spent::Expired(secret));
     }
     let code_ok = match presented {
-        Presented::Token(_) => true,
+        Presented::Token(_) => secret.token_hash.is_some(),
+        // A spent budget takes no more codes, even from a secret issued again since.
         Presented::Code { code, .. } => {
-            secret.code_hash.as_deref().is_some_and(|h| key.code_matches(&secret.id, code, h))
+            let matches = secret.code_hash.as_deref().is_some_and(|h| key.code_matches(&secret.id, code, h));
+            matches && secret.attempts_left > 0
         }
     };
     if code_ok && proof(tx, &secret)? {
         tx.delete_one_time(&secret.id)?;
         return Ok(Spent::Live(secret));
     }
+    charge_attempt(tx, secret)?;
+    Ok(Spent::Wrong)
+}
+
+/// A wrong guess at `secret`. The last attempt burns it, but a husk (no token, no code) stays
+/// until its budget lapses, so that a re-issue does not bring a fresh budget.
+pub(super) fn charge_attempt(tx: &mut Tx<'_>, mut secret: OneTimeSecret) -> Result<()> {
     secret.attempts_left = secret.attempts_left.saturating_sub(1);
     if secret.attempts_left == 0 {
-        tx.delete_one_time(&secret.id)?;
-    } else {
-        tx.put_one_time(&secret)?;
+        if secret.budget_until <= now() {
+            tx.delete_one_time(&secret.id)?;
+            return Ok(());
+        }
+        secret.token_hash = None;
+        secret.code_hash = None;
+        secret.expires_at = secret.budget_until;
     }
-    Ok(Spent::Wrong)
+    tx.put_one_time(&secret)?;
+    Ok(())
+}
+
+/// Stores a freshly issued secret. One issued again under a live id (a resend, a second
+/// request) keeps what is left of the guess budget of the one it replaces.
+pub(super) fn put_issued(tx: &mut Tx<'_>, secret: &OneTimeSecret) -> Result<()> {
+    let mut secret = secret.clone();
+    if let Some(old) = tx.one_time(&secret.id)?
+        && old.purpose == secret.purpose
+        && old.user_id == secret.user_id
+        && old.budget_until > now()
+    {
+        secret.attempts_left = secret.attempts_left.min(old.attempts_left);
+        secret.budget_until = old.budget_until;
+    }
+    tx.put_one_time(&secret)?;
+    Ok(())
 }
 
 #[cfg(test)]

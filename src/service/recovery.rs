@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 
 use super::{
     core::{Core, user_context},
-    issuing::end_sessions,
+    issuing::{account_key, end_sessions},
     one_time::{Presented, Shape, spend_secret},
     outbox::{Outbox, Recipient},
-    verification::{Outgoing, write_outgoing},
+    verification::{Outgoing, PENDING_PURPOSES, drop_identities, record_proof, write_outgoing},
 };
 use crate::{
     error::{Error, Result},
     messages::MessageKind,
-    model::{LoginName, OneTimeSecret, Purpose, User},
-    security::{identifiers::Login, token::OpaqueToken},
+    model::{LoginName, NameChannel, OneTimeSecret, Purpose, UnixTime, User},
+    security::identifiers::Login,
 };
 
 /// What `POST /v1/auth/password/reset` was given.
@@ -64,17 +64,22 @@ impl Recovery {
 
     async fn send_reset(&self, login: String, accept_language: Option<String>) -> Result<()> {
         let Ok(parsed) = Login::parse(&login) else { return Ok(()) };
-        let by_phone = matches!(parsed.name(), LoginName::Phone(_));
+        let prefer = if matches!(parsed.name(), LoginName::Phone(_)) { NameChannel::Phone } else { NameChannel::Email };
         let user = self.core.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
         let Some(user) = user.filter(User::is_active) else { return Ok(()) };
+        // One reset per account per interval, whichever of its names asked (after the answer,
+        // so a refusal here tells nobody anything).
+        if self.outbox.once_per_interval(&format!("forgot:{}", account_key(user.id))).await.is_err() {
+            return Ok(());
+        }
+        let Some((channel, address)) = user.recovery_address(prefer) else { return Ok(()) };
+        let address = address.to_owned();
         let locale = self.outbox.locale_of(Some(&user), accept_language.as_deref());
         let ttl = self.core.cfg.recovery.reset_ttl.as_secs();
         let id = OneTimeSecret::id_for(Purpose::PasswordReset, user.id);
-        let (kind, address, shape) = match (&user.email, &user.phone) {
-            (Some(e), _) if !by_phone => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
-            (_, Some(p)) => (MessageKind::PasswordResetSms, p.clone(), Shape::CodeOnly),
-            (Some(e), None) => (MessageKind::PasswordReset, e.clone(), Shape::TokenAndCode),
-            (None, None) => return Ok(()),
+        let (kind, shape) = match channel {
+            NameChannel::Email => (MessageKind::PasswordReset, Shape::TokenAndCode),
+            NameChannel::Phone => (MessageKind::PasswordResetSms, Shape::CodeOnly),
         };
         let issued =
             self.core.issue_secret(id, Purpose::PasswordReset, Some(user.id), Some(address.clone()), ttl, shape);
@@ -98,9 +103,12 @@ impl Recovery {
             .await
     }
 
-    /// Sets a new password with a reset link or code. Every session ends and every token
-    /// issued before is refused. A bad proof changes nothing but the code's attempt budget.
-    pub async fn reset_password(&self, proof: ResetProof, new_password: &str) -> Result<()> {
+    /// Sets a new password with a reset link or code. Every session ends, every token issued
+    /// before is refused, and pending secrets of the account (changes awaiting confirmation,
+    /// logins under way) go. The round trip proves the name it went to; identities linked
+    /// since the last proof are unlinked (all of them unless `keep_identities`). A bad proof
+    /// changes nothing but the code's attempt budget, and says nothing about the account.
+    pub async fn reset_password(&self, proof: ResetProof, new_password: &str, keep_identities: bool) -> Result<()> {
         let presented = match proof {
             ResetProof::Token(t) => Presented::Token(t),
             ResetProof::Code { login, code } => {
@@ -117,37 +125,13 @@ impl Recovery {
                 Presented::Code { id, code }
             }
         };
-        // The policy needs the account's own words; a proof that leads nowhere checks without.
-        let peek = match &presented {
-            Presented::Token(t) => match OpaqueToken::parse(t).map(OpaqueToken::hash) {
-                Some(hash) => {
-                    self.core
-                        .db(move |s| {
-                            s.read(|tx| match tx.one_time_by_token(&hash)?.and_then(|sec| sec.user_id) {
-                                Some(id) => Ok(tx.user(id)?),
-                                None => Ok(None),
-                            })
-                        })
-                        .await?
-                }
-                None => None,
-            },
-            Presented::Code { id, .. } => {
-                let id = id.clone();
-                self.core
-                    .db(move |s| {
-                        s.read(|tx| match tx.one_time(&id)?.and_then(|sec| sec.user_id) {
-                            Some(id) => Ok(tx.user(id)?),
-                            None => Ok(None),
-                        })
-                    })
-                    .await?
-            }
-        };
-        let context = peek.as_ref().map(user_context).unwrap_or_default();
-        self.core.policy.check("new_password", new_password, &context)?;
+        // Only what needs no account here; the account's own words are checked once the proof
+        // holds (a refusal then undoes the spending).
+        self.core.policy.check("new_password", new_password, &[])?;
         let phc = self.core.hasher.hash(new_password).await?;
         let key = self.core.data_key.clone();
+        let core = self.core.clone();
+        let new_password = new_password.to_owned();
         let user_id = self
             .core
             .db(move |s| {
@@ -161,14 +145,27 @@ impl Recovery {
                         None => None,
                     };
                     let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
+                    // An error here aborts the transaction: the code stays unspent.
+                    core.policy.check("new_password", &new_password, &user_context(&u))?;
+                    let last_proof = u.has_proven_name().then_some(u.proven_at);
                     u.password_hash = Some(phc);
                     u.password_reset_required = false;
-                    // The message reached its address: that confirms it.
-                    if secret.target.is_some() && secret.target == u.email {
-                        u.email_verified = true;
-                    } else if secret.target.is_some() && secret.target == u.phone {
-                        u.phone_verified = true;
+                    // The message reached its address: that proves that name, and only it.
+                    if let Some(target) = secret.target.clone()
+                        && let Some(channel) = u.channel_of(&target)
+                    {
+                        record_proof(tx, &mut u, channel, target)?;
                     }
+                    // Identities linked since the last proof (all when there was none); a
+                    // proof time unknown (0, from before it was kept) keeps them.
+                    let since = match last_proof {
+                        _ if !keep_identities => None,
+                        None => None,
+                        Some(0) => Some(UnixTime::MAX),
+                        Some(t) => Some(t),
+                    };
+                    drop_identities(tx, u.id, since)?;
+                    tx.delete_one_time_of(u.id, PENDING_PURPOSES)?;
                     u.updated_at = tx.now();
                     tx.bump_authz(u.id, &mut u.authz_gen)?;
                     tx.update_user(&u)?;

@@ -375,13 +375,15 @@ impl Sessions {
         Ok(())
     }
 
-    /// Ends every session of the user and refuses every access token issued so far.
+    /// Ends every session of the user and refuses every access token issued so far; changes
+    /// awaiting confirmation and logins under way (`mfa_token`s, unexchanged codes) go too.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<()> {
         let ended = self
             .core
             .db(move |s| {
                 s.write(|tx| {
                     tx.audit("user.logged_out_everywhere", Some(user_id), None, Value::Null)?;
+                    tx.delete_one_time_of(user_id, super::verification::PENDING_PURPOSES)?;
                     end_sessions(tx, user_id, None, true)
                 })
             })

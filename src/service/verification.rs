@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use super::{
     core::Core,
     db::Tx,
-    one_time::{Presented, Shape, spend_secret},
+    issuing::account_key,
+    one_time::{Presented, Shape, Spent, charge_attempt, put_issued, spend_secret},
     outbox::{Outbox, Recipient},
     tokens::AuthContext,
 };
@@ -16,8 +17,11 @@ use crate::{
     config::VerifyMode,
     error::{Error, Result},
     messages::MessageKind,
-    model::{OneTimeSecret, OutboxMessage, Purpose, User},
-    security::identifiers::{Email, Phone},
+    model::{NameChannel, OneTimeSecret, OutboxMessage, Purpose, User},
+    security::{
+        identifiers::{Email, Phone},
+        sealed::DataKey,
+    },
 };
 
 /// What `POST /v1/auth/verify` was given.
@@ -65,7 +69,8 @@ impl Verification {
         let v = &self.core.cfg.verification;
         let (purpose, ttl) =
             if email { (Purpose::VerifyEmail, v.email_ttl) } else { (Purpose::VerifyPhone, v.sms_ttl) };
-        let id = OneTimeSecret::id_for(purpose, address);
+        // Per account and address: one account's pending change never replaces another's.
+        let id = OneTimeSecret::id_for(purpose, format_args!("{}:{address}", user.id));
         let shape = if email { Shape::TokenAndCode } else { Shape::CodeOnly };
         let issued = self.core.issue_secret(id, purpose, Some(user.id), Some(address.to_owned()), ttl.as_secs(), shape);
         let mut vars = BTreeMap::from([
@@ -104,26 +109,32 @@ impl Verification {
     }
 
     /// Confirms an email or phone by a link token or a code. A confirmed new email replaces the
-    /// old one only now.
+    /// old one only now; a first proof makes that channel the owner's (see [`record_proof`]).
     pub async fn verify_contact(&self, proof: VerifyProof) -> Result<Confirmed> {
-        let (purpose, presented) = match proof {
-            VerifyProof::Token(t) => (Purpose::VerifyEmail, Presented::Token(t)),
+        // A code names its address; confirmations are per account and address, so every
+        // account waiting to confirm that address is a candidate.
+        let (purpose, presented, target) = match proof {
+            VerifyProof::Token(t) => (Purpose::VerifyEmail, Presented::Token(t), None),
             VerifyProof::EmailCode { email, code } => {
                 let Ok(email) = Email::parse(&email) else { return Err(Error::InvalidCode) };
-                let id = OneTimeSecret::id_for(Purpose::VerifyEmail, email.as_str());
-                (Purpose::VerifyEmail, Presented::Code { id, code })
+                (Purpose::VerifyEmail, Presented::Code { id: String::new(), code }, Some(email.into_string()))
             }
             VerifyProof::PhoneCode { phone, code } => {
                 let Ok(phone) = Phone::parse(&phone) else { return Err(Error::InvalidCode) };
-                let id = OneTimeSecret::id_for(Purpose::VerifyPhone, phone.as_str());
-                (Purpose::VerifyPhone, Presented::Code { id, code })
+                (Purpose::VerifyPhone, Presented::Code { id: String::new(), code }, Some(phone.into_string()))
             }
         };
         let key = self.core.data_key.clone();
         self.core
             .db(move |s| {
                 s.write(|tx| {
-                    let secret = match spend_secret(tx, &key, purpose, &presented)?.into_result() {
+                    let spent = match (&presented, target) {
+                        (Presented::Code { code, .. }, Some(target)) => {
+                            spend_code_for_target(tx, &key, purpose, &target, code)?
+                        }
+                        _ => spend_secret(tx, &key, purpose, &presented)?,
+                    };
+                    let secret = match spent.into_result() {
                         Ok(s) => s,
                         Err(e) => return Ok(Err(e)),
                     };
@@ -133,17 +144,19 @@ impl Verification {
                     };
                     let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
                     let target = secret.target.clone().unwrap_or_default();
-                    let (kind, event) = if purpose == Purpose::VerifyEmail {
-                        let changed = u.email.as_deref() != Some(target.as_str());
-                        u.email = Some(target);
-                        u.email_verified = true;
-                        (Confirmed::Email, if changed { "user.email_changed" } else { "user.email_verified" })
+                    let (channel, kind) = if purpose == Purpose::VerifyEmail {
+                        (NameChannel::Email, Confirmed::Email)
                     } else {
-                        let changed = u.phone.as_deref() != Some(target.as_str());
-                        u.phone = Some(target);
-                        u.phone_verified = true;
-                        (Confirmed::Phone, if changed { "user.phone_changed" } else { "user.phone_verified" })
+                        (NameChannel::Phone, Confirmed::Phone)
                     };
+                    let changed = u.channel_of(&target) != Some(channel);
+                    let event = match (kind, changed) {
+                        (Confirmed::Email, true) => "user.email_changed",
+                        (Confirmed::Email, false) => "user.email_verified",
+                        (Confirmed::Phone, true) => "user.phone_changed",
+                        (Confirmed::Phone, false) => "user.phone_verified",
+                    };
+                    record_proof(tx, &mut u, channel, target)?;
                     u.updated_at = tx.now();
                     tx.update_user(&u)?;
                     tx.audit(event, Some(u.id), None, serde_json::Value::Null)?;
@@ -191,27 +204,32 @@ impl Verification {
         }
         let purpose = if is_email { Purpose::VerifyEmail } else { Purpose::VerifyPhone };
         let addr = address.clone();
-        let owner = self
+        let owners = self
             .core
             .db(move |s| {
                 s.read(|tx| {
                     let name = if is_email { LoginName::Email(&addr) } else { LoginName::Phone(&addr) };
                     if let Some(u) = tx.user_by_login(name)? {
                         let verified = if is_email { u.email_verified } else { u.phone_verified };
-                        return Ok(if verified { None } else { Some(u) });
+                        return Ok(if verified { Vec::new() } else { vec![u] });
                     }
-                    // An address waiting to replace a user's current one.
-                    match tx.one_time(&OneTimeSecret::id_for(purpose, &addr))? {
-                        Some(OneTimeSecret { user_id: Some(id), .. }) => Ok(tx.user(id)?),
-                        _ => Ok(None),
+                    // An address waiting to replace a user's current one (for each such user).
+                    let mut users = Vec::new();
+                    for secret in tx.one_time_for_target(purpose, &addr)? {
+                        if let Some(u) = secret.user_id.map(|id| tx.user(id)).transpose()?.flatten() {
+                            users.push(u);
+                        }
                     }
+                    Ok(users)
                 })
             })
             .await?;
-        let Some(user) = owner.filter(User::is_active) else { return Ok(()) };
-        let locale = self.outbox.locale_of(Some(&user), accept_language.as_deref());
-        let out = self.confirmation(&user, &address, is_email, &locale)?;
-        self.core.db(move |s| s.write(|tx| write_outgoing(tx, &[out]))).await
+        let mut out = Vec::new();
+        for user in owners.iter().filter(|u| u.is_active()) {
+            let locale = self.outbox.locale_of(Some(user), accept_language.as_deref());
+            out.push(self.confirmation(user, &address, is_email, &locale)?);
+        }
+        self.core.db(move |s| s.write(|tx| write_outgoing(tx, &out))).await
     }
 
     /// Changes the caller's own contacts and preferences. A new email or phone takes effect
@@ -245,6 +263,17 @@ impl Verification {
         }
         let locale = change.locale.clone().unwrap_or_else(|| self.outbox.locale_of(Some(&user), None));
         let v = &self.core.cfg.verification;
+        // What sends is limited per account and per destination, as a resend is.
+        let sends_to: Vec<&String> = [(&email, v.email), (&phone, v.phone)]
+            .into_iter()
+            .filter_map(|(a, mode)| a.as_ref().filter(|_| mode != VerifyMode::Off))
+            .collect();
+        if !sends_to.is_empty() {
+            self.outbox.once_per_interval(&format!("send:{}", account_key(user_id))).await?;
+            for a in sends_to {
+                self.outbox.once_per_interval(&format!("resend:{a}")).await?;
+            }
+        }
         let mut outgoing = Vec::new();
         let mut immediate_email = None;
         let mut immediate_phone = None;
@@ -314,9 +343,81 @@ pub struct MeChange {
 pub(super) fn write_outgoing(tx: &mut Tx<'_>, out: &[Outgoing]) -> Result<()> {
     for o in out {
         if let Some(s) = &o.secret {
-            tx.put_one_time(s)?;
+            put_issued(tx, s)?;
         }
         tx.emit(&o.message)?;
     }
     Ok(())
+}
+
+/// Spends the confirmation of `target` whose code is `code`, among every account's. A code that
+/// matches none costs each of them an attempt.
+fn spend_code_for_target(tx: &mut Tx<'_>, key: &DataKey, purpose: Purpose, target: &str, code: &str) -> Result<Spent> {
+    let candidates = tx.one_time_for_target(purpose, target)?;
+    if candidates.is_empty() {
+        return Ok(Spent::Missing);
+    }
+    let t = crate::model::now();
+    let mut matched = None;
+    for (i, c) in candidates.iter().enumerate() {
+        let ok = c.attempts_left > 0
+            && c.expires_at > t
+            && c.code_hash.as_deref().is_some_and(|h| key.code_matches(&c.id, code, h));
+        if ok && matched.is_none() {
+            matched = Some(i);
+        }
+    }
+    if let Some(i) = matched {
+        let id = candidates[i].id.clone();
+        return spend_secret(tx, key, purpose, &Presented::Code { id, code: code.to_owned() });
+    }
+    let mut expired = None;
+    for c in candidates {
+        if c.expires_at <= t {
+            tx.delete_one_time(&c.id)?;
+            expired = Some(c);
+        } else {
+            charge_attempt(tx, c)?;
+        }
+    }
+    Ok(match expired {
+        Some(c) => Spent::Expired(c),
+        None => Spent::Wrong,
+    })
+}
+
+/// Pending secrets a reset or a logout-all drops: changes awaiting confirmation, second steps of
+/// logins under way, and codes from external logins not yet exchanged.
+pub(super) const PENDING_PURPOSES: &[Purpose] =
+    &[Purpose::VerifyEmail, Purpose::VerifyPhone, Purpose::MfaLogin, Purpose::MfaEnrol, Purpose::OAuthExchange];
+
+/// Records a round trip through `channel` to `address` on `u` (the caller writes `u`). The first
+/// proof makes that channel the owner's: the other, pending name goes (in [`User::prove`]), and
+/// so do pending confirmations and identities linked before it.
+pub(super) fn record_proof(tx: &mut Tx<'_>, u: &mut User, channel: NameChannel, address: String) -> Result<bool> {
+    let first = u.prove(channel, address, tx.now());
+    if first {
+        tx.delete_one_time_of(u.id, &[Purpose::VerifyEmail, Purpose::VerifyPhone])?;
+        drop_identities(tx, u.id, None)?;
+    }
+    Ok(first)
+}
+
+/// Unlinks the user's identities linked at or after `since` (all of them for `None`).
+pub(super) fn drop_identities(
+    tx: &mut Tx<'_>,
+    user_id: uuid::Uuid,
+    since: Option<crate::model::UnixTime>,
+) -> Result<usize> {
+    let mut dropped = 0;
+    for i in tx.identities_of(user_id)? {
+        if since.is_none_or(|t| i.created_at >= t) {
+            tx.delete_identity(i.id)?;
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        tx.audit("user.identities_unlinked", Some(user_id), None, serde_json::json!({"count": dropped}))?;
+    }
+    Ok(dropped)
 }

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, Identity, OneTimeSecret, OutboxMessage, RefreshRecord, Revocation, Role, ServiceClient, Session,
-    SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
+    AuditEvent, Identity, OneTimeSecret, OutboxMessage, Purpose, RefreshRecord, Revocation, Role, ServiceClient,
+    Session, SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
 };
 
 pub use crate::model::{LoginName, login_names};
@@ -211,6 +211,8 @@ pub trait OneTimeReads {
     fn one_time_by_token(&self, hash: &[u8]) -> R<Option<OneTimeSecret>>;
     /// Every live secret, for copying a database.
     fn one_time_secrets(&self) -> R<Vec<OneTimeSecret>>;
+    /// The secrets for `purpose` that confirm `target` (an address), whoever holds them.
+    fn one_time_for_target(&self, purpose: Purpose, target: &str) -> R<Vec<OneTimeSecret>>;
 }
 
 pub trait OneTimeWrites {
@@ -220,6 +222,8 @@ pub trait OneTimeWrites {
     fn delete_one_time(&mut self, id: &str) -> R<bool>;
     /// Drops secrets expired at `now`; returns how many.
     fn prune_one_time(&mut self, now: UnixTime) -> R<usize>;
+    /// Drops every secret of `user` for one of `purposes`; returns how many.
+    fn delete_one_time_of(&mut self, user: Uuid, purposes: &[Purpose]) -> R<usize>;
 }
 
 /// Everything a read transaction offers.

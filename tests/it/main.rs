@@ -14,6 +14,7 @@ mod cookies;
 mod crash;
 mod details;
 mod docs;
+mod integrity_accounts;
 mod integrity_limits;
 mod integrity_oauth;
 mod keys;

@@ -219,7 +219,7 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
         let mismatch = text::of(&lang).mismatch;
         return reset_form(&svc, &lang, &f.token, Some(mismatch), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    match svc.recovery.reset_password(ResetProof::Token(f.token.clone()), &f.password).await {
+    match svc.recovery.reset_password(ResetProof::Token(f.token.clone()), &f.password, true).await {
         Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/reset_done.html", context! {}),
         Err(Error::Invalid(fields)) => {
             let why = fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_identities.sql")),
     (5, include_str!("migrations/0005_audit_subject.sql")),
     (6, include_str!("migrations/0006_listing_indexes.sql")),
+    (7, include_str!("migrations/0007_one_time_lookups.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

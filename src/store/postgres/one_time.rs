@@ -1,8 +1,10 @@
 //! Single-use secrets, by id and by the hash of their long token.
 
 use super::{Lock, Write, big, count, for_both, to_doc};
+use uuid::Uuid;
+
 use crate::{
-    model::{OneTimeSecret, UnixTime},
+    model::{OneTimeSecret, Purpose, UnixTime},
     store::ports::{OneTimeReads, OneTimeWrites, R},
 };
 
@@ -18,6 +20,17 @@ for_both! {
 
         fn one_time_secrets(&self) -> R<Vec<OneTimeSecret>> {
             self.c.docs("SELECT data FROM one_time_secrets ORDER BY id", &[])
+        }
+
+        fn one_time_for_target(&self, purpose: Purpose, target: &str) -> R<Vec<OneTimeSecret>> {
+            self.c.docs(
+                &format!(
+                    "SELECT data FROM one_time_secrets WHERE data->>'target' = $1 AND data->>'purpose' = $2 \
+                     ORDER BY id{}",
+                    Self::LOCK
+                ),
+                &[&target, &purpose.as_str()],
+            )
         }
     }
 }
@@ -35,6 +48,14 @@ impl OneTimeWrites for Write {
 
     fn delete_one_time(&mut self, id: &str) -> R<bool> {
         Ok(self.c.execute("DELETE FROM one_time_secrets WHERE id = $1", &[&id])? > 0)
+    }
+
+    fn delete_one_time_of(&mut self, user: Uuid, purposes: &[Purpose]) -> R<usize> {
+        let names: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+        Ok(count(self.c.execute(
+            "DELETE FROM one_time_secrets WHERE data->>'user_id' = $1 AND data->>'purpose' = ANY($2)",
+            &[&user.to_string(), &names],
+        )?))
     }
 
     fn prune_one_time(&mut self, now: UnixTime) -> R<usize> {

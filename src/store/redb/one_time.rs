@@ -8,8 +8,10 @@ use super::{
     for_both, get,
     tables::*,
 };
+use uuid::Uuid;
+
 use crate::{
-    model::{OneTimeSecret, UnixTime},
+    model::{OneTimeSecret, Purpose, UnixTime},
     store::ports::{OneTimeReads, OneTimeWrites, R},
 };
 
@@ -29,6 +31,12 @@ for_both! {
 
         fn one_time_secrets(&self) -> R<Vec<OneTimeSecret>> {
             all(&self.tx.open_table(ONE_TIME)?)
+        }
+
+        // A scan: secrets are few and short-lived (pruned once expired).
+        fn one_time_for_target(&self, purpose: Purpose, target: &str) -> R<Vec<OneTimeSecret>> {
+            let all: Vec<OneTimeSecret> = all(&self.tx.open_table(ONE_TIME)?)?;
+            Ok(all.into_iter().filter(|s| s.purpose == purpose && s.target.as_deref() == Some(target)).collect())
         }
     }
 }
@@ -51,6 +59,19 @@ impl OneTimeWrites for Write {
             self.tx.open_table(ONE_TIME_TOKENS)?.remove(h.as_slice())?;
         }
         Ok(true)
+    }
+
+    fn delete_one_time_of(&mut self, user: Uuid, purposes: &[Purpose]) -> R<usize> {
+        let all: Vec<OneTimeSecret> = all(&self.tx.open_table(ONE_TIME)?)?;
+        let mine: Vec<String> = all
+            .into_iter()
+            .filter(|s| s.user_id == Some(user) && purposes.contains(&s.purpose))
+            .map(|s| s.id)
+            .collect();
+        for id in &mine {
+            self.delete_one_time(id)?;
+        }
+        Ok(mine.len())
     }
 
     fn prune_one_time(&mut self, now: UnixTime) -> R<usize> {
