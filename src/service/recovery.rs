@@ -154,7 +154,7 @@ impl Recovery {
                     if let Some(target) = secret.target.clone()
                         && let Some(channel) = u.channel_of(&target)
                     {
-                        record_proof(tx, &mut u, channel, target)?;
+                        record_proof(tx, &mut u, channel, target, None)?;
                     }
                     // Identities linked since the last proof (all when there was none); a
                     // proof time unknown (0, from before it was kept) keeps them.
@@ -164,7 +164,7 @@ impl Recovery {
                         Some(0) => Some(UnixTime::MAX),
                         Some(t) => Some(t),
                     };
-                    drop_identities(tx, u.id, since)?;
+                    drop_identities(tx, u.id, since, None)?;
                     tx.delete_one_time_of(u.id, PENDING_PURPOSES)?;
                     u.updated_at = tx.now();
                     tx.bump_authz(u.id, &mut u.authz_gen)?;

@@ -25,13 +25,14 @@ use super::{
     outbox::{Outbox, Recipient},
     sessions::Sessions,
     tokens::AuthContext,
+    verification::record_proof,
 };
 use crate::{
     cache::Expiring,
     config::AppPkce,
     error::{Error, FieldError, Result},
     messages::MessageKind,
-    model::{Identity, LoginName, OneTimeSecret, OutboxMessage, Purpose, UnixTime, User, now},
+    model::{Identity, LoginName, NameChannel, OneTimeSecret, OutboxMessage, Purpose, UnixTime, User, now},
     security::{identifiers::Email, random},
     upstream::{ExternalUser, Pkce, Provider, ProviderError},
 };
@@ -129,13 +130,15 @@ fn link_notice(outbox: &Outbox, user: &User, provider: &str) -> Result<Option<Ou
 
 /// A login through a provider that vouches for the account's own email proves that email: the
 /// provider made the round trip a confirmation link would.
-fn prove_email(tx: &mut Tx<'_>, user: Uuid, vouched: Option<&str>, provider: &str) -> Result<()> {
+fn prove_email(tx: &mut Tx<'_>, identity: &Identity, vouched: Option<&str>, provider: &str) -> Result<()> {
+    let user = identity.user_id;
     let Some(email) = vouched else { return Ok(()) };
     let Some(mut u) = tx.user(user)? else { return Ok(()) };
     if u.email_verified || u.email.as_deref() != Some(email) {
         return Ok(());
     }
-    u.email_verified = true;
+    // A round trip through the provider, for this address: a proof like a confirmation's.
+    record_proof(tx, &mut u, NameChannel::Email, email.to_owned(), Some(identity.id))?;
     u.updated_at = tx.now();
     tx.update_user(&u)?;
     tx.audit("user.email_verified", Some(user), None, json!({"method": format!("oauth:{provider}")}))?;
@@ -400,7 +403,7 @@ impl Upstream {
                         known.email = who.email.clone();
                         known.email_verified = who.email_verified;
                         tx.put_identity(&known)?;
-                        prove_email(tx, known.user_id, vouched.as_deref(), &provider)?;
+                        prove_email(tx, &known, vouched.as_deref(), &provider)?;
                         return Ok((Some(known.user_id), Outcome::SignIn));
                     }
                     let holder = match &vouched {

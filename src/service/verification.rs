@@ -156,7 +156,7 @@ impl Verification {
                         (Confirmed::Phone, true) => "user.phone_changed",
                         (Confirmed::Phone, false) => "user.phone_verified",
                     };
-                    record_proof(tx, &mut u, channel, target)?;
+                    record_proof(tx, &mut u, channel, target, None)?;
                     u.updated_at = tx.now();
                     tx.update_user(&u)?;
                     tx.audit(event, Some(u.id), None, serde_json::Value::Null)?;
@@ -393,25 +393,33 @@ pub(super) const PENDING_PURPOSES: &[Purpose] =
 
 /// Records a round trip through `channel` to `address` on `u` (the caller writes `u`). The first
 /// proof makes that channel the owner's: the other, pending name goes (in [`User::prove`]), and
-/// so do pending confirmations and identities linked before it.
-pub(super) fn record_proof(tx: &mut Tx<'_>, u: &mut User, channel: NameChannel, address: String) -> Result<bool> {
+/// so do pending confirmations and identities linked before it, except the identity the proof
+/// came `through` (a provider vouching for the address).
+pub(super) fn record_proof(
+    tx: &mut Tx<'_>,
+    u: &mut User,
+    channel: NameChannel,
+    address: String,
+    through: Option<uuid::Uuid>,
+) -> Result<bool> {
     let first = u.prove(channel, address, tx.now());
     if first {
         tx.delete_one_time_of(u.id, &[Purpose::VerifyEmail, Purpose::VerifyPhone])?;
-        drop_identities(tx, u.id, None)?;
+        drop_identities(tx, u.id, None, through)?;
     }
     Ok(first)
 }
 
-/// Unlinks the user's identities linked at or after `since` (all of them for `None`).
+/// Unlinks the user's identities linked at or after `since` (all of them for `None`), but `keep`.
 pub(super) fn drop_identities(
     tx: &mut Tx<'_>,
     user_id: uuid::Uuid,
     since: Option<crate::model::UnixTime>,
+    keep: Option<uuid::Uuid>,
 ) -> Result<usize> {
     let mut dropped = 0;
     for i in tx.identities_of(user_id)? {
-        if since.is_none_or(|t| i.created_at >= t) {
+        if since.is_none_or(|t| i.created_at >= t) && Some(i.id) != keep {
             tx.delete_identity(i.id)?;
             dropped += 1;
         }

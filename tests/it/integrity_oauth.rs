@@ -375,3 +375,80 @@ async fn unauthenticated_starts_write_nothing_durable_and_are_limited_per_addres
     let Some(app) = TestApp::spawn_on_postgres(limited).await else { return };
     starts_story(app).await;
 }
+
+/// Item 7, the reset's part: a stolen session was enough to link an attacker's provider, and the
+/// link outlived the owner's reset. A reset now unlinks the identities linked since the last
+/// proof of a name, and `keep_identities: false` unlinks them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_unlinks_the_identities_linked_since_the_last_proof() {
+    let port = free_port();
+    let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
+    let sink = MailSink::start().await;
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| {
+        sink.configure(c);
+        c.verification.resend_interval = HumanDuration::secs(0);
+        c.verification.email = VerifyMode::Optional;
+    })
+    .await;
+    register_confirmed(&app, &sink, "uma@example.com").await;
+
+    // Someone holding Uma's fresh session links their own provider account.
+    let stolen = Tokens::from(&app.login("uma@example.com", PASSWORD).await);
+    op.next(json!({"sub": "mallory-op", "email": "mallory@example.com", "email_verified": true})).await;
+    assert!(link_op(&app, &stolen.access).await.is_none());
+    sink.nth_to("uma@example.com", 2).await; // the notice of the link
+    op.next(json!({"sub": "mallory-op", "email": "mallory@example.com", "email_verified": true})).await;
+    let r = exchange(&app, &login_at(&app, "op").await).await;
+    assert_eq!(
+        claims_of(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"],
+        claims_of(&stolen.access)["sub"]
+    );
+
+    // Uma resets her password, as the notice of the link advises.
+    let r = app.post("/v1/auth/password/forgot", &json!({"login": "uma@example.com"})).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let token = sink.nth_to("uma@example.com", 3).await.token("http://");
+    let r =
+        app.post("/v1/auth/password/reset", &json!({"token": token, "new_password": "a brand new passphrase"})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let uma = Tokens::from(&app.login("uma@example.com", "a brand new passphrase").await);
+    let ids: Value = app.get_auth("/v1/me/identities", &uma.access).await.json().await.unwrap();
+    assert_eq!(ids, json!([]), "the identity linked since the last proof is gone");
+
+    // The provider account no longer opens Uma's account.
+    op.next(json!({"sub": "mallory-op", "email": "mallory@example.com", "email_verified": true})).await;
+    let r = exchange(&app, &login_at(&app, "op").await).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(
+        claims_of(&Tokens::from(&r.json::<Value>().await.unwrap()).access)["sub"],
+        claims_of(&uma.access)["sub"]
+    );
+
+    // Uma links her own provider account, and later proves a new address: the link is older
+    // than that proof, so a reset keeps it, unless she asks for `keep_identities: false`.
+    op.next(json!({"sub": "uma-op", "email": "uma@example.com", "email_verified": true})).await;
+    assert!(link_op(&app, &uma.access).await.is_none());
+    tokio::time::sleep(Duration::from_millis(1100)).await; // proofs and links are dated by the second
+    let r = call(&app, &uma.access, Method::PATCH, "/v1/me", Some(json!({"email": "uma2@example.com"}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let code = sink.first_to("uma2@example.com").await.code();
+    let r = app.post("/v1/auth/verify", &json!({"email": "uma2@example.com", "code": code})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let reset = |n: usize, password: &'static str, keep: bool| {
+        let (app, sink) = (&app, &sink);
+        async move {
+            let r = app.post("/v1/auth/password/forgot", &json!({"login": "uma2@example.com"})).await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            let token = sink.nth_to("uma2@example.com", n).await.token("http://");
+            let body = json!({"token": token, "new_password": password, "keep_identities": keep});
+            assert_eq!(app.post("/v1/auth/password/reset", &body).await.status(), StatusCode::NO_CONTENT);
+            Tokens::from(&app.login("uma2@example.com", password).await)
+        }
+    };
+    let uma = reset(2, "another new passphrase", true).await;
+    let ids: Value = app.get_auth("/v1/me/identities", &uma.access).await.json().await.unwrap();
+    assert_eq!(ids.as_array().map(Vec::len), Some(1), "linked before the last proof: kept");
+    let uma = reset(3, "yet another passphrase", false).await;
+    let ids: Value = app.get_auth("/v1/me/identities", &uma.access).await.json().await.unwrap();
+    assert_eq!(ids, json!([]));
+}

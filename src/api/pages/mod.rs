@@ -70,6 +70,9 @@ struct ResetForm {
     password: String,
     #[serde(default)]
     password_again: String,
+    /// Present when the box to unlink every identity is ticked.
+    #[serde(default)]
+    unlink_identities: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -219,7 +222,11 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
         let mismatch = text::of(&lang).mismatch;
         return reset_form(&svc, &lang, &f.token, Some(mismatch), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    match svc.recovery.reset_password(ResetProof::Token(f.token.clone()), &f.password, true).await {
+    match svc
+        .recovery
+        .reset_password(ResetProof::Token(f.token.clone()), &f.password, f.unlink_identities.is_none())
+        .await
+    {
         Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/reset_done.html", context! {}),
         Err(Error::Invalid(fields)) => {
             let why = fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");

@@ -71,6 +71,10 @@ strings! {
         en: "New password, again",
         ru: "Новый пароль ещё раз",
     }
+    unlink_identities {
+        en: "Also unlink every other sign-in (Google, GitHub…) from this account",
+        ru: "Также отвязать от аккаунта все внешние входы (Google, GitHub…)",
+    }
     reset_button {
         en: "Set the new password",
         ru: "Сохранить пароль",
