@@ -381,6 +381,16 @@ async fn unauthenticated_starts_write_nothing_durable_and_are_limited_per_addres
 /// proof of a name, and `keep_identities: false` unlinks them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_unlinks_the_identities_linked_since_the_last_proof() {
+    reset_unlinks_identities(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_unlinks_the_identities_linked_since_the_last_proof_on_postgres() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    reset_unlinks_identities(Some(url)).await;
+}
+
+async fn reset_unlinks_identities(postgres: Option<String>) {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let sink = MailSink::start().await;
@@ -388,6 +398,9 @@ async fn a_reset_unlinks_the_identities_linked_since_the_last_proof() {
         sink.configure(c);
         c.verification.resend_interval = HumanDuration::secs(0);
         c.verification.email = VerifyMode::Optional;
+        if let Some(url) = &postgres {
+            crate::support::use_postgres(c, url);
+        }
     })
     .await;
     register_confirmed(&app, &sink, "uma@example.com").await;
