@@ -48,10 +48,26 @@ async fn link_op(app: &TestApp, access: &str) -> Option<reqwest::Response> {
 /// Now such an email names nothing; the identity keeps it for display only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name() {
+    an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name_story(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name_on_postgres() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name_story(Some(url)).await;
+}
+
+async fn an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name_story(postgres: Option<String>) {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let sink = MailSink::start().await;
-    let app = authd_with(port, vec![("op", op_config(&op))], |c| sink.configure(c)).await;
+    let app = authd_with(port, vec![("op", op_config(&op))], |c| {
+        sink.configure(c);
+        if let Some(url) = &postgres {
+            crate::support::use_postgres(c, url);
+        }
+    })
+    .await;
 
     // Mallory's provider account claims Vera's address, unverified.
     op.next(json!({"sub": "mallory-op", "email": "vera@example.com", "email_verified": false})).await;
@@ -89,6 +105,16 @@ async fn an_email_the_provider_does_not_vouch_for_never_becomes_a_login_name() {
 /// address too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vouched_login_never_joins_an_account_that_did_not_prove_the_email() {
+    a_vouched_login_never_joins_an_account_that_did_not_prove_the_email_story(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vouched_login_never_joins_an_account_that_did_not_prove_the_email_on_postgres() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    a_vouched_login_never_joins_an_account_that_did_not_prove_the_email_story(Some(url)).await;
+}
+
+async fn a_vouched_login_never_joins_an_account_that_did_not_prove_the_email_story(postgres: Option<String>) {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let sink = MailSink::start().await;
@@ -96,6 +122,9 @@ async fn a_vouched_login_never_joins_an_account_that_did_not_prove_the_email() {
         c.oauth.link_by_verified_email = true;
         sink.configure(c);
         c.verification.email = VerifyMode::Optional;
+        if let Some(url) = &postgres {
+            crate::support::use_postgres(c, url);
+        }
     })
     .await;
     // Mallory pre-registers Wendy's address with a password of her own, and never confirms it.
@@ -243,12 +272,25 @@ async fn an_exchange_code_works_only_with_the_verifier_of_the_application_that_s
 /// it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_login_is_refused_where_a_required_confirmation_is_missing() {
+    an_upstream_login_is_refused_where_a_required_confirmation_is_missing_story(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_login_is_refused_where_a_required_confirmation_is_missing_on_postgres() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    an_upstream_login_is_refused_where_a_required_confirmation_is_missing_story(Some(url)).await;
+}
+
+async fn an_upstream_login_is_refused_where_a_required_confirmation_is_missing_story(postgres: Option<String>) {
     let port = free_port();
     let Some(op) = RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
     let sink = MailSink::start().await;
     let app = authd_with(port, vec![("op", op_config(&op))], |c| {
         sink.configure(c);
         c.verification.email = VerifyMode::Optional;
+        if let Some(url) = &postgres {
+            crate::support::use_postgres(c, url);
+        }
     })
     .await;
     // Una signs up while confirmation is optional, never confirms, and links a provider.
