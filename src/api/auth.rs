@@ -194,9 +194,9 @@ impl AuthApi {
     /// Sign in
     ///
     /// An unknown account and a wrong password both give 401 `invalid_credentials`, in similar
-    /// time. Only after a correct password: a disabled account gives 403 `account_disabled`; an
-    /// unconfirmed address, when confirmation is required, 403 `email_unverified` or
-    /// `phone_unverified`; an account with a second factor, 401 `mfa_required` with an
+    /// time, and so does a correct password while a required confirmation is missing (a taken
+    /// address must not be told from one just registered). Only after a correct password: a
+    /// disabled account gives 403 `account_disabled`; an account with a second factor, 401 `mfa_required` with an
     /// `mfa_token` for `POST /v1/auth/login/mfa`; a role that requires a second factor the
     /// account lacks, 403 `mfa_enrolment_required` with an `mfa_token` for
     /// `POST /v1/auth/mfa/enrol`. Tokens carry `amr` and `auth_time`.

@@ -134,14 +134,22 @@ impl Sessions {
             },
             None => (None, self.core.hasher.verify_dummy(password).await?),
         };
-        let Some(user) = user.filter(|_| verified.ok) else {
+        // Registering a taken address creates nothing, so a newcomer's password there must meet
+        // what it meets on a new account still waiting for a required confirmation: both answer
+        // and count as a wrong password (the mailed link is the way in).
+        let unconfirmed = user.as_ref().and_then(|u| self.required_confirmation_missing(u));
+        let Some(user) = user.filter(|_| verified.ok && unconfirmed.is_none()) else {
             self.record_failure(attempt, client.ip).await;
+            let reason = match unconfirmed {
+                Some(e) if verified.ok => e.code(),
+                _ => "invalid_credentials",
+            };
             self.core.audit_later(self.core.audit_event(
                 "user.login_failed",
                 false,
                 user_id_of_failed,
                 None,
-                serde_json::json!({"reason": "invalid_credentials"}),
+                serde_json::json!({"reason": reason}),
             ));
             return Err(Error::InvalidCredentials);
         };
@@ -160,6 +168,20 @@ impl Sessions {
         self.second_factor_or_session(user, vec!["pwd".into()], "password", rehash, device_name, client).await
     }
 
+    /// The refusal due while a contact that must be confirmed (`verification.email` / `.phone` =
+    /// `required`) is not.
+    fn required_confirmation_missing(&self, user: &User) -> Option<Error> {
+        use crate::config::VerifyMode;
+        let v = &self.core.cfg.verification;
+        if v.email == VerifyMode::Required && user.email.is_some() && !user.email_verified {
+            Some(Error::EmailUnverified)
+        } else if v.phone == VerifyMode::Required && user.phone.is_some() && !user.phone_verified {
+            Some(Error::PhoneUnverified)
+        } else {
+            None
+        }
+    }
+
     /// After a first factor (`amr`: a password, an upstream login): nothing while a contact that
     /// must be confirmed is not (`verification.email` / `.phone` = `required`), whichever way in;
     /// then the second step when the account has a factor, or only enrolment when a role
@@ -173,16 +195,7 @@ impl Sessions {
         device_name: Option<String>,
         client: ClientInfo,
     ) -> Result<TokenPair> {
-        use crate::config::VerifyMode;
-        let v = &self.core.cfg.verification;
-        let refusal = if v.email == VerifyMode::Required && user.email.is_some() && !user.email_verified {
-            Some(Error::EmailUnverified)
-        } else if v.phone == VerifyMode::Required && user.phone.is_some() && !user.phone_verified {
-            Some(Error::PhoneUnverified)
-        } else {
-            None
-        };
-        if let Some(e) = refusal {
+        if let Some(e) = self.required_confirmation_missing(&user) {
             self.core.audit_later(self.core.audit_event(
                 "user.login_failed",
                 false,

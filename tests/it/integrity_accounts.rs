@@ -411,3 +411,40 @@ async fn a_pending_change_does_not_overwrite_another_accounts_confirmation_on_po
     let Some(app) = TestApp::spawn_on_postgres(with_mail(&sink, VerifyMode::Required)).await else { return };
     no_clobber_story(&app, &sink).await;
 }
+
+/// Item 12, registration: with confirmation required, registering a taken address used to be
+/// told from a new one by signing in with the password just chosen (`invalid_credentials` on
+/// the taken one, `email_unverified` on the new one). Now both answer, and count, as a wrong
+/// password, however often they are tried; only the owner's mailbox tells them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_then_signing_in_tells_a_taken_address_from_a_new_one_in_nothing() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink, VerifyMode::Required)).await;
+    // The owner's account, confirmed.
+    crate::support::oidc::register_confirmed(&app, &sink, "owner@example.com").await;
+
+    let mut answers = Vec::new();
+    for address in ["owner@example.com", "fresh@example.com"] {
+        let body = json!({"email": address, "password": "the newcomer's own passphrase"});
+        let r = app.post("/v1/auth/register", &body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{address}");
+        let mut seen = Vec::new();
+        // Past the free failures (5), both are slowed down alike.
+        for _ in 0..7 {
+            let r = app
+                .post("/v1/auth/login", &json!({"login": address, "password": "the newcomer's own passphrase"}))
+                .await;
+            let status = r.status();
+            let problem: Value = r.json().await.unwrap();
+            seen.push((status, problem["code"].clone(), problem["detail"].clone()));
+        }
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "the same answers, attempt by attempt");
+    assert_eq!(answers[0][0].1, json!("invalid_credentials"));
+
+    // The newcomer's address, once confirmed, is an account like any other.
+    let code = sink.first_to("fresh@example.com").await.code();
+    let r = app.post("/v1/auth/verify", &json!({"email": "fresh@example.com", "code": code})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}

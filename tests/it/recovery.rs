@@ -26,10 +26,12 @@ async fn register(app: &TestApp, email: &str) -> reqwest::Response {
 /// register → login refused until confirmed → wrong code → right code → login → claims say so.
 async fn confirmation_story(app: &TestApp, sink: &MailSink) {
     assert_eq!(register(app, "alice@example.com").await.status(), StatusCode::CREATED);
+    // Before confirmation the right password answers like a wrong one (a taken address must not
+    // be told from a new one).
     assert_problem(
         app.post("/v1/auth/login", &json!({"login": "alice@example.com", "password": PASSWORD})).await,
-        StatusCode::FORBIDDEN,
-        "email_unverified",
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
     )
     .await;
     // A wrong password says nothing about verification.
@@ -310,8 +312,8 @@ async fn phones_are_confirmed_and_reset_by_signed_sms() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_problem(
         app.post("/v1/auth/login", &json!({"login": "+14155550123", "password": PASSWORD})).await,
-        StatusCode::FORBIDDEN,
-        "phone_unverified",
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
     )
     .await;
     let text = gw.nth_to("+14155550123", 1).await;
