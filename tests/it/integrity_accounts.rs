@@ -201,15 +201,29 @@ async fn a_pending_email_change_dies_with_logout_all_and_with_a_reset_on_postgre
 
 // ---- 8: a login checked while a reset commits opens no session ----
 
+/// Slow enough hashing that a reset can commit while a login's password is being checked.
+fn slow_hashing(sink: &MailSink) -> impl FnOnce(&mut Config) + '_ {
+    move |c: &mut Config| {
+        with_mail(sink, VerifyMode::Off)(c);
+        c.passwords.argon2 = Argon2Config { memory_kib: 32 * 1024, iterations: 3, parallelism: 1 };
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_checked_while_a_reset_commits_gets_no_usable_session() {
     let sink = MailSink::start().await;
-    let app = TestApp::spawn_with(|c| {
-        with_mail(&sink, VerifyMode::Off)(c);
-        // Slow enough that a reset can commit while a login's password is being checked.
-        c.passwords.argon2 = Argon2Config { memory_kib: 32 * 1024, iterations: 3, parallelism: 1 };
-    })
-    .await;
+    let app = TestApp::spawn_with(slow_hashing(&sink)).await;
+    login_racing_a_reset(&app, &sink).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_checked_while_a_reset_commits_gets_no_usable_session_on_postgres() {
+    let sink = MailSink::start().await;
+    let Some(app) = TestApp::spawn_on_postgres(slow_hashing(&sink)).await else { return };
+    login_racing_a_reset(&app, &sink).await;
+}
+
+async fn login_racing_a_reset(app: &TestApp, sink: &MailSink) {
     app.register("racer@example.com").await;
     let started = Instant::now();
     app.login("racer@example.com", PASSWORD).await;
@@ -420,8 +434,19 @@ async fn a_pending_change_does_not_overwrite_another_accounts_confirmation_on_po
 async fn registering_then_signing_in_tells_a_taken_address_from_a_new_one_in_nothing() {
     let sink = MailSink::start().await;
     let app = TestApp::spawn_with(with_mail(&sink, VerifyMode::Required)).await;
+    register_then_sign_in(&app, &sink).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_then_signing_in_tells_nothing_on_postgres() {
+    let sink = MailSink::start().await;
+    let Some(app) = TestApp::spawn_on_postgres(with_mail(&sink, VerifyMode::Required)).await else { return };
+    register_then_sign_in(&app, &sink).await;
+}
+
+async fn register_then_sign_in(app: &TestApp, sink: &MailSink) {
     // The owner's account, confirmed.
-    crate::support::oidc::register_confirmed(&app, &sink, "owner@example.com").await;
+    crate::support::oidc::register_confirmed(app, sink, "owner@example.com").await;
 
     let mut answers = Vec::new();
     for address in ["owner@example.com", "fresh@example.com"] {
