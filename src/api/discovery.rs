@@ -26,20 +26,25 @@ enum JwksResponse {
     Ok(Json<JwkSet>, #[oai(header = "Cache-Control")] String),
 }
 
-/// Where verifiers find our keys and endpoints.
+/// Where verifiers find our keys and endpoints. The standard members name only what speaks
+/// OAuth 2.0 (RFC 8414): the token endpoint takes `client_credentials` forms. Signing users in
+/// is authd's own JSON API, under members of its own.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct Discovery {
     issuer: String,
     jwks_uri: String,
-    /// Password login (`POST`, JSON).
+    /// OAuth 2.0 token endpoint (`POST`, form): service clients' `client_credentials`.
     token_endpoint: String,
-    /// Refresh-token exchange (`POST`, JSON).
-    refresh_endpoint: String,
+    token_endpoint_auth_methods_supported: Vec<String>,
+    grant_types_supported: Vec<String>,
     introspection_endpoint: String,
     /// Algorithms our access tokens may be signed with.
     access_token_signing_alg_values_supported: Vec<String>,
-    grant_types_supported: Vec<String>,
+    /// authd's password login (`POST`, JSON), not an OAuth grant.
+    login_endpoint: String,
+    /// authd's refresh-token exchange (`POST`, JSON), not an OAuth grant.
+    refresh_endpoint: String,
 }
 
 #[derive(Object)]
@@ -76,11 +81,13 @@ impl DiscoveryApi {
         Json(Discovery {
             issuer: svc.config().tokens.issuer.clone(),
             jwks_uri: format!("{base}/.well-known/jwks.json"),
-            token_endpoint: format!("{base}/v1/auth/login"),
-            refresh_endpoint: format!("{base}/v1/auth/refresh"),
+            token_endpoint: format!("{base}/v1/token"),
+            token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
+            grant_types_supported: vec!["client_credentials".into()],
             introspection_endpoint: format!("{base}/v1/token/introspect"),
             access_token_signing_alg_values_supported: vec!["EdDSA".into(), "ES256".into()],
-            grant_types_supported: vec!["password".into(), "refresh_token".into()],
+            login_endpoint: format!("{base}/v1/auth/login"),
+            refresh_endpoint: format!("{base}/v1/auth/refresh"),
         })
     }
 

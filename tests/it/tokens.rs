@@ -209,6 +209,32 @@ async fn discovery_documents_point_at_our_endpoints() {
     assert_eq!(d["issuer"], "http://authd.test");
     assert_eq!(d["jwks_uri"], "http://authd.test/.well-known/jwks.json");
     assert_eq!(d["introspection_endpoint"], "http://authd.test/v1/token/introspect");
+    // What a client library believes: the token endpoint speaks OAuth forms, with the grants
+    // listed. It used to name the JSON login with a `password` grant, which answers a form 415.
+    assert_eq!(d["token_endpoint"], "http://authd.test/v1/token");
+    assert_eq!(d["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(d["login_endpoint"], "http://authd.test/v1/auth/login");
+    let admin = app.admin("root@example.com").await;
+    let created: Value = app
+        .post_auth("/v1/admin/clients", &admin.access, &json!({"name": "reporting", "roles": ["user"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let at_token_endpoint = |form: Vec<(&'static str, String)>| {
+        let path = d["token_endpoint"].as_str().unwrap().trim_start_matches("http://authd.test").to_owned();
+        app.http.post(app.url(&path)).form(&form).send()
+    };
+    for grant in d["grant_types_supported"].as_array().unwrap() {
+        let form = vec![
+            ("grant_type", grant.as_str().unwrap().to_owned()),
+            ("client_id", id.to_owned()),
+            ("client_secret", secret.to_owned()),
+        ];
+        let r = at_token_endpoint(form).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{grant}");
+    }
     let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     for member in ["kty", "crv", "x", "kid", "alg", "use"] {
