@@ -89,8 +89,21 @@ pub enum Error {
     AccountDisabled,
     #[error("unknown client or wrong client secret")]
     InvalidClient,
-    #[error("unsupported grant_type; use client_credentials")]
+    #[error("unsupported grant_type: authorization_code, refresh_token or client_credentials")]
     UnsupportedGrantType,
+    #[error("this client may not use this grant")]
+    UnauthorizedClient,
+    /// OAuth `invalid_grant`: a code or refresh token that is wrong, spent, expired or another
+    /// client's.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// OAuth `invalid_request`: a protocol parameter missing or wrong.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(
+        "this token was issued to an application for its scopes; authd's own account endpoints need a token from signing in to authd"
+    )]
+    InsufficientScope,
     #[error("the refresh token is invalid or expired")]
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
@@ -200,6 +213,10 @@ impl Error {
             Error::InvalidRefreshToken => "invalid_refresh_token",
             Error::InvalidClient => "invalid_client",
             Error::UnsupportedGrantType => "unsupported_grant_type",
+            Error::UnauthorizedClient => "unauthorized_client",
+            Error::InvalidGrant(_) => "invalid_grant",
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::InsufficientScope => "insufficient_scope",
             Error::RefreshTokenReused => "refresh_token_reused",
             Error::SecondFactorRequired => "second_factor_required",
             Error::InvalidToken(e) => e.code(),

@@ -82,6 +82,11 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.webhooks.add(op, &url, events, secret).await.map(AdminReply::Endpoint)
         }
         AdminRequest::WebhookDelete { id } => svc.webhooks.delete(op, id).await.map(|()| AdminReply::Done),
+        AdminRequest::ClientAdd { client } => svc.clients.create(op, client).await.map(AdminReply::Client),
+        AdminRequest::ClientList => svc.clients.list(op).await.map(AdminReply::Clients),
+        AdminRequest::ClientShow { id } => svc.clients.show(op, id).await.map(AdminReply::Client),
+        AdminRequest::ClientRemove { id } => svc.clients.delete(op, id).await.map(|()| AdminReply::Done),
+        AdminRequest::ClientRotateSecret { id } => svc.clients.rotate_secret(op, id).await.map(AdminReply::Client),
         AdminRequest::RoleList => svc.roles.list(op).await.map(AdminReply::Roles),
         AdminRequest::RoleAdd { name, permissions } => {
             svc.roles.create(op, &name, permissions).await.map(AdminReply::Role)

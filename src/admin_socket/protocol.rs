@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     model::{AuditEvent, Role, User},
-    service::{DeliveryCounts, KeyInfo, WebhookInfo},
+    service::{DeliveryCounts, KeyInfo, NewClient, ServiceClientInfo, WebhookInfo},
 };
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +76,19 @@ pub enum AdminRequest {
     WebhookDelete {
         id: Uuid,
     },
+    ClientAdd {
+        client: NewClient,
+    },
+    ClientList,
+    ClientShow {
+        id: Uuid,
+    },
+    ClientRemove {
+        id: Uuid,
+    },
+    ClientRotateSecret {
+        id: Uuid,
+    },
     /// Newest first, older than `before` when given.
     Audit {
         user: Option<String>,
@@ -136,6 +149,8 @@ pub enum AdminReply {
     Webhooks(DeliveryCounts),
     Endpoints(Vec<WebhookInfo>),
     Endpoint(WebhookInfo),
+    Client(ServiceClientInfo),
+    Clients(Vec<ServiceClientInfo>),
     Done,
     Error { code: String, message: String },
 }

@@ -193,13 +193,40 @@ struct CreateClientRequest {
     /// 1–64 characters.
     #[oai(validator(min_length = 1, max_length = 64))]
     name: String,
-    /// Default: `["user"]`. Give e.g. a role with `tokens:introspect` to a backend that checks
-    /// tokens.
+    /// The roles of its own `client_credentials` tokens. Default: `["user"]`. Give e.g. a role
+    /// with `tokens:introspect` to a backend that checks tokens.
     #[oai(default)]
     roles: Vec<String>,
+    /// Where authorization responses may go, compared exactly: https, http on loopback only,
+    /// or an app's reverse-domain scheme. None: the client cannot sign users in.
+    #[oai(default, validator(max_items = 10))]
+    redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may return to.
+    #[oai(default, validator(max_items = 10))]
+    post_logout_redirect_uris: Vec<String>,
+    /// Receives back-channel logout tokens.
+    #[oai(validator(max_length = 2000))]
+    backchannel_logout_uri: Option<String>,
+    /// The scopes it may ask for (`openid`, `profile`, `email`, `phone`, `roles`); all when
+    /// left out.
+    #[oai(default, validator(max_items = 5))]
+    scopes: Vec<String>,
+    /// Users are not asked to consent.
+    #[oai(default)]
+    trusted: bool,
+    /// Authorization requests must be pushed first (RFC 9126).
+    #[oai(default)]
+    require_par: bool,
+    /// `client_secret_basic` (default), `client_secret_post`, or `none` for a public client
+    /// (no secret; PKCE required).
+    #[oai(validator(max_length = 32))]
+    token_endpoint_auth_method: Option<String>,
+    /// `RS256` (default), `ES256` or `EdDSA`.
+    #[oai(validator(max_length = 8))]
+    id_token_signed_response_alg: Option<String>,
 }
 
-/// A service client.
+/// A client: a relying party, a backend with `client_credentials`, or both.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct ClientResponse {
@@ -207,33 +234,39 @@ struct ClientResponse {
     name: String,
     roles: Vec<String>,
     created_at: String,
-    /// Only right after creation or rotation.
+    /// Only right after creation or rotation; never for a public client.
     #[oai(skip_serializing_if_is_none)]
     client_secret: Option<String>,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    #[oai(skip_serializing_if_is_none)]
+    backchannel_logout_uri: Option<String>,
+    scopes: Vec<String>,
+    trusted: bool,
+    require_par: bool,
+    token_endpoint_auth_method: String,
+    #[oai(skip_serializing_if_is_none)]
+    id_token_signed_response_alg: Option<String>,
 }
 
 impl From<crate::service::ServiceClientInfo> for ClientResponse {
     fn from(c: crate::service::ServiceClientInfo) -> Self {
         Self {
-            client_id: c.id,
+            client_id: c.client_id,
             name: c.name,
             roles: c.roles,
             created_at: rfc3339(c.created_at),
-            client_secret: c.secret,
+            client_secret: c.client_secret,
+            redirect_uris: c.redirect_uris,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            scopes: c.scopes,
+            trusted: c.trusted,
+            require_par: c.require_par,
+            token_endpoint_auth_method: c.token_endpoint_auth_method,
+            id_token_signed_response_alg: c.id_token_signed_response_alg,
         }
     }
-}
-
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
-struct AddWebhookRequest {
-    #[oai(validator(max_length = 2000))]
-    url: String,
-    /// Event types, e.g. `user.logged_out`, `refresh.*`, `*`.
-    events: Vec<String>,
-    /// `whsec_<base64>`; generated when left out.
-    #[oai(validator(max_length = 200))]
-    secret: Option<String>,
 }
 
 /// A webhook endpoint.
@@ -246,6 +279,18 @@ struct WebhookResponse {
     events: Vec<String>,
     /// Only right after adding, when generated.
     #[oai(skip_serializing_if_is_none)]
+    secret: Option<String>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct AddWebhookRequest {
+    #[oai(validator(max_length = 2000))]
+    url: String,
+    /// Event types, e.g. `user.logged_out`, `refresh.*`, `*`.
+    events: Vec<String>,
+    /// `whsec_<base64>`; generated when left out.
+    #[oai(validator(max_length = 200))]
     secret: Option<String>,
 }
 
@@ -524,7 +569,7 @@ impl AdminApi {
         Ok(Json(AuditPageResponse { events: events.into_iter().map(Into::into).collect(), next_cursor }))
     }
 
-    /// List service clients (needs `clients:read`)
+    /// List clients (needs `clients:read`)
     #[oai(path = "/admin/clients", method = "get", operation_id = "admin_list_clients")]
     async fn list_clients(
         &self,
@@ -534,7 +579,7 @@ impl AdminApi {
         Ok(Json(svc.clients.list(&caller.principal()).await?.into_iter().map(Into::into).collect()))
     }
 
-    /// Create a service client (needs `clients:write`)
+    /// Create a client (needs `clients:write`)
     ///
     /// The `client_secret` is shown in this response only; authd keeps just its hash.
     #[oai(path = "/admin/clients", method = "post", operation_id = "admin_create_client")]
@@ -544,7 +589,20 @@ impl AdminApi {
         caller: Caller,
         body: JsonBody<CreateClientRequest>,
     ) -> Result<Created<ClientResponse>, ApiError> {
-        Ok(Created::Created(Json(svc.clients.create(&caller.principal(), &body.0.name, body.0.roles).await?.into())))
+        let b = body.0;
+        let new = crate::service::NewClient {
+            name: b.name,
+            roles: b.roles,
+            redirect_uris: b.redirect_uris,
+            post_logout_redirect_uris: b.post_logout_redirect_uris,
+            backchannel_logout_uri: b.backchannel_logout_uri,
+            scopes: b.scopes,
+            trusted: b.trusted,
+            require_par: b.require_par,
+            token_endpoint_auth_method: b.token_endpoint_auth_method,
+            id_token_signed_response_alg: b.id_token_signed_response_alg,
+        };
+        Ok(Created::Created(Json(svc.clients.create(&caller.principal(), new).await?.into())))
     }
 
     /// Rotate a client's secret (needs `clients:write`)
@@ -560,7 +618,7 @@ impl AdminApi {
         Ok(Json(svc.clients.rotate_secret(&caller.principal(), id.0).await?.into()))
     }
 
-    /// Delete a service client (needs `clients:write`)
+    /// Delete a client (needs `clients:write`)
     #[oai(path = "/admin/clients/:id", method = "delete", operation_id = "admin_delete_client")]
     async fn delete_client(
         &self,

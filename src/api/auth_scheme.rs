@@ -37,6 +37,10 @@ fn service(req: &Request) -> poem::Result<&Arc<AuthService>> {
 fn authenticate(req: &Request, token: &str) -> poem::Result<AuthContext> {
     let ctx =
         service(req)?.tokens.authenticate(token).map_err(|e| poem::Error::from(ApiError::from(Error::from(e))))?;
+    // A relying party's token serves that application, never authd's own account endpoints.
+    if ctx.claims.azp.is_some() {
+        return Err(ApiError::from(Error::InsufficientScope).into());
+    }
     crate::service::audit::set_actor(format!("user:{}", ctx.user_id));
     Ok(ctx)
 }

@@ -37,7 +37,6 @@ fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("ChangeRoleRequest", "/properties/grant/items", permission.clone()),
         ("ChangeRoleRequest", "/properties/revoke/items", permission),
         ("AddWebhookRequest", "/properties/events/minItems", json!(1)),
-        ("ClientTokenRequest", "/properties/grant_type/enum", json!(["client_credentials"])),
         ("RegisterRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
         ("UpdateMeRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
         (

@@ -12,8 +12,10 @@ mod fields;
 mod limits;
 mod me;
 mod mfa;
+mod oauth_error;
 mod pages;
 pub mod problem;
+mod provider;
 mod recovery;
 mod upstream;
 
@@ -93,6 +95,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .nest("/", api)
         .nest("/docs", Route::new().at("/", docs))
         .nest("/ui", pages::routes())
+        .nest("/oauth2", provider::routes())
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(metrics))
         .around(problem::framework_errors)

@@ -150,7 +150,11 @@ impl From<Error> for ApiError {
             Error::Invalid(fields) => {
                 ApiError::Unprocessable(with_fields(StatusCode::UNPROCESSABLE_ENTITY, code, fields))
             }
-            Error::UnsupportedGrantType => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::UnsupportedGrantType
+            | Error::UnauthorizedClient
+            | Error::InvalidGrant(_)
+            | Error::InvalidRequest(_) => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::InsufficientScope => ApiError::Forbidden(p(StatusCode::FORBIDDEN)),
             Error::UnknownRole(_) => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
             Error::InvalidClient => ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Basic realm=\"authd\"".into()),
             Error::RateLimited(secs) | Error::TooManyAttempts(secs) => {
@@ -394,8 +398,10 @@ fn error_response(e: poem::Error, path: &str, max_body: usize) -> Response {
     }
     let message = e.to_string();
     let resp = e.into_response();
-    let ours =
-        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    // Problems, and the OAuth errors (RFC 6749 §5.2) the protocol endpoints answer with.
+    let ours = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || v.as_bytes().starts_with(b"application/json")
+    });
     if ours {
         return resp;
     }

@@ -3,18 +3,20 @@
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
-use poem_openapi::{ApiRequest, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
 use super::{
     auth_scheme::Caller,
     body::{FormBody, JsonBody},
+    client::client_info,
+    oauth_error::OAuthError,
     problem::ApiError,
     views::ApiTags,
 };
 use crate::{
     error::Error,
-    service::{AuthService, Introspection},
+    service::{AuthService, Grant, Introspection, Presented},
 };
 
 pub struct TokenApi;
@@ -78,17 +80,33 @@ impl From<Introspection> for IntrospectResponse {
     }
 }
 
-/// RFC 6749 §4.4 token request.
+/// RFC 6749 §4.1.3, §6 and §4.4 token request.
 #[derive(Object)]
 struct ClientTokenRequest {
-    /// Must be `client_credentials`.
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
     #[oai(validator(max_length = 64))]
     grant_type: String,
-    /// Or in HTTP Basic authentication.
+    /// Or in HTTP Basic authentication (`client_secret_basic`).
     #[oai(validator(max_length = 64))]
     client_id: Option<String>,
+    /// With `client_secret_post`.
     #[oai(validator(max_length = 256))]
     client_secret: Option<String>,
+    /// `authorization_code`: the code from the authorization response.
+    #[oai(validator(max_length = 512))]
+    code: Option<String>,
+    /// `authorization_code`: the `redirect_uri` of the authorization request.
+    #[oai(validator(max_length = 2000))]
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier, when the request carried a challenge.
+    #[oai(validator(max_length = 128))]
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token.
+    #[oai(validator(max_length = 512))]
+    refresh_token: Option<String>,
+    /// Ignored: a refresh keeps the scopes granted.
+    #[oai(validator(max_length = 1000))]
+    scope: Option<String>,
 }
 
 #[derive(ApiRequest)]
@@ -97,7 +115,7 @@ enum ClientTokenBody {
     Json(JsonBody<ClientTokenRequest>),
 }
 
-/// RFC 6749 §5.1 (no refresh token for clients).
+/// RFC 6749 §5.1 and OIDC Core §3.1.3.3.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct ClientTokenResponse {
@@ -105,10 +123,27 @@ struct ClientTokenResponse {
     /// `Bearer`.
     token_type: String,
     expires_in: u64,
+    /// For `authorization_code` and `refresh_token`: rotates at every use.
+    #[oai(skip_serializing_if_is_none)]
+    refresh_token: Option<String>,
+    /// For `authorization_code` and `refresh_token`.
+    #[oai(skip_serializing_if_is_none)]
+    id_token: Option<String>,
+    /// The scopes granted.
+    #[oai(skip_serializing_if_is_none)]
+    scope: Option<String>,
 }
 
-/// `Authorization: Basic base64(client_id:client_secret)`.
-fn basic_credentials(req: &Request) -> Option<(String, String)> {
+#[derive(ApiResponse)]
+enum TokenResponse {
+    /// Tokens. Never cached.
+    #[oai(status = 200)]
+    Ok(Json<ClientTokenResponse>, #[oai(header = "Cache-Control")] String, #[oai(header = "Pragma")] String),
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`, each part form-encoded (RFC 6749
+/// §2.3.1).
+pub(super) fn basic_credentials(req: &Request) -> Option<(String, String)> {
     use base64::Engine as _;
     let v = req.headers().get(poem::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = v.split_once(' ')?;
@@ -117,32 +152,69 @@ fn basic_credentials(req: &Request) -> Option<(String, String)> {
     }
     let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
     let (id, secret) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((decode(id)?, decode(secret)?))
+}
+
+/// How the client presented itself: Basic, or `client_id` (and `client_secret`) in the body.
+pub(super) fn presented(req: &Request, client_id: Option<String>, secret: Option<String>) -> Result<Presented, Error> {
+    use crate::model::AuthMethod;
+    match (basic_credentials(req), client_id, secret) {
+        (Some((id, secret)), body_id, None) if body_id.as_ref().is_none_or(|b| *b == id) => {
+            Ok(Presented { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic })
+        }
+        (None, Some(id), Some(secret)) => {
+            Ok(Presented { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretPost })
+        }
+        (None, Some(id), None) => Ok(Presented { client_id: id, secret: None, method: AuthMethod::None }),
+        _ => Err(Error::InvalidClient),
+    }
 }
 
 #[OpenApi(prefix_path = "/v1/token", tag = "ApiTags::Tokens")]
 impl TokenApi {
-    /// Token for a service client (`grant_type=client_credentials`)
+    /// OAuth 2.0 token endpoint
     ///
-    /// Client id and secret in the form/JSON body or in HTTP Basic authentication. Wrong
-    /// credentials give 401 `invalid_client`; other grant types 400 `unsupported_grant_type`.
+    /// `authorization_code` (with the PKCE `code_verifier` when the request carried a
+    /// challenge), `refresh_token` (rotates; the old one is refused afterwards), and
+    /// `client_credentials` for a backend's own token. Clients authenticate as registered:
+    /// HTTP Basic, `client_id` + `client_secret` in the body, or `client_id` alone for a public
+    /// client. Errors are RFC 6749 §5.2 JSON (`invalid_client` 401; `invalid_grant`,
+    /// `invalid_request`, `unsupported_grant_type`, `unauthorized_client` 400).
     #[oai(path = "/", method = "post", operation_id = "client_token")]
     async fn token(
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
         body: ClientTokenBody,
-    ) -> Result<Json<ClientTokenResponse>, ApiError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let (ClientTokenBody::Form(FormBody(b)) | ClientTokenBody::Json(JsonBody(b))) = body;
-        if b.grant_type != "client_credentials" {
-            return Err(Error::UnsupportedGrantType.into());
-        }
-        let (id, secret) = match (b.client_id, b.client_secret) {
-            (Some(id), Some(secret)) => (id, secret),
-            _ => basic_credentials(req).ok_or(Error::InvalidClient)?,
+        let grant = match b.grant_type.as_str() {
+            "client_credentials" => Grant::ClientCredentials,
+            "authorization_code" => Grant::AuthorizationCode {
+                code: b.code.ok_or_else(|| Error::InvalidRequest("code is missing".into()))?,
+                redirect_uri: b.redirect_uri,
+                verifier: b.code_verifier,
+            },
+            "refresh_token" => Grant::RefreshToken {
+                token: b.refresh_token.ok_or_else(|| Error::InvalidRequest("refresh_token is missing".into()))?,
+            },
+            _ => return Err(Error::UnsupportedGrantType.into()),
         };
-        let (access_token, expires_in) = svc.clients.token(&id, &secret).await?;
-        Ok(Json(ClientTokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+        let presented = presented(req, b.client_id, b.client_secret)?;
+        let issued = svc.provider.token(&presented, grant, client_info(req)).await?;
+        Ok(TokenResponse::Ok(
+            Json(ClientTokenResponse {
+                access_token: issued.access_token,
+                token_type: "Bearer".into(),
+                expires_in: issued.expires_in,
+                refresh_token: issued.refresh_token,
+                id_token: issued.id_token,
+                scope: issued.scope,
+            }),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
     }
 
     /// Is this token live? (RFC 7662)

@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod audit;
 mod challenge;
+mod client;
 mod config_cmd;
 mod keys;
 mod migrate;
@@ -53,6 +54,11 @@ enum Command {
     },
     /// Read the audit log (newest last); `--follow` keeps printing new events
     Audit(audit::AuditArgs),
+    /// Manage clients: applications that sign users in through authd, and backends
+    Client {
+        #[command(subcommand)]
+        cmd: client::ClientCmd,
+    },
     /// Webhook deliveries
     Webhooks {
         #[command(subcommand)]
@@ -135,6 +141,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Webhooks { cmd } => {
             init_logging(&cfg, "warn");
             webhooks::run(&cfg, cmd).await
+        }
+        Command::Client { cmd } => {
+            init_logging(&cfg, "warn");
+            client::run(&cfg, cmd).await
         }
         Command::Keys { cmd } => {
             init_logging(&cfg, "warn");

@@ -448,14 +448,25 @@ pub enum StorageBackend {
 pub enum SigningAlgorithm {
     EdDSA,
     ES256,
+    /// RSA PKCS#1 v1.5 with SHA-256: what every OpenID client must accept, so ID tokens use it
+    /// by default.
+    RS256,
 }
 
 impl SigningAlgorithm {
+    /// Every algorithm a key is kept for: one active key each.
+    pub const ALL: [SigningAlgorithm; 3] = [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256, SigningAlgorithm::RS256];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SigningAlgorithm::EdDSA => "EdDSA",
             SigningAlgorithm::ES256 => "ES256",
+            SigningAlgorithm::RS256 => "RS256",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 

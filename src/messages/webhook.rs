@@ -52,6 +52,27 @@ impl WebhookSender {
         Ok(self.http.get_or_init(|| http))
     }
 
+    /// Posts a form (a back-channel logout token) to `url`, under the same rules as webhooks.
+    pub async fn post_form(&self, url: &str, id: &str, form: &[(&str, &str)]) -> Result<(), String> {
+        if targets::check_url(url, self.cfg.allow_private_targets).is_err() {
+            return Err(NOT_DELIVERED.into());
+        }
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let res =
+            self.http()?.post(url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await;
+        match res {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                tracing::debug!(delivery = id, status = r.status().as_u16(), "logout token refused");
+                Err(NOT_DELIVERED.into())
+            }
+            Err(e) => {
+                tracing::debug!(delivery = id, error = %e, "logout token not delivered");
+                Err(NOT_DELIVERED.into())
+            }
+        }
+    }
+
     /// Posts `d` to `url`. `Err` carries what the outbox records; the cause goes to the log.
     pub async fn post(&self, url: &str, d: Signed<'_>) -> Result<(), String> {
         if targets::check_url(url, self.cfg.allow_private_targets).is_err() {

@@ -14,14 +14,14 @@ mod user;
 mod webhook;
 
 pub use audit::AuditEvent;
-pub use client::ServiceClient;
+pub use client::{AuthMethod, Client, SCOPES};
 pub use identity::Identity;
 pub use key::{KeyState, SigningKeyRecord};
 pub use login::{LoginName, login_names};
 pub use one_time::{OneTimeSecret, Purpose};
 pub use role::{BUILTIN_ROLES, Role, granted_permissions, permission_matches};
 pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
-pub use user::{NameChannel, TotpFactor, User, UserStatus};
+pub use user::{Consent, NameChannel, TotpFactor, User, UserStatus};
 pub use webhook::{Channel, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint};
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -18,6 +18,10 @@ pub enum Purpose {
     OAuthState,
     /// What an external login yields, for the application to exchange once.
     OAuthExchange,
+    /// An OpenID Connect authorization code, for one relying party to redeem once.
+    AuthorizationCode,
+    /// A pushed authorization request (RFC 9126), used once.
+    PushedRequest,
 }
 
 impl Purpose {
@@ -30,6 +34,8 @@ impl Purpose {
             Purpose::MfaEnrol => "mfa_enrol",
             Purpose::OAuthState => "oauth_state",
             Purpose::OAuthExchange => "oauth_exchange",
+            Purpose::AuthorizationCode => "authorization_code",
+            Purpose::PushedRequest => "pushed_request",
         }
     }
 }
@@ -72,6 +78,10 @@ pub struct OneTimeSecret {
     /// the data key.
     #[serde(default)]
     pub sealed: Option<String>,
+    /// For a redeemed authorization code: the session its tokens belong to, ended if the code
+    /// is presented again.
+    #[serde(default)]
+    pub issued: Option<Uuid>,
 }
 
 impl OneTimeSecret {

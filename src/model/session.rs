@@ -29,6 +29,20 @@ pub struct Session {
     /// When the user authenticated; 0 in sessions older than this field (then `created_at`).
     #[serde(default)]
     pub auth_time: UnixTime,
+    /// The relying party this session's tokens were issued to (OpenID Connect); `None` for
+    /// authd's own sessions. Its refresh tokens serve only that client.
+    #[serde(default)]
+    pub client_id: Option<Uuid>,
+    /// The browser session (hosted login) a relying party's session was opened under: ending
+    /// that ends this too.
+    #[serde(default)]
+    pub parent: Option<Uuid>,
+    /// The scopes granted to the relying party, space-separated.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Claims the relying party asked for by name (the `claims` request parameter).
+    #[serde(default)]
+    pub claims: Vec<String>,
 }
 
 impl Session {

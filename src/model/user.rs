@@ -71,6 +71,17 @@ pub struct User {
     /// before this was recorded).
     #[serde(default)]
     pub proven_at: UnixTime,
+    /// The relying parties the user let sign them in, and with which scopes.
+    #[serde(default)]
+    pub consents: Vec<Consent>,
+}
+
+/// A user's yes to a relying party, until they take it back or the client goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: Uuid,
+    pub scopes: Vec<String>,
+    pub at: UnixTime,
 }
 
 /// The channel a login name is reached through.
@@ -117,6 +128,7 @@ impl User {
             new_device_notices_off: false,
             known_devices: Vec::new(),
             proven_at: 0,
+            consents: Vec::new(),
         }
     }
 

@@ -52,10 +52,12 @@ pub enum Channel {
     Webhook,
     Email,
     Sms,
+    /// A back-channel logout token to a relying party.
+    Logout,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Webhook, Channel::Email, Channel::Sms];
+    pub const ALL: [Channel; 4] = [Channel::Webhook, Channel::Email, Channel::Sms, Channel::Logout];
 
     /// The name in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Channel {
             Channel::Webhook => "webhook",
             Channel::Email => "email",
             Channel::Sms => "sms",
+            Channel::Logout => "logout",
         }
     }
 }

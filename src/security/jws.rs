@@ -1,4 +1,5 @@
-//! Compact JWS (RFC 7515) for access tokens, on ring: EdDSA (Ed25519) or ES256.
+//! Compact JWS (RFC 7515) for access, ID and logout tokens: EdDSA (Ed25519) and ES256 on ring,
+//! RS256 on aws-lc (ring signs RSA but cannot make the keys).
 //!
 //! Verification is strict on purpose (RFC 8725): the algorithm comes from our key, never from
 //! the header; the header may hold exactly `alg`, `typ` and `kid`; duplicate or unknown members,
@@ -38,6 +39,7 @@ impl KeyError {
 enum Signer {
     Ed(Ed25519KeyPair),
     Ec(EcdsaKeyPair),
+    Rsa(aws_lc_rs::rsa::KeyPair),
 }
 
 /// A private key that can sign, with its public half.
@@ -51,12 +53,22 @@ pub struct SigningKey {
 /// Makes a new PKCS#8 private key and its record.
 pub fn generate_key(alg: SigningAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, KeyError> {
     let rng = SystemRandom::new();
-    let pkcs8 = match alg {
-        SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
-        SigningAlgorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
+    fn failed<E>(_: E) -> KeyError {
+        KeyError("key generation failed".into())
     }
-    .map_err(|_| KeyError("key generation failed".into()))?;
-    let pkcs8 = pkcs8.as_ref().to_vec();
+    let pkcs8 = match alg {
+        SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?.as_ref().to_vec(),
+        SigningAlgorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(failed)?
+            .as_ref()
+            .to_vec(),
+        SigningAlgorithm::RS256 => {
+            use aws_lc_rs::encoding::AsDer as _;
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(failed)?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = key.as_der().map_err(failed)?;
+            der.as_ref().to_vec()
+        }
+    };
     let key = load(alg, &pkcs8, String::new())?;
     Ok(SigningKeyRecord { kid: thumbprint(alg, &key.public), alg, pkcs8, created_at: now, retire_at: None })
 }
@@ -74,17 +86,44 @@ fn load(alg: SigningAlgorithm, pkcs8: &[u8], kid: String) -> Result<SigningKey, 
             EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
                 .map_err(|e| KeyError(format!("bad P-256 key: {e}")))?,
         ),
+        SigningAlgorithm::RS256 => {
+            Signer::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError(format!("bad RSA key: {e}")))?)
+        }
     };
     let public = match &signer {
         Signer::Ed(k) => k.public_key().as_ref().to_vec(),
         Signer::Ec(k) => k.public_key().as_ref().to_vec(),
+        Signer::Rsa(k) => {
+            let p = aws_lc_rs::signature::KeyPair::public_key(k);
+            rsa_public(p.modulus().big_endian_without_leading_zero(), p.exponent().big_endian_without_leading_zero())
+        }
     };
     Ok(SigningKey { kid, alg, signer, public })
+}
+
+/// An RSA public key as we hold it: the length of `n` (2 bytes, big-endian), `n`, then `e`.
+fn rsa_public(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut out = u16::try_from(n.len()).unwrap_or(0).to_be_bytes().to_vec();
+    out.extend_from_slice(n);
+    out.extend_from_slice(e);
+    out
+}
+
+/// `(n, e)` of an RSA public key held as [`rsa_public`] makes it.
+fn rsa_parts(public: &[u8]) -> (&[u8], &[u8]) {
+    let n_len =
+        usize::from(u16::from_be_bytes([public.first().copied().unwrap_or(0), public.get(1).copied().unwrap_or(0)]));
+    let rest = public.get(2..).unwrap_or_default();
+    rest.split_at(n_len.min(rest.len()))
 }
 
 /// The RFC 7517 members that identify a public key, in lexicographic order (RFC 7638).
 fn required_members(alg: SigningAlgorithm, public: &[u8]) -> serde_json::Value {
     match alg {
+        SigningAlgorithm::RS256 => {
+            let (n, e) = rsa_parts(public);
+            serde_json::json!({"e": B64.encode(e), "kty": "RSA", "n": B64.encode(n)})
+        }
         SigningAlgorithm::EdDSA => {
             serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": B64.encode(public)})
         }
@@ -154,6 +193,12 @@ pub struct AccessClaims {
     /// Whether the email was confirmed, when email verification is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The relying party the token was issued to through the OpenID flow; such a token serves
+    /// that application's `scope`, not authd's own account endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl AccessClaims {
@@ -165,7 +210,8 @@ impl AccessClaims {
             + strings(&self.roles)
             + self.preferred_username.as_ref().map_or(0, String::len)
             + self.permissions.as_deref().map_or(0, strings)
-            + strings(&self.amr);
+            + strings(&self.amr)
+            + self.scope.as_ref().map_or(0, String::len);
         u32::try_from(std::mem::size_of::<Self>() + heap + 32 + 128).unwrap_or(u32::MAX)
     }
 }
@@ -176,7 +222,12 @@ impl SigningKey {
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        let header = Header { alg: self.alg.as_str().into(), typ: ACCESS_TOKEN_TYP.into(), kid: self.kid.clone() };
+        self.sign_as(ACCESS_TOKEN_TYP, claims)
+    }
+
+    /// Signs any claims under the media type `typ` (`JWT` for ID tokens, `logout+jwt`).
+    pub fn sign_as<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, KeyError> {
+        let header = Header { alg: self.alg.as_str().into(), typ: typ.into(), kid: self.kid.clone() };
         let h = serde_json::to_vec(&header).map_err(|e| KeyError(e.to_string()))?;
         let c = serde_json::to_vec(claims).map_err(|e| KeyError(e.to_string()))?;
         let mut out = String::with_capacity(400);
@@ -192,6 +243,17 @@ impl SigningKey {
                     .as_ref()
                     .to_vec();
                 low_s::normalize(&mut sig);
+                sig
+            }
+            Signer::Rsa(k) => {
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    out.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| KeyError("RSA signing failed".into()))?;
                 sig
             }
         };
@@ -222,41 +284,7 @@ pub fn verify(
     keys: &HashMap<String, VerifyingKey>,
     expect: &Expectations<'_>,
 ) -> Result<AccessClaims, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h64), Some(c64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(TokenError::Malformed);
-    };
-    let header_bytes = B64.decode(h64).map_err(|_| TokenError::Malformed)?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
-    if header.typ != ACCESS_TOKEN_TYP {
-        return Err(TokenError::BadHeader);
-    }
-    let key = keys.get(&header.kid).ok_or(TokenError::UnknownKey)?;
-    if key.valid_until.is_some_and(|t| t <= expect.now) {
-        return Err(TokenError::UnknownKey);
-    }
-    if header.alg != key.alg.as_str() {
-        return Err(TokenError::BadHeader);
-    }
-    let sig = B64.decode(s64).map_err(|_| TokenError::Malformed)?;
-    let verify_alg: &dyn signature::VerificationAlgorithm = match key.alg {
-        SigningAlgorithm::EdDSA => &signature::ED25519,
-        SigningAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
-    };
-    // (r, s) and (r, n−s) both verify; only the low-S form is ours, so that one token has
-    // exactly one string.
-    if key.alg == SigningAlgorithm::ES256 && !low_s::is_low(&sig) {
-        return Err(TokenError::BadSignature);
-    }
-    let signed_len = h64.len() + 1 + c64.len();
-    let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
-    UnparsedPublicKey::new(verify_alg, &key.public)
-        .verify(signed.as_bytes(), &sig)
-        .map_err(|_| TokenError::BadSignature)?;
-    let claims_bytes = B64.decode(c64).map_err(|_| TokenError::Malformed)?;
+    let claims_bytes = verify_signature(token, keys, ACCESS_TOKEN_TYP, expect.now)?;
     let claims: AccessClaims = serde_json::from_slice(&claims_bytes).map_err(|_| TokenError::BadClaims)?;
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
@@ -271,6 +299,61 @@ pub fn verify(
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
+}
+
+/// Checks the header (exactly `alg`, `typ` = `typ`, a `kid` of ours) and the signature; returns
+/// the claims' bytes, unread.
+pub fn verify_signature(
+    token: &str,
+    keys: &HashMap<String, VerifyingKey>,
+    typ: &str,
+    now: UnixTime,
+) -> Result<Vec<u8>, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(c64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenError::Malformed);
+    };
+    let header_bytes = B64.decode(h64).map_err(|_| TokenError::Malformed)?;
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
+    if header.typ != typ {
+        return Err(TokenError::BadHeader);
+    }
+    let key = keys.get(&header.kid).ok_or(TokenError::UnknownKey)?;
+    if key.valid_until.is_some_and(|t| t <= now) {
+        return Err(TokenError::UnknownKey);
+    }
+    if header.alg != key.alg.as_str() {
+        return Err(TokenError::BadHeader);
+    }
+    let sig = B64.decode(s64).map_err(|_| TokenError::Malformed)?;
+    // (r, s) and (r, n−s) both verify; only the low-S form is ours, so that one token has
+    // exactly one string.
+    if key.alg == SigningAlgorithm::ES256 && !low_s::is_low(&sig) {
+        return Err(TokenError::BadSignature);
+    }
+    let signed_len = h64.len() + 1 + c64.len();
+    let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
+    let checked = match key.alg {
+        SigningAlgorithm::EdDSA => {
+            UnparsedPublicKey::new(&signature::ED25519, &key.public).verify(signed.as_bytes(), &sig)
+        }
+        SigningAlgorithm::ES256 => {
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &key.public).verify(signed.as_bytes(), &sig)
+        }
+        SigningAlgorithm::RS256 => {
+            let (n, e) = rsa_parts(&key.public);
+            signature::RsaPublicKeyComponents { n, e }.verify(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                signed.as_bytes(),
+                &sig,
+            )
+        }
+    };
+    checked.map_err(|_| TokenError::BadSignature)?;
+    B64.decode(c64).map_err(|_| TokenError::Malformed)
 }
 
 /// ECDSA P-256 signature malleability (the "low-S" rule of BIP 62, applied to JWS ES256).
@@ -332,6 +415,8 @@ mod tests {
             amr: Vec::new(),
             auth_time: None,
             email_verified: None,
+            azp: None,
+            scope: None,
         }
     }
 
@@ -348,8 +433,8 @@ mod tests {
     }
 
     #[test]
-    fn both_algorithms_round_trip() {
-        for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256] {
+    fn every_algorithm_round_trips() {
+        for alg in SigningAlgorithm::ALL {
             let (key, keys) = setup(alg);
             let c = claims(1_000_000);
             let t = key.sign(&c).unwrap();

@@ -115,8 +115,8 @@ impl Core {
 
     /// Signs and verifies with these keys from now on.
     pub(super) fn install_keys(&self, records: &[SigningKeyRecord]) -> Result<()> {
-        let ring =
-            crate::security::key_ring::KeyRing::from_records(records).map_err(|e| Error::Internal(e.to_string()))?;
+        let ring = crate::security::key_ring::KeyRing::from_records(records, self.cfg.tokens.algorithm)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         if let Ok(mut g) = self.keys.write() {
             *g = Arc::new(ring);
         }

@@ -93,6 +93,10 @@ impl Opener {
             generation: 0,
             amr,
             auth_time: t,
+            client_id: None,
+            parent: None,
+            scope: None,
+            claims: Vec::new(),
         };
         let device = device_fingerprint(session.user_agent.as_deref());
         let notice = self.new_device_notice(user, &session, &device)?;

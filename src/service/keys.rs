@@ -23,13 +23,16 @@ pub struct KeyInfo {
     pub retire_at: Option<UnixTime>,
 }
 
-/// Makes sure one key is active, creating the first one on a new database.
-pub(super) fn ensure_active_key(tx: &mut Tx<'_>, alg: SigningAlgorithm) -> Result<Vec<SigningKeyRecord>, StoreError> {
+/// Makes sure one key of each algorithm is active, creating those missing (all of them on a new
+/// database; the ID-token algorithms on one from before ID tokens).
+pub(super) fn ensure_active_key(tx: &mut Tx<'_>) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let mut records = tx.signing_keys()?;
-    if !records.iter().any(|r| r.retire_at.is_none()) {
-        let rec = jws::generate_key(alg, now()).map_err(|e| StoreError::Codec(e.to_string()))?;
-        tx.put_signing_key(&rec)?;
-        records.push(rec);
+    for alg in SigningAlgorithm::ALL {
+        if !records.iter().any(|r| r.retire_at.is_none() && r.alg == alg) {
+            let rec = jws::generate_key(alg, now()).map_err(|e| StoreError::Codec(e.to_string()))?;
+            tx.put_signing_key(&rec)?;
+            records.push(rec);
+        }
     }
     Ok(records)
 }
@@ -68,8 +71,8 @@ impl Keys {
         Ok(out)
     }
 
-    /// A new key signs from now on; the old one verifies until its last token expires.
-    /// Needs `keys:rotate`.
+    /// A new key of each algorithm signs from now on; the old ones verify until their last
+    /// token expires. Answers with the new access-token key. Needs `keys:rotate`.
     pub async fn rotate(&self, by: &Principal) -> Result<KeyInfo> {
         self.core.authority(by, "keys:rotate")?;
         let alg = self.core.cfg.tokens.algorithm;
@@ -79,15 +82,23 @@ impl Keys {
             .db(move |s| {
                 s.write(|tx| {
                     let t = now();
-                    let new = jws::generate_key(alg, t).map_err(|e| Error::Internal(e.to_string()))?;
+                    let fresh = SigningAlgorithm::ALL
+                        .into_iter()
+                        .map(|a| jws::generate_key(a, t).map_err(|e| Error::Internal(e.to_string())))
+                        .collect::<Result<Vec<_>>>()?;
                     for mut r in tx.signing_keys()? {
                         if r.retire_at.is_none() {
                             r.retire_at = Some(retire_at);
                             tx.put_signing_key(&r)?;
                         }
                     }
-                    tx.put_signing_key(&new)?;
-                    tx.audit("key.rotated", None, None, serde_json::json!({"kid": new.kid}))?;
+                    for k in &fresh {
+                        tx.put_signing_key(k)?;
+                    }
+                    let kids: Vec<&str> = fresh.iter().map(|k| k.kid.as_str()).collect();
+                    let new =
+                        fresh.iter().find(|k| k.alg == alg).cloned().ok_or(Error::Internal("no key made".into()))?;
+                    tx.audit("key.rotated", None, None, serde_json::json!({"kid": new.kid, "kids": kids}))?;
                     Ok((tx.signing_keys()?, new))
                 })
             })

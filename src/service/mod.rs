@@ -8,11 +8,13 @@ mod authority;
 mod clients;
 mod core;
 mod db;
+mod id_tokens;
 mod issuing;
 mod keys;
 mod mfa;
 mod one_time;
 mod outbox;
+mod provider;
 mod recovery;
 mod roles;
 mod sessions;
@@ -27,13 +29,14 @@ pub use crate::security::key_ring::KeyRing;
 pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
 pub use audit_log::AuditLog;
 pub use authority::Principal;
-pub use clients::{ClientInfo as ServiceClientInfo, Clients};
+pub use clients::{ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
 pub use core::Core;
 use db::Db;
 pub use issuing::{ClientInfo, TokenPair};
 pub use keys::{KeyInfo, Keys};
 pub use mfa::{SecondFactor, SecondFactors, TotpEnrolment};
 pub use outbox::Outbox;
+pub use provider::{Authorized, Grant, Issued, LoggedOut, Params, Pending, Provider, Refused, SignIn, params_of};
 pub use recovery::{Recovery, ResetProof};
 pub use roles::{Decision as PolicyDecision, Roles};
 pub use sessions::{ChallengeSolution, Sessions};
@@ -84,8 +87,10 @@ pub struct AuthService {
     pub audit: AuditLog,
     /// Signing keys.
     pub keys: Keys,
-    /// Service clients.
+    /// Clients: relying parties and backends.
     pub clients: Clients,
+    /// The OpenID Provider: authorization, the hosted login's session, tokens, logout.
+    pub provider: Provider,
     /// Roles and what they grant.
     pub roles: Roles,
 }
@@ -123,13 +128,13 @@ impl AuthService {
                             roles.push(role);
                         }
                     }
-                    let records = keys::ensure_active_key(tx, alg)?;
+                    let records = keys::ensure_active_key(tx)?;
                     let revs = tx.revocations()?;
                     let challenge_key =
                         tx.ensure_secret("challenge", &crate::security::random::random_bytes::<32>())?;
                     Ok((records, roles, revs, challenge_key))
                 })?;
-                let ring = KeyRing::from_records(&records).map_err(|e| StartError::Keys(e.to_string()))?;
+                let ring = KeyRing::from_records(&records, alg).map_err(|e| StartError::Keys(e.to_string()))?;
                 Ok((store, ring, roles, revs, challenge_key))
             })
             .await
@@ -241,6 +246,7 @@ impl AuthService {
             roles: Roles::new(c(), tokens.clone()),
             keys: Keys::new(c()),
             clients: Clients::new(c()),
+            provider: Provider::new(c(), sessions.clone(), factors.clone(), tokens.clone()),
             webhooks: Webhooks::new(c()),
             audit: AuditLog::new(c()),
             tokens,

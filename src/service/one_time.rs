@@ -100,6 +100,7 @@ impl Core {
             attempts_left: self.cfg.verification.attempts,
             budget_until: t + ttl_secs,
             sealed: None,
+            issued: None,
         };
         Issued { secret, token, code }
     }

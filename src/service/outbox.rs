@@ -157,6 +157,10 @@ impl Outbox {
             self.core.db(move |s| s.read(|tx| Ok((tx.due_deliveries(now, 100)?, tx.stored_webhooks()?)))).await?;
         let mut delivered = 0;
         for d in due {
+            if d.channel == Channel::Logout {
+                delivered += usize::from(self.deliver_logout(d).await?);
+                continue;
+            }
             if d.channel != crate::model::Channel::Webhook {
                 delivered += usize::from(self.deliver_message(d).await?);
                 continue;
@@ -188,6 +192,36 @@ impl Outbox {
             delivered += usize::from(sent);
         }
         Ok(delivered)
+    }
+
+    /// Sends one back-channel logout token, signed now so that a retry carries a fresh `iat`.
+    async fn deliver_logout(&self, d: OutboxMessage) -> Result<bool> {
+        let notice: Option<super::id_tokens::LogoutNotice> = serde_json::from_str(&d.payload).ok();
+        let client = match &notice {
+            Some(n) => {
+                let id = n.client_id;
+                self.core.db(move |s| s.read(|tx| tx.client(id).map_err(Error::from))).await?
+            }
+            None => None,
+        };
+        let gone = client.is_none();
+        let outcome = match (notice, client) {
+            (Some(n), Some(c)) => match super::id_tokens::mint_logout_token(&self.core, &n, c.id_token_alg()) {
+                Ok(token) => {
+                    self.core.outbound.webhooks.post_form(&d.url, &d.id.to_string(), &[("logout_token", &token)]).await
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            _ => Err("client no longer registered".to_string()),
+        };
+        let retry_for = self.core.cfg.webhook_delivery.retry_for.0;
+        self.settle_delivery(d, outcome, retry_for, gone, |d, e| {
+            (
+                "logout.delivery_failed",
+                serde_json::json!({"delivery": d.id, "url": d.url, "attempts": d.attempts, "error": e}),
+            )
+        })
+        .await
     }
 
     /// Records one attempt at an outbox entry, in one transaction: delivered; or retried later

@@ -31,7 +31,7 @@ pub enum ChallengeSolution {
 }
 
 enum RefreshOutcome {
-    Rotated(Box<User>, Session, Option<Vec<String>>),
+    Rotated(Box<User>, Box<Session>, Option<Vec<String>>),
     Reused(Uuid),
     /// A role of the user now requires a second factor the session was opened without.
     NeedsSecondFactor(Uuid),
@@ -281,6 +281,17 @@ impl Sessions {
     /// session ends (RFC 9700 §4.14.2). So does a session opened without a second factor once a
     /// role of its user requires one.
     pub async fn refresh(&self, refresh_token: &str, client: ClientInfo) -> Result<TokenPair> {
+        self.rotate(refresh_token, client, None).await.map(|(pair, _, _)| pair)
+    }
+
+    /// Rotates a refresh token of the sessions of `relying_party` (`None`: authd's own); a
+    /// token of any other is refused as unknown, and changes nothing.
+    pub(super) async fn rotate(
+        &self,
+        refresh_token: &str,
+        client: ClientInfo,
+        relying_party: Option<Uuid>,
+    ) -> Result<(TokenPair, Session, User)> {
         let old_hash = OpaqueToken::parse(refresh_token).ok_or(Error::InvalidRefreshToken)?.hash();
         let client_ip = client.ip;
         let new_token = random::new_token();
@@ -298,6 +309,9 @@ impl Sessions {
                     let Some(mut session) = tx.session(rec.session_id)? else {
                         return Ok(RefreshOutcome::Invalid);
                     };
+                    if session.client_id != relying_party {
+                        return Ok(RefreshOutcome::Invalid);
+                    }
                     if rec.used {
                         tx.revoke_session(session.id)?;
                         tx.audit_failure(
@@ -344,13 +358,14 @@ impl Sessions {
                         &RefreshRecord { session_id: session.id, used: false, expires_at: session.expires_at },
                     )?;
                     let permissions = permissions_in(tx, include_permissions, &user.roles)?;
-                    Ok(RefreshOutcome::Rotated(Box::new(user), session, permissions))
+                    Ok(RefreshOutcome::Rotated(Box::new(user), Box::new(session), permissions))
                 })
             })
             .await?;
         match outcome {
             RefreshOutcome::Rotated(user, session, permissions) => {
-                self.opener.token_pair(&user, &session, new_token, permissions)
+                let pair = self.opener.token_pair(&user, &session, new_token, permissions)?;
+                Ok((pair, *session, *user))
             }
             RefreshOutcome::Reused(session_id) => {
                 security_event("refresh_token_reused", client_ip);

@@ -42,6 +42,9 @@ pub struct Introspection {
     pub roles: Option<Vec<String>>,
     pub iss: Option<String>,
     pub aud: Option<String>,
+    /// The relying party the token was issued to.
+    pub client_id: Option<Uuid>,
+    pub scope: Option<String>,
 }
 
 /// Milliseconds since the epoch at which a token was minted, from its UUIDv7 `jti`.
@@ -127,6 +130,8 @@ impl Tokens {
                     roles: Some(ctx.claims.roles.clone()),
                     iss: Some(ctx.claims.iss.clone()),
                     aud: Some(ctx.claims.aud.clone()),
+                    client_id: ctx.claims.azp.or(ctx.claims.client_id),
+                    scope: ctx.claims.scope.clone(),
                 },
                 Err(_) => Introspection::default(),
             });
@@ -200,6 +205,8 @@ pub(super) fn mint_access_token(
         auth_time: Some(session.authenticated_at()),
         email_verified: (core.cfg.verification.email != crate::config::VerifyMode::Off && user.email.is_some())
             .then_some(user.email_verified),
+        azp: session.client_id,
+        scope: session.scope.clone(),
     };
     let token = core.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((token, ttl))

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, Identity, OneTimeSecret, OutboxMessage, Purpose, RefreshRecord, Revocation, Role, ServiceClient,
-    Session, SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
+    AuditEvent, Client, Identity, OneTimeSecret, OutboxMessage, Purpose, RefreshRecord, Revocation, Role, Session,
+    SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
 };
 
 pub use crate::model::{LoginName, login_names};
@@ -119,12 +119,12 @@ pub trait RoleWrites {
 }
 
 pub trait ClientReads {
-    fn client(&self, id: Uuid) -> R<Option<ServiceClient>>;
-    fn clients(&self) -> R<Vec<ServiceClient>>;
+    fn client(&self, id: Uuid) -> R<Option<Client>>;
+    fn clients(&self) -> R<Vec<Client>>;
 }
 
 pub trait ClientWrites {
-    fn put_client(&mut self, c: &ServiceClient) -> R<()>;
+    fn put_client(&mut self, c: &Client) -> R<()>;
     fn delete_client(&mut self, id: Uuid) -> R<bool>;
 }
 

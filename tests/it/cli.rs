@@ -51,8 +51,11 @@ async fn cli_manages_users_and_keys_with_the_server_down() {
     assert!(!o.ok && o.stderr.contains("commonly used"), "{}", o.stderr);
 
     let keys = ok(d, &["keys", "list"], None).await;
-    assert_eq!(keys.lines().count(), 2, "{keys}");
-    assert!(keys.contains("EdDSA") && keys.contains("active"), "{keys}");
+    // One active key per algorithm: EdDSA signs access tokens, RS256 (and ES256 on request) ID tokens.
+    assert_eq!(keys.lines().count(), 4, "{keys}");
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        assert!(keys.lines().any(|l| l.contains(alg) && l.contains("active")), "{keys}");
+    }
     let rotated = ok(d, &["keys", "rotate"], None).await;
     let new_kid = rotated.split_whitespace().nth(4).unwrap().to_owned();
     let keys = ok(d, &["keys", "list"], None).await;

@@ -69,14 +69,14 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
 
     // Wrong credentials and grants.
     let r = token(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "nope")], None).await;
-    let a = assert_problem(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let a = oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
     let r =
         token(&[("grant_type", "client_credentials"), ("client_id", "not-a-client"), ("client_secret", "nope")], None)
             .await;
-    let b = assert_problem(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let b = oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
     assert_eq!(a, b);
     let r = token(&[("grant_type", "password"), ("client_id", &id), ("client_secret", &secret)], None).await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    oauth_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
 
     // Rotation: the old secret and its tokens stop; the new ones work.
     let rotated: Value = app
@@ -111,4 +111,14 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
     );
     let r = app.post_auth("/v1/admin/clients", &user.access, &json!({"name": "sneaky"})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "insufficient_permission").await;
+}
+
+/// An RFC 6749 §5.2 error: JSON with `error`, as OAuth client libraries read it.
+async fn oauth_error(r: reqwest::Response, status: StatusCode, error: &str) -> Value {
+    assert_eq!(r.status(), status);
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    body
 }

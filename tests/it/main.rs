@@ -26,6 +26,8 @@ mod oauth;
 mod openapi;
 mod outage;
 mod privileges;
+mod provider;
+mod provider_browser;
 mod readme;
 mod recovery;
 mod sessions;

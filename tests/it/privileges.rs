@@ -92,7 +92,14 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     let (_, cm) = app.user_with_roles("cm@example.com", &["clientmgr"]).await;
     let (_, rm) = app.user_with_roles("rm@example.com", &["rolemgr"]).await;
     let (victim_id, _) = app.user_with_roles("victim@example.com", &["user"]).await;
-    let admin_client = svc.clients.create(OP, "root-bot", vec!["admin".into()]).await.unwrap();
+    let admin_client = svc
+        .clients
+        .create(
+            OP,
+            authd::service::NewClient { name: "root-bot".into(), roles: vec!["admin".into()], ..Default::default() },
+        )
+        .await
+        .unwrap();
     let disabled_admin = svc
         .accounts
         .create_user(
@@ -183,7 +190,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
             "take an admin client's secret",
             &cm,
             Method::POST,
-            format!("/v1/admin/clients/{}/rotate-secret", admin_client.id),
+            format!("/v1/admin/clients/{}/rotate-secret", admin_client.client_id),
             None,
             "target_exceeds_caller",
         ),
@@ -191,7 +198,7 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
             "delete an admin client",
             &cm,
             Method::DELETE,
-            format!("/v1/admin/clients/{}", admin_client.id),
+            format!("/v1/admin/clients/{}", admin_client.client_id),
             None,
             "target_exceeds_caller",
         ),

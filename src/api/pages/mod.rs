@@ -2,8 +2,11 @@
 //! `/ui/verify`, `/ui/reset` and `/ui/forgot`. Plain HTML forms from templates (`templates/pages/`),
 //! no script, a strict CSP, a double-submit CSRF cookie, English and Russian.
 
+mod sign_in;
 mod templates;
 mod text;
+
+pub use sign_in::{authorize, end_session};
 
 use std::sync::Arc;
 
@@ -32,6 +35,9 @@ pub fn routes() -> Route {
         .at("/verify", poem::get(verify_page).post(verify_submit))
         .at("/reset", poem::get(reset_page).post(reset_submit))
         .at("/forgot", poem::get(forgot_page).post(forgot_submit))
+        .at("/login", poem::get(sign_in::login_page).post(sign_in::login_submit))
+        .at("/login/code", poem::post(sign_in::code_submit))
+        .at("/consent", poem::post(sign_in::consent_submit))
 }
 
 #[derive(serde::Deserialize)]
@@ -89,13 +95,21 @@ fn locale(svc: &AuthService, req: &Request, lang: Option<&str>) -> String {
     pick_locale(lang, req.header("accept-language"), &svc.config().messages.default_locale)
 }
 
+#[cfg(test)]
 fn csp() -> String {
+    csp_with(None)
+}
+
+/// The CSP, with `also` allowed as a form target: a form whose answer redirects to a client's
+/// redirect URI must be allowed to go there.
+fn csp_with(also: Option<&str>) -> String {
     let hash = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         digest::digest(&digest::SHA256, STYLE.as_bytes()),
     );
+    let also = also.map(|a| format!(" {a}")).unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -124,6 +138,18 @@ fn respond(
     values: Value,
     csrf: Option<&str>,
 ) -> Response {
+    respond_with(svc, status, lang, name, values, csrf, None)
+}
+
+fn respond_with(
+    svc: &AuthService,
+    status: StatusCode,
+    lang: &str,
+    name: &str,
+    values: Value,
+    csrf: Option<&str>,
+    form_target: Option<&str>,
+) -> Response {
     let html = match templates::render(name, lang, &svc.config().messages.product_name, values) {
         Ok(html) => html,
         Err(e) => return render_failed(name, &e),
@@ -131,7 +157,7 @@ fn respond(
     let mut resp = Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
-        .header(header::CONTENT_SECURITY_POLICY, csp())
+        .header(header::CONTENT_SECURITY_POLICY, csp_with(form_target))
         .header(header::CACHE_CONTROL, "no-store")
         .body(html);
     if let Some(value) = csrf {
@@ -277,6 +303,29 @@ mod tests {
             ("pages/forgot_sent.html", context! {}, |t| t.forgot_title),
             ("pages/error.html", context! { message => "No.", start_over => true }, |t| t.error_title),
             ("pages/error.html", context! { message => "No.", start_over => false }, |t| t.error_title),
+            (
+                "pages/login.html",
+                context! { csrf => "c", request => "r", client => "Photos", problem => "No.", login_hint => "" },
+                |t| t.sign_in_title,
+            ),
+            (
+                "pages/login.html",
+                context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>, login_hint => "" },
+                |t| t.sign_in_title,
+            ),
+            (
+                "pages/login_code.html",
+                context! { csrf => "c", request => "r", mfa => "m", problem => None::<&str> },
+                |t| t.code_title,
+            ),
+            (
+                "pages/consent.html",
+                context! { csrf => "c", request => "r", client => "Photos", scopes => crate::model::SCOPES },
+                |t| t.consent_title,
+            ),
+            ("pages/signed_in.html", context! {}, |t| t.signed_in_title),
+            ("pages/sign_out.html", context! { csrf => "c" }, |t| t.sign_out_title),
+            ("pages/signed_out.html", context! {}, |t| t.signed_out_title),
         ]
     }
 
@@ -296,8 +345,22 @@ mod tests {
             for name in text::NAMES {
                 let s = t.get(name).unwrap();
                 // Errors are picked in code; the rest must appear in a page.
-                let picked =
-                    ["mismatch", "link_invalid", "link_expired", "too_many", "address_taken", "failed", "csrf_failed"];
+                let picked = [
+                    "mismatch",
+                    "link_invalid",
+                    "link_expired",
+                    "too_many",
+                    "address_taken",
+                    "failed",
+                    "csrf_failed",
+                    "wrong_password",
+                    "wrong_code",
+                    "unknown_client",
+                    "request_stale",
+                    "bad_logout",
+                    "cannot_sign_in",
+                    "account_disabled",
+                ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }
         }
@@ -312,6 +375,12 @@ mod tests {
             ("pages/reset.html", context! { token => evil, csrf => evil, problem => evil }),
             ("pages/forgot.html", context! { csrf => evil }),
             ("pages/error.html", context! { message => evil, start_over => true }),
+            (
+                "pages/login.html",
+                context! { csrf => evil, request => evil, client => evil, problem => evil, login_hint => evil },
+            ),
+            ("pages/login_code.html", context! { csrf => evil, request => evil, mfa => evil, problem => evil }),
+            ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
         ] {
             let html = templates::render(name, "en", evil, values).unwrap();
             assert!(!html.contains("<script"), "{name}: {html}");

@@ -21,6 +21,12 @@ const SHIPPED: &[(&str, &str)] = &[
     ("pages/forgot.html", include_str!("../../../templates/pages/forgot.html")),
     ("pages/forgot_sent.html", include_str!("../../../templates/pages/forgot_sent.html")),
     ("pages/error.html", include_str!("../../../templates/pages/error.html")),
+    ("pages/login.html", include_str!("../../../templates/pages/login.html")),
+    ("pages/login_code.html", include_str!("../../../templates/pages/login_code.html")),
+    ("pages/consent.html", include_str!("../../../templates/pages/consent.html")),
+    ("pages/signed_in.html", include_str!("../../../templates/pages/signed_in.html")),
+    ("pages/sign_out.html", include_str!("../../../templates/pages/sign_out.html")),
+    ("pages/signed_out.html", include_str!("../../../templates/pages/signed_out.html")),
 ];
 
 /// The pages' only style, allowed by its hash in the CSP.

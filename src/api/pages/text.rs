@@ -143,6 +143,134 @@ strings! {
         en: "Ask for a new link",
         ru: "Запросить новую ссылку",
     }
+    sign_in_title {
+        en: "Sign in",
+        ru: "Вход",
+    }
+    sign_in_to {
+        en: "to continue to",
+        ru: "чтобы продолжить в",
+    }
+    password {
+        en: "Password",
+        ru: "Пароль",
+    }
+    sign_in_button {
+        en: "Sign in",
+        ru: "Войти",
+    }
+    forgot_link {
+        en: "Forgot your password?",
+        ru: "Забыли пароль?",
+    }
+    wrong_password {
+        en: "Wrong login or password.",
+        ru: "Неверный логин или пароль.",
+    }
+    code_title {
+        en: "Enter your code",
+        ru: "Введите код",
+    }
+    code_intro {
+        en: "Enter the 6-digit code from your authenticator app, or a recovery code.",
+        ru: "Введите 6-значный код из приложения-аутентификатора или код восстановления.",
+    }
+    code_label {
+        en: "Code",
+        ru: "Код",
+    }
+    code_button {
+        en: "Continue",
+        ru: "Продолжить",
+    }
+    wrong_code {
+        en: "That code is not right. Try the next one.",
+        ru: "Код неверен. Попробуйте следующий.",
+    }
+    consent_title {
+        en: "Allow access?",
+        ru: "Разрешить доступ?",
+    }
+    consent_intro {
+        en: "wants to:",
+        ru: "запрашивает:",
+    }
+    scope_openid {
+        en: "Know who you are",
+        ru: "Узнать, кто вы",
+    }
+    scope_profile {
+        en: "See your username",
+        ru: "Видеть ваше имя пользователя",
+    }
+    scope_email {
+        en: "See your email address",
+        ru: "Видеть ваш адрес почты",
+    }
+    scope_phone {
+        en: "See your phone number",
+        ru: "Видеть ваш номер телефона",
+    }
+    scope_roles {
+        en: "See your roles",
+        ru: "Видеть ваши роли",
+    }
+    allow_button {
+        en: "Allow",
+        ru: "Разрешить",
+    }
+    deny_button {
+        en: "Deny",
+        ru: "Отказать",
+    }
+    signed_in_title {
+        en: "Signed in",
+        ru: "Вход выполнен",
+    }
+    signed_in {
+        en: "You are signed in. You can close this page.",
+        ru: "Вы вошли. Эту страницу можно закрыть.",
+    }
+    sign_out_title {
+        en: "Sign out?",
+        ru: "Выйти?",
+    }
+    sign_out_intro {
+        en: "You will be signed out here and in every application you signed in to through this login.",
+        ru: "Вы выйдете здесь и во всех приложениях, в которые вошли через этот вход.",
+    }
+    sign_out_button {
+        en: "Sign out",
+        ru: "Выйти",
+    }
+    signed_out_title {
+        en: "Signed out",
+        ru: "Выход выполнен",
+    }
+    signed_out {
+        en: "You are signed out.",
+        ru: "Вы вышли.",
+    }
+    unknown_client {
+        en: "This application is not known here, or its return address is not registered.",
+        ru: "Это приложение здесь неизвестно, или его адрес возврата не зарегистрирован.",
+    }
+    request_stale {
+        en: "This sign-in took too long or was changed. Start again from the application.",
+        ru: "Вход занял слишком много времени или был изменён. Начните заново из приложения.",
+    }
+    bad_logout {
+        en: "This sign-out request is not valid.",
+        ru: "Этот запрос на выход недействителен.",
+    }
+    cannot_sign_in {
+        en: "You cannot sign in here for now: confirm your address, or set up a second factor in the application first.",
+        ru: "Сейчас войти здесь нельзя: подтвердите адрес или сначала настройте второй фактор в приложении.",
+    }
+    account_disabled {
+        en: "This account is disabled.",
+        ru: "Эта учётная запись отключена.",
+    }
 }
 
 /// The strings of `lang`; English unless it is Russian.

@@ -4,24 +4,24 @@ use uuid::Uuid;
 
 use super::{Lock, Write, for_both, to_doc};
 use crate::{
-    model::ServiceClient,
+    model::Client,
     store::ports::{ClientReads, ClientWrites, R},
 };
 
 for_both! {
     impl ClientReads {
-        fn client(&self, id: Uuid) -> R<Option<ServiceClient>> {
+        fn client(&self, id: Uuid) -> R<Option<Client>> {
             self.c.doc(&format!("SELECT data FROM clients WHERE id = $1{}", Self::LOCK), &[&id])
         }
 
-        fn clients(&self) -> R<Vec<ServiceClient>> {
+        fn clients(&self) -> R<Vec<Client>> {
             self.c.docs("SELECT data FROM clients ORDER BY id", &[])
         }
     }
 }
 
 impl ClientWrites for Write {
-    fn put_client(&mut self, c: &ServiceClient) -> R<()> {
+    fn put_client(&mut self, c: &Client) -> R<()> {
         self.c.execute(
             "INSERT INTO clients (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
             &[&c.id, &to_doc(c)?],

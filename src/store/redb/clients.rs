@@ -4,24 +4,24 @@ use uuid::Uuid;
 
 use super::{Write, all, codec::encode, for_both, get, tables::*};
 use crate::{
-    model::ServiceClient,
+    model::Client,
     store::ports::{ClientReads, ClientWrites, R},
 };
 
 for_both! {
     impl ClientReads {
-        fn client(&self, id: Uuid) -> R<Option<ServiceClient>> {
+        fn client(&self, id: Uuid) -> R<Option<Client>> {
             get(&self.tx.open_table(CLIENTS)?, id)
         }
 
-        fn clients(&self) -> R<Vec<ServiceClient>> {
+        fn clients(&self) -> R<Vec<Client>> {
             all(&self.tx.open_table(CLIENTS)?)
         }
     }
 }
 
 impl ClientWrites for Write {
-    fn put_client(&mut self, c: &ServiceClient) -> R<()> {
+    fn put_client(&mut self, c: &Client) -> R<()> {
         self.tx.open_table(CLIENTS)?.insert(c.id, encode(c)?.as_slice())?;
         Ok(())
     }

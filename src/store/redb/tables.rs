@@ -34,7 +34,7 @@ pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("w
 pub const WEBHOOK_PENDING: TableDefinition<Uuid, u64> = TableDefinition::new("webhook_pending");
 /// endpoint id → StoredWebhook (endpoints added at run time)
 pub const WEBHOOKS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhooks");
-/// client id → ServiceClient
+/// client id → Client
 pub const CLIENTS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("clients");
 /// name → a secret every process shares (the challenge MAC key)
 pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");

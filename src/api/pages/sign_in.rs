@@ -1,0 +1,396 @@
+//! The hosted login of the OpenID Provider: the authorization and end-session endpoints (they
+//! answer browsers with redirects and pages), the login form, its code step, and consent. The
+//! browser session is authd's own cookie on authd's host, `HttpOnly` and `SameSite=Lax`.
+
+use std::sync::Arc;
+
+use minijinja::{context, value::merge_maps};
+use poem::{
+    Request, Response, handler,
+    http::{HeaderValue, Method, StatusCode, header},
+    web::{Data, Form, Query},
+};
+
+use super::{
+    csrf_ok, forbidden, locale, page, respond_with,
+    text::{self, Text},
+};
+use crate::{
+    api::{client::client_info, cookies::read_cookie},
+    error::Error,
+    security::random,
+    service::{AuthService, Authorized, LoggedOut, Pending, Refused, SignIn, params_of},
+};
+
+/// The browser session's cookie: `__Host-` and `Secure` when authd is reached over https.
+fn session_cookie_name(svc: &AuthService) -> &'static str {
+    if svc.public_url().starts_with("https://") { "__Host-authd_session" } else { "authd_session" }
+}
+
+fn session_cookie(svc: &AuthService, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
+    let cookie =
+        format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", session_cookie_name(svc));
+    HeaderValue::from_str(&cookie).ok()
+}
+
+fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
+}
+
+/// The origin of where a request's answer will redirect, for the page's `form-action`.
+fn origin_of(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    match u.origin() {
+        url::Origin::Tuple(..) => Some(u.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => Some(format!("{}:", u.scheme())),
+    }
+}
+
+/// A page explaining why a request cannot go on; never a redirect.
+fn refused_page(svc: &AuthService, lang: &str, r: &Refused) -> Response {
+    let t = text::of(lang);
+    let (status, message) = match r {
+        Refused::UnknownClient | Refused::BadRedirectUri => (StatusCode::BAD_REQUEST, t.unknown_client),
+        Refused::BadRequestUri | Refused::Stale => (StatusCode::BAD_REQUEST, t.request_stale),
+        Refused::BadHint => (StatusCode::BAD_REQUEST, t.bad_logout),
+        Refused::Failed(e) => return failed_page(svc, lang, e),
+    };
+    page(svc, status, lang, "pages/error.html", context! { message, start_over => false })
+}
+
+fn failed_page(svc: &AuthService, lang: &str, e: &Error) -> Response {
+    let t = text::of(lang);
+    let (status, message) = match e {
+        Error::RateLimited(_) | Error::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, t.too_many),
+        Error::StorageUnavailable(_) | Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, t.failed),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, t.failed),
+    };
+    tracing::error!(error = %e, "hosted login failed");
+    page(svc, status, lang, "pages/error.html", context! { message, start_over => false })
+}
+
+/// What a decision on an authorization request looks like to the browser.
+fn answer(
+    svc: &AuthService,
+    lang: &str,
+    outcome: Result<Authorized, Refused>,
+    cookie: Option<HeaderValue>,
+) -> Response {
+    let resp = match outcome {
+        Ok(Authorized::Redirect(to)) => see_other(&to),
+        Ok(Authorized::Login(p)) => {
+            let mut to = url::Url::parse("http://x/ui/login").ok();
+            if let Some(u) = to.as_mut() {
+                u.query_pairs_mut().append_pair("request", &p.request).append_pair("lang", lang);
+            }
+            let query = to.and_then(|u| u.query().map(str::to_owned)).unwrap_or_default();
+            see_other(&format!("/ui/login?{query}"))
+        }
+        Ok(Authorized::Consent(p)) => consent_page(svc, lang, &p),
+        Err(r) => refused_page(svc, lang, &r),
+    };
+    with_cookie(resp, cookie)
+}
+
+/// The language of a page: `lang`, else `ui_locales`, else the browser's.
+fn lang_of(svc: &AuthService, req: &Request, lang: Option<&str>, ui_locales: Option<&str>) -> String {
+    let asked = lang.filter(|l| !l.is_empty()).or_else(|| ui_locales.and_then(|u| u.split(' ').next()));
+    locale(svc, req, asked)
+}
+
+/// The redirect URI's origin of a pending request, for the form's `form-action`.
+async fn target_of(svc: &AuthService, request: &str) -> Option<String> {
+    if request.is_empty() {
+        return None;
+    }
+    svc.provider.redirect_uri_of(request).await.as_deref().and_then(origin_of)
+}
+
+fn consent_page(svc: &AuthService, lang: &str, p: &Pending) -> Response {
+    let csrf = random::new_token();
+    let values = context! { csrf => csrf.as_str(), request => p.request.as_str(), client => p.client_name.as_str(),
+    scopes => p.scopes.clone() };
+    let target = p.redirect_uri.as_deref().and_then(origin_of);
+    respond_with(svc, StatusCode::OK, lang, "pages/consent.html", values, Some(&csrf), target.as_deref())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn login_form(
+    svc: &AuthService,
+    status: StatusCode,
+    lang: &str,
+    request: &str,
+    client: Option<&str>,
+    login_hint: Option<&str>,
+    problem: Option<&str>,
+    target: Option<&str>,
+) -> Response {
+    let csrf = random::new_token();
+    let values = merge_maps([
+        context! { csrf => csrf.as_str(), request, client, problem },
+        context! { login_hint => login_hint.unwrap_or_default() },
+    ]);
+    respond_with(svc, status, lang, "pages/login.html", values, Some(&csrf), target)
+}
+
+/// `GET|POST /oauth2/authorize` (OIDC Core §3.1.2).
+#[handler]
+pub async fn authorize(svc: Data<&Arc<AuthService>>, req: &Request, body: poem::Body) -> Response {
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    if req.method() == Method::POST {
+        let Ok(bytes) = body.into_bytes().await else {
+            return refused_page(&svc, "en", &Refused::Stale);
+        };
+        pairs.extend(url::form_urlencoded::parse(&bytes).into_owned());
+    }
+    let params = params_of(pairs);
+    let (lang_param, ui_locales) = match &params {
+        Ok(p) => (p.get("lang").cloned(), p.get("ui_locales").cloned()),
+        Err(_) => (None, None),
+    };
+    let lang = lang_of(&svc, req, lang_param.as_deref(), ui_locales.as_deref());
+    let cookie = read_cookie(req, session_cookie_name(&svc));
+    let outcome = svc.provider.authorize(params, cookie.as_deref()).await;
+    answer(&svc, &lang, outcome, None)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct LoginQuery {
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `GET /ui/login`: the form, for a pending authorization request or on its own.
+#[handler]
+pub(super) async fn login_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LoginQuery>) -> Response {
+    let lang = locale(&svc, req, q.lang.as_deref());
+    if q.request.is_empty() {
+        return login_form(&svc, StatusCode::OK, &lang, "", None, None, None, None);
+    }
+    match svc.provider.pending_of(&q.request).await {
+        Ok(p) => {
+            let target = p.redirect_uri.as_deref().and_then(origin_of);
+            login_form(
+                &svc,
+                StatusCode::OK,
+                &lang,
+                &p.request,
+                Some(&p.client_name),
+                p.login_hint.as_deref(),
+                None,
+                target.as_deref(),
+            )
+        }
+        Err(r) => refused_page(&svc, &lang, &r),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// Signed in: the cookie, then the pending request goes on (or a page says so).
+async fn signed_in(svc: &AuthService, lang: &str, request: &str, cookie: &str) -> Response {
+    let max_age = svc.config().tokens.refresh_ttl.as_secs();
+    let set = session_cookie(svc, cookie, max_age);
+    if request.is_empty() {
+        let resp = page(svc, StatusCode::OK, lang, "pages/signed_in.html", context! {});
+        return with_cookie(resp, set);
+    }
+    let outcome = svc.provider.resume(request, Some(cookie)).await;
+    answer(svc, lang, outcome, set)
+}
+
+/// Why a sign-in was refused, in the user's words, with its status.
+fn refusal_text(t: &'static Text, e: &Error) -> Option<(StatusCode, &'static str)> {
+    Some(match e {
+        Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, t.wrong_password),
+        Error::AccountDisabled => (StatusCode::FORBIDDEN, t.account_disabled),
+        Error::RateLimited(_) | Error::TooManyAttempts(_) | Error::ChallengeRequired | Error::ChallengeFailed(_) => {
+            (StatusCode::TOO_MANY_REQUESTS, t.too_many)
+        }
+        Error::MfaEnrolmentRequired(_) | Error::EmailUnverified | Error::PhoneUnverified => {
+            (StatusCode::FORBIDDEN, t.cannot_sign_in)
+        }
+        _ => return None,
+    })
+}
+
+/// `POST /ui/login`.
+#[handler]
+pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<LoginForm>) -> Response {
+    let lang = locale(&svc, req, Some(&f.lang));
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
+    let target = target_of(&svc, &f.request).await;
+    match svc.provider.sign_in(&f.login, &f.password, client_info(req)).await {
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::SecondFactor(mfa)) => {
+            code_form(&svc, StatusCode::OK, &lang, &f.request, &mfa, None, target.as_deref())
+        }
+        Err(e) => match refusal_text(text::of(&lang), &e) {
+            Some((status, problem)) => {
+                let client = match f.request.is_empty() {
+                    true => None,
+                    false => svc.provider.pending_of(&f.request).await.ok().map(|p| p.client_name),
+                };
+                login_form(&svc, status, &lang, &f.request, client.as_deref(), None, Some(problem), target.as_deref())
+            }
+            None => failed_page(&svc, &lang, &e),
+        },
+    }
+}
+
+fn code_form(
+    svc: &AuthService,
+    status: StatusCode,
+    lang: &str,
+    request: &str,
+    mfa: &str,
+    problem: Option<&str>,
+    target: Option<&str>,
+) -> Response {
+    let csrf = random::new_token();
+    let values = context! { csrf => csrf.as_str(), request, mfa, problem };
+    respond_with(svc, status, lang, "pages/login_code.html", values, Some(&csrf), target)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    mfa: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// `POST /ui/login/code`: the second step.
+#[handler]
+pub(super) async fn code_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<CodeForm>) -> Response {
+    let lang = locale(&svc, req, Some(&f.lang));
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
+    match svc.provider.sign_in_second_factor(&f.mfa, &f.code, client_info(req)).await {
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::SecondFactor(_)) => failed_page(&svc, &lang, &Error::Internal("a third factor".into())),
+        Err(Error::InvalidMfaCode) => {
+            let target = target_of(&svc, &f.request).await;
+            let wrong = text::of(&lang).wrong_code;
+            code_form(&svc, StatusCode::UNAUTHORIZED, &lang, &f.request, &f.mfa, Some(wrong), target.as_deref())
+        }
+        Err(Error::InvalidMfaToken) => refused_page(&svc, &lang, &Refused::Stale),
+        Err(e) => match refusal_text(text::of(&lang), &e) {
+            Some((status, message)) => {
+                page(&svc, status, &lang, "pages/error.html", context! { message, start_over => false })
+            }
+            None => failed_page(&svc, &lang, &e),
+        },
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ConsentForm {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// `POST /ui/consent`.
+#[handler]
+pub(super) async fn consent_submit(
+    svc: Data<&Arc<AuthService>>,
+    req: &Request,
+    Form(f): Form<ConsentForm>,
+) -> Response {
+    let lang = locale(&svc, req, Some(&f.lang));
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
+    let cookie = read_cookie(req, session_cookie_name(&svc));
+    let outcome = svc.provider.consent(&f.request, cookie.as_deref(), f.decision == "allow").await;
+    answer(&svc, &lang, outcome, None)
+}
+
+/// `GET|POST /oauth2/logout` (OIDC RP-Initiated Logout).
+#[handler]
+pub async fn end_session(svc: Data<&Arc<AuthService>>, req: &Request, body: poem::Body) -> Response {
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    if req.method() == Method::POST {
+        let Ok(bytes) = body.into_bytes().await else {
+            return refused_page(&svc, "en", &Refused::BadHint);
+        };
+        pairs.extend(url::form_urlencoded::parse(&bytes).into_owned());
+    }
+    let Ok(params) = params_of(pairs) else {
+        return refused_page(&svc, "en", &Refused::BadHint);
+    };
+    let lang = lang_of(&svc, req, params.get("lang").map(String::as_str), params.get("ui_locales").map(String::as_str));
+    let confirmed = req.method() == Method::POST && params.get("decision").map(String::as_str) == Some("logout");
+    if confirmed && !csrf_ok(&svc, req, params.get("csrf").map(String::as_str).unwrap_or_default()) {
+        return forbidden(&svc, &lang);
+    }
+    let cookie = read_cookie(req, session_cookie_name(&svc));
+    let clear = session_cookie(&svc, "", 0);
+    match svc.provider.end_session(&params, cookie.as_deref(), confirmed).await {
+        Ok(LoggedOut::Redirect(to)) => with_cookie(see_other(&to), clear),
+        Ok(LoggedOut::Confirm) => {
+            let csrf = random::new_token();
+            let values = context! { csrf => csrf.as_str() };
+            respond_with(&svc, StatusCode::OK, &lang, "pages/sign_out.html", values, Some(&csrf), None)
+        }
+        Ok(LoggedOut::Done) => {
+            with_cookie(page(&svc, StatusCode::OK, &lang, "pages/signed_out.html", context! {}), clear)
+        }
+        Err(r) => refused_page(&svc, &lang, &r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_targets_are_origins() {
+        assert_eq!(origin_of("https://app.example:8443/cb?x=1").as_deref(), Some("https://app.example:8443"));
+        assert_eq!(origin_of("http://127.0.0.1:9000/cb").as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(origin_of("com.example.app:/cb").as_deref(), Some("com.example.app:"));
+    }
+}
