@@ -87,7 +87,9 @@ impl<T: ParseFromJSON> ParsePayload for FormBody<T> {
             };
             if fields.insert(name.to_string(), Value::String(value.into_owned())).is_some() && known {
                 let problem = FieldError::new(&name, "repeated", format!("{name} is given more than once"));
-                return Err(refuse(Error::Malformed(vec![problem])));
+                let oauth = matches!(T::schema_ref(), poem_openapi::registry::MetaSchemaRef::Reference(n) if OAUTH_BODIES.contains(&n.as_str()));
+                let e = Error::Malformed(vec![problem]);
+                return Err(if oauth { refuse_oauth(e) } else { refuse(e) });
             }
         }
         parse(Value::Object(fields)).map(Self)
@@ -96,13 +98,21 @@ impl<T: ParseFromJSON> ParsePayload for FormBody<T> {
 
 impl_apirequest_for_payload!(FormBody<T>, T: ParseFromJSON);
 
+/// Bodies of the OAuth token endpoint, refused with RFC 6749 §5.2 errors: client libraries read
+/// those, not problem details.
+const OAUTH_BODIES: &[&str] = &["ClientTokenRequest"];
+
 /// Checks a body against its documented schema, then parses it.
 fn parse<T: ParseFromJSON>(value: Value) -> poem::Result<T> {
+    let schema = match T::schema_ref() {
+        poem_openapi::registry::MetaSchemaRef::Reference(name) => Some(name),
+        poem_openapi::registry::MetaSchemaRef::Inline(_) => None,
+    };
+    let oauth = schema.as_deref().is_some_and(|n| OAUTH_BODIES.contains(&n));
+    let refuse = |e: Error| if oauth { refuse_oauth(e) } else { refuse(e) };
     // The component the document names (an optional body names its inner object's).
-    if let (poem_openapi::registry::MetaSchemaRef::Reference(name), true) =
-        (T::schema_ref(), T::IS_REQUIRED || !value.is_null())
-    {
-        contract::check_body(&name, &value).map_err(refuse)?;
+    if let (Some(name), true) = (&schema, T::IS_REQUIRED || !value.is_null()) {
+        contract::check_body(name, &value).map_err(refuse)?;
     }
     T::parse_from_json(Some(value)).map_err(|_| {
         refuse(Error::Malformed(vec![FieldError::new("body", "invalid", "the body does not match its schema")]))
@@ -111,6 +121,10 @@ fn parse<T: ParseFromJSON>(value: Value) -> poem::Result<T> {
 
 fn refuse(e: Error) -> poem::Error {
     poem::Error::from_response(ApiError::from(e).into_response())
+}
+
+fn refuse_oauth(e: Error) -> poem::Error {
+    poem::Error::from_response(super::oauth_error::OAuthError::from(e).into_response())
 }
 
 /// serde_json's complaint without the input it quotes.

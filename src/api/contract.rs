@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::error::{Error, FieldError};
 
+const PROBLEM_JSON: &str = super::problem::PROBLEM_JSON;
+
 /// Request schemas that follow OAuth's rule to ignore unrecognised parameters (RFC 6749 §3.2,
 /// RFC 7662 §2.1); every other request body refuses unknown fields.
 const OPEN_REQUESTS: &[&str] = &["ClientTokenRequest", "IntrospectBody"];
@@ -37,6 +39,20 @@ fn extra_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("ChangeRoleRequest", "/properties/grant/items", permission.clone()),
         ("ChangeRoleRequest", "/properties/revoke/items", permission),
         ("AddWebhookRequest", "/properties/events/minItems", json!(1)),
+        (
+            "ClientTokenRequest",
+            "/properties/grant_type/enum",
+            json!(["authorization_code", "refresh_token", "client_credentials"]),
+        ),
+        (
+            "ClientTokenRequest",
+            "/oneOf",
+            json!([
+                {"properties": {"grant_type": {"enum": ["authorization_code"]}}, "required": ["code"]},
+                {"properties": {"grant_type": {"enum": ["refresh_token"]}}, "required": ["refresh_token"]},
+                {"properties": {"grant_type": {"enum": ["client_credentials"]}}},
+            ]),
+        ),
         ("RegisterRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
         ("UpdateMeRequest", "/properties/locale/enum", json!(crate::messages::LOCALES)),
         (
@@ -248,6 +264,7 @@ fn edge_responses() -> Vec<(&'static str, &'static str)> {
     vec![
         ("408", "The request took longer than `server.request_timeout` (`request_timeout`)."),
         ("413", "The body exceeds `server.max_body_bytes` (`payload_too_large`)."),
+        ("415", "The body is not in a media type this operation reads (`unsupported_media_type`)."),
         ("429", "Slow down (`rate_limited`); `Retry-After` says for how long."),
         ("500", "Our fault (`internal_error`); the body holds no internals."),
     ]
@@ -264,6 +281,11 @@ fn finish(document: &mut Value) {
                 responses
                     .entry(status)
                     .or_insert_with(|| json!({"description": description, "content": problem.clone()}));
+            }
+            // An OAuth endpoint's own 400 is RFC 6749 JSON; an unreadable request (a path or
+            // parameter the router refuses) is still a problem.
+            if let Some(content) = responses.get_mut("400").and_then(|r| r["content"].as_object_mut()) {
+                content.entry(PROBLEM_JSON).or_insert_with(|| problem[PROBLEM_JSON].clone());
             }
         }
     }

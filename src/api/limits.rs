@@ -13,8 +13,11 @@ use crate::{security::limits::RouteClass, service::AuthService};
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
-        (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/v1/token") => Some(RouteClass::Login),
-        (&Method::POST, "/v1/auth/login/mfa") => Some(RouteClass::Mfa),
+        (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/ui/login") => Some(RouteClass::Login),
+        (&Method::POST, "/v1/auth/login/mfa" | "/ui/login/code") => Some(RouteClass::Mfa),
+        // A relying party's back end redeems codes and refreshes for all its users from one
+        // address; its secrets are 256 random bits, so the budget is the refresh one.
+        (&Method::POST, "/v1/token" | "/oauth2/par") => Some(RouteClass::Refresh),
         // Anyone may start a login with a provider: each start counts as a login attempt.
         (&Method::GET, p) if p.starts_with("/v1/auth/oauth/") && p.ends_with("/start") => Some(RouteClass::Login),
         (&Method::POST, "/v1/auth/register") => Some(RouteClass::Register),

@@ -124,6 +124,41 @@ impl MeApi {
         Ok(NoContent::Done)
     }
 
+    /// The applications the user allowed to sign them in
+    #[oai(path = "/consents", method = "get", operation_id = "list_my_consents")]
+    async fn consents(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+    ) -> Result<Json<Vec<ConsentResponse>>, ApiError> {
+        let list = svc.provider.consents(auth.0.user_id).await?;
+        Ok(Json(
+            list.into_iter()
+                .map(|(c, name)| ConsentResponse {
+                    client_id: c.client_id,
+                    client_name: name,
+                    scopes: c.scopes,
+                    granted_at: crate::model::rfc3339(c.at),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Take back an application's access
+    ///
+    /// Its sessions of this user end, and its next sign-in asks for consent again. 404 when the
+    /// user never allowed it.
+    #[oai(path = "/consents/:client_id", method = "delete", operation_id = "revoke_my_consent")]
+    async fn revoke_consent(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        auth: Caller,
+        client_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        svc.provider.revoke_consent(auth.0.user_id, client_id.0).await?;
+        Ok(NoContent::Done)
+    }
+
     /// Change the password
     ///
     /// Needs the current password (403 `invalid_current_password` otherwise). Every other
@@ -143,4 +178,16 @@ impl MeApi {
             .await?;
         Ok(NoContent::Done)
     }
+}
+
+/// An application the user allowed.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ConsentResponse {
+    client_id: Uuid,
+    /// Absent when the client has since been removed.
+    #[oai(skip_serializing_if_is_none)]
+    client_name: Option<String>,
+    scopes: Vec<String>,
+    granted_at: String,
 }

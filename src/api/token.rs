@@ -61,6 +61,13 @@ struct IntrospectResponse {
     iss: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     aud: Option<String>,
+    /// The application the token was issued to: a backend's own token, or a relying party's
+    /// (which then serves only its `scope`).
+    #[oai(skip_serializing_if_is_none)]
+    client_id: Option<Uuid>,
+    /// A relying party's granted scopes.
+    #[oai(skip_serializing_if_is_none)]
+    scope: Option<String>,
 }
 
 impl From<Introspection> for IntrospectResponse {
@@ -76,6 +83,8 @@ impl From<Introspection> for IntrospectResponse {
             roles: i.roles,
             iss: i.iss,
             aud: i.aud,
+            client_id: i.client_id,
+            scope: i.scope,
         }
     }
 }

@@ -40,9 +40,6 @@ pub struct Session {
     /// The scopes granted to the relying party, space-separated.
     #[serde(default)]
     pub scope: Option<String>,
-    /// Claims the relying party asked for by name (the `claims` request parameter).
-    #[serde(default)]
-    pub claims: Vec<String>,
 }
 
 impl Session {

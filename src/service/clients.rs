@@ -193,6 +193,11 @@ impl Clients {
         let authority = self.core.authority(by, "clients:write")?;
         let mut client = validated(new, |roles| self.core.check_roles_exist(roles))?;
         authority.may_assign(&client.roles)?;
+        // A trusted client signs in whoever visits it without asking them, admins included:
+        // only someone holding everything an admin holds may make one.
+        if client.trusted {
+            authority.may_assign(&["admin".to_owned()])?;
+        }
         let secret = (!client.is_public()).then(random::new_token);
         client.secret_hash = secret.as_deref().map(|s| random::token_hash(s).to_vec()).unwrap_or_default();
         let c = client.clone();

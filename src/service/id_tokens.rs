@@ -46,11 +46,12 @@ pub(super) fn acr(amr: &[String]) -> &'static str {
     if amr.iter().any(|m| m == "otp" || m == "hwk" || m == "swk") { "2" } else { "1" }
 }
 
-/// The claims `scope` and the claims asked for by name release (OIDC Core §5.4, §5.5).
-pub(super) fn profile_claims(user: &User, scope: &str, asked: &[String]) -> serde_json::Map<String, serde_json::Value> {
+/// The claims the granted `scope` releases (OIDC Core §5.4). A claim asked for by name (§5.5)
+/// is released only within a granted scope: the user consented to scopes, nothing more.
+pub(super) fn profile_claims(user: &User, scope: &str) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::json;
     let scopes: Vec<&str> = scope.split(' ').collect();
-    let wants = |scope: &str, claim: &str| scopes.contains(&scope) || asked.iter().any(|a| a == claim);
+    let wants = |scope: &str, _claim: &str| scopes.contains(&scope);
     let mut out = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
         out.insert(k.to_owned(), v);
@@ -114,7 +115,7 @@ pub(super) fn mint_id_token(
         acr: acr(&session.amr).to_owned(),
         amr: session.amr.clone(),
         sid: session.parent.unwrap_or(session.id),
-        profile: profile_claims(user, scope, &session.claims),
+        profile: profile_claims(user, scope),
     };
     sign(core, client.id_token_alg(), "JWT", &claims)
 }

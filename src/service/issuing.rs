@@ -96,7 +96,6 @@ impl Opener {
             client_id: None,
             parent: None,
             scope: None,
-            claims: Vec::new(),
         };
         let device = device_fingerprint(session.user_agent.as_deref());
         let notice = self.new_device_notice(user, &session, &device)?;
@@ -224,7 +223,14 @@ pub(super) fn open_session(tx: &mut Tx<'_>, o: Opening) -> Result<(User, Option<
 /// Ends the user's sessions (all, or all but `keep`), with a cut-off of every access token
 /// issued so far when `cutoff`; returns how many sessions ended.
 pub(super) fn end_sessions(tx: &mut Tx<'_>, user_id: Uuid, keep: Option<Uuid>, cutoff: bool) -> Result<usize> {
-    let sids: Vec<Uuid> = tx.session_ids_of(user_id)?.into_iter().filter(|id| Some(*id) != keep).collect();
+    let sessions = tx.sessions_of(user_id)?;
+    let ending = |s: &&Session| Some(s.id) != keep && s.parent.is_none_or(|p| Some(p) != keep);
+    // The applications signed in through an ending browser session hear of it.
+    for browser in sessions.iter().filter(ending).filter(|s| s.client_id.is_none()) {
+        let children: Vec<&Session> = sessions.iter().filter(|s| s.parent == Some(browser.id)).collect();
+        super::provider::queue_logouts(tx, user_id, browser.id, &children)?;
+    }
+    let sids: Vec<Uuid> = sessions.iter().filter(ending).map(|s| s.id).collect();
     let ended = tx.revoke_sessions(&sids)?;
     if cutoff {
         tx.cut_off_user(user_id)?;

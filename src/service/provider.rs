@@ -40,6 +40,27 @@ const SPENT_CODE_TTL: u64 = 600;
 const PAR_TTL: u64 = 60;
 /// How long a login or consent page may stay open before its request must start over.
 const PENDING_TTL: u64 = 1800;
+/// The longest `state` kept (clients use far less; 128 characters must round-trip intact).
+const MAX_STATE: usize = 2048;
+/// The parameters of an authorization request that a pushed request may carry; others are
+/// dropped, so that a pushed record stays small.
+const AUTHORIZATION_PARAMS: [&str; 15] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "id_token_hint",
+    "login_hint",
+    "acr_values",
+    "claims",
+    "ui_locales",
+];
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 const SEAL_REQUEST: &str = "authorization_request";
 const SEAL_BROWSER: &str = "browser_session";
@@ -63,7 +84,6 @@ struct AuthRequest {
     hint_sub: Option<Uuid>,
     login_hint: Option<String>,
     ui_locales: Option<String>,
-    claims: Vec<String>,
     expires_at: u64,
 }
 
@@ -79,7 +99,6 @@ struct CodeGrant {
     user_id: Uuid,
     auth_time: u64,
     amr: Vec<String>,
-    claims: Vec<String>,
 }
 
 /// Where an authorization request goes next.
@@ -270,7 +289,8 @@ impl Provider {
     fn error_redirect(&self, redirect_uri: &str, state: Option<&str>, r: &OAuthRefusal) -> Authorized {
         let iss = self.issuer();
         let mut pairs = vec![("error", r.error), ("error_description", r.description.as_str())];
-        if let Some(s) = state {
+        // A state refused for its length is not copied back into a header.
+        if let Some(s) = state.filter(|s| s.len() <= MAX_STATE) {
             pairs.push(("state", s));
         }
         pairs.push(("iss", &iss));
@@ -345,7 +365,8 @@ impl Provider {
         if client.require_par && !pushed {
             return Err(refusal("invalid_request", "this client must push its authorization requests (PAR)"));
         }
-        for (name, max) in [("state", 2048), ("nonce", 512), ("login_hint", 320), ("ui_locales", 64), ("claims", 4096)]
+        for (name, max) in
+            [("state", MAX_STATE), ("nonce", 512), ("login_hint", 320), ("ui_locales", 64), ("claims", 4096)]
         {
             if p.get(name).is_some_and(|v| v.len() > max) {
                 return Err(refusal("invalid_request", format!("{name} is longer than {max} characters")));
@@ -399,10 +420,11 @@ impl Provider {
             ),
             None => None,
         };
-        let claims = match param(p, "claims") {
-            Some(c) => requested_claims(c).ok_or_else(|| refusal("invalid_request", "claims must be a JSON object"))?,
-            None => Vec::new(),
-        };
+        // Claims asked for by name are released only within the granted scopes, which is what
+        // those scopes release anyway; the parameter is checked, and cannot widen the consent.
+        if param(p, "claims").is_some_and(|c| requested_claims(c).is_none()) {
+            return Err(refusal("invalid_request", "claims must be a JSON object"));
+        }
         Ok(AuthRequest {
             client_id: client.id,
             redirect_uri,
@@ -416,7 +438,6 @@ impl Provider {
             hint_sub,
             login_hint: param(p, "login_hint").map(str::to_owned),
             ui_locales: param(p, "ui_locales").map(str::to_owned),
-            claims,
             expires_at: t + PENDING_TTL,
         })
     }
@@ -424,10 +445,7 @@ impl Provider {
     /// Signed in, recently enough, as the hint says, and allowed: a code. Otherwise a page, or
     /// under `prompt=none` the error that says which.
     async fn decide(&self, req: AuthRequest, client: &Client, browser: Option<Browser>) -> Result<Authorized> {
-        let signed_in = browser.filter(|b| {
-            req.fresh_after.is_none_or(|t| b.session.authenticated_at() >= t)
-                && req.hint_sub.is_none_or(|sub| sub == b.user.id)
-        });
+        let signed_in = browser.filter(|b| satisfies(&req, b));
         let Some(b) = signed_in else {
             if req.prompt_none {
                 return Ok(self.error_redirect(
@@ -482,6 +500,9 @@ impl Provider {
         if !client.redirect_uris.contains(&req.redirect_uri) {
             return Err(Refused::BadRedirectUri);
         }
+        // The client's scopes may have been narrowed since the request was made.
+        let mut req = req;
+        req.scope.retain(|s| s == "openid" || client.scopes.contains(s));
         Ok((req, client))
     }
 
@@ -507,7 +528,9 @@ impl Provider {
         allow: bool,
     ) -> std::result::Result<Authorized, Refused> {
         let (mut req, client) = self.reopen(sealed).await?;
-        let Some(b) = self.browser(cookie).await? else {
+        // The consent page answers for a sign-in that meets the request (fresh enough, the
+        // user a hint names), never for an older or other one.
+        let Some(b) = self.browser(cookie).await?.filter(|b| satisfies(&req, b)) else {
             req.prompt_none = false;
             return Ok(Authorized::Login(self.pending(&req, &client)?));
         };
@@ -564,7 +587,6 @@ impl Provider {
             user_id: b.user.id,
             auth_time: b.session.authenticated_at(),
             amr: b.session.amr.clone(),
-            claims: req.claims.clone(),
         };
         let t = now();
         let record = OneTimeSecret {
@@ -616,6 +638,11 @@ impl Provider {
         };
         if let Err(r) = self.validate(&client, &params, true, redirect_uri) {
             return Ok(Err(r));
+        }
+        let mut params = params;
+        params.retain(|k, _| AUTHORIZATION_PARAMS.contains(&k.as_str()));
+        if params.values().map(String::len).sum::<usize>() > 8192 {
+            return Ok(Err(refusal("invalid_request", "the request is longer than 8 KiB")));
         }
         let handle = random::new_token();
         let t = now();
@@ -675,7 +702,12 @@ impl Provider {
             .db(move |s| {
                 s.read(|tx| {
                     let Some(session) = tx.session(sid)? else { return Ok(None) };
-                    Ok(tx.user(session.user_id)?.map(|u| (session, u)))
+                    let Some(user) = tx.user(session.user_id)? else { return Ok(None) };
+                    // A role that now requires a second factor ends what was opened without
+                    // one, as a refresh would.
+                    let second_factor_due = !session.amr.iter().any(|m| m == "otp")
+                        && tx.roles()?.iter().any(|r| r.require_mfa && user.roles.contains(&r.name));
+                    Ok((!second_factor_due).then_some((session, user)))
                 })
             })
             .await?;
@@ -778,14 +810,6 @@ impl Provider {
                     else {
                         return Ok(Exchange::Invalid("the code is invalid"));
                     };
-                    if let Some(sid) = rec.issued {
-                        tx.revoke_session(sid)?;
-                        tx.audit_failure("oidc.code_reused", rec.user_id, Some(sid), json!({"client_id": c.id}))?;
-                        return Ok(Exchange::Reused);
-                    }
-                    if rec.expires_at <= t {
-                        return Ok(Exchange::Invalid("the code has expired"));
-                    }
                     let Some(grant) = rec
                         .sealed
                         .as_deref()
@@ -794,8 +818,18 @@ impl Provider {
                     else {
                         return Ok(Exchange::Invalid("the code is invalid"));
                     };
+                    // Another client holding a leaked code gets nothing, not even the power to
+                    // end what the code issued.
                     if grant.client_id != c.id {
-                        return Ok(Exchange::Invalid("the code was issued to another client"));
+                        return Ok(Exchange::Invalid("the code is invalid"));
+                    }
+                    if let Some(sid) = rec.issued {
+                        tx.revoke_session(sid)?;
+                        tx.audit_failure("oidc.code_reused", rec.user_id, Some(sid), json!({"client_id": c.id}))?;
+                        return Ok(Exchange::Reused);
+                    }
+                    if rec.expires_at <= t {
+                        return Ok(Exchange::Invalid("the code has expired"));
                     }
                     if redirect_uri.as_deref().is_some_and(|r| r != grant.redirect_uri)
                         || (redirect_uri.is_none() && c.redirect_uris.len() > 1)
@@ -812,7 +846,7 @@ impl Provider {
                         (None, None) => {}
                     }
                     let Some(user) = tx.user(grant.user_id)?.filter(User::is_active) else {
-                        return Ok(Exchange::Invalid("the account is not active"));
+                        return Ok(Exchange::Invalid("the code is invalid"));
                     };
                     let Some(browser) = tx.session(grant.browser_sid)? else {
                         return Ok(Exchange::Invalid("the sign-in this code came from has ended"));
@@ -833,7 +867,6 @@ impl Provider {
                         client_id: Some(c.id),
                         parent: Some(browser.id),
                         scope: Some(grant.scope),
-                        claims: grant.claims,
                     };
                     tx.put_session(&session)?;
                     tx.put_refresh(
@@ -883,9 +916,9 @@ impl Provider {
         if ctx.claims.azp.is_none() || !scope.split(' ').any(|s| s == "openid") {
             return Err(Error::InsufficientScope);
         }
-        let (uid, sid) = (ctx.user_id, ctx.session_id);
-        let found = self.core.db(move |s| s.read(|tx| Ok::<_, Error>((tx.user(uid)?, tx.session(sid)?)))).await?;
-        let (Some(user), Some(session)) = found else {
+        let uid = ctx.user_id;
+        let found = self.core.db(move |s| s.read(|tx| Ok::<_, Error>(tx.user(uid)?))).await?;
+        let Some(user) = found else {
             return Err(Error::InvalidToken(crate::error::TokenError::Revoked));
         };
         if !user.is_active() {
@@ -893,7 +926,7 @@ impl Provider {
         }
         let mut out = serde_json::Map::new();
         out.insert("sub".into(), json!(user.id));
-        out.extend(id_tokens::profile_claims(&user, &scope, &session.claims));
+        out.extend(id_tokens::profile_claims(&user, &scope));
         Ok(out)
     }
 
@@ -1005,6 +1038,57 @@ impl Provider {
         })
     }
 
+    // ----- consents -----
+
+    /// The clients the user allowed, with their names (`None` for a client since removed).
+    pub async fn consents(&self, user_id: Uuid) -> Result<Vec<(Consent, Option<String>)>> {
+        self.core
+            .db(move |s| {
+                s.read(|tx| {
+                    let user = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    let mut out = Vec::new();
+                    for c in user.consents {
+                        let name = tx.client(c.client_id)?.map(|c| c.name);
+                        out.push((c, name));
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    /// Takes back the user's consent to a client and ends the client's sessions of this user:
+    /// the next sign-in there asks again.
+    pub async fn revoke_consent(&self, user_id: Uuid, client_id: Uuid) -> Result<()> {
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut user = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    if !user.consents.iter().any(|c| c.client_id == client_id) {
+                        return Err(Error::NotFound("consent"));
+                    }
+                    user.consents.retain(|c| c.client_id != client_id);
+                    user.updated_at = tx.now();
+                    tx.update_user(&user)?;
+                    let ended: Vec<Uuid> = tx
+                        .sessions_of(user_id)?
+                        .into_iter()
+                        .filter(|s| s.client_id == Some(client_id))
+                        .map(|s| s.id)
+                        .collect();
+                    tx.revoke_sessions(&ended)?;
+                    tx.audit(
+                        "consent.revoked",
+                        Some(user_id),
+                        None,
+                        json!({"client_id": client_id, "sessions_ended": ended.len()}),
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     // ----- logout -----
 
     /// RP-initiated logout (OIDC RP-Initiated Logout §2). `confirmed` when the user pressed the
@@ -1047,8 +1131,14 @@ impl Provider {
             }
             return Ok(LoggedOut::Done);
         };
+        // An ID token alone is no proof of being that browser: anyone who saw one could sign
+        // the user out. Without this browser's own session, the user confirms first.
+        let this_browser = browser.as_ref().is_some_and(|b| b.session.id == hint.sid);
+        if !this_browser && !confirmed {
+            return Ok(LoggedOut::Confirm);
+        }
         self.end_browser_session(hint.sub, hint.sid).await?;
-        if let Some(b) = browser.filter(|b| b.session.id != hint.sid && b.user.id == hint.sub) {
+        if let Some(b) = browser.filter(|b| b.session.id != hint.sid) {
             self.end_browser_session(b.user.id, b.session.id).await?;
         }
         Ok(match back_to {
@@ -1082,6 +1172,12 @@ impl Provider {
     }
 }
 
+/// Does the browser session `b` meet the request: signed in recently enough, as the user an
+/// `id_token_hint` names?
+fn satisfies(req: &AuthRequest, b: &Browser) -> bool {
+    req.fresh_after.is_none_or(|t| b.session.authenticated_at() >= t) && req.hint_sub.is_none_or(|sub| sub == b.user.id)
+}
+
 /// Ends session `sid` of the user and, when it is a browser session, every relying party's
 /// session under it, queueing their back-channel logouts: what ending any one session calls, so
 /// that a browser session ended from the sessions list takes its clients' sessions along.
@@ -1092,8 +1188,17 @@ pub(super) fn end_with_children(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid) -> Re
         return Ok(0);
     }
     let children: Vec<&Session> = sessions.iter().filter(|s| s.parent == Some(sid)).collect();
+    queue_logouts(tx, user_id, sid, &children)?;
+    let mut ended: Vec<Uuid> = children.iter().map(|s| s.id).collect();
+    ended.push(sid);
+    Ok(tx.revoke_sessions(&ended)?)
+}
+
+/// Queues a back-channel logout for each client of `children` (the relying parties' sessions
+/// under browser session `sid`) that asked for one.
+pub(super) fn queue_logouts(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid, children: &[&Session]) -> Result<()> {
     let mut notified = Vec::new();
-    for child in &children {
+    for child in children {
         let Some(cid) = child.client_id else { continue };
         if notified.contains(&cid) {
             continue;
@@ -1116,9 +1221,7 @@ pub(super) fn end_with_children(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid) -> Re
             last_error: None,
         })?;
     }
-    let mut ended: Vec<Uuid> = children.iter().map(|s| s.id).collect();
-    ended.push(sid);
-    Ok(tx.revoke_sessions(&ended)?)
+    Ok(())
 }
 
 /// The claim names a `claims` request parameter asks for (OIDC Core §5.5); `None` when it is

@@ -264,6 +264,12 @@ impl Roles {
             Some(t) => {
                 self.tokens.require_permission(caller, "tokens:introspect")?;
                 match self.tokens.authenticate(t) {
+                    // An application's token serves that application's scopes; it grants
+                    // nothing of its user's authority here.
+                    Ok(subject) if subject.claims.azp.is_some() => Ok(Decision {
+                        allowed: false,
+                        reason: "the token was issued to an application, not to the user's own sign-in".into(),
+                    }),
                     Ok(subject) => Ok(self.check_permission(&subject, permission, owner)),
                     Err(e) => Ok(Decision { allowed: false, reason: format!("the token is not valid: {e}") }),
                 }

@@ -312,6 +312,13 @@ impl Sessions {
                     if session.client_id != relying_party {
                         return Ok(RefreshOutcome::Invalid);
                     }
+                    // A relying party's session lives no longer than the browser session it
+                    // was opened under.
+                    if let Some(parent) = session.parent
+                        && tx.session(parent)?.is_none()
+                    {
+                        return Ok(RefreshOutcome::Invalid);
+                    }
                     if rec.used {
                         tx.revoke_session(session.id)?;
                         tx.audit_failure(
@@ -436,7 +443,9 @@ impl Sessions {
                 s.write(|tx| match tx.session(session_id)? {
                     Some(s) if s.user_id == user_id => {
                         tx.audit("session.revoked", Some(user_id), Some(session_id), Value::Null)?;
-                        Ok(tx.revoke_session(session_id)?)
+                        // A browser session takes the applications' sessions opened under it.
+                        super::provider::end_with_children(tx, user_id, session_id)?;
+                        Ok(())
                     }
                     _ => Err(Error::NotFound("session")),
                 })

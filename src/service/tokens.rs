@@ -187,6 +187,10 @@ pub(super) fn mint_access_token(
 ) -> Result<(String, u64)> {
     let t = now();
     let ttl = core.cfg.tokens.access_ttl.as_secs();
+    // A relying party's token carries only what its granted scopes release.
+    let granted = |scope: &str| {
+        session.client_id.is_none() || session.scope.as_deref().is_some_and(|s| s.split(' ').any(|g| g == scope))
+    };
     let claims = AccessClaims {
         iss: core.cfg.tokens.issuer.clone(),
         aud: core.cfg.tokens.audience.clone(),
@@ -196,15 +200,17 @@ pub(super) fn mint_access_token(
         nbf: t,
         jti: Uuid::now_v7(),
         sid: session.id,
-        roles: user.roles.clone(),
-        preferred_username: user.username.clone(),
-        permissions,
+        roles: if granted("roles") { user.roles.clone() } else { Vec::new() },
+        preferred_username: user.username.clone().filter(|_| granted("profile")),
+        permissions: permissions.filter(|_| granted("roles")),
         client_id: None,
         authz_gen: user.authz_gen,
         amr: session.amr.clone(),
         auth_time: Some(session.authenticated_at()),
-        email_verified: (core.cfg.verification.email != crate::config::VerifyMode::Off && user.email.is_some())
-            .then_some(user.email_verified),
+        email_verified: (core.cfg.verification.email != crate::config::VerifyMode::Off
+            && user.email.is_some()
+            && granted("email"))
+        .then_some(user.email_verified),
         azp: session.client_id,
         scope: session.scope.clone(),
     };

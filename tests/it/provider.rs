@@ -650,6 +650,22 @@ impl Inbox {
         let got = self.got.lock().unwrap();
         got.iter().filter(|(p, _, _)| p == path).map(|(_, ct, body)| (ct.clone(), body.clone())).collect()
     }
+
+    /// How many deliveries `path` has, once there are `want` or `limit` passed.
+    async fn wait_for(&self, path: &str, want: usize, limit: Duration) -> usize {
+        let deadline = std::time::Instant::now() + limit;
+        while self.at(path).len() < want && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.at(path).len()
+    }
+}
+
+/// A receiver of back-channel logouts at `/shop`, and its address.
+async fn inbox() -> (Inbox, std::net::SocketAddr) {
+    let inbox = Inbox::default();
+    let addr = serve_fake(Route::new().at("/shop", poem::post(receive)).data(inbox.clone())).await;
+    (inbox, addr)
 }
 
 #[handler]
@@ -744,13 +760,229 @@ async fn id_tokens_are_signed_as_each_client_chose_and_carry_the_claims_asked_fo
         assert!(id.get(claim).is_none() && info.get(claim).is_none(), "{claim}: {id} {info}");
     }
 
-    // Assumed (claims_parameter_supported): a claim asked for by name is released where asked.
+    // A claim asked for by name is released only within a granted scope: the user consented
+    // to scopes, and the claims parameter cannot widen that.
     let claims = json!({"userinfo": {"email": null}, "id_token": {"preferred_username": {"essential": true}}});
     let authz = Authz::new(&shop).set("scope", "openid").set("claims", &claims.to_string());
+    let t = tokens(&app, &shop, &authorize(&app, &b, &authz, None).await.location).await;
+    assert!(id_token(&app, &shop, &t).await.get("preferred_username").is_none());
+    let info: Value = userinfo(&app, str_of(&t, "access_token")).await.json().await.unwrap();
+    assert!(info.get("email").is_none(), "{info}");
+    // The access token of `openid` alone carries none of the user's roles or names either.
+    let at = claims_of(str_of(&t, "access_token"));
+    let no_roles = at["roles"].as_array().is_none_or(|r| r.is_empty());
+    assert!(no_roles && at.get("preferred_username").is_none(), "{at}");
+    let authz = Authz::new(&shop).set("scope", "openid profile email").set("claims", &claims.to_string());
     let t = tokens(&app, &shop, &authorize(&app, &b, &authz, None).await.location).await;
     assert_eq!(id_token(&app, &shop, &t).await["preferred_username"], "alice");
     let info: Value = userinfo(&app, str_of(&t, "access_token")).await.json().await.unwrap();
     assert_eq!(info["email"], alice.email.as_str(), "{info}");
+    // A malformed claims parameter is refused at the client.
+    let out = authorize(&app, &b, &Authz::new(&shop).set("claims", "[1]"), None).await;
+    assert_eq!(param(&out.location, "error").as_deref(), Some("invalid_request"), "{}", out.location);
+}
+
+// ---- What an outside review of the provider tried ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applications_token_holds_none_of_the_users_own_authority() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let shop = rp(&app, &admin_token, json!({"trusted": true})).await;
+    let b = browser();
+    // The admin signs in to an application asking for `openid` only.
+    let root = User { id: String::new(), email: "root@example.com".into() };
+    let t = tokens(
+        &app,
+        &shop,
+        &authorize(&app, &b, &Authz::new(&shop).set("scope", "openid"), Some(&root.email)).await.location,
+    )
+    .await;
+    let at = str_of(&t, "access_token");
+    assert_eq!(claims_of(at)["roles"], json!([]), "{}", claims_of(at));
+    // Even with `roles` granted, authd's permission check grants an application's token nothing.
+    let t = tokens(&app, &shop, &authorize(&app, &b, &Authz::new(&shop), None).await.location).await;
+    let at = str_of(&t, "access_token");
+    assert_eq!(claims_of(at)["roles"], json!(["admin"]));
+    let d: Value = app
+        .post_auth("/v1/authz/check", &admin_token, &json!({"token": at, "permission": "users:write"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["allowed"], false, "{d}");
+    // Introspection says whose it is.
+    let i: Value =
+        app.post_auth("/v1/token/introspect", &admin_token, &json!({"token": at})).await.json().await.unwrap();
+    assert_eq!((i["active"].as_bool(), i["client_id"].as_str()), (Some(true), Some(shop.id.as_str())), "{i}");
+
+    // Only someone holding all of an admin's powers makes a client that never asks.
+    let r = app
+        .post_auth(
+            "/v1/admin/roles",
+            &admin_token,
+            &json!({"name": "integrator", "permissions": ["clients:write", "clients:read"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (_, integrator) = app.user_with_roles("integrator@example.com", &["user", "integrator"]).await;
+    let body = json!({"name": "sneaky", "redirect_uris": [CB], "trusted": true});
+    let r = app.post_auth("/v1/admin/clients", &integrator.access, &body).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{}", r.text().await.unwrap());
+    let body = json!({"name": "honest", "redirect_uris": [CB]});
+    assert_eq!(app.post_auth("/v1/admin/clients", &integrator.access, &body).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_the_browser_session_anywhere_ends_the_applications_under_it() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let (inbox, addr) = inbox().await;
+    let shop =
+        rp(&app, &admin_token, json!({"trusted": true, "backchannel_logout_uri": format!("http://{addr}/shop")})).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    let t = sign_in(&app, &b, &shop, &alice).await;
+    // Alice, signed in to authd itself on her phone, sees the browser session and ends it.
+    let phone = app.login(&alice.email, PASSWORD).await;
+    let phone = crate::support::Tokens::from(&phone);
+    let list: Value = app.get_auth("/v1/me/sessions", &phone.access).await.json().await.unwrap();
+    let browser_sid = id_token(&app, &shop, &t).await["sid"].as_str().unwrap().to_owned();
+    assert!(list.as_array().unwrap().iter().any(|s| s["id"] == browser_sid.as_str()), "{list}");
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/me/sessions/{browser_sid}")))
+        .bearer_auth(&phone.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The shop's tokens stop, and the shop hears of it.
+    oauth_error(refresh(&app, &shop, str_of(&t, "refresh_token")).await, StatusCode::BAD_REQUEST, "invalid_grant")
+        .await;
+    assert_eq!(userinfo(&app, str_of(&t, "access_token")).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(!signed_in(&app, &b, &shop).await);
+    assert_eq!(inbox.wait_for("/shop", 1, Duration::from_secs(10)).await, 1);
+
+    // Signing out everywhere (or a reset) does the same.
+    let t = sign_in(&app, &b, &shop, &alice).await;
+    let phone = crate::support::Tokens::from(&app.login(&alice.email, PASSWORD).await);
+    let r = app.post_auth("/v1/auth/logout-all", &phone.access, &json!({})).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    oauth_error(refresh(&app, &shop, str_of(&t, "refresh_token")).await, StatusCode::BAD_REQUEST, "invalid_grant")
+        .await;
+    assert_eq!(inbox.wait_for("/shop", 2, Duration::from_secs(10)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_seen_elsewhere_cannot_sign_the_user_out_without_asking() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let shop = rp(&app, &admin_token, json!({"trusted": true, "post_logout_redirect_uris": [BYE]})).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    let t = sign_in(&app, &b, &shop, &alice).await;
+    let hint = str_of(&t, "id_token");
+    // Another browser (or a script) holding only the ID token gets the question, and nothing ends.
+    let stranger = browser();
+    let url = logout_url(&app, &[("id_token_hint", hint), ("post_logout_redirect_uri", BYE), ("state", "s1")]);
+    let r = stranger.get(&url).send().await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::OK, None));
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"name="decision" value="logout""#), "{html}");
+    assert!(signed_in(&app, &b, &shop).await, "the question ends nothing");
+    // Answered, it signs out and returns to the application with its state.
+    let r = submit(&app, &stranger, "/oauth2/logout", &html, &[("decision", "logout")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(param(&location(&r).unwrap(), "state").as_deref(), Some("s1"));
+    assert!(!signed_in(&app, &b, &shop).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_session_obeys_the_rules_set_after_it_began() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let shop = rp(&app, &admin_token, json!({"trusted": true})).await;
+    let b = browser();
+    let r = app
+        .post_auth("/v1/admin/roles", &admin_token, &json!({"name": "treasury", "permissions": ["ledger:read"]}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.user_with_roles("cashier@example.com", &["user", "treasury"]).await;
+    let cashier = User { id: String::new(), email: "cashier@example.com".into() };
+    sign_in(&app, &b, &shop, &cashier).await;
+    assert!(signed_in(&app, &b, &shop).await);
+    // The role now requires a second factor: the password-only browser session no longer counts.
+    let r = app
+        .http
+        .patch(app.url("/v1/admin/roles/treasury"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"require_mfa": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!signed_in(&app, &b, &shop).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_cannot_stand_in_for_the_fresh_login_a_client_asked_for() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let shop = rp(&app, &admin_token, json!({})).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    let first = authorize(&app, &b, &Authz::new(&shop), Some(alice.email.as_str())).await;
+    assert_eq!(first.pages, ["login", "consent"]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A step-up (max_age=1) shows the login form; posting the consent form instead gets the login again.
+    let r = settle(
+        &app,
+        &b,
+        b.get(Authz::new(&shop).set("max_age", "1").set("prompt", "consent").url(&app)).send().await.unwrap(),
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"name="password""#), "{html}");
+    let r = submit(&app, &b, "/ui/consent", &html, &[("decision", "allow")]).await;
+    let r = settle(&app, &b, r).await;
+    assert!(location(&r).is_none_or(|l| param(&l, "code").is_none()), "a code without the fresh login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_spent_code_ends_nothing_and_a_consent_can_be_taken_back() {
+    let app = TestApp::spawn().await;
+    let admin_token = admin(&app).await;
+    let shop = rp(&app, &admin_token, json!({})).await;
+    let thief = rp(&app, &admin_token, json!({"token_endpoint_auth_method": "none"})).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    let out = authorize(&app, &b, &Authz::new(&shop), Some(alice.email.as_str())).await;
+    let t = tokens(&app, &shop, &out.location).await;
+    // A leaked, spent code presented by another client: refused, and the shop's session lives on.
+    let r = exchange(&app, &thief, &code_of(&out.location), &thief.redirect, Some(VERIFIER)).await;
+    oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let t = token_response(refresh(&app, &shop, str_of(&t, "refresh_token")).await).await;
+
+    // Alice sees the shop among her consents and takes it back: its session ends, and it asks again.
+    let me = crate::support::Tokens::from(&app.login(&alice.email, PASSWORD).await);
+    let list: Value = app.get_auth("/v1/me/consents", &me.access).await.json().await.unwrap();
+    assert_eq!(list[0]["client_id"], shop.id.as_str(), "{list}");
+    let r =
+        app.http.delete(app.url(&format!("/v1/me/consents/{}", shop.id))).bearer_auth(&me.access).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    oauth_error(refresh(&app, &shop, str_of(&t, "refresh_token")).await, StatusCode::BAD_REQUEST, "invalid_grant")
+        .await;
+    let again = authorize(&app, &b, &Authz::new(&shop), Some(alice.email.as_str())).await;
+    assert_eq!(again.pages, ["consent"]);
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/me/consents/{}", thief.id)))
+        .bearer_auth(&me.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 // ---- Attacks from the plans ----

@@ -159,6 +159,8 @@ fn respond_with(
         .content_type("text/html; charset=utf-8")
         .header(header::CONTENT_SECURITY_POLICY, csp_with(form_target))
         .header(header::CACHE_CONTROL, "no-store")
+        // The login page's address carries a sealed request: it goes nowhere else.
+        .header(header::REFERRER_POLICY, "no-referrer")
         .body(html);
     if let Some(value) = csrf {
         let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
@@ -324,7 +326,7 @@ mod tests {
                 |t| t.consent_title,
             ),
             ("pages/signed_in.html", context! {}, |t| t.signed_in_title),
-            ("pages/sign_out.html", context! { csrf => "c" }, |t| t.sign_out_title),
+            ("pages/sign_out.html", context! { csrf => "c", carried => [("state", "s")] }, |t| t.sign_out_title),
             ("pages/signed_out.html", context! {}, |t| t.signed_out_title),
         ]
     }

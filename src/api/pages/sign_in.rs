@@ -373,7 +373,11 @@ pub async fn end_session(svc: Data<&Arc<AuthService>>, req: &Request, body: poem
         Ok(LoggedOut::Redirect(to)) => with_cookie(see_other(&to), clear),
         Ok(LoggedOut::Confirm) => {
             let csrf = random::new_token();
-            let values = context! { csrf => csrf.as_str() };
+            let carried: Vec<(String, String)> = ["id_token_hint", "post_logout_redirect_uri", "state", "client_id"]
+                .into_iter()
+                .filter_map(|k| params.get(k).map(|v| (k.to_owned(), v.clone())))
+                .collect();
+            let values = context! { csrf => csrf.as_str(), carried };
             respond_with(&svc, StatusCode::OK, &lang, "pages/sign_out.html", values, Some(&csrf), None)
         }
         Ok(LoggedOut::Done) => {
