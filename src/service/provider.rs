@@ -723,8 +723,14 @@ impl Provider {
 
     /// A password on the hosted login: the same rules as the API's login (throttling,
     /// verification, second factors, disabled accounts).
-    pub async fn sign_in(&self, login: &str, password: &str, client: ClientInfo) -> Result<SignIn> {
-        match self.sessions.login(login, password, Some("Browser".into()), client, None).await {
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        client: ClientInfo,
+        solution: Option<super::sessions::ChallengeSolution>,
+    ) -> Result<SignIn> {
+        match self.sessions.login(login, password, Some("Browser".into()), client, solution).await {
             Ok(pair) => self.cookie_for(pair.session_id),
             Err(Error::MfaRequired(token)) => Ok(SignIn::SecondFactor(token)),
             Err(e) => Err(e),

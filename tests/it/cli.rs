@@ -286,3 +286,72 @@ async fn printing_mail_to_the_log_is_flagged_on_a_public_bind() {
     let log = server.log().join("\n");
     assert!(log.contains("email.transport is `log`") && log.contains("sms.transport is `log`"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_registers_applications_with_the_server_down_or_up() {
+    let dir = crate::support::private_dir();
+    let d = dir.path();
+    // Server down: a confidential relying party, its secret shown once in one JSON object.
+    let out = ok(
+        d,
+        &[
+            "client",
+            "add",
+            "Photos",
+            "--redirect-uri",
+            "https://photos.example/callback",
+            "--post-logout-redirect-uri",
+            "https://photos.example/",
+            "--trusted",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let photos: Value = serde_json::from_str(out.trim()).unwrap();
+    let (id, secret) = (photos["client_id"].as_str().unwrap().to_owned(), photos["client_secret"].as_str().unwrap());
+    assert_eq!(photos["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(photos["redirect_uris"], json!(["https://photos.example/callback"]));
+    assert_eq!(photos["trusted"], true);
+    // A public client has no secret; a bad redirect URI or method changes nothing.
+    let out =
+        ok(d, &["client", "add", "Mobile", "--public", "--redirect-uri", "com.example.app:/cb", "--json"], None).await;
+    let mobile: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(mobile.get("client_secret").is_none() && mobile["token_endpoint_auth_method"] == "none", "{mobile}");
+    fails(d, &["client", "add", "Bad", "--redirect-uri", "http://evil.example/cb"], "http only to localhost").await;
+    fails(
+        d,
+        &["client", "add", "Bad", "--redirect-uri", "https://a.example/cb", "--token-endpoint-auth-method", "magic"],
+        "client_secret_basic, client_secret_post or none",
+    )
+    .await;
+    let list = ok(d, &["client", "list"], None).await;
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(list.contains("Photos") && list.contains("Mobile") && !list.contains("Bad"), "{list}");
+    assert!(!ok(d, &["client", "show", &id], None).await.contains(secret), "a secret is shown once");
+
+    // Server up: the client's secret works at the token endpoint; rotation goes through the socket.
+    let app = TestApp::start_in(dir).await;
+    let d = app.dir.path().to_owned();
+    let token = |secret: String| {
+        let http = app.http.clone();
+        let (url, id) = (app.url("/v1/token"), id.clone());
+        async move {
+            http.post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(token(secret.to_owned()).await, StatusCode::OK);
+    let out = ok(&d, &["client", "rotate-secret", &id, "--json"], None).await;
+    let rotated: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(token(secret.to_owned()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(token(rotated["client_secret"].as_str().unwrap().to_owned()).await, StatusCode::OK);
+    ok(&d, &["client", "remove", &id], None).await;
+    assert_eq!(token(rotated["client_secret"].as_str().unwrap().to_owned()).await, StatusCode::UNAUTHORIZED);
+    fails(&d, &["client", "show", &id], "client not found").await;
+}

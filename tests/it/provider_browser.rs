@@ -476,3 +476,56 @@ fn totp(secret_b32: &str, time: u64) -> String {
     let bin = u32::from_be_bytes([m[off] & 0x7f, m[off + 1], m[off + 2], m[off + 3]]);
     format!("{:06}", bin % 1_000_000)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_repeated_failures_the_hosted_login_has_the_browser_solve_a_proof_of_work() {
+    let Some(chromium) = Browser::start().await else { return };
+    // A challenge after the first failure, and a small one: the story, not the cost, is tested.
+    let app = TestApp::spawn_with(|c| {
+        c.brute_force.challenge_after = 1;
+        c.challenge.difficulty = 10;
+    })
+    .await;
+    let (photos, arrivals) = application_receiver().await;
+    let redirect_uri = format!("http://{photos}/callback");
+    let admin = app.admin("ops@example.com").await;
+    let body = json!({"name": "Photos", "redirect_uris": [redirect_uri], "trusted": true});
+    let (client_id, _) = new_client(&app, &admin.access, body).await;
+    app.register("ana@example.com").await;
+
+    chromium.open(&authorize_url(&app, &client_id, &redirect_uri, &[("state", "s")])).await;
+    chromium.text("input[name=login]").await;
+    chromium.type_into("input[name=login]", "ana@example.com\u{E004}not her password\u{E007}").await;
+    // The form comes back carrying a challenge; her browser solves it when she signs in again.
+    chromium.text("input[name=challenge]").await;
+    chromium.type_into("input[name=password]", &format!("{PASSWORD}\u{E007}")).await;
+    chromium.heading_becomes("Back at Photos").await;
+    let arrived = arrivals.lock().unwrap().clone();
+    let back = format!("{redirect_uri}?{}", arrived.last().unwrap());
+    assert!(param(&back, "code").is_some(), "{back}");
+
+    // Without the work done, the same form is refused and offers a challenge again.
+    let b = browser();
+    let r = b.get(authorize_url(&app, &client_id, &redirect_uri, &[])).send().await.unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_owned();
+    let html = b.get(app.url(&login)).send().await.unwrap().text().await.unwrap();
+    let field = |html: &str, name: &str| {
+        let re = regex::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
+        re.captures(html).map(|c| c[1].replace("&#x2f;", "/")).unwrap_or_default()
+    };
+    let form = [
+        ("csrf", field(&html, "csrf")),
+        ("request", field(&html, "request")),
+        ("login", "ana@example.com".to_owned()),
+        ("password", "wrong again".to_owned()),
+    ];
+    let r = b.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"name="challenge""#), "{html}");
+    let mut form = form.to_vec();
+    form[0].1 = field(&html, "csrf");
+    form[3].1 = PASSWORD.to_owned();
+    let r = b.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a right password without the work is not enough");
+}

@@ -107,9 +107,13 @@ fn csp_with(also: Option<&str>) -> String {
         &base64::engine::general_purpose::STANDARD,
         digest::digest(&digest::SHA256, STYLE.as_bytes()),
     );
+    let script = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        digest::digest(&digest::SHA256, templates::SCRIPT.as_bytes()),
+    );
     let also = also.map(|a| format!(" {a}")).unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'sha256-{hash}'; script-src 'sha256-{script}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -307,12 +311,14 @@ mod tests {
             ("pages/error.html", context! { message => "No.", start_over => false }, |t| t.error_title),
             (
                 "pages/login.html",
-                context! { csrf => "c", request => "r", client => "Photos", problem => "No.", login_hint => "" },
+                context! { csrf => "c", request => "r", client => "Photos", problem => "No.", login_hint => "",
+                challenge => "v1.x", difficulty => 16 },
                 |t| t.sign_in_title,
             ),
             (
                 "pages/login.html",
-                context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>, login_hint => "" },
+                context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>, login_hint => "",
+                challenge => None::<&str>, difficulty => 0 },
                 |t| t.sign_in_title,
             ),
             (
@@ -341,7 +347,9 @@ mod tests {
                 assert!(html.starts_with(&format!("<!doctype html>\n<html lang=\"{lang}\">")), "{name} {lang}: {html}");
                 assert!(html.contains(&format!("<title>{} · Example</title>", title(t))), "{name} {lang}: {html}");
                 assert!(html.contains(&format!("<h1>{}</h1>", title(t))), "{name} {lang}: {html}");
-                assert!(!html.contains("<script") && !html.contains("\n\n"), "{name} {lang}: {html}");
+                // The one script, only where a proof of work is due.
+                assert_eq!(html.contains("<script"), html.contains("name=\"challenge\""), "{name} {lang}: {html}");
+                assert!(!html.contains("\n\n"), "{name} {lang}: {html}");
                 all.push_str(&html);
             }
             for name in text::NAMES {
@@ -362,6 +370,7 @@ mod tests {
                     "bad_logout",
                     "cannot_sign_in",
                     "account_disabled",
+                    "challenge_due",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }
@@ -379,13 +388,14 @@ mod tests {
             ("pages/error.html", context! { message => evil, start_over => true }),
             (
                 "pages/login.html",
-                context! { csrf => evil, request => evil, client => evil, problem => evil, login_hint => evil },
+                context! { csrf => evil, request => evil, client => evil, problem => evil, login_hint => evil,
+                challenge => evil, difficulty => 16 },
             ),
             ("pages/login_code.html", context! { csrf => evil, request => evil, mfa => evil, problem => evil }),
             ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
         ] {
             let html = templates::render(name, "en", evil, values).unwrap();
-            assert!(!html.contains("<script"), "{name}: {html}");
+            assert!(!html.contains("<script>alert"), "{name}: {html}");
             assert!(html.contains(&format!(" · {escaped}</title>")), "{name}: {html}");
             if name != "pages/error.html" {
                 assert!(html.contains(&format!("name=\"csrf\" value=\"{escaped}\"")), "{name}: {html}");
@@ -396,6 +406,20 @@ mod tests {
                 .unwrap();
         assert!(html.contains(&format!("name=\"token\" value=\"{escaped}\"")), "{html}");
         assert!(html.contains(&format!("<strong>{escaped}</strong>")), "{html}");
+    }
+
+    #[test]
+    fn the_script_served_is_the_one_the_csp_allows() {
+        let values = context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>,
+        login_hint => "", challenge => "v1.x", difficulty => 16 };
+        let html = templates::render("pages/login.html", "en", "x", values).unwrap();
+        let served = html.split_once("<script>").and_then(|(_, rest)| rest.split_once("</script>")).unwrap().0;
+        assert_eq!(served, templates::SCRIPT);
+        let hash = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            digest::digest(&digest::SHA256, served.as_bytes()),
+        );
+        assert!(csp().contains(&format!("script-src 'sha256-{hash}';")), "{}", csp());
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::{
     api::{client::client_info, cookies::read_cookie},
     error::Error,
     security::random,
-    service::{AuthService, Authorized, LoggedOut, Pending, Refused, SignIn, params_of},
+    service::{
+        AuthService, Authorized, ChallengeOffer, ChallengeSolution, LoggedOut, Pending, Refused, SignIn, params_of,
+    },
 };
 
 /// The browser session's cookie: `__Host-` and `Secure` when authd is reached over https.
@@ -126,22 +128,26 @@ fn consent_page(svc: &AuthService, lang: &str, p: &Pending) -> Response {
     respond_with(svc, StatusCode::OK, lang, "pages/consent.html", values, Some(&csrf), target.as_deref())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn login_form(
-    svc: &AuthService,
-    status: StatusCode,
-    lang: &str,
-    request: &str,
-    client: Option<&str>,
-    login_hint: Option<&str>,
-    problem: Option<&str>,
-    target: Option<&str>,
-) -> Response {
+/// What the login form shows besides its fields.
+#[derive(Default)]
+struct LoginPage<'a> {
+    client: Option<&'a str>,
+    login_hint: Option<&'a str>,
+    problem: Option<&'a str>,
+    /// Where the answer may redirect, for `form-action`.
+    target: Option<&'a str>,
+    /// A proof of work due: the challenge and its difficulty.
+    challenge: Option<(String, u8)>,
+}
+
+fn login_form(svc: &AuthService, status: StatusCode, lang: &str, request: &str, p: LoginPage<'_>) -> Response {
     let csrf = random::new_token();
+    let (challenge, difficulty) = p.challenge.map_or((None, 0), |(c, d)| (Some(c), d));
     let values = merge_maps([
-        context! { csrf => csrf.as_str(), request, client, problem },
-        context! { login_hint => login_hint.unwrap_or_default() },
+        context! { csrf => csrf.as_str(), request, client => p.client, problem => p.problem },
+        context! { login_hint => p.login_hint.unwrap_or_default(), challenge, difficulty },
     ]);
+    let target = p.target;
     respond_with(svc, status, lang, "pages/login.html", values, Some(&csrf), target)
 }
 
@@ -180,21 +186,18 @@ pub(super) struct LoginQuery {
 pub(super) async fn login_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LoginQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
     if q.request.is_empty() {
-        return login_form(&svc, StatusCode::OK, &lang, "", None, None, None, None);
+        return login_form(&svc, StatusCode::OK, &lang, "", LoginPage::default());
     }
     match svc.provider.pending_of(&q.request).await {
         Ok(p) => {
             let target = p.redirect_uri.as_deref().and_then(origin_of);
-            login_form(
-                &svc,
-                StatusCode::OK,
-                &lang,
-                &p.request,
-                Some(&p.client_name),
-                p.login_hint.as_deref(),
-                None,
-                target.as_deref(),
-            )
+            let page = LoginPage {
+                client: Some(&p.client_name),
+                login_hint: p.login_hint.as_deref(),
+                target: target.as_deref(),
+                ..LoginPage::default()
+            };
+            login_form(&svc, StatusCode::OK, &lang, &p.request, page)
         }
         Err(r) => refused_page(&svc, &lang, &r),
     }
@@ -212,6 +215,11 @@ pub(super) struct LoginForm {
     request: String,
     #[serde(default)]
     lang: String,
+    /// A proof of work and its solution, when one was due.
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    nonce: String,
 }
 
 /// Signed in: the cookie, then the pending request goes on (or a page says so).
@@ -249,21 +257,46 @@ pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Fo
         return forbidden(&svc, &lang);
     }
     let target = target_of(&svc, &f.request).await;
-    match svc.provider.sign_in(&f.login, &f.password, client_info(req)).await {
+    let solution = (!f.challenge.is_empty() && !f.nonce.is_empty())
+        .then(|| ChallengeSolution::Pow { challenge: f.challenge.clone(), nonce: f.nonce.clone() });
+    match svc.provider.sign_in(&f.login, &f.password, client_info(req), solution).await {
         Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
         Ok(SignIn::SecondFactor(mfa)) => {
             code_form(&svc, StatusCode::OK, &lang, &f.request, &mfa, None, target.as_deref())
         }
-        Err(e) => match refusal_text(text::of(&lang), &e) {
-            Some((status, problem)) => {
-                let client = match f.request.is_empty() {
-                    true => None,
-                    false => svc.provider.pending_of(&f.request).await.ok().map(|p| p.client_name),
-                };
-                login_form(&svc, status, &lang, &f.request, client.as_deref(), None, Some(problem), target.as_deref())
+        Err(e) => {
+            let t = text::of(&lang);
+            // Past repeated failures a solved proof of work is due. The form shown again after
+            // any failed try carries one, so that the browser has it solved by the try that
+            // needs it; where none is due yet, the server ignores it.
+            let due = matches!(e, Error::ChallengeRequired | Error::ChallengeFailed(_));
+            let challenge = match (due || matches!(e, Error::InvalidCredentials), svc.new_challenge()) {
+                (true, ChallengeOffer::Pow(c)) => Some((c.challenge, c.difficulty)),
+                _ => None,
+            };
+            let refusal = if due && challenge.is_some() {
+                Some((StatusCode::UNAUTHORIZED, t.challenge_due))
+            } else {
+                refusal_text(t, &e)
+            };
+            match refusal {
+                Some((status, problem)) => {
+                    let client = match f.request.is_empty() {
+                        true => None,
+                        false => svc.provider.pending_of(&f.request).await.ok().map(|p| p.client_name),
+                    };
+                    let page = LoginPage {
+                        client: client.as_deref(),
+                        login_hint: Some(&f.login),
+                        problem: Some(problem),
+                        target: target.as_deref(),
+                        challenge,
+                    };
+                    login_form(&svc, status, &lang, &f.request, page)
+                }
+                None => failed_page(&svc, &lang, &e),
             }
-            None => failed_page(&svc, &lang, &e),
-        },
+        }
     }
 }
 

@@ -267,6 +267,10 @@ strings! {
         en: "You cannot sign in here for now: confirm your address, or set up a second factor in the application first.",
         ru: "Сейчас войти здесь нельзя: подтвердите адрес или сначала настройте второй фактор в приложении.",
     }
+    challenge_due {
+        en: "Many failed attempts. Sign in again: your browser first works a moment to show it is not a script.",
+        ru: "Много неудачных попыток. Войдите снова: сначала браузер немного поработает, чтобы показать, что он не скрипт.",
+    }
     account_disabled {
         en: "This account is disabled.",
         ru: "Эта учётная запись отключена.",
