@@ -118,11 +118,11 @@ enum NoContent {
 
 /// The cookie that carries a started login, sealed, and so binds it to the browser that
 /// started it: `Lax`, since a `Strict` one would not come back with the provider's redirect.
-fn cookie_name(svc: &AuthService) -> &'static str {
+pub(super) fn cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_oauth" } else { "authd_oauth" }
 }
 
-fn login_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
+pub(super) fn login_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
     let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
     format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", cookie_name(svc))
 }

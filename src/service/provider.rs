@@ -66,6 +66,7 @@ const SEAL_REQUEST: &str = "authorization_request";
 const SEAL_BROWSER: &str = "browser_session";
 const SEAL_CODE: &str = "authorization_code";
 const SEAL_PUSHED: &str = "pushed_request";
+const SEAL_UPSTREAM: &str = "hosted_upstream_login";
 
 /// An authorization request that passed every check, waiting for a login or consent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -721,6 +722,26 @@ impl Provider {
         Ok(SignIn::Session(self.seal(SEAL_BROWSER, &session_id)?))
     }
 
+    /// The browser session a login through an external provider opened, from its outcome.
+    pub fn signed_in_upstream(&self, outcome: Result<super::TokenPair>) -> Result<SignIn> {
+        match outcome {
+            Ok(pair) => self.cookie_for(pair.session_id),
+            Err(Error::MfaRequired(token)) => Ok(SignIn::SecondFactor(token)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Seals what the hosted page keeps while the browser is at a provider.
+    pub fn seal_upstream(&self, verifier: &str, request: &str) -> Result<String> {
+        self.seal(SEAL_UPSTREAM, &(verifier, request, now() + PENDING_TTL))
+    }
+
+    /// Opens it again: the PKCE verifier and the pending request.
+    pub fn open_upstream(&self, sealed: &str) -> Option<(String, String)> {
+        let (verifier, request, until): (String, String, u64) = self.open(SEAL_UPSTREAM, sealed)?;
+        (until > now()).then_some((verifier, request))
+    }
+
     /// A password on the hosted login: the same rules as the API's login (throttling,
     /// verification, second factors, disabled accounts).
     pub async fn sign_in(
@@ -922,10 +943,16 @@ impl Provider {
         if ctx.claims.azp.is_none() || !scope.split(' ').any(|s| s == "openid") {
             return Err(Error::InsufficientScope);
         }
+        // Served from memory when cached, as `GET /v1/me` is: the token check already refused
+        // what was revoked, and every user write refreshes the cache.
         let uid = ctx.user_id;
-        let found = self.core.db(move |s| s.read(|tx| Ok::<_, Error>(tx.user(uid)?))).await?;
-        let Some(user) = found else {
-            return Err(Error::InvalidToken(crate::error::TokenError::Revoked));
+        let user = match self.core.store.cached_user(uid) {
+            Some(u) => u,
+            None => self
+                .core
+                .db(move |s| s.load_user(uid).map_err(Error::from))
+                .await?
+                .ok_or(Error::InvalidToken(crate::error::TokenError::Revoked))?,
         };
         if !user.is_active() {
             return Err(Error::InvalidToken(crate::error::TokenError::Revoked));

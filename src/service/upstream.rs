@@ -227,6 +227,20 @@ impl Upstream {
         self.begin(p, redirect_uri, None, app_challenge).await
     }
 
+    /// Starts a login at `provider` for the hosted login page, which comes back to authd's own
+    /// `/ui/login/upstream` (always allowed: it is no application's) with the page's PKCE
+    /// challenge.
+    pub async fn hosted_start(&self, provider: &str, challenge: String) -> Result<(Redirect, String)> {
+        let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
+        let back = self.hosted_return_url();
+        self.begin(p, &back, None, Some(challenge)).await
+    }
+
+    /// Where a login started from the hosted login page comes back to.
+    pub fn hosted_return_url(&self) -> String {
+        format!("{}/ui/login/upstream", self.core.public_url().trim_end_matches('/'))
+    }
+
     /// Starts linking `provider` to the caller, who must have signed in lately
     /// (`security.step_up_window`): a stolen older token cannot add a way in.
     pub async fn link_start(

@@ -1475,3 +1475,48 @@ fn tampered(jwt: &str) -> String {
     let first = if sig.starts_with('A') { 'B' } else { 'A' };
     format!("{signed}.{first}{}", &sig[1..])
 }
+
+// ---- The hosted login's buttons for login providers ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_to_an_application_through_a_login_provider_from_the_hosted_page() {
+    use crate::support::oidc::{CLIENT_ID, CLIENT_SECRET, authd_with, op_config};
+    let port = crate::support::free_port();
+    let Some(op) = crate::support::RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
+    let admin = admin(&app).await;
+    let shop = rp(&app, &admin, json!({"trusted": true})).await;
+    op.next(json!({"sub": "zoe-at-op", "email": "zoe@example.com", "email_verified": true})).await;
+    let b = browser();
+
+    // The login page shows the provider's button; it leads there and back to the application.
+    let authz = Authz::new(&shop);
+    let page = settle(&app, &b, b.get(authz.url(&app)).send().await.unwrap()).await;
+    let html = page.text().await.unwrap();
+    let re = regex::Regex::new(r#"href="(/ui/login/with/op\?[^"]+)""#).unwrap();
+    let button = unescape(&re.captures(&html).unwrap_or_else(|| panic!("no provider button: {html}"))[1]);
+    let mut next = app.url(&button);
+    let mut back = None;
+    for _ in 0..15 {
+        let r = b.get(&next).send().await.unwrap();
+        let to = location(&r).unwrap_or_else(|| panic!("stuck at {next}: {}", r.status()));
+        if to.starts_with(CB) {
+            back = Some(to);
+            break;
+        }
+        next = url::Url::parse(&next).unwrap().join(&to).unwrap().to_string();
+    }
+    let back = back.expect("back at the application");
+    assert_eq!(param(&back, "state").as_deref(), authz.get("state"), "{back}");
+    let t = tokens(&app, &shop, &back).await;
+    let id = id_token(&app, &shop, &t).await;
+    assert!(id["amr"].as_array().is_some_and(|a| a.contains(&json!("fed"))), "{id}");
+    let info: Value = userinfo(&app, str_of(&t, "access_token")).await.json().await.unwrap();
+    assert_eq!(info["email"], "zoe@example.com");
+    // The browser session holds: the next application request needs no sign-in.
+    assert!(signed_in(&app, &b, &shop).await);
+
+    // Back at /ui/login/upstream without the browser's own cookie: a page, nothing more.
+    let stranger = browser();
+    error_page(stranger.get(app.url("/ui/login/upstream?code=stolen")).send().await.unwrap()).await;
+}

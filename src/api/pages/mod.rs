@@ -37,6 +37,8 @@ pub fn routes() -> Route {
         .at("/forgot", poem::get(forgot_page).post(forgot_submit))
         .at("/login", poem::get(sign_in::login_page).post(sign_in::login_submit))
         .at("/login/code", poem::post(sign_in::code_submit))
+        .at("/login/with/:provider", poem::get(sign_in::login_with))
+        .at("/login/upstream", poem::get(sign_in::upstream_return))
         .at("/consent", poem::post(sign_in::consent_submit))
 }
 
@@ -312,13 +314,13 @@ mod tests {
             (
                 "pages/login.html",
                 context! { csrf => "c", request => "r", client => "Photos", problem => "No.", login_hint => "",
-                challenge => "v1.x", difficulty => 16 },
+                challenge => "v1.x", difficulty => 16, providers => vec![context! { name => "google", display_name => "Google" }], request_q => "r" },
                 |t| t.sign_in_title,
             ),
             (
                 "pages/login.html",
                 context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>, login_hint => "",
-                challenge => None::<&str>, difficulty => 0 },
+                challenge => None::<&str>, difficulty => 0, providers => Vec::<Value>::new() },
                 |t| t.sign_in_title,
             ),
             (
@@ -371,6 +373,7 @@ mod tests {
                     "cannot_sign_in",
                     "account_disabled",
                     "challenge_due",
+                    "upstream_failed",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }
@@ -389,7 +392,7 @@ mod tests {
             (
                 "pages/login.html",
                 context! { csrf => evil, request => evil, client => evil, problem => evil, login_hint => evil,
-                challenge => evil, difficulty => 16 },
+                challenge => evil, difficulty => 16, providers => vec![context! { name => evil, display_name => evil }], request_q => evil },
             ),
             ("pages/login_code.html", context! { csrf => evil, request => evil, mfa => evil, problem => evil }),
             ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
@@ -411,7 +414,7 @@ mod tests {
     #[test]
     fn the_script_served_is_the_one_the_csp_allows() {
         let values = context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>,
-        login_hint => "", challenge => "v1.x", difficulty => 16 };
+        login_hint => "", challenge => "v1.x", difficulty => 16, providers => Vec::<Value>::new() };
         let html = templates::render("pages/login.html", "en", "x", values).unwrap();
         let served = html.split_once("<script>").and_then(|(_, rest)| rest.split_once("</script>")).unwrap().0;
         assert_eq!(served, templates::SCRIPT);

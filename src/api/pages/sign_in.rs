@@ -143,9 +143,16 @@ struct LoginPage<'a> {
 fn login_form(svc: &AuthService, status: StatusCode, lang: &str, request: &str, p: LoginPage<'_>) -> Response {
     let csrf = random::new_token();
     let (challenge, difficulty) = p.challenge.map_or((None, 0), |(c, d)| (Some(c), d));
+    let providers: Vec<minijinja::Value> = svc
+        .upstream
+        .providers()
+        .into_iter()
+        .map(|p| context! { name => p.name, display_name => p.display_name })
+        .collect();
     let values = merge_maps([
         context! { csrf => csrf.as_str(), request, client => p.client, problem => p.problem },
-        context! { login_hint => p.login_hint.unwrap_or_default(), challenge, difficulty },
+        context! { login_hint => p.login_hint.unwrap_or_default(), challenge, difficulty, providers,
+        request_q => url::form_urlencoded::byte_serialize(request.as_bytes()).collect::<String>() },
     ]);
     let target = p.target;
     respond_with(svc, status, lang, "pages/login.html", values, Some(&csrf), target)
@@ -298,6 +305,114 @@ pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Fo
             }
         }
     }
+}
+
+/// The cookie that keeps the hosted page's PKCE verifier and pending request while the browser
+/// is at a provider.
+fn upstream_cookie_name(svc: &AuthService) -> &'static str {
+    if svc.public_url().starts_with("https://") { "__Host-authd_ui_upstream" } else { "authd_ui_upstream" }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct WithQuery {
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `GET /ui/login/with/{provider}`: off to a provider, to come back to `/ui/login/upstream`.
+#[handler]
+pub(super) async fn login_with(
+    svc: Data<&Arc<AuthService>>,
+    req: &Request,
+    provider: poem::web::Path<String>,
+    Query(q): Query<WithQuery>,
+) -> Response {
+    let lang = locale(&svc, req, q.lang.as_deref());
+    if !q.request.is_empty()
+        && let Err(r) = svc.provider.pending_of(&q.request).await
+    {
+        return refused_page(&svc, &lang, &r);
+    }
+    let verifier = random::new_token();
+    let challenge = crate::upstream::Pkce::s256(&verifier);
+    let (go, started) = match svc.upstream.hosted_start(&provider.0, challenge).await {
+        Ok(v) => v,
+        Err(Error::NotFound(_)) => return refused_page(&svc, &lang, &Refused::UnknownClient),
+        Err(e) => return failed_page(&svc, &lang, &e),
+    };
+    let kept = match svc.provider.seal_upstream(&verifier, &q.request) {
+        Ok(k) => k,
+        Err(e) => return failed_page(&svc, &lang, &e),
+    };
+    let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
+    let mine = format!("{}={kept}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}", upstream_cookie_name(&svc));
+    let mut resp = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, go.location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish();
+    for c in [crate::api::upstream::login_cookie(&svc, &started, 600), mine] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct UpstreamReturn {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /ui/login/upstream`: back from a provider, the login is traded here, as an application
+/// would, with the verifier only this browser holds.
+#[handler]
+pub(super) async fn upstream_return(
+    svc: Data<&Arc<AuthService>>,
+    req: &Request,
+    Query(q): Query<UpstreamReturn>,
+) -> Response {
+    let lang = locale(&svc, req, None);
+    let Some((verifier, request)) =
+        read_cookie(req, upstream_cookie_name(&svc)).and_then(|c| svc.provider.open_upstream(&c))
+    else {
+        return refused_page(&svc, &lang, &Refused::Stale);
+    };
+    let clear =
+        HeaderValue::from_str(&format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", upstream_cookie_name(&svc)))
+            .ok();
+    let Some(code) = q.code.filter(|_| q.error.is_none()) else {
+        // The provider said no, or the login failed there: the form again.
+        let problem = text::of(&lang).upstream_failed;
+        let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
+        return with_cookie(login_form(&svc, StatusCode::UNAUTHORIZED, &lang, &request, page), clear);
+    };
+    let outcome = svc.upstream.oauth_exchange(&code, Some(&verifier), client_info(req)).await;
+    let resp = match svc.provider.signed_in_upstream(outcome) {
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &request, &cookie).await,
+        Ok(SignIn::SecondFactor(mfa)) => {
+            let target = target_of(&svc, &request).await;
+            code_form(&svc, StatusCode::OK, &lang, &request, &mfa, None, target.as_deref())
+        }
+        Err(e) => match refusal_text(text::of(&lang), &e) {
+            Some((status, problem)) => {
+                let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
+                login_form(&svc, status, &lang, &request, page)
+            }
+            None if matches!(e, Error::IdentityNotLinked | Error::InvalidCode | Error::CodeExpired) => {
+                let problem = text::of(&lang).upstream_failed;
+                let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
+                login_form(&svc, StatusCode::FORBIDDEN, &lang, &request, page)
+            }
+            None => failed_page(&svc, &lang, &e),
+        },
+    };
+    with_cookie(resp, clear)
 }
 
 fn code_form(

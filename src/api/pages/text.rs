@@ -267,6 +267,14 @@ strings! {
         en: "You cannot sign in here for now: confirm your address, or set up a second factor in the application first.",
         ru: "Сейчас войти здесь нельзя: подтвердите адрес или сначала настройте второй фактор в приложении.",
     }
+    upstream_failed {
+        en: "That sign-in did not work. Try again, or sign in with your password.",
+        ru: "Этот вход не удался. Попробуйте снова или войдите с паролем.",
+    }
+    or_continue_with {
+        en: "Or continue with:",
+        ru: "Или продолжить через:",
+    }
     challenge_due {
         en: "Many failed attempts. Sign in again: your browser first works a moment to show it is not a script.",
         ru: "Много неудачных попыток. Войдите снова: сначала браузер немного поработает, чтобы показать, что он не скрипт.",
