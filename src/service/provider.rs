@@ -34,6 +34,8 @@ use crate::{
 
 /// How long an authorization code lives (at most 60 s, RFC 9700 §4.5 advice is "short").
 const CODE_TTL: u64 = 60;
+/// The longest code read: a sealed grant with a nonce of 512 characters fits.
+const MAX_CODE: usize = 4096;
 /// How long a spent code is remembered, so that presenting it again ends what it issued.
 const SPENT_CODE_TTL: u64 = 600;
 /// How long a pushed request may wait (RFC 9126 §2.2: short-lived).
@@ -88,9 +90,13 @@ struct AuthRequest {
     expires_at: u64,
 }
 
-/// What redeeming a code grants, sealed in the code's record.
+/// What redeeming a code grants: the code itself, sealed with the data key, so that issuing one
+/// writes nothing. Spending it writes a marker under `id`, in the transaction that opens the
+/// client's session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CodeGrant {
+    id: Uuid,
+    expires_at: u64,
     client_id: Uuid,
     redirect_uri: String,
     scope: String,
@@ -577,8 +583,9 @@ impl Provider {
     }
 
     async fn issue_code(&self, req: &AuthRequest, b: &Browser) -> Result<Authorized> {
-        let code = random::new_token();
         let grant = CodeGrant {
+            id: Uuid::now_v7(),
+            expires_at: now() + CODE_TTL,
             client_id: req.client_id,
             redirect_uri: req.redirect_uri.clone(),
             scope: req.scope.join(" "),
@@ -589,24 +596,7 @@ impl Provider {
             auth_time: b.session.authenticated_at(),
             amr: b.session.amr.clone(),
         };
-        let t = now();
-        let record = OneTimeSecret {
-            id: OneTimeSecret::id_for(Purpose::AuthorizationCode, Uuid::now_v7()),
-            purpose: Purpose::AuthorizationCode,
-            user_id: Some(b.user.id),
-            token_hash: Some(random::token_hash(&code).to_vec()),
-            code_hash: None,
-            target: None,
-            amr: Vec::new(),
-            method: None,
-            created_at: t,
-            expires_at: t + CODE_TTL,
-            attempts_left: 1,
-            budget_until: t + CODE_TTL,
-            sealed: Some(self.seal(SEAL_CODE, &grant)?),
-            issued: None,
-        };
-        self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&record)?))).await?;
+        let code = self.seal(SEAL_CODE, &grant)?;
         let iss = self.issuer();
         let mut pairs = vec![("code", code.as_str())];
         if let Some(s) = &req.state {
@@ -821,10 +811,21 @@ impl Provider {
         verifier: Option<String>,
         from: ClientInfo,
     ) -> Result<Issued> {
-        let hash = OpaqueToken::parse(code).ok_or(Error::InvalidGrant("the code is invalid"))?.hash();
+        // Checked before any storage: the code's own seal, client, life, redirect URI and PKCE.
+        let grant: CodeGrant = Some(code)
+            .filter(|c| c.len() <= MAX_CODE)
+            .and_then(|c| self.open(SEAL_CODE, c))
+            .ok_or(Error::InvalidGrant("the code is invalid"))?;
+        // Another client holding a leaked code gets nothing, not even the power to end what the
+        // code issued.
+        if grant.client_id != client.id {
+            return Err(Error::InvalidGrant("the code is invalid"));
+        }
+        if grant.expires_at <= now() {
+            return Err(Error::InvalidGrant("the code has expired"));
+        }
         let refresh = random::new_token();
         let refresh_hash = random::token_hash(&refresh);
-        let key = Arc::clone(&self.core.data_key);
         let cfg = Arc::clone(&self.core.cfg);
         let c = client.clone();
         let outcome = self
@@ -832,31 +833,23 @@ impl Provider {
             .db(move |s| {
                 s.write(|tx| {
                     let t = tx.now();
-                    let Some(mut rec) =
-                        tx.one_time_by_token(&hash)?.filter(|r| r.purpose == Purpose::AuthorizationCode)
-                    else {
-                        return Ok(Exchange::Invalid("the code is invalid"));
+                    let marker_id = OneTimeSecret::id_for(Purpose::AuthorizationCode, grant.id);
+                    // Presented again: what it issued ends (RFC 6749 §4.1.2).
+                    let reused = |tx: &mut Tx<'_>| -> Result<Exchange> {
+                        let issued = tx.one_time(&marker_id)?.and_then(|m| m.issued);
+                        if let Some(sid) = issued {
+                            tx.revoke_session(sid)?;
+                            tx.audit_failure(
+                                "oidc.code_reused",
+                                Some(grant.user_id),
+                                Some(sid),
+                                json!({"client_id": c.id}),
+                            )?;
+                        }
+                        Ok(Exchange::Reused)
                     };
-                    let Some(grant) = rec
-                        .sealed
-                        .as_deref()
-                        .and_then(|s| key.open(SEAL_CODE, s).ok())
-                        .and_then(|b| serde_json::from_slice::<CodeGrant>(&b).ok())
-                    else {
-                        return Ok(Exchange::Invalid("the code is invalid"));
-                    };
-                    // Another client holding a leaked code gets nothing, not even the power to
-                    // end what the code issued.
-                    if grant.client_id != c.id {
-                        return Ok(Exchange::Invalid("the code is invalid"));
-                    }
-                    if let Some(sid) = rec.issued {
-                        tx.revoke_session(sid)?;
-                        tx.audit_failure("oidc.code_reused", rec.user_id, Some(sid), json!({"client_id": c.id}))?;
-                        return Ok(Exchange::Reused);
-                    }
-                    if rec.expires_at <= t {
-                        return Ok(Exchange::Invalid("the code has expired"));
+                    if tx.one_time(&marker_id)?.is_some() {
+                        return reused(tx);
                     }
                     if redirect_uri.as_deref().is_some_and(|r| r != grant.redirect_uri)
                         || (redirect_uri.is_none() && c.redirect_uris.len() > 1)
@@ -872,6 +865,27 @@ impl Provider {
                         }
                         (None, None) => {}
                     }
+                    let session_id = Uuid::now_v7();
+                    let marker = OneTimeSecret {
+                        id: marker_id.clone(),
+                        purpose: Purpose::AuthorizationCode,
+                        user_id: Some(grant.user_id),
+                        token_hash: None,
+                        code_hash: None,
+                        target: None,
+                        amr: Vec::new(),
+                        method: None,
+                        created_at: t,
+                        expires_at: grant.expires_at + SPENT_CODE_TTL,
+                        attempts_left: 0,
+                        budget_until: 0,
+                        sealed: None,
+                        issued: Some(session_id),
+                    };
+                    // Two redemptions at once (two nodes): one claims the code, the other is a reuse.
+                    if !tx.claim_one_time(&marker)? {
+                        return reused(tx);
+                    }
                     let Some(user) = tx.user(grant.user_id)?.filter(User::is_active) else {
                         return Ok(Exchange::Invalid("the code is invalid"));
                     };
@@ -879,7 +893,7 @@ impl Provider {
                         return Ok(Exchange::Invalid("the sign-in this code came from has ended"));
                     };
                     let session = Session {
-                        id: Uuid::now_v7(),
+                        id: session_id,
                         user_id: user.id,
                         device_name: Some(c.name.chars().take(100).collect()),
                         user_agent: from.user_agent.map(|a| a.chars().take(300).collect()),
@@ -900,9 +914,6 @@ impl Provider {
                         &refresh_hash,
                         &RefreshRecord { session_id: session.id, used: false, expires_at: session.expires_at },
                     )?;
-                    rec.issued = Some(session.id);
-                    rec.expires_at = t + SPENT_CODE_TTL;
-                    tx.put_one_time(&rec)?;
                     tx.audit(
                         "oidc.tokens_issued",
                         Some(user.id),

@@ -218,6 +218,9 @@ pub trait OneTimeReads {
 pub trait OneTimeWrites {
     /// Adds a secret, or replaces the one with the same id.
     fn put_one_time(&mut self, s: &OneTimeSecret) -> R<()>;
+    /// Adds a secret unless one with its id exists; true when added. Of two transactions that
+    /// claim the same id at once, exactly one gets true (the other waits for it to commit).
+    fn claim_one_time(&mut self, s: &OneTimeSecret) -> R<bool>;
     /// Spends or burns a secret; false when it was not there.
     fn delete_one_time(&mut self, id: &str) -> R<bool>;
     /// Drops secrets expired at `now`; returns how many.

@@ -1520,3 +1520,35 @@ async fn a_user_signs_in_to_an_application_through_a_login_provider_from_the_hos
     let stranger = browser();
     error_page(stranger.get(app.url("/ui/login/upstream?code=stolen")).send().await.unwrap()).await;
 }
+
+// ---- One code, redeemed twice at once ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_redeemed_twice_at_once_gives_tokens_once() {
+    racing_redemptions(TestApp::spawn().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_redeemed_twice_at_once_gives_tokens_once_on_postgres() {
+    let Some(app) = TestApp::spawn_on_postgres(|_| {}).await else { return };
+    racing_redemptions(app).await;
+}
+
+async fn racing_redemptions(app: TestApp) {
+    let admin = admin(&app).await;
+    let shop = rp(&app, &admin, json!({"trusted": true})).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    sign_in(&app, &b, &shop, &alice).await;
+    for _ in 0..5 {
+        let out = authorize(&app, &b, &Authz::new(&shop), None).await;
+        let code = code_of(&out.location);
+        let (one, two) = tokio::join!(
+            exchange(&app, &shop, &code, &shop.redirect, None),
+            exchange(&app, &shop, &code, &shop.redirect, None)
+        );
+        let mut statuses = [one.status(), two.status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    }
+}

@@ -46,6 +46,16 @@ impl OneTimeWrites for Write {
         Ok(())
     }
 
+    fn claim_one_time(&mut self, s: &OneTimeSecret) -> R<bool> {
+        // A concurrent claim of the same id waits on the row, then inserts nothing.
+        let added = self.c.execute(
+            "INSERT INTO one_time_secrets (id, token_hash, expires_at, data) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+            &[&s.id, &s.token_hash, &big(s.expires_at), &to_doc(s)?],
+        )?;
+        Ok(added == 1)
+    }
+
     fn delete_one_time(&mut self, id: &str) -> R<bool> {
         Ok(self.c.execute("DELETE FROM one_time_secrets WHERE id = $1", &[&id])? > 0)
     }

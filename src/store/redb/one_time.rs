@@ -51,6 +51,16 @@ impl OneTimeWrites for Write {
         Ok(())
     }
 
+    fn claim_one_time(&mut self, s: &OneTimeSecret) -> R<bool> {
+        // One writer at a time: reading then writing in this transaction is atomic.
+        let existing: Option<OneTimeSecret> = get(&self.tx.open_table(ONE_TIME)?, s.id.as_str())?;
+        if existing.is_some() {
+            return Ok(false);
+        }
+        self.put_one_time(s)?;
+        Ok(true)
+    }
+
     fn delete_one_time(&mut self, id: &str) -> R<bool> {
         let old: Option<OneTimeSecret> = get(&self.tx.open_table(ONE_TIME)?, id)?;
         let Some(old) = old else { return Ok(false) };
