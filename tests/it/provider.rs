@@ -1552,3 +1552,20 @@ async fn racing_redemptions(app: TestApp) {
         assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_never_goes_to_an_internal_address_unless_allowed() {
+    let app = TestApp::spawn_with(|c| c.webhook_delivery.allow_private_targets = false).await;
+    let admin_token = admin(&app).await;
+    let (inbox, addr) = inbox().await;
+    let body = json!({"trusted": true, "backchannel_logout_uri": format!("http://{addr}/shop")});
+    let shop = rp(&app, &admin_token, body).await;
+    let alice = user(&app, "alice").await;
+    let b = browser();
+    sign_in(&app, &b, &shop, &alice).await;
+    let phone = crate::support::Tokens::from(&app.login(&alice.email, PASSWORD).await);
+    let r = app.post_auth("/v1/auth/logout-all", &phone.access, &json!({})).await;
+    assert!(r.status().is_success());
+    // The outbox tries (and records the failure), but nothing reaches 127.0.0.1.
+    assert_eq!(inbox.wait_for("/shop", 1, Duration::from_secs(3)).await, 0);
+}
