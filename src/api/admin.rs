@@ -618,6 +618,17 @@ impl AdminApi {
         Ok(Json(svc.clients.rotate_secret(&caller.principal(), id.0).await?.into()))
     }
 
+    /// One client (needs `clients:read`)
+    #[oai(path = "/admin/clients/:id", method = "get", operation_id = "admin_get_client")]
+    async fn get_client(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        caller: Caller,
+        id: Path<Uuid>,
+    ) -> Result<Json<ClientResponse>, ApiError> {
+        Ok(Json(svc.clients.show(&caller.principal(), id.0).await?.into()))
+    }
+
     /// Delete a client (needs `clients:write`)
     #[oai(path = "/admin/clients/:id", method = "delete", operation_id = "admin_delete_client")]
     async fn delete_client(

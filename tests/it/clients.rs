@@ -24,6 +24,8 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
     let listed: Vec<Value> = app.get_auth("/v1/admin/clients", &admin.access).await.json().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].get("client_secret").is_none(), "the secret is shown once");
+    let shown: Value = app.get_auth(&format!("/v1/admin/clients/{id}"), &admin.access).await.json().await.unwrap();
+    assert_eq!((shown["name"].as_str(), shown.get("client_secret")), (Some("billing-service"), None), "{shown}");
     assert!(
         !app.svc()
             .audit
