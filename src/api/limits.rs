@@ -14,6 +14,9 @@ fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
         (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/ui/login") => Some(RouteClass::Login),
+        // The hosted login's way to a provider and back count as the API's start and exchange.
+        (&Method::GET, p) if p.starts_with("/ui/login/with/") => Some(RouteClass::Login),
+        (&Method::GET, "/ui/login/upstream") => Some(RouteClass::Login),
         (&Method::POST, "/v1/auth/login/mfa" | "/ui/login/code") => Some(RouteClass::Mfa),
         // A relying party's back end redeems codes and refreshes for all its users from one
         // address; its secrets are 256 random bits, so the budget is the refresh one.

@@ -102,7 +102,7 @@ struct ClientTokenRequest {
     #[oai(validator(max_length = 256))]
     client_secret: Option<String>,
     /// `authorization_code`: the code from the authorization response.
-    #[oai(validator(max_length = 4096))]
+    #[oai(validator(max_length = 8192))]
     code: Option<String>,
     /// `authorization_code`: the `redirect_uri` of the authorization request.
     #[oai(validator(max_length = 2000))]

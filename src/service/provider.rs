@@ -35,7 +35,7 @@ use crate::{
 /// How long an authorization code lives (at most 60 s, RFC 9700 §4.5 advice is "short").
 const CODE_TTL: u64 = 60;
 /// The longest code read: a sealed grant with a nonce of 512 characters fits.
-const MAX_CODE: usize = 4096;
+const MAX_CODE: usize = 8192;
 /// How long a spent code is remembered, so that presenting it again ends what it issued.
 const SPENT_CODE_TTL: u64 = 600;
 /// How long a pushed request may wait (RFC 9126 §2.2: short-lived).
@@ -821,9 +821,6 @@ impl Provider {
         if grant.client_id != client.id {
             return Err(Error::InvalidGrant("the code is invalid"));
         }
-        if grant.expires_at <= now() {
-            return Err(Error::InvalidGrant("the code has expired"));
-        }
         let refresh = random::new_token();
         let refresh_hash = random::token_hash(&refresh);
         let cfg = Arc::clone(&self.core.cfg);
@@ -848,8 +845,12 @@ impl Provider {
                         }
                         Ok(Exchange::Reused)
                     };
+                    // Reuse is caught as long as the spent marker lives, past the code's own life.
                     if tx.one_time(&marker_id)?.is_some() {
                         return reused(tx);
+                    }
+                    if grant.expires_at <= t {
+                        return Ok(Exchange::Invalid("the code has expired"));
                     }
                     if redirect_uri.as_deref().is_some_and(|r| r != grant.redirect_uri)
                         || (redirect_uri.is_none() && c.redirect_uris.len() > 1)
@@ -889,7 +890,12 @@ impl Provider {
                     let Some(user) = tx.user(grant.user_id)?.filter(User::is_active) else {
                         return Ok(Exchange::Invalid("the code is invalid"));
                     };
-                    let Some(browser) = tx.session(grant.browser_sid)? else {
+                    // The browser session the code came from: this user's, a browser's, still live.
+                    let Some(browser) = tx.session(grant.browser_sid)?.filter(|b| {
+                        b.user_id == grant.user_id
+                            && b.client_id.is_none()
+                            && b.expires_at.min(b.absolute_expires_at) > t
+                    }) else {
                         return Ok(Exchange::Invalid("the sign-in this code came from has ended"));
                     };
                     let session = Session {

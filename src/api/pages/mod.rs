@@ -398,7 +398,11 @@ mod tests {
             ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
         ] {
             let html = templates::render(name, "en", evil, values).unwrap();
-            assert!(!html.contains("<script>alert"), "{name}: {html}");
+            // No script but ours, and ours only where a challenge is due.
+            assert!(html.matches("<script").count() <= 1, "{name}: {html}");
+            if let Some((_, rest)) = html.split_once("<script>") {
+                assert_eq!(rest.split_once("</script>").map(|(body, _)| body), Some(templates::SCRIPT), "{name}");
+            }
             assert!(html.contains(&format!(" · {escaped}</title>")), "{name}: {html}");
             if name != "pages/error.html" {
                 assert!(html.contains(&format!("name=\"csrf\" value=\"{escaped}\"")), "{name}: {html}");

@@ -322,6 +322,9 @@ pub(super) struct WithQuery {
 }
 
 /// `GET /ui/login/with/{provider}`: off to a provider, to come back to `/ui/login/upstream`.
+/// A link, not a form: a form's answer may not redirect to the provider under the page's
+/// `form-action`. Started from another site it ends where a plain authorization link would:
+/// the consent page of a client that is not trusted.
 #[handler]
 pub(super) async fn login_with(
     svc: Data<&Arc<AuthService>>,
@@ -383,31 +386,41 @@ pub(super) async fn upstream_return(
     else {
         return refused_page(&svc, &lang, &Refused::Stale);
     };
-    let clear =
-        HeaderValue::from_str(&format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", upstream_cookie_name(&svc)))
-            .ok();
+    let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
+    let clear = HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+        upstream_cookie_name(&svc)
+    ))
+    .ok();
+    // The form shown again keeps the request's client and where its answer may go.
+    let target = target_of(&svc, &request).await;
+    let client = match request.is_empty() {
+        true => None,
+        false => svc.provider.pending_of(&request).await.ok().map(|p| p.client_name),
+    };
+    let again = |status: StatusCode, problem: &str| {
+        let page = LoginPage {
+            problem: Some(problem),
+            client: client.as_deref(),
+            target: target.as_deref(),
+            ..LoginPage::default()
+        };
+        login_form(&svc, status, &lang, &request, page)
+    };
     let Some(code) = q.code.filter(|_| q.error.is_none()) else {
         // The provider said no, or the login failed there: the form again.
-        let problem = text::of(&lang).upstream_failed;
-        let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
-        return with_cookie(login_form(&svc, StatusCode::UNAUTHORIZED, &lang, &request, page), clear);
+        return with_cookie(again(StatusCode::UNAUTHORIZED, text::of(&lang).upstream_failed), clear);
     };
     let outcome = svc.upstream.oauth_exchange(&code, Some(&verifier), client_info(req)).await;
     let resp = match svc.provider.signed_in_upstream(outcome) {
         Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &request, &cookie).await,
         Ok(SignIn::SecondFactor(mfa)) => {
-            let target = target_of(&svc, &request).await;
             code_form(&svc, StatusCode::OK, &lang, &request, &mfa, None, target.as_deref())
         }
         Err(e) => match refusal_text(text::of(&lang), &e) {
-            Some((status, problem)) => {
-                let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
-                login_form(&svc, status, &lang, &request, page)
-            }
+            Some((status, problem)) => again(status, problem),
             None if matches!(e, Error::IdentityNotLinked | Error::InvalidCode | Error::CodeExpired) => {
-                let problem = text::of(&lang).upstream_failed;
-                let page = LoginPage { problem: Some(problem), ..LoginPage::default() };
-                login_form(&svc, StatusCode::FORBIDDEN, &lang, &request, page)
+                again(StatusCode::FORBIDDEN, text::of(&lang).upstream_failed)
             }
             None => failed_page(&svc, &lang, &e),
         },
