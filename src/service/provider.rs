@@ -1035,20 +1035,7 @@ impl Provider {
         let client = self.clients.authenticate(presented).await?;
         if token.contains('.') {
             return Ok(match self.tokens.authenticate(token) {
-                Ok(ctx) if ctx.claims.azp == Some(client.id) => Introspection {
-                    active: true,
-                    token_type: Some("access_token"),
-                    sub: Some(ctx.user_id),
-                    sid: Some(ctx.session_id),
-                    jti: Some(ctx.claims.jti),
-                    exp: Some(ctx.claims.exp),
-                    iat: Some(ctx.claims.iat),
-                    roles: Some(ctx.claims.roles.clone()),
-                    iss: Some(ctx.claims.iss.clone()),
-                    aud: Some(ctx.claims.aud.clone()),
-                    client_id: Some(client.id),
-                    scope: ctx.claims.scope.clone(),
-                },
+                Ok(ctx) if ctx.claims.azp == Some(client.id) => Introspection::of_access(&ctx),
                 _ => Introspection::default(),
             });
         }

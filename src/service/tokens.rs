@@ -47,6 +47,27 @@ pub struct Introspection {
     pub scope: Option<String>,
 }
 
+impl Introspection {
+    /// What RFC 7662 says of a live access token.
+    pub(super) fn of_access(ctx: &AuthContext) -> Self {
+        let c = &ctx.claims;
+        Self {
+            active: true,
+            token_type: Some("access_token"),
+            sub: Some(ctx.user_id),
+            sid: Some(ctx.session_id),
+            jti: Some(c.jti),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            roles: Some(c.roles.clone()),
+            iss: Some(c.iss.clone()),
+            aud: Some(c.aud.clone()),
+            client_id: c.azp.or(c.client_id),
+            scope: c.scope.clone(),
+        }
+    }
+}
+
 /// Milliseconds since the epoch at which a token was minted, from its UUIDv7 `jti`.
 fn issued_ms(c: &AccessClaims) -> u64 {
     c.jti
@@ -119,20 +140,7 @@ impl Tokens {
         self.require_permission(caller, "tokens:introspect")?;
         if token.contains('.') {
             return Ok(match self.authenticate(token) {
-                Ok(ctx) => Introspection {
-                    active: true,
-                    token_type: Some("access_token"),
-                    sub: Some(ctx.user_id),
-                    sid: Some(ctx.session_id),
-                    jti: Some(ctx.claims.jti),
-                    exp: Some(ctx.claims.exp),
-                    iat: Some(ctx.claims.iat),
-                    roles: Some(ctx.claims.roles.clone()),
-                    iss: Some(ctx.claims.iss.clone()),
-                    aud: Some(ctx.claims.aud.clone()),
-                    client_id: ctx.claims.azp.or(ctx.claims.client_id),
-                    scope: ctx.claims.scope.clone(),
-                },
+                Ok(ctx) => Introspection::of_access(&ctx),
                 Err(_) => Introspection::default(),
             });
         }

@@ -180,11 +180,10 @@ pub async fn authorize(svc: Data<&Arc<AuthService>>, req: &Request, body: poem::
     answer(&svc, &lang, outcome, None)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct LoginQuery {
-    #[serde(default)]
     request: String,
-    #[serde(default)]
     lang: Option<String>,
 }
 
@@ -210,22 +209,16 @@ pub(super) async fn login_page(svc: Data<&Arc<AuthService>>, req: &Request, Quer
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct LoginForm {
-    #[serde(default)]
     login: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     request: String,
-    #[serde(default)]
     lang: String,
     /// A proof of work and its solution, when one was due.
-    #[serde(default)]
     challenge: String,
-    #[serde(default)]
     nonce: String,
 }
 
@@ -313,11 +306,10 @@ fn upstream_cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_ui_upstream" } else { "authd_ui_upstream" }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct WithQuery {
-    #[serde(default)]
     request: String,
-    #[serde(default)]
     lang: Option<String>,
 }
 
@@ -364,11 +356,10 @@ pub(super) async fn login_with(
     resp
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct UpstreamReturn {
-    #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
     error: Option<String>,
 }
 
@@ -442,17 +433,13 @@ fn code_form(
     respond_with(svc, status, lang, "pages/login_code.html", values, Some(&csrf), target)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct CodeForm {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     mfa: String,
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     request: String,
-    #[serde(default)]
     lang: String,
 }
 
@@ -481,15 +468,12 @@ pub(super) async fn code_submit(svc: Data<&Arc<AuthService>>, req: &Request, For
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub(super) struct ConsentForm {
-    #[serde(default)]
     decision: String,
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     request: String,
-    #[serde(default)]
     lang: String,
 }
 
