@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::error::{Error, FieldError};
 
-const PROBLEM_JSON: &str = super::problem::PROBLEM_JSON;
+/// The media type of problem details (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Request schemas that follow OAuth's rule to ignore unrecognised parameters (RFC 6749 §3.2,
 /// RFC 7662 §2.1); every other request body refuses unknown fields.

@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, Object, payload::Json};
 use super::client::{ClientIp, client_info, resolve_client_ip};
 use crate::error::{Error, FieldError};
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use super::contract::PROBLEM_JSON;
 
 /// One invalid field.
 #[derive(Object, Debug, Clone)]

@@ -125,6 +125,32 @@ impl Core {
         Ok(())
     }
 
+    /// The per-account rate limit of a route class.
+    pub(super) async fn check_account_limit(
+        &self,
+        class: crate::config::RouteClass,
+        account: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let rl = &self.cfg.rate_limit;
+        if !rl.enabled {
+            return Ok(());
+        }
+        let limit = rl.route(class).per_account;
+        match self.limiter.check_account(class, account, &limit).await {
+            Some(d) if !d.allowed => {
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
+                    .inc();
+                security_event("rate_limited", ip);
+                self.audit_throttle(class.as_str(), ip, "rate_limited");
+                Err(Error::RateLimited(d.retry_after_secs))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Reads the signing keys again (another node rotated them).
     pub(super) async fn reload_keys(&self) -> Result<()> {
         let records = self.db(|s| s.read(|tx| tx.signing_keys().map_err(Error::from))).await?;

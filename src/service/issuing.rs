@@ -5,10 +5,10 @@ use std::{net::IpAddr, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{core::Core, db::Tx, outbox::Outbox};
+use super::{core::Core, db::Tx, id_tokens::LogoutNotice, outbox::Outbox};
 use crate::{
     error::{Error, Result},
-    model::{OutboxMessage, RefreshRecord, Session, User, now},
+    model::{Channel, DeliveryState, OutboxMessage, RefreshRecord, Session, User, now, now_millis},
     security::random,
 };
 
@@ -228,7 +228,7 @@ pub(super) fn end_sessions(tx: &mut Tx<'_>, user_id: Uuid, keep: Option<Uuid>, c
     // The applications signed in through an ending browser session hear of it.
     for browser in sessions.iter().filter(ending).filter(|s| s.client_id.is_none()) {
         let children: Vec<&Session> = sessions.iter().filter(|s| s.parent == Some(browser.id)).collect();
-        super::provider::queue_logouts(tx, user_id, browser.id, &children)?;
+        queue_logouts(tx, user_id, browser.id, &children)?;
     }
     let sids: Vec<Uuid> = sessions.iter().filter(ending).map(|s| s.id).collect();
     let ended = tx.revoke_sessions(&sids)?;
@@ -259,4 +259,50 @@ pub(super) fn permissions_in(
     roles: &[String],
 ) -> Result<Option<Vec<String>>, crate::store::StoreError> {
     Ok(if include { Some(crate::model::granted_permissions(&tx.roles()?, roles)) } else { None })
+}
+
+/// Ends session `sid` of the user and, when it is a browser session, every relying party's
+/// session under it, queueing their back-channel logouts: what ending any one session calls, so
+/// that a browser session ended from the sessions list takes its clients' sessions along.
+/// Returns how many sessions ended.
+pub(super) fn end_with_children(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid) -> Result<usize> {
+    let sessions = tx.sessions_of(user_id)?;
+    if !sessions.iter().any(|s| s.id == sid) {
+        return Ok(0);
+    }
+    let children: Vec<&Session> = sessions.iter().filter(|s| s.parent == Some(sid)).collect();
+    queue_logouts(tx, user_id, sid, &children)?;
+    let mut ended: Vec<Uuid> = children.iter().map(|s| s.id).collect();
+    ended.push(sid);
+    Ok(tx.revoke_sessions(&ended)?)
+}
+
+/// Queues a back-channel logout for each client of `children` (the relying parties' sessions
+/// under browser session `sid`) that asked for one.
+pub(super) fn queue_logouts(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid, children: &[&Session]) -> Result<()> {
+    let mut notified = Vec::new();
+    for child in children {
+        let Some(cid) = child.client_id else { continue };
+        if notified.contains(&cid) {
+            continue;
+        }
+        notified.push(cid);
+        let Some(uri) = tx.client(cid)?.and_then(|c| c.backchannel_logout_uri) else { continue };
+        let notice = LogoutNotice { client_id: cid, sub: user_id, sid, jti: Uuid::now_v7() };
+        let now_ms = now_millis();
+        tx.emit(&OutboxMessage {
+            id: notice.jti,
+            channel: Channel::Logout,
+            url: uri,
+            endpoint_id: None,
+            event: "backchannel_logout".into(),
+            payload: serde_json::to_string(&notice).map_err(|e| Error::Internal(e.to_string()))?,
+            created_ms: now_ms,
+            next_attempt_ms: now_ms,
+            attempts: 0,
+            state: DeliveryState::Pending,
+            last_error: None,
+        })?;
+    }
+    Ok(())
 }

@@ -14,7 +14,6 @@ use super::{
     db::Tx,
     issuing::{ClientInfo, Opener, Opening, TokenPair, account_key, open_session},
     one_time::{Presented, Shape, Spent, spend_secret_with},
-    sessions::check_account_limit,
     tokens::AuthContext,
 };
 use crate::{
@@ -158,7 +157,7 @@ impl SecondFactors {
     /// spent and the session opened in one transaction.
     pub async fn login_mfa(&self, mfa_token: &str, factor: SecondFactor, client: ClientInfo) -> Result<TokenPair> {
         let (user_id, pending) = self.pending_step(mfa_token, Purpose::MfaLogin).await?;
-        check_account_limit(&self.core, RouteClass::Mfa, &factor_key(user_id), client.ip).await?;
+        self.core.check_account_limit(RouteClass::Mfa, &factor_key(user_id), client.ip).await?;
         let attempt = self.reserve_factor(user_id, client.ip).await?;
         let user = self.core.user(user_id).await?;
         let ip = client.ip;

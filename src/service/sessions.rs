@@ -38,32 +38,6 @@ enum RefreshOutcome {
     Invalid,
 }
 
-/// The per-account rate limit of a route class.
-pub(super) async fn check_account_limit(
-    core: &Core,
-    class: RouteClass,
-    account: &str,
-    ip: Option<IpAddr>,
-) -> Result<()> {
-    let rl = &core.cfg.rate_limit;
-    if !rl.enabled {
-        return Ok(());
-    }
-    let limit = rl.route(class).per_account;
-    match core.limiter.check_account(class, account, &limit).await {
-        Some(d) if !d.allowed => {
-            core.metrics
-                .rate_limited
-                .get_or_create(&crate::metrics::RouteLabels { route: class.as_str().into() })
-                .inc();
-            security_event("rate_limited", ip);
-            core.audit_throttle(class.as_str(), ip, "rate_limited");
-            Err(Error::RateLimited(d.retry_after_secs))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Signing in and out, and the sessions that result.
 #[derive(Clone)]
 pub struct Sessions {
@@ -220,7 +194,7 @@ impl Sessions {
 
     /// The per-account rate limit of a route class.
     async fn check_account_limit(&self, class: RouteClass, account: &str, ip: Option<IpAddr>) -> Result<()> {
-        check_account_limit(&self.core, class, account, ip).await
+        self.core.check_account_limit(class, account, ip).await
     }
 
     /// Brute-force gate: reserves the attempt before any password is hashed, refuses while the
@@ -444,7 +418,7 @@ impl Sessions {
                     Some(s) if s.user_id == user_id => {
                         tx.audit("session.revoked", Some(user_id), Some(session_id), Value::Null)?;
                         // A browser session takes the applications' sessions opened under it.
-                        super::provider::end_with_children(tx, user_id, session_id)?;
+                        super::issuing::end_with_children(tx, user_id, session_id)?;
                         Ok(())
                     }
                     _ => Err(Error::NotFound("session")),

@@ -2,6 +2,7 @@
 //! relying party's session under it, and back-channel logout tokens queued in the outbox.
 
 use super::*;
+use crate::service::issuing::end_with_children;
 
 impl Provider {
     /// RP-initiated logout (OIDC RP-Initiated Logout §2). `confirmed` when the user pressed the
@@ -83,55 +84,4 @@ impl Provider {
         tracing::info!(event = "logout", user_id = %user_id, session_id = %sid, "browser session ended");
         Ok(())
     }
-}
-
-/// Ends session `sid` of the user and, when it is a browser session, every relying party's
-/// session under it, queueing their back-channel logouts: what ending any one session calls, so
-/// that a browser session ended from the sessions list takes its clients' sessions along.
-/// Returns how many sessions ended.
-pub(in crate::service) fn end_with_children(tx: &mut Tx<'_>, user_id: Uuid, sid: Uuid) -> Result<usize> {
-    let sessions = tx.sessions_of(user_id)?;
-    if !sessions.iter().any(|s| s.id == sid) {
-        return Ok(0);
-    }
-    let children: Vec<&Session> = sessions.iter().filter(|s| s.parent == Some(sid)).collect();
-    queue_logouts(tx, user_id, sid, &children)?;
-    let mut ended: Vec<Uuid> = children.iter().map(|s| s.id).collect();
-    ended.push(sid);
-    Ok(tx.revoke_sessions(&ended)?)
-}
-
-/// Queues a back-channel logout for each client of `children` (the relying parties' sessions
-/// under browser session `sid`) that asked for one.
-pub(in crate::service) fn queue_logouts(
-    tx: &mut Tx<'_>,
-    user_id: Uuid,
-    sid: Uuid,
-    children: &[&Session],
-) -> Result<()> {
-    let mut notified = Vec::new();
-    for child in children {
-        let Some(cid) = child.client_id else { continue };
-        if notified.contains(&cid) {
-            continue;
-        }
-        notified.push(cid);
-        let Some(uri) = tx.client(cid)?.and_then(|c| c.backchannel_logout_uri) else { continue };
-        let notice = LogoutNotice { client_id: cid, sub: user_id, sid, jti: Uuid::now_v7() };
-        let now_ms = now_millis();
-        tx.emit(&OutboxMessage {
-            id: notice.jti,
-            channel: Channel::Logout,
-            url: uri,
-            endpoint_id: None,
-            event: "backchannel_logout".into(),
-            payload: serde_json::to_string(&notice).map_err(|e| Error::Internal(e.to_string()))?,
-            created_ms: now_ms,
-            next_attempt_ms: now_ms,
-            attempts: 0,
-            state: DeliveryState::Pending,
-            last_error: None,
-        })?;
-    }
-    Ok(())
 }

@@ -17,7 +17,7 @@ use super::{
     clients::{Clients, Presented},
     core::Core,
     db::Tx,
-    id_tokens::{self, Hint, LogoutNotice},
+    id_tokens::{self, Hint},
     issuing::{ClientInfo, permissions_in},
     mfa::{SecondFactor, SecondFactors},
     sessions::Sessions,
@@ -25,10 +25,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    model::{
-        Channel, Client, Consent, DeliveryState, OneTimeSecret, OutboxMessage, Purpose, RefreshRecord, SCOPES, Session,
-        User, now, now_millis,
-    },
+    model::{Client, Consent, OneTimeSecret, Purpose, RefreshRecord, SCOPES, Session, User, now},
     security::{random, token::OpaqueToken},
 };
 
@@ -279,8 +276,6 @@ mod consents;
 mod grants;
 mod logout;
 mod pushed;
-
-pub(super) use logout::{end_with_children, queue_logouts};
 
 impl Provider {
     pub(super) fn new(core: Arc<Core>, sessions: Sessions, factors: SecondFactors, tokens: Tokens) -> Self {
