@@ -6,6 +6,9 @@ use std::{hash::Hash, time::Duration};
 #[derive(Clone)]
 pub struct Expiring<K, V> {
     inner: moka::sync::Cache<K, V>,
+    /// Serialises claims: under load, moka's entry API let two racing claims of one key both
+    /// see it fresh.
+    claims: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl<K, V> Expiring<K, V>
@@ -15,7 +18,11 @@ where
 {
     /// At most `max_entries` entries, each for at most `ttl`.
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
-        Self { inner: moka::sync::Cache::builder().max_capacity(max_entries).time_to_live(ttl).build() }
+        Self::of(moka::sync::Cache::builder().max_capacity(max_entries).time_to_live(ttl).build())
+    }
+
+    fn of(inner: moka::sync::Cache<K, V>) -> Self {
+        Self { inner, claims: std::sync::Arc::default() }
     }
 
     /// Bounded by the sum of `weight` over the entries (say, bytes) rather than their number;
@@ -23,7 +30,7 @@ where
     pub fn weighed(max_weight: u64, weight: fn(&K, &V) -> u32, ttl: Duration, idle: Duration) -> Self {
         let inner =
             moka::sync::Cache::builder().max_capacity(max_weight).weigher(weight).time_to_live(ttl).time_to_idle(idle);
-        Self { inner: inner.build() }
+        Self::of(inner.build())
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -41,7 +48,12 @@ where
     /// Inserts `key` unless it is there: true when this call inserted it, atomically, so that
     /// of two racing claims exactly one wins.
     pub fn claim(&self, key: K, value: V) -> bool {
-        self.inner.entry(key).or_insert(value).is_fresh()
+        let _one_at_a_time = self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.inner.contains_key(&key) {
+            return false;
+        }
+        self.inner.insert(key, value);
+        true
     }
 
     pub fn remove(&self, key: &K) {

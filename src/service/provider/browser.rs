@@ -5,26 +5,48 @@ use super::*;
 
 impl Provider {
     /// The browser session a cookie names, if it is live and its user active.
+    /// From memory when read lately: the session (checked against the revocations every node
+    /// hears of), the user (from the user cache every write refreshes) and the roles.
     pub async fn browser(&self, cookie: Option<&str>) -> Result<Option<Browser>> {
         let Some(sid) = cookie.and_then(|c| self.open::<Uuid>(SEAL_BROWSER, c)) else { return Ok(None) };
-        let found = self
-            .core
-            .db(move |s| {
-                s.read(|tx| {
-                    let Some(session) = tx.session(sid)? else { return Ok(None) };
-                    let Some(user) = tx.user(session.user_id)? else { return Ok(None) };
-                    // A role that now requires a second factor ends what was opened without
-                    // one, as a refresh would.
-                    let second_factor_due = !session.amr.iter().any(|m| m == "otp")
-                        && tx.roles()?.iter().any(|r| r.require_mfa && user.roles.contains(&r.name));
-                    Ok((!second_factor_due).then_some((session, user)))
-                })
-            })
-            .await?;
+        let session = match self.recent_browsers.get(&sid) {
+            Some(s) => s,
+            None => {
+                let Some(s) = self.core.db(move |st| st.read(|tx| tx.session(sid).map_err(Error::from))).await? else {
+                    return Ok(None);
+                };
+                let s = Arc::new(s);
+                self.recent_browsers.insert(sid, Arc::clone(&s));
+                s
+            }
+        };
         let t = now();
-        Ok(found
-            .filter(|(s, u)| s.client_id.is_none() && s.expires_at.min(s.absolute_expires_at) > t && u.is_active())
-            .map(|(session, user)| Browser { session, user }))
+        // Ended since it was read: refused. Every way of ending sessions revokes each one by its
+        // id; a user's cut-off of tokens (a change of roles) does not end a browser session, so
+        // `u64::MAX` leaves that part of the check out.
+        if self.core.revocations.is_revoked(&sid, &session.user_id, u64::MAX, u64::MAX)
+            || session.client_id.is_some()
+            || session.expires_at.min(session.absolute_expires_at) <= t
+        {
+            return Ok(None);
+        }
+        let uid = session.user_id;
+        let user = match self.core.store.cached_user(uid) {
+            Some(u) => u,
+            None => match self.core.db(move |s| s.load_user(uid).map_err(Error::from)).await? {
+                Some(u) => u,
+                None => return Ok(None),
+            },
+        };
+        // A role that now requires a second factor ends what was opened without one, as a
+        // refresh would.
+        let roles = self.core.roles_snapshot();
+        let second_factor_due = !session.amr.iter().any(|m| m == "otp")
+            && user.roles.iter().filter_map(|r| roles.get(r)).any(|r| r.require_mfa);
+        if second_factor_due || !user.is_active() {
+            return Ok(None);
+        }
+        Ok(Some(Browser { session: (*session).clone(), user: (*user).clone() }))
     }
 
     pub(super) fn cookie_for(&self, session_id: Uuid) -> Result<SignIn> {

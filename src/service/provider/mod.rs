@@ -221,7 +221,14 @@ pub struct Provider {
     sessions: Sessions,
     factors: SecondFactors,
     tokens: Tokens,
+    /// Browser sessions read lately, so that an authorization request with a session cookie
+    /// reads no storage. Kept far shorter than a revocation is remembered, so that every
+    /// revocation while one is here is seen on the way out.
+    recent_browsers: crate::cache::Expiring<Uuid, Arc<Session>>,
 }
+
+/// How long a browser session read from storage is trusted from memory.
+const RECENT_BROWSER_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The parameters of a request, each at most once (RFC 6749 §3.1).
 pub type Params = BTreeMap<String, String>;
@@ -279,7 +286,14 @@ mod pushed;
 
 impl Provider {
     pub(super) fn new(core: Arc<Core>, sessions: Sessions, factors: SecondFactors, tokens: Tokens) -> Self {
-        Self { clients: Clients::new(Arc::clone(&core)), core, sessions, factors, tokens }
+        Self {
+            clients: Clients::new(Arc::clone(&core)),
+            core,
+            sessions,
+            factors,
+            tokens,
+            recent_browsers: crate::cache::Expiring::new(100_000, RECENT_BROWSER_TTL),
+        }
     }
 
     /// The issuer: `server.public_url`.
