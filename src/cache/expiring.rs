@@ -80,3 +80,35 @@ where
         self.inner.run_pending_tasks();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::*;
+
+    #[test]
+    fn of_racing_claims_of_one_key_exactly_one_wins() {
+        let map: Expiring<u32, ()> = Expiring::new(1_000_000, Duration::from_secs(60));
+        let wins: Arc<Vec<AtomicUsize>> = Arc::new((0..2_000).map(|_| AtomicUsize::new(0)).collect());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (map, wins) = (map.clone(), Arc::clone(&wins));
+                std::thread::spawn(move || {
+                    for key in 0..2_000u32 {
+                        if map.claim(key, ()) {
+                            wins[key as usize].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(wins.iter().all(|w| w.load(Ordering::Relaxed) == 1));
+    }
+}
