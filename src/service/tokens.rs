@@ -144,6 +144,12 @@ impl Tokens {
                 Err(_) => Introspection::default(),
             });
         }
+        self.introspect_refresh(token).await
+    }
+
+    /// RFC 7662 for a refresh token: live, with its session's user and, for a relying party's,
+    /// its client and scope.
+    pub(super) async fn introspect_refresh(&self, token: &str) -> Result<Introspection> {
         let Some(token) = crate::security::token::OpaqueToken::parse(token) else {
             return Ok(Introspection::default());
         };
@@ -177,6 +183,8 @@ impl Tokens {
                     iat: Some(session.last_used_at),
                     roles: Some(user.roles),
                     iss: Some(self.core.cfg.tokens.issuer.clone()),
+                    client_id: session.client_id,
+                    scope: session.scope,
                     ..Introspection::default()
                 }
             }

@@ -105,18 +105,19 @@ fn csp() -> String {
 /// The CSP, with `also` allowed as a form target: a form whose answer redirects to a client's
 /// redirect URI must be allowed to go there.
 fn csp_with(also: Option<&str>) -> String {
-    let hash = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        digest::digest(&digest::SHA256, STYLE.as_bytes()),
-    );
-    let script = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        digest::digest(&digest::SHA256, templates::SCRIPT.as_bytes()),
-    );
+    /// The hashes of our one style and one script, made once.
+    static HASHES: std::sync::LazyLock<(String, String)> =
+        std::sync::LazyLock::new(|| (sha256(STYLE), sha256(templates::SCRIPT)));
+    let (style, script) = &*HASHES;
     let also = also.map(|a| format!(" {a}")).unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; script-src 'sha256-{script}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
     )
+}
+
+/// Base64 of SHA-256, as a CSP source names a hash.
+fn sha256(text: &str) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest::digest(&digest::SHA256, text.as_bytes()))
 }
 
 /// The CSRF cookie: `__Host-` and `Secure` when the server is reached over https.

@@ -142,7 +142,6 @@ impl Provider {
             prompt_consent: prompts.contains(&"consent"),
             hint_sub,
             login_hint: param(p, "login_hint").map(str::to_owned),
-            ui_locales: param(p, "ui_locales").map(str::to_owned),
             expires_at: t + PENDING_TTL,
         })
     }
@@ -190,7 +189,6 @@ impl Provider {
             client_name: client.name.clone(),
             scopes: req.scope.clone(),
             login_hint: req.login_hint.clone(),
-            ui_locales: req.ui_locales.clone(),
             redirect_uri: Some(req.redirect_uri.clone()),
         })
     }

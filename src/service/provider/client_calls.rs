@@ -90,39 +90,7 @@ impl Provider {
                 _ => Introspection::default(),
             });
         }
-        let Some(t) = OpaqueToken::parse(token) else { return Ok(Introspection::default()) };
-        let hash = t.hash();
-        let id = client.id;
-        let found = self
-            .core
-            .db(move |s| {
-                s.read(|tx| {
-                    let Some(rec) = tx.refresh(&hash)? else { return Ok(None) };
-                    let Some(session) = tx.session(rec.session_id)?.filter(|s| s.client_id == Some(id)) else {
-                        return Ok(None);
-                    };
-                    Ok(tx.user(session.user_id)?.map(|u| (rec, session, u)))
-                })
-            })
-            .await?;
-        let t = now();
-        Ok(match found {
-            Some((rec, session, user))
-                if !rec.used && rec.expires_at > t && session.absolute_expires_at > t && user.is_active() =>
-            {
-                Introspection {
-                    active: true,
-                    token_type: Some("refresh_token"),
-                    sub: Some(user.id),
-                    sid: Some(session.id),
-                    exp: Some(rec.expires_at.min(session.absolute_expires_at)),
-                    iat: Some(session.last_used_at),
-                    client_id: Some(client.id),
-                    scope: session.scope,
-                    ..Introspection::default()
-                }
-            }
-            _ => Introspection::default(),
-        })
+        let i = self.tokens.introspect_refresh(token).await?;
+        Ok(if i.client_id == Some(client.id) { i } else { Introspection::default() })
     }
 }

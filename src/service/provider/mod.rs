@@ -83,7 +83,6 @@ struct AuthRequest {
     /// The user an `id_token_hint` names.
     hint_sub: Option<Uuid>,
     login_hint: Option<String>,
-    ui_locales: Option<String>,
     expires_at: u64,
 }
 
@@ -124,7 +123,6 @@ pub struct Pending {
     pub client_name: String,
     pub scopes: Vec<String>,
     pub login_hint: Option<String>,
-    pub ui_locales: Option<String>,
     /// Where the answer will go.
     pub redirect_uri: Option<String>,
 }
