@@ -182,8 +182,21 @@ pub enum Error {
         "this provider account is not linked to an account here: sign in another way, then link the provider from your account"
     )]
     IdentityNotLinked,
-    #[error("this is the last way to sign in to the account; set a password or link another provider first")]
+    #[error(
+        "this is the last way to sign in to the account; set a password, add a passkey or link another provider first"
+    )]
     LastLoginMethod,
+    #[error("the passkey was not accepted; try again, or sign in another way")]
+    InvalidPasskey,
+    /// A new passkey the server will not register; the message says why.
+    #[error("the passkey cannot be registered: {0}")]
+    PasskeyRejected(String),
+    #[error("this passkey ceremony is unknown, already finished, expired or another's; start again")]
+    InvalidCeremony,
+    #[error("passkeys need server.public_url with a host name (browsers refuse an IP address)")]
+    PasskeysUnavailable,
+    #[error("the enrolment token is invalid, expired or already used")]
+    InvalidEnrolmentToken,
     /// The provider cannot be reached; the message is for logs only.
     #[error("the provider is unavailable: {0}")]
     ProviderUnavailable(String),
@@ -250,6 +263,11 @@ impl Error {
             Error::InvalidState => "invalid_state",
             Error::IdentityNotLinked => "identity_not_linked",
             Error::LastLoginMethod => "last_login_method",
+            Error::InvalidPasskey => "invalid_passkey",
+            Error::PasskeyRejected(_) => "passkey_rejected",
+            Error::InvalidCeremony => "invalid_ceremony",
+            Error::PasskeysUnavailable => "passkeys_unavailable",
+            Error::InvalidEnrolmentToken => "invalid_enrolment_token",
             Error::ProviderUnavailable(_) => "provider_unavailable",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
             Error::StorageUnavailable(_) => "storage_unavailable",

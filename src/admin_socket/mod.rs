@@ -53,6 +53,9 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
             svc.accounts.set_status(op, &who, UserStatus::Disabled).await.map(|u| AdminReply::User(u.into()))
         }
         AdminRequest::UserMfaReset { who } => svc.factors.reset_mfa(op, &who).await.map(|u| AdminReply::User(u.into())),
+        AdminRequest::UserRecoveryLink { who } => svc.recovery.recovery_link(op, &who).await.map(|(u, link)| {
+            AdminReply::Link { user: u.into(), link, expires_in: svc.config().security.recovery_link_ttl.as_secs() }
+        }),
         AdminRequest::UserEnable { who } => {
             svc.accounts.set_status(op, &who, UserStatus::Active).await.map(|u| AdminReply::User(u.into()))
         }

@@ -46,6 +46,9 @@ pub enum AdminRequest {
         who: String,
         identity: Uuid,
     },
+    UserRecoveryLink {
+        who: String,
+    },
     KeysList,
     KeysRotate,
     RoleList,
@@ -151,8 +154,17 @@ pub enum AdminReply {
     Endpoint(WebhookInfo),
     Client(ServiceClientInfo),
     Clients(Vec<ServiceClientInfo>),
+    /// A single-use recovery link for a user.
+    Link {
+        user: UserView,
+        link: String,
+        expires_in: u64,
+    },
     Done,
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 #[cfg(test)]

@@ -35,9 +35,11 @@ struct RegisterRequest {
     phone: Option<PhoneField>,
     /// 3–32 characters of `a-z 0-9 . _ -` (stored lower-case), starting with a letter or digit.
     username: Option<UsernameField>,
-    /// 8–256 characters; very common passwords are refused.
+    /// 8–256 characters; very common passwords are refused. Required unless
+    /// `passwords.optional`: without it, the account starts with a passkey (see
+    /// `enrolment_token` in the answer).
     #[oai(validator(max_length = 4096))]
-    password: Password,
+    password: Option<Password>,
     /// The language of the account's messages: `en` or `ru` (default: from `Accept-Language`).
     #[oai(validator(max_length = 8))]
     locale: Option<String>,
@@ -150,11 +152,23 @@ struct LogoutRequest {
     refresh_token: Option<TokenField>,
 }
 
+/// The new account; without a password, also the token that enrols its first passkey.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RegisteredResponse {
+    #[oai(flatten)]
+    user: UserResponse,
+    /// Without a password: a token (`Authorization: Bearer`) that may only call
+    /// `POST /v1/me/passkeys/register` and `/register/finish`, once, within
+    /// `passkeys.enrolment_ttl`.
+    enrolment_token: Option<String>,
+}
+
 #[derive(ApiResponse)]
 enum RegisterResponse {
     /// The account was created.
     #[oai(status = 201)]
-    Created(Json<UserResponse>),
+    Created(Json<RegisteredResponse>),
 }
 
 #[derive(ApiResponse)]
@@ -183,12 +197,12 @@ impl AuthApi {
             email: b.email.map(Bounded::into_inner),
             phone: b.phone.map(Bounded::into_inner),
             username: b.username.map(Bounded::into_inner),
-            password: Some(b.password.0),
+            password: b.password.map(|p| p.0),
             roles: Vec::new(),
             locale: b.locale,
         };
-        let user = svc.accounts.register(account, accept_language(req).as_deref()).await?;
-        Ok(RegisterResponse::Created(Json(user.into())))
+        let (user, enrolment_token) = svc.accounts.register(account, accept_language(req).as_deref()).await?;
+        Ok(RegisterResponse::Created(Json(RegisteredResponse { user: user.into(), enrolment_token })))
     }
 
     /// Sign in

@@ -61,6 +61,45 @@ impl Caller {
     }
 }
 
+/// Who may enrol a passkey: a signed-in caller, or the bearer of an enrolment token (an opaque
+/// token, not a JWT) from a passwordless sign-up, a recovery, or a login a role sends to
+/// enrolment (`mfa_token`).
+pub struct EnrolCaller(pub crate::service::Enroller);
+
+impl<'a> ApiExtractor<'a> for EnrolCaller {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <BearerAuth as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <BearerAuth as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        options: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty() && t.matches('.').count() != 2);
+        if let Some(token) = bearer {
+            return Ok(EnrolCaller(crate::service::Enroller::Token(token.to_owned())));
+        }
+        let caller = Caller::from_request(req, body, options).await?;
+        Ok(EnrolCaller(crate::service::Enroller::Session(Box::new(caller.0))))
+    }
+}
+
 impl<'a> ApiExtractor<'a> for Caller {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();

@@ -13,7 +13,15 @@ use crate::{security::limits::RouteClass, service::AuthService};
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
         (_, "/healthz" | "/readyz") => None,
-        (&Method::POST, "/v1/auth/login" | "/v1/auth/oauth/exchange" | "/ui/login") => Some(RouteClass::Login),
+        (
+            &Method::POST,
+            "/v1/auth/login"
+            | "/v1/auth/oauth/exchange"
+            | "/ui/login"
+            | "/v1/auth/passkey"
+            | "/v1/auth/passkey/finish"
+            | "/ui/login/passkey",
+        ) => Some(RouteClass::Login),
         // The hosted login's way to a provider and back count as the API's start and exchange.
         (&Method::GET, p) if p.starts_with("/ui/login/with/") => Some(RouteClass::Login),
         (&Method::GET, "/ui/login/upstream") => Some(RouteClass::Login),
@@ -32,6 +40,11 @@ fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             | "/v1/auth/verify/resend"
             | "/v1/auth/password/forgot"
             | "/v1/auth/password/reset"
+            | "/v1/auth/recover"
+            | "/v1/auth/recover/finish"
+            | "/v1/me/passkeys/register"
+            | "/v1/me/passkeys/register/finish"
+            | "/ui/recover"
             | "/v1/auth/mfa/enrol"
             | "/v1/auth/mfa/enrol/confirm"
             | "/v1/me/mfa/totp/confirm"

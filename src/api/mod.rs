@@ -14,6 +14,7 @@ mod me;
 mod mfa;
 mod oauth_error;
 mod pages;
+mod passkeys;
 pub mod problem;
 mod provider;
 mod recovery;
@@ -35,6 +36,7 @@ type Apis = (
     mfa::MfaApi,
     upstream::OauthApi,
     me::MeApi,
+    passkeys::PasskeysApi,
     token::TokenApi,
     admin::AdminApi,
     discovery::DiscoveryApi,
@@ -49,6 +51,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             mfa::MfaApi,
             upstream::OauthApi,
             me::MeApi,
+            passkeys::PasskeysApi,
             token::TokenApi,
             admin::AdminApi,
             discovery::DiscoveryApi,

@@ -186,7 +186,7 @@ impl From<Error> for ApiError {
                 problem.mfa_token = Some(token.clone());
                 ApiError::Forbidden(Json(problem))
             }
-            Error::InvalidMfaToken | Error::InvalidMfaCode => {
+            Error::InvalidMfaToken | Error::InvalidMfaCode | Error::InvalidPasskey | Error::InvalidEnrolmentToken => {
                 ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Bearer".into())
             }
             // RFC 9470: the token is fine, the authentication behind it too old.
@@ -200,7 +200,11 @@ impl From<Error> for ApiError {
             // A redirect target that is not allowed is refused before anything happens.
             Error::InvalidRedirectUri => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
             // Well-formed, but naming no login under way in this browser.
-            Error::InvalidState => ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY)),
+            Error::InvalidState | Error::PasskeyRejected(_) => {
+                ApiError::Unprocessable(p(StatusCode::UNPROCESSABLE_ENTITY))
+            }
+            Error::InvalidCeremony => ApiError::BadRequest(p(StatusCode::BAD_REQUEST)),
+            Error::PasskeysUnavailable => ApiError::NotFound(p(StatusCode::NOT_FOUND)),
             Error::ProviderUnavailable(_) => {
                 tracing::warn!(error = %e, "provider unavailable");
                 ApiError::Unavailable(

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Password};
 
+use super::client::client_info;
 use super::{auth::accept_language, body::JsonBody, problem::ApiError, views::ApiTags};
 use crate::{
     error::{Error, FieldError},
-    service::{AuthService, ResetProof, VerifyProof},
+    service::{AuthService, RecoverProof, ResetProof, VerifyProof},
 };
 
 pub struct RecoveryApi;
@@ -58,6 +59,32 @@ struct ResetRequest {
     /// Keep the external accounts (identities) linked before the last proof of a login name
     /// (default `true`). Identities linked since are unlinked either way; `false` unlinks all.
     keep_identities: Option<bool>,
+}
+
+/// One of: the link's `token`; `login` with the mailed `code`; `login` with a `recovery_code`.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct RecoverFinishRequest {
+    /// The `token` parameter of the mailed link, or of an operator's link …
+    token: Option<TokenField>,
+    /// … or the login the code was sent for (or whose recovery code this is),
+    login: Option<LoginField>,
+    /// and the 6-digit code of the message …
+    #[oai(validator(pattern = r"^[0-9]{6}$"))]
+    code: Option<String>,
+    /// … or one of the account's recovery codes.
+    #[oai(validator(max_length = 32))]
+    recovery_code: Option<String>,
+}
+
+/// A token that may only enrol one passkey.
+#[derive(Object)]
+struct EnrolmentTokenResponse {
+    /// Send it as `Authorization: Bearer` to `POST /v1/me/passkeys/register` and
+    /// `/register/finish`; the finish spends it.
+    enrolment_token: String,
+    /// Seconds it works for.
+    expires_in: u64,
 }
 
 /// The same answer whatever happened.
@@ -182,5 +209,57 @@ impl RecoveryApi {
         };
         svc.recovery.reset_password(proof, &b.new_password.0, b.keep_identities.unwrap_or(true)).await?;
         Ok(NoContent::Done)
+    }
+
+    /// Recover an account (lost passkeys)
+    ///
+    /// Always 202 with the same body, at once, whether or not the account exists. If it does,
+    /// one message goes to its proven email (or phone), or to its pending one while none is
+    /// proven, with a link to `/ui/recover?token=…` and a code for `POST /v1/auth/recover/finish`:
+    /// one secret, so using either burns both. The same login again within
+    /// `verification.resend_interval` gives 429.
+    #[oai(path = "/recover", method = "post", operation_id = "recover_account")]
+    async fn recover(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: JsonBody<ForgotRequest>,
+    ) -> Result<AcceptedReply, ApiError> {
+        svc.recovery.recover_account(&body.0.login, accept_language(req)).await?;
+        Ok(accepted())
+    }
+
+    /// Finish a recovery: get a token that enrols a passkey
+    ///
+    /// Send the link's `token` (a mailed one, or one from `authd user recovery-link`), or
+    /// `login` with the mailed `code`, or `login` with one of the account's `recovery_code`s.
+    /// The answer's `enrolment_token` enrols one passkey; doing so ends every other session and
+    /// tells the user on every proven channel. A mailed proof proves the name it reached. A bad
+    /// proof gives 422 `invalid_code` (or `code_expired`) and changes nothing but its budget.
+    #[oai(path = "/recover/finish", method = "post", operation_id = "recover_finish")]
+    async fn recover_finish(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        body: JsonBody<RecoverFinishRequest>,
+    ) -> Result<Json<EnrolmentTokenResponse>, ApiError> {
+        let b = body.0;
+        let proof = match (b.token, b.login, b.code, b.recovery_code) {
+            (Some(token), None, None, None) => RecoverProof::Token(token.into_inner()),
+            (None, Some(login), Some(code), None) => RecoverProof::Code { login: login.into_inner(), code },
+            (None, Some(login), None, Some(code)) => RecoverProof::RecoveryCode { login: login.into_inner(), code },
+            (None, Some(_), None, None) => return Err(code_needs("code").into()),
+            (None, None, Some(_), _) | (None, None, _, Some(_)) => return Err(code_needs("login").into()),
+            _ => {
+                return Err(Error::Malformed(vec![FieldError::new(
+                    "token",
+                    "required",
+                    "send either `token`, or `login` with `code` or `recovery_code`",
+                )])
+                .into());
+            }
+        };
+        let t = svc.recovery.finish_recovery(proof, client_info(req).ip).await?;
+        Ok(Json(EnrolmentTokenResponse { enrolment_token: t.token, expires_in: t.expires_in }))
     }
 }

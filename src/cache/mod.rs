@@ -7,6 +7,7 @@ mod expiring;
 mod memory;
 mod redis;
 mod revocations;
+mod stash;
 mod users;
 
 use std::{future::Future, pin::Pin, time::Duration};
@@ -15,6 +16,7 @@ pub use expiring::Expiring;
 pub use memory::MemoryBuckets;
 pub use redis::Redis;
 pub use revocations::RevocationCache;
+pub use stash::MemoryStash;
 pub use users::UserCache;
 
 /// The answer of one GCRA step.
@@ -59,6 +61,14 @@ pub trait FailureCounts: Send + Sync {
     fn block<'a>(&'a self, account: &'a str, delay: Duration) -> Fut<'a, ()>;
     /// The account starts over (its failures and any slow-down go); the address keeps its own.
     fn clear<'a>(&'a self, account: &'a str) -> Fut<'a, ()>;
+}
+
+/// Values read once: put with a lifetime, gone once taken (a ceremony under way), wherever the
+/// next request of it lands.
+pub trait Stash: Send + Sync {
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> Fut<'a, ()>;
+    /// The value, removed in the same step: of two takes, one gets it.
+    fn take<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Vec<u8>>>;
 }
 
 /// Single use across nodes: the first `claim` of a key within `ttl` wins.

@@ -9,7 +9,7 @@ use std::{
 
 use redis::{Client, Script, aio::ConnectionManager};
 
-use super::{Buckets, FailureCounts, Failures, Fut, Replay, Take, TakeFuture, Unavailable};
+use super::{Buckets, FailureCounts, Failures, Fut, Replay, Stash, Take, TakeFuture, Unavailable};
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -154,6 +154,26 @@ impl Replay for Redis {
             p.cmd("SET").arg(format!("once:{key}")).arg(1).arg("NX").arg("PX").arg(ms);
             let (set,): (Option<String>,) = self.run(p).await?;
             Ok(set.is_some())
+        })
+    }
+}
+
+impl Stash for Redis {
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut p = redis::pipe();
+            p.cmd("SET").arg(format!("stash:{key}")).arg(value).arg("PX").arg(ms).ignore();
+            self.run::<()>(p).await
+        })
+    }
+
+    fn take<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut p = redis::pipe();
+            p.cmd("GETDEL").arg(format!("stash:{key}"));
+            let (value,): (Option<Vec<u8>>,) = self.run(p).await?;
+            Ok(value)
         })
     }
 }

@@ -61,6 +61,15 @@ pub enum UserCmd {
     Delete { user: String },
     /// Unlink an external provider from a user (IDENTITY: the id `user show` prints)
     Unlink { user: String, identity: uuid::Uuid },
+    /// Print a single-use link with which the user enrols a new passkey (the last rung of
+    /// recovery; valid for security.recovery_link_ttl). Give it to the user in person: whoever
+    /// holds it can take the account.
+    RecoveryLink {
+        user: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Second factors: `authd user mfa reset USER` removes a user's TOTP and recovery codes
     Mfa {
         #[command(subcommand)]
@@ -108,6 +117,10 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         UserCmd::Delete { user } => AdminRequest::UserDelete { who: user },
         UserCmd::Mfa { cmd: MfaCmd::Reset { user } } => AdminRequest::UserMfaReset { who: user },
         UserCmd::Unlink { user, identity } => AdminRequest::UserUnlink { who: user, identity },
+        UserCmd::RecoveryLink { user, json: j } => {
+            json = j;
+            AdminRequest::UserRecoveryLink { who: user }
+        }
     };
     let verb = match &req {
         AdminRequest::UserAdd { .. } => Some("created"),
@@ -126,6 +139,14 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
         AdminReply::Users(users) => print_users(&users),
         AdminReply::User(u) if json => {
             println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default())
+        }
+        AdminReply::Link { user, link, expires_in } if json => {
+            let v = serde_json::json!({"user_id": user.id, "link": link, "expires_in": expires_in});
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        AdminReply::Link { user, link, expires_in } => {
+            println!("recovery link for {} ({}), single use, valid {} s:", login_of(&user), user.id, expires_in);
+            println!("{link}");
         }
         AdminReply::User(u) => match verb {
             Some(v) => println!("{v}: {} ({})", login_of(&u), u.id),

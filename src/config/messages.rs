@@ -193,11 +193,18 @@ pub struct SecurityConfig {
     pub step_up_window: HumanDuration,
     /// Login with a second factor: how long the `mfa_token` works.
     pub mfa_token_ttl: HumanDuration,
+    /// How long the link `authd user recovery-link` prints works.
+    pub recovery_link_ttl: HumanDuration,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        Self { data_key: None, step_up_window: HumanDuration::secs(600), mfa_token_ttl: HumanDuration::secs(300) }
+        Self {
+            data_key: None,
+            step_up_window: HumanDuration::secs(600),
+            mfa_token_ttl: HumanDuration::secs(300),
+            recovery_link_ttl: HumanDuration::secs(3600),
+        }
     }
 }
 

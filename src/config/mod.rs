@@ -46,6 +46,7 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     pub links: LinksConfig,
     pub security: SecurityConfig,
+    pub passkeys: PasskeysConfig,
     pub oauth: OauthConfig,
     pub metrics: MetricsConfig,
 }
@@ -522,7 +523,25 @@ pub struct PasswordsConfig {
     pub hash_queue: usize,
     /// A hashing thread gives its argon2 memory back after this long without work.
     pub release_memory_after: HumanDuration,
+    /// Self-service sign-up may leave the password out: the account then starts with a passkey.
+    pub optional: bool,
     pub argon2: Argon2Config,
+}
+
+/// Passkeys (WebAuthn). The relying party is the host of `server.public_url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeysConfig {
+    /// How long a registration or sign-in ceremony may take, start to finish.
+    pub ceremony_ttl: HumanDuration,
+    /// How long the `enrolment_token` of a passwordless sign-up or a recovery works.
+    pub enrolment_ttl: HumanDuration,
+}
+
+impl Default for PasskeysConfig {
+    fn default() -> Self {
+        Self { ceremony_ttl: HumanDuration::secs(300), enrolment_ttl: HumanDuration::secs(900) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -611,6 +630,7 @@ impl Default for PasswordsConfig {
             hash_workers: 0,
             hash_queue: 256,
             release_memory_after: HumanDuration(Duration::from_secs(20)),
+            optional: false,
             argon2: Argon2Config::default(),
         }
     }
@@ -974,7 +994,7 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 27] = [
+        let durations: [(&str, HumanDuration, u64, u64); 30] = [
             ("passwords.release_memory_after", self.passwords.release_memory_after, S, D),
             ("tokens.verified_cache_idle", self.tokens.verified_cache_idle, S, D),
             ("oauth.timeout", self.oauth.timeout, S, 5 * M),
@@ -987,6 +1007,9 @@ impl Config {
             ("recovery.reset_ttl", self.recovery.reset_ttl, S, D),
             ("security.step_up_window", self.security.step_up_window, S, D),
             ("security.mfa_token_ttl", self.security.mfa_token_ttl, S, H),
+            ("security.recovery_link_ttl", self.security.recovery_link_ttl, S, 7 * D),
+            ("passkeys.ceremony_ttl", self.passkeys.ceremony_ttl, S, H),
+            ("passkeys.enrolment_ttl", self.passkeys.enrolment_ttl, S, D),
             ("webhook_delivery.timeout", self.webhook_delivery.timeout, S, 5 * M),
             ("storage.statement_timeout", self.storage.statement_timeout, S, 10 * M),
             ("storage.connect_timeout", self.storage.connect_timeout, S, 10 * M),

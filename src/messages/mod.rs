@@ -26,10 +26,14 @@ pub enum MessageKind {
     RegistrationAttempt,
     NewDevice,
     IdentityLinked,
+    AccountRecovery,
+    AccountRecoverySms,
+    RecoveryUsed,
+    RecoveryUsedSms,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 8] = [
+    pub const ALL: [MessageKind; 12] = [
         MessageKind::VerifyEmail,
         MessageKind::VerifyPhone,
         MessageKind::PasswordReset,
@@ -38,6 +42,10 @@ impl MessageKind {
         MessageKind::RegistrationAttempt,
         MessageKind::NewDevice,
         MessageKind::IdentityLinked,
+        MessageKind::AccountRecovery,
+        MessageKind::AccountRecoverySms,
+        MessageKind::RecoveryUsed,
+        MessageKind::RecoveryUsedSms,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,18 +58,32 @@ impl MessageKind {
             MessageKind::RegistrationAttempt => "registration_attempt",
             MessageKind::NewDevice => "new_device",
             MessageKind::IdentityLinked => "identity_linked",
+            MessageKind::AccountRecovery => "account_recovery",
+            MessageKind::AccountRecoverySms => "account_recovery_sms",
+            MessageKind::RecoveryUsed => "recovery_used",
+            MessageKind::RecoveryUsedSms => "recovery_used_sms",
         }
     }
 
     pub fn is_sms(self) -> bool {
-        matches!(self, MessageKind::VerifyPhone | MessageKind::PasswordResetSms)
+        matches!(
+            self,
+            MessageKind::VerifyPhone
+                | MessageKind::PasswordResetSms
+                | MessageKind::AccountRecoverySms
+                | MessageKind::RecoveryUsedSms
+        )
     }
 
     /// The variables its template may use, beside `product` and `address`.
     fn variables(self) -> &'static [&'static str] {
         match self {
-            MessageKind::VerifyEmail | MessageKind::PasswordReset => &["link", "code", "valid_for"],
+            MessageKind::VerifyEmail
+            | MessageKind::PasswordReset
+            | MessageKind::AccountRecovery
+            | MessageKind::AccountRecoverySms => &["link", "code", "valid_for"],
             MessageKind::VerifyPhone | MessageKind::PasswordResetSms => &["code", "valid_for"],
+            MessageKind::RecoveryUsed | MessageKind::RecoveryUsedSms => &["time", "ip"],
             MessageKind::EmailChangeNotice => &["new_address"],
             MessageKind::RegistrationAttempt => &["link"],
             MessageKind::NewDevice => &["device", "ip", "time"],

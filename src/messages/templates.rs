@@ -20,6 +20,10 @@ const SHIPPED: &[(&str, &str)] = &[
     ("en/registration_attempt", include_str!("../../templates/en/registration_attempt.jinja")),
     ("en/new_device", include_str!("../../templates/en/new_device.jinja")),
     ("en/identity_linked", include_str!("../../templates/en/identity_linked.jinja")),
+    ("en/account_recovery", include_str!("../../templates/en/account_recovery.jinja")),
+    ("en/account_recovery_sms", include_str!("../../templates/en/account_recovery_sms.jinja")),
+    ("en/recovery_used", include_str!("../../templates/en/recovery_used.jinja")),
+    ("en/recovery_used_sms", include_str!("../../templates/en/recovery_used_sms.jinja")),
     ("ru/verify_email", include_str!("../../templates/ru/verify_email.jinja")),
     ("ru/verify_phone", include_str!("../../templates/ru/verify_phone.jinja")),
     ("ru/password_reset", include_str!("../../templates/ru/password_reset.jinja")),
@@ -28,6 +32,10 @@ const SHIPPED: &[(&str, &str)] = &[
     ("ru/registration_attempt", include_str!("../../templates/ru/registration_attempt.jinja")),
     ("ru/new_device", include_str!("../../templates/ru/new_device.jinja")),
     ("ru/identity_linked", include_str!("../../templates/ru/identity_linked.jinja")),
+    ("ru/account_recovery", include_str!("../../templates/ru/account_recovery.jinja")),
+    ("ru/account_recovery_sms", include_str!("../../templates/ru/account_recovery_sms.jinja")),
+    ("ru/recovery_used", include_str!("../../templates/ru/recovery_used.jinja")),
+    ("ru/recovery_used_sms", include_str!("../../templates/ru/recovery_used_sms.jinja")),
 ];
 
 /// Every template, compiled twice: plain for the subject and text, HTML-escaping for the html.

@@ -8,6 +8,7 @@ mod identity;
 mod key;
 mod login;
 mod one_time;
+mod passkey;
 mod role;
 mod session;
 mod user;
@@ -19,8 +20,9 @@ pub use identity::Identity;
 pub use key::{KeyState, SigningKeyRecord};
 pub use login::{LoginName, login_names};
 pub use one_time::{OneTimeSecret, Purpose};
+pub use passkey::Passkey;
 pub use role::{BUILTIN_ROLES, Role, granted_permissions, permission_matches};
-pub use session::{RefreshRecord, Revocation, RevocationKind, Session};
+pub use session::{RefreshRecord, Revocation, RevocationKind, Session, multi_factor};
 pub use user::{Consent, NameChannel, TotpFactor, User, UserStatus};
 pub use webhook::{Channel, DeliveryState, OutboxMessage, StoredWebhook, WebhookEndpoint};
 

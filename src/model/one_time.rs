@@ -22,6 +22,10 @@ pub enum Purpose {
     AuthorizationCode,
     /// A pushed authorization request (RFC 9126), used once.
     PushedRequest,
+    /// A token that may only enrol a passkey (a passwordless sign-up, a recovery).
+    PasskeyEnrol,
+    /// Self-service account recovery: a mailed link and code, one secret.
+    AccountRecovery,
 }
 
 impl Purpose {
@@ -36,6 +40,8 @@ impl Purpose {
             Purpose::OAuthExchange => "oauth_exchange",
             Purpose::AuthorizationCode => "authorization_code",
             Purpose::PushedRequest => "pushed_request",
+            Purpose::PasskeyEnrol => "passkey_enrol",
+            Purpose::AccountRecovery => "account_recovery",
         }
     }
 }

@@ -82,3 +82,9 @@ pub struct Revocation {
     pub min_gen: u64,
     pub expires_at: UnixTime,
 }
+
+/// Whether authentication methods (RFC 8176) went beyond one factor: a second factor (`otp`), or
+/// a passkey (`hwk`, `swk`), which verifies its user on the device.
+pub fn multi_factor(amr: &[String]) -> bool {
+    amr.iter().any(|m| matches!(m.as_str(), "otp" | "hwk" | "swk"))
+}

@@ -9,6 +9,7 @@ use super::{
     core::{Core, find_account, user_context},
     issuing::end_sessions,
     outbox::{Outbox, Recipient},
+    passkeys::{EnrolVia, enrolment_secret},
     recovery::Recovery,
     roles::guard_last_admin,
     sessions::Sessions,
@@ -62,10 +63,16 @@ fn parse_names(a: &NewAccount) -> Result<(Option<Email>, Option<Phone>, Option<U
 }
 
 impl Accounts {
-    /// Self-service sign-up: a password is required and the account gets the `user` role.
-    /// With verification on, a taken address answers like a new account, and its owner is told.
-    pub async fn register(&self, mut account: NewAccount, accept_language: Option<&str>) -> Result<User> {
-        if account.password.is_none() {
+    /// Self-service sign-up: the account gets the `user` role. A password is required unless
+    /// `passwords.optional`; without one, the answer carries a token that may only enrol a
+    /// passkey. With verification on, a taken address answers like a new account (with a token
+    /// that enrols nothing), and its owner is told.
+    pub async fn register(
+        &self,
+        mut account: NewAccount,
+        accept_language: Option<&str>,
+    ) -> Result<(User, Option<String>)> {
+        if account.password.is_none() && !self.core.cfg.passwords.optional {
             return Err(Error::invalid("password", "required", "password is required"));
         }
         account.roles = vec!["user".into()];
@@ -76,7 +83,7 @@ impl Accounts {
     /// without a password it cannot sign in until one is set.
     pub async fn create_user(&self, who: &Principal, account: NewAccount) -> Result<User> {
         let authority = self.core.authority(who, "users:write")?;
-        self.create_user_as(Some(authority), account, "user.created", None).await
+        Ok(self.create_user_as(Some(authority), account, "user.created", None).await?.0)
     }
 
     async fn create_user_as(
@@ -85,7 +92,7 @@ impl Accounts {
         account: NewAccount,
         event: &'static str,
         accept_language: Option<&str>,
-    ) -> Result<User> {
+    ) -> Result<(User, Option<String>)> {
         let (email, phone, username) = parse_names(&account)?;
         if let Some(l) = account.locale.as_deref().filter(|l| !crate::messages::LOCALES.contains(l)) {
             return Err(Error::invalid(
@@ -113,12 +120,21 @@ impl Accounts {
         let u = user.clone();
         let locale = self.outbox.locale_of(Some(&user), accept_language);
         let outgoing = self.verification.confirmations_for_new(&user, &locale)?;
+        // A self-service account without a password starts with a passkey.
+        let passwordless = authority.is_none() && user.password_hash.is_none();
+        let shown_name = user.email.clone().or(user.phone.clone());
+        let enrol =
+            |id: Uuid| passwordless.then(|| enrolment_secret(&self.core, id, EnrolVia::Signup, shown_name.clone()));
+        let (secret, token) = enrol(user.id).unzip();
         let inserted = self
             .core
             .db(move |s| {
                 s.write(|tx| {
                     tx.insert_user(&u)?;
                     write_outgoing(tx, &outgoing)?;
+                    if let Some(secret) = &secret {
+                        tx.put_one_time(secret)?;
+                    }
                     tx.audit(event, Some(u.id), None, serde_json::json!({"roles": u.roles}))?;
                     Ok(())
                 })
@@ -128,13 +144,19 @@ impl Accounts {
             Ok(()) => {}
             Err(Error::Conflict(field)) if authority.is_none() && self.verification.hides_duplicate(field) => {
                 self.tell_owner_of_attempt(&user, field, &locale).await?;
-                // The same answer a new account gets, down to a fresh id.
-                return Ok(User { id: Uuid::now_v7(), ..user });
+                // The same answer a new account gets, down to a fresh id and a token that goes
+                // through enrolment and stores nothing.
+                let decoy = User { id: Uuid::now_v7(), ..user };
+                let (secret, token) = enrol(decoy.id).unzip();
+                if let Some(secret) = secret {
+                    self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
+                }
+                return Ok((decoy, token));
             }
             Err(e) => return Err(e),
         }
         tracing::info!(event = "user_created", user_id = %user.id, "user created");
-        Ok(user)
+        Ok((user, token))
     }
 
     /// Someone tried to register with an address that has an account: its owner gets a mail

@@ -39,6 +39,8 @@ pub struct Core {
     pub(super) limiter: RateLimiter,
     pub(super) throttle: Throttle,
     pub(super) challenges: ChallengeIssuer,
+    /// Values taken once (passkey ceremonies): this node's memory, or Redis shared by every node.
+    pub(super) stash: Arc<dyn crate::cache::Stash>,
     /// Spent challenges every node knows of (Redis), beside this node's own memory.
     pub(super) replay: Option<Arc<dyn crate::cache::Replay>>,
     /// Set when `challenge.kind` is a CAPTCHA provider.

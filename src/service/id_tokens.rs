@@ -43,7 +43,7 @@ pub(super) fn issuer(core: &Core) -> String {
 
 /// `1` for one factor, `2` for two.
 pub(super) fn acr(amr: &[String]) -> &'static str {
-    if amr.iter().any(|m| m == "otp" || m == "hwk" || m == "swk") { "2" } else { "1" }
+    if crate::model::multi_factor(amr) { "2" } else { "1" }
 }
 
 /// The claims the granted `scope` releases (OIDC Core §5.4). A claim asked for by name (§5.5)

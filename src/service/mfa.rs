@@ -75,9 +75,30 @@ fn recovery_id(user: Uuid) -> String {
     format!("recovery:{user}")
 }
 
+/// Fresh recovery codes for `user`: as shown once, and as stored.
+pub(super) fn fresh_recovery_codes(key: &DataKey, user: Uuid) -> (Vec<String>, Vec<Vec<u8>>) {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+    let id = recovery_id(user);
+    let hashes = codes.iter().map(|c| key.code_hash(&id, &normalize_recovery(c))).collect();
+    (codes, hashes)
+}
+
+/// Spends one of `u`'s recovery codes (the caller writes `u`); false when none matches.
+pub(super) fn spend_recovery_code(key: &DataKey, u: &mut User, code: &str) -> bool {
+    let id = recovery_id(u.id);
+    let typed = normalize_recovery(code);
+    match u.recovery_codes.iter().position(|h| key.code_matches(&id, &typed, h)) {
+        Some(i) => {
+            u.recovery_codes.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 /// The brute-force budget of a user's second factor: apart from the password's, so that a
 /// correct password never clears wrong codes.
-fn factor_key(user: Uuid) -> String {
+pub(super) fn factor_key(user: Uuid) -> String {
     format!("mfa:{}", account_key(user))
 }
 
@@ -100,17 +121,7 @@ fn check_factor(key: &DataKey, u: &mut User, factor: &SecondFactor, issuer: &str
                 _ => Ok(false),
             }
         }
-        SecondFactor::Recovery(code) => {
-            let id = recovery_id(u.id);
-            let typed = normalize_recovery(code);
-            match u.recovery_codes.iter().position(|h| key.code_matches(&id, &typed, h)) {
-                Some(i) => {
-                    u.recovery_codes.remove(i);
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
-        }
+        SecondFactor::Recovery(code) => Ok(spend_recovery_code(key, u, code)),
     }
 }
 

@@ -14,6 +14,7 @@ mod keys;
 mod mfa;
 mod one_time;
 mod outbox;
+mod passkeys;
 mod provider;
 mod recovery;
 mod roles;
@@ -36,8 +37,9 @@ pub use issuing::{ClientInfo, TokenPair};
 pub use keys::{KeyInfo, Keys};
 pub use mfa::{SecondFactor, SecondFactors, TotpEnrolment};
 pub use outbox::Outbox;
+pub use passkeys::{Enroller, Passkeys};
 pub use provider::{Authorized, Grant, Issued, LoggedOut, Params, Pending, Provider, Refused, SignIn, params_of};
-pub use recovery::{Recovery, ResetProof};
+pub use recovery::{EnrolmentToken, RecoverProof, Recovery, ResetProof};
 pub use roles::{Decision as PolicyDecision, Roles};
 pub use sessions::{ChallengeSolution, Sessions};
 pub use tokens::{AuthContext, Introspection, Tokens};
@@ -91,6 +93,8 @@ pub struct AuthService {
     pub clients: Clients,
     /// The OpenID Provider: authorization, the hosted login's session, tokens, logout.
     pub provider: Provider,
+    /// Passkeys: enrolment, sign-in, the user's list.
+    pub passkeys: Passkeys,
     /// Roles and what they grant.
     pub roles: Roles,
 }
@@ -159,6 +163,8 @@ impl AuthService {
         // A correct password waits for a slot held by attempts in flight, within the request's time.
         let mut throttle = Throttle::new(&cfg.brute_force).patience(cfg.server.request_timeout.0 / 2);
         let mut replay: Option<Arc<dyn crate::cache::Replay>> = None;
+        let mut stash: Arc<dyn crate::cache::Stash> =
+            Arc::new(crate::cache::MemoryStash::new(100_000, std::time::Duration::from_secs(3600)));
         if cfg.cache.backend == crate::config::CacheBackend::Redis {
             let url = cfg.cache.url.as_ref().map(|u| u.0.as_str()).unwrap_or_default();
             let redis = Arc::new(
@@ -168,6 +174,7 @@ impl AuthService {
             );
             limiter = limiter.shared(redis.clone());
             throttle = throttle.shared(redis.clone());
+            stash = redis.clone();
             replay = Some(redis);
         }
         let raw_key = match cfg.data_key() {
@@ -211,6 +218,7 @@ impl AuthService {
             throttle,
             challenges: ChallengeIssuer::new(&challenge_key, cfg.challenge.difficulty, cfg.challenge.ttl.0),
             replay,
+            stash,
             captcha,
             audit_sink: audit_sink::AuditSink::start(store.clone()),
             outbound,
@@ -237,7 +245,8 @@ impl AuthService {
         let outbox = Outbox::new(c());
         let opener = issuing::Opener::new(c(), outbox.clone());
         let factors = SecondFactors::new(c(), opener.clone());
-        let sessions = Sessions::new(c(), opener, factors.clone());
+        let sessions = Sessions::new(c(), opener.clone(), factors.clone());
+        let passkeys = Passkeys::new(c(), opener, sessions.clone(), outbox.clone());
         let verification = Verification::new(c(), outbox.clone());
         let recovery = Recovery::new(c(), outbox.clone());
         Self {
@@ -250,6 +259,7 @@ impl AuthService {
             webhooks: Webhooks::new(c()),
             audit: AuditLog::new(c()),
             tokens,
+            passkeys,
             sessions,
             factors,
             verification,

@@ -1,15 +1,20 @@
-//! Getting back in after forgetting a password: a mailed link and code (or an SMS code), then a
-//! new password that ends every session.
+//! Getting back in: after forgetting a password, a mailed link and code (or an SMS code), then
+//! a new password that ends every session; after losing a passkey, the rungs of the recovery
+//! ladder that need no administrator (a recovery code, a mailed link and code) and the last one
+//! that does (an operator's link), each ending in a token that enrols a new passkey.
 
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
 use super::{
-    core::{Core, user_context},
+    authority::Principal,
+    core::{Core, find_account, security_event, user_context},
     issuing::{account_key, end_sessions},
+    mfa::{factor_key, spend_recovery_code},
     one_time::{Presented, Shape, spend_secret},
     outbox::{Outbox, Recipient},
+    passkeys::{EnrolVia, enrolment_secret},
     verification::{Outgoing, PENDING_PURPOSES, drop_identities, record_proof, write_outgoing},
 };
 use crate::{
@@ -24,6 +29,24 @@ use crate::{
 pub enum ResetProof {
     Token(String),
     Code { login: String, code: String },
+}
+
+/// What `POST /v1/auth/recover/finish` was given.
+#[derive(Debug, Clone)]
+pub enum RecoverProof {
+    /// The mailed link's token, or an operator's link.
+    Token(String),
+    /// The mailed code.
+    Code { login: String, code: String },
+    /// One of the account's recovery codes.
+    RecoveryCode { login: String, code: String },
+}
+
+/// An enrolment token, and how long it works.
+#[derive(Debug, Clone)]
+pub struct EnrolmentToken {
+    pub token: String,
+    pub expires_in: u64,
 }
 
 /// Password reset by a mailed link or code.
@@ -177,5 +200,208 @@ impl Recovery {
             .await??;
         tracing::info!(event = "password_reset", user_id = %user_id, "password reset");
         Ok(())
+    }
+
+    /// Rung 4: sends a link and a code (one secret) to the proven email or phone of the account
+    /// `login` names, or its pending name while none is proven. Answers the same either way, at
+    /// once; the lookup and the sending happen after the answer.
+    pub async fn recover_account(&self, login: &str, accept_language: Option<String>) -> Result<()> {
+        let key = Login::parse(login).map(|l| l.name().key()).unwrap_or_else(|_| login.trim().to_lowercase());
+        self.outbox.once_per_interval(&format!("recover:{key}")).await?;
+        let login = login.to_owned();
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.send_recovery(login, accept_language).await {
+                tracing::warn!(error = %e, "sending an account recovery failed");
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_recovery(&self, login: String, accept_language: Option<String>) -> Result<()> {
+        let Ok(parsed) = Login::parse(&login) else { return Ok(()) };
+        let prefer = if matches!(parsed.name(), LoginName::Phone(_)) { NameChannel::Phone } else { NameChannel::Email };
+        let user = self.core.db(move |s| s.read(|tx| tx.user_by_login(parsed.name()).map_err(Error::from))).await?;
+        let Some(user) = user.filter(User::is_active) else { return Ok(()) };
+        if self.outbox.once_per_interval(&format!("recover:{}", account_key(user.id))).await.is_err() {
+            return Ok(());
+        }
+        let Some((channel, address)) = user.recovery_address(prefer) else { return Ok(()) };
+        let address = address.to_owned();
+        let locale = self.outbox.locale_of(Some(&user), accept_language.as_deref());
+        let ttl = self.core.cfg.recovery.reset_ttl.as_secs();
+        let id = OneTimeSecret::id_for(Purpose::AccountRecovery, user.id);
+        let kind = match channel {
+            NameChannel::Email => MessageKind::AccountRecovery,
+            NameChannel::Phone => MessageKind::AccountRecoverySms,
+        };
+        let mut issued = self.core.issue_secret(
+            id,
+            Purpose::AccountRecovery,
+            Some(user.id),
+            Some(address.clone()),
+            ttl,
+            Shape::TokenAndCode,
+        );
+        issued.secret.method = Some("recovery".into());
+        let vars = BTreeMap::from([
+            ("code", issued.code.unwrap_or_default()),
+            ("valid_for", self.outbox.valid_for(&locale, ttl)),
+            ("link", self.outbox.link("recover", issued.token.as_deref().unwrap_or_default())),
+        ]);
+        let message = self.outbox.message(kind, &Recipient { address, locale }, vars)?;
+        let out = Outgoing { secret: Some(issued.secret), message };
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    write_outgoing(tx, &[out])?;
+                    tx.audit("user.recovery_requested", Some(user.id), None, serde_json::Value::Null)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Rung 5: a single-use link for the account `who` names, valid for
+    /// `security.recovery_link_ttl` (needs `users:write`, and every permission the user has).
+    pub async fn recovery_link(&self, by: &Principal, who: &str) -> Result<(User, String)> {
+        let authority = self.core.authority(by, "users:write")?;
+        let who = who.to_owned();
+        let ttl = self.core.cfg.security.recovery_link_ttl.as_secs();
+        let core = self.core.clone();
+        let (user, token) = self
+            .core
+            .db(move |s| {
+                s.write(|tx| {
+                    let u = find_account(&**tx, &who)?;
+                    authority.may_change(&u.roles)?;
+                    let id = OneTimeSecret::id_for(Purpose::AccountRecovery, u.id);
+                    let mut issued =
+                        core.issue_secret(id, Purpose::AccountRecovery, Some(u.id), None, ttl, Shape::TokenOnly);
+                    issued.secret.method = Some("recovery_link".into());
+                    tx.put_one_time(&issued.secret)?;
+                    tx.audit("user.recovery_link_issued", Some(u.id), None, serde_json::Value::Null)?;
+                    Ok((u, issued.token.unwrap_or_default()))
+                })
+            })
+            .await?;
+        Ok((user, self.outbox.link("recover", &token)))
+    }
+
+    /// Finishes rung 3, 4 or 5: the proof is spent, and the answer is a token that enrols one
+    /// passkey. A mailed proof proves the name it went to; if the account had no proven name
+    /// yet, whatever was added to it before (password, identities, passkeys) goes, for its
+    /// owner is only now known.
+    pub async fn finish_recovery(&self, proof: RecoverProof, ip: Option<std::net::IpAddr>) -> Result<EnrolmentToken> {
+        let expires_in = self.core.cfg.passkeys.enrolment_ttl.as_secs();
+        let token = match proof {
+            RecoverProof::RecoveryCode { login, code } => self.recover_with_code(&login, &code, ip).await?,
+            RecoverProof::Token(t) => self.recover_with_proof(Presented::Token(t)).await?,
+            RecoverProof::Code { login, code } => {
+                let user = self.user_by_login(&login).await?;
+                let id = user.map_or_else(String::new, |u| OneTimeSecret::id_for(Purpose::AccountRecovery, u.id));
+                self.recover_with_proof(Presented::Code { id, code }).await?
+            }
+        };
+        Ok(EnrolmentToken { token, expires_in })
+    }
+
+    async fn user_by_login(&self, login: &str) -> Result<Option<User>> {
+        match Login::parse(login) {
+            Ok(l) => self.core.db(move |s| s.read(|tx| tx.user_by_login(l.name()).map_err(Error::from))).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn recover_with_proof(&self, presented: Presented) -> Result<String> {
+        let key = self.core.data_key.clone();
+        let core = self.core.clone();
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let secret = match spend_secret(tx, &key, Purpose::AccountRecovery, &presented)?.into_result() {
+                        Ok(s) => s,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let found = match secret.user_id {
+                        Some(id) => tx.user(id)?.filter(User::is_active),
+                        None => None,
+                    };
+                    let Some(mut u) = found else { return Ok(Err(Error::InvalidCode)) };
+                    let via = if secret.method.as_deref() == Some("recovery_link") {
+                        EnrolVia::RecoveryLink
+                    } else {
+                        EnrolVia::Recovery
+                    };
+                    if let Some(target) = secret.target.clone()
+                        && let Some(channel) = u.channel_of(&target)
+                        && record_proof(tx, &mut u, channel, target, None)?
+                    {
+                        // The first proof: what strangers could have added before goes.
+                        u.password_hash = None;
+                        for p in tx.passkeys_of(u.id)? {
+                            tx.delete_passkey(p.id)?;
+                        }
+                        tx.bump_authz(u.id, &mut u.authz_gen)?;
+                        end_sessions(tx, u.id, None, false)?;
+                    }
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    let (enrol, token) = enrolment_secret(&core, u.id, via, None);
+                    tx.put_one_time(&enrol)?;
+                    tx.audit("user.recovery_proven", Some(u.id), None, serde_json::json!({"via": via.as_str()}))?;
+                    Ok(Ok(token))
+                })
+            })
+            .await?
+    }
+
+    /// Rung 3: a recovery code, on the second factor's own failure budget.
+    async fn recover_with_code(&self, login: &str, code: &str, ip: Option<std::net::IpAddr>) -> Result<String> {
+        let user = self.user_by_login(login).await?;
+        let budget = match &user {
+            Some(u) => factor_key(u.id),
+            None => format!("mfa:n:{}", login.trim().to_lowercase()),
+        };
+        self.core.check_account_limit(crate::security::limits::RouteClass::Mfa, &budget, ip).await?;
+        let attempt = self.core.throttle.reserve(&budget, ip.map(|ip| self.core.ip_key(ip))).await.map_err(|wait| {
+            security_event("mfa_throttled", ip);
+            Error::TooManyAttempts(wait.as_secs().saturating_add(1))
+        })?;
+        let key = self.core.data_key.clone();
+        let core = self.core.clone();
+        let code = code.to_owned();
+        let user_id = user.filter(User::is_active).map(|u| u.id);
+        let outcome = self
+            .core
+            .db(move |s| {
+                s.write(|tx| {
+                    let Some(mut u) = user_id.and_then(|id| tx.user(id).transpose()).transpose()? else {
+                        return Ok(None);
+                    };
+                    if !spend_recovery_code(&key, &mut u, &code) {
+                        tx.audit_failure("user.recovery_failed", Some(u.id), None, serde_json::Value::Null)?;
+                        return Ok(None);
+                    }
+                    u.updated_at = tx.now();
+                    tx.update_user(&u)?;
+                    let (enrol, token) = enrolment_secret(&core, u.id, EnrolVia::RecoveryCode, None);
+                    tx.put_one_time(&enrol)?;
+                    tx.audit("user.recovery_proven", Some(u.id), None, serde_json::json!({"via": "recovery_code"}))?;
+                    Ok(Some(token))
+                })
+            })
+            .await?;
+        match outcome {
+            Some(token) => {
+                attempt.succeeded().await;
+                Ok(token)
+            }
+            None => {
+                security_event("recovery_failed", ip);
+                let _ = attempt.failed().await;
+                Err(Error::InvalidCode)
+            }
+        }
     }
 }

@@ -144,7 +144,7 @@ impl Sessions {
 
     /// The refusal due while a contact that must be confirmed (`verification.email` / `.phone` =
     /// `required`) is not.
-    fn required_confirmation_missing(&self, user: &User) -> Option<Error> {
+    pub(super) fn required_confirmation_missing(&self, user: &User) -> Option<Error> {
         use crate::config::VerifyMode;
         let v = &self.core.cfg.verification;
         if v.email == VerifyMode::Required && user.email.is_some() && !user.email_verified {
@@ -312,7 +312,7 @@ impl Sessions {
                     };
                     // Read here, not from this node's copy, so that a rule just set on another
                     // node holds too.
-                    if !session.amr.iter().any(|m| m == "otp")
+                    if !crate::model::multi_factor(&session.amr)
                         && tx.roles()?.iter().any(|r| r.require_mfa && user.roles.contains(&r.name))
                     {
                         tx.revoke_session(session.id)?;
@@ -399,6 +399,24 @@ impl Sessions {
             .await?;
         tracing::info!(event = "logout_all", user_id = %user_id, sessions = ended, "logout everywhere");
         Ok(())
+    }
+
+    /// Ends every session of the user but `keep` (the one asking); returns how many ended.
+    pub async fn end_other_sessions(&self, user_id: Uuid, keep: Uuid) -> Result<usize> {
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let ended = end_sessions(tx, user_id, Some(keep), false)?;
+                    tx.audit(
+                        "user.other_sessions_ended",
+                        Some(user_id),
+                        Some(keep),
+                        serde_json::json!({"count": ended}),
+                    )?;
+                    Ok(ended)
+                })
+            })
+            .await
     }
 
     /// The user's live sessions, newest first.

@@ -580,7 +580,10 @@ impl Upstream {
                     }
                     let identity =
                         tx.identity_by_id(id)?.filter(|i| i.user_id == user).ok_or(Error::NotFound("identity"))?;
-                    if u.password_hash.is_none() && tx.identities_of(user)?.len() <= 1 {
+                    if u.password_hash.is_none()
+                        && tx.identities_of(user)?.len() <= 1
+                        && tx.passkeys_of(user)?.is_empty()
+                    {
                         return Err(Error::LastLoginMethod);
                     }
                     tx.delete_identity(id)?;

@@ -28,10 +28,24 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.deliveries()?,
             tx.one_time_secrets()?,
             tx.all_identities()?,
+            tx.all_passkeys()?,
         ))
     })?;
-    let (users, sessions, refresh, revocations, keys, roles, clients, audit, webhooks, outbox, one_time, identities) =
-        source;
+    let (
+        users,
+        sessions,
+        refresh,
+        revocations,
+        keys,
+        roles,
+        clients,
+        audit,
+        webhooks,
+        outbox,
+        one_time,
+        identities,
+        passkeys,
+    ) = source;
     to.write(|tx| {
         for u in &users {
             tx.update_user(u)?;
@@ -69,6 +83,9 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         for i in &identities {
             tx.put_identity(i)?;
         }
+        for p in &passkeys {
+            tx.put_passkey(p)?;
+        }
         Ok::<_, StoreError>(())
     })?;
     let target = to.read(|tx| {
@@ -85,6 +102,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
             tx.deliveries()?.len(),
             tx.one_time_secrets()?.len(),
             tx.all_identities()?.len(),
+            tx.all_passkeys()?.len(),
         ])
     })?;
     let names = [
@@ -100,6 +118,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         "webhook_outbox",
         "one_time_secrets",
         "identities",
+        "passkeys",
     ];
     let counts = [
         users.len(),
@@ -114,6 +133,7 @@ pub fn copy_all(from: &Store, to: &Store) -> R<Vec<Tally>> {
         outbox.len(),
         one_time.len(),
         identities.len(),
+        passkeys.len(),
     ];
     let tallies: Vec<Tally> = names
         .into_iter()

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    AuditEvent, Client, Identity, OneTimeSecret, OutboxMessage, Purpose, RefreshRecord, Revocation, Role, Session,
-    SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
+    AuditEvent, Client, Identity, OneTimeSecret, OutboxMessage, Passkey, Purpose, RefreshRecord, Revocation, Role,
+    Session, SigningKeyRecord, StoredWebhook, UnixTime, User, UserStatus,
 };
 
 pub use crate::model::{LoginName, login_names};
@@ -61,7 +61,8 @@ pub trait UserWrites {
     fn insert_user(&mut self, user: &User) -> R<()>;
     /// Replaces a user, moving its login names; `Duplicate` when a new one is taken.
     fn update_user(&mut self, user: &User) -> R<()>;
-    /// Removes a user, its login names, sessions and identities; returns the removed session ids.
+    /// Removes a user, its login names, sessions, identities and passkeys; returns the removed
+    /// session ids.
     fn delete_user(&mut self, id: Uuid) -> R<Vec<Uuid>>;
 }
 
@@ -205,6 +206,21 @@ pub trait IdentityWrites {
     fn delete_identity(&mut self, id: Uuid) -> R<bool>;
 }
 
+pub trait PasskeyReads {
+    fn passkey(&self, id: Uuid) -> R<Option<Passkey>>;
+    fn passkey_by_credential(&self, credential_id: &[u8]) -> R<Option<Passkey>>;
+    /// A user's passkeys, oldest first.
+    fn passkeys_of(&self, user: Uuid) -> R<Vec<Passkey>>;
+    /// Every passkey, for copying a database.
+    fn all_passkeys(&self) -> R<Vec<Passkey>>;
+}
+
+pub trait PasskeyWrites {
+    /// Adds or updates a passkey; `Duplicate("passkey")` when another holds its credential id.
+    fn put_passkey(&mut self, p: &Passkey) -> R<()>;
+    fn delete_passkey(&mut self, id: Uuid) -> R<bool>;
+}
+
 pub trait OneTimeReads {
     fn one_time(&self, id: &str) -> R<Option<OneTimeSecret>>;
     /// The secret whose long token hashes to `hash`.
@@ -241,6 +257,7 @@ pub trait ReadTx:
     + WebhookReads
     + OneTimeReads
     + IdentityReads
+    + PasskeyReads
 {
 }
 
@@ -255,6 +272,7 @@ impl<T> ReadTx for T where
         + WebhookReads
         + OneTimeReads
         + IdentityReads
+        + PasskeyReads
 {
 }
 
@@ -271,6 +289,7 @@ pub trait WriteTx:
     + WebhookWrites
     + OneTimeWrites
     + IdentityWrites
+    + PasskeyWrites
 {
 }
 
@@ -286,6 +305,7 @@ impl<T> WriteTx for T where
         + WebhookWrites
         + OneTimeWrites
         + IdentityWrites
+        + PasskeyWrites
 {
 }
 

@@ -39,9 +39,10 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         ),
         ("empty body", raw("", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "validation_failed", None),
         (
+            // The schema allows no password (`passwords.optional`); the rule refuses it.
             "missing password",
             raw("{\"email\":\"new@example.com\"}", "application/json").await.unwrap(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
             Some("password"),
         ),

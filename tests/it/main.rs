@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod account;
 mod admin;
 mod attempts;
 mod audit;
@@ -25,6 +26,8 @@ mod nodes;
 mod oauth;
 mod openapi;
 mod outage;
+mod passkeys;
+mod passkeys_browser;
 mod privileges;
 mod provider;
 mod provider_browser;

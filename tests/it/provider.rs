@@ -1321,8 +1321,9 @@ async fn submit(app: &TestApp, b: &Client, path: &str, html: &str, fields: &[(&s
     b.post(app.url(path)).form(&form).send().await.unwrap()
 }
 
-/// The hidden inputs of a page, in any attribute order, unescaped.
+/// The hidden inputs of a page's first form, in any attribute order, unescaped.
 fn hidden(html: &str) -> Vec<(String, String)> {
+    let html = html.split("</form>").next().unwrap_or(html);
     let attr = |tag: &str, name: &str| {
         regex::Regex::new(&format!(r#"\s{name}="([^"]*)""#)).unwrap().captures(tag).map(|c| unescape(&c[1]))
     };

@@ -314,7 +314,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Makes a client through the admin API: its id and secret.
-async fn new_client(app: &TestApp, admin: &str, body: Value) -> (String, String) {
+pub(crate) async fn new_client(app: &TestApp, admin: &str, body: Value) -> (String, String) {
     let r = app.post_auth("/v1/admin/clients", admin, &body).await;
     let status = r.status();
     let text = r.text().await.unwrap();
@@ -402,7 +402,7 @@ async fn the_hosted_login_totp_step_and_consent_work_with_the_keyboard_only() {
 }
 
 /// An authorization request of `client_id` for `redirect_uri`, bound to [`CHALLENGE`].
-fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
     let mut u = Url::parse(&app.url("/oauth2/authorize")).unwrap();
     u.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -416,10 +416,10 @@ fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&
 }
 
 /// The queries that arrived at an application's `/callback`.
-type Arrivals = Arc<Mutex<Vec<String>>>;
+pub(crate) type Arrivals = Arc<Mutex<Vec<String>>>;
 
 /// An application's redirect_uri: keeps each query and answers "Back at Photos".
-async fn application_receiver() -> (SocketAddr, Arrivals) {
+pub(crate) async fn application_receiver() -> (SocketAddr, Arrivals) {
     use poem::{
         EndpointExt as _, Request, Route, handler,
         web::{Data, Html},

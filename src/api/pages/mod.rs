@@ -2,6 +2,7 @@
 //! `/ui/verify`, `/ui/reset` and `/ui/forgot`. Plain HTML forms from templates (`templates/pages/`),
 //! no script, a strict CSP, a double-submit CSRF cookie, English and Russian.
 
+mod account;
 mod sign_in;
 mod templates;
 mod text;
@@ -40,6 +41,11 @@ pub fn routes() -> Route {
         .at("/login/with/:provider", poem::get(sign_in::login_with))
         .at("/login/upstream", poem::get(sign_in::upstream_return))
         .at("/consent", poem::post(sign_in::consent_submit))
+        .at("/login/passkey", poem::post(sign_in::passkey_submit))
+        .at("/recover", poem::get(recover_page))
+        .at("/account", poem::get(account::account_page).post(account::account_submit))
+        .at("/account/passkey", poem::post(account::passkey_begin))
+        .at("/account/passkey/finish", poem::post(account::passkey_finish))
 }
 
 #[derive(serde::Deserialize)]
@@ -97,6 +103,14 @@ fn locale(svc: &AuthService, req: &Request, lang: Option<&str>) -> String {
     pick_locale(lang, req.header("accept-language"), &svc.config().messages.default_locale)
 }
 
+/// `GET /ui/recover?token=…`: the page of a recovery link. Opening it spends nothing; its
+/// button (the passkey script) spends the link and enrols a passkey.
+#[handler]
+async fn recover_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<TokenQuery>) -> Response {
+    let lang = locale(&svc, req, q.lang.as_deref());
+    page(&svc, StatusCode::OK, &lang, "pages/recover.html", context! { token => q.token })
+}
+
 #[cfg(test)]
 fn csp() -> String {
     csp_with(None)
@@ -105,13 +119,14 @@ fn csp() -> String {
 /// The CSP, with `also` allowed as a form target: a form whose answer redirects to a client's
 /// redirect URI must be allowed to go there.
 fn csp_with(also: Option<&str>) -> String {
-    /// The hashes of our one style and one script, made once.
-    static HASHES: std::sync::LazyLock<(String, String)> =
-        std::sync::LazyLock::new(|| (sha256(STYLE), sha256(templates::SCRIPT)));
-    let (style, script) = &*HASHES;
+    /// The hashes of our one style and two scripts, made once.
+    static HASHES: std::sync::LazyLock<(String, String, String)> =
+        std::sync::LazyLock::new(|| (sha256(STYLE), sha256(templates::SCRIPT), sha256(templates::PASSKEY_SCRIPT)));
+    let (style, script, passkey) = &*HASHES;
     let also = also.map(|a| format!(" {a}")).unwrap_or_default();
+    // connect-src: the passkey script calls authd's own WebAuthn endpoints.
     format!(
-        "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}' 'sha256-{passkey}'; connect-src 'self'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -337,6 +352,44 @@ mod tests {
             ("pages/signed_in.html", context! {}, |t| t.signed_in_title),
             ("pages/sign_out.html", context! { csrf => "c", carried => [("state", "s")] }, |t| t.sign_out_title),
             ("pages/signed_out.html", context! {}, |t| t.signed_out_title),
+            ("pages/recover.html", context! { token => "t" }, |t| t.recover_title),
+            (
+                "pages/account.html",
+                context! { csrf => "c",
+                user => context! { email => "a@example.com", email_verified => true, phone => "+14155550100",
+                phone_verified => false, username => "ann" },
+                has_password => true, totp => false,
+                passkeys => vec![context! { id => "p", name => "Phone", backed_up => true, created => "2026", last_used => None::<&str> }],
+                identities => vec![context! { id => "i", provider => "google", email => "a@example.com" }],
+                sessions => vec![
+                    context! { id => "s", device => "Firefox", ip => "::1", last_used => "2026", current => false },
+                    context! { id => "t", device => "Chromium", ip => "::1", last_used => "2026", current => true },
+                ],
+                events => vec![context! { time => "2026", event => "user.login", ip => "::1" }],
+                enrolment => context! { secret => "ABC", qr => "<svg></svg>" }, recovery_codes => vec!["abcd-efgh"],
+                notice => "n", problem => "p", step_up => true },
+                |t| t.account_title,
+            ),
+            (
+                "pages/account.html",
+                context! { csrf => "c",
+                user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
+                phone_verified => false, username => None::<&str> },
+                has_password => false, totp => true, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
+                sessions => Vec::<Value>::new(), events => Vec::<Value>::new(), enrolment => None::<Value>,
+                recovery_codes => Vec::<String>::new(), notice => None::<&str>, problem => None::<&str>, step_up => false },
+                |t| t.account_title,
+            ),
+            (
+                "pages/account.html",
+                context! { csrf => "c",
+                user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
+                phone_verified => false, username => None::<&str> },
+                has_password => false, totp => false, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
+                sessions => Vec::<Value>::new(), events => Vec::<Value>::new(), enrolment => None::<Value>,
+                recovery_codes => Vec::<String>::new(), notice => None::<&str>, problem => None::<&str>, step_up => false },
+                |t| t.account_title,
+            ),
         ]
     }
 
@@ -350,8 +403,16 @@ mod tests {
                 assert!(html.starts_with(&format!("<!doctype html>\n<html lang=\"{lang}\">")), "{name} {lang}: {html}");
                 assert!(html.contains(&format!("<title>{} · Example</title>", title(t))), "{name} {lang}: {html}");
                 assert!(html.contains(&format!("<h1>{}</h1>", title(t))), "{name} {lang}: {html}");
-                // The one script, only where a proof of work is due.
-                assert_eq!(html.contains("<script"), html.contains("name=\"challenge\""), "{name} {lang}: {html}");
+                // The proof-of-work script only where one is due; the passkey script only where a
+                // passkey is asked for.
+                let scripts = html.matches("<script>").count();
+                let due = usize::from(html.contains("name=\"challenge\""))
+                    + usize::from(
+                        html.contains("id=\"passkey-form\"")
+                            || html.contains("id=\"recover\"")
+                            || html.contains("id=\"passkeys\""),
+                    );
+                assert_eq!(scripts, due, "{name} {lang}: {html}");
                 assert!(!html.contains("\n\n"), "{name} {lang}: {html}");
                 all.push_str(&html);
             }
@@ -375,6 +436,10 @@ mod tests {
                     "account_disabled",
                     "challenge_due",
                     "upstream_failed",
+                    "done",
+                    "step_up_needed",
+                    "last_way_in",
+                    "wrong_current_password",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }
@@ -399,10 +464,10 @@ mod tests {
             ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
         ] {
             let html = templates::render(name, "en", evil, values).unwrap();
-            // No script but ours, and ours only where a challenge is due.
-            assert!(html.matches("<script").count() <= 1, "{name}: {html}");
-            if let Some((_, rest)) = html.split_once("<script>") {
-                assert_eq!(rest.split_once("</script>").map(|(body, _)| body), Some(templates::SCRIPT), "{name}");
+            // No script but ours.
+            for body in html.split("<script>").skip(1) {
+                let body = body.split_once("</script>").map(|(b, _)| b);
+                assert!(body == Some(templates::SCRIPT) || body == Some(templates::PASSKEY_SCRIPT), "{name}: {html}");
             }
             assert!(html.contains(&format!(" · {escaped}</title>")), "{name}: {html}");
             if name != "pages/error.html" {
@@ -421,13 +486,18 @@ mod tests {
         let values = context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>,
         login_hint => "", challenge => "v1.x", difficulty => 16, providers => Vec::<Value>::new() };
         let html = templates::render("pages/login.html", "en", "x", values).unwrap();
-        let served = html.split_once("<script>").and_then(|(_, rest)| rest.split_once("</script>")).unwrap().0;
-        assert_eq!(served, templates::SCRIPT);
-        let hash = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            digest::digest(&digest::SHA256, served.as_bytes()),
-        );
-        assert!(csp().contains(&format!("script-src 'sha256-{hash}';")), "{}", csp());
+        let served: Vec<&str> =
+            html.split("<script>").skip(1).filter_map(|s| s.split_once("</script>").map(|(s, _)| s)).collect();
+        assert_eq!(served, [templates::SCRIPT, templates::PASSKEY_SCRIPT]);
+        let allowed = csp();
+        for script in served {
+            let hash = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                digest::digest(&digest::SHA256, script.as_bytes()),
+            );
+            assert!(allowed.contains(&format!("'sha256-{hash}'")), "{allowed}");
+        }
+        assert!(!allowed.contains("unsafe-inline"), "{allowed}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// The browser session's cookie: `__Host-` and `Secure` when authd is reached over https.
-fn session_cookie_name(svc: &AuthService) -> &'static str {
+pub(super) fn session_cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_session" } else { "authd_session" }
 }
 
@@ -541,5 +541,59 @@ mod tests {
         assert_eq!(origin_of("https://app.example:8443/cb?x=1").as_deref(), Some("https://app.example:8443"));
         assert_eq!(origin_of("http://127.0.0.1:9000/cb").as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(origin_of("com.example.app:/cb").as_deref(), Some("com.example.app:"));
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(super) struct PasskeyForm {
+    csrf: String,
+    request: String,
+    lang: String,
+    ceremony: String,
+    /// The browser's `credential.toJSON()`, as JSON text.
+    credential: String,
+}
+
+/// `POST /ui/login/passkey`: the login form's passkey, answered by the page's script.
+#[handler]
+pub(super) async fn passkey_submit(
+    svc: Data<&Arc<AuthService>>,
+    req: &Request,
+    Form(f): Form<PasskeyForm>,
+) -> Response {
+    let lang = locale(&svc, req, Some(&f.lang));
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
+    let credential = serde_json::from_str(&f.credential).unwrap_or_default();
+    let outcome = svc.passkeys.finish_sign_in(&f.ceremony, credential, Some("Browser".into()), client_info(req)).await;
+    match outcome.and_then(|pair| svc.provider.signed_in_by_passkey(&pair)) {
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::SecondFactor(_)) => failed_page(&svc, &lang, &Error::Internal("no second step".into())),
+        Err(e) => {
+            let t = text::of(&lang);
+            let (status, problem) = match &e {
+                Error::InvalidPasskey | Error::InvalidCeremony | Error::Malformed(_) | Error::PasskeyRejected(_) => {
+                    (StatusCode::UNAUTHORIZED, t.passkey_failed)
+                }
+                other => match refusal_text(t, other) {
+                    Some(r) => r,
+                    None => return failed_page(&svc, &lang, &e),
+                },
+            };
+            let target = target_of(&svc, &f.request).await;
+            let client = match f.request.is_empty() {
+                true => None,
+                false => svc.provider.pending_of(&f.request).await.ok().map(|p| p.client_name),
+            };
+            let page = LoginPage {
+                client: client.as_deref(),
+                problem: Some(problem),
+                target: target.as_deref(),
+                ..LoginPage::default()
+            };
+            login_form(&svc, status, &lang, &f.request, page)
+        }
     }
 }

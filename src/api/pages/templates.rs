@@ -27,6 +27,8 @@ const SHIPPED: &[(&str, &str)] = &[
     ("pages/signed_in.html", include_str!("../../../templates/pages/signed_in.html")),
     ("pages/sign_out.html", include_str!("../../../templates/pages/sign_out.html")),
     ("pages/signed_out.html", include_str!("../../../templates/pages/signed_out.html")),
+    ("pages/recover.html", include_str!("../../../templates/pages/recover.html")),
+    ("pages/account.html", include_str!("../../../templates/pages/account.html")),
 ];
 
 /// The pages' only style, allowed by its hash in the CSP.
@@ -48,6 +50,47 @@ var b=h[i];while(!(b&128)){z++;b<<=1}break}return z}\
 f.addEventListener('submit',function(ev){if(f.elements.nonce.value)return;ev.preventDefault();\
 var c=f.elements.challenge.value,n=0;(function next(){crypto.subtle.digest('SHA-256',e.encode(c+':'+n)).then(function(h){\
 if(zeros(new Uint8Array(h))>=d){f.elements.nonce.value=String(n);f.submit()}else{n++;next()}})})()})})();";
+
+/// The passkey script, allowed by its hash in the CSP. On the login page it offers the passkey
+/// (a button, and browser autofill where the browser has it) and posts the answer with the
+/// form; on the recovery page it spends the link and enrols a passkey. Without WebAuthn it
+/// shows nothing of either.
+pub const PASSKEY_SCRIPT: &str = "(function(){var P=window.PublicKeyCredential;\
+var ok=!!(P&&P.parseRequestOptionsFromJSON&&P.parseCreationOptionsFromJSON&&window.fetch);\
+function post(u,b,t){var h={'Content-Type':'application/json'};if(t)h.Authorization='Bearer '+t;\
+return fetch(u,{method:'POST',headers:h,body:JSON.stringify(b),credentials:'same-origin'}).then(function(r){\
+if(!r.ok)throw new Error(String(r.status));return r.json()})}\
+function show(i){var e=document.getElementById(i);if(e)e.hidden=false}\
+function hide(i){var e=document.getElementById(i);if(e)e.hidden=true}\
+var f=document.getElementById('passkey-form');\
+if(f&&ok){var b=document.getElementById('passkey-button'),ctl=null;b.hidden=false;\
+var start=function(cond){if(ctl)ctl.abort();var c=new AbortController();ctl=c;\
+return post('/v1/auth/passkey',{}).then(function(r){\
+var o={publicKey:P.parseRequestOptionsFromJSON(r.public_key),signal:c.signal};if(cond)o.mediation='conditional';\
+return navigator.credentials.get(o).then(function(cr){f.elements.ceremony.value=r.ceremony;\
+f.elements.credential.value=JSON.stringify(cr.toJSON());f.submit()})}).catch(function(e){\
+if(!cond&&!(e&&e.name==='AbortError'))show('passkey-problem')})};\
+b.addEventListener('click',function(){hide('passkey-problem');start(false)});\
+if(P.isConditionalMediationAvailable)P.isConditionalMediationAvailable().then(function(y){if(y)start(true)})}\
+var d=document.getElementById('recover');\
+if(d&&ok){hide('recover-unsupported');var rb=document.getElementById('recover-button');rb.hidden=false;\
+rb.addEventListener('click',function(){rb.disabled=true;hide('recover-failed');\
+post('/v1/auth/recover/finish',{token:d.getAttribute('data-token')}).then(function(e){var t=e.enrolment_token;\
+return post('/v1/me/passkeys/register',{},t).then(function(r){\
+return navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(r.public_key)}).then(function(cr){\
+return post('/v1/me/passkeys/register/finish',{ceremony:r.ceremony,credential:cr.toJSON()},t)})})}).then(\
+function(){rb.hidden=true;show('recover-done')},function(){rb.disabled=false;show('recover-failed')})})}\
+var s=document.getElementById('passkeys');\
+if(s&&ok){var ab=document.getElementById('add-passkey'),k=s.getAttribute('data-csrf');ab.hidden=false;\
+ab.addEventListener('click',function(){ab.disabled=true;hide('add-passkey-failed');\
+post('/ui/account/passkey',{csrf:k}).then(function(r){\
+return navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(r.public_key)}).then(function(cr){\
+return post('/ui/account/passkey/finish',{csrf:k,ceremony:r.ceremony,credential:cr.toJSON()})})}).then(\
+function(x){var c=(x&&x.recovery_codes)||[];if(!c.length){location.assign('/ui/account?lang='+\
+document.documentElement.lang+'&done=1');return}var u=document.getElementById('new-codes-list');\
+c.forEach(function(v){var li=document.createElement('li');li.textContent=v;u.appendChild(li)});\
+ab.hidden=true;show('add-passkey-done');show('new-codes')},\
+function(){ab.disabled=false;show('add-passkey-failed')})})}})();";
 
 /// Made at the first page served; each template compiles at its first use, so an idle server
 /// holds none of them.
@@ -75,6 +118,7 @@ pub fn render(name: &str, lang: &str, product: &str, page: Value) -> Result<Stri
         t => text::of(lang).to_value(),
         style => Value::from_safe_string(STYLE.to_owned()),
         script => Value::from_safe_string(SCRIPT.to_owned()),
+        passkey_script => Value::from_safe_string(PASSKEY_SCRIPT.to_owned()),
     };
     PAGES.get_template(name)?.render(merge_maps([frame, page]))
 }

@@ -283,6 +283,222 @@ strings! {
         en: "This account is disabled.",
         ru: "Эта учётная запись отключена.",
     }
+    passkey_button {
+        en: "Sign in with a passkey",
+        ru: "Войти с ключом доступа",
+    }
+    passkey_failed {
+        en: "That passkey did not work. Try again, or sign in another way.",
+        ru: "Этот ключ доступа не подошёл. Попробуйте снова или войдите иначе.",
+    }
+    recover_title {
+        en: "Recover your account",
+        ru: "Восстановление доступа",
+    }
+    recover_intro {
+        en: "Add a new passkey to your account: your device will ask you to confirm with its screen lock, fingerprint or face. Every other session of the account ends.",
+        ru: "Добавьте в учётную запись новый ключ доступа: устройство попросит подтвердить блокировкой экрана, отпечатком пальца или лицом. Все остальные сеансы учётной записи завершатся.",
+    }
+    recover_button {
+        en: "Add a passkey",
+        ru: "Добавить ключ доступа",
+    }
+    recover_done {
+        en: "Your new passkey is ready. Sign in with it.",
+        ru: "Новый ключ доступа готов. Войдите с ним.",
+    }
+    recover_failed {
+        en: "The passkey could not be added. The link may be used or expired: ask for a new one.",
+        ru: "Не удалось добавить ключ доступа. Возможно, ссылка уже использована или устарела: запросите новую.",
+    }
+    recover_needs_passkeys {
+        en: "This page needs a browser that supports passkeys, with JavaScript on.",
+        ru: "Для этой страницы нужен браузер с поддержкой ключей доступа и включённым JavaScript.",
+    }
+    sign_in_link {
+        en: "Sign in",
+        ru: "Войти",
+    }
+    account_title {
+        en: "Your account",
+        ru: "Ваша учётная запись",
+    }
+    account_link {
+        en: "Manage your account",
+        ru: "Управление учётной записью",
+    }
+    profile_heading {
+        en: "Profile",
+        ru: "Профиль",
+    }
+    email {
+        en: "Email",
+        ru: "Почта",
+    }
+    phone {
+        en: "Phone",
+        ru: "Телефон",
+    }
+    username {
+        en: "Username",
+        ru: "Имя пользователя",
+    }
+    confirmed {
+        en: "confirmed",
+        ru: "подтверждён",
+    }
+    not_confirmed {
+        en: "not confirmed",
+        ru: "не подтверждён",
+    }
+    profile_hint {
+        en: "A new email or phone takes effect once you confirm it through the message we send.",
+        ru: "Новая почта или телефон вступят в силу, когда вы подтвердите их по нашему сообщению.",
+    }
+    save_button {
+        en: "Save",
+        ru: "Сохранить",
+    }
+    password_heading {
+        en: "Password",
+        ru: "Пароль",
+    }
+    current_password {
+        en: "Current password",
+        ru: "Текущий пароль",
+    }
+    change_password_button {
+        en: "Change password",
+        ru: "Сменить пароль",
+    }
+    no_password {
+        en: "This account has no password.",
+        ru: "У этой учётной записи нет пароля.",
+    }
+    totp_heading {
+        en: "Authenticator app",
+        ru: "Приложение-аутентификатор",
+    }
+    totp_on {
+        en: "On: sign-ins with a password also ask for a code from the app.",
+        ru: "Включено: вход с паролем также требует код из приложения.",
+    }
+    totp_off {
+        en: "Off.",
+        ru: "Выключено.",
+    }
+    totp_begin_button {
+        en: "Turn on",
+        ru: "Включить",
+    }
+    totp_scan {
+        en: "Scan this code with your authenticator app, or type the key, then enter the code it shows.",
+        ru: "Отсканируйте код приложением-аутентификатором или введите ключ, затем введите показанный код.",
+    }
+    totp_confirm_button {
+        en: "Confirm",
+        ru: "Подтвердить",
+    }
+    totp_disable_button {
+        en: "Turn off",
+        ru: "Выключить",
+    }
+    recovery_codes_intro {
+        en: "Your recovery codes. Each works once, if you lose your devices. They are shown only now: keep them somewhere safe.",
+        ru: "Ваши коды восстановления. Каждый действует один раз, если вы потеряете устройства. Они показаны только сейчас: сохраните их в надёжном месте.",
+    }
+    passkeys_heading {
+        en: "Passkeys",
+        ru: "Ключи доступа",
+    }
+    passkeys_none {
+        en: "No passkeys yet.",
+        ru: "Ключей доступа пока нет.",
+    }
+    add_passkey_button {
+        en: "Add a passkey",
+        ru: "Добавить ключ доступа",
+    }
+    passkey_added {
+        en: "The passkey was added.",
+        ru: "Ключ доступа добавлен.",
+    }
+    name_label {
+        en: "Name",
+        ru: "Название",
+    }
+    rename_button {
+        en: "Rename",
+        ru: "Переименовать",
+    }
+    remove_button {
+        en: "Remove",
+        ru: "Удалить",
+    }
+    created {
+        en: "added",
+        ru: "добавлен",
+    }
+    last_used {
+        en: "last used",
+        ru: "последний вход",
+    }
+    never {
+        en: "never",
+        ru: "никогда",
+    }
+    synced {
+        en: "synced",
+        ru: "синхронизирован",
+    }
+    identities_heading {
+        en: "Linked accounts",
+        ru: "Связанные учётные записи",
+    }
+    identities_none {
+        en: "No linked accounts.",
+        ru: "Связанных учётных записей нет.",
+    }
+    unlink_button {
+        en: "Unlink",
+        ru: "Отвязать",
+    }
+    sessions_heading {
+        en: "Sessions and devices",
+        ru: "Сеансы и устройства",
+    }
+    this_device {
+        en: "this browser",
+        ru: "этот браузер",
+    }
+    end_button {
+        en: "End",
+        ru: "Завершить",
+    }
+    end_others_button {
+        en: "End all other sessions",
+        ru: "Завершить все остальные сеансы",
+    }
+    events_heading {
+        en: "Recent security events",
+        ru: "Недавние события безопасности",
+    }
+    done {
+        en: "Done.",
+        ru: "Готово.",
+    }
+    step_up_needed {
+        en: "For this change, sign in again first.",
+        ru: "Для этого изменения сначала войдите снова.",
+    }
+    last_way_in {
+        en: "This is your last way to sign in: add another before removing it.",
+        ru: "Это ваш последний способ входа: сначала добавьте другой.",
+    }
+    wrong_current_password {
+        en: "The current password is wrong.",
+        ru: "Текущий пароль неверен.",
+    }
 }
 
 /// The strings of `lang`; English unless it is Russian.

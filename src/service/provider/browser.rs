@@ -41,7 +41,7 @@ impl Provider {
         // A role that now requires a second factor ends what was opened without one, as a
         // refresh would.
         let roles = self.core.roles_snapshot();
-        let second_factor_due = !session.amr.iter().any(|m| m == "otp")
+        let second_factor_due = !crate::model::multi_factor(&session.amr)
             && user.roles.iter().filter_map(|r| roles.get(r)).any(|r| r.require_mfa);
         if second_factor_due || !user.is_active() {
             return Ok(None);
@@ -51,6 +51,41 @@ impl Provider {
 
     pub(super) fn cookie_for(&self, session_id: Uuid) -> Result<SignIn> {
         Ok(SignIn::Session(self.seal(SEAL_BROWSER, &session_id)?))
+    }
+
+    /// The user of a browser session as the account page acts for them: the context an access
+    /// token would give, with the session's own sign-in time, so that the services apply the
+    /// same rules (step-up included) as to the API.
+    pub async fn account_context(&self, cookie: Option<&str>) -> Result<Option<(AuthContext, User)>> {
+        let Some(b) = self.browser(cookie).await? else { return Ok(None) };
+        let t = now();
+        let claims = crate::security::jws::AccessClaims {
+            iss: self.core.cfg.tokens.issuer.clone(),
+            aud: self.core.cfg.tokens.audience.clone(),
+            sub: b.user.id,
+            exp: t + 60,
+            iat: b.session.auth_time,
+            nbf: t,
+            jti: Uuid::now_v7(),
+            sid: b.session.id,
+            roles: b.user.roles.clone(),
+            preferred_username: None,
+            permissions: None,
+            client_id: None,
+            authz_gen: b.user.authz_gen,
+            amr: b.session.amr.clone(),
+            auth_time: Some(b.session.auth_time),
+            email_verified: None,
+            azp: None,
+            scope: None,
+        };
+        let ctx = AuthContext { user_id: b.user.id, session_id: b.session.id, claims: Arc::new(claims) };
+        Ok(Some((ctx, b.user)))
+    }
+
+    /// The browser session a passkey sign-in opened.
+    pub fn signed_in_by_passkey(&self, pair: &crate::service::TokenPair) -> Result<SignIn> {
+        self.cookie_for(pair.session_id)
     }
 
     /// The browser session a login through an external provider opened, from its outcome.

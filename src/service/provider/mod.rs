@@ -21,7 +21,7 @@ use super::{
     issuing::{ClientInfo, permissions_in},
     mfa::{SecondFactor, SecondFactors},
     sessions::Sessions,
-    tokens::{Introspection, Tokens, mint_access_token},
+    tokens::{AuthContext, Introspection, Tokens, mint_access_token},
 };
 use crate::{
     error::{Error, Result},

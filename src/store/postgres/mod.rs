@@ -12,6 +12,7 @@ mod clients;
 mod identities;
 mod keys;
 mod one_time;
+mod passkeys;
 mod revocations;
 mod roles;
 mod sessions;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_audit_subject.sql")),
     (6, include_str!("migrations/0006_listing_indexes.sql")),
     (7, include_str!("migrations/0007_one_time_lookups.sql")),
+    (8, include_str!("migrations/0008_passkeys.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

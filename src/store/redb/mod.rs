@@ -7,6 +7,7 @@ mod group_commit;
 mod identities;
 mod keys;
 mod one_time;
+mod passkeys;
 mod revocations;
 mod roles;
 mod sessions;
@@ -103,6 +104,9 @@ impl RedbBackend {
             tx.open_table(IDENTITIES)?;
             tx.open_table(IDENTITY_INDEX)?;
             tx.open_multimap_table(USER_IDENTITIES)?;
+            tx.open_table(PASSKEYS)?;
+            tx.open_table(PASSKEY_INDEX)?;
+            tx.open_multimap_table(USER_PASSKEYS)?;
         }
         tx.commit()?;
         Ok(())

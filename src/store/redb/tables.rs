@@ -53,6 +53,13 @@ pub const IDENTITY_INDEX: TableDefinition<&str, Uuid> = TableDefinition::new("id
 /// user id → identity ids
 pub const USER_IDENTITIES: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_identities");
 
+/// passkey id → Passkey
+pub const PASSKEYS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("passkeys");
+/// credential id → passkey id (uniqueness of credentials)
+pub const PASSKEY_INDEX: TableDefinition<&[u8], Uuid> = TableDefinition::new("passkey_index");
+/// user id → passkey ids
+pub const USER_PASSKEYS: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefinition::new("user_passkeys");
+
 /// 2: the audit log has a subject index (built from the log when a version-1 file opens).
 /// 3: users by status and role, audit events by name (built when an older file opens).
 pub const SCHEMA_VERSION: u64 = 3;

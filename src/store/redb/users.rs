@@ -9,8 +9,9 @@ use crate::{
     store::{
         StoreError,
         ports::{
-            IdentityReads as _, IdentityWrites as _, LoginName, R, SessionReads as _, SessionWrites as _, UserQuery,
-            UserReads, UserWrites, login_names, login_prefixes, user_facets,
+            IdentityReads as _, IdentityWrites as _, LoginName, PasskeyReads as _, PasskeyWrites as _, R,
+            SessionReads as _, SessionWrites as _, UserQuery, UserReads, UserWrites, login_names, login_prefixes,
+            user_facets,
         },
     },
 };
@@ -168,6 +169,9 @@ impl UserWrites for Write {
         }
         for identity in self.identities_of(id)? {
             self.delete_identity(identity.id)?;
+        }
+        for passkey in self.passkeys_of(id)? {
+            self.delete_passkey(passkey.id)?;
         }
         set_facets(&self.tx, &user, false)?;
         self.tx.open_table(USERS)?.remove(id)?;

@@ -158,6 +158,94 @@ impl Browser {
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
     }
 
+    /// A virtual WebAuthn authenticator (CTAP2, built in, resident keys) that answers at once,
+    /// verifying its user when it can; its id.
+    pub async fn add_authenticator(&self, user_verification: bool) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": user_verification,
+            "isUserConsenting": true,
+            "isUserVerified": user_verification,
+        });
+        let v = self.cmd(reqwest::Method::POST, "/webauthn/authenticator", Some(options)).await;
+        v.as_str().unwrap().to_owned()
+    }
+
+    pub async fn remove_authenticator(&self, id: &str) {
+        self.cmd(reqwest::Method::DELETE, &format!("/webauthn/authenticator/{id}"), None).await;
+    }
+
+    /// Empties a text field.
+    pub async fn clear(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/clear"), Some(json!({}))).await;
+    }
+
+    /// Runs `script` in the page (its last argument is the callback that ends it); its answer.
+    pub async fn run_async(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// Runs `script` in the page; its answer.
+    pub async fn run(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// The serious and critical accessibility violations axe-core (from npm, in `tests/oidc`)
+    /// finds on the page shown; `None` where axe-core is not installed.
+    pub async fn serious_violations(&self) -> Option<Vec<Value>> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/node_modules/axe-core/axe.min.js");
+        let Ok(axe) = std::fs::read_to_string(path) else {
+            return super::unavailable("axe-core", "npm ci --prefix tests/oidc");
+        };
+        self.run(&format!("{axe}\n;return typeof window.axe;")).await;
+        let found = self
+            .run_async(
+                "var done=arguments[arguments.length-1];\
+                 axe.run(document,{resultTypes:['violations']}).then(function(r){done(r.violations\
+                 .filter(function(v){return v.impact==='serious'||v.impact==='critical'})\
+                 .map(function(v){return {id:v.id,impact:v.impact,help:v.help,nodes:v.nodes.map(function(n){return n.html})}}))},\
+                 function(e){done([{id:'axe failed',help:String(e)}])});",
+            )
+            .await;
+        Some(found.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Whether the authenticator's user verification (its PIN or biometric) succeeds.
+    pub async fn set_user_verified(&self, id: &str, verified: bool) {
+        let body = json!({"isUserVerified": verified});
+        self.cmd(reqwest::Method::POST, &format!("/webauthn/authenticator/{id}/uv"), Some(body)).await;
+    }
+
+    /// The credentials an authenticator holds.
+    pub async fn credentials(&self, id: &str) -> Vec<Value> {
+        let v = self.cmd(reqwest::Method::GET, &format!("/webauthn/authenticator/{id}/credentials"), None).await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (up to 10 s) until the element is shown.
+    pub async fn shown(&self, css: &str) {
+        for _ in 0..100 {
+            let found = self
+                .try_cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+                .await;
+            if let Ok(e) = found {
+                let id = e[ELEMENT].as_str().unwrap_or_default().to_owned();
+                if let Ok(v) = self.try_cmd(reqwest::Method::GET, &format!("/element/{id}/displayed"), None).await
+                    && v.as_bool() == Some(true)
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = self.try_cmd(reqwest::Method::GET, "/source", None).await.unwrap_or_default();
+        let page = page.as_str().unwrap_or_default();
+        panic!("{css} was never shown; the page: {}", &page[..page.len().min(3000)]);
+    }
+
     /// Waits for the page's heading to read `want`.
     pub async fn heading_becomes(&self, want: &str) {
         for _ in 0..50 {

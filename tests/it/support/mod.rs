@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: `TestApp`, authd in this process on 127.0.0.1:0 with a fresh data directory, and
 //!   the client calls every story makes (register, login, a signed-in user, an admin).
+//! - [`authenticator`]: a software passkey, answering WebAuthn options as a browser would.
 //! - [`binary`]: the real `authd` binary: CLI commands, and `authd serve` as a process.
 //! - [`chromium`]: a headless Chromium over WebDriver, for the hosted pages.
 //! - [`oidc`]: a real OpenID Provider that authd signs in with, and an application's login.
@@ -16,6 +17,7 @@
 //! `TEST_AUTHD_REQUIRE_SERVICES` (CI), so that nothing is skipped there unseen.
 
 mod app;
+mod authenticator;
 pub mod binary;
 mod chromium;
 pub mod oidc;
@@ -28,6 +30,7 @@ mod smtp;
 pub use app::{
     PASSWORD, TestApp, Tokens, assert_problem, call, claims_of, client_from, header_of, private_dir, test_config,
 };
+pub use authenticator::Authenticator;
 pub use chromium::Browser;
 pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
