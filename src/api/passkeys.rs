@@ -72,7 +72,6 @@ struct RenameRequest {
 
 /// A passkey of the user's.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
 struct PasskeyResponse {
     id: Uuid,
     name: String,
@@ -84,6 +83,7 @@ struct PasskeyResponse {
     backed_up: bool,
     /// Only with the first passkey of an account that had none: single-use recovery codes,
     /// shown once. Keep them: they are a way back in if every passkey is lost.
+    #[oai(skip_serializing_if_is_none)]
     recovery_codes: Option<Vec<String>>,
 }
 

@@ -111,7 +111,7 @@ async fn passkey_story(app: &TestApp) {
     let first: Value = r.json().await.unwrap();
     assert_eq!(first["name"], "Pia's phone");
     assert_eq!(first["backed_up"], false);
-    assert!(first.get("last_used_at").is_none(), "{first}");
+    assert!(first["last_used_at"].is_null() && first["created_at"].is_string(), "{first}");
     let codes = first["recovery_codes"].as_array().expect("a first passkey brings recovery codes");
     assert_eq!(codes.len(), 10);
 
@@ -547,21 +547,72 @@ async fn ladder_story(app: &TestApp, sink: &MailSink) {
     assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
 
+/// The event types a webhook receiver was sent.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+async fn webhook_receiver() -> (String, Heard) {
+    use poem::{EndpointExt as _, Route, handler, http::StatusCode as PoemStatus, web::Data};
+    #[handler]
+    fn hook(body: String, heard: Data<&Heard>) -> PoemStatus {
+        let event: Value = serde_json::from_str(&body).unwrap_or_default();
+        heard.lock().unwrap().push(event["type"].as_str().unwrap_or_default().to_owned());
+        PoemStatus::NO_CONTENT
+    }
+    let heard = Heard::default();
+    let addr = crate::support::serve_fake(Route::new().at("/hook", poem::post(hook)).data(heard.clone())).await;
+    (format!("http://{addr}/hook"), heard)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recovery_ladder_needs_no_administrator_until_the_last_rung() {
     let sink = MailSink::start().await;
+    let (hook, heard) = webhook_receiver().await;
     let app = TestApp::spawn_with(|c| {
         with_mail(&sink)(c);
         c.passwords.optional = true;
+        c.webhooks = vec![authd::config::WebhookConfig {
+            url: hook,
+            secret: authd::config::Secret("whsec_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=".into()),
+            events: vec!["user.recovered".into()],
+        }];
     })
     .await;
     ladder_story(&app, &sink).await;
-    // The audit log has each rung, and webhooks hear of recoveries.
+    // The audit log has each recovery, and the webhook hears of them.
     let admin = app.admin("root@example.com").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = app.get_auth("/v1/admin/audit?event=user.recovered", &admin.access).await;
     let events: Value = r.json().await.unwrap();
     assert_eq!(events["events"].as_array().unwrap().len(), 2, "{events}");
+    for _ in 0..100 {
+        if heard.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(*heard.lock().unwrap(), ["user.recovered", "user.recovered"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_rungs_are_another_passkey_and_the_password_with_its_second_factor() {
+    let app = passkey_app(|_| {}).await;
+    let t = app.signed_in("uma@example.com").await;
+    let mut phone = Authenticator::new(&origin(&app));
+    let mut laptop = Authenticator::new(&origin(&app));
+    enrol(&app, &t.access, &mut phone, "phone").await;
+    enrol(&app, &t.access, &mut laptop, "laptop").await;
+    // Rung 1: the phone is lost; the laptop signs in, and removes the phone.
+    let by_laptop = signed_in_by_passkey(&app, &mut laptop, 0).await;
+    let items = list(&app, &by_laptop.access).await;
+    let phone_id = items.iter().find(|p| p["name"] == "phone").unwrap()["id"].as_str().unwrap().to_owned();
+    let r = call(&app, &by_laptop.access, Method::DELETE, &format!("/v1/me/passkeys/{phone_id}"), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_problem(sign_in(&app, &mut phone, 0).await, StatusCode::UNAUTHORIZED, "invalid_passkey").await;
+    // Rung 2: both gone; the password (a fresh sign-in) enrols a new one.
+    let fresh = Tokens::from(&app.login("uma@example.com", PASSWORD).await);
+    let mut new_phone = Authenticator::new(&origin(&app));
+    enrol(&app, &fresh.access, &mut new_phone, "new phone").await;
+    signed_in_by_passkey(&app, &mut new_phone, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,7 @@ async fn in_chromium_the_account_page_works_by_keyboard_and_passes_axe() {
     let app = passkey_app(|_| {}).await;
     let base = app.cfg.server.public_url.clone().unwrap();
     app.register("kay@example.com").await;
-    chromium.add_authenticator(true).await;
+    let phone = chromium.add_authenticator(true).await;
 
     // Sign in on the hosted form: the login, Tab, the password, Enter.
     chromium.open(&format!("{base}/ui/login")).await;
@@ -178,6 +178,18 @@ async fn in_chromium_the_account_page_works_by_keyboard_and_passes_axe() {
     chromium.type_into("#passkey-name-1", "Kay's phone\u{E007}").await;
     chromium.shown("p[role=status]").await;
     assert!(chromium.text("#passkeys").await.contains("Kay's phone"));
+
+    // A second device's passkey (Chromium holds one built-in authenticator at a time), then
+    // the first removed with Enter on its button.
+    chromium.remove_authenticator(&phone).await;
+    chromium.add_authenticator(true).await;
+    chromium.type_into("#add-passkey", "\u{E007}").await;
+    chromium.shown("p[role=status]").await;
+    assert_eq!(chromium.run("return document.querySelectorAll('#passkeys li').length;").await, json!(2));
+    chromium.type_into("button[aria-label=\"Remove: Kay's phone\"]", "\u{E007}").await;
+    chromium.shown("p[role=status]").await;
+    assert_eq!(chromium.run("return document.querySelectorAll('#passkeys li').length;").await, json!(1));
+    assert!(!chromium.text("#passkeys").await.contains("Kay's phone"));
 
     // Another session, ended with Enter on its button.
     let other = Tokens::from(&app.login("kay@example.com", PASSWORD).await);
