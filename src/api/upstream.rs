@@ -122,7 +122,7 @@ pub(super) fn cookie_name(svc: &AuthService) -> &'static str {
     if svc.public_url().starts_with("https://") { "__Host-authd_oauth" } else { "authd_oauth" }
 }
 
-pub(super) fn login_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
+pub(crate) fn login_cookie(svc: &AuthService, value: &str, max_age: u64) -> String {
     let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
     format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", cookie_name(svc))
 }

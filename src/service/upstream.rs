@@ -236,6 +236,15 @@ impl Upstream {
         self.begin(p, &back, None, Some(challenge)).await
     }
 
+    /// Starts linking `provider` to the signed-in user of the account page, after a recent
+    /// sign-in as for the API; the provider's answer comes back to `/ui/account`.
+    pub async fn hosted_link_start(&self, ctx: &AuthContext, provider: &str) -> Result<(Redirect, String)> {
+        self.core.require_recent_auth(ctx)?;
+        let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
+        let back = format!("{}/ui/account", self.core.public_url().trim_end_matches('/'));
+        self.begin(p, &back, Some(ctx.user_id), None).await
+    }
+
     /// Where a login started from the hosted login page comes back to.
     pub fn hosted_return_url(&self) -> String {
         format!("{}/ui/login/upstream", self.core.public_url().trim_end_matches('/'))

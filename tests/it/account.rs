@@ -178,3 +178,60 @@ async fn the_account_page_asks_for_a_recent_sign_in_as_the_api_does() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(account(&app, &b).await.contains("+14155550123"));
 }
+
+/// Follows redirects in browser `b` from `url` until one comes back to `/ui/account`.
+async fn until_account(b: &Client, url: &str) -> String {
+    let mut next = url.to_owned();
+    for _ in 0..15 {
+        let r = b.get(&next).send().await.unwrap();
+        let Some(loc) = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()) else {
+            panic!("{next} answered {} without a redirect: {}", r.status(), r.text().await.unwrap());
+        };
+        let loc = url::Url::parse(&next).unwrap().join(&loc).unwrap().to_string();
+        if loc.contains("/ui/account") {
+            return loc;
+        }
+        next = loc;
+    }
+    panic!("too many redirects from {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_links_a_provider_account_and_unlinks_it() {
+    use crate::support::oidc::{CLIENT_ID, CLIENT_SECRET, authd_with, op_config};
+    let port = crate::support::free_port();
+    let Some(op) = crate::support::RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
+    let app = authd_with(port, vec![("op", op_config(&op))], |_| {}).await;
+    app.register("lin@example.com").await;
+    let b = browser();
+    hosted_sign_in(&app, &b, "lin@example.com", PASSWORD).await;
+    assert!(account(&app, &b).await.contains(">Test OP</button>"));
+
+    op.next(json!({"sub": "lin-at-op", "email": "lin.other@example.com", "email_verified": false})).await;
+    let csrf = csrf_of(&account(&app, &b).await);
+    let r = b
+        .post(app.url("/ui/account"))
+        .form(&[("csrf", csrf.as_str()), ("lang", "en"), ("action", "link"), ("id", "op")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let go = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(go.starts_with(&op.issuer), "{go}");
+    let back = until_account(&b, &go).await;
+    assert!(back.ends_with("/ui/account?linked=op"), "{back}");
+    let page = b.get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("The account was linked"), "{page}");
+    assert!(page.contains("op (lin.other@example.com)"), "{page}");
+
+    // Unlinked from the page: the password stays the way in.
+    let re =
+        regex::Regex::new(r#"name="action" value="unlink">\s*<input type="hidden" name="id" value="([^"]+)""#).unwrap();
+    let id = re.captures(&page).unwrap_or_else(|| panic!("no unlink form: {page}"))[1].to_owned();
+    let (status, page) = change(&app, &b, &[("action", "unlink"), ("id", &id)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(!page.contains("lin.other@example.com"), "{page}");
+    // An unknown provider is refused on the page.
+    let (status, _) = change(&app, &b, &[("action", "link"), ("id", "nope")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -93,7 +93,14 @@ async fn render(
         })
         .collect();
     let enrolment = shown.enrolment.map(|(secret, qr)| context! { secret, qr => Value::from_safe_string(qr) });
+    let providers: Vec<Value> = svc
+        .upstream
+        .providers()
+        .into_iter()
+        .map(|p| context! { name => p.name, display_name => p.display_name })
+        .collect();
     let values = context! {
+        providers,
         user => context! { email => user.email.clone(), email_verified => user.email_verified,
         phone => user.phone.clone(), phone_verified => user.phone_verified, username => user.username.clone() },
         has_password => user.password_hash.is_some(), totp => user.has_totp(),
@@ -109,6 +116,9 @@ async fn render(
 pub(super) struct DoneQuery {
     lang: Option<String>,
     done: Option<String>,
+    /// Back from a provider: linked, or not.
+    linked: Option<String>,
+    error: Option<String>,
 }
 
 /// `GET /ui/account`.
@@ -118,8 +128,13 @@ pub(super) async fn account_page(svc: Data<&Arc<AuthService>>, req: &Request, Qu
     match signed_in(&svc, req).await {
         Ok(Some((ctx, user))) => {
             let t = text::of(&lang);
-            let notice = q.done.map(|_| t.done);
-            render(&svc, &lang, StatusCode::OK, &ctx, &user, Shown { notice, ..Shown::default() }).await
+            let notice = match (&q.done, &q.linked) {
+                (_, Some(_)) => Some(t.linked),
+                (Some(_), None) => Some(t.done),
+                _ => None,
+            };
+            let problem = q.error.map(|_| t.link_failed.to_owned());
+            render(&svc, &lang, StatusCode::OK, &ctx, &user, Shown { notice, problem, ..Shown::default() }).await
         }
         Ok(None) => to_login(&lang),
         Err(e) => problem_response(e),
@@ -235,6 +250,21 @@ pub(super) async fn account_submit(
         "end_session" => match id_of(&f) {
             Ok(id) if id == ctx.session_id => Err(Error::NotFound("session")),
             Ok(id) => svc.sessions.revoke_session(ctx.user_id, id).await.map(|()| None),
+            Err(e) => Err(e),
+        },
+        "link" => match svc.upstream.hosted_link_start(&ctx, &f.id).await {
+            Ok((go, started)) => {
+                let cookie = crate::api::upstream::login_cookie(&svc, &started, 600);
+                let mut resp = Response::builder()
+                    .status(StatusCode::SEE_OTHER)
+                    .header(header::LOCATION, go.location)
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .finish();
+                if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                return resp;
+            }
             Err(e) => Err(e),
         },
         "end_others" => svc.sessions.end_other_sessions(ctx.user_id, ctx.session_id).await.map(|_| None),

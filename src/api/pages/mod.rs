@@ -355,7 +355,7 @@ mod tests {
             ("pages/recover.html", context! { token => "t" }, |t| t.recover_title),
             (
                 "pages/account.html",
-                context! { csrf => "c",
+                context! { csrf => "c", providers => vec![context! { name => "google", display_name => "Google" }],
                 user => context! { email => "a@example.com", email_verified => true, phone => "+14155550100",
                 phone_verified => false, username => "ann" },
                 has_password => true, totp => false,
@@ -372,7 +372,7 @@ mod tests {
             ),
             (
                 "pages/account.html",
-                context! { csrf => "c",
+                context! { csrf => "c", providers => Vec::<Value>::new(),
                 user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
                 phone_verified => false, username => None::<&str> },
                 has_password => false, totp => true, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
@@ -382,7 +382,7 @@ mod tests {
             ),
             (
                 "pages/account.html",
-                context! { csrf => "c",
+                context! { csrf => "c", providers => Vec::<Value>::new(),
                 user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
                 phone_verified => false, username => None::<&str> },
                 has_password => false, totp => false, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
@@ -440,6 +440,8 @@ mod tests {
                     "step_up_needed",
                     "last_way_in",
                     "wrong_current_password",
+                    "linked",
+                    "link_failed",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }

@@ -455,6 +455,18 @@ strings! {
         en: "Linked accounts",
         ru: "Связанные учётные записи",
     }
+    link_with {
+        en: "Link an account to sign in with:",
+        ru: "Привязать учётную запись для входа:",
+    }
+    linked {
+        en: "The account was linked: you can now sign in with it.",
+        ru: "Учётная запись привязана: теперь через неё можно входить.",
+    }
+    link_failed {
+        en: "That account could not be linked. It may be linked to another user already.",
+        ru: "Не удалось привязать эту учётную запись. Возможно, она уже привязана к другому пользователю.",
+    }
     identities_none {
         en: "No linked accounts.",
         ru: "Связанных учётных записей нет.",
