@@ -197,6 +197,15 @@ pub enum Error {
     PasskeysUnavailable,
     #[error("the enrolment token is invalid, expired or already used")]
     InvalidEnrolmentToken,
+    /// A role requires two factors and the account has a passkey: the password alone does not
+    /// open an enrolment.
+    #[error("a role of this account requires two factors: sign in with your passkey")]
+    PasskeyRequired,
+    /// A recovery of an account with an authenticator app needs its code (or a recovery code).
+    #[error(
+        "this account has an authenticator app: send its current code, or a recovery code, as `factor` with the link or code"
+    )]
+    FactorRequired,
     /// The provider cannot be reached; the message is for logs only.
     #[error("the provider is unavailable: {0}")]
     ProviderUnavailable(String),
@@ -268,6 +277,8 @@ impl Error {
             Error::InvalidCeremony => "invalid_ceremony",
             Error::PasskeysUnavailable => "passkeys_unavailable",
             Error::InvalidEnrolmentToken => "invalid_enrolment_token",
+            Error::PasskeyRequired => "passkey_required",
+            Error::FactorRequired => "factor_required",
             Error::ProviderUnavailable(_) => "provider_unavailable",
             Error::Storage(_) | Error::Internal(_) => "internal_error",
             Error::StorageUnavailable(_) => "storage_unavailable",

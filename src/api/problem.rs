@@ -216,7 +216,9 @@ impl From<Error> for ApiError {
                     "5".into(),
                 )
             }
+            Error::FactorRequired => ApiError::Unauthorized(p(StatusCode::UNAUTHORIZED), "Bearer".into()),
             Error::EmailUnverified
+            | Error::PasskeyRequired
             | Error::PhoneUnverified
             | Error::IdentityNotLinked
             | Error::AccountDisabled

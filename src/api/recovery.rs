@@ -75,6 +75,10 @@ struct RecoverFinishRequest {
     /// … or one of the account's recovery codes.
     #[oai(validator(max_length = 32))]
     recovery_code: Option<String>,
+    /// With `token` or `code`, when the account has an authenticator app (401
+    /// `factor_required` tells): its current code, or a recovery code.
+    #[oai(validator(max_length = 32))]
+    factor: Option<String>,
 }
 
 /// A token that may only enrol one passkey.
@@ -245,17 +249,21 @@ impl RecoveryApi {
     ) -> Result<Json<EnrolmentTokenResponse>, ApiError> {
         let b = body.0;
         let proof = match (b.token, b.login, b.code, b.recovery_code) {
-            (Some(token), None, None, None) => RecoverProof::Token(token.into_inner()),
-            (None, Some(login), Some(code), None) => RecoverProof::Code { login: login.into_inner(), code },
-            (None, Some(login), None, Some(code)) => RecoverProof::RecoveryCode { login: login.into_inner(), code },
-            (None, Some(_), None, None) => return Err(code_needs("code").into()),
-            (None, None, Some(_), _) | (None, None, _, Some(_)) => return Err(code_needs("login").into()),
+            (Some(token), None, None, None) => RecoverProof::Token { token: token.into_inner(), factor: b.factor },
+            (None, Some(login), Some(code), None) => {
+                RecoverProof::Code { login: login.into_inner(), code, factor: b.factor }
+            }
+            (None, Some(login), None, Some(code)) if b.factor.is_none() => {
+                RecoverProof::RecoveryCode { login: login.into_inner(), code }
+            }
+            // Which fields go together is a rule the schema cannot say: 422, as for a rule.
             _ => {
-                return Err(Error::Malformed(vec![FieldError::new(
+                return Err(Error::invalid(
                     "token",
                     "required",
-                    "send either `token`, or `login` with `code` or `recovery_code`",
-                )])
+                    "send either `token`, or `login` with `code` or `recovery_code` (and `factor` only with \
+                     `token` or `code`)",
+                )
                 .into());
             }
         };

@@ -30,10 +30,11 @@ pub enum MessageKind {
     AccountRecoverySms,
     RecoveryUsed,
     RecoveryUsedSms,
+    PasskeyAdded,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 12] = [
+    pub const ALL: [MessageKind; 13] = [
         MessageKind::VerifyEmail,
         MessageKind::VerifyPhone,
         MessageKind::PasswordReset,
@@ -46,6 +47,7 @@ impl MessageKind {
         MessageKind::AccountRecoverySms,
         MessageKind::RecoveryUsed,
         MessageKind::RecoveryUsedSms,
+        MessageKind::PasskeyAdded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl MessageKind {
             MessageKind::AccountRecoverySms => "account_recovery_sms",
             MessageKind::RecoveryUsed => "recovery_used",
             MessageKind::RecoveryUsedSms => "recovery_used_sms",
+            MessageKind::PasskeyAdded => "passkey_added",
         }
     }
 
@@ -84,6 +87,7 @@ impl MessageKind {
             | MessageKind::AccountRecoverySms => &["link", "code", "valid_for"],
             MessageKind::VerifyPhone | MessageKind::PasswordResetSms => &["code", "valid_for"],
             MessageKind::RecoveryUsed | MessageKind::RecoveryUsedSms => &["time", "ip"],
+            MessageKind::PasskeyAdded => &["name", "time", "ip"],
             MessageKind::EmailChangeNotice => &["new_address"],
             MessageKind::RegistrationAttempt => &["link"],
             MessageKind::NewDevice => &["device", "ip", "time"],

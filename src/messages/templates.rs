@@ -24,6 +24,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("en/account_recovery_sms", include_str!("../../templates/en/account_recovery_sms.jinja")),
     ("en/recovery_used", include_str!("../../templates/en/recovery_used.jinja")),
     ("en/recovery_used_sms", include_str!("../../templates/en/recovery_used_sms.jinja")),
+    ("en/passkey_added", include_str!("../../templates/en/passkey_added.jinja")),
     ("ru/verify_email", include_str!("../../templates/ru/verify_email.jinja")),
     ("ru/verify_phone", include_str!("../../templates/ru/verify_phone.jinja")),
     ("ru/password_reset", include_str!("../../templates/ru/password_reset.jinja")),
@@ -36,6 +37,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("ru/account_recovery_sms", include_str!("../../templates/ru/account_recovery_sms.jinja")),
     ("ru/recovery_used", include_str!("../../templates/ru/recovery_used.jinja")),
     ("ru/recovery_used_sms", include_str!("../../templates/ru/recovery_used_sms.jinja")),
+    ("ru/passkey_added", include_str!("../../templates/ru/passkey_added.jinja")),
 ];
 
 /// Every template, compiled twice: plain for the subject and text, HTML-escaping for the html.

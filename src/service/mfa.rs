@@ -104,7 +104,7 @@ pub(super) fn factor_key(user: Uuid) -> String {
 
 /// Checks a factor against the user's; on success records what it spent (the TOTP step, or the
 /// recovery code) on `u`.
-fn check_factor(key: &DataKey, u: &mut User, factor: &SecondFactor, issuer: &str) -> Result<bool> {
+pub(super) fn check_factor(key: &DataKey, u: &mut User, factor: &SecondFactor, issuer: &str) -> Result<bool> {
     match factor {
         SecondFactor::Totp(code) => {
             let Some(f) = u.totp.as_mut() else { return Ok(false) };

@@ -51,6 +51,8 @@ pub enum EnrolVia {
     Recovery,
     /// An operator's link (rung 5).
     RecoveryLink,
+    /// The enrol-only `mfa_token` of a login a role sends to enrolment.
+    SecondFactor,
 }
 
 impl EnrolVia {
@@ -60,6 +62,7 @@ impl EnrolVia {
             EnrolVia::RecoveryCode => "recovery_code",
             EnrolVia::Recovery => "recovery",
             EnrolVia::RecoveryLink => "recovery_link",
+            EnrolVia::SecondFactor => "mfa_enrolment",
         }
     }
 
@@ -71,7 +74,7 @@ impl EnrolVia {
 
     /// Rungs 3 to 5 of the recovery ladder: what they enrol ends every other session and is told.
     fn is_recovery(self) -> bool {
-        self != EnrolVia::Signup
+        matches!(self, EnrolVia::RecoveryCode | EnrolVia::Recovery | EnrolVia::RecoveryLink)
     }
 }
 
@@ -243,7 +246,15 @@ impl Passkeys {
                     Purpose::PasskeyEnrol => {
                         secret.method.as_deref().and_then(EnrolVia::parse).ok_or(Error::InvalidEnrolmentToken)?
                     }
-                    _ => EnrolVia::Signup,
+                    _ => {
+                        // A login a role sends to enrolment enrols a first factor only: an
+                        // account with a passkey signs in with it.
+                        let held = self.core.db(move |s| s.read(|tx| Ok(tx.passkeys_of(user_id)?))).await?;
+                        if !held.is_empty() {
+                            return Err(Error::InvalidEnrolmentToken);
+                        }
+                        EnrolVia::SecondFactor
+                    }
                 };
                 Ok(Enrolling {
                     user_id,
@@ -308,6 +319,11 @@ impl Passkeys {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).filter(|t| t.len() <= 32).take(8).map(str::to_owned).collect())
             .unwrap_or_default();
+        // The browser says whether the credential is discoverable (credProps); one it says is not
+        // could never sign in without a name.
+        if credential["clientExtensionResults"]["credProps"]["rk"] == json!(false) {
+            return Err(Error::PasskeyRejected("the authenticator did not keep a discoverable credential".into()));
+        }
         let reg: RegisterPublicKeyCredential =
             serde_json::from_value(credential).map_err(|e| malformed_credential(&e))?;
         let cred = webauthn.finish_passkey_registration(&reg, &state).map_err(|e| rejected(&e))?;
@@ -330,7 +346,9 @@ impl Passkeys {
         let (codes, hashes) = fresh_recovery_codes(&self.core.data_key, user_id);
         let notices = match e.token {
             Some((_, via)) if via.is_recovery() => self.recovery_notices(user_id, &client).await?,
-            _ => Vec::new(),
+            Some((_, EnrolVia::Signup)) => Vec::new(),
+            // A new way in, added by a session or a login's enrolment: the owner hears of it.
+            _ => self.added_notice(user_id, &passkey.name, &client).await?,
         };
         let token = e.token.clone();
         let session = match who {
@@ -353,7 +371,9 @@ impl Passkeys {
                         None => None,
                     };
                     let Some(mut u) = tx.user(user_id)? else {
-                        return if via.is_some() { Ok(false) } else { Err(Error::NotFound("user")) };
+                        // A sign-up that only looked new: the answer of a first passkey, stored
+                        // nowhere.
+                        return if via.is_some() { Ok(true) } else { Err(Error::NotFound("user")) };
                     };
                     if !u.is_active() {
                         return Err(Error::AccountDisabled);
@@ -374,10 +394,10 @@ impl Passkeys {
                     tx.audit("user.passkey_added", Some(user_id), session, json!({"name": p.name, "via": via_name}))?;
                     if via.is_some_and(EnrolVia::is_recovery) {
                         end_sessions(tx, user_id, None, false)?;
-                        for m in &notices {
-                            tx.emit(m)?;
-                        }
                         tx.audit("user.recovered", Some(user_id), None, json!({"via": via_name}))?;
+                    }
+                    for m in &notices {
+                        tx.emit(m)?;
                     }
                     Ok(codes_given)
                 })
@@ -404,6 +424,25 @@ impl Passkeys {
             out.push(self.outbox.message(MessageKind::RecoveryUsedSms, &to, vars)?);
         }
         Ok(out)
+    }
+
+    /// The mail that tells the owner of a passkey added, to a proven email.
+    async fn added_notice(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<crate::model::OutboxMessage>> {
+        let Some(u) = self.core.db(move |s| s.read(|tx| Ok(tx.user(user_id)?))).await? else { return Ok(Vec::new()) };
+        let Some(email) = u.email.clone().filter(|_| u.email_verified) else { return Ok(Vec::new()) };
+        let locale = self.outbox.locale_of(Some(&u), None);
+        let vars = std::collections::BTreeMap::from([
+            ("name", name.to_owned()),
+            ("time", crate::model::rfc3339(now())),
+            ("ip", client.ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string())),
+        ]);
+        let to = Recipient { address: email, locale };
+        Ok(vec![self.outbox.message(MessageKind::PasskeyAdded, &to, vars)?])
     }
 
     /// The caller's passkeys, oldest first.
@@ -555,7 +594,10 @@ impl Passkeys {
                 s.write(|tx| {
                     // A concurrent removal wins.
                     let Some(current) = tx.passkey(updated.id)? else { return Err(Error::InvalidPasskey) };
-                    if current.sign_count > updated.sign_count {
+                    // Two answers with one count (a clone racing the original): the second loses.
+                    if current.sign_count > updated.sign_count
+                        || (updated.sign_count > 0 && current.sign_count == updated.sign_count)
+                    {
                         return Err(Error::InvalidPasskey);
                     }
                     tx.put_passkey(&updated)?;

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use super::{
     authority::Principal,
     core::{Core, find_account, security_event, user_context},
+    db::Tx,
     issuing::{account_key, end_sessions},
-    mfa::{factor_key, spend_recovery_code},
-    one_time::{Presented, Shape, spend_secret},
+    mfa::{SecondFactor, check_factor, spend_recovery_code},
+    one_time::{Presented, Shape, spend_secret, spend_secret_with},
     outbox::{Outbox, Recipient},
     passkeys::{EnrolVia, enrolment_secret},
     verification::{Outgoing, PENDING_PURPOSES, drop_identities, record_proof, write_outgoing},
@@ -21,8 +22,9 @@ use crate::{
     error::{Error, Result},
     messages::MessageKind,
     model::{LoginName, NameChannel, OneTimeSecret, Purpose, UnixTime, User},
-    security::identifiers::Login,
+    security::{identifiers::Login, token::OpaqueToken},
 };
+use uuid::Uuid;
 
 /// What `POST /v1/auth/password/reset` was given.
 #[derive(Debug, Clone)]
@@ -34,10 +36,11 @@ pub enum ResetProof {
 /// What `POST /v1/auth/recover/finish` was given.
 #[derive(Debug, Clone)]
 pub enum RecoverProof {
-    /// The mailed link's token, or an operator's link.
-    Token(String),
-    /// The mailed code.
-    Code { login: String, code: String },
+    /// The mailed link's token, or an operator's link; with the authenticator app's code (or a
+    /// recovery code) when the account has one.
+    Token { token: String, factor: Option<String> },
+    /// The mailed code, likewise.
+    Code { login: String, code: String, factor: Option<String> },
     /// One of the account's recovery codes.
     RecoveryCode { login: String, code: String },
 }
@@ -188,6 +191,14 @@ impl Recovery {
                         Some(t) => Some(t),
                     };
                     drop_identities(tx, u.id, since, None)?;
+                    // Passkeys likewise; at a first proof also the authenticator app and the
+                    // recovery codes.
+                    let passkeys_since = match last_proof {
+                        None => None,
+                        Some(0) => Some(UnixTime::MAX),
+                        Some(t) => Some(t),
+                    };
+                    drop_unproven(tx, &mut u, passkeys_since)?;
                     tx.delete_one_time_of(u.id, PENDING_PURPOSES)?;
                     u.updated_at = tx.now();
                     tx.bump_authz(u.id, &mut u.authz_gen)?;
@@ -262,6 +273,21 @@ impl Recovery {
             .await
     }
 
+    /// The account a recovery link is for, as its page names it before anything is spent;
+    /// `None` for a link that is unknown, spent or expired.
+    pub async fn link_account(&self, token: &str) -> Result<Option<String>> {
+        let Some(hash) = OpaqueToken::parse(token).map(|t| t.hash()) else { return Ok(None) };
+        let found = self.core.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&hash)?))).await?;
+        let Some(uid) = found
+            .filter(|s| s.purpose == Purpose::AccountRecovery && s.expires_at > crate::model::now())
+            .and_then(|s| s.user_id)
+        else {
+            return Ok(None);
+        };
+        let user = self.core.db(move |s| s.read(|tx| Ok(tx.user(uid)?))).await?;
+        Ok(user.filter(User::is_active).map(|u| u.email.or(u.phone).or(u.username).unwrap_or_else(|| u.id.to_string())))
+    }
+
     /// Rung 5: a single-use link for the account `who` names, valid for
     /// `security.recovery_link_ttl` (needs `users:write`, and every permission the user has).
     pub async fn recovery_link(&self, by: &Principal, who: &str) -> Result<(User, String)> {
@@ -275,7 +301,8 @@ impl Recovery {
                 s.write(|tx| {
                     let u = find_account(&**tx, &who)?;
                     authority.may_change(&u.roles)?;
-                    let id = OneTimeSecret::id_for(Purpose::AccountRecovery, u.id);
+                    // Apart from the mailed one: asking for a mail never cancels the operator's link.
+                    let id = format!("{}:operator:{}", Purpose::AccountRecovery.as_str(), u.id);
                     let mut issued =
                         core.issue_secret(id, Purpose::AccountRecovery, Some(u.id), None, ttl, Shape::TokenOnly);
                     issued.secret.method = Some("recovery_link".into());
@@ -296,11 +323,19 @@ impl Recovery {
         let expires_in = self.core.cfg.passkeys.enrolment_ttl.as_secs();
         let token = match proof {
             RecoverProof::RecoveryCode { login, code } => self.recover_with_code(&login, &code, ip).await?,
-            RecoverProof::Token(t) => self.recover_with_proof(Presented::Token(t)).await?,
-            RecoverProof::Code { login, code } => {
-                let user = self.user_by_login(&login).await?;
-                let id = user.map_or_else(String::new, |u| OneTimeSecret::id_for(Purpose::AccountRecovery, u.id));
-                self.recover_with_proof(Presented::Code { id, code }).await?
+            RecoverProof::Token { token, factor } => {
+                let hash = OpaqueToken::parse(&token).map(|t| t.hash());
+                let found = match hash {
+                    Some(h) => self.core.db(move |s| s.read(|tx| Ok(tx.one_time_by_token(&h)?))).await?,
+                    None => None,
+                };
+                let user = found.filter(|s| s.purpose == Purpose::AccountRecovery).and_then(|s| s.user_id);
+                self.recover_with_proof(Presented::Token(token), user, factor, ip).await?
+            }
+            RecoverProof::Code { login, code, factor } => {
+                let user = self.user_by_login(&login).await?.map(|u| u.id);
+                let id = user.map_or_else(String::new, |u| OneTimeSecret::id_for(Purpose::AccountRecovery, u));
+                self.recover_with_proof(Presented::Code { id, code }, user, factor, ip).await?
             }
         };
         Ok(EnrolmentToken { token, expires_in })
@@ -313,13 +348,52 @@ impl Recovery {
         }
     }
 
-    async fn recover_with_proof(&self, presented: Presented) -> Result<String> {
+    /// Rungs 4 and 5. The mail proves the mailbox only: an account whose owner is known (a name
+    /// proven) and that has an authenticator app needs its code too, checked on the budget of
+    /// recoveries; a wrong one costs the link an attempt, a missing one costs nothing. The
+    /// operator's link vouches by itself.
+    async fn recover_with_proof(
+        &self,
+        presented: Presented,
+        user: Option<Uuid>,
+        factor: Option<String>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<String> {
+        let attempt = match &factor {
+            Some(_) => {
+                let budget = recovery_budget(user, "");
+                Some(self.reserve_recovery(&budget, ip).await?)
+            }
+            None => None,
+        };
         let key = self.core.data_key.clone();
         let core = self.core.clone();
-        self.core
+        let issuer = self.core.cfg.messages.product_name.clone();
+        let factor_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = factor_failed.clone();
+        let outcome = self
+            .core
             .db(move |s| {
                 s.write(|tx| {
-                    let secret = match spend_secret(tx, &key, Purpose::AccountRecovery, &presented)?.into_result() {
+                    let spent = spend_secret_with(tx, &key, Purpose::AccountRecovery, &presented, |tx, secret| {
+                        let Some(mut u) = secret.user_id.map(|id| tx.user(id)).transpose()?.flatten() else {
+                            return Ok(true);
+                        };
+                        let vouched = secret.method.as_deref() == Some("recovery_link");
+                        if vouched || !u.has_totp() || !u.has_proven_name() {
+                            return Ok(true);
+                        }
+                        // Aborts the transaction: nothing is spent.
+                        let Some(f) = &factor else { return Err(Error::FactorRequired) };
+                        let f = second_factor(f);
+                        if check_factor(&key, &mut u, &f, &issuer)? {
+                            tx.update_user(&u)?;
+                            return Ok(true);
+                        }
+                        failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        Ok(false)
+                    })?;
+                    let secret = match spent.into_result() {
                         Ok(s) => s,
                         Err(e) => return Ok(Err(e)),
                     };
@@ -337,11 +411,10 @@ impl Recovery {
                         && let Some(channel) = u.channel_of(&target)
                         && record_proof(tx, &mut u, channel, target, None)?
                     {
-                        // The first proof: what strangers could have added before goes.
+                        // The first proof: the owner is known only now, and what anyone could
+                        // have added before goes.
                         u.password_hash = None;
-                        for p in tx.passkeys_of(u.id)? {
-                            tx.delete_passkey(p.id)?;
-                        }
+                        drop_unproven(tx, &mut u, None)?;
                         tx.bump_authz(u.id, &mut u.authz_gen)?;
                         end_sessions(tx, u.id, None, false)?;
                     }
@@ -353,21 +426,39 @@ impl Recovery {
                     Ok(Ok(token))
                 })
             })
-            .await?
+            .await?;
+        if factor_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(a) = attempt {
+                let _ = a.failed().await;
+            }
+            security_event("recovery_failed", ip);
+            return Err(Error::InvalidMfaCode);
+        }
+        if let (Ok(_), Some(a)) = (&outcome, attempt) {
+            a.succeeded().await;
+        }
+        outcome
     }
 
-    /// Rung 3: a recovery code, on the second factor's own failure budget.
+    /// Reserves a try on a budget of recoveries, or refuses while failures slow it down.
+    async fn reserve_recovery(
+        &self,
+        budget: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<crate::security::throttle::Reservation> {
+        self.core.check_account_limit(crate::security::limits::RouteClass::Mfa, budget, ip).await?;
+        self.core.throttle.reserve(budget, ip.map(|ip| self.core.ip_key(ip))).await.map_err(|wait| {
+            security_event("recovery_throttled", ip);
+            Error::TooManyAttempts(wait.as_secs().saturating_add(1))
+        })
+    }
+
+    /// Rung 3: a recovery code, on a budget of recoveries apart from the login's second step
+    /// (which anyone could otherwise slow down from here, without the password).
     async fn recover_with_code(&self, login: &str, code: &str, ip: Option<std::net::IpAddr>) -> Result<String> {
         let user = self.user_by_login(login).await?;
-        let budget = match &user {
-            Some(u) => factor_key(u.id),
-            None => format!("mfa:n:{}", login.trim().to_lowercase()),
-        };
-        self.core.check_account_limit(crate::security::limits::RouteClass::Mfa, &budget, ip).await?;
-        let attempt = self.core.throttle.reserve(&budget, ip.map(|ip| self.core.ip_key(ip))).await.map_err(|wait| {
-            security_event("mfa_throttled", ip);
-            Error::TooManyAttempts(wait.as_secs().saturating_add(1))
-        })?;
+        let budget = recovery_budget(user.as_ref().map(|u| u.id), login);
+        let attempt = self.reserve_recovery(&budget, ip).await?;
         let key = self.core.data_key.clone();
         let core = self.core.clone();
         let code = code.to_owned();
@@ -377,6 +468,8 @@ impl Recovery {
             .db(move |s| {
                 s.write(|tx| {
                     let Some(mut u) = user_id.and_then(|id| tx.user(id).transpose()).transpose()? else {
+                        // The same write as for a known account, so that time tells nothing.
+                        tx.audit_failure("user.recovery_failed", None, None, serde_json::Value::Null)?;
                         return Ok(None);
                     };
                     if !spend_recovery_code(&key, &mut u, &code) {
@@ -404,4 +497,48 @@ impl Recovery {
             }
         }
     }
+}
+
+/// The failure budget of recoveries of an account (or of a login without one).
+fn recovery_budget(user: Option<Uuid>, login: &str) -> String {
+    match user {
+        Some(id) => format!("recover:{}", account_key(id)),
+        None => format!("recover:n:{}", login.trim().to_lowercase()),
+    }
+}
+
+/// A second factor as typed: six digits are a TOTP code, anything else a recovery code.
+fn second_factor(typed: &str) -> SecondFactor {
+    let typed = typed.trim();
+    if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
+        SecondFactor::Totp(typed.to_owned())
+    } else {
+        SecondFactor::Recovery(typed.to_owned())
+    }
+}
+
+/// Drops what anyone could have added to an account before its owner proved a name (the caller
+/// writes `u`): passkeys made at or after `since`, all of them for `None`; and with `None` also
+/// the authenticator app, the recovery codes, and every token under way that enrols, signs in
+/// halfway or recovers.
+pub(super) fn drop_unproven(tx: &mut Tx<'_>, u: &mut User, since: Option<UnixTime>) -> Result<()> {
+    let mut dropped = 0;
+    for p in tx.passkeys_of(u.id)? {
+        if since.is_none_or(|t| p.created_at >= t) {
+            tx.delete_passkey(p.id)?;
+            dropped += 1;
+        }
+    }
+    if since.is_none() {
+        u.totp = None;
+        u.recovery_codes.clear();
+        tx.delete_one_time_of(
+            u.id,
+            &[Purpose::PasskeyEnrol, Purpose::AccountRecovery, Purpose::MfaLogin, Purpose::MfaEnrol],
+        )?;
+    }
+    if dropped > 0 {
+        tx.audit("user.passkeys_dropped", Some(u.id), None, serde_json::json!({"count": dropped}))?;
+    }
+    Ok(())
 }

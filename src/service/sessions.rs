@@ -185,6 +185,19 @@ impl Sessions {
             return Err(Error::MfaRequired(token));
         }
         if self.factors.mfa_required_by_roles(&user) {
+            // With a passkey there is a second factor already: the password alone enrols no
+            // other.
+            let uid = user.id;
+            if !self.core.db(move |s| s.read(|tx| Ok(tx.passkeys_of(uid)?))).await?.is_empty() {
+                self.core.audit_later(self.core.audit_event(
+                    "user.login_failed",
+                    false,
+                    Some(user.id),
+                    None,
+                    serde_json::json!({"reason": "passkey_required", "method": method}),
+                ));
+                return Err(Error::PasskeyRequired);
+            }
             let token =
                 self.factors.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name, &amr, method).await?;
             return Err(Error::MfaEnrolmentRequired(token));

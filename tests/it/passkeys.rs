@@ -540,11 +540,23 @@ async fn ladder_story(app: &TestApp, sink: &MailSink) {
     let r = recover_finish(app, json!({"login": "lou@example.com", "code": mail.code()})).await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
 
+    // A passkey added by a session is told to the owner too.
+    let t = signed_in_by_passkey(app, &mut fourth, 0).await;
+    let mut fifth = Authenticator::new(&origin(app));
+    enrol(app, &t.access, &mut fifth, "tablet").await;
+    let notice = sink.nth_to("lou@example.com", mails + 5).await;
+    assert!(notice.subject.contains("passkey was added") && notice.text.contains("tablet"), "{notice:?}");
+
     // Bad shapes.
-    let r = recover_finish(app, json!({"code": "123456"})).await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
-    let r = recover_finish(app, json!({"login": "lou@example.com"})).await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    for body in [
+        json!({"code": "123456"}),
+        json!({"login": "lou@example.com"}),
+        json!({"token": "x", "login": "lou@example.com", "code": "123456"}),
+        json!({"login": "lou@example.com", "recovery_code": "x", "factor": "123456"}),
+    ] {
+        let r = recover_finish(app, body).await;
+        assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
 }
 
 /// The event types a webhook receiver was sent.
@@ -721,4 +733,157 @@ async fn a_ceremony_begun_on_one_node_finishes_on_another_once() {
     let assertion = device.get(&options, 0);
     assert_eq!(sign_in_with(&a, &ceremony, &assertion).await.status(), StatusCode::OK);
     assert_problem(sign_in_with(&b, &ceremony, &assertion).await, StatusCode::BAD_REQUEST, "invalid_ceremony").await;
+}
+
+// ---- What an outside review tried ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_passkey_the_password_alone_never_opens_an_enrolment_a_role_demands() {
+    let app = passkey_app(|_| {}).await;
+    let admin = app.admin("root@example.com").await;
+    call(&app, &admin.access, Method::POST, "/v1/admin/roles", Some(json!({"name": "ops", "permissions": []}))).await;
+    call(&app, &admin.access, Method::PATCH, "/v1/admin/roles/ops", Some(json!({"require_mfa": true}))).await;
+    let (id, t) = app.user_with_roles("rex@example.com", &["user"]).await;
+    let mut device = Authenticator::new(&origin(&app));
+    enrol(&app, &t.access, &mut device, "rex").await;
+    call(&app, &admin.access, Method::PATCH, &format!("/v1/admin/users/{id}"), Some(json!({"roles": ["user", "ops"]})))
+        .await;
+    // A stolen password gets no mfa_token to enrol an attacker's passkey with.
+    let r = app.post("/v1/auth/login", &json!({"login": "rex@example.com", "password": PASSWORD})).await;
+    let p = assert_problem(r, StatusCode::FORBIDDEN, "passkey_required").await;
+    assert!(p.get("mfa_token").is_none(), "{p}");
+    // The passkey signs in.
+    signed_in_by_passkey(&app, &mut device, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_recovery_of_an_account_with_an_authenticator_app_needs_its_code() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(|c| {
+        with_mail(&sink)(c);
+        c.passwords.optional = true;
+    })
+    .await;
+    let (_lost, _, t) = passkey_only_user(&app, &sink, "tia@example.com").await;
+    // She turns TOTP on.
+    let r = call(&app, &t.access, Method::POST, "/v1/me/mfa/totp", None).await;
+    let secret = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+    let totp = |s: &str| {
+        totp_rs::Builder::new()
+            .with_algorithm(totp_rs::Algorithm::SHA1)
+            .with_digits(6)
+            .with_step_duration(30)
+            .with_secret(totp_rs::Secret::try_from_base32(s).unwrap())
+            .build()
+            .unwrap()
+    };
+    let code = totp(&secret).generate_current().to_string();
+    let r = call(&app, &t.access, Method::POST, "/v1/me/mfa/totp/confirm", Some(json!({"code": code}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Turning TOTP on brings new recovery codes, which replace the passkey's.
+    let codes: Vec<String> = r.json::<Value>().await.unwrap()["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let mails = sink.count_to("tia@example.com");
+    app.post("/v1/auth/recover", &json!({"login": "tia@example.com"})).await;
+    let mail = sink.nth_to("tia@example.com", mails + 1).await;
+    let token = mail.token("http");
+    // The mailbox alone is not enough; asking costs nothing.
+    let r = recover_finish(&app, json!({"token": token})).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "factor_required").await;
+    // A wrong code is refused.
+    let r = recover_finish(&app, json!({"token": token, "factor": "000000"})).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    // A recovery code with the link works.
+    let r = recover_finish(&app, json!({"token": token, "factor": codes[1]})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    enrol_with_recovery(&app, &r.json().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatters_recovery_codes_and_passkeys_go_when_the_owner_proves_the_address() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(|c| {
+        with_mail(&sink)(c);
+        c.passwords.optional = true;
+    })
+    .await;
+    // A squatter signs up with the victim's address: a passkey and its recovery codes.
+    let r = app.post("/v1/auth/register", &json!({"email": "val@example.com"})).await;
+    let token = r.json::<Value>().await.unwrap()["enrolment_token"].as_str().unwrap().to_owned();
+    let mut intruder = Authenticator::new(&origin(&app));
+    let p = enrol(&app, &token, &mut intruder, "mine").await;
+    let codes: Vec<String> =
+        p["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    // The owner takes it back through the mail, and gets recovery codes of their own.
+    app.post("/v1/auth/recover", &json!({"login": "val@example.com"})).await;
+    let mail = sink.nth_to("val@example.com", 2).await;
+    let r = recover_finish(&app, json!({"token": mail.token("http")})).await;
+    let enrolment: Value = r.json().await.unwrap();
+    let mut owner = Authenticator::new(&origin(&app));
+    let mine = enrol(&app, enrolment["enrolment_token"].as_str().unwrap(), &mut owner, "mine").await;
+    assert_eq!(mine["recovery_codes"].as_array().unwrap().len(), 10);
+    // The squatter's codes are gone.
+    let r = recover_finish(&app, json!({"login": "val@example.com", "recovery_code": codes[0]})).await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    signed_in_by_passkey(&app, &mut owner, 0).await;
+
+    // The same through a password reset: a squatter's passkey goes at the first proof.
+    let r = app.post("/v1/auth/register", &json!({"email": "wes@example.com"})).await;
+    let token = r.json::<Value>().await.unwrap()["enrolment_token"].as_str().unwrap().to_owned();
+    let mut intruder = Authenticator::new(&origin(&app));
+    enrol(&app, &token, &mut intruder, "mine").await;
+    app.post("/v1/auth/password/forgot", &json!({"login": "wes@example.com"})).await;
+    let mail = sink.nth_to("wes@example.com", 2).await;
+    let r = app
+        .post(
+            "/v1/auth/password/reset",
+            &json!({"token": mail.token("http"), "new_password": "the owner's passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_problem(sign_in(&app, &mut intruder, 0).await, StatusCode::UNAUTHORIZED, "invalid_passkey").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoy_enrolment_answers_like_a_first_passkey() {
+    let sink = MailSink::start().await;
+    let app = passkey_app(|c| {
+        sink.configure(c);
+        c.verification.email = VerifyMode::Required;
+        c.verification.resend_interval = HumanDuration::secs(0);
+        c.passwords.optional = true;
+    })
+    .await;
+    app.register("held@example.com").await;
+    let mut answers = Vec::new();
+    for email in ["held@example.com", "fresh@example.com"] {
+        let r = app.post("/v1/auth/register", &json!({"email": email})).await;
+        let token = r.json::<Value>().await.unwrap()["enrolment_token"].as_str().unwrap().to_owned();
+        let mut device = Authenticator::new(&origin(&app));
+        let p = enrol(&app, &token, &mut device, "k").await;
+        let mut keys: Vec<String> = p.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        answers.push((keys, p["recovery_codes"].as_array().unwrap().len()));
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_a_mail_never_cancels_the_operators_link() {
+    let sink = MailSink::start().await;
+    let app = TestApp::spawn_with(|c| {
+        with_mail(&sink)(c);
+        c.passwords.optional = true;
+    })
+    .await;
+    passkey_only_user(&app, &sink, "ola@example.com").await;
+    let (_, link) =
+        app.svc().recovery.recovery_link(&authd::service::Principal::Operator, "ola@example.com").await.unwrap();
+    app.post("/v1/auth/recover", &json!({"login": "ola@example.com"})).await;
+    let token = url::Url::parse(&link).unwrap().query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
+    assert_eq!(recover_finish(&app, json!({"token": token})).await.status(), StatusCode::OK);
 }

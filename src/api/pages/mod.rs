@@ -108,7 +108,13 @@ fn locale(svc: &AuthService, req: &Request, lang: Option<&str>) -> String {
 #[handler]
 async fn recover_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<TokenQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
-    page(&svc, StatusCode::OK, &lang, "pages/recover.html", context! { token => q.token })
+    match svc.recovery.link_account(&q.token).await {
+        Ok(Some(account)) => {
+            page(&svc, StatusCode::OK, &lang, "pages/recover.html", context! { token => q.token, account })
+        }
+        Ok(None) => link_error(&svc, &lang, &Error::InvalidCode),
+        Err(e) => link_error(&svc, &lang, &e),
+    }
 }
 
 #[cfg(test)]
@@ -352,7 +358,7 @@ mod tests {
             ("pages/signed_in.html", context! {}, |t| t.signed_in_title),
             ("pages/sign_out.html", context! { csrf => "c", carried => [("state", "s")] }, |t| t.sign_out_title),
             ("pages/signed_out.html", context! {}, |t| t.signed_out_title),
-            ("pages/recover.html", context! { token => "t" }, |t| t.recover_title),
+            ("pages/recover.html", context! { token => "t", account => "a@example.com" }, |t| t.recover_title),
             (
                 "pages/account.html",
                 context! { csrf => "c", providers => vec![context! { name => "google", display_name => "Google" }],

@@ -242,7 +242,7 @@ fn refusal_text(t: &'static Text, e: &Error) -> Option<(StatusCode, &'static str
         Error::RateLimited(_) | Error::TooManyAttempts(_) | Error::ChallengeRequired | Error::ChallengeFailed(_) => {
             (StatusCode::TOO_MANY_REQUESTS, t.too_many)
         }
-        Error::MfaEnrolmentRequired(_) | Error::EmailUnverified | Error::PhoneUnverified => {
+        Error::MfaEnrolmentRequired(_) | Error::EmailUnverified | Error::PhoneUnverified | Error::PasskeyRequired => {
             (StatusCode::FORBIDDEN, t.cannot_sign_in)
         }
         _ => return None,

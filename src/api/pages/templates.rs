@@ -75,7 +75,8 @@ if(P.isConditionalMediationAvailable)P.isConditionalMediationAvailable().then(fu
 var d=document.getElementById('recover');\
 if(d&&ok){hide('recover-unsupported');var rb=document.getElementById('recover-button');rb.hidden=false;\
 rb.addEventListener('click',function(){rb.disabled=true;hide('recover-failed');\
-post('/v1/auth/recover/finish',{token:d.getAttribute('data-token')}).then(function(e){var t=e.enrolment_token;\
+var fa=document.getElementById('factor');\
+post('/v1/auth/recover/finish',{token:d.getAttribute('data-token'),factor:(fa&&fa.value.trim())||undefined}).then(function(e){var t=e.enrolment_token;\
 return post('/v1/me/passkeys/register',{},t).then(function(r){\
 return navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(r.public_key)}).then(function(cr){\
 return post('/v1/me/passkeys/register/finish',{ceremony:r.ceremony,credential:cr.toJSON()},t)})})}).then(\

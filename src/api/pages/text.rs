@@ -299,6 +299,14 @@ strings! {
         en: "Add a new passkey to your account: your device will ask you to confirm with its screen lock, fingerprint or face. Every other session of the account ends.",
         ru: "Добавьте в учётную запись новый ключ доступа: устройство попросит подтвердить блокировкой экрана, отпечатком пальца или лицом. Все остальные сеансы учётной записи завершатся.",
     }
+    recover_account {
+        en: "Account",
+        ru: "Учётная запись",
+    }
+    recover_factor {
+        en: "If the account has an authenticator app: its current code, or a recovery code",
+        ru: "Если у учётной записи есть приложение-аутентификатор: его текущий код или код восстановления",
+    }
     recover_button {
         en: "Add a passkey",
         ru: "Добавить ключ доступа",
