@@ -145,6 +145,7 @@ impl DiscoveryApi {
                 "phone_number",
                 "phone_number_verified",
                 "preferred_username",
+                "name",
                 "updated_at",
                 "locale",
                 "roles",

@@ -37,6 +37,9 @@ struct ChangePasswordRequest {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct UpdateMeRequest {
+    /// The name to go by (at most 100 characters); `""` clears it.
+    #[oai(validator(max_length = 400))]
+    name: Option<String>,
     /// A new email. With email verification on, it takes effect once confirmed (a link and code
     /// go to it, and a notice to the old one). Needs a recent sign-in.
     email: Option<EmailField>,
@@ -79,6 +82,7 @@ impl MeApi {
     ) -> Result<Json<UserResponse>, ApiError> {
         let b = body.0;
         let change = MeChange {
+            name: b.name,
             email: b.email.map(Bounded::into_inner),
             phone: b.phone.map(Bounded::into_inner),
             locale: b.locale,

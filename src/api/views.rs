@@ -60,6 +60,8 @@ pub struct UserResponse {
     /// E.164 phone number.
     pub phone: Option<String>,
     pub username: Option<String>,
+    /// The name the user goes by.
+    pub name: Option<String>,
     pub roles: Vec<String>,
     pub status: AccountStatus,
     pub email_verified: bool,
@@ -89,6 +91,7 @@ impl From<&User> for UserResponse {
             email: u.email.clone(),
             phone: u.phone.clone(),
             username: u.username.clone(),
+            name: u.display_name.clone(),
             roles: u.roles.clone(),
             status: u.status.into(),
             email_verified: u.email_verified,

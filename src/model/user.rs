@@ -31,6 +31,9 @@ pub struct User {
     pub phone: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
+    /// The name the user goes by, shown to them and to applications (`name`); not a login name.
+    #[serde(default)]
+    pub display_name: Option<String>,
     /// argon2id PHC string; `None` until the user has a password.
     #[serde(default)]
     pub password_hash: Option<String>,
@@ -113,6 +116,7 @@ impl User {
             email: None,
             phone: None,
             username: None,
+            display_name: None,
             password_hash: None,
             roles,
             status: UserStatus::Active,

@@ -77,6 +77,11 @@ pub(super) fn profile_claims(user: &User, scope: &str) -> serde_json::Map<String
     {
         put("preferred_username", json!(name));
     }
+    if let Some(name) = &user.display_name
+        && wants("profile", "name")
+    {
+        put("name", json!(name));
+    }
     if wants("profile", "updated_at") {
         put("updated_at", json!(user.updated_at.max(user.created_at)));
     }
@@ -179,4 +184,16 @@ pub(super) fn read_hint(core: &Core, token: &str) -> Option<Hint> {
     let bytes = jws::verify_signature(token, &ring.verifying, "JWT", now()).ok()?;
     let claims: IdClaims = serde_json::from_slice(&bytes).ok()?;
     (claims.iss == issuer(core)).then_some(Hint { sub: claims.sub, aud: claims.aud, sid: claims.sid })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_goes_with_the_profile_scope_only() {
+        let user = User { display_name: Some("Ann Example".into()), ..User::new(vec!["user".into()], 1) };
+        assert_eq!(profile_claims(&user, "openid profile").get("name"), Some(&serde_json::json!("Ann Example")));
+        assert_eq!(profile_claims(&user, "openid email").get("name"), None);
+    }
 }

@@ -246,6 +246,14 @@ impl Verification {
             errors.push(e);
             None
         });
+        let name = change.name.as_deref().map(str::trim).map(str::to_owned);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control)) {
+            errors.push(crate::error::FieldError::new(
+                "name",
+                "invalid_name",
+                "a name is at most 100 characters, none a control character",
+            ));
+        }
         if let Some(l) = change.locale.as_deref().filter(|l| !crate::messages::LOCALES.contains(l)) {
             errors.push(crate::error::FieldError::new(
                 "locale",
@@ -305,6 +313,9 @@ impl Verification {
             .db(move |s| {
                 s.write(|tx| {
                     let mut u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    if let Some(n) = name {
+                        u.display_name = Some(n).filter(|n| !n.is_empty());
+                    }
                     if let Some(l) = change.locale {
                         u.locale = Some(l);
                     }
@@ -333,6 +344,8 @@ impl Verification {
 /// The caller's change to their own account; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct MeChange {
+    /// The display name; an empty one clears it.
+    pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub locale: Option<String>,

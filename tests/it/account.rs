@@ -72,6 +72,17 @@ async fn account_story(app: &TestApp) {
     assert!(page.contains("ann@example.com") && page.contains("(this browser)"), "{page}");
     assert!(page.contains("user.registered"), "recent security events: {page}");
 
+    // A name to go by: on the page, in the API, and as the OpenID `name` claim's source.
+    let (status, page) =
+        change(app, &b, &[("action", "profile"), ("display_name", "Ann Example"), ("email", "ann@example.com")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(page.contains("value=\"Ann Example\""), "{page}");
+    let api = Tokens::from(&app.login("ann@example.com", PASSWORD).await);
+    let me: Value = app.get_auth("/v1/me", &api.access).await.json().await.unwrap();
+    assert_eq!(me["name"], "Ann Example");
+    let (status, _) = change(app, &b, &[("action", "profile"), ("display_name", "bad\u{7}name")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
     // Another session, from the API; ended from the page.
     let other = Tokens::from(&app.login("ann@example.com", PASSWORD).await);
     // A change without the CSRF token changes nothing.

@@ -101,7 +101,7 @@ async fn render(
         .collect();
     let values = context! {
         providers,
-        user => context! { email => user.email.clone(), email_verified => user.email_verified,
+        user => context! { display_name => user.display_name.clone(), email => user.email.clone(), email_verified => user.email_verified,
         phone => user.phone.clone(), phone_verified => user.phone_verified, username => user.username.clone() },
         has_password => user.password_hash.is_some(), totp => user.has_totp(),
         passkeys, identities, sessions, events, enrolment,
@@ -150,6 +150,7 @@ pub(super) struct AccountForm {
     id: String,
     email: String,
     phone: String,
+    display_name: String,
     name: String,
     code: String,
     current_password: String,
@@ -209,8 +210,13 @@ pub(super) async fn account_submit(
     let blank = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let outcome: Result<Option<Shown>, Error> = match f.action.as_str() {
         "profile" => {
-            let change =
-                MeChange { email: blank(&f.email), phone: blank(&f.phone), locale: None, new_device_notices: None };
+            let change = MeChange {
+                name: Some(f.display_name.trim().to_owned()),
+                email: blank(&f.email),
+                phone: blank(&f.phone),
+                locale: None,
+                new_device_notices: None,
+            };
             svc.verification.update_me(&ctx, change).await.map(|_| None)
         }
         "password" => {

@@ -362,7 +362,7 @@ mod tests {
             (
                 "pages/account.html",
                 context! { csrf => "c", providers => vec![context! { name => "google", display_name => "Google" }],
-                user => context! { email => "a@example.com", email_verified => true, phone => "+14155550100",
+                user => context! { display_name => "Ann", email => "a@example.com", email_verified => true, phone => "+14155550100",
                 phone_verified => false, username => "ann" },
                 has_password => true, totp => false,
                 passkeys => vec![context! { id => "p", name => "Phone", backed_up => true, created => "2026", last_used => None::<&str> }],
@@ -379,7 +379,7 @@ mod tests {
             (
                 "pages/account.html",
                 context! { csrf => "c", providers => Vec::<Value>::new(),
-                user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
+                user => context! { display_name => "Ann", email => None::<&str>, email_verified => false, phone => None::<&str>,
                 phone_verified => false, username => None::<&str> },
                 has_password => false, totp => true, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
                 sessions => Vec::<Value>::new(), events => Vec::<Value>::new(), enrolment => None::<Value>,
@@ -389,7 +389,7 @@ mod tests {
             (
                 "pages/account.html",
                 context! { csrf => "c", providers => Vec::<Value>::new(),
-                user => context! { email => None::<&str>, email_verified => false, phone => None::<&str>,
+                user => context! { display_name => "Ann", email => None::<&str>, email_verified => false, phone => None::<&str>,
                 phone_verified => false, username => None::<&str> },
                 has_password => false, totp => false, passkeys => Vec::<Value>::new(), identities => Vec::<Value>::new(),
                 sessions => Vec::<Value>::new(), events => Vec::<Value>::new(), enrolment => None::<Value>,

@@ -339,6 +339,10 @@ strings! {
         en: "Profile",
         ru: "Профиль",
     }
+    display_name {
+        en: "Name",
+        ru: "Имя",
+    }
     email {
         en: "Email",
         ru: "Почта",
