@@ -12,7 +12,9 @@ use crate::{security::limits::RouteClass, service::AuthService};
 
 fn classify(method: &Method, path: &str) -> Option<RouteClass> {
     match (method, path) {
-        (_, "/healthz" | "/readyz") => None,
+        // Forward-auth is asked by the proxy on every request of every user: from memory, and
+        // never limited by the proxy's own address.
+        (_, "/healthz" | "/readyz" | "/v1/authz/auth-request" | "/v1/authz/forward-auth") => None,
         (
             &Method::POST,
             "/v1/auth/login"

@@ -9,6 +9,7 @@ pub mod contract;
 mod cookies;
 mod discovery;
 mod fields;
+mod forward_auth;
 mod limits;
 mod me;
 mod mfa;
@@ -40,6 +41,7 @@ type Apis = (
     token::TokenApi,
     admin::AdminApi,
     discovery::DiscoveryApi,
+    forward_auth::ForwardAuthApi,
 );
 
 /// The API description; needs no database, so `authd openapi` works anywhere.
@@ -55,6 +57,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             token::TokenApi,
             admin::AdminApi,
             discovery::DiscoveryApi,
+            forward_auth::ForwardAuthApi,
         ),
         "authd",
         env!("CARGO_PKG_VERSION"),

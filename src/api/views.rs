@@ -22,6 +22,8 @@ pub enum ApiTags {
     Health,
     /// Administration: users, sessions, roles, keys
     Admin,
+    /// Forward-auth for reverse proxies
+    Authz,
 }
 
 /// Whether an account may sign in.

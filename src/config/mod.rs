@@ -14,9 +14,11 @@ use figment::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod forward_auth;
 mod messages;
 mod oauth;
 
+pub use forward_auth::{ForwardAuthConfig, ForwardRule, Policy};
 pub use messages::{
     EmailConfig, EmailTransport, LOCALES, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig,
     SmsConfig, SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
@@ -47,6 +49,7 @@ pub struct Config {
     pub links: LinksConfig,
     pub security: SecurityConfig,
     pub passkeys: PasskeysConfig,
+    pub forward_auth: ForwardAuthConfig,
     pub oauth: OauthConfig,
     pub metrics: MetricsConfig,
 }
@@ -721,6 +724,42 @@ impl Config {
         Ok(cfg)
     }
 
+    fn check_forward_auth(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: String| Err(ConfigError(format!("config key `{key}`: {why}")));
+        let f = &self.forward_auth;
+        if let Some(d) = &f.cookie_domain {
+            let d = d.trim_start_matches('.');
+            if d.is_empty() || d.contains(['/', ':', ' ']) || !d.contains('.') && d != "localhost" {
+                return fail("forward_auth.cookie_domain", format!("`{d}` is not a domain, e.g. example.com"));
+            }
+            let http = self.server.public_url.as_deref().is_none_or(|u| u.starts_with("http://"));
+            if http && !f.insecure_cookies {
+                return fail(
+                    "forward_auth.cookie_domain",
+                    "over plain http the cookie is not Secure: set forward_auth.insecure_cookies = true to allow it (tests only)"
+                        .into(),
+                );
+            }
+        }
+        for (i, r) in f.rules.iter().enumerate() {
+            let key = format!("forward_auth.rules[{i}]");
+            let host = r.host.strip_prefix("*.").unwrap_or(&r.host);
+            if host.is_empty() || host.contains(['*', '/', ':', ' ']) {
+                return fail(&key, format!("host `{}` must be a host name or *.domain", r.host));
+            }
+            if r.scheme.as_deref().is_some_and(|s| s != "http" && s != "https") {
+                return fail(&key, "scheme is \"http\" or \"https\"".into());
+            }
+            if r.paths.iter().any(|p| !p.starts_with('/')) {
+                return fail(&key, "each path starts with /".into());
+            }
+            if matches!(r.policy, Policy::Bypass | Policy::Deny) && !(r.roles.is_empty() && r.permissions.is_empty()) {
+                return fail(&key, "roles and permissions mean nothing with bypass or deny".into());
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
@@ -740,6 +779,7 @@ impl Config {
         if t.session_max < t.refresh_ttl {
             return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
         }
+        self.check_forward_auth()?;
         if t.insecure_dev_cookies && !self.server.bind.ip().is_loopback() {
             return fail(
                 "tokens.insecure_dev_cookies",

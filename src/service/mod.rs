@@ -8,6 +8,7 @@ mod authority;
 mod clients;
 mod core;
 mod db;
+mod forward_auth;
 mod id_tokens;
 mod issuing;
 mod keys;
@@ -33,6 +34,7 @@ pub use authority::Principal;
 pub use clients::{ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
 pub use core::Core;
 use db::Db;
+pub use forward_auth::{ForwardAuth, Identity as ForwardIdentity, Target as ForwardTarget, Verdict};
 pub use issuing::{ClientInfo, TokenPair};
 pub use keys::{KeyInfo, Keys};
 pub use mfa::{SecondFactor, SecondFactors, TotpEnrolment};
@@ -92,9 +94,11 @@ pub struct AuthService {
     /// Clients: relying parties and backends.
     pub clients: Clients,
     /// The OpenID Provider: authorization, the hosted login's session, tokens, logout.
-    pub provider: Provider,
+    pub provider: Arc<Provider>,
     /// Passkeys: enrolment, sign-in, the user's list.
     pub passkeys: Passkeys,
+    /// Forward-auth: the access rules a reverse proxy asks about.
+    pub forward_auth: ForwardAuth,
     /// Roles and what they grant.
     pub roles: Roles,
 }
@@ -249,13 +253,15 @@ impl AuthService {
         let passkeys = Passkeys::new(c(), opener, sessions.clone(), outbox.clone());
         let verification = Verification::new(c(), outbox.clone());
         let recovery = Recovery::new(c(), outbox.clone());
+        let provider = Arc::new(Provider::new(c(), sessions.clone(), factors.clone(), tokens.clone()));
         Self {
             accounts: Accounts::new(c(), outbox.clone(), verification.clone(), recovery.clone(), sessions.clone()),
             upstream: Upstream::new(c(), Arc::new(providers), sessions.clone(), outbox.clone()),
             roles: Roles::new(c(), tokens.clone()),
             keys: Keys::new(c()),
             clients: Clients::new(c()),
-            provider: Provider::new(c(), sessions.clone(), factors.clone(), tokens.clone()),
+            provider: Arc::clone(&provider),
+            forward_auth: ForwardAuth::new(c(), provider, tokens.clone()),
             webhooks: Webhooks::new(c()),
             audit: AuditLog::new(c()),
             tokens,

@@ -15,6 +15,7 @@ mod cookies;
 mod crash;
 mod details;
 mod docs;
+mod forward_auth;
 mod integrity_accounts;
 mod integrity_limits;
 mod integrity_oauth;

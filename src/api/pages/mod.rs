@@ -7,7 +7,7 @@ mod sign_in;
 mod templates;
 mod text;
 
-pub use sign_in::{authorize, end_session};
+pub use sign_in::{authorize, end_session, session_cookie_name};
 
 use std::sync::Arc;
 
@@ -43,6 +43,8 @@ pub fn routes() -> Route {
         .at("/consent", poem::post(sign_in::consent_submit))
         .at("/login/passkey", poem::post(sign_in::passkey_submit))
         .at("/recover", poem::get(recover_page))
+        // Signing out of authd, and so of every application behind forward-auth.
+        .at("/logout", poem::get(sign_in::end_session).post(sign_in::end_session))
         .at("/account", poem::get(account::account_page).post(account::account_submit))
         .at("/account/passkey", poem::post(account::passkey_begin))
         .at("/account/passkey/finish", poem::post(account::passkey_finish))
@@ -336,18 +338,18 @@ mod tests {
             (
                 "pages/login.html",
                 context! { csrf => "c", request => "r", client => "Photos", problem => "No.", login_hint => "",
-                challenge => "v1.x", difficulty => 16, providers => vec![context! { name => "google", display_name => "Google" }], request_q => "r" },
+                challenge => "v1.x", difficulty => 16, providers => vec![context! { name => "google", display_name => "Google" }], request_q => "r", rd => "" },
                 |t| t.sign_in_title,
             ),
             (
                 "pages/login.html",
                 context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>, login_hint => "",
-                challenge => None::<&str>, difficulty => 0, providers => Vec::<Value>::new() },
+                challenge => None::<&str>, difficulty => 0, providers => Vec::<Value>::new(), rd => "" },
                 |t| t.sign_in_title,
             ),
             (
                 "pages/login_code.html",
-                context! { csrf => "c", request => "r", mfa => "m", problem => None::<&str> },
+                context! { csrf => "c", request => "r", mfa => "m", problem => None::<&str>, rd => "" },
                 |t| t.code_title,
             ),
             (
@@ -356,7 +358,11 @@ mod tests {
                 |t| t.consent_title,
             ),
             ("pages/signed_in.html", context! {}, |t| t.signed_in_title),
-            ("pages/sign_out.html", context! { csrf => "c", carried => [("state", "s")] }, |t| t.sign_out_title),
+            (
+                "pages/sign_out.html",
+                context! { csrf => "c", carried => [("state", "s")], action => "/ui/logout" },
+                |t| t.sign_out_title,
+            ),
             ("pages/signed_out.html", context! {}, |t| t.signed_out_title),
             ("pages/recover.html", context! { token => "t", account => "a@example.com" }, |t| t.recover_title),
             (
@@ -466,9 +472,12 @@ mod tests {
             (
                 "pages/login.html",
                 context! { csrf => evil, request => evil, client => evil, problem => evil, login_hint => evil,
-                challenge => evil, difficulty => 16, providers => vec![context! { name => evil, display_name => evil }], request_q => evil },
+                challenge => evil, difficulty => 16, providers => vec![context! { name => evil, display_name => evil }], request_q => evil, rd => evil },
             ),
-            ("pages/login_code.html", context! { csrf => evil, request => evil, mfa => evil, problem => evil }),
+            (
+                "pages/login_code.html",
+                context! { csrf => evil, request => evil, mfa => evil, problem => evil, rd => evil },
+            ),
             ("pages/consent.html", context! { csrf => evil, request => evil, client => evil, scopes => ["openid"] }),
         ] {
             let html = templates::render(name, "en", evil, values).unwrap();
@@ -492,7 +501,7 @@ mod tests {
     #[test]
     fn the_script_served_is_the_one_the_csp_allows() {
         let values = context! { csrf => "c", request => "", client => None::<&str>, problem => None::<&str>,
-        login_hint => "", challenge => "v1.x", difficulty => 16, providers => Vec::<Value>::new() };
+        login_hint => "", challenge => "v1.x", difficulty => 16, providers => Vec::<Value>::new(), rd => "" };
         let html = templates::render("pages/login.html", "en", "x", values).unwrap();
         let served: Vec<&str> =
             html.split("<script>").skip(1).filter_map(|s| s.split_once("</script>").map(|(s, _)| s)).collect();

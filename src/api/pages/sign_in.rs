@@ -25,14 +25,26 @@ use crate::{
 };
 
 /// The browser session's cookie: `__Host-` and `Secure` when authd is reached over https.
-pub(super) fn session_cookie_name(svc: &AuthService) -> &'static str {
-    if svc.public_url().starts_with("https://") { "__Host-authd_session" } else { "authd_session" }
+pub fn session_cookie_name(svc: &AuthService) -> &'static str {
+    let https = svc.public_url().starts_with("https://");
+    // `__Host-` forbids a Domain: a cookie shared with applications (forward-auth) is `__Secure-`.
+    match (https, svc.config().forward_auth.cookie_domain.is_some()) {
+        (true, false) => "__Host-authd_session",
+        (true, true) => "__Secure-authd_session",
+        (false, _) => "authd_session",
+    }
 }
 
 fn session_cookie(svc: &AuthService, value: &str, max_age: u64) -> Option<HeaderValue> {
     let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
-    let cookie =
-        format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", session_cookie_name(svc));
+    let domain = match &svc.config().forward_auth.cookie_domain {
+        Some(d) => format!("; Domain={}", d.trim_start_matches('.')),
+        None => String::new(),
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}{domain}",
+        session_cookie_name(svc)
+    );
     HeaderValue::from_str(&cookie).ok()
 }
 
@@ -138,6 +150,9 @@ struct LoginPage<'a> {
     target: Option<&'a str>,
     /// A proof of work due: the challenge and its difficulty.
     challenge: Option<(String, u8)>,
+    /// Where to go back to after signing in (forward-auth), when no authorization request is
+    /// pending.
+    rd: &'a str,
 }
 
 fn login_form(svc: &AuthService, status: StatusCode, lang: &str, request: &str, p: LoginPage<'_>) -> Response {
@@ -151,7 +166,7 @@ fn login_form(svc: &AuthService, status: StatusCode, lang: &str, request: &str, 
         .collect();
     let values = merge_maps([
         context! { csrf => csrf.as_str(), request, client => p.client, problem => p.problem },
-        context! { login_hint => p.login_hint.unwrap_or_default(), challenge, difficulty, providers,
+        context! { login_hint => p.login_hint.unwrap_or_default(), challenge, difficulty, providers, rd => p.rd,
         request_q => url::form_urlencoded::byte_serialize(request.as_bytes()).collect::<String>() },
     ]);
     let target = p.target;
@@ -185,6 +200,8 @@ pub async fn authorize(svc: Data<&Arc<AuthService>>, req: &Request, body: poem::
 pub(super) struct LoginQuery {
     request: String,
     lang: Option<String>,
+    /// Back to this address after signing in (forward-auth).
+    rd: String,
 }
 
 /// `GET /ui/login`: the form, for a pending authorization request or on its own.
@@ -192,7 +209,7 @@ pub(super) struct LoginQuery {
 pub(super) async fn login_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LoginQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
     if q.request.is_empty() {
-        return login_form(&svc, StatusCode::OK, &lang, "", LoginPage::default());
+        return login_form(&svc, StatusCode::OK, &lang, "", LoginPage { rd: &q.rd, ..LoginPage::default() });
     }
     match svc.provider.pending_of(&q.request).await {
         Ok(p) => {
@@ -217,15 +234,20 @@ pub(super) struct LoginForm {
     csrf: String,
     request: String,
     lang: String,
+    rd: String,
     /// A proof of work and its solution, when one was due.
     challenge: String,
     nonce: String,
 }
 
-/// Signed in: the cookie, then the pending request goes on (or a page says so).
-async fn signed_in(svc: &AuthService, lang: &str, request: &str, cookie: &str) -> Response {
+/// Signed in: the cookie, then the pending request goes on, or back to `rd` where the rules
+/// cover it (anything else: a page says so, never a redirect elsewhere).
+async fn signed_in(svc: &AuthService, lang: &str, request: &str, rd: &str, cookie: &str) -> Response {
     let max_age = svc.config().tokens.refresh_ttl.as_secs();
     let set = session_cookie(svc, cookie, max_age);
+    if request.is_empty() && !rd.is_empty() && svc.forward_auth.return_allowed(rd) {
+        return with_cookie(see_other(rd), set);
+    }
     if request.is_empty() {
         let resp = page(svc, StatusCode::OK, lang, "pages/signed_in.html", context! {});
         return with_cookie(resp, set);
@@ -260,9 +282,9 @@ pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Fo
     let solution = (!f.challenge.is_empty() && !f.nonce.is_empty())
         .then(|| ChallengeSolution::Pow { challenge: f.challenge.clone(), nonce: f.nonce.clone() });
     match svc.provider.sign_in(&f.login, &f.password, client_info(req), solution).await {
-        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &f.rd, &cookie).await,
         Ok(SignIn::SecondFactor(mfa)) => {
-            code_form(&svc, StatusCode::OK, &lang, &f.request, &mfa, None, target.as_deref())
+            code_form(&svc, StatusCode::OK, &lang, (&f.request, &f.rd), &mfa, None, target.as_deref())
         }
         Err(e) => {
             let t = text::of(&lang);
@@ -291,6 +313,7 @@ pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Fo
                         problem: Some(problem),
                         target: target.as_deref(),
                         challenge,
+                        rd: &f.rd,
                     };
                     login_form(&svc, status, &lang, &f.request, page)
                 }
@@ -404,9 +427,9 @@ pub(super) async fn upstream_return(
     };
     let outcome = svc.upstream.oauth_exchange(&code, Some(&verifier), client_info(req)).await;
     let resp = match svc.provider.signed_in_upstream(outcome) {
-        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &request, &cookie).await,
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &request, "", &cookie).await,
         Ok(SignIn::SecondFactor(mfa)) => {
-            code_form(&svc, StatusCode::OK, &lang, &request, &mfa, None, target.as_deref())
+            code_form(&svc, StatusCode::OK, &lang, (&request, ""), &mfa, None, target.as_deref())
         }
         Err(e) => match refusal_text(text::of(&lang), &e) {
             Some((status, problem)) => again(status, problem),
@@ -419,17 +442,18 @@ pub(super) async fn upstream_return(
     with_cookie(resp, clear)
 }
 
+/// The code step's form; `(request, rd)` is where signing in goes on to.
 fn code_form(
     svc: &AuthService,
     status: StatusCode,
     lang: &str,
-    request: &str,
+    (request, rd): (&str, &str),
     mfa: &str,
     problem: Option<&str>,
     target: Option<&str>,
 ) -> Response {
     let csrf = random::new_token();
-    let values = context! { csrf => csrf.as_str(), request, mfa, problem };
+    let values = context! { csrf => csrf.as_str(), request, rd, mfa, problem };
     respond_with(svc, status, lang, "pages/login_code.html", values, Some(&csrf), target)
 }
 
@@ -441,6 +465,7 @@ pub(super) struct CodeForm {
     csrf: String,
     request: String,
     lang: String,
+    rd: String,
 }
 
 /// `POST /ui/login/code`: the second step.
@@ -451,12 +476,20 @@ pub(super) async fn code_submit(svc: Data<&Arc<AuthService>>, req: &Request, For
         return forbidden(&svc, &lang);
     }
     match svc.provider.sign_in_second_factor(&f.mfa, &f.code, client_info(req)).await {
-        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &f.rd, &cookie).await,
         Ok(SignIn::SecondFactor(_)) => failed_page(&svc, &lang, &Error::Internal("a third factor".into())),
         Err(Error::InvalidMfaCode) => {
             let target = target_of(&svc, &f.request).await;
             let wrong = text::of(&lang).wrong_code;
-            code_form(&svc, StatusCode::UNAUTHORIZED, &lang, &f.request, &f.mfa, Some(wrong), target.as_deref())
+            code_form(
+                &svc,
+                StatusCode::UNAUTHORIZED,
+                &lang,
+                (&f.request, &f.rd),
+                &f.mfa,
+                Some(wrong),
+                target.as_deref(),
+            )
         }
         Err(Error::InvalidMfaToken) => refused_page(&svc, &lang, &Refused::Stale),
         Err(e) => match refusal_text(text::of(&lang), &e) {
@@ -522,7 +555,8 @@ pub async fn end_session(svc: Data<&Arc<AuthService>>, req: &Request, body: poem
                 .into_iter()
                 .filter_map(|k| params.get(k).map(|v| (k.to_owned(), v.clone())))
                 .collect();
-            let values = context! { csrf => csrf.as_str(), carried };
+            let action = if req.original_uri().path().starts_with("/ui/") { "/ui/logout" } else { "/oauth2/logout" };
+            let values = context! { csrf => csrf.as_str(), carried, action };
             respond_with(&svc, StatusCode::OK, &lang, "pages/sign_out.html", values, Some(&csrf), None)
         }
         Ok(LoggedOut::Done) => {
@@ -553,6 +587,7 @@ pub(super) struct PasskeyForm {
     ceremony: String,
     /// The browser's `credential.toJSON()`, as JSON text.
     credential: String,
+    rd: String,
 }
 
 /// `POST /ui/login/passkey`: the login form's passkey, answered by the page's script.
@@ -569,7 +604,7 @@ pub(super) async fn passkey_submit(
     let credential = serde_json::from_str(&f.credential).unwrap_or_default();
     let outcome = svc.passkeys.finish_sign_in(&f.ceremony, credential, Some("Browser".into()), client_info(req)).await;
     match outcome.and_then(|pair| svc.provider.signed_in_by_passkey(&pair)) {
-        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &cookie).await,
+        Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &f.rd, &cookie).await,
         Ok(SignIn::SecondFactor(_)) => failed_page(&svc, &lang, &Error::Internal("no second step".into())),
         Err(e) => {
             let t = text::of(&lang);
@@ -591,6 +626,7 @@ pub(super) async fn passkey_submit(
                 client: client.as_deref(),
                 problem: Some(problem),
                 target: target.as_deref(),
+                rd: &f.rd,
                 ..LoginPage::default()
             };
             login_form(&svc, status, &lang, &f.request, page)

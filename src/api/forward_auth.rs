@@ -1,0 +1,136 @@
+//! Forward-auth for reverse proxies: `/v1/authz/auth-request` (nginx `auth_request`) and
+//! `/v1/authz/forward-auth` (Traefik ForwardAuth, Caddy `forward_auth`).
+
+use std::sync::Arc;
+
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, OpenApi, param::Header};
+
+use super::{client::client_info, cookies::read_cookie, pages::session_cookie_name, problem::ApiError, views::ApiTags};
+use crate::{
+    error::{Error, FieldError},
+    service::{AuthService, ForwardIdentity, ForwardTarget, Verdict},
+};
+
+pub struct ForwardAuthApi;
+
+/// The answer to a proxy. Every identity header is always set, empty when there is nothing to
+/// say, so that a client's own header of that name never reaches the application.
+#[derive(ApiResponse)]
+enum Reply {
+    /// Allowed.
+    #[oai(status = 200)]
+    Allowed(
+        /// The username, else the email.
+        #[oai(header = "Remote-User")]
+        String,
+        #[oai(header = "Remote-Email")] String,
+        /// The display name.
+        #[oai(header = "Remote-Name")]
+        String,
+        /// The user's roles, comma-joined.
+        #[oai(header = "Remote-Groups")]
+        String,
+        #[oai(header = "Remote-Session")] String,
+    ),
+    /// A browser's navigation while not signed in (Traefik, Caddy): to the hosted login.
+    #[oai(status = 302)]
+    Found(#[oai(header = "Location")] String),
+    /// The same for a method other than GET and HEAD.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
+    /// Not signed in. For nginx, `Location` is the hosted login (`auth_request_set` and
+    /// `error_page 401` turn it into a redirect).
+    #[oai(status = 401)]
+    SignIn(#[oai(header = "Location")] String),
+    /// Signed in, but the rule does not let this user through (or no rule covers the request).
+    #[oai(status = 403)]
+    Forbidden,
+}
+
+fn allowed(who: Option<ForwardIdentity>) -> Reply {
+    let w = who.unwrap_or_default();
+    Reply::Allowed(w.user, w.email, w.name, w.groups, w.session)
+}
+
+fn missing(what: &str) -> ApiError {
+    ApiError::from(Error::Malformed(vec![FieldError::new(what, "required", format!("the proxy must send {what}"))]))
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(poem::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+async fn decide(svc: &AuthService, req: &Request, target: &ForwardTarget) -> Result<Verdict, ApiError> {
+    let cookie = read_cookie(req, session_cookie_name(svc));
+    Ok(svc.forward_auth.check(target, cookie.as_deref(), bearer(req), client_info(req).ip).await?)
+}
+
+#[OpenApi(prefix_path = "/v1/authz", tag = "ApiTags::Authz")]
+impl ForwardAuthApi {
+    /// Forward-auth for nginx `auth_request`
+    ///
+    /// The target comes from `X-Original-URL` and `X-Original-Method` (400 without them). 200
+    /// with the identity headers; 401 with a `Location` to the hosted login when not signed in;
+    /// 403 when the rule refuses. Rules: `[[forward_auth.rules]]`.
+    #[oai(path = "/auth-request", method = "get", operation_id = "forward_auth_nginx")]
+    async fn auth_request(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        #[oai(name = "X-Original-URL")] url: Header<Option<String>>,
+        #[oai(name = "X-Original-Method")] method: Header<Option<String>>,
+    ) -> Result<Reply, ApiError> {
+        let (Some(url), Some(method)) = (url.0, method.0) else {
+            return Err(missing("X-Original-URL and X-Original-Method"));
+        };
+        let target = ForwardTarget::parse(&url, &method).ok_or_else(|| missing("an absolute X-Original-URL"))?;
+        Ok(match decide(&svc, req, &target).await? {
+            Verdict::Allow(who) => allowed(who),
+            Verdict::SignIn(login) => Reply::SignIn(login),
+            Verdict::Forbidden => Reply::Forbidden,
+        })
+    }
+
+    /// Forward-auth for Traefik ForwardAuth and Caddy `forward_auth`
+    ///
+    /// The target comes from `X-Forwarded-Method`, `-Proto`, `-Host` and `-Uri` (400 without
+    /// them); `X-Original-URL` is ignored here, since a client can send it through these proxies.
+    /// Not signed in: a browser's navigation (`Accept` with `text/html`, no
+    /// `X-Requested-With: XMLHttpRequest`) is sent to the hosted login (302 for GET and HEAD,
+    /// 303 otherwise), anything else gets 401.
+    #[oai(path = "/forward-auth", method = "get", operation_id = "forward_auth_traefik")]
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_auth(
+        &self,
+        svc: Data<&Arc<AuthService>>,
+        req: &Request,
+        #[oai(name = "X-Forwarded-Method")] method: Header<Option<String>>,
+        #[oai(name = "X-Forwarded-Proto")] proto: Header<Option<String>>,
+        #[oai(name = "X-Forwarded-Host")] host: Header<Option<String>>,
+        #[oai(name = "X-Forwarded-Uri")] uri: Header<Option<String>>,
+    ) -> Result<Reply, ApiError> {
+        let (Some(method), Some(proto), Some(host), Some(uri)) = (method.0, proto.0, host.0, uri.0) else {
+            return Err(missing("X-Forwarded-Method, -Proto, -Host and -Uri"));
+        };
+        let uri = if uri.starts_with('/') { uri } else { format!("/{uri}") };
+        let target = ForwardTarget::parse(&format!("{proto}://{host}{uri}"), &method)
+            .ok_or_else(|| missing("a well-formed X-Forwarded-Proto, -Host and -Uri"))?;
+        Ok(match decide(&svc, req, &target).await? {
+            Verdict::Allow(who) => allowed(who),
+            Verdict::Forbidden => Reply::Forbidden,
+            Verdict::SignIn(login) => {
+                let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let navigation =
+                    h("accept").contains("text/html") && !h("x-requested-with").eq_ignore_ascii_case("xmlhttprequest");
+                match (navigation, target.method.as_str()) {
+                    (false, _) => Reply::SignIn(login),
+                    (true, "GET" | "HEAD") => Reply::Found(login),
+                    (true, _) => Reply::SeeOther(login),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! Forward-auth over HTTP, as a proxy asks: nginx's `auth_request` and Traefik's and Caddy's
+//! forward-auth conventions, the rules, the identity headers, the hosted login's `rd`, logout.
+
+use authd::config::{Config, ForwardRule, Policy};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::json;
+
+use crate::support::{PASSWORD, TestApp, Tokens, oidc::browser};
+
+fn rule(host: &str, paths: &[&str], policy: Policy, roles: &[&str]) -> ForwardRule {
+    ForwardRule {
+        host: host.into(),
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        methods: Vec::new(),
+        scheme: Some("http".into()),
+        policy,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        permissions: Vec::new(),
+        networks: Vec::new(),
+    }
+}
+
+fn rules(c: &mut Config) {
+    c.forward_auth.rules = vec![
+        rule("app.test", &["/public"], Policy::Bypass, &[]),
+        rule("app.test", &["/admin"], Policy::SignedIn, &["admin"]),
+        rule("app.test", &["/closed"], Policy::Deny, &[]),
+        rule("app.test", &[], Policy::SignedIn, &[]),
+        rule("vault.test", &[], Policy::Mfa, &[]),
+    ];
+}
+
+/// Signs in on the hosted login with `rd`; the answer and the session cookie it set.
+async fn hosted_sign_in(app: &TestApp, b: &Client, who: &str, rd: &str) -> (Response, String) {
+    let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    let html = b.get(app.url(&format!("/ui/login?rd={q}"))).send().await.unwrap().text().await.unwrap();
+    let re = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap();
+    let csrf = re.captures(&html).unwrap()[1].to_owned();
+    assert!(html.contains("name=\"rd\" value=\"") && !html.contains("name=\"rd\" value=\"\""), "{html}");
+    let form = [("csrf", csrf.as_str()), ("login", who), ("password", PASSWORD), ("rd", rd)];
+    let r = b.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("authd_session="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .unwrap_or_default();
+    (r, cookie)
+}
+
+/// nginx's question.
+async fn nginx(app: &TestApp, url: &str, method: &str, cookie: Option<&str>) -> Response {
+    let mut r = app
+        .http
+        .get(app.url("/v1/authz/auth-request"))
+        .header("X-Original-URL", url)
+        .header("X-Original-Method", method);
+    if let Some(c) = cookie {
+        r = r.header("Cookie", c);
+    }
+    r.send().await.unwrap()
+}
+
+/// Traefik's and Caddy's question.
+async fn traefik(app: &TestApp, method: &str, host: &str, uri: &str, extra: &[(&str, &str)]) -> Response {
+    // A proxy follows no redirect: it hands it to the browser.
+    let mut r = browser()
+        .get(app.url("/v1/authz/forward-auth"))
+        .header("X-Forwarded-Method", method)
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Host", host)
+        .header("X-Forwarded-Uri", uri);
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap()
+}
+
+fn header(r: &Response, name: &str) -> String {
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_asks_and_authd_answers_by_the_rules() {
+    let app = TestApp::spawn_with(rules).await;
+    app.register("fay@example.com").await;
+    let t = Tokens::from(&app.login("fay@example.com", PASSWORD).await);
+    let patch = json!({"name": "Fay Doe"});
+    app.http.patch(app.url("/v1/me")).bearer_auth(&t.access).json(&patch).send().await.unwrap();
+
+    // Not signed in: nginx gets 401 with the hosted login in Location, coming back to the page.
+    let r = nginx(&app, "http://app.test/notes?id=7", "GET", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let login = header(&r, "location");
+    assert_eq!(login, format!("{}/ui/login?rd=http%3A%2F%2Fapp.test%2Fnotes%3Fid%3D7", app.url("")));
+    // A bypass path passes, with every identity header present and empty.
+    let r = nginx(&app, "http://app.test/public/logo.png", "GET", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for h in ["remote-user", "remote-email", "remote-name", "remote-groups", "remote-session"] {
+        assert_eq!(header(&r, h), "", "{h}");
+    }
+    // What no rule covers, and what a rule denies, is refused.
+    assert_eq!(nginx(&app, "http://other.test/", "GET", None).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(nginx(&app, "http://app.test/closed", "GET", None).await.status(), StatusCode::FORBIDDEN);
+    // A dot segment does not walk out of a bypass path.
+    let r = nginx(&app, "http://app.test/public/%2e%2e/notes", "GET", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Signing in on the hosted login comes back to the page.
+    let b = browser();
+    let (r, cookie) = hosted_sign_in(&app, &b, "fay@example.com", "http://app.test/notes?id=7").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&r, "location"), "http://app.test/notes?id=7");
+    let r = nginx(&app, "http://app.test/notes?id=7", "GET", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "remote-user"), "fay@example.com");
+    assert_eq!(header(&r, "remote-email"), "fay@example.com");
+    assert_eq!(header(&r, "remote-name"), "Fay Doe");
+    assert_eq!(header(&r, "remote-groups"), "user");
+    assert!(!header(&r, "remote-session").is_empty());
+    // A role the user lacks: 403.
+    assert_eq!(nginx(&app, "http://app.test/admin/", "GET", Some(&cookie)).await.status(), StatusCode::FORBIDDEN);
+    // A bearer token works as the cookie does.
+    let r = app
+        .http
+        .get(app.url("/v1/authz/auth-request"))
+        .header("X-Original-URL", "http://app.test/api")
+        .header("X-Original-Method", "POST")
+        .bearer_auth(&t.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Traefik and Caddy: a browser's navigation is redirected, anything else gets 401.
+    let html = [("Accept", "text/html,application/xhtml+xml")];
+    let r = traefik(&app, "GET", "app.test", "/notes", &html).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(header(&r, "location").ends_with("/ui/login?rd=http%3A%2F%2Fapp.test%2Fnotes"));
+    assert_eq!(traefik(&app, "POST", "app.test", "/notes", &html).await.status(), StatusCode::SEE_OTHER);
+    let xhr = [("Accept", "text/html"), ("X-Requested-With", "XMLHttpRequest")];
+    assert_eq!(traefik(&app, "GET", "app.test", "/notes", &xhr).await.status(), StatusCode::UNAUTHORIZED);
+    // X-Original-URL, which a client can send through these proxies, counts for nothing here.
+    let sneaky = [("X-Original-URL", "http://app.test/public/x")];
+    assert_eq!(traefik(&app, "GET", "app.test", "/notes", &sneaky).await.status(), StatusCode::UNAUTHORIZED);
+    let r = traefik(&app, "GET", "app.test", "/notes", &[("Cookie", cookie.as_str())]).await;
+    assert_eq!((r.status(), header(&r, "remote-user")), (StatusCode::OK, "fay@example.com".to_owned()));
+
+    // Without its target headers, either endpoint answers 400.
+    let r = app.http.get(app.url("/v1/authz/auth-request")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r =
+        app.http.get(app.url("/v1/authz/forward-auth")).header("X-Forwarded-Host", "app.test").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Logout at authd locks every application on the next request.
+    // The browser holds the session cookie and the form's CSRF cookie.
+    let html = b.get(app.url("/ui/logout")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("action=\"&#x2f;ui&#x2f;logout\""), "{html}");
+    let re = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap();
+    let csrf = re.captures(&html).unwrap()[1].to_owned();
+    let r =
+        b.post(app.url("/ui/logout")).form(&[("csrf", csrf.as_str()), ("decision", "logout")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = nginx(&app, "http://app.test/notes", "GET", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rd_never_leads_off_the_covered_hosts_and_disabling_locks_at_once() {
+    let app = TestApp::spawn_with(rules).await;
+    let admin = app.admin("root@example.com").await;
+    let gus = app.register("gus@example.com").await;
+    let b = browser();
+    for rd in ["http://evil.test/", "https://app.test.evil.test/", "javascript:alert(1)", "//evil.test/"] {
+        let (r, _) = hosted_sign_in(&app, &b, "gus@example.com", rd).await;
+        assert_eq!(r.status(), StatusCode::OK, "{rd}: a page, never a redirect");
+        assert!(r.headers().get("location").is_none(), "{rd}");
+    }
+    let (_, cookie) = hosted_sign_in(&app, &b, "gus@example.com", "http://app.test/").await;
+    assert_eq!(nginx(&app, "http://app.test/", "GET", Some(&cookie)).await.status(), StatusCode::OK);
+    let id = gus["id"].as_str().unwrap();
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/admin/users/{id}")))
+        .bearer_auth(&admin.access)
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(nginx(&app, "http://app.test/", "GET", Some(&cookie)).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mfa_rule_sends_a_password_only_session_back_to_sign_in() {
+    let app = TestApp::spawn_with(rules).await;
+    app.register("hal@example.com").await;
+    let b = browser();
+    let (_, cookie) = hosted_sign_in(&app, &b, "hal@example.com", "http://vault.test/").await;
+    let r = nginx(&app, "http://vault.test/", "GET", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(header(&r, "location").contains("/ui/login?rd="));
+    // The same session passes where one factor is enough.
+    assert_eq!(nginx(&app, "http://app.test/", "GET", Some(&cookie)).await.status(), StatusCode::OK);
+}
