@@ -53,8 +53,13 @@ fn allowed(who: Option<ForwardIdentity>) -> Reply {
     Reply::Allowed(w.user, w.email, w.name, w.groups, w.session)
 }
 
-fn missing(what: &str) -> ApiError {
-    ApiError::from(Error::Malformed(vec![FieldError::new(what, "required", format!("the proxy must send {what}"))]))
+/// Target headers that are there but make no URL: a rule the schema cannot say, so 422.
+fn unusable(what: &str) -> ApiError {
+    ApiError::from(Error::Invalid(vec![FieldError::new(
+        "target",
+        "invalid_target",
+        format!("the proxy must send {what}"),
+    )]))
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -80,13 +85,11 @@ impl ForwardAuthApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        #[oai(name = "X-Original-URL")] url: Header<Option<String>>,
-        #[oai(name = "X-Original-Method")] method: Header<Option<String>>,
+        #[oai(name = "X-Original-URL", validator(min_length = 1, max_length = 8192))] url: Header<String>,
+        #[oai(name = "X-Original-Method", validator(min_length = 1, max_length = 16))] method: Header<String>,
     ) -> Result<Reply, ApiError> {
-        let (Some(url), Some(method)) = (url.0, method.0) else {
-            return Err(missing("X-Original-URL and X-Original-Method"));
-        };
-        let target = ForwardTarget::parse(&url, &method).ok_or_else(|| missing("an absolute X-Original-URL"))?;
+        let target =
+            ForwardTarget::parse(&url.0, &method.0).ok_or_else(|| unusable("an absolute http(s) X-Original-URL"))?;
         Ok(match decide(&svc, req, &target).await? {
             Verdict::Allow(who) => allowed(who),
             Verdict::SignIn(login) => Reply::SignIn(login),
@@ -107,17 +110,15 @@ impl ForwardAuthApi {
         &self,
         svc: Data<&Arc<AuthService>>,
         req: &Request,
-        #[oai(name = "X-Forwarded-Method")] method: Header<Option<String>>,
-        #[oai(name = "X-Forwarded-Proto")] proto: Header<Option<String>>,
-        #[oai(name = "X-Forwarded-Host")] host: Header<Option<String>>,
-        #[oai(name = "X-Forwarded-Uri")] uri: Header<Option<String>>,
+        #[oai(name = "X-Forwarded-Method", validator(min_length = 1, max_length = 16))] method: Header<String>,
+        #[oai(name = "X-Forwarded-Proto", validator(min_length = 1, max_length = 8))] proto: Header<String>,
+        #[oai(name = "X-Forwarded-Host", validator(min_length = 1, max_length = 1024))] host: Header<String>,
+        #[oai(name = "X-Forwarded-Uri", validator(min_length = 1, max_length = 8192))] uri: Header<String>,
     ) -> Result<Reply, ApiError> {
-        let (Some(method), Some(proto), Some(host), Some(uri)) = (method.0, proto.0, host.0, uri.0) else {
-            return Err(missing("X-Forwarded-Method, -Proto, -Host and -Uri"));
-        };
+        let (method, proto, host, uri) = (method.0, proto.0, host.0, uri.0);
         let uri = if uri.starts_with('/') { uri } else { format!("/{uri}") };
         let target = ForwardTarget::parse(&format!("{proto}://{host}{uri}"), &method)
-            .ok_or_else(|| missing("a well-formed X-Forwarded-Proto, -Host and -Uri"))?;
+            .ok_or_else(|| unusable("X-Forwarded-Proto (http or https), -Host and -Uri making a URL"))?;
         Ok(match decide(&svc, req, &target).await? {
             Verdict::Allow(who) => allowed(who),
             Verdict::Forbidden => Reply::Forbidden,

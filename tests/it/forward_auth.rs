@@ -155,6 +155,10 @@ async fn a_proxy_asks_and_authd_answers_by_the_rules() {
         app.http.get(app.url("/v1/authz/forward-auth")).header("X-Forwarded-Host", "app.test").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
+    // Target headers that make no URL are a clear 422.
+    let r = nginx(&app, "not a url", "GET", None).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
     // Logout at authd locks every application on the next request.
     // The browser holds the session cookie and the form's CSRF cookie.
     let html = b.get(app.url("/ui/logout")).send().await.unwrap().text().await.unwrap();
