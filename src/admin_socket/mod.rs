@@ -62,6 +62,9 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserDelete { who } => {
             svc.accounts.delete_user(op, &who).await.map(|u| AdminReply::User(u.into()))
         }
+        AdminRequest::ForwardAuthTest { url, method, user, mfa, from } => {
+            svc.forward_auth.explain(op, &url, &method, user.as_deref(), mfa, from).await.map(AdminReply::ForwardAuth)
+        }
         AdminRequest::KeysList => svc.keys.list(op).await.map(AdminReply::Keys),
         AdminRequest::KeysRotate => svc.keys.rotate(op).await.map(AdminReply::Key),
         AdminRequest::Audit { user, event, outcome, since_ms, before, limit } => {

@@ -92,6 +92,17 @@ pub enum AdminRequest {
     ClientRotateSecret {
         id: Uuid,
     },
+    /// Which forward-auth rule decides a request, and why.
+    ForwardAuthTest {
+        url: String,
+        method: String,
+        /// Signed in as this user; none: not signed in.
+        user: Option<String>,
+        /// The session has two factors.
+        mfa: bool,
+        /// The client's address, for rules with networks.
+        from: Option<std::net::IpAddr>,
+    },
     /// Newest first, older than `before` when given.
     Audit {
         user: Option<String>,
@@ -160,6 +171,7 @@ pub enum AdminReply {
         link: String,
         expires_in: u64,
     },
+    ForwardAuth(crate::service::ForwardExplanation),
     Done,
     Error {
         code: String,

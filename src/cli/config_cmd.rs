@@ -21,6 +21,17 @@ pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {why}");
                 return Ok(ExitCode::FAILURE);
             }
+            // Rules that can never decide are a mistake the types cannot see.
+            let shadowed = crate::service::shadowed_rules(&cfg.forward_auth.rules);
+            for (i, by) in &shadowed {
+                eprintln!(
+                    "error: forward_auth.rules[{i}] can never match: forward_auth.rules[{by}] ({}) comes first and matches all it would",
+                    crate::service::describe_rule(&cfg.forward_auth.rules[*by])
+                );
+            }
+            if !shadowed.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
             println!("# effective configuration: valid");
             print!("{}", cfg.to_toml());
             Ok(ExitCode::SUCCESS)

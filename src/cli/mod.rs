@@ -6,6 +6,7 @@ mod audit;
 mod challenge;
 mod client;
 mod config_cmd;
+mod forward_auth;
 mod keys;
 mod migrate;
 mod role;
@@ -68,6 +69,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         cmd: keys::KeysCmd,
+    },
+    /// Forward-auth for reverse proxies: try the access rules
+    #[command(name = "forward-auth")]
+    ForwardAuth {
+        #[command(subcommand)]
+        cmd: forward_auth::ForwardAuthCmd,
     },
     /// Print the OpenAPI document (JSON)
     Openapi,
@@ -149,6 +156,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { cmd } => {
             init_logging(&cfg, "warn");
             keys::run(&cfg, cmd).await
+        }
+        Command::ForwardAuth { cmd } => {
+            init_logging(&cfg, "warn");
+            forward_auth::run(&cfg, cmd).await
         }
         Command::Config { cmd } => config_cmd::run(&cfg, cmd),
         Command::Migrate(args) => {

@@ -117,6 +117,14 @@ impl Application {
                 "oauth.app_pkce is `optional`: a login started without code_challenge is exchanged without a verifier, open to login CSRF; update the applications and set it to \"required\""
             );
         }
+        if svc.config().forward_auth.insecure_cookies {
+            tracing::warn!("forward_auth.insecure_cookies is on: the shared session cookie lacks Secure; tests only");
+        }
+        for (i, by) in crate::service::shadowed_rules(&svc.config().forward_auth.rules) {
+            tracing::warn!(
+                "forward_auth.rules[{i}] can never match: forward_auth.rules[{by}] comes first and matches all it would"
+            );
+        }
         if svc.config().tokens.insecure_dev_cookies {
             tracing::warn!("tokens.insecure_dev_cookies is on: auth cookies lack Secure; never use this in production");
         }

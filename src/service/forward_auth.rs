@@ -6,10 +6,15 @@ use std::{net::IpAddr, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{core::Core, provider::Provider, tokens::Tokens};
+use super::{
+    authority::Principal,
+    core::{Core, find_account},
+    provider::Provider,
+    tokens::Tokens,
+};
 use crate::{
     config::{ForwardRule, Policy},
-    error::Result,
+    error::{Error, FieldError, Result},
     model::{User, granted_permissions, multi_factor, permission_matches},
 };
 
@@ -122,6 +127,118 @@ pub fn rule_for<'a>(rules: &'a [ForwardRule], target: &Target, ip: Option<IpAddr
     })
 }
 
+/// What a rule makes of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    SignIn,
+    Forbidden,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::SignIn => "sign_in",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// Who asks, as the rules see them.
+pub struct Subject<'a> {
+    pub roles: &'a [String],
+    /// The permissions the roles grant (needed only where the rule names permissions).
+    pub granted: &'a [String],
+    pub multi_factor: bool,
+}
+
+/// The decision of `rule` (none: no rule matched) for `subject` (none: not signed in), and why.
+pub fn judge(rule: Option<&ForwardRule>, subject: Option<&Subject<'_>>) -> (Decision, String) {
+    let Some(rule) = rule else {
+        return (Decision::Forbidden, "no rule covers the request, and what no rule covers is denied".into());
+    };
+    match rule.policy {
+        Policy::Deny => return (Decision::Forbidden, "the rule denies everyone".into()),
+        Policy::Bypass => return (Decision::Allow, "the rule lets anyone through, signed in or not".into()),
+        Policy::SignedIn | Policy::Mfa => {}
+    }
+    let Some(s) = subject else { return (Decision::SignIn, "not signed in: to the hosted login".into()) };
+    if rule.policy == Policy::Mfa && !s.multi_factor {
+        return (Decision::SignIn, "the rule wants two factors and the session has one: to the hosted login".into());
+    }
+    if !rule.roles.is_empty() && !rule.roles.iter().any(|r| s.roles.contains(r)) {
+        let why = format!(
+            "the rule wants one of the roles [{}]; the user holds [{}]",
+            rule.roles.join(", "),
+            s.roles.join(", ")
+        );
+        return (Decision::Forbidden, why);
+    }
+    let missing: Vec<&str> = rule
+        .permissions
+        .iter()
+        .filter(|p| !s.granted.iter().any(|g| permission_matches(g, p)))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return (Decision::Forbidden, format!("the rule wants the permissions the user lacks: {}", missing.join(", ")));
+    }
+    let how = if rule.policy == Policy::Mfa { "signed in with two factors" } else { "signed in" };
+    (Decision::Allow, format!("the user is {how} and holds what the rule wants"))
+}
+
+/// Whether rule `a`, placed first, matches every request that `b` would: then `b` never decides.
+fn covers(a: &ForwardRule, b: &ForwardRule) -> bool {
+    let host = a.host.eq_ignore_ascii_case(&b.host)
+        || a.host.starts_with("*.") && host_matches(&a.host, b.host.strip_prefix("*.").unwrap_or(&b.host));
+    let scheme = a.scheme.as_deref() == Some("http") || b.scheme.as_deref() != Some("http");
+    let paths =
+        a.paths.is_empty() || !b.paths.is_empty() && b.paths.iter().all(|p| a.paths.iter().any(|q| path_matches(q, p)));
+    let methods = a.methods.is_empty()
+        || !b.methods.is_empty() && b.methods.iter().all(|m| a.methods.iter().any(|n| n.eq_ignore_ascii_case(m)));
+    let networks = a.networks.is_empty()
+        || !b.networks.is_empty() && b.networks.iter().all(|n| a.networks.iter().any(|m| m.contains(n)));
+    host && scheme && paths && methods && networks
+}
+
+/// Rules that can never decide, each with the earlier rule that takes all their requests.
+pub fn shadowed_rules(rules: &[ForwardRule]) -> Vec<(usize, usize)> {
+    rules.iter().enumerate().filter_map(|(i, b)| rules[..i].iter().position(|a| covers(a, b)).map(|j| (i, j))).collect()
+}
+
+/// A rule as the config file writes it, on one line.
+pub fn describe(rule: &ForwardRule) -> String {
+    let list = |k: &str, v: &[String]| {
+        (!v.is_empty())
+            .then(|| format!(", {k} = [{}]", v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")))
+    };
+    let nets: Vec<String> = rule.networks.iter().map(ToString::to_string).collect();
+    let policy = serde_json::to_value(rule.policy).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    format!(
+        "host = {:?}{}{}{}, policy = {policy:?}{}{}{}",
+        rule.host,
+        list("paths", &rule.paths).unwrap_or_default(),
+        list("methods", &rule.methods).unwrap_or_default(),
+        rule.scheme.as_ref().map(|s| format!(", scheme = {s:?}")).unwrap_or_default(),
+        list("roles", &rule.roles).unwrap_or_default(),
+        list("permissions", &rule.permissions).unwrap_or_default(),
+        list("networks", &nets).unwrap_or_default(),
+    )
+}
+
+/// Which rule decides a request and why: `authd forward-auth test`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Explanation {
+    /// The deciding rule's place in `[[forward_auth.rules]]`, from 0.
+    pub rule: Option<usize>,
+    /// That rule, as the config file writes it.
+    pub rule_text: Option<String>,
+    /// `allow`, `sign_in` or `forbidden`.
+    pub decision: String,
+    pub why: String,
+}
+
 /// The forward-auth area.
 #[derive(Clone)]
 pub struct ForwardAuth {
@@ -149,29 +266,23 @@ impl ForwardAuth {
         bearer: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<Verdict> {
-        let Some(rule) = rule_for(&self.core.cfg.forward_auth.rules, target, ip) else {
-            return Ok(Verdict::Forbidden);
-        };
-        match rule.policy {
-            Policy::Deny => return Ok(Verdict::Forbidden),
-            Policy::Bypass => return Ok(Verdict::Allow(None)),
-            Policy::SignedIn | Policy::Mfa => {}
+        let rule = rule_for(&self.core.cfg.forward_auth.rules, target, ip);
+        // Bypass, deny and no rule need nobody looked up.
+        if !rule.is_some_and(|r| matches!(r.policy, Policy::SignedIn | Policy::Mfa)) {
+            return Ok(match judge(rule, None).0 {
+                Decision::Allow => Verdict::Allow(None),
+                _ => Verdict::Forbidden,
+            });
         }
         let Some((user, session, amr)) = self.who(cookie, bearer).await? else {
             return Ok(Verdict::SignIn(self.login_url(target)));
         };
-        if rule.policy == Policy::Mfa && !multi_factor(&amr) {
-            return Ok(Verdict::SignIn(self.login_url(target)));
-        }
-        if !rule.roles.is_empty() && !rule.roles.iter().any(|r| user.roles.contains(r)) {
-            return Ok(Verdict::Forbidden);
-        }
-        if !rule.permissions.is_empty() {
-            let roles = self.core.roles_snapshot();
-            let granted = granted_permissions(roles.values(), &user.roles);
-            if !rule.permissions.iter().all(|p| granted.iter().any(|g| permission_matches(g, p))) {
-                return Ok(Verdict::Forbidden);
-            }
+        let granted = self.granted(rule, &user);
+        let subject = Subject { roles: &user.roles, granted: &granted, multi_factor: multi_factor(&amr) };
+        match judge(rule, Some(&subject)).0 {
+            Decision::Allow => {}
+            Decision::SignIn => return Ok(Verdict::SignIn(self.login_url(target))),
+            Decision::Forbidden => return Ok(Verdict::Forbidden),
         }
         Ok(Verdict::Allow(Some(Identity {
             user: user.username.clone().or(user.email.clone()).unwrap_or_default(),
@@ -180,6 +291,52 @@ impl ForwardAuth {
             groups: user.roles.join(","),
             session: session.to_string(),
         })))
+    }
+
+    /// The permissions `user` holds, where `rule` asks for any.
+    fn granted(&self, rule: Option<&ForwardRule>, user: &User) -> Vec<String> {
+        if rule.is_none_or(|r| r.permissions.is_empty()) {
+            return Vec::new();
+        }
+        let roles = self.core.roles_snapshot();
+        granted_permissions(roles.values(), &user.roles).into_iter().collect()
+    }
+
+    /// Which rule decides `method url` for `login` (signed in with two factors when
+    /// `multi_factor`), from `ip`, and why. `login` `None`: someone not signed in.
+    pub async fn explain(
+        &self,
+        by: &Principal,
+        url: &str,
+        method: &str,
+        login: Option<&str>,
+        multi_factor: bool,
+        ip: Option<IpAddr>,
+    ) -> Result<Explanation> {
+        self.core.authority(by, "users:read")?;
+        let target = Target::parse(url, method).ok_or_else(|| {
+            Error::Invalid(vec![FieldError::new("url", "invalid_target", "an absolute http(s) URL and a method")])
+        })?;
+        let rules = &self.core.cfg.forward_auth.rules;
+        let rule = rule_for(rules, &target, ip);
+        let user = match login {
+            Some(l) => {
+                let who = l.to_owned();
+                Some(self.core.db(move |s| s.read(|tx| find_account(tx, &who))).await?)
+            }
+            None => None,
+        };
+        let granted = user.as_ref().map(|u| self.granted(rule, u)).unwrap_or_default();
+        let subject = user.as_ref().map(|u| Subject { roles: &u.roles, granted: &granted, multi_factor });
+        let (decision, mut why) = match &user {
+            Some(u) if !u.is_active() => (Decision::SignIn, "the account is not active: it cannot sign in".into()),
+            _ => judge(rule, subject.as_ref()),
+        };
+        if rule.is_none() && ip.is_none() && rules.iter().any(|r| !r.networks.is_empty()) {
+            why.push_str(" (rules with networks match no request without --from)");
+        }
+        let index = rule.and_then(|r| rules.iter().position(|x| std::ptr::eq(x, r)));
+        Ok(Explanation { rule: index, rule_text: rule.map(describe), decision: decision.as_str().into(), why })
     }
 
     /// The user, session and its methods, from memory where they were read lately.
@@ -268,6 +425,61 @@ mod tests {
         assert!(rule_for(&rules, &target("http://a.example.com/"), None).is_none());
         wild.scheme = Some("http".into());
         assert!(rule_for(&[wild], &target("http://a.example.com/"), None).is_some());
+    }
+
+    #[test]
+    fn a_rule_behind_one_that_takes_all_its_requests_is_reported() {
+        let mut admin = rule("app.example.com", &["/admin"], Policy::SignedIn);
+        admin.roles = vec!["admin".into()];
+        let mut get_only = rule("*.example.com", &["/api"], Policy::Bypass);
+        get_only.methods = vec!["GET".into()];
+        let rules = [
+            rule("*.example.com", &["/public"], Policy::Bypass),
+            rule("app.example.com", &["/public/img"], Policy::Deny),
+            admin,
+            rule("app.example.com", &["/admin/users"], Policy::SignedIn),
+            rule("app.example.com", &["/administration"], Policy::SignedIn),
+            get_only,
+            rule("app.example.com", &["/api"], Policy::SignedIn),
+            rule("app.example.com", &[], Policy::SignedIn),
+            rule("app.example.com", &["/late"], Policy::Deny),
+            rule("*.app.example.com", &[], Policy::Deny),
+            rule("*.example.com", &[], Policy::SignedIn),
+            rule("x.app.example.com", &[], Policy::Deny),
+        ];
+        assert_eq!(shadowed_rules(&rules), vec![(1, 0), (3, 2), (8, 7), (11, 9)]);
+        // Plain http is a wider rule's only, never a narrower's.
+        let mut http = rule("app.example.com", &[], Policy::Bypass);
+        http.scheme = Some("http".into());
+        assert_eq!(shadowed_rules(&[rule("app.example.com", &[], Policy::Deny), http.clone()]), vec![]);
+        assert_eq!(shadowed_rules(&[http, rule("app.example.com", &[], Policy::Deny)]), vec![(1, 0)]);
+    }
+
+    #[test]
+    fn the_judgement_names_its_reason() {
+        let mut admin = rule("app.test", &[], Policy::Mfa);
+        admin.roles = vec!["admin".into()];
+        admin.permissions = vec!["users:read".into()];
+        let roles = ["admin".to_owned()];
+        let all = ["users:*".to_owned()];
+        let s = |multi_factor| Subject { roles: &roles, granted: &all, multi_factor };
+        assert_eq!(judge(Some(&admin), Some(&s(true))).0, Decision::Allow);
+        let (d, why) = judge(Some(&admin), Some(&s(false)));
+        assert_eq!(d, Decision::SignIn);
+        assert!(why.contains("two factors"), "{why}");
+        let (d, why) = judge(Some(&admin), None);
+        assert_eq!(d, Decision::SignIn);
+        assert!(why.contains("not signed in"), "{why}");
+        let other = ["user".to_owned()];
+        let (d, why) = judge(Some(&admin), Some(&Subject { roles: &other, granted: &all, multi_factor: true }));
+        assert_eq!(d, Decision::Forbidden);
+        assert!(why.contains("[admin]") && why.contains("[user]"), "{why}");
+        let (d, why) = judge(Some(&admin), Some(&Subject { roles: &roles, granted: &[], multi_factor: true }));
+        assert_eq!(d, Decision::Forbidden);
+        assert!(why.contains("users:read"), "{why}");
+        assert_eq!(judge(None, Some(&s(true))).0, Decision::Forbidden);
+        assert_eq!(judge(Some(&rule("a.test", &[], Policy::Bypass)), None).0, Decision::Allow);
+        assert_eq!(judge(Some(&rule("a.test", &[], Policy::Deny)), Some(&s(true))).0, Decision::Forbidden);
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub use authority::Principal;
 pub use clients::{ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
 pub use core::Core;
 use db::Db;
-pub use forward_auth::{ForwardAuth, Identity as ForwardIdentity, Target as ForwardTarget, Verdict};
+pub use forward_auth::{
+    Explanation as ForwardExplanation, ForwardAuth, Identity as ForwardIdentity, Target as ForwardTarget, Verdict,
+    describe as describe_rule, shadowed_rules,
+};
 pub use issuing::{ClientInfo, TokenPair};
 pub use keys::{KeyInfo, Keys};
 pub use mfa::{SecondFactor, SecondFactors, TotpEnrolment};

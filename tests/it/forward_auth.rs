@@ -210,3 +210,73 @@ async fn an_mfa_rule_sends_a_password_only_session_back_to_sign_in() {
     // The same session passes where one factor is enough.
     assert_eq!(nginx(&app, "http://app.test/", "GET", Some(&cookie)).await.status(), StatusCode::OK);
 }
+
+/// The operator's view: which rule decides and why, and rules that can never match.
+#[tokio::test]
+async fn the_cli_says_which_rule_decides_and_finds_rules_that_never_match() {
+    use crate::support::{binary, private_dir};
+    let dir = private_dir();
+    let d = dir.path();
+    let rules = r#"
+[[forward_auth.rules]]
+host = "app.example.com"
+paths = ["/public"]
+policy = "bypass"
+
+[[forward_auth.rules]]
+host = "app.example.com"
+paths = ["/admin"]
+policy = "signed_in"
+roles = ["admin"]
+
+[[forward_auth.rules]]
+host = "app.example.com"
+paths = ["/vault"]
+policy = "mfa"
+
+[[forward_auth.rules]]
+host = "*.example.com"
+policy = "signed_in"
+"#;
+    std::fs::write(d.join("config.toml"), rules).unwrap();
+    binary::ok(d, &["user", "add", "ivy@example.com"], None).await;
+    binary::ok(d, &["user", "add", "root@example.com", "--role", "admin"], None).await;
+
+    let out =
+        binary::ok(d, &["forward-auth", "test", "https://app.example.com/admin/x", "--user", "ivy@example.com"], None)
+            .await;
+    assert!(out.contains("forward_auth.rules[1]") && out.contains(r#"roles = ["admin"]"#), "{out}");
+    assert!(out.contains("decision: forbidden") && out.contains("[admin]") && out.contains("[user]"), "{out}");
+    let out =
+        binary::ok(d, &["forward-auth", "test", "https://app.example.com/admin/x", "--user", "root@example.com"], None)
+            .await;
+    assert!(out.contains("decision: allow"), "{out}");
+    // Two factors or not, for the mfa rule; not signed in, for anyone.
+    let vault = "https://app.example.com/vault/";
+    let out = binary::ok(d, &["forward-auth", "test", vault, "--user", "root@example.com"], None).await;
+    assert!(out.contains("forward_auth.rules[2]") && out.contains("decision: sign_in"), "{out}");
+    assert!(out.contains("two factors"), "{out}");
+    let out = binary::ok(d, &["forward-auth", "test", vault, "--user", "root@example.com", "--mfa"], None).await;
+    assert!(out.contains("decision: allow"), "{out}");
+    let out = binary::ok(d, &["forward-auth", "test", "https://app.example.com/public/../admin", "--json"], None).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["rule"].as_u64(), v["decision"].as_str()), (Some(1), Some("sign_in")), "{out}");
+    let out = binary::ok(d, &["forward-auth", "test", "https://other.test/", "--method", "POST"], None).await;
+    assert!(out.contains("rule:     none") && out.contains("decision: forbidden"), "{out}");
+    // Bad input: a clear error, nothing changed.
+    binary::fails(d, &["forward-auth", "test", "not a url"], "an absolute http(s) URL").await;
+    binary::fails(
+        d,
+        &["forward-auth", "test", "https://app.example.com/", "--user", "nobody@example.com"],
+        "not_found",
+    )
+    .await;
+
+    // A rule the one before it wholly covers is reported, and config check fails.
+    assert!(binary::run(d, &["config", "check"], None).await.ok);
+    let shadowed = format!(
+        "{rules}\n[[forward_auth.rules]]\nhost = \"app.example.com\"\npaths = [\"/admin/users\"]\npolicy = \"deny\"\n"
+    );
+    std::fs::write(d.join("config.toml"), shadowed).unwrap();
+    binary::fails(d, &["config", "check"], "forward_auth.rules[4] can never match: forward_auth.rules[1]").await;
+}

@@ -32,6 +32,7 @@ mod passkeys_browser;
 mod privileges;
 mod provider;
 mod provider_browser;
+mod proxies;
 mod readme;
 mod recovery;
 mod sessions;

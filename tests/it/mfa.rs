@@ -45,7 +45,7 @@ fn hotp_here(secret: &[u8], time: u64, digits: u32) -> String {
 }
 
 /// The code for `time` (seconds since the epoch), from outside authd.
-fn code_at(secret_b32: &str, time: u64) -> String {
+pub(crate) fn code_at(secret_b32: &str, time: u64) -> String {
     if has_oathtool() {
         let out =
             Command::new("oathtool").args(["--totp", "-b", "--now", &format!("@{time}"), secret_b32]).output().unwrap();
@@ -56,7 +56,7 @@ fn code_at(secret_b32: &str, time: u64) -> String {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     authd::model::now()
 }
 
@@ -77,7 +77,7 @@ fn the_independent_codes_match_rfc_6238_appendix_b() {
 }
 
 /// Enrols TOTP for a signed-in user; returns the base32 secret and the recovery codes.
-async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
     let r = call(app, access, Method::POST, "/v1/me/mfa/totp", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let e: Value = r.json().await.unwrap();

@@ -124,10 +124,11 @@ fn lang_of(svc: &AuthService, req: &Request, lang: Option<&str>, ui_locales: Opt
     locale(svc, req, asked)
 }
 
-/// The redirect URI's origin of a pending request, for the form's `form-action`.
-async fn target_of(svc: &AuthService, request: &str) -> Option<String> {
+/// Where a form's answer may redirect, for its `form-action`: a pending request's redirect URI,
+/// else `rd` where the forward-auth rules cover it.
+async fn target_of(svc: &AuthService, request: &str, rd: &str) -> Option<String> {
     if request.is_empty() {
-        return None;
+        return svc.forward_auth.return_allowed(rd).then(|| origin_of(rd)).flatten();
     }
     svc.provider.redirect_uri_of(request).await.as_deref().and_then(origin_of)
 }
@@ -209,7 +210,9 @@ pub(super) struct LoginQuery {
 pub(super) async fn login_page(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LoginQuery>) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
     if q.request.is_empty() {
-        return login_form(&svc, StatusCode::OK, &lang, "", LoginPage { rd: &q.rd, ..LoginPage::default() });
+        let target = target_of(&svc, "", &q.rd).await;
+        let page = LoginPage { rd: &q.rd, target: target.as_deref(), ..LoginPage::default() };
+        return login_form(&svc, StatusCode::OK, &lang, "", page);
     }
     match svc.provider.pending_of(&q.request).await {
         Ok(p) => {
@@ -278,7 +281,7 @@ pub(super) async fn login_submit(svc: Data<&Arc<AuthService>>, req: &Request, Fo
     if !csrf_ok(&svc, req, &f.csrf) {
         return forbidden(&svc, &lang);
     }
-    let target = target_of(&svc, &f.request).await;
+    let target = target_of(&svc, &f.request, &f.rd).await;
     let solution = (!f.challenge.is_empty() && !f.nonce.is_empty())
         .then(|| ChallengeSolution::Pow { challenge: f.challenge.clone(), nonce: f.nonce.clone() });
     match svc.provider.sign_in(&f.login, &f.password, client_info(req), solution).await {
@@ -407,7 +410,7 @@ pub(super) async fn upstream_return(
     ))
     .ok();
     // The form shown again keeps the request's client and where its answer may go.
-    let target = target_of(&svc, &request).await;
+    let target = target_of(&svc, &request, "").await;
     let client = match request.is_empty() {
         true => None,
         false => svc.provider.pending_of(&request).await.ok().map(|p| p.client_name),
@@ -479,7 +482,7 @@ pub(super) async fn code_submit(svc: Data<&Arc<AuthService>>, req: &Request, For
         Ok(SignIn::Session(cookie)) => signed_in(&svc, &lang, &f.request, &f.rd, &cookie).await,
         Ok(SignIn::SecondFactor(_)) => failed_page(&svc, &lang, &Error::Internal("a third factor".into())),
         Err(Error::InvalidMfaCode) => {
-            let target = target_of(&svc, &f.request).await;
+            let target = target_of(&svc, &f.request, &f.rd).await;
             let wrong = text::of(&lang).wrong_code;
             code_form(
                 &svc,
@@ -617,7 +620,7 @@ pub(super) async fn passkey_submit(
                     None => return failed_page(&svc, &lang, &e),
                 },
             };
-            let target = target_of(&svc, &f.request).await;
+            let target = target_of(&svc, &f.request, &f.rd).await;
             let client = match f.request.is_empty() {
                 true => None,
                 false => svc.provider.pending_of(&f.request).await.ok().map(|p| p.client_name),

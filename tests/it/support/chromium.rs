@@ -32,6 +32,11 @@ impl Browser {
     /// A headless Chromium session, or `None` (with a note) where chromedriver is not installed
     /// and CI does not demand it.
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// The same, with more command-line flags for Chromium.
+    pub async fn start_with(extra: &[String]) -> Option<Self> {
         let installed = std::path::Path::new("/usr/bin/chromedriver").exists();
         if !installed {
             return super::unavailable("Browser", "install chromedriver (apt-get install chromium chromium-driver)");
@@ -77,7 +82,10 @@ impl Browser {
                 "--disable-quic".into(),
                 "--no-first-run".into(),
                 format!("--user-data-dir={}", profile.path().display()),
-            ];
+            ]
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>();
             let caps = json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}

@@ -8,6 +8,7 @@
 //! - [`oidc`]: a real OpenID Provider that authd signs in with, and an application's login.
 //! - [`ports`]: `free_port`, and fakes (poem endpoints) served on a loopback port.
 //! - [`postgres`]: a fresh database on the shared test PostgreSQL, or a cluster of one's own.
+//! - [`proxy`]: nginx, Caddy or Traefik running a forward-auth sample from `contrib/`.
 //! - [`redis`]: a Redis server of the test's own.
 //! - [`sms`]: an SMS gateway that checks authd's signature and keeps the messages.
 //! - [`smtp`]: a real SMTP server that keeps what authd sends, parsed.
@@ -23,6 +24,7 @@ mod chromium;
 pub mod oidc;
 mod ports;
 mod postgres;
+mod proxy;
 mod redis;
 mod sms;
 mod smtp;
@@ -35,6 +37,7 @@ pub use chromium::Browser;
 pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
 pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
+pub use proxy::{Proxy, ProxyKind};
 pub use redis::Redis;
 pub use sms::SmsGateway;
 pub use smtp::{MailSink, SinkTls};
