@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, OpenApi, param::Header};
 
-use super::{client::client_info, cookies::read_cookie, pages::session_cookie_name, problem::ApiError, views::ApiTags};
+use super::{client::client_info, cookies::read_cookie, pages::forward_cookie_name, problem::ApiError, views::ApiTags};
 use crate::{
     error::{Error, FieldError},
     service::{AuthService, ForwardIdentity, ForwardTarget, Verdict},
@@ -50,7 +50,18 @@ enum Reply {
 
 fn allowed(who: Option<ForwardIdentity>) -> Reply {
     let w = who.unwrap_or_default();
-    Reply::Allowed(w.user, w.email, w.name, w.groups, w.session)
+    let h = |v: String| header_safe(&v);
+    Reply::Allowed(h(w.user), h(w.email), h(w.name), h(w.groups), h(w.session))
+}
+
+/// A header value that can always be sent: bytes outside printable ASCII are percent-encoded
+/// (UTF-8), so that a name like `José` arrives as `Jos%C3%A9` rather than not at all.
+fn header_safe(v: &str) -> String {
+    const UNSAFE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return v.to_owned();
+    }
+    percent_encoding::utf8_percent_encode(v, UNSAFE).to_string()
 }
 
 /// Target headers that are there but make no URL: a rule the schema cannot say, so 422.
@@ -69,7 +80,7 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 async fn decide(svc: &AuthService, req: &Request, target: &ForwardTarget) -> Result<Verdict, ApiError> {
-    let cookie = read_cookie(req, session_cookie_name(svc));
+    let cookie = read_cookie(req, forward_cookie_name(svc));
     Ok(svc.forward_auth.check(target, cookie.as_deref(), bearer(req), client_info(req).ip).await?)
 }
 

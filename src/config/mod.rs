@@ -732,6 +732,22 @@ impl Config {
             if d.is_empty() || d.contains(['/', ':', ' ']) || !d.contains('.') && d != "localhost" {
                 return fail("forward_auth.cookie_domain", format!("`{d}` is not a domain, e.g. example.com"));
             }
+            let public_host = self
+                .server
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok()?.host_str().map(str::to_ascii_lowercase));
+            if let Some(h) = public_host
+                && h != d.to_ascii_lowercase()
+                && !h.ends_with(&format!(".{}", d.to_ascii_lowercase()))
+            {
+                return fail(
+                    "forward_auth.cookie_domain",
+                    format!(
+                        "`{d}` must be server.public_url's host `{h}` or a parent of it, or signing in sets a cookie the browser refuses"
+                    ),
+                );
+            }
             let http = self.server.public_url.as_deref().is_none_or(|u| u.starts_with("http://"));
             if http && !f.insecure_cookies {
                 return fail(
@@ -749,6 +765,9 @@ impl Config {
             }
             if r.scheme.as_deref().is_some_and(|s| s != "http" && s != "https") {
                 return fail(&key, "scheme is \"http\" or \"https\"".into());
+            }
+            if r.methods.iter().any(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase())) {
+                return fail(&key, "methods are upper case, as sent: \"GET\", \"POST\"".into());
             }
             if r.paths.iter().any(|p| !p.starts_with('/')) {
                 return fail(&key, "each path starts with /".into());

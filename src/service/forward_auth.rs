@@ -27,6 +27,10 @@ pub struct Target {
     pub host: String,
     /// The path as sent (percent-encoded), without the query.
     pub path: String,
+    /// Whether the path reads one way only: no dot segments, empty segments, encoded slashes or
+    /// backslashes, `;` parameters or NUL, literal or encoded. Any other path might be read one
+    /// way here and another by the application, so it is refused.
+    pub canonical: bool,
     /// The whole URL, where the user goes back to after signing in.
     pub url: String,
 }
@@ -38,14 +42,39 @@ impl Target {
         if !matches!(u.scheme(), "http" | "https") || method.is_empty() || method.len() > 16 {
             return None;
         }
+        // The URL parser resolves dot segments and backslashes; the rules judge what was sent.
+        let path = raw_path(url);
+        let host = u.host_str()?;
         Some(Self {
-            method: method.to_ascii_uppercase(),
+            method: method.to_owned(),
             scheme: u.scheme().to_owned(),
-            host: u.host_str()?.to_ascii_lowercase(),
-            path: u.path().to_owned(),
+            host: host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase(),
+            canonical: canonical(&path),
+            path,
             url: u.into(),
         })
     }
+}
+
+/// The path of an absolute URL as written: after the authority, before the query.
+fn raw_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    match rest.find(['/', '\\']) {
+        Some(i) => rest[i..].to_owned(),
+        None => "/".to_owned(),
+    }
+}
+
+/// See [`Target::canonical`].
+fn canonical(path: &str) -> bool {
+    if path.contains(['\\', ';']) || path.contains("//") {
+        return false;
+    }
+    path.split('/').skip(1).all(|seg| match percent_encoding::percent_decode_str(seg).decode_utf8() {
+        Ok(s) => !matches!(&*s, "." | "..") && !s.contains(['/', '\\', ';', '\0']),
+        Err(_) => false,
+    })
 }
 
 /// Who the request is from, as the identity headers tell the application.
@@ -93,10 +122,7 @@ pub fn normal_path(path: &str) -> String {
 }
 
 fn percent_encoding_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -122,7 +148,7 @@ pub fn rule_for<'a>(rules: &'a [ForwardRule], target: &Target, ip: Option<IpAddr
         host_matches(&r.host, &target.host)
             && scheme_allowed(r, &target.scheme)
             && (r.paths.is_empty() || r.paths.iter().any(|p| path_matches(p, &path)))
-            && (r.methods.is_empty() || r.methods.iter().any(|m| m.eq_ignore_ascii_case(&target.method)))
+            && (r.methods.is_empty() || r.methods.contains(&target.method))
             && (r.networks.is_empty() || ip.is_some_and(|ip| r.networks.iter().any(|n| n.contains(&ip))))
     })
 }
@@ -195,8 +221,7 @@ fn covers(a: &ForwardRule, b: &ForwardRule) -> bool {
     let scheme = a.scheme.as_deref() == Some("http") || b.scheme.as_deref() != Some("http");
     let paths =
         a.paths.is_empty() || !b.paths.is_empty() && b.paths.iter().all(|p| a.paths.iter().any(|q| path_matches(q, p)));
-    let methods = a.methods.is_empty()
-        || !b.methods.is_empty() && b.methods.iter().all(|m| a.methods.iter().any(|n| n.eq_ignore_ascii_case(m)));
+    let methods = a.methods.is_empty() || !b.methods.is_empty() && b.methods.iter().all(|m| a.methods.contains(m));
     let networks = a.networks.is_empty()
         || !b.networks.is_empty() && b.networks.iter().all(|n| a.networks.iter().any(|m| m.contains(n)));
     host && scheme && paths && methods && networks
@@ -266,6 +291,9 @@ impl ForwardAuth {
         bearer: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<Verdict> {
+        if !target.canonical {
+            return Ok(Verdict::Forbidden);
+        }
         let rule = rule_for(&self.core.cfg.forward_auth.rules, target, ip);
         // Bypass, deny and no rule need nobody looked up.
         if !rule.is_some_and(|r| matches!(r.policy, Policy::SignedIn | Policy::Mfa)) {
@@ -318,6 +346,16 @@ impl ForwardAuth {
             Error::Invalid(vec![FieldError::new("url", "invalid_target", "an absolute http(s) URL and a method")])
         })?;
         let rules = &self.core.cfg.forward_auth.rules;
+        if !target.canonical {
+            let why = "the path has dot or empty segments, encoded slashes, backslashes or `;`: the \
+                       application might read it otherwise than the rules, so it is refused";
+            return Ok(Explanation {
+                rule: None,
+                rule_text: None,
+                decision: Decision::Forbidden.as_str().into(),
+                why: why.into(),
+            });
+        }
         let rule = rule_for(rules, &target, ip);
         let user = match login {
             Some(l) => {
@@ -341,7 +379,7 @@ impl ForwardAuth {
 
     /// The user, session and its methods, from memory where they were read lately.
     async fn who(&self, cookie: Option<&str>, bearer: Option<&str>) -> Result<Option<(User, Uuid, Vec<String>)>> {
-        if let Some(b) = self.provider.browser(cookie).await? {
+        if let Some(b) = self.provider.forwarded(cookie).await? {
             return Ok(Some((b.user, b.session.id, b.session.amr)));
         }
         let Some(ctx) = bearer.and_then(|t| self.tokens.authenticate(t).ok()) else { return Ok(None) };
@@ -362,16 +400,15 @@ impl ForwardAuth {
         Ok(Some((user, ctx.session_id, ctx.claims.amr.clone())))
     }
 
-    /// Whether the hosted login may send a user back to `rd`: a URL on a host the rules cover,
-    /// over https unless that rule allows plain http.
-    pub fn return_allowed(&self, rd: &str) -> bool {
-        let Some(target) = Target::parse(rd, "GET") else { return false };
-        self.core
-            .cfg
-            .forward_auth
-            .rules
+    /// Where the hosted login may send a user back to for `rd`: the URL as parsed, when it is on
+    /// a host the rules cover, over https unless that rule allows plain http.
+    pub fn return_to(&self, rd: &str) -> Option<String> {
+        let target = Target::parse(rd, "GET")?;
+        let rules = &self.core.cfg.forward_auth.rules;
+        rules
             .iter()
             .any(|r| host_matches(&r.host, &target.host) && scheme_allowed(r, &target.scheme))
+            .then_some(target.url)
     }
 }
 
@@ -411,6 +448,38 @@ mod tests {
         assert_eq!(decide("https://app.example.com/public/../admin"), Some(Policy::SignedIn));
         assert_eq!(decide("https://app.example.com/public/%2e%2e/admin"), Some(Policy::SignedIn));
         assert_eq!(decide("https://app.example.com/x?/public"), Some(Policy::SignedIn), "the query never counts");
+    }
+
+    #[test]
+    fn a_path_that_could_be_read_two_ways_is_not_canonical() {
+        for ok in ["/", "/notes", "/notes/7/", "/a%20b", "/caf%C3%A9", "/a.b/..c/d..", "/x?y=/../z", "/q#/../f"] {
+            let t = target(&format!("https://app.test{ok}"));
+            assert!(t.canonical, "{ok}");
+        }
+        for bad in [
+            "/public/../admin",
+            "/public/%2e%2e/admin",
+            "/public/%2E./admin",
+            "/public//../admin",
+            "/admin/..%2Fpublic",
+            "/public%2fadmin",
+            "/public%5Cadmin",
+            "/public\\..\\admin",
+            "/public/..;/admin",
+            "/admin;x/users",
+            "/a/./b",
+            "/a//b",
+            "/a/%00",
+            "/a/%FF",
+        ] {
+            let t = target(&format!("https://app.test{bad}"));
+            assert!(!t.canonical, "{bad}");
+        }
+        // The raw path, not the URL parser's: `&` is an ordinary character.
+        let t = target("https://app.test/public&/x");
+        assert_eq!((t.path.as_str(), normal_path(&t.path).as_str()), ("/public&/x", "/public&/x"));
+        // One trailing dot on the host is the same host.
+        assert_eq!(target("https://App.Test./x").host, "app.test");
     }
 
     #[test]
@@ -485,7 +554,7 @@ mod tests {
     #[test]
     fn methods_and_networks_narrow_a_rule() {
         let mut r = rule("app.test", &[], Policy::Bypass);
-        r.methods = vec!["get".into()];
+        r.methods = vec!["GET".into()];
         r.networks = vec!["10.0.0.0/8".parse().unwrap()];
         let rules = [r];
         let t = target("https://app.test/");
@@ -494,5 +563,8 @@ mod tests {
         assert!(rule_for(&rules, &t, None).is_none());
         let post = Target::parse("https://app.test/", "POST").unwrap();
         assert!(rule_for(&rules, &post, Some("10.1.2.3".parse().unwrap())).is_none());
+        // Methods are compared as sent: `get` is not `GET`.
+        let lower = Target::parse("https://app.test/", "get").unwrap();
+        assert!(rule_for(&rules, &lower, Some("10.1.2.3".parse().unwrap())).is_none());
     }
 }

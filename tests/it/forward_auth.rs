@@ -30,8 +30,9 @@ fn rules(c: &mut Config) {
     ];
 }
 
-/// Signs in on the hosted login with `rd`; the answer and the session cookie it set.
-async fn hosted_sign_in(app: &TestApp, b: &Client, who: &str, rd: &str) -> (Response, String) {
+/// Signs in on the hosted login with `rd`; the answer, and the forward-auth cookie and the
+/// session cookie it set (`name=value`).
+async fn hosted_sign_in(app: &TestApp, b: &Client, who: &str, rd: &str) -> (Response, String, String) {
     let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
     let html = b.get(app.url(&format!("/ui/login?rd={q}"))).send().await.unwrap().text().await.unwrap();
     let re = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap();
@@ -39,15 +40,17 @@ async fn hosted_sign_in(app: &TestApp, b: &Client, who: &str, rd: &str) -> (Resp
     assert!(html.contains("name=\"rd\" value=\"") && !html.contains("name=\"rd\" value=\"\""), "{html}");
     let form = [("csrf", csrf.as_str()), ("login", who), ("password", PASSWORD), ("rd", rd)];
     let r = b.post(app.url("/ui/login")).form(&form).send().await.unwrap();
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("authd_session="))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .unwrap_or_default();
-    (r, cookie)
+    let set = |name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (forward, session) = (set("authd_forward"), set("authd_session"));
+    (r, forward, session)
 }
 
 /// nginx's question.
@@ -87,7 +90,7 @@ async fn a_proxy_asks_and_authd_answers_by_the_rules() {
     let app = TestApp::spawn_with(rules).await;
     app.register("fay@example.com").await;
     let t = Tokens::from(&app.login("fay@example.com", PASSWORD).await);
-    let patch = json!({"name": "Fay Doe"});
+    let patch = json!({"name": "Fay Doë"});
     app.http.patch(app.url("/v1/me")).bearer_auth(&t.access).json(&patch).send().await.unwrap();
 
     // Not signed in: nginx gets 401 with the hosted login in Location, coming back to the page.
@@ -104,22 +107,41 @@ async fn a_proxy_asks_and_authd_answers_by_the_rules() {
     // What no rule covers, and what a rule denies, is refused.
     assert_eq!(nginx(&app, "http://other.test/", "GET", None).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(nginx(&app, "http://app.test/closed", "GET", None).await.status(), StatusCode::FORBIDDEN);
-    // A dot segment does not walk out of a bypass path.
-    let r = nginx(&app, "http://app.test/public/%2e%2e/notes", "GET", None).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A path the application might read otherwise than the rules is refused, even under a
+    // bypass path; the path's case counts.
+    for p in
+        ["/public/%2e%2e/notes", "/public/..%2Fnotes", "/public//../notes", "/public/..;/notes", "/public\\..\\notes"]
+    {
+        let r = nginx(&app, &format!("http://app.test{p}"), "GET", None).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{p}");
+    }
+    assert_eq!(nginx(&app, "http://app.test/PUBLIC/x", "GET", None).await.status(), StatusCode::UNAUTHORIZED);
 
     // Signing in on the hosted login comes back to the page.
     let b = browser();
-    let (r, cookie) = hosted_sign_in(&app, &b, "fay@example.com", "http://app.test/notes?id=7").await;
+    let (r, cookie, page_cookie) = hosted_sign_in(&app, &b, "fay@example.com", "http://app.test/notes?id=7").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(header(&r, "location"), "http://app.test/notes?id=7");
     let r = nginx(&app, "http://app.test/notes?id=7", "GET", Some(&cookie)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "remote-user"), "fay@example.com");
     assert_eq!(header(&r, "remote-email"), "fay@example.com");
-    assert_eq!(header(&r, "remote-name"), "Fay Doe");
+    // Outside ASCII, percent-encoded rather than left out.
+    assert_eq!(header(&r, "remote-name"), "Fay Do%C3%AB");
     assert_eq!(header(&r, "remote-groups"), "user");
     assert!(!header(&r, "remote-session").is_empty());
+    // The forward-auth cookie opens forward-auth only: not the account page, which the
+    // applications it is shared with must not reach; and the page's own cookie is no
+    // forward-auth cookie.
+    let value = cookie.split_once('=').unwrap().1;
+    let r =
+        browser().get(app.url("/ui/account")).header("Cookie", format!("authd_session={value}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(header(&r, "location").starts_with("/ui/login"));
+    assert_eq!(b.get(app.url("/ui/account")).send().await.unwrap().status(), StatusCode::OK);
+    let r =
+        nginx(&app, "http://app.test/notes", "GET", Some(&page_cookie.replace("authd_session", "authd_forward"))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // A role the user lacks: 403.
     assert_eq!(nginx(&app, "http://app.test/admin/", "GET", Some(&cookie)).await.status(), StatusCode::FORBIDDEN);
     // A bearer token works as the cookie does.
@@ -179,11 +201,13 @@ async fn rd_never_leads_off_the_covered_hosts_and_disabling_locks_at_once() {
     let gus = app.register("gus@example.com").await;
     let b = browser();
     for rd in ["http://evil.test/", "https://app.test.evil.test/", "javascript:alert(1)", "//evil.test/"] {
-        let (r, _) = hosted_sign_in(&app, &b, "gus@example.com", rd).await;
+        let (r, _, _) = hosted_sign_in(&app, &b, "gus@example.com", rd).await;
         assert_eq!(r.status(), StatusCode::OK, "{rd}: a page, never a redirect");
         assert!(r.headers().get("location").is_none(), "{rd}");
     }
-    let (_, cookie) = hosted_sign_in(&app, &b, "gus@example.com", "http://app.test/").await;
+    // Followed as parsed, never as the raw text.
+    let (r, cookie, _) = hosted_sign_in(&app, &b, "gus@example.com", "HTTP://App.Test./Notes?x=1").await;
+    assert_eq!(r.headers()["location"], "http://app.test./Notes?x=1");
     assert_eq!(nginx(&app, "http://app.test/", "GET", Some(&cookie)).await.status(), StatusCode::OK);
     let id = gus["id"].as_str().unwrap();
     let r = app
@@ -203,7 +227,7 @@ async fn an_mfa_rule_sends_a_password_only_session_back_to_sign_in() {
     let app = TestApp::spawn_with(rules).await;
     app.register("hal@example.com").await;
     let b = browser();
-    let (_, cookie) = hosted_sign_in(&app, &b, "hal@example.com", "http://vault.test/").await;
+    let (_, cookie, _) = hosted_sign_in(&app, &b, "hal@example.com", "http://vault.test/").await;
     let r = nginx(&app, "http://vault.test/", "GET", Some(&cookie)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(header(&r, "location").contains("/ui/login?rd="));
@@ -258,9 +282,12 @@ policy = "signed_in"
     assert!(out.contains("two factors"), "{out}");
     let out = binary::ok(d, &["forward-auth", "test", vault, "--user", "root@example.com", "--mfa"], None).await;
     assert!(out.contains("decision: allow"), "{out}");
-    let out = binary::ok(d, &["forward-auth", "test", "https://app.example.com/public/../admin", "--json"], None).await;
+    let out = binary::ok(d, &["forward-auth", "test", "https://app.example.com/admin/x", "--json"], None).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((v["rule"].as_u64(), v["decision"].as_str()), (Some(1), Some("sign_in")), "{out}");
+    // A path that could be read two ways is refused before any rule.
+    let out = binary::ok(d, &["forward-auth", "test", "https://app.example.com/public/../admin"], None).await;
+    assert!(out.contains("rule:     none") && out.contains("decision: forbidden") && out.contains("dot"), "{out}");
     let out = binary::ok(d, &["forward-auth", "test", "https://other.test/", "--method", "POST"], None).await;
     assert!(out.contains("rule:     none") && out.contains("decision: forbidden"), "{out}");
     // Bad input: a clear error, nothing changed.

@@ -7,7 +7,7 @@ mod sign_in;
 mod templates;
 mod text;
 
-pub use sign_in::{authorize, end_session, session_cookie_name};
+pub use sign_in::{authorize, end_session, forward_cookie_name};
 
 use std::sync::Arc;
 

@@ -24,32 +24,45 @@ use crate::{
     },
 };
 
-/// The browser session's cookie: `__Host-` and `Secure` when authd is reached over https.
+/// The browser session's cookie, for authd's own pages: `__Host-` and `Secure` when authd is
+/// reached over https.
 pub fn session_cookie_name(svc: &AuthService) -> &'static str {
-    let https = svc.public_url().starts_with("https://");
-    // `__Host-` forbids a Domain: a cookie shared with applications (forward-auth) is `__Secure-`.
-    match (https, svc.config().forward_auth.cookie_domain.is_some()) {
-        (true, false) => "__Host-authd_session",
-        (true, true) => "__Secure-authd_session",
-        (false, _) => "authd_session",
-    }
+    if svc.public_url().starts_with("https://") { "__Host-authd_session" } else { "authd_session" }
 }
 
-fn session_cookie(svc: &AuthService, value: &str, max_age: u64) -> Option<HeaderValue> {
+/// The forward-auth cookie: the same session, sealed for `/v1/authz/*` alone, so that the
+/// applications it is shared with (`forward_auth.cookie_domain`) cannot use it on authd's pages.
+/// `__Host-` forbids a Domain, hence `__Secure-`.
+pub fn forward_cookie_name(svc: &AuthService) -> &'static str {
+    if svc.public_url().starts_with("https://") { "__Secure-authd_forward" } else { "authd_forward" }
+}
+
+/// The session's cookies (empty `value`: their removal): the session itself, host-only, and
+/// where forward-auth rules exist, the forward-auth cookie over `forward_auth.cookie_domain`.
+fn session_cookies(svc: &AuthService, value: &str, max_age: u64) -> Vec<HeaderValue> {
     let secure = if svc.public_url().starts_with("https://") { "; Secure" } else { "" };
-    let domain = match &svc.config().forward_auth.cookie_domain {
-        Some(d) => format!("; Domain={}", d.trim_start_matches('.')),
-        None => String::new(),
-    };
-    let cookie = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}{domain}",
+    let mut cookies = vec![format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
         session_cookie_name(svc)
-    );
-    HeaderValue::from_str(&cookie).ok()
+    )];
+    let fa = &svc.config().forward_auth;
+    if !fa.rules.is_empty() {
+        let forward = match value {
+            "" => String::new(),
+            v => svc.provider.forward_cookie(v).unwrap_or_default(),
+        };
+        let domain = fa.cookie_domain.as_ref().map(|d| format!("; Domain={}", d.trim_start_matches('.')));
+        cookies.push(format!(
+            "{}={forward}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}{}",
+            forward_cookie_name(svc),
+            domain.unwrap_or_default()
+        ));
+    }
+    cookies.iter().filter_map(|c| HeaderValue::from_str(c).ok()).collect()
 }
 
-fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(c) = cookie {
+fn with_cookie(mut resp: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    for c in cookies {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
@@ -96,12 +109,7 @@ fn failed_page(svc: &AuthService, lang: &str, e: &Error) -> Response {
 }
 
 /// What a decision on an authorization request looks like to the browser.
-fn answer(
-    svc: &AuthService,
-    lang: &str,
-    outcome: Result<Authorized, Refused>,
-    cookie: Option<HeaderValue>,
-) -> Response {
+fn answer(svc: &AuthService, lang: &str, outcome: Result<Authorized, Refused>, cookie: Vec<HeaderValue>) -> Response {
     let resp = match outcome {
         Ok(Authorized::Redirect(to)) => see_other(&to),
         Ok(Authorized::Login(p)) => {
@@ -128,7 +136,7 @@ fn lang_of(svc: &AuthService, req: &Request, lang: Option<&str>, ui_locales: Opt
 /// else `rd` where the forward-auth rules cover it.
 async fn target_of(svc: &AuthService, request: &str, rd: &str) -> Option<String> {
     if request.is_empty() {
-        return svc.forward_auth.return_allowed(rd).then(|| origin_of(rd)).flatten();
+        return svc.forward_auth.return_to(rd).as_deref().and_then(origin_of);
     }
     svc.provider.redirect_uri_of(request).await.as_deref().and_then(origin_of)
 }
@@ -193,7 +201,7 @@ pub async fn authorize(svc: Data<&Arc<AuthService>>, req: &Request, body: poem::
     let lang = lang_of(&svc, req, lang_param.as_deref(), ui_locales.as_deref());
     let cookie = read_cookie(req, session_cookie_name(&svc));
     let outcome = svc.provider.authorize(params, cookie.as_deref()).await;
-    answer(&svc, &lang, outcome, None)
+    answer(&svc, &lang, outcome, Vec::new())
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -247,9 +255,9 @@ pub(super) struct LoginForm {
 /// cover it (anything else: a page says so, never a redirect elsewhere).
 async fn signed_in(svc: &AuthService, lang: &str, request: &str, rd: &str, cookie: &str) -> Response {
     let max_age = svc.config().tokens.refresh_ttl.as_secs();
-    let set = session_cookie(svc, cookie, max_age);
-    if request.is_empty() && !rd.is_empty() && svc.forward_auth.return_allowed(rd) {
-        return with_cookie(see_other(rd), set);
+    let set = session_cookies(svc, cookie, max_age);
+    if let Some(to) = svc.forward_auth.return_to(rd).filter(|_| request.is_empty()) {
+        return with_cookie(see_other(&to), set);
     }
     if request.is_empty() {
         let resp = page(svc, StatusCode::OK, lang, "pages/signed_in.html", context! {});
@@ -526,7 +534,7 @@ pub(super) async fn consent_submit(
     }
     let cookie = read_cookie(req, session_cookie_name(&svc));
     let outcome = svc.provider.consent(&f.request, cookie.as_deref(), f.decision == "allow").await;
-    answer(&svc, &lang, outcome, None)
+    answer(&svc, &lang, outcome, Vec::new())
 }
 
 /// `GET|POST /oauth2/logout` (OIDC RP-Initiated Logout).
@@ -549,7 +557,7 @@ pub async fn end_session(svc: Data<&Arc<AuthService>>, req: &Request, body: poem
         return forbidden(&svc, &lang);
     }
     let cookie = read_cookie(req, session_cookie_name(&svc));
-    let clear = session_cookie(&svc, "", 0);
+    let clear = session_cookies(&svc, "", 0);
     match svc.provider.end_session(&params, cookie.as_deref(), confirmed).await {
         Ok(LoggedOut::Redirect(to)) => with_cookie(see_other(&to), clear),
         Ok(LoggedOut::Confirm) => {

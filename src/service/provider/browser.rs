@@ -9,6 +9,23 @@ impl Provider {
     /// hears of), the user (from the user cache every write refreshes) and the roles.
     pub async fn browser(&self, cookie: Option<&str>) -> Result<Option<Browser>> {
         let Some(sid) = cookie.and_then(|c| self.open::<Uuid>(SEAL_BROWSER, c)) else { return Ok(None) };
+        self.browser_session(sid).await
+    }
+
+    /// The forward-auth cookie of a browser cookie: the same session, sealed for forward-auth
+    /// alone.
+    pub fn forward_cookie(&self, browser_cookie: &str) -> Option<String> {
+        let sid = self.open::<Uuid>(SEAL_BROWSER, browser_cookie)?;
+        self.seal(SEAL_FORWARD, &sid).ok()
+    }
+
+    /// The browser session a forward-auth cookie names, as [`Self::browser`].
+    pub async fn forwarded(&self, cookie: Option<&str>) -> Result<Option<Browser>> {
+        let Some(sid) = cookie.and_then(|c| self.open::<Uuid>(SEAL_FORWARD, c)) else { return Ok(None) };
+        self.browser_session(sid).await
+    }
+
+    async fn browser_session(&self, sid: Uuid) -> Result<Option<Browser>> {
         let session = match self.recent_browsers.get(&sid) {
             Some(s) => s,
             None => {

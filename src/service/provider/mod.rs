@@ -63,6 +63,8 @@ const AUTHORIZATION_PARAMS: [&str; 15] = [
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 const SEAL_REQUEST: &str = "authorization_request";
 const SEAL_BROWSER: &str = "browser_session";
+/// The same session, for forward-auth alone (a cookie shared with applications).
+const SEAL_FORWARD: &str = "forward_auth_session";
 const SEAL_CODE: &str = "authorization_code";
 const SEAL_PUSHED: &str = "pushed_request";
 const SEAL_UPSTREAM: &str = "hosted_upstream_login";

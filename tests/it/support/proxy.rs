@@ -98,7 +98,7 @@ impl Proxy {
             ProxyKind::Nginx => {
                 let (cert, key) = certificate(d);
                 let site = substituted(&sample("nginx/forward-auth.conf"), authd, app)
-                    .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+                    .replace("listen 443 ssl", &format!("listen 127.0.0.1:{port} ssl"))
                     .replace("/etc/letsencrypt/live/example.com/fullchain.pem", &cert.display().to_string())
                     .replace("/etc/letsencrypt/live/example.com/privkey.pem", &key.display().to_string());
                 std::fs::write(d.join("forward-auth.conf"), site).unwrap();
