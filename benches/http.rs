@@ -174,7 +174,7 @@ async fn session_cookie(addr: SocketAddr, email: &str) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("authd_session="));
+        .find(|c| c.starts_with("authd_forward="));
     cookie.unwrap().split(';').next().unwrap().to_owned()
 }
 

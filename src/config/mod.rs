@@ -54,16 +54,24 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-/// The local admin socket through which the CLI reaches a running server.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The local admin socket through which the CLI reaches a running server, and the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
+    /// The admin console at `/ui/admin`, for signed-in users who hold admin permissions.
+    pub console: bool,
     /// Where the socket is created; default: beside the database, `<storage.path>` with `.sock`.
     pub socket: Option<PathBuf>,
     /// Uids besides root and the server's own that may use the socket. Only when this names
     /// another uid is the socket made connectable by others (mode 0666); the peer's credentials
     /// are checked on every connection either way.
     pub allowed_uids: Vec<u32>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { console: true, socket: None, allowed_uids: Vec::new() }
+    }
 }
 
 /// One webhook endpoint (Standard Webhooks signing).

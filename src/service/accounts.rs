@@ -207,6 +207,12 @@ impl Accounts {
         self.user_profile(id).await
     }
 
+    /// A user by id, email, phone or username, for an admin (needs `users:read`).
+    pub async fn admin_find_user(&self, by: &Principal, who: &str) -> Result<User> {
+        self.core.authority(by, "users:read")?;
+        self.find_user(who).await
+    }
+
     /// A user's live sessions, for an admin (needs `users:read`).
     pub async fn admin_sessions(&self, by: &Principal, id: Uuid) -> Result<Vec<crate::model::Session>> {
         self.core.authority(by, "users:read")?;

@@ -6,6 +6,7 @@ mod audit_log;
 mod audit_sink;
 mod authority;
 mod clients;
+mod console;
 mod core;
 mod db;
 mod forward_auth;
@@ -32,6 +33,7 @@ pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
 pub use audit_log::AuditLog;
 pub use authority::Principal;
 pub use clients::{ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
+pub use console::{CONSOLE_PERMISSIONS, Console, Viewer};
 pub use core::Core;
 use db::Db;
 pub use forward_auth::{
@@ -104,6 +106,8 @@ pub struct AuthService {
     pub forward_auth: ForwardAuth,
     /// Roles and what they grant.
     pub roles: Roles,
+    /// The admin console's rules.
+    pub console: Console,
 }
 
 impl AuthService {
@@ -264,7 +268,8 @@ impl AuthService {
             keys: Keys::new(c()),
             clients: Clients::new(c()),
             provider: Arc::clone(&provider),
-            forward_auth: ForwardAuth::new(c(), provider, tokens.clone()),
+            forward_auth: ForwardAuth::new(c(), Arc::clone(&provider), tokens.clone()),
+            console: Console::new(c(), provider),
             webhooks: Webhooks::new(c()),
             audit: AuditLog::new(c()),
             tokens,

@@ -13,6 +13,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::{
+    authority::{Authority, Principal},
     core::{Core, security_event},
     db::Tx,
     issuing::{ClientInfo, Opener, TokenPair, end_sessions, open_session},
@@ -473,15 +474,31 @@ impl Passkeys {
     /// Removes one of the caller's passkeys, after a recent sign-in; the last way in stays.
     pub async fn remove(&self, ctx: &AuthContext, id: Uuid) -> Result<()> {
         self.core.require_recent_auth(ctx)?;
-        self.remove_for(ctx.user_id, id, Some(ctx.session_id)).await
+        self.remove_for(ctx.user_id, id, Some(ctx.session_id), None).await
     }
 
-    pub(super) async fn remove_for(&self, user_id: Uuid, id: Uuid, session: Option<Uuid>) -> Result<()> {
+    /// An administrator removes a user's passkey (never their last way in). Needs `users:write`
+    /// and every permission the user has.
+    pub async fn admin_remove(&self, by: &Principal, user_id: Uuid, id: Uuid) -> Result<()> {
+        let authority = self.core.authority(by, "users:write")?;
+        self.remove_for(user_id, id, None, Some(authority)).await
+    }
+
+    pub(super) async fn remove_for(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        session: Option<Uuid>,
+        authority: Option<Authority>,
+    ) -> Result<()> {
         self.core
             .db(move |s| {
                 s.write(|tx| {
                     let p = tx.passkey(id)?.filter(|p| p.user_id == user_id).ok_or(Error::NotFound("passkey"))?;
                     let u = tx.user(user_id)?.ok_or(Error::NotFound("user"))?;
+                    if let Some(a) = &authority {
+                        a.may_change(&u.roles)?;
+                    }
                     if !other_way_in(tx, &u, id)? {
                         return Err(Error::LastLoginMethod);
                     }

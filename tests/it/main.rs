@@ -11,6 +11,8 @@ mod audit;
 mod bad_input;
 mod cli;
 mod clients;
+mod console;
+mod console_browser;
 mod cookies;
 mod crash;
 mod details;

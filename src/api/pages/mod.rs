@@ -3,6 +3,7 @@
 //! no script, a strict CSP, a double-submit CSRF cookie, English and Russian.
 
 mod account;
+mod admin;
 mod sign_in;
 mod templates;
 mod text;
@@ -48,6 +49,7 @@ pub fn routes() -> Route {
         .at("/account", poem::get(account::account_page).post(account::account_submit))
         .at("/account/passkey", poem::post(account::passkey_begin))
         .at("/account/passkey/finish", poem::post(account::passkey_finish))
+        .nest("/admin", admin::routes())
 }
 
 #[derive(serde::Deserialize)]
@@ -325,7 +327,7 @@ mod tests {
     type Case = (&'static str, Value, fn(&text::Text) -> &'static str);
 
     fn pages() -> Vec<Case> {
-        vec![
+        let shown: Vec<Case> = vec![
             ("pages/verify.html", context! { token => "tok", csrf => "c" }, |t| t.verify_title),
             ("pages/verified.html", context! {}, |t| t.verified_title),
             ("pages/reset.html", context! { token => "tok", csrf => "c", problem => None::<&str> }, |t| t.reset_title),
@@ -402,6 +404,109 @@ mod tests {
                 recovery_codes => Vec::<String>::new(), notice => None::<&str>, problem => None::<&str>, step_up => false },
                 |t| t.account_title,
             ),
+        ];
+        shown.into_iter().chain(console_pages()).collect()
+    }
+
+    /// The console's pages, each with its frame, full and empty.
+    fn console_pages() -> Vec<Case> {
+        let frame = |all: bool| {
+            context! { csrf => "c", viewer => "root@example.com", nav => context! { users => all, audit => all, keys => all },
+            notice => all.then_some("n"), problem => all.then_some("p"), step_up => all.then_some("/ui/login?rd=%2Fui%2Fadmin") }
+        };
+        let with = |all: bool, v: Value| merge_maps([frame(all), v]);
+        let user = |totp: bool, disabled: bool| {
+            context! { id => "u", login => "ann@example.com", email => "ann@example.com", phone => None::<&str>,
+            username => None::<&str>, name => "Ann", status => "active", disabled, roles => vec!["user"],
+            created => "2026", totp }
+        };
+        let can = |all: bool| context! { write => all, disable => all, revoke => all, audit => all };
+        vec![
+            ("pages/admin/home.html", with(true, context! {}), |t| t.admin_title),
+            ("pages/admin/home.html", with(false, context! {}), |t| t.admin_title),
+            (
+                "pages/admin/users.html",
+                with(
+                    true,
+                    context! { users => vec![context! { id => "u", login => "ann@example.com", status => "active",
+                    roles => "user", created => "2026" }], next => "after=u", q => "ann", role => "", status => "active",
+                    can_create => true },
+                ),
+                |t| t.admin_users,
+            ),
+            (
+                "pages/admin/users.html",
+                with(
+                    false,
+                    context! { users => Vec::<Value>::new(), next => None::<&str>, q => "", role => "", status => "",
+                    can_create => false },
+                ),
+                |t| t.admin_users,
+            ),
+            (
+                "pages/admin/user.html",
+                with(
+                    true,
+                    context! { user => user(true, false), can => can(true),
+                    sessions => vec![context! { id => "s", device => "Firefox", ip => "::1", last_used => "2026", client => None::<&str> }],
+                    identities => vec![context! { id => "i", provider => "google", email => "ann@example.com" }],
+                    passkeys => vec![context! { id => "k", name => "Phone", created => "2026" }],
+                    events => vec![context! { time => "2026", event => "user.login", outcome => "success", actor => "user:u", ip => "::1" }],
+                    link => "https://auth.example.com/ui/recover?token=x" },
+                ),
+                |t| t.admin_user,
+            ),
+            (
+                "pages/admin/user.html",
+                with(
+                    false,
+                    context! { user => user(false, false), can => can(false), sessions => Vec::<Value>::new(),
+                    identities => Vec::<Value>::new(), passkeys => Vec::<Value>::new(), events => Vec::<Value>::new(),
+                    link => None::<&str> },
+                ),
+                |t| t.admin_user,
+            ),
+            (
+                "pages/admin/user.html",
+                with(
+                    false,
+                    context! { user => user(false, true), can => can(true), sessions => Vec::<Value>::new(),
+                    identities => Vec::<Value>::new(), passkeys => Vec::<Value>::new(), events => Vec::<Value>::new(),
+                    link => None::<&str> },
+                ),
+                |t| t.admin_user,
+            ),
+            (
+                "pages/admin/audit.html",
+                with(
+                    true,
+                    context! { events => vec![context! { time => "2026", event => "user.login", outcome => "success",
+                    actor => "user:u", user => "u", ip => "::1" }], older => "before=e", event => "", user => "", since => "" },
+                ),
+                |t| t.admin_audit,
+            ),
+            (
+                "pages/admin/audit.html",
+                with(
+                    false,
+                    context! { events => Vec::<Value>::new(), older => None::<&str>, event => "", user => "", since => "" },
+                ),
+                |t| t.admin_audit,
+            ),
+            (
+                "pages/admin/keys.html",
+                with(
+                    true,
+                    context! { keys => vec![context! { kid => "k1", alg => "EdDSA", state => "active", created => "2026",
+                    retire_at => None::<&str> }], can_rotate => true },
+                ),
+                |t| t.admin_keys,
+            ),
+            (
+                "pages/admin/keys.html",
+                with(false, context! { keys => Vec::<Value>::new(), can_rotate => false }),
+                |t| t.admin_keys,
+            ),
         ]
     }
 
@@ -454,6 +559,10 @@ mod tests {
                     "wrong_current_password",
                     "linked",
                     "link_failed",
+                    "admin_no_access",
+                    "admin_refused",
+                    "admin_not_found",
+                    "admin_done",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }

@@ -259,12 +259,23 @@ async fn signed_in(svc: &AuthService, lang: &str, request: &str, rd: &str, cooki
     if let Some(to) = svc.forward_auth.return_to(rd).filter(|_| request.is_empty()) {
         return with_cookie(see_other(&to), set);
     }
+    if let Some(to) = local_return(rd).filter(|_| request.is_empty()) {
+        return with_cookie(see_other(to), set);
+    }
     if request.is_empty() {
         let resp = page(svc, StatusCode::OK, lang, "pages/signed_in.html", context! {});
         return with_cookie(resp, set);
     }
     let outcome = svc.provider.resume(request, Some(cookie)).await;
     answer(svc, lang, outcome, set)
+}
+
+/// A page of authd's own to go back to after signing in (the console sends a user to sign in
+/// again before a destructive action): a path under `/ui/admin` or `/ui/account`, nothing that
+/// could lead off this origin.
+fn local_return(rd: &str) -> Option<&str> {
+    let own = rd.starts_with("/ui/admin") || rd.starts_with("/ui/account");
+    (own && !rd.contains(['\\', '\r', '\n']) && !rd.contains("//") && !rd.contains("/.")).then_some(rd)
 }
 
 /// Why a sign-in was refused, in the user's words, with its status.

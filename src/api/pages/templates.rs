@@ -29,6 +29,12 @@ const SHIPPED: &[(&str, &str)] = &[
     ("pages/signed_out.html", include_str!("../../../templates/pages/signed_out.html")),
     ("pages/recover.html", include_str!("../../../templates/pages/recover.html")),
     ("pages/account.html", include_str!("../../../templates/pages/account.html")),
+    ("pages/admin/base.html", include_str!("../../../templates/pages/admin/base.html")),
+    ("pages/admin/home.html", include_str!("../../../templates/pages/admin/home.html")),
+    ("pages/admin/users.html", include_str!("../../../templates/pages/admin/users.html")),
+    ("pages/admin/user.html", include_str!("../../../templates/pages/admin/user.html")),
+    ("pages/admin/audit.html", include_str!("../../../templates/pages/admin/audit.html")),
+    ("pages/admin/keys.html", include_str!("../../../templates/pages/admin/keys.html")),
 ];
 
 /// The pages' only style, allowed by its hash in the CSP.
@@ -37,7 +43,12 @@ label{display:block;margin-top:1rem;font-weight:600}\
 input{display:block;width:100%;padding:.5rem;margin-top:.25rem;font-size:1rem;box-sizing:border-box}\
 button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem}\
 button:focus,input:focus,a:focus{outline:3px solid #1a56db;outline-offset:2px}\
-.note{padding:.75rem;border:2px solid currentColor;margin-top:1rem}";
+.note{padding:.75rem;border:2px solid currentColor;margin-top:1rem}\
+body.wide{max-width:72rem}nav a{margin-right:1rem}\
+table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #767676;vertical-align:top}\
+.scroll{overflow-x:auto}select{display:block;padding:.5rem;margin-top:.25rem;font-size:1rem}\
+form.inline{display:inline}form.inline button{margin-top:0;padding:.2rem .6rem}\
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}";
 
 /// The pages' only script: on the login form, when a proof of work is due, it finds the nonce
 /// (SHA-256 of `<challenge>:<nonce>` with `difficulty` leading zero bits, as

@@ -523,6 +523,270 @@ strings! {
         en: "The current password is wrong.",
         ru: "Текущий пароль неверен.",
     }
+    admin_title {
+        en: "Admin console",
+        ru: "Консоль администратора",
+    }
+    admin_nav {
+        en: "Sections",
+        ru: "Разделы",
+    }
+    admin_users {
+        en: "Users",
+        ru: "Пользователи",
+    }
+    admin_audit {
+        en: "Audit log",
+        ru: "Журнал аудита",
+    }
+    admin_keys {
+        en: "Signing keys",
+        ru: "Ключи подписи",
+    }
+    admin_signed_in_as {
+        en: "Signed in as",
+        ru: "Вы вошли как",
+    }
+    admin_home_intro {
+        en: "Choose a section above. Each shows only what your permissions allow.",
+        ru: "Выберите раздел выше. В каждом видно только то, что позволяют ваши права.",
+    }
+    admin_no_access {
+        en: "Your account holds no administrative permission.",
+        ru: "У вашей учётной записи нет прав администратора.",
+    }
+    admin_refused {
+        en: "Not allowed: your permissions do not cover this.",
+        ru: "Нельзя: ваших прав на это не хватает.",
+    }
+    admin_not_found {
+        en: "Not found.",
+        ru: "Не найдено.",
+    }
+    admin_done {
+        en: "Done.",
+        ru: "Готово.",
+    }
+    admin_step_up {
+        en: "This action needs a recent sign-in.",
+        ru: "Для этого действия нужен недавний вход.",
+    }
+    admin_sign_in_again {
+        en: "Sign in again",
+        ru: "Войти снова",
+    }
+    admin_search {
+        en: "Login starts with",
+        ru: "Логин начинается с",
+    }
+    admin_status {
+        en: "Status",
+        ru: "Статус",
+    }
+    admin_any {
+        en: "Any",
+        ru: "Любой",
+    }
+    admin_role {
+        en: "Role",
+        ru: "Роль",
+    }
+    admin_find {
+        en: "Find",
+        ru: "Найти",
+    }
+    admin_login {
+        en: "Login",
+        ru: "Логин",
+    }
+    admin_roles {
+        en: "Roles",
+        ru: "Роли",
+    }
+    admin_created {
+        en: "Created",
+        ru: "Создан",
+    }
+    admin_none {
+        en: "Nothing here.",
+        ru: "Здесь ничего нет.",
+    }
+    admin_next {
+        en: "Next page",
+        ru: "Следующая страница",
+    }
+    admin_create_user {
+        en: "Create a user",
+        ru: "Создать пользователя",
+    }
+    admin_email {
+        en: "Email",
+        ru: "Эл. почта",
+    }
+    admin_phone {
+        en: "Phone",
+        ru: "Телефон",
+    }
+    admin_username {
+        en: "Username",
+        ru: "Имя пользователя",
+    }
+    admin_name {
+        en: "Name",
+        ru: "Имя",
+    }
+    admin_password_optional {
+        en: "Password (optional: without one, the user sets it by a reset)",
+        ru: "Пароль (необязательно: без него пользователь задаст его через сброс)",
+    }
+    admin_create {
+        en: "Create",
+        ru: "Создать",
+    }
+    admin_profile {
+        en: "Profile",
+        ru: "Профиль",
+    }
+    admin_disable {
+        en: "Disable",
+        ru: "Заблокировать",
+    }
+    admin_enable {
+        en: "Enable",
+        ru: "Разблокировать",
+    }
+    admin_grant {
+        en: "Grant",
+        ru: "Выдать",
+    }
+    admin_revoke {
+        en: "Revoke",
+        ru: "Отозвать",
+    }
+    admin_sessions {
+        en: "Sessions",
+        ru: "Сеансы",
+    }
+    admin_device {
+        en: "Device",
+        ru: "Устройство",
+    }
+    admin_last_used {
+        en: "Last used",
+        ru: "Последнее использование",
+    }
+    admin_client {
+        en: "Application",
+        ru: "Приложение",
+    }
+    admin_end {
+        en: "End",
+        ru: "Завершить",
+    }
+    admin_end_all {
+        en: "End all sessions",
+        ru: "Завершить все сеансы",
+    }
+    admin_identities {
+        en: "Linked accounts",
+        ru: "Связанные учётные записи",
+    }
+    admin_unlink {
+        en: "Unlink",
+        ru: "Отвязать",
+    }
+    admin_factors {
+        en: "Second factors",
+        ru: "Вторые факторы",
+    }
+    admin_totp_on {
+        en: "TOTP is on.",
+        ru: "TOTP включён.",
+    }
+    admin_totp_off {
+        en: "No TOTP.",
+        ru: "TOTP не включён.",
+    }
+    admin_reset_totp {
+        en: "Reset TOTP and recovery codes",
+        ru: "Сбросить TOTP и коды восстановления",
+    }
+    admin_passkeys {
+        en: "Passkeys",
+        ru: "Ключи доступа",
+    }
+    admin_remove {
+        en: "Remove",
+        ru: "Удалить",
+    }
+    admin_recovery {
+        en: "Recovery",
+        ru: "Восстановление",
+    }
+    admin_recovery_link {
+        en: "Make a recovery link",
+        ru: "Создать ссылку для восстановления",
+    }
+    admin_link_once {
+        en: "Give the user this link; it works once and is not shown again:",
+        ru: "Передайте пользователю эту ссылку; она действует один раз и больше не будет показана:",
+    }
+    admin_trail {
+        en: "Audit trail",
+        ru: "История событий",
+    }
+    admin_time {
+        en: "Time",
+        ru: "Время",
+    }
+    admin_event {
+        en: "Event",
+        ru: "Событие",
+    }
+    admin_outcome {
+        en: "Outcome",
+        ru: "Итог",
+    }
+    admin_actor {
+        en: "Actor",
+        ru: "Кто",
+    }
+    admin_user {
+        en: "User",
+        ru: "Пользователь",
+    }
+    admin_since {
+        en: "Since (an age like 24h, or a date)",
+        ru: "С какого времени (давность вроде 24h или дата)",
+    }
+    admin_filter {
+        en: "Filter",
+        ru: "Отобрать",
+    }
+    admin_older {
+        en: "Older",
+        ru: "Раньше",
+    }
+    admin_kid {
+        en: "Key id",
+        ru: "Идентификатор ключа",
+    }
+    admin_alg {
+        en: "Algorithm",
+        ru: "Алгоритм",
+    }
+    admin_state {
+        en: "State",
+        ru: "Состояние",
+    }
+    admin_retires {
+        en: "Retires",
+        ru: "Выводится",
+    }
+    admin_rotate {
+        en: "Rotate: make a new key active",
+        ru: "Сменить: сделать активным новый ключ",
+    }
 }
 
 /// The strings of `lang`; English unless it is Russian.

@@ -1,0 +1,222 @@
+//! The admin console over HTTP, as a browser without script uses it: sign in on the hosted login,
+//! then pages and forms, each refused where the viewer's permissions, the CSRF token or a fresh
+//! sign-in are missing. The Chromium story is in `console_browser`.
+
+use authd::config::HumanDuration;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp, oidc::browser};
+
+/// Signs `who` in on the hosted login in browser `b`.
+pub(crate) async fn console_sign_in(app: &TestApp, b: &Client, who: &str) {
+    let html = b.get(app.url("/ui/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", field(&html, "csrf")), ("login", who.to_owned()), ("password", PASSWORD.to_owned())];
+    let r = b.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{who} signs in");
+}
+
+fn field(html: &str, name: &str) -> String {
+    let re = regex::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
+    re.captures(html).unwrap_or_else(|| panic!("no {name} in {html}"))[1].to_owned()
+}
+
+/// Opens a console page; its status and HTML.
+async fn open(app: &TestApp, b: &Client, path: &str) -> (StatusCode, String) {
+    let r = b.get(app.url(path)).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// Posts a form of the user page at `path` (its CSRF token read from the page, as a browser
+/// would send it).
+async fn act(app: &TestApp, b: &Client, path: &str, action: &str, item: &str) -> Response {
+    let (_, mut html) = open(app, b, path).await;
+    if !html.contains("name=\"csrf\"") {
+        // A page with no form for this viewer: a forger takes the token of any other page.
+        html = open(app, b, "/ui/account").await.1;
+    }
+    let form = [("csrf", field(&html, "csrf")), ("action", action.to_owned()), ("item", item.to_owned())];
+    b.post(app.url(path)).form(&form).send().await.unwrap()
+}
+
+async fn user_id(app: &TestApp, admin: &str, email: &str) -> String {
+    let r = app.get_auth(&format!("/v1/admin/users?q={email}"), admin).await;
+    let v: Value = r.json().await.unwrap();
+    v["users"][0]["id"].as_str().unwrap_or_else(|| panic!("{email}: {v}")).to_owned()
+}
+
+async fn roles_of(app: &TestApp, admin: &str, id: &str) -> Value {
+    let v: Value = app.get_auth(&format!("/v1/admin/users/{id}"), admin).await.json().await.unwrap();
+    v["roles"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_finds_a_user_disables_them_grants_a_role_and_reads_the_trail() {
+    let app = TestApp::spawn().await;
+    let root = app.admin("root@example.com").await;
+    let zed = app.signed_in("zed1@example.com").await;
+    let zed2 = app.signed_in("zed2@example.com").await;
+    app.register("amy@example.com").await;
+    let b = browser();
+
+    // Not signed in: to the hosted login, coming back to the console.
+    let r = b.get(app.url("/ui/admin/users?q=zed")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/ui/login?lang=en&rd=%2Fui%2Fadmin%2Fusers%3Fq%3Dzed");
+    console_sign_in(&app, &b, "root@example.com").await;
+
+    // Every section, and the page framed by nobody.
+    let r = b.get(app.url("/ui/admin")).send().await.unwrap();
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let html = r.text().await.unwrap();
+    for section in ["/ui/admin/users", "/ui/admin/audit", "/ui/admin/keys"] {
+        assert!(html.contains(&format!("href=\"{section}?")), "{section}: {html}");
+    }
+
+    // Found by the start of the login, not others.
+    let (s, html) = open(&app, &b, "/ui/admin/users?q=zed").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("zed1@example.com") && html.contains("zed2@example.com"), "{html}");
+    assert!(!html.contains("amy@example.com"), "{html}");
+
+    // Disabled: the user's next call is refused.
+    let id = user_id(&app, &root.access, "zed1@example.com").await;
+    let page = format!("/ui/admin/users/{id}");
+    let r = act(&app, &b, &page, "disable", "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.status_of_me(&zed.access).await, StatusCode::UNAUTHORIZED);
+    let (_, html) = open(&app, &b, &page).await;
+    assert!(html.contains(r#"<dd id="status">disabled</dd>"#), "{html}");
+
+    // A role granted, a session ended.
+    let id2 = user_id(&app, &root.access, "zed2@example.com").await;
+    let page2 = format!("/ui/admin/users/{id2}");
+    assert_eq!(act(&app, &b, &page2, "grant", "moderator").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(roles_of(&app, &root.access, &id2).await, json!(["user", "moderator"]));
+    let r = act(&app, &b, &page2, "end_session", "not-a-session").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let sessions: Value =
+        app.get_auth(&format!("/v1/admin/users/{id2}/sessions"), &root.access).await.json().await.unwrap();
+    let session = sessions[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(act(&app, &b, &page2, "end_session", &session).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.refresh(&zed2.refresh).await.status(), StatusCode::UNAUTHORIZED);
+
+    // A recovery link, shown once.
+    let r = act(&app, &b, &page2, "recovery_link", "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"recovery-link\"") && html.contains("recover?token="), "{html}");
+
+    // A new signing key.
+    let (_, html) = open(&app, &b, "/ui/admin/keys").await;
+    let before = html.matches(">active<").count();
+    let r = b.post(app.url("/ui/admin/keys")).form(&[("csrf", field(&html, "csrf"))]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, html) = open(&app, &b, "/ui/admin/keys").await;
+    assert!(html.matches(">retiring<").count() + html.matches(">active<").count() > before, "{html}");
+
+    // What was just done, in the audit log and on the user's trail.
+    let (_, html) = open(&app, &b, "/ui/admin/audit?event=user.disabled").await;
+    assert!(html.contains("user.disabled") && html.contains(&id), "{html}");
+    assert!(!html.contains("user.roles_changed"), "{html}");
+    let (_, html) = open(&app, &b, "/ui/admin/audit?user=zed2%40example.com").await;
+    assert!(html.contains(&id2) && !html.contains(&id), "{html}");
+    let (_, html) = open(&app, &b, &page).await;
+    assert!(html.contains("id=\"trail\"") && html.contains("user.disabled"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothing() {
+    let app = TestApp::spawn_with(|c| c.security.step_up_window = HumanDuration::secs(2)).await;
+    let root = app.admin("root@example.com").await;
+    let r = app
+        .post_auth("/v1/admin/roles", &root.access, &json!({"name": "helpdesk", "permissions": ["users:read"]}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.user_with_roles("help@example.com", &["helpdesk"]).await;
+    let zed = app.signed_in("zed@example.com").await;
+    let id = user_id(&app, &root.access, "zed@example.com").await;
+    let page = format!("/ui/admin/users/{id}");
+
+    // users:read alone: the user, and no button that would fail; no keys or audit sections.
+    let help = browser();
+    console_sign_in(&app, &help, "help@example.com").await;
+    let (s, html) = open(&app, &help, &page).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("zed@example.com"), "{html}");
+    for absent in [
+        "value=\"disable\"",
+        "value=\"grant\"",
+        "value=\"end_sessions\"",
+        "value=\"recovery_link\"",
+        "href=\"/ui/admin/keys",
+    ] {
+        assert!(!html.contains(absent), "{absent}: {html}");
+    }
+    // A forged POST is refused by the service, and nothing changes.
+    let r = act(&app, &help, &page, "disable", "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.status_of_me(&zed.access).await, StatusCode::OK);
+    let (s, _) = open(&app, &help, "/ui/admin/keys").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Without the form's CSRF token: refused.
+    let admin = browser();
+    console_sign_in(&app, &admin, "root@example.com").await;
+    let r = admin.post(app.url(&page)).form(&[("csrf", "forged"), ("action", "disable")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.status_of_me(&zed.access).await, StatusCode::OK);
+
+    // Past the step-up window a destructive action asks for a fresh sign-in, which comes back.
+    // (Sign-in times count in whole seconds.)
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let r = act(&app, &admin, &page, "disable", "").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let html = r.text().await.unwrap();
+    let again = format!("&#x2f;ui&#x2f;login?lang=en&amp;rd=%2Fui%2Fadmin%2Fusers%2F{id}");
+    assert!(html.contains(&again), "{html}");
+    assert_eq!(app.status_of_me(&zed.access).await, StatusCode::OK);
+    // Signing in again with that rd lands back on the user's page.
+    let login = format!("/ui/login?lang=en&rd=%2Fui%2Fadmin%2Fusers%2F{id}");
+    let html = admin.get(app.url(&login)).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", field(&html, "csrf")),
+        ("login", "root@example.com".to_owned()),
+        ("password", PASSWORD.to_owned()),
+        ("rd", page.clone()),
+    ];
+    let r = admin.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+    assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, page.as_str()));
+    assert_eq!(act(&app, &admin, &page, "disable", "").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.status_of_me(&zed.access).await, StatusCode::UNAUTHORIZED);
+    // rd leads only to authd's own pages.
+    for rd in ["//evil.test/ui/admin", "/ui/admin/../../evil", "https://evil.test/"] {
+        let html = admin.get(app.url("/ui/login")).send().await.unwrap().text().await.unwrap();
+        let form = [
+            ("csrf", field(&html, "csrf")),
+            ("login", "root@example.com".to_owned()),
+            ("password", PASSWORD.to_owned()),
+            ("rd", rd.to_owned()),
+        ];
+        let r = admin.post(app.url("/ui/login")).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{rd}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_for_admins_and_can_be_off() {
+    let app = TestApp::spawn().await;
+    app.register("amy@example.com").await;
+    let b = browser();
+    console_sign_in(&app, &b, "amy@example.com").await;
+    let (s, html) = open(&app, &b, "/ui/admin").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(html.contains("no administrative permission"), "{html}");
+
+    let off = TestApp::spawn_with(|c| c.admin.console = false).await;
+    off.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(&off, &b, "root@example.com").await;
+    assert_eq!(open(&off, &b, "/ui/admin").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(open(&off, &b, "/ui/admin/users").await.0, StatusCode::NOT_FOUND);
+}
