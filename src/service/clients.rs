@@ -74,6 +74,15 @@ pub struct NewClient {
     pub id_token_signed_response_alg: Option<String>,
 }
 
+/// An administrator's change to a client's addresses and flags.
+#[derive(Debug, Clone, Default)]
+pub struct ClientEdit {
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub trusted: bool,
+    pub require_par: bool,
+}
+
 /// How a caller of the token, PAR, revocation or introspection endpoint presented itself.
 #[derive(Debug, Clone)]
 pub struct Presented {
@@ -266,6 +275,51 @@ impl Clients {
             })
             .await?;
         Ok(ClientInfo::of(&client, Some(secret)))
+    }
+
+    /// Replaces a client's redirect URIs and flags, under the rules of creating one. Needs
+    /// `clients:write` and every permission of the client's roles (and an admin's, to make it
+    /// trusted).
+    pub async fn edit(&self, by: &Principal, id: Uuid, edit: ClientEdit) -> Result<ClientInfo> {
+        let authority = self.core.authority(by, "clients:write")?;
+        if edit.redirect_uris.len() > MAX_URIS || edit.post_logout_redirect_uris.len() > MAX_URIS {
+            return Err(Error::invalid("redirect_uris", "too_many", "at most 10 URIs"));
+        }
+        for u in &edit.redirect_uris {
+            check_redirect("redirect_uris", u)?;
+        }
+        for u in &edit.post_logout_redirect_uris {
+            check_redirect("post_logout_redirect_uris", u)?;
+        }
+        if edit.trusted {
+            authority.may_assign(&["admin".to_owned()])?;
+        }
+        let client = self
+            .core
+            .db(move |s| {
+                s.write(|tx| {
+                    let mut c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
+                    authority.may_change(&c.roles)?;
+                    if c.is_public() && edit.redirect_uris.is_empty() {
+                        return Err(Error::invalid(
+                            "redirect_uris",
+                            "required",
+                            "a public client signs users in: give a redirect URI",
+                        ));
+                    }
+                    c.redirect_uris = edit.redirect_uris;
+                    c.post_logout_redirect_uris = edit.post_logout_redirect_uris;
+                    c.trusted = edit.trusted;
+                    c.require_par = edit.require_par;
+                    tx.put_client(&c)?;
+                    let details = serde_json::json!({"client_id": id, "redirect_uris": c.redirect_uris,
+                        "trusted": c.trusted, "require_par": c.require_par});
+                    tx.audit("client.updated", None, None, details)?;
+                    Ok(c)
+                })
+            })
+            .await?;
+        Ok(ClientInfo::of(&client, None))
     }
 
     pub async fn delete(&self, by: &Principal, id: Uuid) -> Result<()> {

@@ -32,7 +32,7 @@ pub use crate::security::key_ring::KeyRing;
 pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
 pub use audit_log::AuditLog;
 pub use authority::Principal;
-pub use clients::{ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
+pub use clients::{ClientEdit, ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
 pub use console::{CONSOLE_PERMISSIONS, Console, Viewer};
 pub use core::Core;
 use db::Db;

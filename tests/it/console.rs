@@ -220,3 +220,95 @@ async fn the_console_is_for_admins_and_can_be_off() {
     assert_eq!(open(&off, &b, "/ui/admin").await.0, StatusCode::NOT_FOUND);
     assert_eq!(open(&off, &b, "/ui/admin/users").await.0, StatusCode::NOT_FOUND);
 }
+
+/// The client id and secret the page shows once.
+fn shown_secret(html: &str) -> (String, String) {
+    let re =
+        regex::Regex::new(r#"<code id="client-id">([^<]+)</code> <code id="client-secret">([^<]+)</code>"#).unwrap();
+    let c = re.captures(html).unwrap_or_else(|| panic!("no secret shown: {html}"));
+    (c[1].to_owned(), c[2].to_owned())
+}
+
+async fn client_token(app: &TestApp, id: &str, secret: &str) -> StatusCode {
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    app.http.post(app.url("/v1/token")).form(&form).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_clients_and_roles_and_a_secret_is_shown_once() {
+    let app = TestApp::spawn().await;
+    let root = app.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(&app, &b, "root@example.com").await;
+    let post = async |path: &str, form: &[(&str, &str)]| {
+        let (_, html) = open(&app, &b, path).await;
+        let csrf = field(&html, "csrf");
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        b.post(app.url(path)).form(&all).send().await.unwrap()
+    };
+
+    // A backend: created, its secret shown once and working; never shown again.
+    let r = post("/ui/admin/clients", &[("action", "create"), ("name", "billing"), ("roles", "user")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (id, secret) = shown_secret(&r.text().await.unwrap());
+    assert_eq!(client_token(&app, &id, &secret).await, StatusCode::OK);
+    let (_, html) = open(&app, &b, "/ui/admin/clients").await;
+    assert!(html.contains("billing") && !html.contains(&secret), "{html}");
+    // A new secret: the old one stops working.
+    let r = post("/ui/admin/clients", &[("action", "rotate"), ("id", &id)]).await;
+    let (_, fresh) = shown_secret(&r.text().await.unwrap());
+    assert_eq!(client_token(&app, &id, &secret).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(client_token(&app, &id, &fresh).await, StatusCode::OK);
+
+    // A relying party's redirect URIs edited in place; a bad one refused with nothing changed.
+    let r = post(
+        "/ui/admin/clients",
+        &[("action", "create"), ("name", "photos"), ("redirect_uris", "https://photos.example/cb"), ("public", "on")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "a public client has no secret to show");
+    let clients: Value = app.get_auth("/v1/admin/clients", &root.access).await.json().await.unwrap();
+    let photos = clients.as_array().unwrap().iter().find(|c| c["name"] == "photos").unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let edit = [
+        ("action", "edit"),
+        ("id", photos.as_str()),
+        ("redirect_uris", "https://photos.example/cb\nhttps://photos.example/cb2"),
+    ];
+    assert_eq!(post("/ui/admin/clients", &edit).await.status(), StatusCode::SEE_OTHER);
+    let bad = [("action", "edit"), ("id", photos.as_str()), ("redirect_uris", "javascript:alert(1)")];
+    assert_eq!(post("/ui/admin/clients", &bad).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let shown: Value = app.get_auth(&format!("/v1/admin/clients/{photos}"), &root.access).await.json().await.unwrap();
+    assert_eq!(shown["redirect_uris"], json!(["https://photos.example/cb", "https://photos.example/cb2"]));
+    // Deleted: its tokens are refused at once.
+    assert_eq!(post("/ui/admin/clients", &[("action", "delete"), ("id", &id)]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(client_token(&app, &id, &fresh).await, StatusCode::UNAUTHORIZED);
+
+    // A role: created, given a permission, made to require a second factor, its holders listed.
+    let r = post("/ui/admin/roles", &[("action", "create"), ("name", "helpdesk"), ("permission", "users:read")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post("/ui/admin/roles", &[("action", "grant"), ("name", "helpdesk"), ("permission", "audit:read")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post("/ui/admin/roles", &[("action", "require_mfa"), ("name", "helpdesk")]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let roles: Value = app.get_auth("/v1/admin/roles", &root.access).await.json().await.unwrap();
+    let helpdesk = roles.as_array().unwrap().iter().find(|r| r["name"] == "helpdesk").unwrap().clone();
+    assert_eq!(
+        (helpdesk["permissions"].clone(), helpdesk["require_mfa"].clone()),
+        (json!(["audit:read", "users:read"]), json!(true))
+    );
+    let (_, html) = open(&app, &b, "/ui/admin/roles").await;
+    assert!(html.contains("role=helpdesk"), "{html}");
+    // A built-in role cannot be deleted: refused, and said why.
+    let r = post("/ui/admin/roles", &[("action", "delete"), ("name", "user")]).await;
+    assert!(r.status().is_client_error());
+}

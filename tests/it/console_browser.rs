@@ -92,11 +92,25 @@ async fn in_chromium_an_admin_acts_on_users_and_keys_and_reads_the_trail() {
     chromium.shown("p[role=status]").await;
     assert!(chromium.text("tbody").await.matches("retiring").count() > before);
 
+    // A client created; its secret, shown once, works.
+    chromium.open(&app.url("/ui/admin/clients")).await;
+    assert_accessible(&chromium, "clients").await;
+    chromium.type_into("#client-name", "billing").await;
+    chromium.click("form:has(input[value=create]) button").await;
+    chromium.shown("#client-secret").await;
+    let (id, secret) = (chromium.text("#client-id").await, chromium.text("#client-secret").await);
+    let form = [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())];
+    let r = app.http.post(app.url("/v1/token")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_accessible(&chromium, "clients, a secret shown").await;
+    chromium.open(&app.url("/ui/admin/roles")).await;
+    assert_accessible(&chromium, "roles").await;
+
     // The trail of what was just done.
     chromium.open(&app.url("/ui/admin/audit")).await;
     assert_accessible(&chromium, "audit").await;
     let trail = chromium.text("tbody").await;
-    for event in ["user.disabled", "user.roles_changed", "key.rotated"] {
+    for event in ["user.disabled", "user.roles_changed", "key.rotated", "client.created"] {
         assert!(trail.contains(event), "{event}: {trail}");
     }
     chromium.open(&app.url("/ui/admin")).await;

@@ -411,7 +411,7 @@ mod tests {
     /// The console's pages, each with its frame, full and empty.
     fn console_pages() -> Vec<Case> {
         let frame = |all: bool| {
-            context! { csrf => "c", viewer => "root@example.com", nav => context! { users => all, audit => all, keys => all },
+            context! { csrf => "c", viewer => "root@example.com", nav => context! { users => all, roles => all, clients => all, audit => all, keys => all },
             notice => all.then_some("n"), problem => all.then_some("p"), step_up => all.then_some("/ui/login?rd=%2Fui%2Fadmin") }
         };
         let with = |all: bool, v: Value| merge_maps([frame(all), v]);
@@ -506,6 +506,46 @@ mod tests {
                 "pages/admin/keys.html",
                 with(false, context! { keys => Vec::<Value>::new(), can_rotate => false }),
                 |t| t.admin_keys,
+            ),
+            (
+                "pages/admin/roles.html",
+                with(
+                    true,
+                    context! { roles => vec![
+                        context! { name => "helpdesk", permissions => vec!["users:read"], builtin => false, require_mfa => true, holders => "role=helpdesk" },
+                        context! { name => "user", permissions => Vec::<String>::new(), builtin => true, require_mfa => false, holders => "role=user" },
+                    ], can_write => true, can_see_users => true },
+                ),
+                |t| t.admin_roles,
+            ),
+            (
+                "pages/admin/roles.html",
+                with(false, context! { roles => Vec::<Value>::new(), can_write => false, can_see_users => false }),
+                |t| t.admin_roles,
+            ),
+            (
+                "pages/admin/clients.html",
+                with(
+                    true,
+                    context! { clients => vec![
+                        context! { id => "c1", name => "Photos", roles => "user", redirect_uris => "https://photos.example/cb",
+                        post_logout_redirect_uris => "", public => false, trusted => true, require_par => true, created => "2026" },
+                        context! { id => "c2", name => "App", roles => "user", redirect_uris => "https://app.example/cb",
+                        post_logout_redirect_uris => "", public => true, trusted => false, require_par => false, created => "2026" },
+                    ], secret => context! { id => "c1", secret => "s" }, can_write => true },
+                ),
+                |t| t.admin_clients,
+            ),
+            (
+                "pages/admin/clients.html",
+                with(
+                    false,
+                    context! { clients => vec![
+                        context! { id => "c1", name => "Photos", roles => "user", redirect_uris => "https://photos.example/cb",
+                        post_logout_redirect_uris => "", public => false, trusted => false, require_par => false, created => "2026" },
+                    ], secret => None::<Value>, can_write => false },
+                ),
+                |t| t.admin_clients,
             ),
         ]
     }

@@ -35,6 +35,8 @@ const SHIPPED: &[(&str, &str)] = &[
     ("pages/admin/user.html", include_str!("../../../templates/pages/admin/user.html")),
     ("pages/admin/audit.html", include_str!("../../../templates/pages/admin/audit.html")),
     ("pages/admin/keys.html", include_str!("../../../templates/pages/admin/keys.html")),
+    ("pages/admin/roles.html", include_str!("../../../templates/pages/admin/roles.html")),
+    ("pages/admin/clients.html", include_str!("../../../templates/pages/admin/clients.html")),
 ];
 
 /// The pages' only style, allowed by its hash in the CSP.
@@ -46,7 +48,8 @@ button:focus,input:focus,a:focus{outline:3px solid #1a56db;outline-offset:2px}\
 .note{padding:.75rem;border:2px solid currentColor;margin-top:1rem}\
 body.wide{max-width:72rem}nav a{margin-right:1rem}\
 table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #767676;vertical-align:top}\
-.scroll{overflow-x:auto}select{display:block;padding:.5rem;margin-top:.25rem;font-size:1rem}\
+.scroll{overflow-x:auto}textarea{display:block;width:100%;padding:.5rem;margin-top:.25rem;font-size:1rem;box-sizing:border-box}\
+label input[type=checkbox]{display:inline;width:auto;margin-right:.5rem}select{display:block;padding:.5rem;margin-top:.25rem;font-size:1rem}\
 form.inline{display:inline}form.inline button{margin-top:0;padding:.2rem .6rem}\
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}";
 

@@ -787,6 +787,90 @@ strings! {
         en: "Rotate: make a new key active",
         ru: "Сменить: сделать активным новый ключ",
     }
+    admin_clients {
+        en: "Clients",
+        ru: "Клиенты",
+    }
+    admin_permission {
+        en: "Permission",
+        ru: "Право",
+    }
+    admin_permissions {
+        en: "Permissions (separated by spaces)",
+        ru: "Права (через пробел)",
+    }
+    admin_create_role {
+        en: "Create a role",
+        ru: "Создать роль",
+    }
+    admin_holders {
+        en: "Who holds it",
+        ru: "У кого она есть",
+    }
+    admin_mfa_required {
+        en: "Its holders need a second factor.",
+        ru: "Её обладателям нужен второй фактор.",
+    }
+    admin_mfa_optional {
+        en: "A second factor is up to its holders.",
+        ru: "Второй фактор — на усмотрение её обладателей.",
+    }
+    admin_mfa_required_button {
+        en: "Require a second factor",
+        ru: "Требовать второй фактор",
+    }
+    admin_mfa_optional_button {
+        en: "Stop requiring a second factor",
+        ru: "Не требовать второй фактор",
+    }
+    admin_secret_once {
+        en: "The client id and its secret, which is not shown again:",
+        ru: "Идентификатор и секрет клиента; секрет больше не будет показан:",
+    }
+    admin_kind {
+        en: "Kind",
+        ru: "Вид",
+    }
+    admin_public {
+        en: "Public (no secret; PKCE)",
+        ru: "Публичный (без секрета; PKCE)",
+    }
+    admin_confidential {
+        en: "Confidential (with a secret)",
+        ru: "Конфиденциальный (с секретом)",
+    }
+    admin_redirect_uris {
+        en: "Redirect URIs, one per line",
+        ru: "Адреса возврата, по одному в строке",
+    }
+    admin_logout_uris {
+        en: "Addresses after sign-out, one per line",
+        ru: "Адреса после выхода, по одному в строке",
+    }
+    admin_trusted {
+        en: "Trusted: no consent asked",
+        ru: "Доверенный: согласие не спрашивается",
+    }
+    admin_require_par {
+        en: "Requires pushed authorization requests",
+        ru: "Требует PAR-запросов",
+    }
+    admin_save {
+        en: "Save",
+        ru: "Сохранить",
+    }
+    admin_rotate_secret {
+        en: "New secret",
+        ru: "Новый секрет",
+    }
+    admin_create_client {
+        en: "Create a client",
+        ru: "Создать клиента",
+    }
+    admin_client_roles {
+        en: "Roles of its own tokens (a backend), separated by spaces",
+        ru: "Роли его собственных токенов (для серверов), через пробел",
+    }
 }
 
 /// The strings of `lang`; English unless it is Russian.

@@ -3,7 +3,9 @@
 //! with its CSRF token to the same services as the admin API, which judge it again.
 
 mod audit;
+mod clients;
 mod keys;
+mod roles;
 mod users;
 
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub(super) fn routes() -> Route {
         .at("/users/:id", poem::get(users::show).post(users::act))
         .at("/audit", poem::get(audit::list))
         .at("/keys", poem::get(keys::list).post(keys::rotate))
+        .at("/roles", poem::get(roles::list).post(roles::act))
+        .at("/clients", poem::get(clients::list).post(clients::act))
 }
 
 /// The name a user goes by in the console.
@@ -95,7 +99,8 @@ fn console_page(
 ) -> Response {
     let frame = context! {
         viewer => login_of(&v.user),
-        nav => context! { users => v.may("users:read"), audit => v.may("audit:read"), keys => v.may("keys:read") },
+        nav => context! { users => v.may("users:read"), roles => v.may("roles:read"), clients => v.may("clients:read"),
+        audit => v.may("audit:read"), keys => v.may("keys:read") },
         notice => said.notice, problem => said.problem, step_up => said.step_up,
     };
     form_page(svc, status, lang, name, merge_maps([frame, values]))
