@@ -138,6 +138,32 @@ impl Webhooks {
             .await
     }
 
+    /// Sends a delivery that failed for good again, from its first attempt. Needs
+    /// `webhooks:write`.
+    pub async fn retry(&self, by: &Principal, id: uuid::Uuid) -> Result<()> {
+        self.core.authority(by, "webhooks:write")?;
+        self.core
+            .db(move |s| {
+                s.write(|tx| {
+                    let found = tx.deliveries()?.into_iter().find(|d| d.id == id);
+                    let mut d = found
+                        .filter(|d| d.channel == crate::model::Channel::Webhook)
+                        .ok_or(Error::NotFound("delivery"))?;
+                    if d.state != DeliveryState::Failed {
+                        return Err(Error::invalid("id", "not_failed", "only a delivery that failed is sent again"));
+                    }
+                    d.state = DeliveryState::Pending;
+                    d.attempts = 0;
+                    d.next_attempt_ms = crate::model::now_millis();
+                    d.last_error = None;
+                    tx.put_delivery(&d)?;
+                    tx.audit("webhook.retried", None, None, serde_json::json!({"id": id, "url": d.url}))?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     /// Needs `webhooks:read`.
     pub async fn status(&self, by: &Principal) -> Result<DeliveryCounts> {
         self.core.authority(by, "webhooks:read")?;

@@ -312,3 +312,73 @@ async fn an_admin_manages_clients_and_roles_and_a_secret_is_shown_once() {
     let r = post("/ui/admin/roles", &[("action", "delete"), ("name", "user")]).await;
     assert!(r.status().is_client_error());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_webhook_delivery_is_seen_and_sent_again() {
+    let (url, rx) = crate::webhooks::start_receiver().await;
+    let app = TestApp::spawn_with(|c| c.webhook_delivery.retry_for = HumanDuration::secs(1)).await;
+    app.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(&app, &b, "root@example.com").await;
+    let (_, html) = open(&app, &b, "/ui/admin/webhooks").await;
+    // A secret is generated when none is given, and shown once.
+    let add = |url: &str, secret: &str, html: &str| {
+        [
+            ("csrf", field(html, "csrf")),
+            ("action", "add".into()),
+            ("url", url.to_owned()),
+            ("events", "user.registered".into()),
+            ("secret", secret.to_owned()),
+        ]
+    };
+    let r =
+        b.post(app.url("/ui/admin/webhooks")).form(&add("https://hooks.example/x", "", &html)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"webhook-secret\">whsec_"), "{html}");
+    let re =
+        regex::Regex::new(r#"name="action" value="delete">\s*<input type="hidden" name="id" value="([^"]+)""#).unwrap();
+    let generated = re.captures(&html).unwrap_or_else(|| panic!("no delete: {html}"))[1].to_owned();
+    let form = [("csrf", field(&html, "csrf")), ("action", "delete".into()), ("id", generated)];
+    assert_eq!(b.post(app.url("/ui/admin/webhooks")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    // The receiver's own secret.
+    use base64::Engine as _;
+    let (_, html) = open(&app, &b, "/ui/admin/webhooks").await;
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(crate::webhooks::SECRET_KEY));
+    let r = b.post(app.url("/ui/admin/webhooks")).form(&add(&url, &secret, &html)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // The receiver is down: the delivery fails for good, and the page shows it with a retry.
+    app.register("new@example.com").await;
+    let mut html = String::new();
+    for _ in 0..60 {
+        html = open(&app, &b, "/ui/admin/webhooks").await.1;
+        if html.contains("failed: 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(html.contains("failed: 1") && html.contains("user.registered"), "{html}");
+    let re =
+        regex::Regex::new(r#"name="action" value="retry">\s*<input type="hidden" name="id" value="([^"]+)""#).unwrap();
+    let id = re.captures(&html).unwrap_or_else(|| panic!("no retry: {html}"))[1].to_owned();
+
+    // Up again, and sent again: delivered.
+    rx.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let form = [("csrf", field(&html, "csrf")), ("action", "retry".into()), ("id", id.clone())];
+    assert_eq!(b.post(app.url("/ui/admin/webhooks")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    for _ in 0..60 {
+        html = open(&app, &b, "/ui/admin/webhooks").await.1;
+        if html.contains("delivered: 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(html.contains("delivered: 1, failed: 0"), "{html}");
+    // Only a failed delivery is sent again.
+    let form = [("csrf", field(&html, "csrf")), ("action", "retry".into()), ("id", id)];
+    assert_eq!(
+        b.post(app.url("/ui/admin/webhooks")).form(&form).send().await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}

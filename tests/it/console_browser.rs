@@ -105,6 +105,8 @@ async fn in_chromium_an_admin_acts_on_users_and_keys_and_reads_the_trail() {
     assert_accessible(&chromium, "clients, a secret shown").await;
     chromium.open(&app.url("/ui/admin/roles")).await;
     assert_accessible(&chromium, "roles").await;
+    chromium.open(&app.url("/ui/admin/webhooks")).await;
+    assert_accessible(&chromium, "webhooks").await;
 
     // The trail of what was just done.
     chromium.open(&app.url("/ui/admin/audit")).await;

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, Tokens};
 
-const SECRET_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+pub(crate) const SECRET_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 #[derive(Clone, Default)]
-struct Receiver {
-    up: Arc<AtomicBool>,
+pub(crate) struct Receiver {
+    pub(crate) up: Arc<AtomicBool>,
     /// (webhook-id, accepted, event type)
     seen: Arc<Mutex<Vec<(String, bool, String)>>>,
 }
@@ -39,7 +39,7 @@ async fn hook(req: &Request, body: String, rx: Data<&Receiver>) -> PoemStatus {
     if up { PoemStatus::NO_CONTENT } else { PoemStatus::SERVICE_UNAVAILABLE }
 }
 
-async fn start_receiver() -> (String, Receiver) {
+pub(crate) async fn start_receiver() -> (String, Receiver) {
     let rx = Receiver::default();
     let addr = crate::support::serve_fake(Route::new().at("/hook", poem::post(hook)).data(rx.clone())).await;
     (format!("http://{addr}/hook"), rx)

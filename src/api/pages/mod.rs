@@ -411,7 +411,7 @@ mod tests {
     /// The console's pages, each with its frame, full and empty.
     fn console_pages() -> Vec<Case> {
         let frame = |all: bool| {
-            context! { csrf => "c", viewer => "root@example.com", nav => context! { users => all, roles => all, clients => all, audit => all, keys => all },
+            context! { csrf => "c", viewer => "root@example.com", nav => context! { users => all, roles => all, clients => all, webhooks => all, audit => all, keys => all },
             notice => all.then_some("n"), problem => all.then_some("p"), step_up => all.then_some("/ui/login?rd=%2Fui%2Fadmin") }
         };
         let with = |all: bool, v: Value| merge_maps([frame(all), v]);
@@ -506,6 +506,28 @@ mod tests {
                 "pages/admin/keys.html",
                 with(false, context! { keys => Vec::<Value>::new(), can_rotate => false }),
                 |t| t.admin_keys,
+            ),
+            (
+                "pages/admin/webhooks.html",
+                with(
+                    true,
+                    context! { endpoints => vec![
+                        context! { id => None::<&str>, url => "https://hooks.example/a", events => "user.registered" },
+                        context! { id => "w", url => "https://hooks.example/b", events => "login.failed" },
+                    ], counts => context! { pending => 1, delivered => 2, failed => 1 },
+                    troubled => vec![context! { id => "d", url => "https://hooks.example/b", event => "login.failed", attempts => 8,
+                    failed => true, state => "failed", error => "timeout" }], secret => "whsec_x", can_write => true },
+                ),
+                |t| t.admin_webhooks,
+            ),
+            (
+                "pages/admin/webhooks.html",
+                with(
+                    false,
+                    context! { endpoints => Vec::<Value>::new(), counts => None::<Value>, troubled => Vec::<Value>::new(),
+                    secret => None::<&str>, can_write => false },
+                ),
+                |t| t.admin_webhooks,
             ),
             (
                 "pages/admin/roles.html",

@@ -37,6 +37,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("pages/admin/keys.html", include_str!("../../../templates/pages/admin/keys.html")),
     ("pages/admin/roles.html", include_str!("../../../templates/pages/admin/roles.html")),
     ("pages/admin/clients.html", include_str!("../../../templates/pages/admin/clients.html")),
+    ("pages/admin/webhooks.html", include_str!("../../../templates/pages/admin/webhooks.html")),
 ];
 
 /// The pages' only style, allowed by its hash in the CSP.

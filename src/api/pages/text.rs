@@ -871,6 +871,62 @@ strings! {
         en: "Roles of its own tokens (a backend), separated by spaces",
         ru: "Роли его собственных токенов (для серверов), через пробел",
     }
+    admin_webhooks {
+        en: "Webhooks",
+        ru: "Вебхуки",
+    }
+    admin_webhook_secret_once {
+        en: "The signing secret of this endpoint, not shown again:",
+        ru: "Секрет подписи для этого адреса; больше не будет показан:",
+    }
+    admin_webhook_secret {
+        en: "Signing secret (whsec_…; generated when left empty)",
+        ru: "Секрет подписи (whsec_…; если пусто, будет создан)",
+    }
+    admin_endpoints {
+        en: "Endpoints",
+        ru: "Адреса",
+    }
+    admin_from_config {
+        en: "(from the config file)",
+        ru: "(из файла настроек)",
+    }
+    admin_events {
+        en: "Events, separated by spaces (user.registered, login.failed, …)",
+        ru: "События через пробел (user.registered, login.failed, …)",
+    }
+    admin_add {
+        en: "Add",
+        ru: "Добавить",
+    }
+    admin_deliveries {
+        en: "Deliveries",
+        ru: "Доставки",
+    }
+    admin_pending {
+        en: "pending",
+        ru: "в очереди",
+    }
+    admin_delivered {
+        en: "delivered",
+        ru: "доставлено",
+    }
+    admin_failed {
+        en: "failed",
+        ru: "не доставлено",
+    }
+    admin_attempts {
+        en: "Attempts",
+        ru: "Попытки",
+    }
+    admin_error {
+        en: "Last error",
+        ru: "Последняя ошибка",
+    }
+    admin_retry {
+        en: "Send again",
+        ru: "Отправить снова",
+    }
 }
 
 /// The strings of `lang`; English unless it is Russian.

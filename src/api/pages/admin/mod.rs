@@ -7,6 +7,7 @@ mod clients;
 mod keys;
 mod roles;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub(super) fn routes() -> Route {
         .at("/keys", poem::get(keys::list).post(keys::rotate))
         .at("/roles", poem::get(roles::list).post(roles::act))
         .at("/clients", poem::get(clients::list).post(clients::act))
+        .at("/webhooks", poem::get(webhooks::list).post(webhooks::act))
 }
 
 /// The name a user goes by in the console.
@@ -100,7 +102,7 @@ fn console_page(
     let frame = context! {
         viewer => login_of(&v.user),
         nav => context! { users => v.may("users:read"), roles => v.may("roles:read"), clients => v.may("clients:read"),
-        audit => v.may("audit:read"), keys => v.may("keys:read") },
+        webhooks => v.may("webhooks:read"), audit => v.may("audit:read"), keys => v.may("keys:read") },
         notice => said.notice, problem => said.problem, step_up => said.step_up,
     };
     form_page(svc, status, lang, name, merge_maps([frame, values]))
