@@ -32,6 +32,21 @@ impl AuditLog {
         self.query(filter, before, limit).await
     }
 
+    /// Events newer than the event `after`, oldest first, at most the newest `limit` of them:
+    /// the console's live tail. Needs `audit:read`.
+    pub async fn newer(&self, by: &Principal, after: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
+        self.core.authority(by, "audit:read")?;
+        let since_ms = after.get_timestamp().map(|t| {
+            let (secs, nanos) = t.to_unix();
+            secs * 1000 + u64::from(nanos / 1_000_000)
+        });
+        let filter = AuditFilter { since_ms, ..AuditFilter::default() };
+        let mut events = self.query(filter, None, limit).await?;
+        events.retain(|e| e.id > after);
+        events.reverse();
+        Ok(events)
+    }
+
     async fn query(&self, filter: AuditFilter, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditEvent>> {
         self.core
             .db(move |s| {

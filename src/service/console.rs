@@ -4,11 +4,36 @@
 
 use std::sync::Arc;
 
-use super::{authority::Principal, core::Core, provider::Provider, tokens::AuthContext};
+use super::{
+    audit::AuditFilter, audit_log::AuditLog, authority::Principal, core::Core, provider::Provider, tokens::AuthContext,
+};
 use crate::{
     error::{Error, Result},
-    model::{User, granted_permissions, permission_matches},
+    model::{User, granted_permissions, now_millis, permission_matches},
 };
+
+/// Events counted for the overview, per kind; past this many the counts say "at least".
+const ACTIVITY_CAP: usize = 10_000;
+
+/// The overview, as far as the viewer may see it.
+pub struct Overview {
+    /// With `users:read`.
+    pub users: Option<u64>,
+    /// With `audit:read`.
+    pub activity: Option<Activity>,
+}
+
+/// Sign-ins and failed sign-ins over the last day, from the audit log.
+pub struct Activity {
+    /// Per hour, oldest first, 24 of them: (start of the hour in seconds, sign-ins, failures).
+    pub hourly: Vec<(u64, u32, u32)>,
+    pub logins_hour: u32,
+    pub failures_hour: u32,
+    pub logins_day: u32,
+    pub failures_day: u32,
+    /// A count reached [`ACTIVITY_CAP`]: the figures are lower bounds.
+    pub capped: bool,
+}
 
 /// Any one of these opens the console; each page needs its own.
 pub const CONSOLE_PERMISSIONS: [&str; 6] =
@@ -34,15 +59,61 @@ impl Viewer {
 }
 
 /// The console area.
-#[derive(Clone)]
 pub struct Console {
     core: Arc<Core>,
     provider: Arc<Provider>,
+    audit: AuditLog,
 }
 
 impl Console {
     pub(super) fn new(core: Arc<Core>, provider: Arc<Provider>) -> Self {
-        Self { core, provider }
+        let audit = AuditLog::new(Arc::clone(&core));
+        Self { core, provider, audit }
+    }
+
+    /// The counts the overview shows: users, and sign-ins and failures over the last hour and
+    /// day with their hourly course.
+    pub async fn overview(&self, viewer: &Viewer) -> Result<Overview> {
+        let users = match viewer.may("users:read") {
+            true => Some(self.core.db(|s| s.read(|tx| tx.user_count().map_err(Error::from))).await?),
+            false => None,
+        };
+        let activity = match viewer.may("audit:read") {
+            true => Some(self.activity(&viewer.principal()).await?),
+            false => None,
+        };
+        Ok(Overview { users, activity })
+    }
+
+    async fn activity(&self, by: &Principal) -> Result<Activity> {
+        const HOUR_MS: u64 = 3_600_000;
+        let now = now_millis();
+        // 24 whole hours, the last one still running.
+        let start = (now / HOUR_MS + 1 - 24) * HOUR_MS;
+        let of =
+            |event: &str| AuditFilter { event: Some(event.into()), since_ms: Some(start), ..AuditFilter::default() };
+        let logins = self.audit.events(by, of("user.logged_in"), None, ACTIVITY_CAP).await?;
+        let failures = self.audit.events(by, of("user.login_failed"), None, ACTIVITY_CAP).await?;
+        let mut hourly: Vec<(u64, u32, u32)> = (0..24).map(|h| ((start + h * HOUR_MS) / 1000, 0, 0)).collect();
+        let slot = |t: u64| usize::try_from(t.saturating_sub(start) / HOUR_MS).unwrap_or(0).min(23);
+        for e in &logins {
+            hourly[slot(e.time_ms)].1 += 1;
+        }
+        for e in &failures {
+            hourly[slot(e.time_ms)].2 += 1;
+        }
+        let last_hour = |events: &[crate::model::AuditEvent]| {
+            u32::try_from(events.iter().filter(|e| e.time_ms + HOUR_MS > now).count()).unwrap_or(u32::MAX)
+        };
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Activity {
+            logins_hour: last_hour(&logins),
+            failures_hour: last_hour(&failures),
+            logins_day: count(logins.len()),
+            failures_day: count(failures.len()),
+            capped: logins.len() >= ACTIVITY_CAP || failures.len() >= ACTIVITY_CAP,
+            hourly,
+        })
     }
 
     pub fn enabled(&self) -> bool {

@@ -33,7 +33,7 @@ pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
 pub use audit_log::AuditLog;
 pub use authority::Principal;
 pub use clients::{ClientEdit, ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
-pub use console::{CONSOLE_PERMISSIONS, Console, Viewer};
+pub use console::{Activity, CONSOLE_PERMISSIONS, Console, Overview, Viewer};
 pub use core::Core;
 use db::Db;
 pub use forward_auth::{

@@ -51,6 +51,9 @@ pub trait UserReads {
     fn user_by_login(&self, name: LoginName<'_>) -> R<Option<User>>;
     /// All users, oldest first (ids are UUIDv7).
     fn users(&self) -> R<Vec<User>>;
+    /// How many users there are, without reading them (an estimate where exact would mean a
+    /// scan of a large table).
+    fn user_count(&self) -> R<u64>;
     /// At most `limit` users that `q` matches, oldest first, found through indexes (by status,
     /// role or login-name prefix), never by reading every user.
     fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>>;

@@ -123,6 +123,24 @@ async fn an_admin_finds_a_user_disables_them_grants_a_role_and_reads_the_trail()
     assert!(html.contains(&id2) && !html.contains(&id), "{html}");
     let (_, html) = open(&app, &b, &page).await;
     assert!(html.contains("id=\"trail\"") && html.contains("user.disabled"), "{html}");
+
+    // The overview: how many users, sign-ins and failures over the day, and their course.
+    let r = app.post("/v1/auth/login", &json!({"login": "amy@example.com", "password": "not her password"})).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // (Failures reach the audit log a moment later, in a batch.)
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = open(&app, &b, "/ui/admin").await.1;
+        if html.contains(r#"<dd id="failures-day">1</dd>"#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(html.contains(r#"<strong id="user-count">4</strong>"#), "{html}");
+    // root's sign-ins (API and hosted login), zed1's and zed2's.
+    assert!(html.contains(r#"<dd id="logins-day">4</dd>"#), "{html}");
+    assert!(html.contains(r#"<dd id="failures-day">1</dd>"#), "{html}");
+    assert_eq!(html.matches("<rect ").count(), 48, "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +230,17 @@ async fn the_console_is_for_admins_and_can_be_off() {
     let (s, html) = open(&app, &b, "/ui/admin").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(html.contains("no administrative permission"), "{html}");
+
+    // The overview's count on the shared database too.
+    if let Some(pg) = TestApp::spawn_on_postgres(|_| {}).await {
+        pg.admin("root@example.com").await;
+        pg.register("amy@example.com").await;
+        let b = browser();
+        console_sign_in(&pg, &b, "root@example.com").await;
+        let (s, html) = open(&pg, &b, "/ui/admin").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains(r#"<strong id="user-count">2</strong>"#), "{html}");
+    }
 
     let off = TestApp::spawn_with(|c| c.admin.console = false).await;
     off.admin("root@example.com").await;
@@ -379,6 +408,48 @@ async fn a_failed_webhook_delivery_is_seen_and_sent_again() {
     let form = [("csrf", field(&html, "csrf")), ("action", "retry".into()), ("id", id)];
     assert_eq!(
         b.post(app.url("/ui/admin/webhooks")).form(&form).send().await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_streams_new_events_until_the_viewer_signs_out() {
+    let app = TestApp::spawn().await;
+    app.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(&app, &b, "root@example.com").await;
+    let (_, html) = open(&app, &b, "/ui/admin/audit").await;
+    let re = regex::Regex::new(r#"id="audit-tail" data-after="([^"]+)""#).unwrap();
+    let after = re.captures(&html).unwrap_or_else(|| panic!("no tail: {html}"))[1].to_owned();
+    assert!(html.contains("<script>"), "the page's one script follows the tail");
+    // A filtered page offers no tail.
+    assert!(!open(&app, &b, "/ui/admin/audit?event=user").await.1.contains("audit-tail"));
+
+    let mut r = b.get(app.url(&format!("/ui/admin/audit/stream?after={after}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    app.register("late@example.com").await;
+    let mut got = String::new();
+    while !got.contains("user.registered") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk()).await.unwrap().unwrap();
+        got.push_str(&String::from_utf8_lossy(&chunk.expect("the stream goes on")));
+    }
+    // The row as the table shows it: the user by id, nothing of the event's details.
+    assert!(got.contains("event: audit") && !got.contains("late@example.com"), "{got}");
+
+    // Signed out: the stream ends.
+    let html = b.get(app.url("/ui/logout")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", field(&html, "csrf")), ("decision", "logout".to_owned())];
+    assert_eq!(b.post(app.url("/ui/logout")).form(&form).send().await.unwrap().status(), StatusCode::OK);
+    let ended =
+        tokio::time::timeout(std::time::Duration::from_secs(10), async { while let Ok(Some(_)) = r.chunk().await {} })
+            .await;
+    assert!(ended.is_ok(), "the stream outlived the session");
+    // Without audit:read, or without a valid cursor: refused.
+    let b = browser();
+    console_sign_in(&app, &b, "root@example.com").await;
+    assert_eq!(
+        b.get(app.url("/ui/admin/audit/stream?after=nope")).send().await.unwrap().status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }

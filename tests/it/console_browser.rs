@@ -115,6 +115,18 @@ async fn in_chromium_an_admin_acts_on_users_and_keys_and_reads_the_trail() {
     for event in ["user.disabled", "user.roles_changed", "key.rotated", "client.created"] {
         assert!(trail.contains(event), "{event}: {trail}");
     }
+    // The live tail: what happens now appears on top, with no reload.
+    chromium.shown("#audit-tail").await;
+    app.register("late@example.com").await;
+    let mut top = String::new();
+    for _ in 0..100 {
+        top = chromium.text("tbody tr:first-child").await;
+        if top.contains("user.registered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(top.contains("user.registered"), "{top}");
     chromium.open(&app.url("/ui/admin")).await;
     assert_accessible(&chromium, "home").await;
 }

@@ -130,13 +130,15 @@ fn csp() -> String {
 /// redirect URI must be allowed to go there.
 fn csp_with(also: Option<&str>) -> String {
     /// The hashes of our one style and two scripts, made once.
-    static HASHES: std::sync::LazyLock<(String, String, String)> =
-        std::sync::LazyLock::new(|| (sha256(STYLE), sha256(templates::SCRIPT), sha256(templates::PASSKEY_SCRIPT)));
-    let (style, script, passkey) = &*HASHES;
+    static HASHES: std::sync::LazyLock<(String, String, String, String)> = std::sync::LazyLock::new(|| {
+        let scripts = (templates::SCRIPT, templates::PASSKEY_SCRIPT, templates::CONSOLE_SCRIPT);
+        (sha256(STYLE), sha256(scripts.0), sha256(scripts.1), sha256(scripts.2))
+    });
+    let (style, script, passkey, console) = &*HASHES;
     let also = also.map(|a| format!(" {a}")).unwrap_or_default();
     // connect-src: the passkey script calls authd's own WebAuthn endpoints.
     format!(
-        "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}' 'sha256-{passkey}'; connect-src 'self'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}' 'sha256-{passkey}' 'sha256-{console}'; connect-src 'self'; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -422,8 +424,18 @@ mod tests {
         };
         let can = |all: bool| context! { write => all, disable => all, revoke => all, audit => all };
         vec![
-            ("pages/admin/home.html", with(true, context! {}), |t| t.admin_title),
-            ("pages/admin/home.html", with(false, context! {}), |t| t.admin_title),
+            (
+                "pages/admin/home.html",
+                with(
+                    true,
+                    context! { users => 1_000_000, activity => context! { logins_hour => 3, failures_hour => 1,
+                    logins_day => 40, failures_day => 7, capped => true, chart => Value::from_safe_string("<svg></svg>".into()) } },
+                ),
+                |t| t.admin_title,
+            ),
+            ("pages/admin/home.html", with(false, context! { users => None::<u64>, activity => None::<Value> }), |t| {
+                t.admin_title
+            }),
             (
                 "pages/admin/users.html",
                 with(
@@ -481,7 +493,7 @@ mod tests {
                 with(
                     true,
                     context! { events => vec![context! { time => "2026", event => "user.login", outcome => "success",
-                    actor => "user:u", user => "u", ip => "::1" }], older => "before=e", event => "", user => "", since => "" },
+                    actor => "user:u", user => "u", ip => "::1" }], older => "before=e", tail => "e", event => "", user => "", since => "" },
                 ),
                 |t| t.admin_audit,
             ),
@@ -489,7 +501,7 @@ mod tests {
                 "pages/admin/audit.html",
                 with(
                     false,
-                    context! { events => Vec::<Value>::new(), older => None::<&str>, event => "", user => "", since => "" },
+                    context! { events => Vec::<Value>::new(), older => None::<&str>, tail => None::<&str>, event => "", user => "", since => "" },
                 ),
                 |t| t.admin_audit,
             ),
@@ -590,7 +602,8 @@ mod tests {
                         html.contains("id=\"passkey-form\"")
                             || html.contains("id=\"recover\"")
                             || html.contains("id=\"passkeys\""),
-                    );
+                    )
+                    + usize::from(html.contains("id=\"audit-tail\""));
                 assert_eq!(scripts, due, "{name} {lang}: {html}");
                 assert!(!html.contains("\n\n"), "{name} {lang}: {html}");
                 all.push_str(&html);
@@ -625,6 +638,7 @@ mod tests {
                     "admin_refused",
                     "admin_not_found",
                     "admin_done",
+                    "admin_chart",
                 ];
                 assert!(picked.contains(name) || all.contains(s), "{lang}: `{name}` is shown on no page");
             }

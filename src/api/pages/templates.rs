@@ -108,6 +108,16 @@ c.forEach(function(v){var li=document.createElement('li');li.textContent=v;u.app
 ab.hidden=true;show('add-passkey-done');show('new-codes')},\
 function(){ab.disabled=false;show('add-passkey-failed')})})}})();";
 
+/// The console's only script, allowed by its hash in the CSP: on the audit log's first page it
+/// follows new events (server-sent events) and adds them on top, as text. Without EventSource
+/// the page stays as it is, paged by links.
+pub const CONSOLE_SCRIPT: &str = "(function(){var t=document.getElementById('audit-tail');\
+if(!t||!window.EventSource)return;var b=document.querySelector('#events tbody');\
+var s=new EventSource('/ui/admin/audit/stream?after='+encodeURIComponent(t.getAttribute('data-after')));\
+s.addEventListener('audit',function(m){JSON.parse(m.data).forEach(function(e){var r=document.createElement('tr');\
+['time','event','outcome','actor','user','ip'].forEach(function(k){var c=document.createElement('td');\
+c.textContent=e[k]||'';r.appendChild(c)});b.insertBefore(r,b.firstChild)})});t.hidden=false})();";
+
 /// Made at the first page served; each template compiles at its first use, so an idle server
 /// holds none of them.
 static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -135,6 +145,7 @@ pub fn render(name: &str, lang: &str, product: &str, page: Value) -> Result<Stri
         style => Value::from_safe_string(STYLE.to_owned()),
         script => Value::from_safe_string(SCRIPT.to_owned()),
         passkey_script => Value::from_safe_string(PASSKEY_SCRIPT.to_owned()),
+        console_script => Value::from_safe_string(CONSOLE_SCRIPT.to_owned()),
     };
     PAGES.get_template(name)?.render(merge_maps([frame, page]))
 }

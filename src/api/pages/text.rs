@@ -879,6 +879,42 @@ strings! {
         en: "The signing secret of this endpoint, not shown again:",
         ru: "Секрет подписи для этого адреса; больше не будет показан:",
     }
+    admin_user_count {
+        en: "Users",
+        ru: "Пользователей",
+    }
+    admin_activity {
+        en: "Sign-ins over the last day",
+        ru: "Входы за последние сутки",
+    }
+    admin_logins_hour {
+        en: "Sign-ins, last hour",
+        ru: "Входов за час",
+    }
+    admin_failures_hour {
+        en: "Failed sign-ins, last hour",
+        ru: "Неудачных входов за час",
+    }
+    admin_logins_day {
+        en: "Sign-ins, last 24 hours",
+        ru: "Входов за сутки",
+    }
+    admin_failures_day {
+        en: "Failed sign-ins, last 24 hours",
+        ru: "Неудачных входов за сутки",
+    }
+    admin_capped {
+        en: "These are lower bounds: there were more events than the overview counts.",
+        ru: "Это нижние оценки: событий было больше, чем учитывает обзор.",
+    }
+    admin_chart {
+        en: "Sign-ins (blue) and failed sign-ins (red) per hour, last 24 hours",
+        ru: "Входы (синие) и неудачные входы (красные) по часам за сутки",
+    }
+    admin_live {
+        en: "New events appear on top as they happen.",
+        ru: "Новые события появляются сверху по мере того, как происходят.",
+    }
     admin_webhook_secret {
         en: "Signing secret (whsec_…; generated when left empty)",
         ru: "Секрет подписи (whsec_…; если пусто, будет создан)",

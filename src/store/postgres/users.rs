@@ -32,6 +32,16 @@ for_both! {
             self.c.docs("SELECT data FROM users ORDER BY id", &[])
         }
 
+        fn user_count(&self) -> R<u64> {
+            // The planner's estimate past 100,000 rows, where counting would read them all.
+            let row = self.c.one(
+                "SELECT CASE WHEN c.reltuples > 100000 THEN c.reltuples::bigint \
+                 ELSE (SELECT count(*) FROM users) END FROM pg_class c WHERE c.oid = 'users'::regclass",
+                &[],
+            )?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        }
+
         fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>> {
             let after = q.after.unwrap_or(Uuid::nil());
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -34,6 +34,11 @@ for_both! {
             super::all(&self.tx.open_table(USERS)?)
         }
 
+        fn user_count(&self) -> R<u64> {
+            use redb::ReadableTableMetadata as _;
+            Ok(self.tx.open_table(USERS)?.len()?)
+        }
+
         fn users_page(&self, q: &UserQuery<'_>, limit: usize) -> R<Vec<User>> {
             let users = self.tx.open_table(USERS)?;
             let after = q.after.unwrap_or(Uuid::nil());

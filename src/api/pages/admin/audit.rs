@@ -4,22 +4,98 @@ use std::sync::Arc;
 
 use minijinja::{context, value::Value};
 use poem::{
-    Request, Response, handler,
+    IntoResponse as _, Request, Response, handler,
     http::StatusCode,
-    web::{Data, Query},
+    web::{
+        Data, Query,
+        sse::{Event, SSE},
+    },
 };
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Said, console_page, refusal, viewer};
 use crate::{
-    api::pages::locale,
+    api::{
+        cookies::read_cookie,
+        pages::{locale, sign_in::session_cookie_name},
+        problem::problem_response,
+    },
     error::Error,
-    model::rfc3339,
+    model::{AuditEvent, rfc3339},
     service::audit::{AuditFilter, parse_instant},
 };
 
 const PAGE: usize = 50;
+
+/// An event as a row of the table, and as the live tail sends it.
+#[derive(serde::Serialize)]
+struct Row {
+    time: String,
+    event: String,
+    outcome: String,
+    actor: String,
+    user: Option<String>,
+    ip: Option<String>,
+}
+
+fn row(e: &AuditEvent) -> Row {
+    Row {
+        time: rfc3339(e.time_ms / 1000),
+        event: e.event.clone(),
+        outcome: e.outcome.clone(),
+        actor: e.actor.clone(),
+        user: e.subject.map(|s| s.to_string()),
+        ip: e.ip.clone(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct TailQuery {
+    after: String,
+}
+
+/// `GET /ui/admin/audit/stream?after=<event id>`: events newer than that one, as server-sent
+/// events, for the page's live tail. The viewer is checked again before each look, so a sign-out,
+/// a disable or a lost permission ends the stream.
+#[handler]
+pub(super) async fn stream(
+    svc: Data<&Arc<crate::service::AuthService>>,
+    req: &Request,
+    Query(q): Query<TailQuery>,
+) -> Response {
+    let lang = locale(&svc, req, None);
+    let v = match viewer(&svc, req, &lang).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !v.may("audit:read") {
+        return problem_response(Error::Forbidden("audit:read".into()));
+    }
+    let Ok(after) = Uuid::parse_str(q.after.trim()) else {
+        return problem_response(Error::invalid("after", "invalid_cursor", "the id of an audit event"));
+    };
+    let cookie = read_cookie(req, session_cookie_name(&svc));
+    let svc = Arc::clone(&svc);
+    let events = futures_util::stream::unfold(after, move |mut after| {
+        let (svc, cookie) = (Arc::clone(&svc), cookie.clone());
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Ok(Some(v)) = svc.console.viewer(cookie.as_deref()).await else { return None };
+                let Ok(found) = svc.audit.newer(&v.principal(), after, PAGE).await else { return None };
+                if let Some(last) = found.last() {
+                    after = last.id;
+                    let rows: Vec<Row> = found.iter().map(row).collect();
+                    let data = serde_json::to_string(&rows).unwrap_or_default();
+                    return Some((Event::message(data).event_type("audit").id(after.to_string()), after));
+                }
+            }
+        }
+    });
+    SSE::new(events).keep_alive(std::time::Duration::from_secs(15)).into_response()
+}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -75,11 +151,12 @@ pub(super) async fn list(
             (s, said, Vec::new(), None)
         }
     };
+    let newest = events.first().map(|e| e.id);
     let events: Vec<Value> = events
         .iter()
         .map(|e| {
-            context! { time => rfc3339(e.time_ms / 1000), event => e.event.clone(), outcome => e.outcome.clone(),
-            actor => e.actor.clone(), user => e.subject.map(|s| s.to_string()), ip => e.ip.clone() }
+            let r = row(e);
+            context! { time => r.time, event => r.event, outcome => r.outcome, actor => r.actor, user => r.user, ip => r.ip }
         })
         .collect();
     let older = older.map(|c| {
@@ -91,6 +168,10 @@ pub(super) async fn list(
             .append_pair("before", &c.to_string())
             .finish()
     });
-    let values = context! { events, older, event => q.event.clone(), user => q.user.clone(), since => q.since.clone() };
+    // The first page, unfiltered, follows new events where the browser can.
+    let unfiltered = q.event.trim().is_empty() && q.user.trim().is_empty() && q.since.trim().is_empty();
+    let tail = (unfiltered && q.before.trim().is_empty()).then(|| newest.map(|id| id.to_string())).flatten();
+    let values =
+        context! { events, older, tail, event => q.event.clone(), user => q.user.clone(), since => q.since.clone() };
     console_page(&svc, status, &lang, "pages/admin/audit.html", &v, said, values)
 }
