@@ -5,6 +5,7 @@
 //! `cargo bench --bench table`. Needs `wrk` and `argon2` (Debian packages of those names).
 //! Environment: BENCH_SECS per load scenario (default 5); BENCH_USERS and BENCH_EVENTS, the
 //! size of the database the list queries run on (default 1,000,000 and 10,000,000; 0 skips);
+//! BENCH_LISTS_ONLY=1, those lists (the admin API's and the console's pages) alone;
 //! BENCH_AUTHD, another `authd` binary to measure instead of this build (an older release, to
 //! compare side by side: `bench/compare.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -278,13 +279,41 @@ impl Client {
         })
     }
 
+    /// `token`: an access token, or `cookie:<name=value>` for a hosted-login session.
     fn get(&self, url: String, token: &str) -> (u16, Duration) {
         self.rt.block_on(async {
             let t = Instant::now();
-            let r = self.http.get(url).bearer_auth(token).send().await.unwrap();
+            let req = match token.strip_prefix("cookie:") {
+                Some(cookie) => self.http.get(url).header("cookie", cookie),
+                None => self.http.get(url).bearer_auth(token),
+            };
+            let r = req.send().await.unwrap();
             let status = r.status().as_u16();
             let _ = r.bytes().await;
             (status, t.elapsed())
+        })
+    }
+
+    /// Signs in on the hosted login; `cookie:<name=value>` of the session, for the console.
+    fn console_session(&self, server: &Server, login: &str) -> String {
+        self.rt.block_on(async {
+            let b = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let html = b.get(server.url("/ui/login")).send().await.unwrap().text().await.unwrap();
+            let csrf =
+                html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+            let form = [("csrf", csrf.as_str()), ("login", login), ("password", PASSWORD)];
+            let r = b.post(server.url("/ui/login")).form(&form).send().await.unwrap();
+            let set = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with("authd_session="));
+            format!("cookie:{}", set.unwrap().split(';').next().unwrap())
         })
     }
 
@@ -316,6 +345,11 @@ fn main() {
     let which = std::env::var("BENCH_AUTHD").unwrap_or_else(|_| "this build".into());
     println!("authd {} ({which}) on {}", env!("CARGO_PKG_VERSION"), machine());
     println!();
+    // `BENCH_LISTS_ONLY=1`: the lists on a big database alone (no wrk, no argon2 needed).
+    if std::env::var_os("BENCH_LISTS_ONLY").is_some() {
+        big_lists(&client);
+        return;
+    }
 
     // Start: median of five fresh starts; memory right after.
     let mut starts = Vec::new();
@@ -391,10 +425,15 @@ fn main() {
     );
     drop(server);
 
+    big_lists(&client);
+}
+
+/// The lists on a big database, unless `BENCH_USERS` or `BENCH_EVENTS` is 0.
+fn big_lists(client: &Client) {
     let users = env_num("BENCH_USERS", 1_000_000) as usize;
     let events = env_num("BENCH_EVENTS", 10_000_000) as usize;
     if users > 0 && events > 0 {
-        lists(&client, users, events);
+        lists(client, users, events);
     }
 }
 
@@ -489,6 +528,7 @@ fn lists(client: &Client, users: usize, events: usize) {
     let few_email = format!("u{:07}@example.com", users / 2);
     let few_token = client.login(&server, &few_email)["access_token"].as_str().unwrap().to_owned();
     let mid = subjects[users / 2];
+    let console = client.console_session(&server, "boss@example.com");
     let queries: Vec<(String, String, &str)> = vec![
         ("`GET /v1/me/events`, a user with 5 events".into(), "/v1/me/events".into(), &few_token),
         ("users, first page of 50".into(), "/v1/admin/users?limit=50".into(), &admin),
@@ -501,6 +541,17 @@ fn lists(client: &Client, users: usize, events: usize) {
         ("audit, family `event=session`".into(), "/v1/admin/audit?limit=100&event=session".into(), &admin),
         ("audit, one user".into(), format!("/v1/admin/audit?limit=100&user={few}"), &admin),
         ("audit, `since` an hour ago".into(), "/v1/admin/audit?limit=100&since=1h".into(), &admin),
+        // The console's pages on the same data, each a whole HTML page.
+        ("console: users, first page".into(), "/ui/admin/users".into(), &console),
+        ("console: users after a cursor half-way".into(), format!("/ui/admin/users?after={mid}"), &console),
+        ("console: users, `status=disabled`".into(), "/ui/admin/users?status=disabled".into(), &console),
+        ("console: users, `role=billing`".into(), "/ui/admin/users?role=billing".into(), &console),
+        ("console: users, prefix `q=u05000`".into(), "/ui/admin/users?q=u05000".into(), &console),
+        ("console: a user's page".into(), format!("/ui/admin/users/{few}"), &console),
+        ("console: audit log".into(), "/ui/admin/audit".into(), &console),
+        ("console: audit, `event=user.logged_out`".into(), "/ui/admin/audit?event=user.logged_out".into(), &console),
+        ("console: overview".into(), "/ui/admin".into(), &console),
+        ("console: keys".into(), "/ui/admin/keys".into(), &console),
     ];
     println!("| query | p50 | p99 | server CPU/page |");
     println!("|---|---:|---:|---:|");

@@ -80,6 +80,10 @@ pub fn document_from_code() -> String {
     contract::document_from_code()
 }
 
+/// Marks requests that came through the admin console's own listener (`admin.console_bind`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleListener;
+
 /// The whole HTTP application.
 pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     let server = &svc.config().server;

@@ -60,6 +60,9 @@ pub struct Config {
 pub struct AdminConfig {
     /// The admin console at `/ui/admin`, for signed-in users who hold admin permissions.
     pub console: bool,
+    /// A listener of its own for the console (`127.0.0.1:9091`), so that it stays off the public
+    /// interface: set, the console answers there only.
+    pub console_bind: Option<SocketAddr>,
     /// Where the socket is created; default: beside the database, `<storage.path>` with `.sock`.
     pub socket: Option<PathBuf>,
     /// Uids besides root and the server's own that may use the socket. Only when this names
@@ -70,7 +73,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { console: true, socket: None, allowed_uids: Vec::new() }
+        Self { console: true, console_bind: None, socket: None, allowed_uids: Vec::new() }
     }
 }
 
@@ -732,6 +735,22 @@ impl Config {
         Ok(cfg)
     }
 
+    fn check_console(&self) -> Result<(), ConfigError> {
+        if let Some(b) = self.admin.console_bind {
+            if !self.admin.console {
+                return Err(ConfigError(
+                    "config key `admin.console_bind`: the console is off (admin.console = false)".into(),
+                ));
+            }
+            if b == self.server.bind || b.port() != 0 && b.port() == self.server.bind.port() {
+                return Err(ConfigError(
+                    "config key `admin.console_bind`: must be another address than server.bind".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn check_forward_auth(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: String| Err(ConfigError(format!("config key `{key}`: {why}")));
         let f = &self.forward_auth;
@@ -807,6 +826,7 @@ impl Config {
             return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
         }
         self.check_forward_auth()?;
+        self.check_console()?;
         if t.insecure_dev_cookies && !self.server.bind.ip().is_loopback() {
             return fail(
                 "tokens.insecure_dev_cookies",

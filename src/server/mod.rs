@@ -20,9 +20,39 @@ pub struct Application {
     svc: Arc<AuthService>,
     acceptor: BoxAcceptor,
     local_addr: SocketAddr,
+    /// The admin console's own listener (`admin.console_bind`).
+    console: Option<(BoxAcceptor, SocketAddr)>,
     /// None with a shared database: the CLI goes to the database itself.
     admin: Option<UnixListener>,
     socket_path: PathBuf,
+}
+
+/// Binds `at`, with TLS when configured; the acceptor and the address it got.
+async fn listen(
+    at: SocketAddr,
+    tls: &crate::config::TlsConfig,
+    key: &str,
+) -> anyhow::Result<(BoxAcceptor, SocketAddr)> {
+    let listener = TcpListener::bind(at);
+    let acceptor = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key_file)) => {
+            let cert =
+                std::fs::read(cert).with_context(|| format!("cannot read {} (server.tls.cert)", cert.display()))?;
+            let pem = std::fs::read(key_file)
+                .with_context(|| format!("cannot read {} (server.tls.key)", key_file.display()))?;
+            let config = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(pem));
+            listener
+                .rustls(config)
+                .into_acceptor()
+                .await
+                .with_context(|| format!("cannot serve TLS on {at} ({key}, server.tls)"))?
+                .boxed()
+        }
+        _ => listener.into_acceptor().await.with_context(|| format!("cannot listen on {at} ({key})"))?.boxed(),
+    };
+    let local =
+        acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).context("listener has no address")?;
+    Ok((acceptor, local))
 }
 
 impl Application {
@@ -49,34 +79,18 @@ impl Application {
             None
         };
         let tls = svc.config().server.tls.clone();
-        let listener = TcpListener::bind(bind);
-        let acceptor = match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => {
-                let cert =
-                    std::fs::read(cert).with_context(|| format!("cannot read {} (server.tls.cert)", cert.display()))?;
-                let key =
-                    std::fs::read(key).with_context(|| format!("cannot read {} (server.tls.key)", key.display()))?;
-                let config = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
-                listener
-                    .rustls(config)
-                    .into_acceptor()
-                    .await
-                    .with_context(|| format!("cannot serve TLS on {bind} (server.bind, server.tls)"))?
-                    .boxed()
-            }
-            _ => listener
-                .into_acceptor()
-                .await
-                .with_context(|| format!("cannot listen on {bind} (server.bind)"))?
-                .boxed(),
-        };
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .context("listener has no address")?;
+        let (acceptor, local_addr) = listen(bind, &tls, "server.bind").await?;
         svc.set_bound_address(local_addr);
-        Ok(Self { svc, acceptor, local_addr, admin, socket_path })
+        let console = match svc.config().admin.console_bind {
+            Some(at) => Some(listen(at, &tls, "admin.console_bind").await?),
+            None => None,
+        };
+        Ok(Self { svc, acceptor, local_addr, console, admin, socket_path })
+    }
+
+    /// Where the console's own listener answers, when `admin.console_bind` is set.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(|(_, a)| *a)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -90,7 +104,7 @@ impl Application {
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then closes the
     /// database before returning.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { svc, acceptor, local_addr, admin, socket_path } = self;
+        let Self { svc, acceptor, local_addr, console, admin, socket_path } = self;
         let grace = svc.config().server.shutdown_grace.0;
         let owns_socket = admin.is_some();
         let admin_task = tokio::spawn({
@@ -137,7 +151,29 @@ impl Application {
             max_per_ip: server.max_connections_per_ip,
             trusted_proxies: server.trusted_proxies.clone(),
         };
-        connections::serve(acceptor, crate::api::app(Arc::clone(&svc)), policy, shutdown, grace).await;
+        // One shutdown for every listener.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let console_task = console.map(|(acceptor, at)| {
+            tracing::info!(addr = %at, "admin console listening");
+            let app = poem::EndpointExt::data(crate::api::app(Arc::clone(&svc)), crate::api::ConsoleListener);
+            tokio::spawn(connections::serve(acceptor, app, policy.clone(), until(stopped.clone()), grace))
+        });
+        let main = connections::serve(acceptor, crate::api::app(Arc::clone(&svc)), policy, until(stopped), grace);
+        tokio::pin!(main);
+        tokio::select! {
+            () = &mut main => {}
+            () = shutdown => {
+                let _ = stop.send(true);
+                main.await;
+            }
+        }
+        let _ = stop.send(true);
+        if let Some(t) = console_task {
+            let _ = t.await;
+        }
         admin_task.abort();
         housekeeping.abort();
         webhooks.abort();

@@ -19,6 +19,8 @@ const ACTIVITY_CAP: usize = 10_000;
 pub struct Overview {
     /// With `users:read`.
     pub users: Option<u64>,
+    /// Sessions open (signed in, not yet expired or ended), with `users:read`.
+    pub sessions: Option<u64>,
     /// With `audit:read`.
     pub activity: Option<Activity>,
 }
@@ -74,15 +76,15 @@ impl Console {
     /// The counts the overview shows: users, and sign-ins and failures over the last hour and
     /// day with their hourly course.
     pub async fn overview(&self, viewer: &Viewer) -> Result<Overview> {
-        let users = match viewer.may("users:read") {
-            true => Some(self.core.db(|s| s.read(|tx| tx.user_count().map_err(Error::from))).await?),
+        let counts = match viewer.may("users:read") {
+            true => Some(self.core.db(|s| s.read(|tx| Ok::<_, Error>((tx.user_count()?, tx.session_count()?)))).await?),
             false => None,
         };
         let activity = match viewer.may("audit:read") {
             true => Some(self.activity(&viewer.principal()).await?),
             false => None,
         };
-        Ok(Overview { users, activity })
+        Ok(Overview { users: counts.map(|c| c.0), sessions: counts.map(|c| c.1), activity })
     }
 
     async fn activity(&self, by: &Principal) -> Result<Activity> {

@@ -71,6 +71,9 @@ pub trait UserWrites {
 
 pub trait SessionReads {
     fn session(&self, id: Uuid) -> R<Option<Session>>;
+    /// How many sessions are stored (expired ones go at the next prune), without reading them;
+    /// an estimate where exact would mean a scan of a large table.
+    fn session_count(&self) -> R<u64>;
     fn session_ids_of(&self, user: Uuid) -> R<Vec<Uuid>>;
     fn sessions_of(&self, user: Uuid) -> R<Vec<Session>>;
     /// In a write transaction, the record stays locked until it ends, so two rotations of one

@@ -137,6 +137,10 @@ async fn an_admin_finds_a_user_disables_them_grants_a_role_and_reads_the_trail()
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(html.contains(r#"<strong id="user-count">4</strong>"#), "{html}");
+    let re = regex::Regex::new(r#"<strong id="session-count">(\d+)</strong>"#).unwrap();
+    let open_sessions: u32 = re.captures(&html).unwrap_or_else(|| panic!("{html}"))[1].parse().unwrap();
+    // At least root's two (the API's and the hosted login's), at most every one opened here.
+    assert!((2..=6).contains(&open_sessions), "{open_sessions}");
     // root's sign-ins (API and hosted login), zed1's and zed2's.
     assert!(html.contains(r#"<dd id="logins-day">4</dd>"#), "{html}");
     assert!(html.contains(r#"<dd id="failures-day">1</dd>"#), "{html}");
@@ -241,6 +245,20 @@ async fn the_console_is_for_admins_and_can_be_off() {
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains(r#"<strong id="user-count">2</strong>"#), "{html}");
     }
+
+    // On a listener of its own, the console is there only; signing in works on either.
+    let port = crate::support::free_port();
+    let own =
+        TestApp::spawn_with(|c| c.admin.console_bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))).await;
+    own.admin("root@example.com").await;
+    let at = own.console_addr.expect("the console's listener");
+    let b = browser();
+    console_sign_in(&own, &b, "root@example.com").await;
+    assert_eq!(open(&own, &b, "/ui/admin").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(open(&own, &b, "/ui/admin/users").await.0, StatusCode::NOT_FOUND);
+    let r = b.get(format!("http://{at}/ui/admin/users")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("root@example.com"));
 
     let off = TestApp::spawn_with(|c| c.admin.console = false).await;
     off.admin("root@example.com").await;

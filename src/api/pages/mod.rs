@@ -428,14 +428,16 @@ mod tests {
                 "pages/admin/home.html",
                 with(
                     true,
-                    context! { users => 1_000_000, activity => context! { logins_hour => 3, failures_hour => 1,
+                    context! { users => 1_000_000, sessions => 12, activity => context! { logins_hour => 3, failures_hour => 1,
                     logins_day => 40, failures_day => 7, capped => true, chart => Value::from_safe_string("<svg></svg>".into()) } },
                 ),
                 |t| t.admin_title,
             ),
-            ("pages/admin/home.html", with(false, context! { users => None::<u64>, activity => None::<Value> }), |t| {
-                t.admin_title
-            }),
+            (
+                "pages/admin/home.html",
+                with(false, context! { users => None::<u64>, sessions => None::<u64>, activity => None::<Value> }),
+                |t| t.admin_title,
+            ),
             (
                 "pages/admin/users.html",
                 with(

@@ -883,6 +883,10 @@ strings! {
         en: "Users",
         ru: "Пользователей",
     }
+    admin_session_count {
+        en: "Sessions open",
+        ru: "Открытых сеансов",
+    }
     admin_activity {
         en: "Sign-ins over the last day",
         ru: "Входы за последние сутки",

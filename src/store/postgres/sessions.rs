@@ -14,6 +14,16 @@ for_both! {
             self.c.doc(&format!("SELECT data FROM sessions WHERE id = $1{}", Self::LOCK), &[&id])
         }
 
+        fn session_count(&self) -> R<u64> {
+            // The planner's estimate past 100,000 rows, where counting would read them all.
+            let row = self.c.one(
+                "SELECT CASE WHEN c.reltuples > 100000 THEN c.reltuples::bigint \
+                 ELSE (SELECT count(*) FROM sessions) END FROM pg_class c WHERE c.oid = 'sessions'::regclass",
+                &[],
+            )?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        }
+
         fn session_ids_of(&self, user: Uuid) -> R<Vec<Uuid>> {
             let rows = self.c.rows("SELECT id FROM sessions WHERE user_id = $1 ORDER BY id", &[&user])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())

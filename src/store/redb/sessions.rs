@@ -20,6 +20,11 @@ for_both! {
             get(&self.tx.open_table(SESSIONS)?, id)
         }
 
+        fn session_count(&self) -> R<u64> {
+            use redb::ReadableTableMetadata as _;
+            Ok(self.tx.open_table(SESSIONS)?.len()?)
+        }
+
         fn session_ids_of(&self, user: Uuid) -> R<Vec<Uuid>> {
             let table = self.tx.open_multimap_table(USER_SESSIONS)?;
             let mut ids = Vec::new();

@@ -44,6 +44,8 @@ pub fn private_dir() -> TempDir {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin console's own listener, when `admin.console_bind` is set.
+    pub console_addr: Option<SocketAddr>,
     pub http: reqwest::Client,
     pub dir: TempDir,
     pub cfg: Config,
@@ -97,12 +99,22 @@ impl TestApp {
             }
         };
         let addr = app.local_addr();
+        let console_addr = app.console_addr();
         let svc = app.service();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        Self { addr, http: reqwest::Client::new(), dir, cfg, svc: Some(svc), stop: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            console_addr,
+            http: reqwest::Client::new(),
+            dir,
+            cfg,
+            svc: Some(svc),
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the server (closing the database) and starts it again on the same data.

@@ -65,6 +65,10 @@ fn sign_in_link(lang: &str, here: &str) -> String {
 /// The viewer of the request, or the answer instead: the hosted login when not signed in, 404
 /// when the console is off, 403 without an admin permission.
 async fn viewer(svc: &AuthService, req: &Request, lang: &str) -> Result<Viewer, Response> {
+    // With a listener of its own, the console is not there on the public one.
+    if svc.config().admin.console_bind.is_some() && req.data::<crate::api::ConsoleListener>().is_none() {
+        return Err(problem_response(Error::NoRoute));
+    }
     let cookie = read_cookie(req, session_cookie_name(svc));
     match svc.console.viewer(cookie.as_deref()).await {
         Ok(Some(v)) => Ok(v),
@@ -163,11 +167,11 @@ async fn home(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LangQ
                 failures_day => a.failures_day, capped => a.capped,
                 chart => Value::from_safe_string(activity_chart(&a.hourly, text::of(&lang).admin_chart)) }
             });
-            (StatusCode::OK, Said::default(), context! { users => o.users, activity })
+            (StatusCode::OK, Said::default(), context! { users => o.users, sessions => o.sessions, activity })
         }
         Err(e) => {
             let (s, said) = refusal(&lang, "/ui/admin", e);
-            (s, said, context! { users => None::<u64>, activity => None::<Value> })
+            (s, said, context! { users => None::<u64>, sessions => None::<u64>, activity => None::<Value> })
         }
     };
     console_page(&svc, status, &lang, "pages/admin/home.html", &v, said, values)
