@@ -32,8 +32,9 @@ impl AuditLog {
         self.query(filter, before, limit).await
     }
 
-    /// Events newer than the event `after`, oldest first, at most the newest `limit` of them:
-    /// the console's live tail. Needs `audit:read`.
+    /// Events newer than the event `after`, oldest first, at most the newest `limit` of them
+    /// (a burst beyond `limit` between two looks shows only its newest): the console's live
+    /// tail. Needs `audit:read`.
     pub async fn newer(&self, by: &Principal, after: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
         self.core.authority(by, "audit:read")?;
         let since_ms = after.get_timestamp().map(|t| {

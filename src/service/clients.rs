@@ -291,15 +291,20 @@ impl Clients {
         for u in &edit.post_logout_redirect_uris {
             check_redirect("post_logout_redirect_uris", u)?;
         }
-        if edit.trusted {
-            authority.may_assign(&["admin".to_owned()])?;
-        }
         let client = self
             .core
             .db(move |s| {
                 s.write(|tx| {
                     let mut c = tx.client(id)?.ok_or(Error::NotFound("client"))?;
                     authority.may_change(&c.roles)?;
+                    // Where its codes go, and whether it asks users at all, decide whose accounts
+                    // a client reaches (consents given stay with it): an admin's call, as making
+                    // a trusted client is.
+                    let moved = c.redirect_uris != edit.redirect_uris
+                        || c.post_logout_redirect_uris != edit.post_logout_redirect_uris;
+                    if edit.trusted || c.trusted || moved {
+                        authority.may_assign(&["admin".to_owned()])?;
+                    }
                     if c.is_public() && edit.redirect_uris.is_empty() {
                         return Err(Error::invalid(
                             "redirect_uris",

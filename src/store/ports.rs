@@ -171,6 +171,10 @@ pub trait AuditReads {
     /// Events newest first that `q` selects (through an index by subject, by event or by time,
     /// never a scan of the log) and that pass `keep`, at most `limit`.
     fn audit_events(&self, q: &AuditQuery<'_>, limit: usize, keep: &dyn Fn(&AuditEvent) -> bool) -> R<Vec<AuditEvent>>;
+    /// The ids (UUIDv7: their times) of the events of `event`'s family from about `since_ms`
+    /// on, newest first, at most `limit`: from the index alone, no event read. Ids a second
+    /// either side of the bound may come too; the caller decides at the edge.
+    fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<Uuid>>;
 }
 
 pub trait AuditWrites {

@@ -175,10 +175,14 @@ async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothi
     ] {
         assert!(!html.contains(absent), "{absent}: {html}");
     }
-    // A forged POST is refused by the service, and nothing changes.
+    // Forged POSTs are refused, and nothing changes: by the console's own check, and (for an
+    // action it does not guard) by the service behind it.
     let r = act(&app, &help, &page, "disable", "").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.status_of_me(&zed.access).await, StatusCode::OK);
+    let r = act(&app, &help, &page, "revoke", "user").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(roles_of(&app, &root.access, &id).await, json!(["user"]));
     let (s, _) = open(&app, &help, "/ui/admin/keys").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
@@ -192,6 +196,14 @@ async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothi
     // Past the step-up window a destructive action asks for a fresh sign-in, which comes back.
     // (Sign-in times count in whole seconds.)
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    // Whatever gives power wants it too: a recovery link, a role, a new client.
+    assert_eq!(act(&app, &admin, &page, "recovery_link", "").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(act(&app, &admin, &page, "grant", "admin").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(roles_of(&app, &root.access, &id).await, json!(["user"]));
+    let (_, html) = open(&app, &admin, "/ui/admin/clients").await;
+    let form = [("csrf", field(&html, "csrf")), ("action", "create".into()), ("name", "late".into())];
+    let r = admin.post(app.url("/ui/admin/clients")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = act(&app, &admin, &page, "disable", "").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let html = r.text().await.unwrap();
@@ -212,7 +224,14 @@ async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothi
     assert_eq!(act(&app, &admin, &page, "disable", "").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.status_of_me(&zed.access).await, StatusCode::UNAUTHORIZED);
     // rd leads only to authd's own pages.
-    for rd in ["//evil.test/ui/admin", "/ui/admin/../../evil", "https://evil.test/"] {
+    for rd in [
+        "//evil.test/ui/admin",
+        "/ui/admin/../../evil",
+        "https://evil.test/",
+        "/ui/admin/%2e%2e/%2e%2e/oauth2/authorize",
+        "/ui/admin\\evil.test",
+        "/ui/admin/%2F%2Fevil.test",
+    ] {
         let html = admin.get(app.url("/ui/login")).send().await.unwrap().text().await.unwrap();
         let form = [
             ("csrf", field(&html, "csrf")),
@@ -256,6 +275,9 @@ async fn the_console_is_for_admins_and_can_be_off() {
     console_sign_in(&own, &b, "root@example.com").await;
     assert_eq!(open(&own, &b, "/ui/admin").await.0, StatusCode::NOT_FOUND);
     assert_eq!(open(&own, &b, "/ui/admin/users").await.0, StatusCode::NOT_FOUND);
+    // Posting there says no more: not there, before any token is looked at.
+    let r = b.post(own.url("/ui/admin/users")).form(&[("csrf", "x"), ("email", "n@example.com")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = b.get(format!("http://{at}/ui/admin/users")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("root@example.com"));

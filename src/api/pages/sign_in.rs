@@ -275,7 +275,8 @@ async fn signed_in(svc: &AuthService, lang: &str, request: &str, rd: &str, cooki
 /// could lead off this origin.
 fn local_return(rd: &str) -> Option<&str> {
     let own = rd.starts_with("/ui/admin") || rd.starts_with("/ui/account");
-    (own && !rd.contains(['\\', '\r', '\n']) && !rd.contains("//") && !rd.contains("/.")).then_some(rd)
+    // No `%`: an encoded dot or slash would be resolved by the browser after this check.
+    (own && !rd.contains(['\\', '\r', '\n', '%']) && !rd.contains("//") && !rd.contains("/.")).then_some(rd)
 }
 
 /// Why a sign-in was refused, in the user's words, with its status.

@@ -47,6 +47,17 @@ for_both! {
             out.truncate(limit);
             Ok(out)
         }
+
+        fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<uuid::Uuid>> {
+            let q = AuditQuery { subject: None, event: Some(event), since_ms: Some(since_ms), until_ms: None, before: None };
+            let (low, high) = q.id_range();
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self.c.rows(
+                "SELECT id FROM audit_families WHERE family = $1 AND id >= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                &[&event, &low, &high, &limit],
+            )?;
+            Ok(rows.iter().map(|r| r.get::<_, uuid::Uuid>(0)).collect())
+        }
     }
 }
 

@@ -65,6 +65,20 @@ for_both! {
             }
             Ok(out)
         }
+
+        fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<Uuid>> {
+            let q = AuditQuery { subject: None, event: Some(event), since_ms: Some(since_ms), until_ms: None, before: None };
+            let (low, high) = q.id_range();
+            let index = self.tx.open_table(AUDIT_BY_EVENT)?;
+            let mut out = Vec::new();
+            for row in index.range((event, low)..(event, high))?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                out.push(row?.0.value().1);
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -87,16 +87,18 @@ pub(super) struct ClientForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<ClientForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
     let p = v.principal();
     let outcome: Result<Option<(String, String)>, Error> = async {
         let id = || Uuid::parse_str(f.id.trim()).map_err(|_| Error::NotFound("client"));
+        // Every change to a client can hand out or redirect power: a fresh sign-in first.
+        svc.console.destructive(&v, &["clients:write"])?;
         match f.action.as_str() {
             "create" => {
                 let new = NewClient {
@@ -122,14 +124,10 @@ pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Fo
                 svc.clients.edit(&p, id()?, edit).await.map(|_| None)
             }
             "rotate" => {
-                svc.console.destructive(&v, &["clients:write"])?;
                 let c = svc.clients.rotate_secret(&p, id()?).await?;
                 Ok(c.client_secret.map(|s| (c.client_id.to_string(), s)))
             }
-            "delete" => {
-                svc.console.destructive(&v, &["clients:write"])?;
-                svc.clients.delete(&p, id()?).await.map(|()| None)
-            }
+            "delete" => svc.clients.delete(&p, id()?).await.map(|()| None),
             _ => Err(Error::NotFound("action")),
         }
     }

@@ -59,13 +59,13 @@ pub(super) struct RotateForm {
 #[handler]
 pub(super) async fn rotate(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<RotateForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
     let rotated = match svc.console.destructive(&v, &["keys:rotate"]) {
         Ok(()) => svc.keys.rotate(&v.principal()).await,
         Err(e) => Err(e),

@@ -68,13 +68,21 @@ pub(super) struct RoleForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<RoleForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
+    // Giving power (a new role, a permission, dropping a second factor) and deleting want a
+    // fresh sign-in; taking a permission away or requiring a second factor do not.
+    if matches!(f.action.as_str(), "create" | "grant" | "allow_without_mfa" | "delete")
+        && let Err(e) = svc.console.destructive(&v, &["roles:write"])
+    {
+        let (status, said) = refusal(&lang, "/ui/admin/roles", e);
+        return roles_page(&svc, &lang, &v, status, said).await;
+    }
     let p = v.principal();
     let name = f.name.trim();
     let perms: Vec<String> =
@@ -85,10 +93,7 @@ pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Fo
         "revoke" => svc.roles.change(&p, name, Vec::new(), perms).await.map(|_| ()),
         "require_mfa" => svc.roles.set_mfa(&p, name, true).await.map(|_| ()),
         "allow_without_mfa" => svc.roles.set_mfa(&p, name, false).await.map(|_| ()),
-        "delete" => match svc.console.destructive(&v, &["roles:write"]) {
-            Ok(()) => svc.roles.delete(&p, name, false).await.map(|_| ()),
-            Err(e) => Err(e),
-        },
+        "delete" => svc.roles.delete(&p, name, false).await.map(|_| ()),
         _ => Err(Error::NotFound("action")),
     };
     match outcome {

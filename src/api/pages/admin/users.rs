@@ -114,13 +114,13 @@ pub(super) struct CreateForm {
 #[handler]
 pub(super) async fn create(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<CreateForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
     let account = NewAccount {
         email: blank(&f.email),
         phone: None,
@@ -129,7 +129,11 @@ pub(super) async fn create(svc: Data<&Arc<AuthService>>, req: &Request, Form(f):
         roles: vec![blank(&f.role).unwrap_or_else(|| "user".into())],
         locale: None,
     };
-    match svc.accounts.create_user(&v.principal(), account).await {
+    let created = match svc.console.destructive(&v, &["users:write"]) {
+        Ok(()) => svc.accounts.create_user(&v.principal(), account).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(u) => see_other(&format!("/ui/admin/users/{}?lang={lang}&done=1", u.id)),
         Err(e) => {
             let (status, said) = refusal(&lang, "/ui/admin/users", e);
@@ -249,13 +253,13 @@ pub(super) async fn act(
     Form(f): Form<ActForm>,
 ) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
     let here = format!("/ui/admin/users/{id}");
     let outcome: Result<Option<String>, Error> = async {
         let uid = Uuid::parse_str(&id).map_err(|_| Error::NotFound("user"))?;
@@ -269,19 +273,29 @@ pub(super) async fn act(
             }
             "enable" => svc.accounts.set_status(&p, &who, UserStatus::Active).await.map(|_| None),
             "grant" | "revoke" => {
+                // Giving power wants a fresh sign-in; taking it away does not.
+                if f.action == "grant" {
+                    svc.console.destructive(&v, &["users:write"])?;
+                }
                 let user = svc.accounts.admin_user(&p, uid).await?;
                 let role = f.item.trim().to_owned();
                 let mut roles = user.roles.clone();
-                if f.action == "grant" && !roles.contains(&role) {
-                    roles.push(role);
-                } else {
-                    roles.retain(|r| *r != role);
+                match f.action.as_str() {
+                    "grant" if roles.contains(&role) => return Ok(None),
+                    "grant" => roles.push(role),
+                    _ => roles.retain(|r| *r != role),
                 }
                 svc.accounts.set_roles(&p, &who, roles).await.map(|_| None)
             }
             "end_session" => svc.accounts.admin_end_session(&p, uid, item()?).await.map(|()| None),
-            "end_sessions" => svc.accounts.admin_end_sessions(&p, uid).await.map(|()| None),
-            "unlink" => svc.upstream.admin_unlink_identity(&p, uid, item()?).await.map(|()| None),
+            "end_sessions" => {
+                svc.console.destructive(&v, &["sessions:revoke"])?;
+                svc.accounts.admin_end_sessions(&p, uid).await.map(|()| None)
+            }
+            "unlink" => {
+                svc.console.destructive(&v, &["users:write"])?;
+                svc.upstream.admin_unlink_identity(&p, uid, item()?).await.map(|()| None)
+            }
             "mfa_reset" => {
                 svc.console.destructive(&v, &["users:write"])?;
                 svc.factors.reset_mfa(&p, &who).await.map(|_| None)
@@ -290,7 +304,11 @@ pub(super) async fn act(
                 svc.console.destructive(&v, &["users:write"])?;
                 svc.passkeys.admin_remove(&p, uid, item()?).await.map(|()| None)
             }
-            "recovery_link" => svc.recovery.recovery_link(&p, &who).await.map(|(_, link)| Some(link)),
+            // A link that enrols a passkey is a way into the account: a fresh sign-in first.
+            "recovery_link" => {
+                svc.console.destructive(&v, &["users:write"])?;
+                svc.recovery.recovery_link(&p, &who).await.map(|(_, link)| Some(link))
+            }
             _ => Err(Error::NotFound("action")),
         }
     }

@@ -88,16 +88,19 @@ pub(super) struct WebhookForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<WebhookForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let v = match viewer(&svc, req, &lang).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if !csrf_ok(&svc, req, &f.csrf) {
+        return forbidden(&svc, &lang);
+    }
     let p = v.principal();
     let id = || Uuid::parse_str(f.id.trim()).map_err(|_| Error::NotFound("webhook"));
+    // A new endpoint receives the log of events; removing one silences it: a fresh sign-in.
+    let fresh = || svc.console.destructive(&v, &["webhooks:write"]);
     let outcome: Result<Option<String>, Error> = match f.action.as_str() {
+        "add" | "delete" if fresh().is_err() => fresh().map(|()| None),
         "add" => {
             let events = f.events.split([' ', ',']).filter(|e| !e.is_empty()).map(str::to_owned).collect();
             let secret = Some(f.secret.trim().to_owned()).filter(|s| !s.is_empty());
