@@ -184,10 +184,24 @@ async fn in_chromium_the_account_page_works_by_keyboard_and_passes_axe() {
     chromium.remove_authenticator(&phone).await;
     chromium.add_authenticator(true).await;
     chromium.type_into("#add-passkey", "\u{E007}").await;
-    chromium.shown("p[role=status]").await;
-    assert_eq!(chromium.run("return document.querySelectorAll('#passkeys li').length;").await, json!(2));
+    // The page reloads once the passkey is in; the status of the rename above may still show
+    // until then, so wait for the list itself.
+    let mut listed = json!(0);
+    for _ in 0..100 {
+        listed = chromium.run("return document.querySelectorAll('#passkeys li').length;").await;
+        if listed == json!(2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, json!(2));
     chromium.type_into("button[aria-label=\"Remove: Kay's phone\"]", "\u{E007}").await;
-    chromium.shown("p[role=status]").await;
+    for _ in 0..100 {
+        if chromium.run("return document.querySelectorAll('#passkeys li').length;").await == json!(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(chromium.run("return document.querySelectorAll('#passkeys li').length;").await, json!(1));
     assert!(!chromium.text("#passkeys").await.contains("Kay's phone"));
 
