@@ -32,6 +32,9 @@ pub struct DeliveryCounts {
     pub failed: usize,
     /// Newest deliveries that are not (yet) delivered: (id, url, event, attempts, state, last error).
     pub troubled: Vec<(String, String, String, u32, String, Option<String>)>,
+    /// The newest deliveries, whatever their state, the same way.
+    #[serde(default)]
+    pub recent: Vec<(String, String, String, u32, String, Option<String>)>,
 }
 
 /// The webhook endpoints added at run time, beside those of the config file.
@@ -177,16 +180,13 @@ impl Webhooks {
                 DeliveryState::Failed => c.failed += 1,
             }
         }
-        all.retain(|d| d.state != DeliveryState::Delivered);
         all.sort_by_key(|d| std::cmp::Reverse(d.id));
-        c.troubled = all
-            .into_iter()
-            .take(20)
-            .map(|d| {
-                let state = format!("{:?}", d.state).to_lowercase();
-                (d.id.to_string(), d.url, d.event, d.attempts, state, d.last_error)
-            })
-            .collect();
+        let row = |d: &crate::model::OutboxMessage| {
+            let state = format!("{:?}", d.state).to_lowercase();
+            (d.id.to_string(), d.url.clone(), d.event.clone(), d.attempts, state, d.last_error.clone())
+        };
+        c.recent = all.iter().take(20).map(row).collect();
+        c.troubled = all.iter().filter(|d| d.state != DeliveryState::Delivered).take(20).map(row).collect();
         Ok(c)
     }
 }

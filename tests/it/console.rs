@@ -444,6 +444,8 @@ async fn a_failed_webhook_delivery_is_seen_and_sent_again() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(html.contains("delivered: 1, failed: 0"), "{html}");
+    // The newest deliveries, delivered ones too, with their state.
+    assert!(html.contains("<td>user.registered</td><td>1</td><td>delivered</td>"), "{html}");
     // Only a failed delivery is sent again.
     let form = [("csrf", field(&html, "csrf")), ("action", "retry".into()), ("id", id)];
     assert_eq!(

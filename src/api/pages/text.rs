@@ -955,6 +955,10 @@ strings! {
         en: "failed",
         ru: "не доставлено",
     }
+    admin_recent_deliveries {
+        en: "The newest twenty, whatever became of them; a failed one can be sent again.",
+        ru: "Двадцать последних, чем бы ни закончились; неудавшуюся можно отправить снова.",
+    }
     admin_attempts {
         en: "Attempts",
         ru: "Попытки",

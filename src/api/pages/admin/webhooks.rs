@@ -56,7 +56,7 @@ async fn webhooks_page(
     let (counts, troubled) = match counts {
         Some(c) => {
             let troubled: Vec<Value> = c
-                .troubled
+                .recent
                 .iter()
                 .map(|(id, url, event, attempts, state, error)| {
                     context! { id, url, event, attempts, failed => state == "failed", state, error }
