@@ -12,9 +12,9 @@ use poem::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{LangQuery, Said, console_page, refusal, see_other, viewer};
+use super::{LangQuery, Said, console_page, poster, refusal, see_other, viewer};
 use crate::{
-    api::pages::{csrf_ok, forbidden, locale, text},
+    api::pages::{locale, text},
     error::Error,
     model::rfc3339,
     service::{AuthService, ClientEdit, NewClient, Viewer},
@@ -87,13 +87,10 @@ pub(super) struct ClientForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<ClientForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let p = v.principal();
     let outcome: Result<Option<(String, String)>, Error> = async {
         let id = || Uuid::parse_str(f.id.trim()).map_err(|_| Error::NotFound("client"));

@@ -10,9 +10,9 @@ use poem::{
 };
 use serde::Deserialize;
 
-use super::{LangQuery, Said, console_page, refusal, see_other, viewer};
+use super::{LangQuery, Said, console_page, poster, refusal, see_other, viewer};
 use crate::{
-    api::pages::{csrf_ok, forbidden, locale, text},
+    api::pages::{locale, text},
     model::rfc3339,
     service::{AuthService, Viewer},
 };
@@ -59,13 +59,10 @@ pub(super) struct RotateForm {
 #[handler]
 pub(super) async fn rotate(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<RotateForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let rotated = match svc.console.destructive(&v, &["keys:rotate"]) {
         Ok(()) => svc.keys.rotate(&v.principal()).await,
         Err(e) => Err(e),

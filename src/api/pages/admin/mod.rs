@@ -22,7 +22,7 @@ use poem::{
 };
 use serde::Deserialize;
 
-use super::{form_page, locale, page, sign_in::session_cookie_name, text};
+use super::{csrf_ok, forbidden, form_page, locale, page, sign_in::session_cookie_name, text};
 use crate::{
     api::{cookies::read_cookie, problem::problem_response},
     error::Error,
@@ -82,6 +82,16 @@ async fn viewer(svc: &AuthService, req: &Request, lang: &str) -> Result<Viewer, 
         }
         Err(e) => Err(problem_response(e)),
     }
+}
+
+/// The viewer of a form posted to the console, checked before its CSRF token so that the public
+/// listener gives no sign of a console on its own listener.
+async fn poster(svc: &AuthService, req: &Request, lang: &str, csrf: &str) -> Result<Viewer, Response> {
+    let v = viewer(svc, req, lang).await?;
+    if !csrf_ok(svc, req, csrf) {
+        return Err(forbidden(svc, lang));
+    }
+    Ok(v)
 }
 
 /// What a console page shows besides its own values.

@@ -11,9 +11,9 @@ use poem::{
 };
 use serde::Deserialize;
 
-use super::{LangQuery, Said, console_page, refusal, see_other, viewer};
+use super::{LangQuery, Said, console_page, poster, refusal, see_other, viewer};
 use crate::{
-    api::pages::{csrf_ok, forbidden, locale, text},
+    api::pages::{locale, text},
     error::Error,
     service::{AuthService, Viewer},
 };
@@ -68,13 +68,10 @@ pub(super) struct RoleForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<RoleForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     // Giving power (a new role, a permission, dropping a second factor) and deleting want a
     // fresh sign-in; taking a permission away or requiring a second factor do not.
     if matches!(f.action.as_str(), "create" | "grant" | "allow_without_mfa" | "delete")

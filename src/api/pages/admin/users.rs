@@ -12,9 +12,9 @@ use poem::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Said, console_page, login_of, refusal, see_other, viewer};
+use super::{Said, console_page, login_of, poster, refusal, see_other, viewer};
 use crate::{
-    api::pages::{csrf_ok, forbidden, locale, text},
+    api::pages::{locale, text},
     error::Error,
     model::{UserStatus, rfc3339},
     service::{AuthService, NewAccount, UserFilter, Viewer, audit::AuditFilter},
@@ -114,13 +114,10 @@ pub(super) struct CreateForm {
 #[handler]
 pub(super) async fn create(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<CreateForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let account = NewAccount {
         email: blank(&f.email),
         phone: None,
@@ -253,13 +250,10 @@ pub(super) async fn act(
     Form(f): Form<ActForm>,
 ) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let here = format!("/ui/admin/users/{id}");
     let outcome: Result<Option<String>, Error> = async {
         let uid = Uuid::parse_str(&id).map_err(|_| Error::NotFound("user"))?;

@@ -12,9 +12,9 @@ use poem::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{LangQuery, Said, console_page, refusal, see_other, viewer};
+use super::{LangQuery, Said, console_page, poster, refusal, see_other, viewer};
 use crate::{
-    api::pages::{csrf_ok, forbidden, locale, text},
+    api::pages::{locale, text},
     error::Error,
     service::{AuthService, Viewer},
 };
@@ -88,19 +88,19 @@ pub(super) struct WebhookForm {
 #[handler]
 pub(super) async fn act(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form<WebhookForm>) -> Response {
     let lang = locale(&svc, req, Some(&f.lang));
-    let v = match viewer(&svc, req, &lang).await {
+    let v = match poster(&svc, req, &lang, &f.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&svc, req, &f.csrf) {
-        return forbidden(&svc, &lang);
-    }
     let p = v.principal();
     let id = || Uuid::parse_str(f.id.trim()).map_err(|_| Error::NotFound("webhook"));
     // A new endpoint receives the log of events; removing one silences it: a fresh sign-in.
-    let fresh = || svc.console.destructive(&v, &["webhooks:write"]);
+    let fresh = match f.action.as_str() {
+        "add" | "delete" => svc.console.destructive(&v, &["webhooks:write"]),
+        _ => Ok(()),
+    };
     let outcome: Result<Option<String>, Error> = match f.action.as_str() {
-        "add" | "delete" if fresh().is_err() => fresh().map(|()| None),
+        _ if fresh.is_err() => fresh.map(|()| None),
         "add" => {
             let events = f.events.split([' ', ',']).filter(|e| !e.is_empty()).map(str::to_owned).collect();
             let secret = Some(f.secret.trim().to_owned()).filter(|s| !s.is_empty());
