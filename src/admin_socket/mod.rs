@@ -6,7 +6,7 @@ mod protocol;
 mod socket;
 
 pub use protocol::{AdminReply, AdminRequest, UserView};
-pub use socket::{CallError, bind, call, serve};
+pub use socket::{CallError, bind, call, call_backup, serve};
 
 use crate::{
     model::UserStatus,
@@ -62,6 +62,7 @@ async fn dispatch(svc: &AuthService, req: AdminRequest) -> AdminReply {
         AdminRequest::UserDelete { who } => {
             svc.accounts.delete_user(op, &who).await.map(|u| AdminReply::User(u.into()))
         }
+        AdminRequest::Backup => Err(crate::error::Error::Internal("a backup is streamed by the admin socket".into())),
         AdminRequest::ForwardAuthTest { url, method, user, mfa, from } => {
             svc.forward_auth.explain(op, &url, &method, user.as_deref(), mfa, from).await.map(AdminReply::ForwardAuth)
         }

@@ -51,6 +51,8 @@ pub enum AdminRequest {
     },
     KeysList,
     KeysRotate,
+    /// A consistent copy of the database: the reply line is followed by its bytes.
+    Backup,
     RoleList,
     RoleAdd {
         name: String,
@@ -172,6 +174,13 @@ pub enum AdminReply {
         expires_in: u64,
     },
     ForwardAuth(crate::service::ForwardExplanation),
+    /// The copy's `bytes` follow this line on the socket.
+    Backup {
+        manifest: crate::service::backups::Manifest,
+        /// The data key, base64.
+        key: String,
+        bytes: u64,
+    },
     Done,
     Error {
         code: String,

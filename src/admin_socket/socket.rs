@@ -104,6 +104,7 @@ async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<AdminRequest>(&line) {
+        Ok(AdminRequest::Backup) => return send_backup(write, svc).await,
         Ok(req) => execute(svc, req).await,
         Err(e) => AdminReply::Error { code: "invalid_request".into(), message: format!("bad admin request: {e}") },
     };
@@ -111,6 +112,35 @@ async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// Streams a consistent copy of the database: a reply line, then the copy's bytes.
+async fn send_backup(mut write: tokio::net::unix::OwnedWriteHalf, svc: &AuthService) -> io::Result<()> {
+    let taken = match svc.backups.take(&crate::service::Principal::Operator).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "backup failed");
+            let reply = AdminReply::Error { code: "backup_failed".into(), message: format!("backup failed: {e}") };
+            let mut out = serde_json::to_vec(&reply).map_err(io::Error::other)?;
+            out.push(b'\n');
+            write.write_all(&out).await?;
+            return write.shutdown().await;
+        }
+    };
+    let sent = async {
+        let mut file = tokio::fs::File::open(&taken.file).await?;
+        let bytes = file.metadata().await?.len();
+        let reply = AdminReply::Backup { manifest: taken.manifest.clone(), key: taken.key.clone(), bytes };
+        let mut out = serde_json::to_vec(&reply).map_err(io::Error::other)?;
+        out.push(b'\n');
+        write.write_all(&out).await?;
+        tokio::io::copy(&mut file, &mut write).await?;
+        write.shutdown().await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&taken.file).await;
+    tracing::info!(ok = sent.is_ok(), "backup taken through the admin socket");
+    sent
 }
 
 /// Tells a refused peer why, then hangs up; its request is never read.
@@ -157,6 +187,31 @@ pub async fn call(path: &Path, req: &AdminRequest) -> Result<AdminReply, CallErr
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not answer"))??;
     serde_json::from_str(&line).map_err(|e| CallError::Io(io::Error::other(format!("bad reply from server: {e}"))))
+}
+
+/// Asks a running server for a backup: its reply, and the reader its bytes then come from.
+pub async fn call_backup(path: &Path) -> Result<(AdminReply, BufReader<tokio::net::unix::OwnedReadHalf>), CallError> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+            return Err(CallError::NotRunning);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut out = serde_json::to_vec(&AdminRequest::Backup).map_err(io::Error::other)?;
+    out.push(b'\n');
+    if let Err(e) = write.write_all(&out).await
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let reply = serde_json::from_str(&line)
+        .map_err(|e| CallError::Io(io::Error::other(format!("bad reply from server: {e}"))))?;
+    Ok((reply, reader))
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -3,6 +3,7 @@
 
 mod admin_cmd;
 mod audit;
+mod backup;
 mod challenge;
 mod client;
 mod config_cmd;
@@ -83,6 +84,10 @@ enum Command {
         #[command(subcommand)]
         cmd: challenge::ChallengeCmd,
     },
+    /// Back up the embedded database with its key, while the server runs or not
+    Backup(backup::BackupArgs),
+    /// Restore a backup into storage.path; checked whole before anything is replaced
+    Restore(backup::RestoreArgs),
     /// Copy a redb database into PostgreSQL: authd migrate --from ./data/authd.redb --to postgres://…
     Migrate(migrate::MigrateArgs),
     /// Inspect the configuration
@@ -162,6 +167,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             forward_auth::run(&cfg, cmd).await
         }
         Command::Config { cmd } => config_cmd::run(&cfg, cmd),
+        Command::Backup(args) => {
+            init_logging(&cfg, "warn");
+            backup::backup(&cfg, args).await
+        }
+        Command::Restore(args) => {
+            init_logging(&cfg, "warn");
+            backup::restore(&cfg, args).await
+        }
         Command::Migrate(args) => {
             init_logging(&cfg, "warn");
             migrate::run(&cfg, args).await

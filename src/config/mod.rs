@@ -190,11 +190,20 @@ pub enum ClientIpHeader {
 }
 
 /// Built-in HTTPS: both PEM files, or neither (plain HTTP behind a TLS-terminating proxy).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// How often the files are compared with what is served, to pick up a renewed
+    /// certificate; 0 checks only on SIGHUP.
+    pub reload_check: HumanDuration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { cert: None, key: None, reload_check: HumanDuration::secs(10) }
+    }
 }
 
 impl TlsConfig {
@@ -1081,7 +1090,7 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 30] = [
+        let durations: [(&str, HumanDuration, u64, u64); 31] = [
             ("passwords.release_memory_after", self.passwords.release_memory_after, S, D),
             ("tokens.verified_cache_idle", self.tokens.verified_cache_idle, S, D),
             ("oauth.timeout", self.oauth.timeout, S, 5 * M),
@@ -1101,6 +1110,7 @@ impl Config {
             ("storage.statement_timeout", self.storage.statement_timeout, S, 10 * M),
             ("storage.connect_timeout", self.storage.connect_timeout, S, 10 * M),
             ("server.shutdown_grace", self.server.shutdown_grace, 0, 10 * M),
+            ("server.tls.reload_check", self.server.tls.reload_check, 0, D),
             ("server.request_timeout", self.server.request_timeout, S, 10 * M),
             ("server.header_timeout", self.server.header_timeout, S, 10 * M),
             ("server.idle_timeout", self.server.idle_timeout, S, D),

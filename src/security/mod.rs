@@ -6,6 +6,7 @@ pub mod identifiers;
 pub mod jws;
 pub mod key_ring;
 pub mod limits;
+pub mod passphrase;
 pub mod password;
 pub mod pow;
 pub mod random;

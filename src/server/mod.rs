@@ -1,11 +1,12 @@
 //! Builds and runs the whole server: HTTP listener, admin socket, housekeeping.
 
 mod connections;
+mod tls_reload;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use poem::listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, TcpListener};
 use tokio::net::UnixListener;
 
 use crate::{
@@ -36,13 +37,13 @@ async fn listen(
     let listener = TcpListener::bind(at);
     let acceptor = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key_file)) => {
-            let cert =
-                std::fs::read(cert).with_context(|| format!("cannot read {} (server.tls.cert)", cert.display()))?;
-            let pem = std::fs::read(key_file)
-                .with_context(|| format!("cannot read {} (server.tls.key)", key_file.display()))?;
-            let config = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(pem));
+            let files = tls_reload::Files { cert: cert.clone(), key: key_file.clone() };
+            let (pem, config) = files.load()?;
+            // A pair that does not load stops the start here, not at the first connection.
+            let _ = poem::listener::IntoTlsConfigStream::into_stream(files.load()?.1)
+                .with_context(|| format!("cannot serve TLS on {at} ({key}, server.tls)"))?;
             listener
-                .rustls(config)
+                .rustls(tls_reload::configs(files, pem, config, tls.reload_check.0))
                 .into_acceptor()
                 .await
                 .with_context(|| format!("cannot serve TLS on {at} ({key}, server.tls)"))?
@@ -116,6 +117,17 @@ impl Application {
             }
         });
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&svc)));
+        // SIGHUP would end the process by default: it re-reads the TLS files (tls_reload), and
+        // is harmless without TLS.
+        let tls_on = svc.config().server.tls.is_enabled();
+        let hangups = tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                if !tls_on {
+                    tracing::info!("SIGHUP: nothing to reload (no server.tls)");
+                }
+            }
+        });
         let webhooks = tokio::spawn(webhook_worker(Arc::clone(&svc)));
         let cfg = svc.config();
         if !cfg.server.bind.ip().is_loopback() {
@@ -174,8 +186,11 @@ impl Application {
         if let Some(t) = console_task {
             let _ = t.await;
         }
+        // Requests are done: write the audit events they queued before the process ends.
+        svc.flush().await;
         admin_task.abort();
         housekeeping.abort();
+        hangups.abort();
         webhooks.abort();
         let _ = webhooks.await;
         let _ = admin_task.await;
@@ -231,12 +246,12 @@ async fn housekeeping(svc: Arc<AuthService>) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
 /// The OpenAPI document of the HTTP API, as `authd openapi` prints it.
 pub fn openapi_document() -> String {
     crate::api::document_from_code()
 }
 
+/// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -220,16 +220,18 @@ impl Accounts {
         self.sessions.list_sessions(id).await
     }
 
-    /// Ends every session of a user (needs `sessions:revoke`).
+    /// Ends every session of a user (needs `sessions:revoke`, and every permission the user
+    /// holds: signing out someone mightier is changing them).
     pub async fn admin_end_sessions(&self, by: &Principal, id: Uuid) -> Result<()> {
-        self.core.authority(by, "sessions:revoke")?;
-        self.core.user(id).await?;
+        let authority = self.core.authority(by, "sessions:revoke")?;
+        authority.may_change(&self.core.user(id).await?.roles)?;
         self.sessions.logout_all(id).await
     }
 
-    /// Ends one session of a user (needs `sessions:revoke`).
+    /// Ends one session of a user (as [`Self::admin_end_sessions`]).
     pub async fn admin_end_session(&self, by: &Principal, id: Uuid, session: Uuid) -> Result<()> {
-        self.core.authority(by, "sessions:revoke")?;
+        let authority = self.core.authority(by, "sessions:revoke")?;
+        authority.may_change(&self.core.user(id).await?.roles)?;
         self.sessions.revoke_session(id, session).await
     }
 

@@ -75,6 +75,11 @@ impl Db {
         self.users.forget(id);
     }
 
+    /// A consistent copy of the database in the new file `to`.
+    pub fn snapshot(&self, to: &std::path::Path) -> Result<crate::store::Snapshot, StoreError> {
+        self.store.snapshot(to)
+    }
+
     /// Changes other nodes commit, when the database is shared.
     pub fn changes(&self) -> Option<ChangeFeed> {
         self.store.changes()

@@ -5,6 +5,7 @@ pub mod audit;
 mod audit_log;
 mod audit_sink;
 mod authority;
+pub mod backups;
 mod clients;
 mod console;
 mod core;
@@ -32,6 +33,7 @@ pub use crate::security::key_ring::KeyRing;
 pub use accounts::{Accounts, NewAccount, UserFilter, UserPage, UserPatch};
 pub use audit_log::AuditLog;
 pub use authority::Principal;
+pub use backups::Backups;
 pub use clients::{ClientEdit, ClientInfo as ServiceClientInfo, Clients, NewClient, Presented};
 pub use console::{Activity, CONSOLE_PERMISSIONS, Console, Overview, Viewer};
 pub use core::Core;
@@ -108,6 +110,8 @@ pub struct AuthService {
     pub roles: Roles,
     /// The admin console's rules.
     pub console: Console,
+    /// Backups of the embedded database.
+    pub backups: Backups,
 }
 
 impl AuthService {
@@ -270,6 +274,7 @@ impl AuthService {
             provider: Arc::clone(&provider),
             forward_auth: ForwardAuth::new(c(), Arc::clone(&provider), tokens.clone()),
             console: Console::new(c(), provider),
+            backups: Backups::new(c()),
             webhooks: Webhooks::new(c()),
             audit: AuditLog::new(c()),
             tokens,
@@ -285,6 +290,11 @@ impl AuthService {
 
     pub fn config(&self) -> &Config {
         &self.core.cfg
+    }
+
+    /// Writes what waits in memory (queued audit events), before the process ends.
+    pub async fn flush(&self) {
+        self.core.audit_sink.flush().await;
     }
 
     /// Where the server listens, once bound: the base of links when `server.public_url` is

@@ -37,6 +37,33 @@ pub fn check(db: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates `dir` private (0700) when missing, and refuses one that others may reach.
+pub fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    if !dir.exists() {
+        create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+    }
+    match loose_mode(dir) {
+        Some(mode) => Err(StoreError::Insecure(format!(
+            "the directory {} has mode {mode:04o}: group and others must have no access to it; run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Writes a new file only its owner may read, and syncs it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 fn parent(db: &Path) -> &Path {
     match db.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -13,6 +13,8 @@ use std::{path::Path, sync::Arc};
 use crate::config::{StorageBackend, StorageConfig};
 
 pub use copy::{Tally, copy_all};
+/// The schema version of the redb files this build writes.
+pub const REDB_SCHEMA_VERSION: u64 = redb::SCHEMA_VERSION;
 pub use ports::{
     AuditQuery, AuditReads, AuditWrites, Backend, Change, ChangeFeed, ClientReads, ClientWrites, KeyReads, KeyWrites,
     LoginName, R, ReadTx, RevocationReads, RevocationWrites, RoleReads, RoleWrites, SessionReads, SessionWrites,
@@ -39,6 +41,16 @@ pub enum StoreError {
     /// The engine cannot be reached (a database server down); retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// This engine does not do that (a copy of a PostgreSQL database is `pg_dump`'s job).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// What a copy of the database holds: its schema version and each table's record count.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u64,
+    pub tables: Vec<(String, u64)>,
 }
 
 /// The database, whichever engine holds it. Cheap to clone.
@@ -77,6 +89,27 @@ impl Store {
     /// Opens a redb file directly.
     pub fn open_redb(path: &Path) -> Result<Self, StoreError> {
         Ok(Self { backend: Arc::new(redb::RedbBackend::open(path, StorageConfig::default().cache_mb << 20)?) })
+    }
+
+    /// Writes a consistent copy of the database into the new, empty file `to`. Call on a
+    /// blocking thread.
+    pub fn snapshot(&self, to: &Path) -> Result<Snapshot, StoreError> {
+        self.backend.snapshot(to)
+    }
+
+    /// A consistent copy of a redb file that no process holds, without changing it.
+    pub fn snapshot_redb(from: &Path, to: &Path) -> Result<Snapshot, StoreError> {
+        redb::snapshot_file(from, to)
+    }
+
+    /// Whether another process holds the redb file open.
+    pub fn redb_in_use(path: &Path) -> bool {
+        redb::in_use(path)
+    }
+
+    /// Checks a redb file's integrity and tells what it holds, without upgrading it.
+    pub fn describe_redb(path: &Path) -> Result<Snapshot, StoreError> {
+        redb::describe(path)
     }
 
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {

@@ -171,10 +171,18 @@ pub trait AuditReads {
     /// Events newest first that `q` selects (through an index by subject, by event or by time,
     /// never a scan of the log) and that pass `keep`, at most `limit`.
     fn audit_events(&self, q: &AuditQuery<'_>, limit: usize, keep: &dyn Fn(&AuditEvent) -> bool) -> R<Vec<AuditEvent>>;
-    /// The ids (UUIDv7: their times) of the events of `event`'s family from about `since_ms`
-    /// on, newest first, at most `limit`: from the index alone, no event read. Ids a second
-    /// either side of the bound may come too; the caller decides at the edge.
-    fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<Uuid>>;
+    /// How many events of `event` (one of [`COUNTED_EVENTS`]) were written each minute from
+    /// the minute holding `since_ms` on, as (start of the minute in ms, count), oldest first;
+    /// minutes with none are left out. Kept as the events are written: nothing counted here.
+    fn audit_counts(&self, event: &str, since_ms: u64) -> R<Vec<(u64, u64)>>;
+}
+
+/// Events counted per minute as they are written, for the console's overview.
+pub const COUNTED_EVENTS: [&str; 2] = ["user.logged_in", "user.login_failed"];
+
+/// The start of the minute holding `ms`.
+pub fn minute_of(ms: u64) -> u64 {
+    ms - ms % 60_000
 }
 
 pub trait AuditWrites {
@@ -353,6 +361,11 @@ pub trait Backend: Send + Sync {
     }
     /// Reports how many commits each durable sync covered, where the backend batches them.
     fn observe_commit_batches(&self, _f: BatchObserver) {}
+    /// Writes a consistent copy of the whole database into the new file `to` while writers go
+    /// on, where the engine is a file of ours.
+    fn snapshot(&self, _to: &std::path::Path) -> R<super::Snapshot> {
+        Err(super::StoreError::Unsupported("this database is copied with its own tools (pg_dump)"))
+    }
 }
 
 /// Told how many commits one durable sync made durable.

@@ -86,7 +86,8 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
     svc.roles.create(OP, "clientmgr", vec!["clients:*".into()]).await.unwrap();
     svc.roles.create(OP, "rolemgr", vec!["roles:*".into(), "billing:read".into()]).await.unwrap();
     let (_, admin) = app.user_with_roles("boss@example.com", &["admin"]).await;
-    let (admin2_id, _) = app.user_with_roles("boss2@example.com", &["admin"]).await;
+    let (admin2_id, admin2) = app.user_with_roles("boss2@example.com", &["admin"]).await;
+    let admin2_sid = claims_of(&admin2.access)["sid"].as_str().unwrap().to_owned();
     let (mgr_id, mgr) = app.user_with_roles("mgr@example.com", &["usermgr"]).await;
     let (_, moder) = app.user_with_roles("mod@example.com", &["moderator"]).await;
     let (_, cm) = app.user_with_roles("cm@example.com", &["clientmgr"]).await;
@@ -179,6 +180,22 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         ),
         ("delete an admin", &mgr, Method::DELETE, u(&admin2_id), None, "target_exceeds_caller"),
         (
+            "end an admin's sessions",
+            &moder,
+            Method::DELETE,
+            format!("{}/sessions", u(&admin2_id)),
+            None,
+            "target_exceeds_caller",
+        ),
+        (
+            "end one session of an admin",
+            &moder,
+            Method::DELETE,
+            format!("{}/sessions/{admin2_sid}", u(&admin2_id)),
+            None,
+            "target_exceeds_caller",
+        ),
+        (
             "create an admin client",
             &cm,
             Method::POST,
@@ -258,6 +275,8 @@ async fn nobody_grants_creates_or_changes_beyond_their_own_permissions() {
         assert!(b["detail"].as_str().unwrap().contains("do not hold"), "{what}: {b}");
     }
     assert_eq!(format!("{:?}", svc.accounts.list_users().await.unwrap()), users_before, "no user changed");
+    let still = call(&app, &admin2.access, Method::GET, "/v1/me", None).await;
+    assert_eq!(still.status(), StatusCode::OK, "the admin's session was not ended");
     assert_eq!(svc.roles.list(&authd::service::Principal::Operator).await.unwrap(), roles_before, "no role changed");
     assert_eq!(format!("{:?}", svc.clients.list(OP).await.unwrap()), clients_before, "no client changed");
 

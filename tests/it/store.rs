@@ -272,6 +272,32 @@ fn run_script(store: &Store) {
     assert_eq!(sids, vec![live.id]);
     assert!(store.read(|tx| tx.user_by_login(LoginName::Username("alice"))).unwrap().is_none());
     assert!(store.read(|tx| tx.session(live.id)).unwrap().is_none());
+
+    // Sign-ins and failures are counted per minute as they are written, other events are not,
+    // an event written twice counts once, and pruning takes whole minutes along.
+    let base = 7 * 86_400_000;
+    let at = |name: &str, ms: u64| AuditEvent { time_ms: ms, ..named(name) };
+    let events = [
+        at("user.logged_in", base + 1),
+        at("user.logged_in", base + 59_999),
+        at("user.logged_in", base + 60_000),
+        at("user.login_failed", base + 5),
+        at("user.created", base + 6),
+    ];
+    store
+        .write(|tx| {
+            events.iter().try_for_each(|e| tx.insert_audit(e))?;
+            tx.insert_audit(&events[0])
+        })
+        .unwrap();
+    let counts = |event: &str, since: u64| store.read(|tx| tx.audit_counts(event, since)).unwrap();
+    assert_eq!(counts("user.logged_in", base + 30_000), vec![(base, 2), (base + 60_000, 1)]);
+    assert_eq!(counts("user.logged_in", base + 60_000), vec![(base + 60_000, 1)]);
+    assert_eq!(counts("user.login_failed", base), vec![(base, 1)]);
+    assert!(counts("user.created", 0).is_empty());
+    store.write(|tx| tx.prune_audit(base + 60_001)).unwrap();
+    assert_eq!(counts("user.logged_in", 0), vec![(base + 60_000, 1)]);
+    assert!(counts("user.login_failed", 0).is_empty());
 }
 
 #[tokio::test]
@@ -329,6 +355,7 @@ async fn an_older_redb_file_gets_its_indexes_built_at_open() {
             by_event.retain(|_, _| false).unwrap();
             let mut facets = tx.open_table(redb::TableDefinition::<(&str, Uuid), ()>::new("user_facets")).unwrap();
             facets.retain(|_, _| false).unwrap();
+            tx.delete_table(redb::TableDefinition::<(&str, u64), u64>::new("audit_counts")).unwrap();
         }
         tx.commit().unwrap();
         let r = db.begin_read().unwrap();
@@ -346,4 +373,5 @@ async fn an_older_redb_file_gets_its_indexes_built_at_open() {
     assert_eq!(store.read(|tx| tx.audit_events(&by_event, 100, &|_| true)).unwrap().len(), 10);
     let users = store.read(|tx| tx.users_page(&UserQuery { role: Some("user"), ..Default::default() }, 10)).unwrap();
     assert_eq!(users.len(), 1);
+    assert_eq!(store.read(|tx| tx.audit_counts("user.logged_in", 0)).unwrap(), vec![(0, 10)]);
 }

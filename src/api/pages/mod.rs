@@ -429,7 +429,7 @@ mod tests {
                 with(
                     true,
                     context! { users => 1_000_000, sessions => 12, activity => context! { logins_hour => 3, failures_hour => 1,
-                    logins_day => 40, failures_day => 7, capped => true, chart => Value::from_safe_string("<svg></svg>".into()) } },
+                    logins_day => 40, failures_day => 7, chart => Value::from_safe_string("<svg></svg>".into()) } },
                 ),
                 |t| t.admin_title,
             ),

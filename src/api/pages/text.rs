@@ -907,10 +907,6 @@ strings! {
         en: "Failed sign-ins, last 24 hours",
         ru: "Неудачных входов за сутки",
     }
-    admin_capped {
-        en: "These are lower bounds: there were more events than the overview counts.",
-        ru: "Это нижние оценки: событий было больше, чем учитывает обзор.",
-    }
     admin_chart {
         en: "Sign-ins (blue) and failed sign-ins (red) per hour, last 24 hours",
         ru: "Входы (синие) и неудачные входы (красные) по часам за сутки",

@@ -3,7 +3,7 @@
 use super::{Write, big, count, for_both, to_doc};
 use crate::{
     model::AuditEvent,
-    store::ports::{AuditQuery, AuditReads, AuditWrites, R, event_families},
+    store::ports::{AuditQuery, AuditReads, AuditWrites, COUNTED_EVENTS, R, event_families, minute_of},
 };
 
 /// Rows fetched at a time while a filter is applied.
@@ -48,35 +48,50 @@ for_both! {
             Ok(out)
         }
 
-        fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<uuid::Uuid>> {
-            let q = AuditQuery { subject: None, event: Some(event), since_ms: Some(since_ms), until_ms: None, before: None };
-            let (low, high) = q.id_range();
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+
+        fn audit_counts(&self, event: &str, since_ms: u64) -> R<Vec<(u64, u64)>> {
             let rows = self.c.rows(
-                "SELECT id FROM audit_families WHERE family = $1 AND id >= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
-                &[&event, &low, &high, &limit],
+                "SELECT minute_ms, n FROM audit_counts WHERE event = $1 AND minute_ms >= $2 ORDER BY minute_ms",
+                &[&event, &big(minute_of(since_ms))],
             )?;
-            Ok(rows.iter().map(|r| r.get::<_, uuid::Uuid>(0)).collect())
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let (h, n) = (r.get::<_, i64>(0), r.get::<_, i64>(1));
+                    (u64::try_from(h).unwrap_or(0), u64::try_from(n).unwrap_or(0))
+                })
+                .collect())
         }
     }
 }
 
 impl AuditWrites for Write {
     fn insert_audit(&mut self, e: &AuditEvent) -> R<()> {
-        self.c.execute(
+        let added = self.c.execute(
             "INSERT INTO audit (id, time_ms, subject, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
             &[&e.id, &big(e.time_ms), &e.subject, &to_doc(e)?],
         )?;
+        if added == 0 {
+            return Ok(());
+        }
         for family in event_families(&e.event) {
             self.c.execute(
                 "INSERT INTO audit_families (family, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&family, &e.id],
             )?;
         }
+        if COUNTED_EVENTS.contains(&e.event.as_str()) {
+            self.c.execute(
+                "INSERT INTO audit_counts (event, minute_ms, n) VALUES ($1, $2, 1) \
+                 ON CONFLICT (event, minute_ms) DO UPDATE SET n = audit_counts.n + 1",
+                &[&e.event, &big(minute_of(e.time_ms))],
+            )?;
+        }
         Ok(())
     }
 
     fn prune_audit(&mut self, before_ms: u64) -> R<usize> {
+        self.c.execute("DELETE FROM audit_counts WHERE minute_ms < $1", &[&big(minute_of(before_ms))])?;
         Ok(count(self.c.execute("DELETE FROM audit WHERE time_ms < $1", &[&big(before_ms)])?))
     }
 }

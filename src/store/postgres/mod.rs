@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/0006_listing_indexes.sql")),
     (7, include_str!("migrations/0007_one_time_lookups.sql")),
     (8, include_str!("migrations/0008_passkeys.sql")),
+    (9, include_str!("migrations/0009_audit_counts.sql")),
 ];
 
 /// Nodes starting at once take turns at migrating.

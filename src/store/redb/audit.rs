@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     model::AuditEvent,
-    store::ports::{AuditQuery, AuditReads, AuditWrites, R, event_families},
+    store::ports::{AuditQuery, AuditReads, AuditWrites, COUNTED_EVENTS, R, event_families, minute_of},
 };
 
 for_both! {
@@ -66,31 +66,41 @@ for_both! {
             Ok(out)
         }
 
-        fn audit_ids(&self, event: &str, since_ms: u64, limit: usize) -> R<Vec<Uuid>> {
-            let q = AuditQuery { subject: None, event: Some(event), since_ms: Some(since_ms), until_ms: None, before: None };
-            let (low, high) = q.id_range();
-            let index = self.tx.open_table(AUDIT_BY_EVENT)?;
+
+        fn audit_counts(&self, event: &str, since_ms: u64) -> R<Vec<(u64, u64)>> {
+            let table = self.tx.open_table(AUDIT_COUNTS)?;
             let mut out = Vec::new();
-            for row in index.range((event, low)..(event, high))?.rev() {
-                if out.len() >= limit {
-                    break;
-                }
-                out.push(row?.0.value().1);
+            for row in table.range((event, minute_of(since_ms))..=(event, u64::MAX))? {
+                let (k, v) = row?;
+                out.push((k.value().1, v.value()));
             }
             Ok(out)
         }
     }
 }
 
+/// Adds one to `event`'s count for the minute holding `time_ms`.
+fn count_event(table: &mut redb::Table<'_, (&'static str, u64), u64>, event: &str, time_ms: u64) -> R<()> {
+    let key = (event, minute_of(time_ms));
+    let n = table.get(key)?.map_or(0, |g| g.value());
+    table.insert(key, n + 1)?;
+    Ok(())
+}
+
 impl AuditWrites for Write {
     fn insert_audit(&mut self, e: &AuditEvent) -> R<()> {
-        self.tx.open_table(AUDIT)?.insert(e.id, encode(e)?.as_slice())?;
+        if self.tx.open_table(AUDIT)?.insert(e.id, encode(e)?.as_slice())?.is_some() {
+            return Ok(());
+        }
         if let Some(subject) = e.subject {
             self.tx.open_table(AUDIT_BY_SUBJECT)?.insert((subject, e.id), ())?;
         }
         let mut by_event = self.tx.open_table(AUDIT_BY_EVENT)?;
         for family in event_families(&e.event) {
             by_event.insert((family, e.id), ())?;
+        }
+        if COUNTED_EVENTS.contains(&e.event.as_str()) {
+            count_event(&mut self.tx.open_table(AUDIT_COUNTS)?, &e.event, e.time_ms)?;
         }
         Ok(())
     }
@@ -121,6 +131,11 @@ impl AuditWrites for Write {
                 by_event.remove((family, *id))?;
             }
         }
+        // A minute's count goes with the last of its events; the minute the cut falls in stays.
+        let mut counts = self.tx.open_table(AUDIT_COUNTS)?;
+        for event in COUNTED_EVENTS {
+            counts.retain_in((event, 0)..(event, minute_of(before_ms)), |_, _| false)?;
+        }
         Ok(gone.len())
     }
 }
@@ -134,6 +149,25 @@ pub(super) fn build_event_index(tx: &redb::WriteTransaction) -> R<()> {
         if let Ok(e) = decode::<AuditEvent>(v.value()) {
             for family in event_families(&e.event) {
                 index.insert((family, k.value()), ())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts the stored sign-ins and failures per minute (a file written before the counts).
+pub(super) fn build_event_counts(tx: &redb::WriteTransaction) -> R<()> {
+    let events = tx.open_table(AUDIT)?;
+    let index = tx.open_table(AUDIT_BY_EVENT)?;
+    let mut counts = tx.open_table(AUDIT_COUNTS)?;
+    counts.retain(|_, _| false)?;
+    for event in COUNTED_EVENTS {
+        for row in index.range((event, Uuid::nil())..=(event, Uuid::max()))? {
+            let id = row?.0.value().1;
+            if let Some(g) = events.get(id)?
+                && let Ok(e) = decode::<AuditEvent>(g.value())
+            {
+                count_event(&mut counts, event, e.time_ms)?;
             }
         }
     }

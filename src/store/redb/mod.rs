@@ -1,6 +1,7 @@
 //! The embedded backend: one redb file. The only code that knows redb.
 
 mod audit;
+mod backup;
 mod clients;
 mod codec;
 mod group_commit;
@@ -20,11 +21,12 @@ use std::{path::Path, sync::Arc};
 use redb::{Database, ReadTransaction, ReadableDatabase as _, ReadableTable, WriteTransaction};
 
 use super::{
-    StoreError, data_dir,
+    Snapshot, StoreError, data_dir,
     ports::{Backend, BatchObserver, R, ReadTx, Transaction},
 };
 use codec::decode;
 use group_commit::{GroupCommit, Slot};
+pub use tables::SCHEMA_VERSION;
 use tables::*;
 
 macro_rules! from_redb {
@@ -50,6 +52,20 @@ pub struct RedbBackend {
     group: Arc<GroupCommit>,
 }
 
+/// What a file holds, for a restore's checks.
+pub fn describe(path: &Path) -> R<Snapshot> {
+    backup::describe(path)
+}
+
+pub fn in_use(path: &Path) -> bool {
+    // Read-only, so that asking never writes to the file.
+    matches!(redb::ReadOnlyDatabase::open(path), Err(redb::DatabaseError::DatabaseAlreadyOpen))
+}
+
+pub fn snapshot_file(from: &Path, to: &Path) -> R<Snapshot> {
+    backup::snapshot_file(from, to)
+}
+
 impl RedbBackend {
     /// Opens (or creates) the database file; it and its directory are private to this user.
     /// `cache_bytes` bounds the memory redb keeps for pages it read.
@@ -73,8 +89,11 @@ impl RedbBackend {
                     if v < 2 {
                         audit::build_subject_index(&tx)?;
                     }
-                    audit::build_event_index(&tx)?;
-                    users::build_facets(&tx)?;
+                    if v < 3 {
+                        audit::build_event_index(&tx)?;
+                        users::build_facets(&tx)?;
+                    }
+                    audit::build_event_counts(&tx)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
                 Some(_) => {}
@@ -94,6 +113,7 @@ impl RedbBackend {
             tx.open_table(AUDIT)?;
             tx.open_table(AUDIT_BY_SUBJECT)?;
             tx.open_table(AUDIT_BY_EVENT)?;
+            tx.open_table(AUDIT_COUNTS)?;
             tx.open_table(WEBHOOK_OUTBOX)?;
             tx.open_table(WEBHOOK_PENDING)?;
             tx.open_table(CLIENTS)?;
@@ -126,6 +146,10 @@ impl Backend for RedbBackend {
 
     fn observe_commit_batches(&self, f: BatchObserver) {
         self.group.observe(f);
+    }
+
+    fn snapshot(&self, to: &Path) -> R<Snapshot> {
+        backup::snapshot(&*self.db, to)
     }
 }
 

@@ -27,6 +27,8 @@ pub const AUDIT: TableDefinition<Uuid, &[u8]> = TableDefinition::new("audit");
 pub const AUDIT_BY_SUBJECT: TableDefinition<(Uuid, Uuid), ()> = TableDefinition::new("audit_by_subject");
 /// (event name or a dotted prefix of it, event id): events by name or family without a scan
 pub const AUDIT_BY_EVENT: TableDefinition<(&str, Uuid), ()> = TableDefinition::new("audit_by_event");
+/// (counted event, start of the minute in ms) → how many were written that minute
+pub const AUDIT_COUNTS: TableDefinition<(&str, u64), u64> = TableDefinition::new("audit_counts");
 /// delivery id (UUIDv7) → OutboxMessage: the durable outbox
 pub const WEBHOOK_OUTBOX: TableDefinition<Uuid, &[u8]> = TableDefinition::new("webhook_outbox");
 /// pending delivery id → when to try next (ms): what the delivery worker scans, so it never
@@ -62,4 +64,5 @@ pub const USER_PASSKEYS: MultimapTableDefinition<Uuid, Uuid> = MultimapTableDefi
 
 /// 2: the audit log has a subject index (built from the log when a version-1 file opens).
 /// 3: users by status and role, audit events by name (built when an older file opens).
-pub const SCHEMA_VERSION: u64 = 3;
+/// 4: sign-ins and failures counted per minute (counted from the log when an older file opens).
+pub const SCHEMA_VERSION: u64 = 4;

@@ -174,7 +174,7 @@ async fn home(svc: Data<&Arc<AuthService>>, req: &Request, Query(q): Query<LangQ
         Ok(o) => {
             let activity = o.activity.map(|a| {
                 context! { logins_hour => a.logins_hour, failures_hour => a.failures_hour, logins_day => a.logins_day,
-                failures_day => a.failures_day, capped => a.capped,
+                failures_day => a.failures_day,
                 chart => Value::from_safe_string(activity_chart(&a.hourly, text::of(&lang).admin_chart)) }
             });
             (StatusCode::OK, Said::default(), context! { users => o.users, sessions => o.sessions, activity })
