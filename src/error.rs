@@ -20,6 +20,8 @@ impl FieldError {
 /// Why an access token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    #[error("no token was sent: the Authorization header must be `Bearer <token>`")]
+    Missing,
     #[error("the token is not a well-formed compact JWS")]
     Malformed,
     #[error("the token header is not one this server issues")]
@@ -45,7 +47,8 @@ pub enum TokenError {
 impl TokenError {
     pub fn code(self) -> &'static str {
         match self {
-            TokenError::Malformed
+            TokenError::Missing
+            | TokenError::Malformed
             | TokenError::BadHeader
             | TokenError::UnknownKey
             | TokenError::BadSignature

@@ -169,8 +169,11 @@ async fn metrics(svc: poem::web::Data<&Arc<AuthService>>, req: &poem::Request) -
         return problem::problem_response(crate::error::Error::NoRoute);
     };
     let presented = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_default();
+    if presented.is_empty() {
+        return problem::problem_response(crate::error::Error::InvalidToken(crate::error::TokenError::Missing));
+    }
     if !bool::from(presented.as_bytes().ct_eq(token.0.as_bytes())) {
-        return problem::problem_response(crate::error::Error::InvalidToken(crate::error::TokenError::Malformed));
+        return problem::problem_response(crate::error::Error::InvalidToken(crate::error::TokenError::BadSignature));
     }
     match svc.metrics_text().await {
         Ok(text) => poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),

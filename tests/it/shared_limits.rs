@@ -165,7 +165,15 @@ async fn metrics_are_off_without_a_token_and_parse_with_an_independent_parser() 
 
     let app =
         TestApp::spawn_with(|c| c.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()))).await;
-    assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // No token, and a wrong one, each said as it is.
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let said: serde_json::Value = r.json().await.unwrap();
+    assert!(said["detail"].as_str().unwrap().starts_with("no token was sent"), "{said}");
+    let r = app.http.get(app.url("/metrics")).bearer_auth("scrape-token-wrong").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let said: serde_json::Value = r.json().await.unwrap();
+    assert!(!said["detail"].as_str().unwrap().contains("compact JWS"), "{said}");
     let t = app.signed_in("mona@example.com").await;
     app.get_auth("/v1/me", &t.access).await;
     app.get_auth("/v1/me", &t.access).await;
