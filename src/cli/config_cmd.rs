@@ -32,6 +32,9 @@ pub fn run(cfg: &Config, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
             if !shadowed.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
+            if let Some(why) = cfg.public_bind_without_url() {
+                eprintln!("warning: {why}");
+            }
             println!("# effective configuration: valid");
             print!("{}", cfg.to_toml());
             Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ use figment::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod diagnose;
 mod forward_auth;
 mod messages;
 mod oauth;
@@ -628,7 +629,7 @@ impl Default for StorageConfig {
 impl Default for TokensConfig {
     fn default() -> Self {
         Self {
-            issuer: "http://127.0.0.1:8080".into(),
+            issuer: String::new(),
             audience: "authd".into(),
             access_ttl: HumanDuration::secs(15 * 60),
             refresh_ttl: HumanDuration::secs(7 * 24 * 3600),
@@ -699,18 +700,25 @@ impl Serialize for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"90s\", \"15m\", \"12h\" or \"7d\", or a whole number of seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, s: u64) -> Result<HumanDuration, E> {
+                Ok(HumanDuration::secs(s))
+            }
+            fn visit_i64<E: serde::de::Error>(self, s: i64) -> Result<HumanDuration, E> {
+                u64::try_from(s).map(HumanDuration::secs).map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<HumanDuration, E> {
+                humantime::parse_duration(t.trim()).map(HumanDuration).map_err(|_| {
+                    E::custom(format!("`{t}` is not a duration: write e.g. \"90s\", \"15m\", \"12h\" or \"7d\""))
+                })
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Self::secs(s)),
-            Raw::Text(t) => humantime::parse_duration(t.trim())
-                .map(Self)
-                .map_err(|e| serde::de::Error::custom(format!("`{t}` is not a duration like 15m or 7d ({e})"))),
-        }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -729,17 +737,17 @@ impl Config {
                 if !p.is_file() {
                     return Err(ConfigError(format!("config file {} does not exist", p.display())));
                 }
+                diagnose::syntax(p).map_err(ConfigError)?;
                 fig = fig.merge(Toml::file_exact(p));
             }
             None if Path::new("config.toml").is_file() => {
+                diagnose::syntax(Path::new("config.toml")).map_err(ConfigError)?;
                 fig = fig.merge(Toml::file_exact("config.toml"));
             }
             None => {}
         }
-        let cfg: Config = fig
-            .merge(Env::prefixed("AUTHD_").split("__").ignore(&["config", "log"]))
-            .extract()
-            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        let fig = fig.merge(Env::prefixed("AUTHD_").split("__").ignore(&["config", "log"]));
+        let cfg = diagnose::extract(&fig).map_err(ConfigError)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -819,9 +827,6 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
         let t = &self.tokens;
-        if t.issuer.trim().is_empty() {
-            return fail("tokens.issuer", "must not be empty");
-        }
         if t.audience.trim().is_empty() {
             return fail("tokens.audience", "must not be empty");
         }
@@ -970,6 +975,20 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// A warning when the server listens beyond this host but would name itself by its bind
+    /// address in links and as the issuer.
+    pub fn public_bind_without_url(&self) -> Option<String> {
+        let explicit_issuer = !self.tokens.issuer.trim().is_empty();
+        (!self.server.bind.ip().is_loopback() && self.server.public_url.is_none()).then(|| {
+            format!(
+                "server.bind {} is reachable from other hosts but server.public_url is unset: links{} will name {}; set server.public_url to the URL users reach",
+                self.server.bind,
+                if explicit_issuer { "" } else { " and the token issuer" },
+                self.public_url()
+            )
+        })
     }
 
     /// The base of links in messages: `server.public_url`, or the bound address.
@@ -1223,21 +1242,6 @@ impl Config {
             n => n,
         }
     }
-}
-
-fn describe_figment_error(e: figment::Error) -> String {
-    e.into_iter()
-        .map(|e| {
-            let key = e.path.join(".");
-            let src = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
-            if key.is_empty() {
-                format!("config: {}{src}", e.kind)
-            } else {
-                format!("config key `{key}`: {}{src}", e.kind)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]

@@ -58,11 +58,22 @@ async fn listen(
 
 impl Application {
     /// Opens the database and binds the HTTP port and the admin socket.
-    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut cfg: Config) -> anyhow::Result<Self> {
         let socket_path = cfg.admin_socket_path();
         let db = cfg.storage_description();
         let embedded = cfg.storage.backend == StorageBackend::Redb;
-        let bind = cfg.server.bind;
+        // Everything that can fail without touching the disk comes first, so that a failed
+        // start leaves no directory, key, database or socket behind.
+        if embedded && let Err(why) = crate::store::data_dir::check(&cfg.storage.path) {
+            anyhow::bail!("cannot open {db}: {why}");
+        }
+        let (acceptor, local_addr) = listen(cfg.server.bind, &cfg.server.tls, "server.bind").await?;
+        let console = match cfg.admin.console_bind {
+            Some(at) => Some(listen(at, &cfg.server.tls, "admin.console_bind").await?),
+            None => None,
+        };
+        // Links and the issuer name the port the server got (server.bind may say 0).
+        cfg.server.bind = local_addr;
         let svc = AuthService::open(cfg).await.map_err(|e| match e {
             StartError::Store(StoreError::Locked) => {
                 anyhow::anyhow!("the database {db} is already in use by another authd process")
@@ -79,13 +90,7 @@ impl Application {
         } else {
             None
         };
-        let tls = svc.config().server.tls.clone();
-        let (acceptor, local_addr) = listen(bind, &tls, "server.bind").await?;
         svc.set_bound_address(local_addr);
-        let console = match svc.config().admin.console_bind {
-            Some(at) => Some(listen(at, &tls, "admin.console_bind").await?),
-            None => None,
-        };
         Ok(Self { svc, acceptor, local_addr, console, admin, socket_path })
     }
 
@@ -137,6 +142,9 @@ impl Application {
             if cfg.sms.transport == crate::config::SmsTransport::Log {
                 tracing::warn!("sms.transport is `log`: SMS are printed, never sent; set sms.transport = \"gateway\"");
             }
+        }
+        if let Some(why) = cfg.public_bind_without_url() {
+            tracing::warn!("{why}");
         }
         if cfg.oauth.app_pkce == crate::config::AppPkce::Optional && !cfg.oauth.providers.is_empty() {
             tracing::warn!(

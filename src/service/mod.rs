@@ -117,8 +117,11 @@ pub struct AuthService {
 impl AuthService {
     /// Opens the database, seeds the built-in roles and a first signing key, and loads keys,
     /// roles and live revocations into memory.
-    pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
+    pub async fn open(mut cfg: Config) -> Result<Arc<Self>, StartError> {
         check_config(&cfg).map_err(StartError::Config)?;
+        if cfg.tokens.issuer.trim().is_empty() {
+            cfg.tokens.issuer = cfg.public_url();
+        }
         let cfg = Arc::new(cfg);
         let storage = cfg.storage.clone();
         let alg = cfg.tokens.algorithm;

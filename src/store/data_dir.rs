@@ -8,6 +8,8 @@ use super::StoreError;
 /// Creates the directory (0700) and an empty database file (0600) when missing, then checks both.
 pub fn prepare(db: &Path) -> Result<(), StoreError> {
     let io = |source| StoreError::Io { path: db.display().to_string(), source };
+    // Nothing is created before the checks pass.
+    check(db).map_err(StoreError::Insecure)?;
     let dir = parent(db);
     if !dir.exists() {
         create_private_dir(dir).map_err(io)?;
@@ -23,6 +25,13 @@ pub fn prepare(db: &Path) -> Result<(), StoreError> {
 /// Refuses a data directory or database file that group or others may read or write.
 /// Missing ones pass: they will be created private.
 pub fn check(db: &Path) -> Result<(), String> {
+    if db.is_dir() {
+        return Err(format!(
+            "storage.path {} is a directory: it names the database file, e.g. {}",
+            db.display(),
+            db.join("authd.redb").display()
+        ));
+    }
     for (what, path) in [("data directory", parent(db)), ("database file", db)] {
         if let Some(mode) = loose_mode(path) {
             return Err(format!(

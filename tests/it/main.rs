@@ -30,6 +30,7 @@ mod mfa;
 mod nodes;
 mod oauth;
 mod openapi;
+mod operator;
 mod outage;
 mod passkeys;
 mod passkeys_browser;
