@@ -180,6 +180,8 @@ pub enum AdminReply {
         /// The data key, base64.
         key: String,
         bytes: u64,
+        /// Of the copy's bytes, hex: the client checks what arrived.
+        sha256: String,
     },
     Done,
     Error {

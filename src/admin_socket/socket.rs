@@ -59,6 +59,11 @@ pub fn bind(path: &Path, allowed_uids: &[u32]) -> io::Result<UnixListener> {
     }
 }
 
+/// Root or the server's own uid: the operators who may also take every secret away in a backup.
+fn peer_is_owner(stream: &UnixStream) -> bool {
+    stream.peer_cred().is_ok_and(|c| c.uid() == 0 || c.uid() == rustix::process::geteuid().as_raw())
+}
+
 /// Root, the server's own uid, or one of `allowed`.
 fn peer_allowed(stream: &UnixStream, allowed: &[u32]) -> Result<(), String> {
     let cred = stream.peer_cred().map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
@@ -100,11 +105,18 @@ pub async fn serve(listener: UnixListener, svc: Arc<AuthService>) {
 }
 
 async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
+    let owner = peer_is_owner(&stream);
+    let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<AdminRequest>(&line) {
-        Ok(AdminRequest::Backup) => return send_backup(write, svc).await,
+        // A backup holds the signing keys and the data key: root and the server's uid only.
+        Ok(AdminRequest::Backup) if !owner => AdminReply::Error {
+            code: "permission_denied".into(),
+            message: format!("uid {uid} may not take a backup: only root and the server's own user may"),
+        },
+        Ok(AdminRequest::Backup) => return send_backup(write, svc, uid).await,
         Ok(req) => execute(svc, req).await,
         Err(e) => AdminReply::Error { code: "invalid_request".into(), message: format!("bad admin request: {e}") },
     };
@@ -115,8 +127,10 @@ async fn handle(stream: UnixStream, svc: &AuthService) -> io::Result<()> {
 }
 
 /// Streams a consistent copy of the database: a reply line, then the copy's bytes.
-async fn send_backup(mut write: tokio::net::unix::OwnedWriteHalf, svc: &AuthService) -> io::Result<()> {
-    let taken = match svc.backups.take(&crate::service::Principal::Operator).await {
+async fn send_backup(mut write: tokio::net::unix::OwnedWriteHalf, svc: &AuthService, uid: u32) -> io::Result<()> {
+    let ctx = crate::service::audit::AuditContext { actor: Some(format!("cli:uid={uid}")), ..Default::default() };
+    let taken = crate::service::audit::with_audit_context(ctx, svc.backups.take(&crate::service::Principal::Operator));
+    let taken = match taken.await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "backup failed");
@@ -130,7 +144,12 @@ async fn send_backup(mut write: tokio::net::unix::OwnedWriteHalf, svc: &AuthServ
     let sent = async {
         let mut file = tokio::fs::File::open(&taken.file).await?;
         let bytes = file.metadata().await?.len();
-        let reply = AdminReply::Backup { manifest: taken.manifest.clone(), key: taken.key.clone(), bytes };
+        let reply = AdminReply::Backup {
+            manifest: taken.manifest.clone(),
+            key: taken.key.clone(),
+            bytes,
+            sha256: taken.sha256.clone(),
+        };
         let mut out = serde_json::to_vec(&reply).map_err(io::Error::other)?;
         out.push(b'\n');
         write.write_all(&out).await?;

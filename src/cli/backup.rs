@@ -66,11 +66,11 @@ pub async fn backup(cfg: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> 
     };
     let out = args.to.clone();
     let manifest = match call_backup(&cfg.admin_socket_path()).await {
-        Ok((AdminReply::Backup { manifest, key, bytes }, reader)) => {
+        Ok((AdminReply::Backup { manifest, key, bytes, sha256 }, reader)) => {
             let m = manifest.clone();
             tokio::task::spawn_blocking(move || {
                 let mut from = tokio_util::io::SyncIoBridge::new(reader);
-                backups::write_archive(&out, &m, &mut from, bytes, &key, passphrase.as_deref())
+                backups::write_archive(&out, &m, &mut from, (bytes, &sha256), &key, passphrase.as_deref())
             })
             .await?
             .with_context(|| format!("cannot write {}", args.to.display()))?;
@@ -81,15 +81,22 @@ pub async fn backup(cfg: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> 
         Err(CallError::NotRunning) => {
             // No server: copy the file read-only (an older file stays as it is).
             let db = cfg.storage.path.clone();
+            if !db.is_file() {
+                bail!(
+                    "no server answers on {} and there is no database at {} (storage.path)",
+                    cfg.admin_socket_path().display(),
+                    db.display()
+                );
+            }
             let key = cfg.data_key();
-            let dir = parent(&args.to).to_path_buf();
             tokio::task::spawn_blocking(move || -> anyhow::Result<Manifest> {
-                let taken = backups::take_offline(&db, key, &dir)
+                let taken = backups::take_offline(&db, key)
                     .map_err(|e| anyhow::anyhow!("cannot copy {}: {e}", db.display()))?;
                 let written = (|| {
                     let mut file = std::fs::File::open(&taken.file)?;
                     let len = file.metadata()?.len();
-                    backups::write_archive(&out, &taken.manifest, &mut file, len, &taken.key, passphrase.as_deref())
+                    let sum = (len, taken.sha256.as_str());
+                    backups::write_archive(&out, &taken.manifest, &mut file, sum, &taken.key, passphrase.as_deref())
                 })();
                 let _ = std::fs::remove_file(&taken.file);
                 written.with_context(|| format!("cannot write {}", out.display()))?;
@@ -116,32 +123,21 @@ pub async fn restore(cfg: &Config, args: RestoreArgs) -> anyhow::Result<ExitCode
         bail!("`authd restore` restores the embedded database; {PG_HINT}");
     }
     let target = cfg.storage.path.clone();
-    if tokio::net::UnixStream::connect(cfg.admin_socket_path()).await.is_ok() {
-        bail!("a server answers on {}: stop it before restoring over its database", cfg.admin_socket_path().display());
-    }
-    if target.exists() {
-        if Store::redb_in_use(&target) {
-            bail!("the database {} is in use by another process; stop it first", target.display());
-        }
-        if !args.force {
-            bail!(
-                "a database exists at {}; pass --force to replace it (the old one is kept beside it)",
-                target.display()
-            );
-        }
-    }
+    let socket = cfg.admin_socket_path();
+    free(&socket, &target, args.force)?;
     if !args.from.is_file() {
         bail!("no backup at {}", args.from.display());
     }
     let configured = cfg.data_key();
     let from = args.from.clone();
+    let force = args.force;
     let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<Manifest> {
         let dir = parent(&target).to_path_buf();
         // The directory is made private, as the server itself would.
         data_dir::prepare_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
         let work = dir.join(format!(".restore-{}", uuid::Uuid::now_v7()));
         data_dir::prepare_dir(&work).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let done = place(&from, &work, &target, configured);
+        let done = place(&from, &work, &target, configured, || free(&socket, &target, force));
         let _ = std::fs::remove_dir_all(&work);
         done
     })
@@ -150,15 +146,62 @@ pub async fn restore(cfg: &Config, args: RestoreArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses while a server answers on the socket or any process holds the database, and an
+/// existing database without `--force`.
+fn free(socket: &Path, target: &Path, force: bool) -> anyhow::Result<()> {
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        bail!("a server answers on {}: stop it before restoring over its database", socket.display());
+    }
+    if target.exists() {
+        if Store::redb_in_use(target) {
+            bail!("the database {} is in use by another process; stop it first", target.display());
+        }
+        if !force {
+            bail!(
+                "a database exists at {}; pass --force to replace it (the old one is kept beside it)",
+                target.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The passphrase of a sealed backup, from the first line of standard input (asked for when
+/// that is a terminal).
+fn passphrase() -> std::io::Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        eprint!("passphrase of the sealed backup: ");
+    }
+    read_stdin_line().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the backup is sealed: give its passphrase on standard input",
+        )
+    })
+}
+
+/// Gives `path` to the owner of `dir` when run as root, so that the server's user can open it.
+fn own_like(path: &Path, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if rustix::process::geteuid().is_root() {
+        let m = std::fs::metadata(dir)?;
+        rustix::fs::chown(path, Some(rustix::fs::Uid::from_raw(m.uid())), Some(rustix::fs::Gid::from_raw(m.gid())))?;
+    }
+    Ok(())
+}
+
 /// Unpacks and checks the backup in `work`, then moves it into place; nothing is replaced
-/// before every check passed.
-fn place(from: &Path, work: &Path, target: &Path, configured: Option<[u8; 32]>) -> anyhow::Result<Manifest> {
-    let unpacked = backups::unpack(
-        from,
-        || read_stdin_line().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e:#}"))),
-        work,
-    )
-    .with_context(|| format!("{} cannot be restored", from.display()))?;
+/// before every check passed, and the old files stay beside the new ones.
+fn place(
+    from: &Path,
+    work: &Path,
+    target: &Path,
+    configured: Option<[u8; 32]>,
+    still_free: impl Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<Manifest> {
+    let unpacked =
+        backups::unpack(from, passphrase, work).with_context(|| format!("{} cannot be restored", from.display()))?;
     let key_file = target.with_extension("key");
     if let Some(k) = configured {
         use base64::Engine as _;
@@ -171,20 +214,42 @@ fn place(from: &Path, work: &Path, target: &Path, configured: Option<[u8; 32]>) 
             );
         }
     }
-    let stamp = crate::model::now();
-    if target.exists() {
-        let kept = PathBuf::from(format!("{}.before-restore-{stamp}", target.display()));
-        std::fs::rename(target, &kept).with_context(|| format!("cannot move {} aside", target.display()))?;
-        println!("the database that was there is kept as {}", kept.display());
-    }
-    if key_file.exists() {
-        let kept = PathBuf::from(format!("{}.before-restore-{stamp}", key_file.display()));
-        std::fs::rename(&key_file, &kept).with_context(|| format!("cannot move {} aside", key_file.display()))?;
-    }
-    std::fs::rename(&unpacked.database, target).with_context(|| format!("cannot move into {}", target.display()))?;
+    let dir = parent(target);
+    // Both new files are complete in the work directory before anything in place changes.
+    let new_key = work.join("authd.key");
     if configured.is_none() {
-        data_dir::write_private(&key_file, format!("{}\n", unpacked.key).as_bytes())
-            .with_context(|| format!("cannot write {}", key_file.display()))?;
+        data_dir::write_private(&new_key, format!("{}\n", unpacked.key).as_bytes())
+            .with_context(|| format!("cannot write {}", new_key.display()))?;
+        own_like(&new_key, dir)?;
     }
+    own_like(&unpacked.database, dir)?;
+    // Checked again and held until the swap is done: a server starting now fails to open the
+    // database instead of opening the one about to be replaced.
+    still_free()?;
+    let _hold = if target.exists() { redb::ReadOnlyDatabase::open(target).ok() } else { None };
+    let stamp = crate::model::now();
+    // The old files get a second name first, so that each rename below replaces a file and
+    // there is never a moment with none.
+    for old in [target, key_file.as_path()] {
+        if old.exists() {
+            let kept = PathBuf::from(format!("{}.before-restore-{stamp}", old.display()));
+            std::fs::hard_link(old, &kept)
+                .with_context(|| format!("cannot keep {} as {}", old.display(), kept.display()))?;
+            println!("kept {} as {}", old.display(), kept.display());
+        }
+    }
+    std::fs::rename(&unpacked.database, target)
+        .with_context(|| format!("cannot move the restored database into {}", target.display()))?;
+    if configured.is_none() {
+        std::fs::rename(&new_key, &key_file).with_context(|| {
+            format!(
+                "the database at {} is restored, but its key could not be put at {}; the backup's key is in {}",
+                target.display(),
+                key_file.display(),
+                new_key.display()
+            )
+        })?;
+    }
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
     Ok(unpacked.manifest)
 }

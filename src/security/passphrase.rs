@@ -22,7 +22,7 @@ const HEADER: usize = MAGIC.len() + 16 + 12;
 
 fn derive(passphrase: &str, salt: &[u8], memory: u32, iterations: u32, lanes: u32) -> io::Result<LessSafeKey> {
     // Bounds on what a header may ask for, so a forged file cannot make us use gigabytes.
-    if !(8..=1 << 20).contains(&memory) || !(1..=16).contains(&iterations) || !(1..=8).contains(&lanes) {
+    if !(8..=256 * 1024).contains(&memory) || !(1..=16).contains(&iterations) || !(1..=8).contains(&lanes) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "the sealed file's header is damaged"));
     }
     let params = argon2::Params::new(memory, iterations, lanes, Some(32)).map_err(io::Error::other)?;

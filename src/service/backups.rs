@@ -35,12 +35,14 @@ const SUMS: &str = "SHA256SUMS";
 struct Hashing<R> {
     inner: R,
     digest: ring::digest::Context,
+    count: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.digest.update(&buf[..n]);
+        self.count += n as u64;
         Ok(n)
     }
 }
@@ -75,6 +77,16 @@ pub struct Taken {
     pub file: PathBuf,
     /// The data key, base64.
     pub key: String,
+    /// SHA-256 of the copy, hex.
+    pub sha256: String,
+}
+
+/// SHA-256 of a file, hex.
+fn file_sha256(path: &Path) -> io::Result<String> {
+    let mut h =
+        Hashing { inner: fs::File::open(path)?, digest: ring::digest::Context::new(&ring::digest::SHA256), count: 0 };
+    io::copy(&mut h, &mut io::sink())?;
+    Ok(hex(h.digest.finish()))
 }
 
 /// The backups area.
@@ -95,6 +107,11 @@ impl Backups {
         }
         let cfg = &self.core.cfg;
         let key = data_key(&cfg.storage.path, cfg.data_key())?;
+        self.core
+            .db(|s| {
+                s.write(|tx| tx.audit("database.backed_up", None, None, serde_json::Value::Null).map_err(Error::from))
+            })
+            .await?;
         self.core.audit_sink.flush().await;
         let dir = cfg.storage.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let file = dir.join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
@@ -103,11 +120,14 @@ impl Backups {
             .core
             .db(move |s| {
                 private_file(&to).map_err(|e| Error::Internal(format!("backup file {}: {e}", to.display())))?;
-                s.snapshot(&to).map_err(Error::from)
+                let snapshot = s.snapshot(&to).map_err(Error::from)?;
+                let sum =
+                    file_sha256(&to).map_err(|e| Error::Internal(format!("backup file {}: {e}", to.display())))?;
+                Ok((snapshot, sum))
             })
             .await;
         match taken {
-            Ok(snapshot) => Ok(Taken { manifest: Manifest::new(snapshot), file, key }),
+            Ok((snapshot, sha256)) => Ok(Taken { manifest: Manifest::new(snapshot), file, key, sha256 }),
             Err(e) => {
                 let _ = fs::remove_file(&file);
                 Err(e)
@@ -129,16 +149,21 @@ pub fn data_key(db: &Path, configured: Option<[u8; 32]>) -> Result<String> {
     }
 }
 
-/// A copy of a database file no server holds, taken read-only, into a new private file in `dir`.
-pub fn take_offline(db: &Path, configured_key: Option<[u8; 32]>, dir: &Path) -> Result<Taken> {
+/// A copy of a database file no server holds, taken read-only, into a new private file beside
+/// it (the data directory is private; a sealed backup leaves no plain copy elsewhere).
+pub fn take_offline(db: &Path, configured_key: Option<[u8; 32]>) -> Result<Taken> {
     let key = data_key(db, configured_key)?;
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file = dir.join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
     private_file(&file).map_err(|e| Error::Internal(format!("backup file {}: {e}", file.display())))?;
-    match Store::snapshot_redb(db, &file) {
-        Ok(snapshot) => Ok(Taken { manifest: Manifest::new(snapshot), file, key }),
+    match Store::snapshot_redb(db, &file).map_err(Error::from).and_then(|s| {
+        let sum = file_sha256(&file).map_err(|e| Error::Internal(format!("backup file {}: {e}", file.display())))?;
+        Ok((s, sum))
+    }) {
+        Ok((snapshot, sha256)) => Ok(Taken { manifest: Manifest::new(snapshot), file, key, sha256 }),
         Err(e) => {
             let _ = fs::remove_file(&file);
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -164,12 +189,13 @@ fn entry(name: &str, len: u64) -> tar::Header {
 }
 
 /// Writes the archive to the new file `out` (0600), sealed when a passphrase is given. `db` is
-/// the copy, `len` bytes long.
+/// the copy, `len` bytes long with SHA-256 `sha256`; a copy that arrives short or changed is
+/// an error, and no file is left.
 pub fn write_archive(
     out: &Path,
     manifest: &Manifest,
     db: &mut dyn Read,
-    len: u64,
+    (len, sha256): (u64, &str),
     key: &str,
     seal_with: Option<&str>,
 ) -> io::Result<()> {
@@ -178,11 +204,19 @@ pub fn write_archive(
         let mut tar = tar::Builder::new(w);
         let m = serde_json::to_vec_pretty(manifest).map_err(io::Error::other)?;
         tar.append(&entry(MANIFEST, m.len() as u64), m.as_slice())?;
-        let mut hashing = Hashing { inner: db.take(len), digest: ring::digest::Context::new(&ring::digest::SHA256) };
+        let mut hashing =
+            Hashing { inner: db.take(len), digest: ring::digest::Context::new(&ring::digest::SHA256), count: 0 };
         tar.append(&entry(DATABASE, len), &mut hashing)?;
+        let arrived = hex(hashing.digest.finish());
+        if hashing.count != len || arrived != sha256 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the copy arrived incomplete or changed ({} of {len} bytes)", hashing.count),
+            ));
+        }
         let k = format!("{key}\n");
         tar.append(&entry(KEY, k.len() as u64), k.as_bytes())?;
-        let s = sums(&hex(hashing.digest.finish()), &hex(ring::digest::digest(&ring::digest::SHA256, k.as_bytes())));
+        let s = sums(&arrived, &hex(ring::digest::digest(&ring::digest::SHA256, k.as_bytes())));
         tar.append(&entry(SUMS, s.len() as u64), s.as_bytes())?;
         tar.finish()
     };
@@ -251,8 +285,11 @@ pub fn unpack(from: &Path, passphrase: impl FnOnce() -> io::Result<String>, into
             }
             DATABASE => {
                 let path = into.join(DATABASE);
-                let mut hashing = Hashing { inner: &mut e, digest: ring::digest::Context::new(&ring::digest::SHA256) };
-                io::copy(&mut hashing, &mut private_file(&path)?)?;
+                let mut hashing =
+                    Hashing { inner: &mut e, digest: ring::digest::Context::new(&ring::digest::SHA256), count: 0 };
+                let mut file = private_file(&path)?;
+                io::copy(&mut hashing, &mut file)?;
+                file.sync_all()?;
                 db_sum = hex(hashing.digest.finish());
                 database = Some(path);
             }

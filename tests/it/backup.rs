@@ -147,5 +147,9 @@ async fn a_backup_under_load_restores_every_acknowledged_write_and_old_tokens_ve
     assert!(std::fs::read(fresh.path().join("authd.redb")).unwrap() == before_restore, "nothing was replaced");
     let o = binary::run(fresh.path(), &["restore", "--from", plain.to_str().unwrap(), "--force"], None).await;
     assert!(o.ok, "{}", o.stderr);
-    assert!(o.stdout.contains("kept as"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("authd.redb.before-restore-") && o.stdout.contains("authd.key.before-restore-"),
+        "{}",
+        o.stdout
+    );
 }

@@ -366,6 +366,13 @@ async fn an_older_redb_file_gets_its_indexes_built_at_open() {
                 .unwrap()
         );
     }
+    // A backup with the server down copies the old file as it is, tables it lacks included.
+    let copy = dir.path().join("copy.redb");
+    std::fs::File::create(&copy).unwrap();
+    let taken = Store::snapshot_redb(&path, &copy).unwrap();
+    assert_eq!(taken.schema_version, 1);
+    assert!(!taken.tables.iter().any(|(t, _)| t == "audit_counts"));
+    assert_eq!(Store::describe_redb(&copy).unwrap().tables.len(), taken.tables.len());
     let store = Store::open_redb(&path).unwrap();
     let found = store.read(|tx| tx.audit_events(&about(subject), 100, &|_| true)).unwrap();
     assert_eq!(found.len(), 10);

@@ -15,10 +15,16 @@ use crate::store::{R, Snapshot, StoreError};
 /// Copies every table of `db` into a new database at `to` (an empty file the caller made private).
 pub(super) fn snapshot(db: &impl ReadableDatabase, to: &Path) -> R<Snapshot> {
     let read = db.begin_read()?;
-    let copy = Database::create(to)?;
+    // One write transaction of the whole copy: a small page cache, whatever storage.cache_mb says.
+    let copy = Database::builder().set_cache_size(16 << 20).create(to)?;
     let write = copy.begin_write()?;
     let mut tables = Vec::new();
-    let mut t = |name: &str, n: u64| tables.push((name.to_owned(), n));
+    // A table an older file never had is left out of its copy, as it was.
+    let mut t = |name: &str, n: Option<u64>| {
+        if let Some(n) = n {
+            tables.push((name.to_owned(), n));
+        }
+    };
     t(META.name(), table(&read, &write, META)?);
     t(USERS.name(), table(&read, &write, USERS)?);
     t(USER_INDEX.name(), table(&read, &write, USER_INDEX)?);
@@ -61,22 +67,30 @@ fn table<K: Key + 'static, V: Value + 'static>(
     read: &ReadTransaction,
     write: &WriteTransaction,
     def: TableDefinition<K, V>,
-) -> R<u64> {
-    let from = read.open_table(def)?;
+) -> R<Option<u64>> {
+    let from = match read.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let mut to = write.open_table(def)?;
     for row in from.iter()? {
         let (k, v) = row?;
         to.insert(k.value(), v.value())?;
     }
-    Ok(from.len()?)
+    Ok(Some(from.len()?))
 }
 
 fn multimap<K: Key + 'static, V: Key + 'static>(
     read: &ReadTransaction,
     write: &WriteTransaction,
     def: MultimapTableDefinition<K, V>,
-) -> R<u64> {
-    let from = read.open_multimap_table(def)?;
+) -> R<Option<u64>> {
+    let from = match read.open_multimap_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let mut to = write.open_multimap_table(def)?;
     for row in from.iter()? {
         let (k, values) = row?;
@@ -84,7 +98,7 @@ fn multimap<K: Key + 'static, V: Key + 'static>(
             to.insert(k.value(), v?.value())?;
         }
     }
-    Ok(from.len()?)
+    Ok(Some(from.len()?))
 }
 
 /// A copy of a file no server holds, opened read-only: an older file is copied as it is, not
