@@ -41,6 +41,7 @@ pub struct AuditArgs {
 enum AuditCmd {
     /// Write events as JSON lines, oldest first: authd audit export --since 30d > events.jsonl
     Export {
+        /// Only events from then on: a duration back (30d, 12h) or an RFC 3339 time
         #[arg(long)]
         since: Option<String>,
     },
@@ -52,7 +53,7 @@ fn since_ms(s: Option<&str>) -> anyhow::Result<Option<u64>> {
 
 fn print(e: &AuditEvent, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(e).unwrap_or_default());
+        super::json::print(e, false);
         return;
     }
     let t = std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms);

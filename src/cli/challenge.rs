@@ -5,7 +5,10 @@ use clap::Subcommand;
 #[derive(Subcommand)]
 pub enum ChallengeCmd {
     /// Solve a proof-of-work challenge from POST /v1/auth/challenge; prints the nonce
-    Solve { challenge: String },
+    Solve {
+        /// The challenge as POST /v1/auth/challenge returned it
+        challenge: String,
+    },
 }
 
 pub fn run(cmd: ChallengeCmd) -> anyhow::Result<ExitCode> {

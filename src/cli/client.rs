@@ -15,6 +15,7 @@ use crate::{
 pub enum ClientCmd {
     /// Add a client: authd client add Photos --redirect-uri https://photos.example/callback
     Add {
+        /// A name for the client, shown to users and in lists
         name: String,
         /// Where authorization responses may go (repeat for several); compared exactly
         #[arg(long = "redirect-uri")]
@@ -52,20 +53,28 @@ pub enum ClientCmd {
     },
     /// List clients
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show one client
     Show {
+        /// The client, by its client_id
         id: uuid::Uuid,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Remove a client; every token it holds stops working
-    Remove { id: uuid::Uuid },
+    Remove {
+        /// The client, by its client_id
+        id: uuid::Uuid,
+    },
     /// A new secret, shown once; the old one stops working
     RotateSecret {
+        /// The client, by its client_id
         id: uuid::Uuid,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -132,9 +141,9 @@ pub async fn run(cfg: &Config, cmd: ClientCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Client(c) if json => println!("{}", serde_json::to_string(&c).unwrap_or_default()),
+        AdminReply::Client(c) if json => super::json::print(&c, false),
         AdminReply::Client(c) => print_client(&c),
-        AdminReply::Clients(list) if json => println!("{}", serde_json::to_string(&list).unwrap_or_default()),
+        AdminReply::Clients(list) if json => super::json::print(&list, false),
         AdminReply::Clients(list) => {
             println!("{:<36}  {:<24}  {:<20}  REDIRECT URIS", "CLIENT ID", "NAME", "AUTH METHOD");
             for c in list {

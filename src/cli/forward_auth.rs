@@ -19,6 +19,7 @@ pub enum ForwardAuthCmd {
         /// Signed in as this user (id, email, phone or username); without it, not signed in
         #[arg(long)]
         user: Option<String>,
+        /// The request's HTTP method, upper case
         #[arg(long, default_value = "GET")]
         method: String,
         /// The session was signed in with two factors
@@ -39,7 +40,7 @@ pub async fn run(cfg: &Config, cmd: ForwardAuthCmd) -> anyhow::Result<ExitCode> 
     finish(reply, |r| {
         if let AdminReply::ForwardAuth(e) = r {
             if json {
-                println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+                super::json::print(&e, true);
                 return;
             }
             match (e.rule, &e.rule_text) {

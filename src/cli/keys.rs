@@ -29,7 +29,7 @@ pub async fn run(cfg: &Config, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Keys(keys) if json => println!("{}", serde_json::to_string_pretty(&keys).unwrap_or_default()),
+        AdminReply::Keys(keys) if json => super::json::print(&keys, true),
         AdminReply::Keys(keys) => print_keys(&keys),
         AdminReply::Key(k) => println!("rotated: new active key {} ({})", k.kid, k.alg),
         _ => {}

@@ -18,30 +18,39 @@ pub enum RoleCmd {
     },
     /// Create a role: authd role add support --perm tickets:read --perm tickets:write
     Add {
+        /// The role's name
         name: String,
+        /// Permissions, e.g. users:read audit:* (`*` is every permission)
         #[arg(long = "perm")]
         perms: Vec<String>,
     },
     /// Add permissions to a role
     Grant {
+        /// The role's name
         name: String,
+        /// Permissions, e.g. users:read audit:* (`*` is every permission)
         #[arg(long = "perm", required = true)]
         perms: Vec<String>,
     },
     /// Remove permissions from a role
     Revoke {
+        /// The role's name
         name: String,
+        /// Permissions, e.g. users:read audit:* (`*` is every permission)
         #[arg(long = "perm", required = true)]
         perms: Vec<String>,
     },
     /// Require a second factor of the role's members (`on`), or stop requiring it (`off`)
     RequireMfa {
+        /// The role's name
         name: String,
+        /// `on` or `off`
         #[arg(value_parser = ["on", "off"])]
         setting: String,
     },
     /// Delete a custom role (refused while users hold it, unless --force)
     Delete {
+        /// The role's name
         name: String,
         /// Take the role from the users who hold it
         #[arg(long)]
@@ -70,7 +79,7 @@ pub async fn run(cfg: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Roles(roles) if json => println!("{}", serde_json::to_string_pretty(&roles).unwrap_or_default()),
+        AdminReply::Roles(roles) if json => super::json::print(&roles, true),
         AdminReply::Roles(roles) => {
             println!("{:<20} {:<8} PERMISSIONS", "ROLE", "BUILTIN");
             for r in roles {

@@ -13,6 +13,7 @@ use crate::{
 pub enum UserCmd {
     /// Create a user (LOGIN is an email, a +phone number or a username)
     Add {
+        /// Email, phone (E.164, e.g. +14155552671) or username of the new user
         login: String,
         /// Also set a phone number
         #[arg(long)]
@@ -35,6 +36,7 @@ pub enum UserCmd {
     },
     /// Show one user (by id, email, phone or username)
     Show {
+        /// The user: id, email, phone or username
         user: String,
         /// Print JSON
         #[arg(long)]
@@ -42,29 +44,47 @@ pub enum UserCmd {
     },
     /// Replace a user's roles; their current access tokens are refused until refreshed
     SetRole {
+        /// The user: id, email, phone or username
         user: String,
+        /// The roles the user gets, replacing the current ones (e.g. user moderator)
         #[arg(required = true)]
         roles: Vec<String>,
     },
     /// Set a user's password (read from standard input); all their sessions end
     Passwd {
+        /// The user: id, email, phone or username
         user: String,
         /// Read the new password from standard input
         #[arg(long, required = true)]
         password_stdin: bool,
     },
     /// Disable a user: sessions end and tokens are refused
-    Disable { user: String },
+    Disable {
+        /// The user: id, email, phone or username
+        user: String,
+    },
     /// Re-enable a disabled user
-    Enable { user: String },
+    Enable {
+        /// The user: id, email, phone or username
+        user: String,
+    },
     /// Delete a user and their sessions
-    Delete { user: String },
+    Delete {
+        /// The user: id, email, phone or username
+        user: String,
+    },
     /// Unlink an external provider from a user (IDENTITY: the id `user show` prints)
-    Unlink { user: String, identity: uuid::Uuid },
+    Unlink {
+        /// The user: id, email, phone or username
+        user: String,
+        /// The linked identity, by the id `authd user show` prints
+        identity: uuid::Uuid,
+    },
     /// Print a single-use link with which the user enrols a new passkey (the last rung of
     /// recovery; valid for security.recovery_link_ttl). Give it to the user in person: whoever
     /// holds it can take the account.
     RecoveryLink {
+        /// The user: id, email, phone or username
         user: String,
         /// Print JSON
         #[arg(long)]
@@ -80,7 +100,10 @@ pub enum UserCmd {
 #[derive(Subcommand)]
 pub enum MfaCmd {
     /// Remove the user's TOTP and recovery codes (they sign in with the password alone)
-    Reset { user: String },
+    Reset {
+        /// The user: id, email, phone or username
+        user: String,
+    },
 }
 
 pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
@@ -135,14 +158,12 @@ pub async fn run(cfg: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Users(users) if json => println!("{}", serde_json::to_string_pretty(&users).unwrap_or_default()),
+        AdminReply::Users(users) if json => super::json::print(&users, true),
         AdminReply::Users(users) => print_users(&users),
-        AdminReply::User(u) if json => {
-            println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default())
-        }
+        AdminReply::User(u) if json => super::json::print(&u, true),
         AdminReply::Link { user, link, expires_in } if json => {
             let v = serde_json::json!({"user_id": user.id, "link": link, "expires_in": expires_in});
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            super::json::print(&v, true);
         }
         AdminReply::Link { user, link, expires_in } => {
             println!("recovery link for {} ({}), single use, valid {} s:", login_of(&user), user.id, expires_in);

@@ -12,6 +12,7 @@ use crate::{
 pub enum WebhooksCmd {
     /// Counts of pending, delivered and failed deliveries, and the latest troubled ones
     Status {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -19,7 +20,9 @@ pub enum WebhooksCmd {
     List,
     /// Add an endpoint: authd webhooks add https://hooks.example.com/x --event user.logged_out
     Add {
+        /// Where deliveries are POSTed (https, or http on loopback)
         url: String,
+        /// An event to deliver (repeat for more): a name like user.logged_out or a family like user
         #[arg(long = "event", required = true)]
         events: Vec<String>,
         /// `whsec_<base64>`; generated (and printed once) when left out
@@ -27,7 +30,10 @@ pub enum WebhooksCmd {
         secret: Option<String>,
     },
     /// Remove an endpoint added with `add`
-    Delete { id: uuid::Uuid },
+    Delete {
+        /// The endpoint, by the id `authd webhooks list` prints
+        id: uuid::Uuid,
+    },
 }
 
 pub async fn run(cfg: &Config, cmd: WebhooksCmd) -> anyhow::Result<ExitCode> {
@@ -39,7 +45,7 @@ pub async fn run(cfg: &Config, cmd: WebhooksCmd) -> anyhow::Result<ExitCode> {
     };
     let reply = send(cfg, req).await?;
     finish(reply, |r| match r {
-        AdminReply::Webhooks(c) if json => println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default()),
+        AdminReply::Webhooks(c) if json => super::json::print(&c, true),
         AdminReply::Webhooks(c) => {
             println!("pending: {}  delivered: {}  failed: {}", c.pending, c.delivered, c.failed);
             for (id, url, event, attempts, state, error) in c.troubled {

@@ -258,6 +258,11 @@ async fn cli_reads_exports_and_follows_the_audit_log() {
     let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["user.registered", "user.login_failed"], "oldest first");
+    // Times in --json are RFC 3339, whatever the record keeps.
+    let rfc3339 = |v: &Value| v.as_str().is_some_and(|s| humantime::parse_rfc3339(s).is_ok());
+    assert!(events.iter().all(|e| rfc3339(&e["time"]) && e.get("time_ms").is_none()), "{events:?}");
+    let keys: Vec<Value> = serde_json::from_str(&ok(&d, &["keys", "list", "--json"], None).await).unwrap();
+    assert!(!keys.is_empty() && keys.iter().all(|k| rfc3339(&k["created_at"])), "{keys:?}");
     let table = ok(&d, &["audit", "--user", "first@example.com", "--outcome", "failure"], None).await;
     assert!(table.contains("user.login_failed") && !table.contains("user.registered"), "{table}");
     fails(&d, &["audit", "--since", "last tuesday"], "neither an RFC 3339 time").await;
