@@ -97,7 +97,7 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
     };
     let cors = cors(&server.cors);
     let api = api_service();
-    let docs = poem::endpoint::make_sync(|_| poem::web::Html(docs_page()));
+    let docs = poem::endpoint::make_sync(docs);
     let spec = poem::endpoint::make_sync(|_| {
         poem::Response::builder().content_type("application/json; charset=utf-8").body(contract::spec())
     });
@@ -109,12 +109,41 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(metrics))
         .around(problem::framework_errors)
+        .around(landing)
         .around(count_requests)
         .around(limits::rate_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)
         .data(svc)
         .data(edge)
+}
+
+/// `GET /` from a browser goes to the API's documentation; anything else there stays the API's
+/// 404.
+async fn landing<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<poem::Response> {
+    use poem::IntoResponse as _;
+    let html = req.header("accept").is_some_and(|a| a.contains("text/html"));
+    if req.uri().path() == "/" && req.method() == Method::GET && html {
+        return Ok(poem::web::Redirect::see_other("/docs").into_response());
+    }
+    next.call(req).await.map(poem::IntoResponse::into_response)
+}
+
+/// The Swagger UI page: the same bytes until the binary changes, so a browser keeps it and
+/// asks again with its ETag (2 MB otherwise on every visit).
+fn docs(req: poem::Request) -> poem::Response {
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        let d = ring::digest::digest(&ring::digest::SHA256, docs_page().as_bytes());
+        let hex: String = d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    });
+    let fresh = req.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag.as_str()));
+    let builder = poem::Response::builder().header("etag", etag.as_str()).header("cache-control", "no-cache");
+    if fresh {
+        return builder.status(poem::http::StatusCode::NOT_MODIFIED).finish();
+    }
+    builder.content_type("text/html; charset=utf-8").body(docs_page())
 }
 
 /// The Swagger UI page, made at its first request: it embeds the UI's script and the whole

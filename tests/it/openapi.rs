@@ -36,8 +36,24 @@ async fn checked_in_openapi_matches_what_the_server_serves() {
     }
     let docs = app.http.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), reqwest::StatusCode::OK);
+    // Kept by the browser and asked again with its ETag: 2 MB only when it changed.
+    assert_eq!(docs.headers()["cache-control"], "no-cache");
+    let etag = docs.headers()["etag"].to_str().unwrap().to_owned();
     let page = docs.text().await.unwrap();
     assert!(page.contains("swagger"));
     // The page shows the finished document (with the rules added after poem-openapi).
     assert!(page.contains("\"additionalProperties\": false"), "Swagger UI shows a draft of the document");
+    let again = app.http.get(app.url("/docs")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = app.http.get(app.url("/docs")).header("if-none-match", "\"other\"").send().await.unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::OK);
+
+    // A browser at the root is sent to the documentation; an API client still gets the 404.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = no_redirects.get(app.url("/")).header("accept", "text/html,application/xhtml+xml").send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/docs");
+    let r = no_redirects.get(app.url("/")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
 }

@@ -400,6 +400,25 @@ async fn reset_story(app: &TestApp, sink: &MailSink) {
     )
     .await;
     assert_eq!(app.status_of_me(&old.access).await, StatusCode::OK, "nothing changed yet");
+    // The reset page says it in words, never by a field's name.
+    let jar = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let form = jar.get(app.url(&format!("/ui/reset?token={token}"))).send().await.unwrap().text().await.unwrap();
+    let csrf = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap().captures(&form).unwrap()[1].to_owned();
+    let r = jar
+        .post(app.url("/ui/reset"))
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("password", "password"),
+            ("password_again", "password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("This password is one of the most commonly used."), "{page}");
+    assert!(!page.contains("new_password is"), "{page}");
 
     let r = app.post("/v1/auth/password/reset", &json!({"token": token, "new_password": NEW_PASSWORD})).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

@@ -158,7 +158,8 @@ pub(super) struct AccountForm {
 }
 
 /// The status and words of a refused change.
-fn refusal(t: &'static text::Text, e: &Error) -> (StatusCode, String, bool) {
+fn refusal(svc: &AuthService, lang: &str, e: &Error) -> (StatusCode, String, bool) {
+    let t = text::of(lang);
     match e {
         Error::StepUpRequired => (StatusCode::UNAUTHORIZED, t.step_up_needed.to_owned(), true),
         Error::LastLoginMethod => (StatusCode::CONFLICT, t.last_way_in.to_owned(), false),
@@ -167,11 +168,9 @@ fn refusal(t: &'static text::Text, e: &Error) -> (StatusCode, String, bool) {
         Error::RateLimited(_) | Error::TooManyAttempts(_) | Error::ChallengeRequired => {
             (StatusCode::TOO_MANY_REQUESTS, t.too_many.to_owned(), false)
         }
-        Error::Invalid(fields) | Error::Malformed(fields) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "),
-            false,
-        ),
+        Error::Invalid(fields) | Error::Malformed(fields) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, super::in_words(svc, lang, fields), false)
+        }
         Error::Conflict(_) => (StatusCode::CONFLICT, t.address_taken.to_owned(), false),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, t.failed.to_owned(), false),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, t.failed.to_owned(), false),
@@ -276,7 +275,6 @@ pub(super) async fn account_submit(
         "end_others" => svc.sessions.end_other_sessions(ctx.user_id, ctx.session_id).await.map(|_| None),
         _ => Err(Error::NotFound("action")),
     };
-    let t = text::of(&lang);
     match outcome {
         Ok(None) => done(&lang),
         Ok(Some(shown)) => match signed_in(&svc, req).await {
@@ -285,7 +283,7 @@ pub(super) async fn account_submit(
             Err(e) => problem_response(e),
         },
         Err(e) => {
-            let (status, problem, step_up) = refusal(t, &e);
+            let (status, problem, step_up) = refusal(&svc, &lang, &e);
             if status.is_server_error() {
                 tracing::error!(error = %e, "account page change failed");
             }

@@ -219,6 +219,25 @@ fn csrf_ok(svc: &AuthService, req: &Request, field: &str) -> bool {
     !field.is_empty() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
 }
 
+/// What was wrong with a form, in the page's language and in words: never a field's name.
+fn in_words(svc: &AuthService, lang: &str, fields: &[crate::error::FieldError]) -> String {
+    let t = text::of(lang);
+    let p = &svc.config().passwords;
+    let said: Vec<String> = fields
+        .iter()
+        .map(|f| match f.code.as_str() {
+            "too_short" => t.password_too_short.replace("{min}", &p.min_length.to_string()),
+            "too_long" => t.password_too_long.replace("{max}", &p.max_length.to_string()),
+            "too_common" => t.password_too_common.to_owned(),
+            "contains_identifier" => t.password_has_identifier.to_owned(),
+            _ if f.field.contains("password") => t.value_refused.to_owned(),
+            // Addresses and names: the service's own sentence names what it is about.
+            _ => f.message.clone(),
+        })
+        .collect();
+    said.join(" ")
+}
+
 fn forbidden(svc: &AuthService, lang: &str) -> Response {
     let values = context! { message => text::of(lang).csrf_failed, start_over => false };
     page(svc, StatusCode::FORBIDDEN, lang, "pages/error.html", values)
@@ -291,7 +310,7 @@ async fn reset_submit(svc: Data<&Arc<AuthService>>, req: &Request, Form(f): Form
     {
         Ok(()) => page(&svc, StatusCode::OK, &lang, "pages/reset_done.html", context! {}),
         Err(Error::Invalid(fields)) => {
-            let why = fields.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
+            let why = in_words(&svc, &lang, &fields);
             reset_form(&svc, &lang, &f.token, Some(&why), StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => link_error(&svc, &lang, &e),
@@ -623,6 +642,11 @@ mod tests {
                     "csrf_failed",
                     "wrong_password",
                     "wrong_code",
+                    "password_too_short",
+                    "password_too_long",
+                    "password_too_common",
+                    "password_has_identifier",
+                    "value_refused",
                     "unknown_client",
                     "request_stale",
                     "bad_logout",

@@ -183,6 +183,26 @@ strings! {
         en: "Continue",
         ru: "Продолжить",
     }
+    password_too_short {
+        en: "The password is too short: use at least {min} characters.",
+        ru: "Пароль слишком короткий: нужно не меньше {min} символов.",
+    }
+    password_too_long {
+        en: "The password is too long: use at most {max} characters.",
+        ru: "Пароль слишком длинный: не больше {max} символов.",
+    }
+    password_too_common {
+        en: "This password is one of the most commonly used. Choose another.",
+        ru: "Это один из самых распространённых паролей. Выберите другой.",
+    }
+    password_has_identifier {
+        en: "The password must not contain your email address, phone number or username.",
+        ru: "Пароль не должен содержать ваш адрес почты, номер телефона или имя пользователя.",
+    }
+    value_refused {
+        en: "This is not accepted. Check what you entered.",
+        ru: "Это значение не принимается. Проверьте введённое.",
+    }
     wrong_code {
         en: "That code is not right. Try the next one.",
         ru: "Код неверен. Попробуйте следующий.",
