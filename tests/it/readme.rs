@@ -83,6 +83,12 @@ async fn the_readme_quick_start_and_administration_work_as_written() {
     // The shell may hand its process over to authd or not: the launcher stops the whole group.
     let server = binary::Server::spawn(&mut shell(dir.path(), &path, port, &script(&run[0], port))).await;
 
+    // Each block stands on its own: the administration one first, on the fresh server.
+    let out = run_block(dir.path(), &path, port, &admin[0]).await;
+    assert!(out.contains("admin@example.com"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("roles:") && l.contains("support")), "carol got the new role: {out}");
+    assert!(out.contains("key.rotated"), "the audit log shows the rotation: {out}");
+
     let me = run_block(dir.path(), &path, port, &use_it[0]).await;
     // The answers follow one another: register's user, then /v1/me's.
     let answers: Vec<serde_json::Value> =
@@ -90,11 +96,6 @@ async fn the_readme_quick_start_and_administration_work_as_written() {
     assert_eq!(answers.len(), 2, "{me}");
     let me = &answers[1];
     assert_eq!(me["email"], "alice@example.com", "{me}");
-
-    let out = run_block(dir.path(), &path, port, &admin[0]).await;
-    assert!(out.contains("admin@example.com"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("roles:") && l.contains("support")), "alice got the new role: {out}");
-    assert!(out.contains("key.rotated"), "the audit log shows the rotation: {out}");
 
     server.stop().await;
 }
