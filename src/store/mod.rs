@@ -102,6 +102,26 @@ impl Store {
         redb::snapshot_file(from, to)
     }
 
+    /// The schema the configured database has, and the steps opening it in this build would
+    /// take (none applied here). Call on a blocking thread.
+    pub fn plan(cfg: &StorageConfig) -> Result<(u64, Vec<(u64, String)>), StoreError> {
+        match cfg.backend {
+            StorageBackend::Redb => redb::plan(&cfg.path),
+            StorageBackend::Postgres => postgres::PgBackend::plan(&postgres::PgOptions {
+                url: cfg.url.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
+                pool_size: 1,
+                statement_timeout: cfg.statement_timeout.0,
+                connect_timeout: cfg.connect_timeout.0,
+                tls: cfg.tls.then(|| cfg.tls_ca.clone()),
+            }),
+        }
+    }
+
+    /// What a redb file holds, table by table, read-only.
+    pub fn count_redb(path: &Path) -> Result<Snapshot, StoreError> {
+        redb::count(path)
+    }
+
     /// Whether another process holds the redb file open.
     pub fn redb_in_use(path: &Path) -> bool {
         redb::in_use(path)

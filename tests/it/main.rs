@@ -49,4 +49,5 @@ mod support;
 mod tls;
 mod tokens;
 mod ui;
+mod upgrades;
 mod webhooks;

@@ -142,6 +142,57 @@ impl PgBackend {
         Ok(backend)
     }
 
+    /// The migration the database has, and the ones this build would apply (version and the
+    /// first line of each), without applying any.
+    pub fn plan(opts: &PgOptions) -> R<(u64, Vec<(u64, String)>)> {
+        let mut cfg: tokio_postgres::Config =
+            opts.url.parse().map_err(|e| StoreError::Backend(format!("storage.url: {e}")))?;
+        cfg.connect_timeout(opts.connect_timeout);
+        let handle = Handle::try_current()
+            .map_err(|_| StoreError::Backend("the postgres backend needs a tokio runtime".into()))?;
+        let applied: i32 = handle.block_on(async {
+            let client = match Tls::from_options(opts)? {
+                Tls::Off => {
+                    let (client, conn) = cfg.connect(NoTls).await.map_err(pg_error)?;
+                    tokio::spawn(conn);
+                    client
+                }
+                Tls::On(connector) => {
+                    cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                    let (client, conn) = cfg.connect(connector).await.map_err(pg_error)?;
+                    tokio::spawn(conn);
+                    client
+                }
+            };
+            let exists: bool = client
+                .query_one("SELECT to_regclass('authd_migrations') IS NOT NULL", &[])
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            if !exists {
+                return Ok::<_, StoreError>(0);
+            }
+            Ok(client
+                .query_one("SELECT coalesce(max(version), 0) FROM authd_migrations", &[])
+                .await
+                .map_err(pg_error)?
+                .get(0))
+        })?;
+        let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if applied > latest {
+            return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
+        }
+        let pending = MIGRATIONS
+            .iter()
+            .filter(|(v, _)| *v > applied)
+            .map(|(v, sql)| {
+                let first = sql.lines().next().unwrap_or_default().trim_start_matches("--").trim().to_owned();
+                (u64::try_from(*v).unwrap_or(0), first)
+            })
+            .collect();
+        Ok((u64::try_from(applied).unwrap_or(0), pending))
+    }
+
     fn connect(&self) -> R<Conn> {
         let client = self.handle.block_on(self.pool.get()).map_err(pool_error)?;
         Ok(Conn { client, handle: self.handle.clone(), begin: Cell::new(None) })

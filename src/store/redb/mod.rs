@@ -57,6 +57,39 @@ pub fn describe(path: &Path) -> R<Snapshot> {
     backup::describe(path)
 }
 
+/// The schema version of a file (read-only; 0 when there is none yet) and what opening it in this
+/// build would add.
+pub fn plan(path: &Path) -> R<(u64, Vec<(u64, String)>)> {
+    const UPGRADES: [(u64, &str); 3] = [
+        (2, "index the audit log by subject"),
+        (3, "index users by status and role, and audit events by name"),
+        (4, "count sign-ins and failures per minute, from the audit log"),
+    ];
+    let version = if path.exists() {
+        let db = redb::ReadOnlyDatabase::open(path)?;
+        let read = db.begin_read()?;
+        match read.open_table(META) {
+            Ok(t) => t.get("schema_version")?.map_or(0, |g| g.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew(version));
+    }
+    let pending = match version {
+        0 => vec![(SCHEMA_VERSION, "create the database".to_owned())],
+        v => UPGRADES.iter().filter(|(n, _)| *n > v).map(|(n, what)| (*n, (*what).to_owned())).collect(),
+    };
+    Ok((version, pending))
+}
+
+pub fn count(path: &Path) -> R<Snapshot> {
+    backup::count(path)
+}
+
 pub fn in_use(path: &Path) -> bool {
     // Read-only, so that asking never writes to the file.
     matches!(redb::ReadOnlyDatabase::open(path), Err(redb::DatabaseError::DatabaseAlreadyOpen))
