@@ -97,10 +97,23 @@ pub async fn serve(
     let census = Arc::new(Census { total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) });
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
+    let mut stopping = false;
     loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            a = acceptor.accept() => a,
+        let accepted = if stopping {
+            // Connections the kernel already completed are served too; closing the socket
+            // would reset them. Then stop at the first moment none waits.
+            match futures_util::FutureExt::now_or_never(acceptor.accept()) {
+                Some(a) => a,
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                () = &mut shutdown => {
+                    stopping = true;
+                    continue;
+                }
+                a = acceptor.accept() => a,
+            }
         };
         let (io, local, remote, scheme) = match accepted {
             Ok(a) => a,
@@ -123,6 +136,9 @@ pub async fn serve(
             drop(admission);
         });
     }
+    // Close the listening socket now: a client that connects while requests in flight finish
+    // is refused at once (and tries again or elsewhere), not left in the backlog to be reset.
+    drop(acceptor);
     stop.cancel();
     let deadline = Instant::now() + grace;
     while census.total.load(Ordering::Acquire) > 0 && Instant::now() < deadline {

@@ -40,6 +40,7 @@ mod provider_browser;
 mod proxies;
 mod readme;
 mod recovery;
+mod restarts;
 mod sessions;
 mod shared_limits;
 mod slowloris;
