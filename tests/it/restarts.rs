@@ -123,3 +123,109 @@ async fn a_restarted_node_fails_no_request() {
     assert!(done > 20 && refused > 0, "the clients ran through the restarts ({done} answered, {refused} refused)");
     server.stop().await;
 }
+
+/// The cluster sample's `upstream` and `location /` (contrib/cluster/nginx.conf) in front of
+/// `nodes`, on plain HTTP at `port`; nginx runs until dropped.
+async fn nginx(dir: &std::path::Path, port: u16, nodes: &[u16]) -> Option<tokio::process::Child> {
+    let Some(program) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).is_file())
+    else {
+        return crate::support::unavailable("nginx", "apt-get install nginx-light");
+    };
+    let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/cluster/nginx.conf")).unwrap();
+    let upstream = {
+        let start = sample.find("upstream authd {").unwrap();
+        let end = start + sample[start..].find("}\n").unwrap() + 2;
+        sample[start..end]
+            .replace("10.0.0.11:8080", &format!("127.0.0.1:{}", nodes[0]))
+            .replace("10.0.0.12:8080", &format!("127.0.0.1:{}", nodes[1]))
+    };
+    let location = {
+        let start = sample.find("    location / {").unwrap();
+        let end = start + sample[start..].find("    }\n").unwrap() + 6;
+        sample[start..end].to_owned()
+    };
+    let p = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  \
+         fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+         {upstream}\n  server {{\n    listen 127.0.0.1:{port};\n{location}  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = tokio::process::Command::new(program)
+        .args(["-p", &p.to_string(), "-e", &format!("{p}/error.log"), "-c", &format!("{p}/nginx.conf")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+            return Some(child);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nginx did not answer: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_behind_nginx_restarted_in_turn_fail_no_request() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let config = format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
+        crate::support::TEST_DATA_KEY
+    );
+    let ports = [crate::support::free_port(), crate::support::free_port()];
+    let dirs = [crate::support::private_dir(), crate::support::private_dir()];
+    for d in &dirs {
+        std::fs::write(d.path().join("config.toml"), &config).unwrap();
+    }
+    let binds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let start = async |i: usize| Server::start(dirs[i].path(), &[("AUTHD_SERVER__BIND", binds[i].as_str())]).await;
+    let mut nodes = vec![start(0).await, start(1).await];
+    let proxy_dir = crate::support::private_dir();
+    let proxy_port = crate::support::free_port();
+    let Some(_nginx) = nginx(proxy_dir.path(), proxy_port, &ports).await else { return };
+    let base = format!("http://127.0.0.1:{proxy_port}");
+    let http = reqwest::Client::new();
+    for n in 0..2 {
+        let r = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"email": format!("pair{n}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients: Vec<_> = (0..2)
+        .map(|n| tokio::spawn(client(base.clone(), format!("pair{n}@example.com"), stop.clone(), tally.clone())))
+        .collect();
+    for i in 0..2 {
+        // A rolling restart waits until the balancer takes the node back: the sample's
+        // fail_timeout (5 s) after it failed; otherwise both nodes are out at once.
+        tokio::time::sleep(Duration::from_millis(if i == 0 { 800 } else { 5_500 })).await;
+        let node = nodes.remove(i);
+        let (status, log) = node.stop().await;
+        assert!(status.success(), "SIGTERM exits 0:\n{}", log.join("\n"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nodes.insert(i, start(i).await);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let failed = tally.failed.lock().unwrap().clone();
+    let (done, refused) = (tally.done.load(Ordering::Relaxed), tally.refused.load(Ordering::Relaxed));
+    eprintln!("through nginx: requests answered {done}, refused {refused}");
+    assert!(failed.is_empty(), "{} failed of {done}: {failed:#?}", failed.len());
+    assert_eq!(refused, 0, "nginx always had a node to send to");
+    assert!(done > 20);
+    for n in nodes {
+        n.stop().await;
+    }
+}
