@@ -78,6 +78,12 @@ enum Command {
         #[command(subcommand)]
         cmd: forward_auth::ForwardAuthCmd,
     },
+    /// Exit 0 when the server on this host answers /healthz (a container's health check)
+    Healthcheck {
+        /// Where to ask instead of server.bind's port on the loopback address
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Print the OpenAPI document (JSON)
     Openapi,
     /// Proof-of-work challenges (reference solver)
@@ -135,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
     }
     match cli.command {
+        Command::Healthcheck { url } => healthcheck(&cfg, url).await,
         Command::Serve => {
             init_logging(&cfg, &cfg.log.level);
             serve::run(cfg).await
@@ -195,6 +202,32 @@ fn init_logging(cfg: &Config, level: &str) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// GET /healthz on this host; exit 0 on 200, 1 otherwise (with why on stderr).
+async fn healthcheck(cfg: &Config, url: Option<String>) -> anyhow::Result<ExitCode> {
+    let url = url.unwrap_or_else(|| {
+        let scheme = if cfg.server.tls.is_enabled() { "https" } else { "http" };
+        let port = cfg.server.bind.port();
+        // A wildcard bind answers on loopback; the certificate then names another host.
+        let host = if cfg.server.bind.is_ipv6() { "[::1]".to_owned() } else { "127.0.0.1".to_owned() };
+        format!("{scheme}://{host}:{port}/healthz")
+    });
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .tls_danger_accept_invalid_certs(true)
+        .build()?;
+    match http.get(&url).send().await {
+        Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(r) => {
+            eprintln!("unhealthy: {url} answered {}", r.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod console;
 mod console_browser;
+mod container;
 mod cookies;
 mod crash;
 mod details;
