@@ -33,4 +33,5 @@ pub mod security;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

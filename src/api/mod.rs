@@ -110,12 +110,35 @@ pub fn app(svc: Arc<AuthService>) -> impl Endpoint {
         .at("/metrics", poem::get(metrics))
         .around(problem::framework_errors)
         .around(landing)
+        .around(trace_request)
         .around(count_requests)
         .around(limits::rate_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(problem::edge_middleware)
         .data(svc)
         .data(edge)
+}
+
+/// A span per request for the collector (`telemetry.otlp_endpoint`); nothing without one.
+async fn trace_request<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<poem::Response> {
+    use poem::IntoResponse as _;
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        target: "authd::otel",
+        "request",
+        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return next.call(req).await.map(poem::IntoResponse::into_response);
+    }
+    let resp = next.call(req).instrument(span.clone()).await.map(|r| r.into_response());
+    if let Ok(r) = &resp {
+        span.record("http.response.status_code", i64::from(r.status().as_u16()));
+    }
+    resp
 }
 
 /// `GET /` from a browser goes to the API's documentation; anything else there stays the API's

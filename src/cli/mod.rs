@@ -143,8 +143,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Healthcheck { url } => healthcheck(&cfg, url).await,
         Command::Serve => {
-            init_logging(&cfg, &cfg.log.level);
-            serve::run(cfg).await
+            let telemetry = match &cfg.telemetry.otlp_endpoint {
+                Some(endpoint) => Some(crate::telemetry::Telemetry::start(endpoint)?),
+                None => None,
+            };
+            let _ = logging(&cfg, &cfg.log.level, telemetry.as_ref());
+            let served = serve::run(cfg).await;
+            if let Some(t) = telemetry {
+                t.shutdown();
+            }
+            served
         }
         Command::User { cmd } => {
             init_logging(&cfg, "warn");
@@ -193,15 +201,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs go to stderr; `AUTHD_LOG` (an env filter) overrides the level.
 fn init_logging(cfg: &Config, level: &str) {
-    use tracing_subscriber::EnvFilter;
+    let _ = logging(cfg, level, None);
+}
+
+/// The log on stderr, and the trace spans for the collector when `telemetry` is given.
+fn logging(cfg: &Config, level: &str, telemetry: Option<&crate::telemetry::Telemetry>) -> anyhow::Result<()> {
+    use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let filter = EnvFilter::try_from_env("AUTHD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // The collector's spans are not log lines.
+    let filter = filter.add_directive(format!("{}=off", crate::telemetry::TARGET).parse()?);
     // Colour only on a terminal: log files and fail2ban need plain lines.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = match cfg.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let fmt = match cfg.log.format {
+        LogFormat::Json => fmt.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
     };
+    tracing_subscriber::registry().with(fmt).with(telemetry.map(|t| t.layer())).try_init()?;
+    Ok(())
 }
 
 /// GET /healthz on this host; exit 0 on 200, 1 otherwise (with why on stderr).

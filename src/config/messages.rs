@@ -215,3 +215,11 @@ pub struct MetricsConfig {
     /// Unset: no metrics endpoint. Best from the environment (AUTHD_METRICS__TOKEN).
     pub token: Option<Secret>,
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector (`http://host:4318`): `authd serve` sends it a trace span per
+    /// request and per storage transaction. Unset: no traces.
+    pub otlp_endpoint: Option<String>,
+}

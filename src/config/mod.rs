@@ -22,7 +22,7 @@ mod oauth;
 pub use forward_auth::{ForwardAuthConfig, ForwardRule, Policy};
 pub use messages::{
     EmailConfig, EmailTransport, LOCALES, LinksConfig, MessagesConfig, MetricsConfig, RecoveryConfig, SecurityConfig,
-    SmsConfig, SmsTransport, SmtpConfig, SmtpTls, VerificationConfig, VerifyMode,
+    SmsConfig, SmsTransport, SmtpConfig, SmtpTls, TelemetryConfig, VerificationConfig, VerifyMode,
 };
 pub use oauth::{AppPkce, ClaimMapping, OauthConfig, ProviderConfig, ProviderKind};
 
@@ -53,6 +53,7 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     pub oauth: OauthConfig,
     pub metrics: MetricsConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The local admin socket through which the CLI reaches a running server, and the console.
@@ -956,6 +957,11 @@ impl Config {
         }
         self.check_path_collisions()?;
         self.check_messages()?;
+        if let Some(e) = &self.telemetry.otlp_endpoint
+            && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            return fail("telemetry.otlp_endpoint", "must be an http(s) URL such as http://127.0.0.1:4318");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }

@@ -73,7 +73,9 @@ impl Core {
     /// Runs blocking store work off the async runtime, for the request being served.
     pub(super) async fn db<T: Send + 'static>(&self, f: impl FnOnce(&Db) -> Result<T> + Send + 'static) -> Result<T> {
         let store = self.store.serving(audit::current());
-        tokio::task::spawn_blocking(move || f(&store))
+        // Storage spans belong to the request's (telemetry).
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&store)))
             .await
             .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
     }

@@ -133,6 +133,7 @@ impl Store {
     }
 
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {
+        let _span = tracing::info_span!(target: "authd::otel", "storage.read").entered();
         let tx = self.backend.begin_read()?;
         f(&*tx)
     }
@@ -140,6 +141,7 @@ impl Store {
     /// Runs `f` in one write transaction: committed (durably) if it returns `Ok`, rolled back
     /// otherwise.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut dyn WriteTx) -> Result<T, E>) -> Result<T, E> {
+        let _span = tracing::info_span!(target: "authd::otel", "storage.write").entered();
         let mut tx = self.backend.begin_write()?;
         match f(&mut *tx) {
             Ok(v) => {

@@ -48,6 +48,7 @@ mod slowloris;
 mod store;
 mod story;
 mod support;
+mod telemetry;
 mod tls;
 mod tokens;
 mod ui;
