@@ -81,6 +81,9 @@ impl Application {
             other => anyhow::anyhow!("cannot open {db}: {other}"),
         })?;
         svc.follow_changes();
+        if embedded {
+            remove_stale_copies(&svc.config().storage.path);
+        }
         // We hold the database lock, so a socket left behind is stale.
         let admin = if embedded {
             Some(
@@ -215,6 +218,20 @@ impl Application {
         drop(svc);
         tracing::info!("authd stopped");
         Ok(())
+    }
+}
+
+/// Removes backup copies a crash left in the data directory (`.backup-*.redb`): we hold the
+/// database, so no backup is being taken now, and each holds every secret.
+fn remove_stale_copies(db: &std::path::Path) {
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".backup-") && name.ends_with(".redb") && std::fs::remove_file(e.path()).is_ok() {
+            tracing::info!(file = %e.path().display(), "removed a backup copy left by an interrupted backup");
+        }
     }
 }
 

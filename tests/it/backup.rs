@@ -54,7 +54,12 @@ async fn me(http: &reqwest::Client, base: &str, token: &str) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_load_restores_every_acknowledged_write_and_old_tokens_verify() {
     let live = crate::support::private_dir();
+    // A copy an interrupted backup left behind goes when the server starts.
+    std::fs::create_dir_all(live.path()).unwrap();
+    let stale = live.path().join(".backup-01.redb");
+    std::fs::write(&stale, b"secrets").unwrap();
     let server = Server::start(live.path(), &[]).await;
+    assert!(!stale.exists(), "the stale copy was removed");
     let http = reqwest::Client::new();
     let r = http
         .post(server.url("/v1/auth/register"))
