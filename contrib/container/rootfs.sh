@@ -20,6 +20,8 @@ if command -v strip >/dev/null; then strip --strip-debug "$root/usr/local/bin/au
 for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
   install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
 done
+# The CA certificates outbound TLS checks against (OIDC providers, webhooks, SMTP, PostgreSQL).
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 printf 'root:x:0:0::/:/nonexistent\nauthd:x:10001:10001::/var/lib/authd:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nauthd:x:10001:\n' >"$root/etc/group"
 echo "root filesystem in $root: $(du -sh "$root" | cut -f1)"

@@ -126,7 +126,8 @@ async fn trace_request<E: Endpoint>(next: E, req: poem::Request) -> poem::Result
     let span = tracing::info_span!(
         target: "authd::otel",
         "request",
-        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        // The route template, not the path: ids would make every name new.
+        otel.name = %format_args!("{} {}", method_label(req.method()), contract::route_template(req.uri().path())),
         http.request.method = %req.method(),
         url.path = %req.uri().path(),
         http.response.status_code = tracing::field::Empty,

@@ -227,7 +227,13 @@ async fn healthcheck(cfg: &Config, url: Option<String>) -> anyhow::Result<ExitCo
         let scheme = if cfg.server.tls.is_enabled() { "https" } else { "http" };
         let port = cfg.server.bind.port();
         // A wildcard bind answers on loopback; the certificate then names another host.
-        let host = if cfg.server.bind.is_ipv6() { "[::1]".to_owned() } else { "127.0.0.1".to_owned() };
+        let ip = cfg.server.bind.ip();
+        let host = match (ip.is_unspecified(), ip) {
+            (true, std::net::IpAddr::V6(_)) => "[::1]".to_owned(),
+            (true, std::net::IpAddr::V4(_)) => "127.0.0.1".to_owned(),
+            (false, std::net::IpAddr::V6(a)) => format!("[{a}]"),
+            (false, std::net::IpAddr::V4(a)) => a.to_string(),
+        };
         format!("{scheme}://{host}:{port}/healthz")
     });
     let http = reqwest::Client::builder()

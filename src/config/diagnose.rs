@@ -80,11 +80,30 @@ fn describe(fig: &Figment, data: &Value, path: &[String], kind: &Kind) -> String
                  (host names such as localhost are not resolved)"
             )
         }
+        // The value itself may be a secret (a numeric token, a database URL): only its type.
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("expected {expected}, found {}", kind_of(actual))
+        }
         other => other.to_string(),
     };
     match source(fig, path) {
         Some(src) => format!("{src}: config key `{key}`: {what}"),
         None => format!("config key `{key}`: {what}"),
+    }
+}
+
+fn kind_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual as A;
+    match actual {
+        A::Bool(_) => "a boolean",
+        A::Unsigned(_) | A::Signed(_) => "an integer",
+        A::Float(_) => "a floating-point number",
+        A::Char(_) | A::Str(_) => "a string",
+        A::Bytes(_) => "bytes",
+        A::Unit | A::Option => "nothing",
+        A::Seq => "a list",
+        A::Map => "a table",
+        _ => "another type",
     }
 }
 

@@ -828,6 +828,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
         let t = &self.tokens;
+        if self.storage.backend == StorageBackend::Postgres
+            && t.issuer.trim().is_empty()
+            && self.server.public_url.is_none()
+        {
+            return fail(
+                "server.public_url",
+                "must be set with a shared database: every node names the same issuer in its tokens (or set tokens.issuer)",
+            );
+        }
         if t.audience.trim().is_empty() {
             return fail("tokens.audience", "must not be empty");
         }

@@ -53,6 +53,11 @@ pub struct Snapshot {
     pub tables: Vec<(String, u64)>,
 }
 
+/// Whether a span of a request is current (telemetry): storage spans hang under one or none.
+fn in_request() -> bool {
+    !tracing::Span::current().is_none()
+}
+
 /// The database, whichever engine holds it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -133,7 +138,8 @@ impl Store {
     }
 
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<T, E>) -> Result<T, E> {
-        let _span = tracing::info_span!(target: "authd::otel", "storage.read").entered();
+        // Only inside a request's trace: the server's own rounds would each be a trace.
+        let _span = in_request().then(|| tracing::info_span!(target: "authd::otel", "storage.read").entered());
         let tx = self.backend.begin_read()?;
         f(&*tx)
     }
@@ -141,7 +147,7 @@ impl Store {
     /// Runs `f` in one write transaction: committed (durably) if it returns `Ok`, rolled back
     /// otherwise.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut dyn WriteTx) -> Result<T, E>) -> Result<T, E> {
-        let _span = tracing::info_span!(target: "authd::otel", "storage.write").entered();
+        let _span = in_request().then(|| tracing::info_span!(target: "authd::otel", "storage.write").entered());
         let mut tx = self.backend.begin_write()?;
         match f(&mut *tx) {
             Ok(v) => {

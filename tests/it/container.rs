@@ -104,6 +104,9 @@ async fn the_image_builds_runs_as_its_user_and_serves() {
     // The image's health check, as the engine runs it.
     let health = chrooted(&["healthcheck"]).output().await.unwrap();
     assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
+    // Outbound TLS has its CA certificates.
+    assert!(Path::new(&root).join("etc/ssl/certs/ca-certificates.crt").is_file());
+    assert!(env.iter().any(|e| e == "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"), "{env:?}");
     // The state is the unprivileged user's, private, in the volume.
     {
         use std::os::unix::fs::MetadataExt as _;

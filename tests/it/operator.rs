@@ -60,6 +60,32 @@ async fn config_mistakes_are_told_one_line_each_with_where_and_a_suggestion() {
 }
 
 #[tokio::test]
+async fn a_shared_database_needs_one_issuer_and_secrets_stay_out_of_errors() {
+    let dir = crate::support::private_dir();
+    let o = binary::authd(dir.path())
+        .args(["config", "check"])
+        .env_remove("AUTHD_TOKENS__ISSUER")
+        .env("AUTHD_STORAGE__BACKEND", "postgres")
+        .env("AUTHD_STORAGE__URL", "postgres://authd@127.0.0.1:5/authd")
+        .env("AUTHD_SECURITY__DATA_KEY", crate::support::TEST_DATA_KEY)
+        .output()
+        .await
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("server.public_url") && e.contains("same issuer"), "{e}");
+    // A value of the wrong type is named by its type only: it may be a secret.
+    let o = binary::authd(dir.path())
+        .args(["config", "check"])
+        .env("AUTHD_METRICS__TOKEN", "73519468264")
+        .output()
+        .await
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("AUTHD_METRICS__TOKEN") && e.contains("found an integer"), "{e}");
+    assert!(!e.contains("73519468264"), "{e}");
+}
+
+#[tokio::test]
 async fn a_public_bind_without_a_public_url_is_warned_of() {
     let dir = crate::support::private_dir();
     let o = binary::authd(dir.path())
