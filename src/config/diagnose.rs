@@ -3,12 +3,7 @@
 
 use std::path::Path;
 
-use figment::{
-    Figment, Source,
-    error::Kind,
-    providers::Serialized,
-    value::{Dict, Value},
-};
+use figment::{Figment, Source, error::Kind, providers::Serialized, value::Value};
 
 use super::Config;
 
@@ -49,7 +44,8 @@ pub(super) fn extract(fig: &Figment) -> Result<Config, String> {
             }
         }
     }
-    problems.dedup();
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.clone()));
     Err(problems.join("\n"))
 }
 
@@ -130,7 +126,8 @@ fn line_of(file: &Path, path: &[String]) -> Option<usize> {
     let mut table: Vec<String> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        let bare = line.split_once(" #").map_or(line, |(l, _)| l).trim_end();
+        if let Some(header) = bare.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let header = header.trim_matches(['[', ']']);
             table = header.split('.').map(|s| s.trim().trim_matches('"').to_owned()).collect();
             continue;
@@ -148,26 +145,40 @@ fn line_of(file: &Path, path: &[String]) -> Option<usize> {
     None
 }
 
-fn value_at<'a>(data: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut v = data;
-    for k in path {
-        v = v.as_dict()?.get(k)?;
+/// One step down: a key of a table, or an index of a list (`forward_auth.rules.0`).
+fn child<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
+    match v {
+        Value::Dict(_, d) => d.get(k),
+        Value::Array(_, a) => a.get(k.parse::<usize>().ok()?),
+        _ => None,
     }
-    Some(v)
 }
 
-/// Takes the key at `path` out of `data`; whether there was one.
+fn child_mut<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Value> {
+    match v {
+        Value::Dict(_, d) => d.get_mut(k),
+        Value::Array(_, a) => a.get_mut(k.parse::<usize>().ok()?),
+        _ => None,
+    }
+}
+
+fn value_at<'a>(data: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(data, |v, k| child(v, k))
+}
+
+/// Takes the key at `path` out of `data` (a list item it names goes whole); whether there was one.
 fn take_out(data: &mut Value, path: &[String]) -> bool {
     let Some((last, parents)) = path.split_last() else { return false };
-    let mut dict: &mut Dict = match data {
-        Value::Dict(_, d) => d,
-        _ => return false,
-    };
-    for k in parents {
-        dict = match dict.get_mut(k) {
-            Some(Value::Dict(_, d)) => d,
-            _ => return false,
-        };
+    let Some(parent) = parents.iter().try_fold(data, |v, k| child_mut(v, k)) else { return false };
+    match parent {
+        Value::Dict(_, d) => d.remove(last).is_some(),
+        Value::Array(_, a) => match last.parse::<usize>() {
+            Ok(i) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
-    dict.remove(last).is_some()
 }

@@ -98,13 +98,16 @@ pub async fn serve(
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
     let mut stopping = false;
+    let mut drained = 0usize;
     loop {
         let accepted = if stopping {
             // Connections the kernel already completed are served too; closing the socket
-            // would reset them. Then stop at the first moment none waits.
+            // would reset them. Then stop at the first moment none waits (or a flood keeps
+            // coming, or accepting fails).
+            drained += 1;
             match futures_util::FutureExt::now_or_never(acceptor.accept()) {
-                Some(a) => a,
-                None => break,
+                Some(Ok(a)) if drained <= 1024 => Ok(a),
+                _ => break,
             }
         } else {
             tokio::select! {
@@ -165,6 +168,7 @@ async fn connection(
             let (ep, local, remote, scheme) = (Arc::clone(&ep), local.clone(), remote.clone(), scheme.clone());
             let activity = Arc::clone(&activity);
             activity.in_flight.fetch_add(1, Ordering::AcqRel);
+            activity.started.fetch_add(1, Ordering::AcqRel);
             async move {
                 let resp = ep.get_response((req, local, remote, scheme).into()).await;
                 activity.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -182,14 +186,23 @@ async fn connection(
     tokio::pin!(conn);
     let check = (policy.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut closing = false;
+    let mut stopping: Option<Instant> = None;
     loop {
+        let tick = if stopping.is_some() && !closing { Duration::from_millis(5) } else { check };
         tokio::select! {
             _ = conn.as_mut() => return,
-            () = stop.cancelled(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            () = tokio::time::sleep(check) => {
+            () = stop.cancelled(), if stopping.is_none() => stopping = Some(Instant::now()),
+            () = tokio::time::sleep(tick) => {
+                if let Some(since) = stopping {
+                    // A connection accepted just before the stop has not shown its first request
+                    // yet: closing it now would drop a request the client already sent.
+                    let waited = since.elapsed() >= policy.header_timeout.min(Duration::from_secs(2));
+                    if !closing && (activity.started.load(Ordering::Acquire) > 0 || waited) {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    continue;
+                }
                 if activity.idle_for() >= policy.idle_timeout && activity.in_flight.load(Ordering::Acquire) == 0 {
                     // Nothing in flight and nothing on the wire: hang up.
                     return;
@@ -204,11 +217,18 @@ struct Activity {
     epoch: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests begun on this connection, ever.
+    started: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { epoch: Instant::now(), last_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+        Self {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+        }
     }
 
     fn touch(&self) {

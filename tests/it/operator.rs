@@ -43,6 +43,20 @@ async fn config_mistakes_are_told_one_line_each_with_where_and_a_suggestion() {
     assert_eq!(lines[1], "many.toml:3: unknown config key `server.bnd`; did you mean `server.bind`?");
     assert!(lines[2].starts_with("many.toml:6: config key `tokens.access_ttl`: `soon` is not a duration"), "{e}");
 
+    // A mistake inside a list of tables does not hide the ones after it.
+    let e = said(
+        d,
+        "rules.toml",
+        "[server]\nbnd = 1\n\n[[forward_auth.rules]]\nhost = \"app.example.com\"\nrolez = [\"x\"]\n\n[tokens]\naccess_ttl = \"soon\"\n",
+    )
+    .await;
+    assert!(
+        e.contains("unknown config key `forward_auth.rules.0.rolez`; did you mean `forward_auth.rules.0.roles`?"),
+        "{e}"
+    );
+    assert!(e.contains("rules.toml:2: unknown config key `server.bnd`"), "{e}");
+    assert!(e.contains("rules.toml:9: config key `tokens.access_ttl`"), "{e}");
+
     // The same from the environment names the variable.
     let o = binary::authd(d)
         .args(["config", "check"])
