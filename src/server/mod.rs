@@ -6,7 +6,7 @@ mod tls_reload;
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use poem::listener::{Acceptor, AcceptorExt as _, BoxAcceptor, Listener, TcpListener};
+use poem::listener::{AcceptorExt as _, BoxAcceptor};
 use tokio::net::UnixListener;
 
 use crate::{
@@ -28,32 +28,52 @@ pub struct Application {
     socket_path: PathBuf,
 }
 
-/// Binds `at`, with TLS when configured; the acceptor and the address it got.
-async fn listen(
+/// A port taken but not yet listening: nothing connects before the server can answer, and a
+/// taken port fails the start before anything is written.
+struct Reserved {
+    socket: socket2::Socket,
     at: SocketAddr,
-    tls: &crate::config::TlsConfig,
-    key: &str,
-) -> anyhow::Result<(BoxAcceptor, SocketAddr)> {
-    let listener = TcpListener::bind(at);
-    let acceptor = match (&tls.cert, &tls.key) {
+    key: &'static str,
+    tls: Option<(tls_reload::Files, tls_reload::Pair, poem::listener::RustlsConfig, Duration)>,
+}
+
+/// Binds `at` (not listening yet) and loads the TLS pair when configured.
+fn reserve(at: SocketAddr, tls: &crate::config::TlsConfig, key: &'static str) -> anyhow::Result<Reserved> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::STREAM, None)
+        .with_context(|| format!("cannot listen on {at} ({key})"))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&at.into()).with_context(|| format!("cannot listen on {at} ({key})"))?;
+    let at = socket.local_addr()?.as_socket().context("listener has no address")?;
+    let tls = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key_file)) => {
             let files = tls_reload::Files { cert: cert.clone(), key: key_file.clone() };
             let (pem, config) = files.load()?;
             // A pair that does not load stops the start here, not at the first connection.
             let _ = poem::listener::IntoTlsConfigStream::into_stream(files.load()?.1)
                 .with_context(|| format!("cannot serve TLS on {at} ({key}, server.tls)"))?;
-            listener
-                .rustls(tls_reload::configs(files, pem, config, tls.reload_check.0))
-                .into_acceptor()
-                .await
-                .with_context(|| format!("cannot serve TLS on {at} ({key}, server.tls)"))?
-                .boxed()
+            Some((files, pem, config, tls.reload_check.0))
         }
-        _ => listener.into_acceptor().await.with_context(|| format!("cannot listen on {at} ({key})"))?.boxed(),
+        _ => None,
     };
-    let local =
-        acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).context("listener has no address")?;
-    Ok((acceptor, local))
+    Ok(Reserved { socket, at, key, tls })
+}
+
+impl Reserved {
+    /// Starts listening; the acceptor and the address.
+    fn listen(self) -> anyhow::Result<(BoxAcceptor, SocketAddr)> {
+        let Self { socket, at, key, tls } = self;
+        socket.listen(1024).with_context(|| format!("cannot listen on {at} ({key})"))?;
+        socket.set_nonblocking(true)?;
+        let tcp = poem::listener::TcpAcceptor::from_std(socket.into())
+            .with_context(|| format!("cannot listen on {at} ({key})"))?;
+        let acceptor = match tls {
+            Some((files, pem, config, every)) => {
+                tcp.rustls(Box::pin(tls_reload::configs(files, pem, config, every))).boxed()
+            }
+            None => tcp.boxed(),
+        };
+        Ok((acceptor, at))
+    }
 }
 
 impl Application {
@@ -67,9 +87,10 @@ impl Application {
         if embedded && let Err(why) = crate::store::data_dir::check(&cfg.storage.path) {
             anyhow::bail!("cannot open {db}: {why}");
         }
-        let (acceptor, local_addr) = listen(cfg.server.bind, &cfg.server.tls, "server.bind").await?;
+        let main = reserve(cfg.server.bind, &cfg.server.tls, "server.bind")?;
+        let local_addr = main.at;
         let console = match cfg.admin.console_bind {
-            Some(at) => Some(listen(at, &cfg.server.tls, "admin.console_bind").await?),
+            Some(at) => Some(reserve(at, &cfg.server.tls, "admin.console_bind")?),
             None => None,
         };
         // Links and the issuer name the port the server got (server.bind may say 0).
@@ -94,6 +115,9 @@ impl Application {
             None
         };
         svc.set_bound_address(local_addr);
+        // Only now does the port take connections: the database is open.
+        let (acceptor, _) = main.listen()?;
+        let console = console.map(Reserved::listen).transpose()?;
         Ok(Self { svc, acceptor, local_addr, console, admin, socket_path })
     }
 
