@@ -13,7 +13,10 @@ use crate::{
     admin_socket::{AdminReply, CallError, call_backup},
     config::{Config, StorageBackend},
     service::backups::{self, Manifest},
-    store::{Store, data_dir},
+    store::{
+        Store,
+        data_dir::{self, parent},
+    },
 };
 
 const PG_HINT: &str = "with PostgreSQL, back up with pg_dump and keep security.data_key beside it \
@@ -109,13 +112,6 @@ pub async fn backup(cfg: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> 
     let sealed = if args.passphrase_stdin { ", sealed with the passphrase" } else { "" };
     println!("backup written to {}{sealed}: {}", args.to.display(), summary(&manifest));
     Ok(ExitCode::SUCCESS)
-}
-
-fn parent(p: &Path) -> &Path {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
 }
 
 pub async fn restore(cfg: &Config, args: RestoreArgs) -> anyhow::Result<ExitCode> {

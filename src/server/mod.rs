@@ -248,8 +248,7 @@ impl Application {
 /// Removes backup copies a crash left in the data directory (`.backup-*.redb`): we hold the
 /// database, so no backup is being taken now, and each holds every secret.
 fn remove_stale_copies(db: &std::path::Path) {
-    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(crate::store::data_dir::parent(db)) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();

@@ -113,8 +113,8 @@ impl Backups {
             })
             .await?;
         self.core.audit_sink.flush().await;
-        let dir = cfg.storage.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let file = dir.join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
+        let file =
+            crate::store::data_dir::parent(&cfg.storage.path).join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
         let to = file.clone();
         let taken = self
             .core
@@ -153,8 +153,7 @@ pub fn data_key(db: &Path, configured: Option<[u8; 32]>) -> Result<String> {
 /// it (the data directory is private; a sealed backup leaves no plain copy elsewhere).
 pub fn take_offline(db: &Path, configured_key: Option<[u8; 32]>) -> Result<Taken> {
     let key = data_key(db, configured_key)?;
-    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = dir.join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
+    let file = crate::store::data_dir::parent(db).join(format!(".backup-{}.redb", uuid::Uuid::now_v7()));
     private_file(&file).map_err(|e| Error::Internal(format!("backup file {}: {e}", file.display())))?;
     match Store::snapshot_redb(db, &file).map_err(Error::from).and_then(|s| {
         let sum = file_sha256(&file).map_err(|e| Error::Internal(format!("backup file {}: {e}", file.display())))?;
@@ -168,14 +167,7 @@ pub fn take_offline(db: &Path, configured_key: Option<[u8; 32]>) -> Result<Taken
     }
 }
 
-/// Creates an empty file only its owner may read.
-fn private_file(path: &Path) -> io::Result<fs::File> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)
-}
+use crate::store::data_dir::create_private as private_file;
 
 fn entry(name: &str, len: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();

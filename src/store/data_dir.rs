@@ -64,16 +64,22 @@ pub fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 /// Writes a new file only its owner may read, and syncs it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
+    let mut f = create_private(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
 
-fn parent(db: &Path) -> &Path {
+/// Creates a new, empty file only its owner may read or write.
+pub fn create_private(path: &Path) -> io::Result<fs::File> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
+/// The directory holding `db` (`.` for a bare file name).
+pub fn parent(db: &Path) -> &Path {
     match db.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -103,13 +109,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-#[cfg(unix)]
 fn create_private_file(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
-}
-
-#[cfg(not(unix))]
-fn create_private_file(path: &Path) -> io::Result<()> {
-    fs::OpenOptions::new().write(true).create_new(true).open(path).map(drop)
+    create_private(path).map(drop)
 }

@@ -109,27 +109,20 @@ pub(super) fn snapshot_file(from: &Path, to: &Path) -> R<Snapshot> {
 
 /// What a file holds, read-only (no integrity check, which needs to write).
 pub(super) fn count(path: &Path) -> R<Snapshot> {
-    let db = ReadOnlyDatabase::open(path)?;
-    let read = db.begin_read()?;
-    let mut tables = Vec::new();
-    for h in read.list_tables()? {
-        let t = read.open_untyped_table(h)?;
-        tables.push((t.name().to_owned(), t.len()?));
-    }
-    for h in read.list_multimap_tables()? {
-        let name = h.name().to_owned();
-        tables.push((name, read.open_untyped_multimap_table(h)?.len()?));
-    }
-    let schema_version = read.open_table(META)?.get("schema_version")?.map_or(0, |g| g.value());
-    Ok(Snapshot { schema_version, tables })
+    described(&ReadOnlyDatabase::open(path)?)
 }
 
-/// What a copy holds, read back from its file: the schema version and each table's length.
+/// What a copy holds, read back from its file after redb's integrity check.
 pub(super) fn describe(path: &Path) -> R<Snapshot> {
     let mut db = Database::open(path)?;
     if !db.check_integrity()? {
         return Err(StoreError::Backend("the database file failed its integrity check".into()));
     }
+    described(&db)
+}
+
+/// The schema version and each table's length.
+fn described(db: &impl ReadableDatabase) -> R<Snapshot> {
     let read = db.begin_read()?;
     let mut tables = Vec::new();
     for h in read.list_tables()? {
