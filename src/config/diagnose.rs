@@ -23,20 +23,28 @@ pub(super) fn syntax(path: &Path) -> Result<(), String> {
 }
 
 /// The config `fig` holds, or every problem in it, a line each. Each key at fault is taken out
-/// and the rest tried again, so one mistake does not hide the next.
+/// and the rest tried again, so one mistake does not hide the next; then the checks types cannot
+/// make run on what is left.
 pub(super) fn extract(fig: &Figment) -> Result<Config, String> {
     let mut data: Value = fig.extract().map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
+    let mut taken_keys = Vec::new();
+    let mut parsed = None;
     for _ in 0..100 {
         let Value::Dict(_, dict) = &data else { break };
         match Figment::from(Serialized::defaults(dict)).extract::<Config>() {
-            Ok(cfg) if problems.is_empty() => return Ok(cfg),
-            Ok(_) => break,
+            Ok(cfg) => {
+                parsed = Some(cfg);
+                break;
+            }
             Err(errors) => {
                 let mut taken = false;
                 for e in errors {
                     problems.push(describe(fig, &data, &e.path, &e.kind));
-                    taken |= take_out(&mut data, &e.path);
+                    if take_out(&mut data, &e.path) {
+                        taken = true;
+                        taken_keys.push(e.path.join("."));
+                    }
                 }
                 if !taken {
                     break;
@@ -44,9 +52,32 @@ pub(super) fn extract(fig: &Figment) -> Result<Config, String> {
             }
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    problems.retain(|p| seen.insert(p.clone()));
-    Err(problems.join("\n"))
+    if let Some(cfg) = &parsed {
+        for (key, why) in cfg.problems() {
+            // A key already reported now holds its default: what follows from that is noise.
+            let path: Vec<String> = key.replace('[', ".").replace(']', "").split('.').map(str::to_owned).collect();
+            let dotted = path.join(".");
+            if taken_keys
+                .iter()
+                .any(|t| dotted == *t || dotted.starts_with(&format!("{t}.")) || why.contains(t.as_str()))
+            {
+                continue;
+            }
+            let said = format!("config key `{key}`: {why}");
+            problems.push(match source(fig, &path) {
+                Some(src) => format!("{src}: {said}"),
+                None => said,
+            });
+        }
+    }
+    match parsed {
+        Some(cfg) if problems.is_empty() => Ok(cfg),
+        _ => {
+            let mut seen = std::collections::HashSet::new();
+            problems.retain(|p| seen.insert(p.clone()));
+            Err(problems.join("\n"))
+        }
+    }
 }
 
 fn describe(fig: &Figment, data: &Value, path: &[String], kind: &Kind) -> String {

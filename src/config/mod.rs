@@ -728,6 +728,16 @@ impl<'de> Deserialize<'de> for HumanDuration {
 #[error("{0}")]
 pub struct ConfigError(String);
 
+/// What the checks found: every problem, not only the first.
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, why: impl Into<String>) {
+        self.0.push((key.into(), why.into()));
+    }
+}
+
 impl Config {
     /// Loads the effective config. An explicit `path` must exist; without one, `./config.toml`
     /// is read when present (never searched for in parent directories).
@@ -748,45 +758,35 @@ impl Config {
             None => {}
         }
         let fig = fig.merge(Env::prefixed("AUTHD_").split("__").ignore(&["config", "log"]));
-        let cfg = diagnose::extract(&fig).map_err(ConfigError)?;
-        cfg.validate()?;
-        Ok(cfg)
+        diagnose::extract(&fig).map_err(ConfigError)
     }
 
-    fn check_console(&self) -> Result<(), ConfigError> {
+    fn check_console(&self, out: &mut Problems) {
         if let Some(b) = self.admin.console_bind {
             if !self.admin.console {
-                return Err(ConfigError(
-                    "config key `admin.console_bind`: the console is off (admin.console = false)".into(),
-                ));
+                out.add("admin.console_bind", "the console is off (admin.console = false)");
             }
             if b == self.server.bind || b.port() != 0 && b.port() == self.server.bind.port() {
-                return Err(ConfigError(
-                    "config key `admin.console_bind`: must be another address than server.bind".into(),
-                ));
+                out.add("admin.console_bind", "must be another address than server.bind");
             }
         }
-        Ok(())
     }
 
-    fn check_forward_auth(&self) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: String| Err(ConfigError(format!("config key `{key}`: {why}")));
+    fn check_forward_auth(&self, out: &mut Problems) {
         let f = &self.forward_auth;
         if let Some(d) = &f.cookie_domain {
             let d = d.trim_start_matches('.');
             if d.is_empty() || d.contains(['/', ':', ' ']) || !d.contains('.') && d != "localhost" {
-                return fail("forward_auth.cookie_domain", format!("`{d}` is not a domain, e.g. example.com"));
-            }
-            let public_host = self
+                out.add("forward_auth.cookie_domain", format!("`{d}` is not a domain, e.g. example.com"));
+            } else if let Some(h) = self
                 .server
                 .public_url
                 .as_deref()
-                .and_then(|u| url::Url::parse(u).ok()?.host_str().map(str::to_ascii_lowercase));
-            if let Some(h) = public_host
+                .and_then(|u| url::Url::parse(u).ok()?.host_str().map(str::to_ascii_lowercase))
                 && h != d.to_ascii_lowercase()
                 && !h.ends_with(&format!(".{}", d.to_ascii_lowercase()))
             {
-                return fail(
+                out.add(
                     "forward_auth.cookie_domain",
                     format!(
                         "`{d}` must be server.public_url's host `{h}` or a parent of it, or signing in sets a cookie the browser refuses"
@@ -795,10 +795,9 @@ impl Config {
             }
             let http = self.server.public_url.as_deref().is_none_or(|u| u.starts_with("http://"));
             if http && !f.insecure_cookies {
-                return fail(
+                out.add(
                     "forward_auth.cookie_domain",
-                    "over plain http the cookie is not Secure: set forward_auth.insecure_cookies = true to allow it (tests only)"
-                        .into(),
+                    "over plain http the cookie is not Secure: set forward_auth.insecure_cookies = true to allow it (tests only)",
                 );
             }
         }
@@ -806,85 +805,99 @@ impl Config {
             let key = format!("forward_auth.rules[{i}]");
             let host = r.host.strip_prefix("*.").unwrap_or(&r.host);
             if host.is_empty() || host.contains(['*', '/', ':', ' ']) {
-                return fail(&key, format!("host `{}` must be a host name or *.domain", r.host));
+                out.add(key.clone(), format!("host `{}` must be a host name or *.domain", r.host));
             }
             if r.scheme.as_deref().is_some_and(|s| s != "http" && s != "https") {
-                return fail(&key, "scheme is \"http\" or \"https\"".into());
+                out.add(key.clone(), "scheme is \"http\" or \"https\"");
             }
             if r.methods.iter().any(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase())) {
-                return fail(&key, "methods are upper case, as sent: \"GET\", \"POST\"".into());
+                out.add(key.clone(), "methods are upper case, as sent: \"GET\", \"POST\"");
             }
             if r.paths.iter().any(|p| !p.starts_with('/')) {
-                return fail(&key, "each path starts with /".into());
+                out.add(key.clone(), "each path starts with /");
             }
             if matches!(r.policy, Policy::Bypass | Policy::Deny) && !(r.roles.is_empty() && r.permissions.is_empty()) {
-                return fail(&key, "roles and permissions mean nothing with bypass or deny".into());
+                out.add(key.clone(), "roles and permissions mean nothing with bypass or deny");
             }
         }
-        Ok(())
     }
 
-    /// Checks what types alone cannot.
+    /// Checks what types alone cannot: `Err` holds every problem, a line each.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems.iter().map(|(key, why)| format!("config key `{key}`: {why}")).collect();
+        Err(ConfigError(lines.join("\n")))
+    }
+
+    /// Every problem the checks find, each as the key at fault and why.
+    pub(crate) fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Problems::default();
+        self.check_all(&mut out);
+        out.0
+    }
+
+    fn check_all(&self, out: &mut Problems) {
         let t = &self.tokens;
         if self.storage.backend == StorageBackend::Postgres
             && t.issuer.trim().is_empty()
             && self.server.public_url.is_none()
         {
-            return fail(
+            out.add(
                 "server.public_url",
                 "must be set with a shared database: every node names the same issuer in its tokens (or set tokens.issuer)",
             );
         }
         if t.audience.trim().is_empty() {
-            return fail("tokens.audience", "must not be empty");
+            out.add("tokens.audience", "must not be empty");
         }
         if t.access_ttl.0 < Duration::from_secs(10) || t.access_ttl.0 > Duration::from_secs(24 * 3600) {
-            return fail("tokens.access_ttl", "must be between 10s and 24h");
+            out.add("tokens.access_ttl", "must be between 10s and 24h");
         }
         if t.refresh_ttl <= t.access_ttl {
-            return fail("tokens.refresh_ttl", "must be longer than tokens.access_ttl");
+            out.add("tokens.refresh_ttl", "must be longer than tokens.access_ttl");
         }
         if t.session_max < t.refresh_ttl {
-            return fail("tokens.session_max", "must be at least tokens.refresh_ttl");
+            out.add("tokens.session_max", "must be at least tokens.refresh_ttl");
         }
-        self.check_forward_auth()?;
-        self.check_console()?;
+        self.check_forward_auth(out);
+        self.check_console(out);
         if t.insecure_dev_cookies && !self.server.bind.ip().is_loopback() {
-            return fail(
+            out.add(
                 "tokens.insecure_dev_cookies",
                 "is for development on a loopback address only; server.bind is not loopback",
             );
         }
         if t.leeway.0 > Duration::from_secs(300) {
-            return fail("tokens.leeway", "must be at most 5m");
+            out.add("tokens.leeway", "must be at most 5m");
         }
         let p = &self.passwords;
         if p.min_length < 8 {
-            return fail("passwords.min_length", "must be at least 8 (NIST 800-63B)");
+            out.add("passwords.min_length", "must be at least 8 (NIST 800-63B)");
         }
         if p.max_length < 64 || p.max_length > 4096 {
-            return fail("passwords.max_length", "must be between 64 and 4096");
+            out.add("passwords.max_length", "must be between 64 and 4096");
         }
         if p.min_length > p.max_length {
-            return fail("passwords.min_length", "must not exceed passwords.max_length");
+            out.add("passwords.min_length", "must not exceed passwords.max_length");
         }
         if let Err(e) = argon2::Params::new(p.argon2.memory_kib, p.argon2.iterations, p.argon2.parallelism, None) {
-            return fail("passwords.argon2", &format!("invalid argon2 parameters: {e}"));
+            out.add("passwords.argon2", format!("invalid argon2 parameters: {e}"));
         }
         let tls = &self.server.tls;
         if tls.cert.is_some() != tls.key.is_some() {
-            return fail("server.tls", "set both cert and key (PEM files), or neither");
+            out.add("server.tls", "set both cert and key (PEM files), or neither");
         }
         for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
-                return fail(key, &format!("{} is not a readable file", p.display()));
+                out.add(key, format!("{} is not a readable file", p.display()));
             }
         }
         for o in &self.server.cors.origins {
             if o == "*" && self.server.cors.allow_credentials {
-                return fail(
+                out.add(
                     "server.cors.origins",
                     "`*` cannot be combined with allow_credentials = true; list exact origins",
                 );
@@ -894,54 +907,45 @@ impl Config {
                     && !o.ends_with('/')
                     && o.matches('/').count() == 2);
             if !exact {
-                return fail(
-                    "server.cors.origins",
-                    &format!("`{o}` must be an exact origin like https://app.example.com"),
-                );
+                out.add("server.cors.origins", format!("`{o}` must be an exact origin like https://app.example.com"));
             }
         }
         for (i, w) in self.webhooks.iter().enumerate() {
             if w.key().is_none() {
-                return fail(
-                    &format!("webhooks[{i}].secret"),
-                    "must be `whsec_` followed by base64 of at least 16 bytes",
-                );
+                out.add(format!("webhooks[{i}].secret"), "must be `whsec_` followed by base64 of at least 16 bytes");
             }
             if w.events.is_empty() {
-                return fail(&format!("webhooks[{i}].events"), "list at least one event type (or \"*\")");
+                out.add(format!("webhooks[{i}].events"), "list at least one event type (or \"*\")");
             }
         }
         let b = &self.brute_force;
         if b.challenge_after == 0 || b.challenge_after > 100 {
-            return fail(
-                "brute_force.challenge_after",
-                "must be between 1 and 100 (NIST 800-63B: at most 100 failures)",
-            );
+            out.add("brute_force.challenge_after", "must be between 1 and 100 (NIST 800-63B: at most 100 failures)");
         }
         if b.max_delay < b.base_delay {
-            return fail("brute_force.max_delay", "must be at least brute_force.base_delay");
+            out.add("brute_force.max_delay", "must be at least brute_force.base_delay");
         }
         if self.challenge.difficulty > 32 {
-            return fail("challenge.difficulty", "must be at most 32 bits");
+            out.add("challenge.difficulty", "must be at most 32 bits");
         }
-        self.check_ranges()?;
+        self.check_ranges(out);
         let c = &self.challenge;
         if c.kind != ChallengeKind::Pow && c.secret.as_ref().is_none_or(|s| s.0.trim().is_empty()) {
-            return fail("challenge.secret", "is required when challenge.kind is a CAPTCHA provider");
+            out.add("challenge.secret", "is required when challenge.kind is a CAPTCHA provider");
         }
         if let Some(u) = &c.siteverify_url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
-            return fail("challenge.siteverify_url", "must be an http(s) URL");
+            out.add("challenge.siteverify_url", "must be an http(s) URL");
         }
         if self.storage.path.as_os_str().is_empty() {
-            return fail("storage.path", "must not be empty");
+            out.add("storage.path", "must not be empty");
         }
         if self.cache.backend == CacheBackend::Redis {
             match self.cache.url.as_ref().map(|u| u.0.as_str()) {
-                None | Some("") => return fail("cache.url", "is required when cache.backend is redis"),
+                None | Some("") => out.add("cache.url", "is required when cache.backend is redis"),
                 Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
-                    return fail("cache.url", "must be a redis:// or rediss:// URL");
+                    out.add("cache.url", "must be a redis:// or rediss:// URL");
                 }
                 Some(_) => {}
             }
@@ -949,32 +953,31 @@ impl Config {
         if let Some(ca) = &self.storage.tls_ca
             && !ca.is_file()
         {
-            return fail("storage.tls_ca", "names no readable file");
+            out.add("storage.tls_ca", "names no readable file");
         }
         let t = self.cache.timeout.0;
         if t < Duration::from_millis(1) || t > Duration::from_secs(10) {
-            return fail("cache.timeout", "must be between 1ms and 10s");
+            out.add("cache.timeout", "must be between 1ms and 10s");
         }
         if self.storage.backend == StorageBackend::Postgres {
             match self.storage.url.as_ref().map(|u| u.0.as_str()) {
-                None | Some("") => return fail("storage.url", "is required when storage.backend is postgres"),
+                None | Some("") => out.add("storage.url", "is required when storage.backend is postgres"),
                 Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
-                    return fail("storage.url", "must be a postgres:// URL");
+                    out.add("storage.url", "must be a postgres:// URL");
                 }
                 Some(_) => {}
             }
         }
-        self.check_path_collisions()?;
-        self.check_messages()?;
+        self.check_path_collisions(out);
+        self.check_messages(out);
         if let Some(e) = &self.telemetry.otlp_endpoint
             && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         {
-            return fail("telemetry.otlp_endpoint", "must be an http(s) URL such as http://127.0.0.1:4318");
+            out.add("telemetry.otlp_endpoint", "must be an http(s) URL such as http://127.0.0.1:4318");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return fail("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
+            out.add("log.level", "is not a valid log filter (e.g. info, debug, authd=debug)");
         }
-        Ok(())
     }
 
     /// The database, for messages: the redb file, or the PostgreSQL host and database (never the
@@ -1025,8 +1028,7 @@ impl Config {
         bytes.try_into().ok()
     }
 
-    fn check_messages(&self) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
+    fn check_messages(&self, out: &mut Problems) {
         let is_base_url = |u: &str| {
             url::Url::parse(u)
                 .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some() && p.query().is_none())
@@ -1034,46 +1036,46 @@ impl Config {
         if let Some(u) = &self.server.public_url
             && !is_base_url(u)
         {
-            return fail("server.public_url", "must be an http(s) URL without a query, e.g. https://auth.example.com");
+            out.add("server.public_url", "must be an http(s) URL without a query, e.g. https://auth.example.com");
         }
         if let Some(u) = &self.links.base_url
             && !is_base_url(u)
         {
-            return fail("links.base_url", "must be an http(s) URL without a query");
+            out.add("links.base_url", "must be an http(s) URL without a query");
         }
         if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return fail("email.from", "must be an address, optionally with a name: `Name <user@example.com>`");
+            out.add("email.from", "must be an address, optionally with a name: `Name <user@example.com>`");
         }
         let smtp = &self.email.smtp;
         if self.email.transport == EmailTransport::Smtp && smtp.host.trim().is_empty() {
-            return fail("email.smtp.host", "is required when email.transport is smtp");
+            out.add("email.smtp.host", "is required when email.transport is smtp");
         }
         if smtp.password.is_some() && smtp.username.is_none() {
-            return fail("email.smtp.username", "is required when email.smtp.password is set");
+            out.add("email.smtp.username", "is required when email.smtp.password is set");
         }
         if let Some(ca) = smtp.tls_ca.as_ref().filter(|p| !p.is_file()) {
-            return fail("email.smtp.tls_ca", &format!("{} is not a readable file", ca.display()));
+            out.add("email.smtp.tls_ca", format!("{} is not a readable file", ca.display()));
         }
         if self.sms.transport == SmsTransport::Gateway {
             match self.sms.gateway_url.as_deref() {
                 Some(u) if is_base_url(u) || url::Url::parse(u).is_ok_and(|p| p.scheme().starts_with("http")) => {}
-                _ => return fail("sms.gateway_url", "an http(s) URL is required when sms.transport is gateway"),
+                _ => out.add("sms.gateway_url", "an http(s) URL is required when sms.transport is gateway"),
             }
             if self.sms.secret.as_ref().and_then(|s| webhook_key(&s.0)).is_none() {
-                return fail("sms.secret", "must be `whsec_` followed by base64 of at least 16 bytes");
+                out.add("sms.secret", "must be `whsec_` followed by base64 of at least 16 bytes");
             }
         }
         if !LOCALES.contains(&self.messages.default_locale.as_str()) {
-            return fail("messages.default_locale", &format!("must be one of {LOCALES:?}"));
+            out.add("messages.default_locale", format!("must be one of {LOCALES:?}"));
         }
         if let Some(d) = self.messages.templates_dir.as_ref().filter(|d| !d.is_dir()) {
-            return fail("messages.templates_dir", &format!("{} is not a directory", d.display()));
+            out.add("messages.templates_dir", format!("{} is not a directory", d.display()));
         }
         if self.security.data_key.is_some() && self.data_key().is_none() {
-            return fail("security.data_key", "must be base64 of exactly 32 bytes (openssl rand -base64 32)");
+            out.add("security.data_key", "must be base64 of exactly 32 bytes (openssl rand -base64 32)");
         }
         if self.storage.backend == StorageBackend::Postgres && self.security.data_key.is_none() {
-            return fail(
+            out.add(
                 "security.data_key",
                 "is required with storage.backend = postgres: every node needs the same key (openssl rand -base64 32)",
             );
@@ -1083,10 +1085,10 @@ impl Config {
                 && name.len() <= 32
                 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
             if !valid_name {
-                return fail(&format!("oauth.providers.{name}"), "names are 1-32 characters of a-z, 0-9, '_' and '-'");
+                out.add(format!("oauth.providers.{name}"), "names are 1-32 characters of a-z, 0-9, '_' and '-'");
             }
             if let Some((key, why)) = p.problem() {
-                return fail(&format!("oauth.providers.{name}.{key}"), why);
+                out.add(format!("oauth.providers.{name}.{key}"), why);
             }
         }
         for r in &self.oauth.allowed_redirects {
@@ -1097,19 +1099,18 @@ impl Config {
                     && u.fragment().is_none()
             });
             if !ok {
-                return fail(
+                out.add(
                     "oauth.allowed_redirects",
-                    &format!("`{r}` must be an absolute http(s) URL without user info or fragment"),
+                    format!("`{r}` must be an absolute http(s) URL without user info or fragment"),
                 );
             }
         }
         if self.metrics.token.as_ref().is_some_and(|t| t.0.trim().len() < 16) {
-            return fail("metrics.token", "must be at least 16 characters (openssl rand -hex 24)");
+            out.add("metrics.token", "must be at least 16 characters (openssl rand -hex 24)");
         }
         if !(1..=100).contains(&self.verification.attempts) {
-            return fail("verification.attempts", "must be between 1 and 100");
+            out.add("verification.attempts", "must be between 1 and 100");
         }
-        Ok(())
     }
 
     /// The admin socket: `admin.socket`, or beside the database file.
@@ -1119,7 +1120,7 @@ impl Config {
 
     /// Every duration and size has a range (documented in config.toml): values far outside it
     /// are mistakes, and some would overflow the clock arithmetic at run time.
-    fn check_ranges(&self) -> Result<(), ConfigError> {
+    fn check_ranges(&self, out: &mut Problems) {
         const S: u64 = 1;
         const M: u64 = 60;
         const H: u64 = 3600;
@@ -1160,7 +1161,7 @@ impl Config {
         for (key, d, min, max) in durations {
             if d.0 < Duration::from_secs(min) || d.0 > Duration::from_secs(max) {
                 let (lo, hi) = (HumanDuration::secs(min), HumanDuration::secs(max));
-                return Err(ConfigError(format!("config key `{key}`: must be between {lo:?} and {hi:?}")));
+                out.add(key, format!("must be between {lo:?} and {hi:?}"));
             }
         }
         let p = &self.passwords;
@@ -1184,13 +1185,11 @@ impl Config {
         ];
         for (key, v, min, max) in sizes {
             if !(min..=max).contains(&v) {
-                return Err(ConfigError(format!("config key `{key}`: must be between {min} and {max}")));
+                out.add(key, format!("must be between {min} and {max}"));
             }
         }
         if self.server.max_connections_per_ip > self.server.max_connections {
-            return Err(ConfigError(
-                "config key `server.max_connections_per_ip`: must not exceed server.max_connections".into(),
-            ));
+            out.add("server.max_connections_per_ip", "must not exceed server.max_connections");
         }
         for (name, l) in [
             ("login", r.login),
@@ -1203,19 +1202,18 @@ impl Config {
             for (scope, lim) in [("per_ip", l.per_ip), ("per_account", l.per_account)] {
                 let key = format!("rate_limit.{name}.{scope}");
                 if !lim.is_off() && (lim.per.0 < Duration::from_secs(1) || lim.per.0 > Duration::from_secs(D)) {
-                    return Err(ConfigError(format!("config key `{key}.per`: must be between 1s and 1day")));
+                    out.add(format!("{key}.per"), "must be between 1s and 1day");
                 }
                 if lim.rate > 1_000_000 || lim.burst > 1_000_000 {
-                    return Err(ConfigError(format!("config key `{key}`: rate and burst are at most 1000000")));
+                    out.add(key.clone(), "rate and burst are at most 1000000");
                 }
             }
         }
-        Ok(())
     }
 
     /// The database and the socket may share no path with each other or another file: stale-socket cleanup would
     /// otherwise remove the database.
-    fn check_path_collisions(&self) -> Result<(), ConfigError> {
+    fn check_path_collisions(&self, out: &mut Problems) {
         let tls = &self.server.tls;
         let mut paths: Vec<(&str, PathBuf)> =
             vec![("storage.path", self.storage.path.clone()), ("admin.socket", self.admin_socket_path())];
@@ -1235,14 +1233,10 @@ impl Config {
                     } else {
                         ""
                     };
-                    return Err(ConfigError(format!(
-                        "config keys `{a}` and `{b}` name the same file {}{hint}",
-                        pa.display()
-                    )));
+                    out.add(*a, format!("names the same file as `{b}`, {}{hint}", pa.display()));
                 }
             }
         }
-        Ok(())
     }
 
     /// The effective config as TOML, for `authd config check`. No key holds a secret today;
@@ -1316,6 +1310,12 @@ mod tests {
         let mut c = Config::default();
         c.passwords.min_length = 4;
         assert!(c.validate().unwrap_err().to_string().contains("passwords.min_length"));
+        // Every problem, not only the first.
+        c.tokens.refresh_ttl = HumanDuration::secs(60);
+        c.server.max_connections_per_ip = c.server.max_connections + 1;
+        let e = c.validate().unwrap_err().to_string();
+        let keys: Vec<&str> = e.lines().filter_map(|l| l.split('`').nth(1)).collect();
+        assert_eq!(keys, ["tokens.refresh_ttl", "passwords.min_length", "server.max_connections_per_ip"], "{e}");
     }
 
     mod properties {

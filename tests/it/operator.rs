@@ -57,6 +57,28 @@ async fn config_mistakes_are_told_one_line_each_with_where_and_a_suggestion() {
     assert!(e.contains("rules.toml:2: unknown config key `server.bnd`"), "{e}");
     assert!(e.contains("rules.toml:9: config key `tokens.access_ttl`"), "{e}");
 
+    // Checks of meaning (ranges, keys that go together) are all told too, with the type mistakes,
+    // each where it was written; a key already refused is not blamed again through its default.
+    let e = said(
+        d,
+        "checks.toml",
+        "[passwords]\nmin_length = 4\n\n[tokens]\nleeway = \"1h\"\naccess_ttl = \"soon\"\n\n[server]\nbnd = 1\n\n[verification]\nattempts = 0\n",
+    )
+    .await;
+    let lines: Vec<&str> = e.trim().trim_start_matches("error: ").lines().collect();
+    assert_eq!(lines.len(), 5, "{e}");
+    assert!(lines.iter().any(|l| l.starts_with("checks.toml:6: config key `tokens.access_ttl`: `soon`")), "{e}");
+    assert!(lines.contains(&"checks.toml:9: unknown config key `server.bnd`; did you mean `server.bind`?"), "{e}");
+    assert!(
+        lines.contains(&"checks.toml:2: config key `passwords.min_length`: must be at least 8 (NIST 800-63B)"),
+        "{e}"
+    );
+    assert!(lines.contains(&"checks.toml:5: config key `tokens.leeway`: must be at most 5m"), "{e}");
+    assert!(lines.contains(&"checks.toml:12: config key `verification.attempts`: must be between 1 and 100"), "{e}");
+    // A start refuses the same file with the same lines.
+    let o = binary::run(d, &["--config", "checks.toml", "serve"], None).await;
+    assert!(!o.ok && o.stderr.contains("tokens.leeway") && o.stderr.contains("verification.attempts"), "{}", o.stderr);
+
     // The same from the environment names the variable.
     let o = binary::authd(d)
         .args(["config", "check"])
