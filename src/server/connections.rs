@@ -84,15 +84,37 @@ impl Census {
     }
 }
 
-/// Serves `ep` on `acceptor` until `shutdown` resolves, then lets open connections finish for
+/// A listening socket: poem's acceptor, and the same socket to ask the kernel whether a
+/// connection waits in its queue.
+pub struct Listener {
+    acceptor: BoxAcceptor,
+    queue: socket2::Socket,
+}
+
+impl Listener {
+    pub fn new(acceptor: BoxAcceptor, queue: socket2::Socket) -> Self {
+        Self { acceptor, queue }
+    }
+}
+
+/// Whether a completed connection waits in `queue`, asked of the kernel itself: the runtime
+/// learns of one only when its reactor next runs, which can be late on a busy machine.
+fn waiting(queue: &socket2::Socket) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(queue, PollFlags::IN)];
+    rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })).is_ok_and(|n| n > 0)
+}
+
+/// Serves `ep` on `listener` until `shutdown` resolves, then lets open connections finish for
 /// up to `grace`.
 pub async fn serve(
-    mut acceptor: BoxAcceptor,
+    listener: Listener,
     ep: impl Endpoint + 'static,
     policy: ConnectionPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send,
     grace: Duration,
 ) {
+    let Listener { mut acceptor, queue } = listener;
     let ep = Arc::new(ep.map_to_response().boxed());
     let census = Arc::new(Census { total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) });
     let stop = CancellationToken::new();
@@ -102,11 +124,15 @@ pub async fn serve(
     loop {
         let accepted = if stopping {
             // Connections the kernel already completed are served too; closing the socket
-            // would reset them. Then stop at the first moment none waits (or a flood keeps
-            // coming, or accepting fails).
+            // would reset them. Then close at the first moment none waits (or a flood keeps
+            // coming, or accepting fails), with nothing in between: one completing later is
+            // refused, and its client tries again or elsewhere.
             drained += 1;
-            match futures_util::FutureExt::now_or_never(acceptor.accept()) {
-                Some(Ok(a)) if drained <= 1024 => Ok(a),
+            if drained > 1024 || !waiting(&queue) {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(500), acceptor.accept()).await {
+                Ok(Ok(a)) => Ok(a),
                 _ => break,
             }
         } else {
@@ -141,6 +167,7 @@ pub async fn serve(
     }
     // Close the listening socket now: a client that connects while requests in flight finish
     // is refused at once (and tries again or elsewhere), not left in the backlog to be reset.
+    drop(queue);
     drop(acceptor);
     stop.cancel();
     let deadline = Instant::now() + grace;

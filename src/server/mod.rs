@@ -6,7 +6,7 @@ mod tls_reload;
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use poem::listener::{AcceptorExt as _, BoxAcceptor};
+use poem::listener::AcceptorExt as _;
 use tokio::net::UnixListener;
 
 use crate::{
@@ -19,10 +19,10 @@ use crate::{
 /// A server whose listeners are bound, ready to run.
 pub struct Application {
     svc: Arc<AuthService>,
-    acceptor: BoxAcceptor,
+    acceptor: connections::Listener,
     local_addr: SocketAddr,
     /// The admin console's own listener (`admin.console_bind`).
-    console: Option<(BoxAcceptor, SocketAddr)>,
+    console: Option<(connections::Listener, SocketAddr)>,
     /// None with a shared database: the CLI goes to the database itself.
     admin: Option<UnixListener>,
     socket_path: PathBuf,
@@ -59,11 +59,12 @@ fn reserve(at: SocketAddr, tls: &crate::config::TlsConfig, key: &'static str) ->
 }
 
 impl Reserved {
-    /// Starts listening; the acceptor and the address.
-    fn listen(self) -> anyhow::Result<(BoxAcceptor, SocketAddr)> {
+    /// Starts listening; the listener and the address.
+    fn listen(self) -> anyhow::Result<(connections::Listener, SocketAddr)> {
         let Self { socket, at, key, tls } = self;
         socket.listen(1024).with_context(|| format!("cannot listen on {at} ({key})"))?;
         socket.set_nonblocking(true)?;
+        let queue = socket.try_clone().with_context(|| format!("cannot listen on {at} ({key})"))?;
         let tcp = poem::listener::TcpAcceptor::from_std(socket.into())
             .with_context(|| format!("cannot listen on {at} ({key})"))?;
         let acceptor = match tls {
@@ -72,7 +73,7 @@ impl Reserved {
             }
             None => tcp.boxed(),
         };
-        Ok((acceptor, at))
+        Ok((connections::Listener::new(acceptor, queue), at))
     }
 }
 
