@@ -218,3 +218,133 @@ async fn a_dry_run_says_what_an_upgrade_would_do_and_changes_nothing() {
         client.query_one("SELECT to_regclass('authd_migrations') IS NOT NULL", &[]).await.unwrap().get(0);
     assert!(!exists, "a dry run created tables");
 }
+
+/// The previous release's binary (`.ci/previous-release`), or why there is none.
+fn previous_release() -> Option<PathBuf> {
+    match std::env::var("TEST_AUTHD_PREVIOUS_BIN") {
+        Ok(v) if v.starts_with("none:") => {
+            eprintln!("rolling-upgrade test skipped: {v}");
+            None
+        }
+        Ok(v) => Some(PathBuf::from(v)),
+        Err(_) => crate::support::unavailable(
+            "The previous release's binary",
+            "set TEST_AUTHD_PREVIOUS_BIN: eval \"$(.ci/services start)\" builds it",
+        ),
+    }
+}
+
+/// A rolling upgrade on PostgreSQL: a node of the previous release and one of this build serve
+/// the same database side by side, each honouring what the other wrote, until the last old node
+/// is replaced.
+#[tokio::test]
+async fn nodes_of_adjacent_releases_serve_one_database_side_by_side() {
+    let Some(previous) = previous_release() else { return };
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let config = format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
+        crate::support::TEST_DATA_KEY
+    );
+    let (old_dir, new_dir) = (crate::support::private_dir(), crate::support::private_dir());
+    for d in [&old_dir, &new_dir] {
+        std::fs::write(d.path().join("config.toml"), &config).unwrap();
+    }
+    let old = Server::spawn(binary::serve_from(&previous, old_dir.path()).args(["--log-format", "json"])).await;
+    let http = reqwest::Client::new();
+    let r =
+        post(&http, old.url("/v1/auth/register"), json!({"email": "alice@example.com", "password": PASSWORD}), None)
+            .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "the previous release registers");
+    let first = login(&http, &old, "alice@example.com").await;
+
+    // This build joins: it migrates what it needs while the old node serves on.
+    let new = Server::start(new_dir.path(), &[]).await;
+    let me = |server: &Server, token: &Value| {
+        http.get(server.url("/v1/me")).bearer_auth(token["access_token"].as_str().unwrap()).send()
+    };
+    assert_eq!(me(&new, &first).await.unwrap().status(), StatusCode::OK, "a token of the old node verifies");
+    let refresh = |server: &Server, token: &Value| {
+        post(&http, server.url("/v1/auth/refresh"), json!({"refresh_token": token["refresh_token"]}), None)
+    };
+    let r = refresh(&new, &first).await;
+    assert_eq!(r.status(), StatusCode::OK, "the new node rotates an old node's refresh token");
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(me(&old, &second).await.unwrap().status(), StatusCode::OK, "and the old node takes its token");
+    let r = refresh(&old, &second).await;
+    assert_eq!(r.status(), StatusCode::OK, "the old node rotates the new node's refresh token");
+    let third: Value = r.json().await.unwrap();
+    // A spent token replayed on either node ends the whole family, on both.
+    assert_eq!(refresh(&old, &first).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&new, &third).await.status(), StatusCode::UNAUTHORIZED, "the family ended on both nodes");
+
+    // Accounts made on either node sign in on the other, and a sign-out on one holds on both.
+    let r = post(&http, new.url("/v1/auth/register"), json!({"email": "bob@example.com", "password": PASSWORD}), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let bob = login(&http, &old, "bob@example.com").await;
+    assert_eq!(me(&new, &bob).await.unwrap().status(), StatusCode::OK);
+    let access = bob["access_token"].as_str().unwrap();
+    let r = post(&http, new.url("/v1/auth/logout"), json!({}), Some(access)).await;
+    assert!(r.status().is_success(), "sign-out on the new node: {}", r.status());
+    let mut refused = false;
+    for _ in 0..100 {
+        if me(&old, &bob).await.unwrap().status() == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the old node refuses a token signed out on the new one");
+    assert_eq!(refresh(&old, &bob).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The upgrade ends: the old node is replaced by this build, on the same directory.
+    let (status, log) = old.stop().await;
+    assert!(status.success(), "the old node stops cleanly:\n{}", log.join("\n"));
+    let replaced = Server::start(old_dir.path(), &[]).await;
+    let again = login(&http, &replaced, "alice@example.com").await;
+    assert_eq!(me(&new, &again).await.unwrap().status(), StatusCode::OK);
+    replaced.stop().await;
+    new.stop().await;
+}
+
+/// A node restarting in the middle of a rolling upgrade: the next release migrated the database
+/// already. It starts when every newer migration was marked as one older nodes serve on, and is
+/// refused otherwise.
+#[tokio::test]
+async fn a_node_restarting_mid_upgrade_starts_when_the_newer_migrations_allow_it() {
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let dir = crate::support::private_dir();
+    let config = format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
+        crate::support::TEST_DATA_KEY
+    );
+    std::fs::write(dir.path().join("config.toml"), &config).unwrap();
+    Server::start(dir.path(), &[]).await.stop().await;
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    // What the next release would record for an additive migration, and a table it made.
+    db.batch_execute(
+        "CREATE TABLE next_release_things (id bigint); \
+         INSERT INTO authd_migrations (version, older_nodes_serve) VALUES (1000, true)",
+    )
+    .await
+    .unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let r =
+        post(&http, server.url("/v1/auth/register"), json!({"email": "mid@example.com", "password": PASSWORD}), None)
+            .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "the node serves on the newer, additive schema");
+    let (status, log) = server.stop().await;
+    assert!(status.success());
+    assert!(log.iter().any(|l| l.contains("migrated by a newer authd")), "it says to upgrade: {log:#?}");
+    let applied: i64 =
+        db.query_one("SELECT count(*) FROM authd_migrations WHERE version = 1000", &[]).await.unwrap().get(0);
+    assert_eq!(applied, 1, "nothing of the newer release was undone");
+
+    // A change older nodes cannot serve on keeps them out.
+    db.batch_execute("INSERT INTO authd_migrations (version) VALUES (1001)").await.unwrap();
+    binary::fails(dir.path(), &["serve"], "newer authd").await;
+    let o = binary::run(dir.path(), &["migrate", "--dry-run"], None).await;
+    assert!(!o.ok && o.stderr.contains("newer authd"), "{}", o.stderr);
+}

@@ -31,18 +31,29 @@ use super::{
     ports::{Backend, ChangeFeed, R, ReadTx, Transaction},
 };
 
-/// Versioned schema changes, applied in order at start; never destructive.
-const MIGRATIONS: &[(i32, &str)] = &[
-    (1, include_str!("migrations/0001_initial.sql")),
-    (2, include_str!("migrations/0002_secrets.sql")),
-    (3, include_str!("migrations/0003_one_time.sql")),
-    (4, include_str!("migrations/0004_identities.sql")),
-    (5, include_str!("migrations/0005_audit_subject.sql")),
-    (6, include_str!("migrations/0006_listing_indexes.sql")),
-    (7, include_str!("migrations/0007_one_time_lookups.sql")),
-    (8, include_str!("migrations/0008_passkeys.sql")),
-    (9, include_str!("migrations/0009_audit_counts.sql")),
+/// Versioned schema changes, applied in order at start; never destructive. The flag says
+/// whether nodes of the release before keep serving on the changed schema (additive first:
+/// docs/operations.md); it is recorded with the version, so that such a node restarting in the
+/// middle of a rolling upgrade still starts.
+const MIGRATIONS: &[(i32, bool, &str)] = &[
+    (1, true, include_str!("migrations/0001_initial.sql")),
+    (2, true, include_str!("migrations/0002_secrets.sql")),
+    (3, true, include_str!("migrations/0003_one_time.sql")),
+    (4, true, include_str!("migrations/0004_identities.sql")),
+    (5, true, include_str!("migrations/0005_audit_subject.sql")),
+    (6, true, include_str!("migrations/0006_listing_indexes.sql")),
+    (7, true, include_str!("migrations/0007_one_time_lookups.sql")),
+    (8, true, include_str!("migrations/0008_passkeys.sql")),
+    (9, true, include_str!("migrations/0009_audit_counts.sql")),
 ];
+
+fn latest_migration() -> i32 {
+    MIGRATIONS.last().map_or(0, |(v, _, _)| *v)
+}
+
+/// Whether every migration after `$1` (this build's latest) lets older nodes serve.
+const SERVES_NEWER: &str =
+    "SELECT coalesce(bool_and(older_nodes_serve), true) FROM authd_migrations WHERE version > $1";
 
 /// Nodes starting at once take turns at migrating.
 const MIGRATION_LOCK: i64 = 0x6175_7468_6400;
@@ -172,20 +183,23 @@ impl PgBackend {
             if !exists {
                 return Ok::<_, StoreError>(0);
             }
-            Ok(client
+            let applied: i32 = client
                 .query_one("SELECT coalesce(max(version), 0) FROM authd_migrations", &[])
                 .await
                 .map_err(pg_error)?
-                .get(0))
+                .get(0);
+            if applied > latest_migration() {
+                let serves = client.query_one(SERVES_NEWER, &[&latest_migration()]).await.is_ok_and(|r| r.get(0));
+                if !serves {
+                    return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
+                }
+            }
+            Ok(applied)
         })?;
-        let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if applied > latest {
-            return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
-        }
         let pending = MIGRATIONS
             .iter()
-            .filter(|(v, _)| *v > applied)
-            .map(|(v, sql)| {
+            .filter(|(v, _, _)| *v > applied)
+            .map(|(v, _, sql)| {
                 let first = sql.lines().next().unwrap_or_default().trim_start_matches("--").trim().to_owned();
                 (u64::try_from(*v).unwrap_or(0), first)
             })
@@ -205,16 +219,25 @@ impl PgBackend {
             c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
             c.batch(
                 "CREATE TABLE IF NOT EXISTS authd_migrations (version integer PRIMARY KEY, \
-                 applied_at timestamptz NOT NULL DEFAULT now())",
+                 applied_at timestamptz NOT NULL DEFAULT now()); \
+                 ALTER TABLE authd_migrations ADD COLUMN IF NOT EXISTS older_nodes_serve boolean NOT NULL DEFAULT false",
             )?;
             let applied: i32 = c.one("SELECT coalesce(max(version), 0) FROM authd_migrations", &[])?.get(0);
-            let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-            if applied > latest {
-                return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
+            if applied > latest_migration() {
+                if !c.one(SERVES_NEWER, &[&latest_migration()])?.get::<_, bool>(0) {
+                    return Err(StoreError::TooNew(u64::try_from(applied).unwrap_or(0)));
+                }
+                tracing::warn!(
+                    schema = applied,
+                    "the database was migrated by a newer authd whose changes let this release serve on; upgrade this node"
+                );
             }
-            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            for (version, older_nodes_serve, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
                 c.batch(sql)?;
-                c.execute("INSERT INTO authd_migrations (version) VALUES ($1)", &[version])?;
+                c.execute(
+                    "INSERT INTO authd_migrations (version, older_nodes_serve) VALUES ($1, $2)",
+                    &[version, older_nodes_serve],
+                )?;
                 tracing::info!(version, "applied database migration");
             }
             Ok(())

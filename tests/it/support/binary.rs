@@ -20,7 +20,12 @@ use tokio::{
 /// `authd` in `dir`, on the database there, with argon2 at its cheapest and none of the
 /// caller's own configuration or allocator settings; stdio piped.
 pub fn authd(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authd"));
+    authd_from(Path::new(env!("CARGO_BIN_EXE_authd")), dir)
+}
+
+/// [`authd`] from another build of it: `program` (an earlier release, in the upgrade tests).
+pub fn authd_from(program: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(program);
     c.current_dir(dir)
         .env_remove("AUTHD_CONFIG")
         .env_remove("_RJEM_MALLOC_CONF")
@@ -95,7 +100,12 @@ pub async fn fails(dir: &Path, args: &[&str], needle: &str) {
 /// `authd serve` in `dir` on a free port, with rate limits off as in `TestApp` (limits have
 /// tests of their own); arguments and settings may be added before [`Server::spawn`].
 pub fn serve(dir: &Path) -> Command {
-    let mut c = authd(dir);
+    serve_from(Path::new(env!("CARGO_BIN_EXE_authd")), dir)
+}
+
+/// [`serve`] from another build of authd: `program`.
+pub fn serve_from(program: &Path, dir: &Path) -> Command {
+    let mut c = authd_from(program, dir);
     c.arg("serve").env("AUTHD_SERVER__BIND", "127.0.0.1:0").env("AUTHD_RATE_LIMIT__ENABLED", "false");
     c
 }
