@@ -57,10 +57,15 @@ pub(super) fn extract(fig: &Figment) -> Result<Config, String> {
             // A key already reported now holds its default: what follows from that is noise.
             let path: Vec<String> = key.replace('[', ".").replace(']', "").split('.').map(str::to_owned).collect();
             let dotted = path.join(".");
-            if taken_keys
-                .iter()
-                .any(|t| dotted == *t || dotted.starts_with(&format!("{t}.")) || why.contains(t.as_str()))
-            {
+            // Keys the message names, whole (`passwords.max` is not `passwords.max_length`).
+            let named: Vec<&str> = why.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).collect();
+            let follows = |t: &String| {
+                dotted == *t
+                    || dotted.starts_with(&format!("{t}."))
+                    || t.starts_with(&format!("{dotted}."))
+                    || named.contains(&t.as_str())
+            };
+            if taken_keys.iter().any(follows) {
                 continue;
             }
             let said = format!("config key `{key}`: {why}");

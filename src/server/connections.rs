@@ -102,7 +102,12 @@ impl Listener {
 fn waiting(queue: &socket2::Socket) -> bool {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = [PollFd::new(queue, PollFlags::IN)];
-    rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })).is_ok_and(|n| n > 0)
+    loop {
+        match rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Err(rustix::io::Errno::INTR) => continue,
+            answer => return answer.is_ok_and(|n| n > 0),
+        }
+    }
 }
 
 /// Serves `ep` on `listener` until `shutdown` resolves, then lets open connections finish for

@@ -75,6 +75,12 @@ async fn config_mistakes_are_told_one_line_each_with_where_and_a_suggestion() {
     );
     assert!(lines.contains(&"checks.toml:5: config key `tokens.leeway`: must be at most 5m"), "{e}");
     assert!(lines.contains(&"checks.toml:12: config key `verification.attempts`: must be between 1 and 100"), "{e}");
+    // A misspelt key hides no other problem that merely shares its prefix.
+    let e = said(d, "prefix.toml", "[passwords]\nmax = 1\nmin_length = 100\nmax_length = 64\n").await;
+    let lines: Vec<&str> = e.trim().trim_start_matches("error: ").lines().collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert!(lines[0].starts_with("prefix.toml:2: unknown config key `passwords.max`"), "{e}");
+    assert_eq!(lines[1], "prefix.toml:3: config key `passwords.min_length`: must not exceed passwords.max_length");
     // A start refuses the same file with the same lines.
     let o = binary::run(d, &["--config", "checks.toml", "serve"], None).await;
     assert!(!o.ok && o.stderr.contains("tokens.leeway") && o.stderr.contains("verification.attempts"), "{}", o.stderr);

@@ -308,7 +308,7 @@ async fn nodes_of_adjacent_releases_serve_one_database_side_by_side() {
 }
 
 /// A node restarting in the middle of a rolling upgrade: the next release migrated the database
-/// already. It starts when every newer migration was marked as one older nodes serve on, and is
+/// already. It starts when every newer migration says nodes of its schema serve on, and is
 /// refused otherwise.
 #[tokio::test]
 async fn a_node_restarting_mid_upgrade_starts_when_the_newer_migrations_allow_it() {
@@ -325,7 +325,8 @@ async fn a_node_restarting_mid_upgrade_starts_when_the_newer_migrations_allow_it
     // What the next release would record for an additive migration, and a table it made.
     db.batch_execute(
         "CREATE TABLE next_release_things (id bigint); \
-         INSERT INTO authd_migrations (version, older_nodes_serve) VALUES (1000, true)",
+         INSERT INTO authd_migrations (version, serves_from) \
+         SELECT 1000, max(version) FROM authd_migrations",
     )
     .await
     .unwrap();
@@ -342,9 +343,20 @@ async fn a_node_restarting_mid_upgrade_starts_when_the_newer_migrations_allow_it
         db.query_one("SELECT count(*) FROM authd_migrations WHERE version = 1000", &[]).await.unwrap().get(0);
     assert_eq!(applied, 1, "nothing of the newer release was undone");
 
-    // A change older nodes cannot serve on keeps them out.
-    db.batch_execute("INSERT INTO authd_migrations (version) VALUES (1001)").await.unwrap();
-    binary::fails(dir.path(), &["serve"], "newer authd").await;
-    let o = binary::run(dir.path(), &["migrate", "--dry-run"], None).await;
-    assert!(!o.ok && o.stderr.contains("newer authd"), "{}", o.stderr);
+    // The release after that serves only its predecessor's nodes: this one, now two behind, is
+    // kept out; and so it is by a change no older node may serve on.
+    for (version, serves_from) in [("1001", "1000"), ("1002", "NULL")] {
+        db.batch_execute(&format!(
+            "INSERT INTO authd_migrations (version, serves_from) VALUES ({version}, {serves_from})"
+        ))
+        .await
+        .unwrap();
+        let refused = binary::fails(dir.path(), &["serve"], "newer authd");
+        tokio::time::timeout(std::time::Duration::from_secs(60), refused)
+            .await
+            .expect("the start is refused, not made");
+        let o = binary::run(dir.path(), &["migrate", "--dry-run"], None).await;
+        assert!(!o.ok && o.stderr.contains("newer authd"), "{}", o.stderr);
+        db.batch_execute(&format!("DELETE FROM authd_migrations WHERE version = {version}")).await.unwrap();
+    }
 }

@@ -31,29 +31,29 @@ use super::{
     ports::{Backend, ChangeFeed, R, ReadTx, Transaction},
 };
 
-/// Versioned schema changes, applied in order at start; never destructive. The flag says
-/// whether nodes of the release before keep serving on the changed schema (additive first:
-/// docs/operations.md); it is recorded with the version, so that such a node restarting in the
-/// middle of a rolling upgrade still starts.
-const MIGRATIONS: &[(i32, bool, &str)] = &[
-    (1, true, include_str!("migrations/0001_initial.sql")),
-    (2, true, include_str!("migrations/0002_secrets.sql")),
-    (3, true, include_str!("migrations/0003_one_time.sql")),
-    (4, true, include_str!("migrations/0004_identities.sql")),
-    (5, true, include_str!("migrations/0005_audit_subject.sql")),
-    (6, true, include_str!("migrations/0006_listing_indexes.sql")),
-    (7, true, include_str!("migrations/0007_one_time_lookups.sql")),
-    (8, true, include_str!("migrations/0008_passkeys.sql")),
-    (9, true, include_str!("migrations/0009_audit_counts.sql")),
+/// Versioned schema changes, applied in order at start; never destructive. Beside each, the
+/// oldest schema (the latest migration of a release) whose nodes keep serving on the changed
+/// one: additive first (docs/operations.md) makes it the release before's. It is recorded with
+/// the version, so that an older node restarting in a rolling upgrade starts when it may.
+const MIGRATIONS: &[(i32, i32, &str)] = &[
+    (1, 0, include_str!("migrations/0001_initial.sql")),
+    (2, 1, include_str!("migrations/0002_secrets.sql")),
+    (3, 2, include_str!("migrations/0003_one_time.sql")),
+    (4, 3, include_str!("migrations/0004_identities.sql")),
+    (5, 4, include_str!("migrations/0005_audit_subject.sql")),
+    (6, 5, include_str!("migrations/0006_listing_indexes.sql")),
+    (7, 6, include_str!("migrations/0007_one_time_lookups.sql")),
+    (8, 7, include_str!("migrations/0008_passkeys.sql")),
+    (9, 8, include_str!("migrations/0009_audit_counts.sql")),
 ];
 
 fn latest_migration() -> i32 {
     MIGRATIONS.last().map_or(0, |(v, _, _)| *v)
 }
 
-/// Whether every migration after `$1` (this build's latest) lets older nodes serve.
-const SERVES_NEWER: &str =
-    "SELECT coalesce(bool_and(older_nodes_serve), true) FROM authd_migrations WHERE version > $1";
+/// Whether every migration after `$1` (this build's latest) lets nodes of that schema serve.
+const SERVES_NEWER: &str = "SELECT coalesce(bool_and(serves_from IS NOT NULL AND serves_from <= $1), true) \
+     FROM authd_migrations WHERE version > $1";
 
 /// Nodes starting at once take turns at migrating.
 const MIGRATION_LOCK: i64 = 0x6175_7468_6400;
@@ -219,9 +219,19 @@ impl PgBackend {
             c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
             c.batch(
                 "CREATE TABLE IF NOT EXISTS authd_migrations (version integer PRIMARY KEY, \
-                 applied_at timestamptz NOT NULL DEFAULT now()); \
-                 ALTER TABLE authd_migrations ADD COLUMN IF NOT EXISTS older_nodes_serve boolean NOT NULL DEFAULT false",
+                 applied_at timestamptz NOT NULL DEFAULT now())",
             )?;
+            // Asked first: the ALTER would lock the table at every start.
+            let has_column: bool = c
+                .one(
+                    "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+                     AND table_name = 'authd_migrations' AND column_name = 'serves_from')",
+                    &[],
+                )?
+                .get(0);
+            if !has_column {
+                c.batch("ALTER TABLE authd_migrations ADD COLUMN serves_from integer")?;
+            }
             let applied: i32 = c.one("SELECT coalesce(max(version), 0) FROM authd_migrations", &[])?.get(0);
             if applied > latest_migration() {
                 if !c.one(SERVES_NEWER, &[&latest_migration()])?.get::<_, bool>(0) {
@@ -232,11 +242,11 @@ impl PgBackend {
                     "the database was migrated by a newer authd whose changes let this release serve on; upgrade this node"
                 );
             }
-            for (version, older_nodes_serve, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+            for (version, serves_from, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
                 c.batch(sql)?;
                 c.execute(
-                    "INSERT INTO authd_migrations (version, older_nodes_serve) VALUES ($1, $2)",
-                    &[version, older_nodes_serve],
+                    "INSERT INTO authd_migrations (version, serves_from) VALUES ($1, $2)",
+                    &[version, serves_from],
                 )?;
                 tracing::info!(version, "applied database migration");
             }
