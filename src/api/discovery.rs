@@ -6,7 +6,7 @@ use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use super::views::ApiTags;
-use crate::service::AuthService;
+use crate::service::{AuthService, Readiness};
 
 pub struct DiscoveryApi;
 
@@ -174,13 +174,13 @@ impl DiscoveryApi {
         Json(Health { status: "ok".into() })
     }
 
-    /// Readiness: storage answers and signing keys are loaded
+    /// Readiness: storage answers and the node is not stopping (503 `draining` then)
     #[oai(path = "/readyz", method = "get", tag = "ApiTags::Health", operation_id = "readyz")]
     async fn readyz(&self, svc: Data<&Arc<AuthService>>) -> ReadyResponse {
-        if svc.is_ready().await {
-            ReadyResponse::Ready(Json(Health { status: "ok".into() }))
-        } else {
-            ReadyResponse::NotReady(Json(Health { status: "unavailable".into() }))
+        match svc.is_ready().await {
+            Readiness::Ready => ReadyResponse::Ready(Json(Health { status: "ok".into() })),
+            Readiness::Unavailable => ReadyResponse::NotReady(Json(Health { status: "unavailable".into() })),
+            Readiness::Draining => ReadyResponse::NotReady(Json(Health { status: "draining".into() })),
         }
     }
 }

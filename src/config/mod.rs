@@ -160,6 +160,9 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
+    /// On SIGTERM, how long /readyz answers 503 while everything else is served as before, so
+    /// that a balancer's health check takes the node out before its port closes.
+    pub shutdown_delay: HumanDuration,
     pub request_timeout: HumanDuration,
     /// A request's headers must arrive within this (slowloris); an idle keep-alive connection
     /// is closed after it too.
@@ -597,6 +600,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             shutdown_grace: HumanDuration::secs(10),
+            shutdown_delay: HumanDuration::secs(0),
             request_timeout: HumanDuration::secs(30),
             header_timeout: HumanDuration::secs(10),
             idle_timeout: HumanDuration::secs(60),
@@ -1128,7 +1132,7 @@ impl Config {
         const M: u64 = 60;
         const H: u64 = 3600;
         const D: u64 = 86_400;
-        let durations: [(&str, HumanDuration, u64, u64); 31] = [
+        let durations: [(&str, HumanDuration, u64, u64); 32] = [
             ("passwords.release_memory_after", self.passwords.release_memory_after, S, D),
             ("tokens.verified_cache_idle", self.tokens.verified_cache_idle, S, D),
             ("oauth.timeout", self.oauth.timeout, S, 5 * M),
@@ -1148,6 +1152,7 @@ impl Config {
             ("storage.statement_timeout", self.storage.statement_timeout, S, 10 * M),
             ("storage.connect_timeout", self.storage.connect_timeout, S, 10 * M),
             ("server.shutdown_grace", self.server.shutdown_grace, 0, 10 * M),
+            ("server.shutdown_delay", self.server.shutdown_delay, 0, 10 * M),
             ("server.tls.reload_check", self.server.tls.reload_check, 0, D),
             ("server.request_timeout", self.server.request_timeout, S, 10 * M),
             ("server.header_timeout", self.server.header_timeout, S, 10 * M),

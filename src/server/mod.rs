@@ -214,8 +214,16 @@ impl Application {
         tokio::select! {
             () = &mut main => {}
             () = shutdown => {
+                svc.start_draining();
+                let delay = svc.config().server.shutdown_delay.0;
+                if !delay.is_zero() {
+                    tracing::info!(delay = %humantime::format_duration(delay), "draining: /readyz answers 503 before the port closes");
+                }
+                let ended = tokio::time::timeout(delay, &mut main).await.is_ok();
                 let _ = stop.send(true);
-                main.await;
+                if !ended {
+                    main.await;
+                }
             }
         }
         let _ = stop.send(true);

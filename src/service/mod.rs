@@ -71,6 +71,16 @@ use crate::{
     store::{Change, Store, StoreError},
 };
 
+/// Whether the node should be sent requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The database does not answer.
+    Unavailable,
+    /// Stopping: still serving, but a balancer should take the node out.
+    Draining,
+}
+
 /// Everything the rules need, opened once per process: one service per area over a shared
 /// core, and what concerns the node as a whole (readiness, metrics, caches, changes from other
 /// nodes).
@@ -112,6 +122,8 @@ pub struct AuthService {
     pub console: Console,
     /// Backups of the embedded database.
     pub backups: Backups,
+    /// Set on SIGTERM: readiness says no while the node still serves.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AuthService {
@@ -288,6 +300,7 @@ impl AuthService {
             recovery,
             outbox,
             core,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -351,8 +364,19 @@ impl AuthService {
     }
 
     /// Is the storage answering?
-    pub async fn is_ready(&self) -> bool {
-        self.core.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await.is_ok()
+    pub async fn is_ready(&self) -> Readiness {
+        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return Readiness::Draining;
+        }
+        match self.core.db(|s| s.read(|tx| tx.roles().map_err(Error::from)).map(|_| ())).await {
+            Ok(()) => Readiness::Ready,
+            Err(_) => Readiness::Unavailable,
+        }
+    }
+
+    /// The node is stopping: readiness says so from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Drops expired sessions, refresh-token hashes and revocations, and webhook deliveries

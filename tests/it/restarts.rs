@@ -125,6 +125,42 @@ async fn a_restarted_node_fails_no_request() {
     server.stop().await;
 }
 
+/// With `server.shutdown_delay`, a stopping node says it is not ready and serves on for that
+/// long, so a balancer's health check can take it out first; then it stops as always.
+#[tokio::test]
+async fn a_draining_node_says_so_on_readyz_and_serves_until_its_delay_ends() {
+    let dir = crate::support::private_dir();
+    let server = Server::start(dir.path(), &[("AUTHD_SERVER__SHUTDOWN_DELAY", "1500ms")]).await;
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(server.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    server.terminate();
+    let mut draining = None;
+    for _ in 0..100 {
+        let r = http.get(server.url("/readyz")).send().await.unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            draining = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(draining.expect("/readyz answers 503 once SIGTERM arrives")["status"], "draining");
+    // Everything else is served as before, on new connections too.
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    assert_eq!(fresh.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    let r = fresh
+        .post(server.url("/v1/auth/register"))
+        .json(&json!({"email": "drain@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let started = std::time::Instant::now();
+    let (status, log) = server.stop().await;
+    assert!(status.success(), "it exits 0 after the delay:\n{}", log.join("\n"));
+    assert!(started.elapsed() < Duration::from_secs(5), "the delay is bounded: {:?}", started.elapsed());
+    assert!(log.iter().any(|l| l.contains("draining")), "{log:#?}");
+}
+
 const METRICS: &str = "restart-metrics-token-0123456789";
 
 /// How many sign-ins and refreshes `node` has answered (the clients', through nginx), from its

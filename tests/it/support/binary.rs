@@ -203,6 +203,11 @@ impl Server {
         (status, self.rest_of_log().await)
     }
 
+    /// SIGTERM to the group, without waiting for it to end.
+    pub fn terminate(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
     /// SIGKILL to the group, as a crash would end it; its whole log.
     pub async fn kill(mut self) -> Vec<String> {
         self.signal(rustix::process::Signal::KILL);
