@@ -78,13 +78,14 @@ fn strings(v: &[&str]) -> Vec<String> {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct Health {
-    /// `ok`, or `unavailable` when storage or keys are not ready.
+    /// `ok`; on /readyz, `unavailable` when storage does not answer, or `draining` while the
+    /// node is stopping.
     status: String,
 }
 
 #[derive(ApiResponse)]
 enum ReadyResponse {
-    /// Storage is open and keys are loaded.
+    /// Storage answers and the node is not stopping.
     #[oai(status = 200)]
     Ready(Json<Health>),
     /// Not ready to serve.

@@ -58,7 +58,10 @@ pub(super) fn extract(fig: &Figment) -> Result<Config, String> {
             let path: Vec<String> = key.replace('[', ".").replace(']', "").split('.').map(str::to_owned).collect();
             let dotted = path.join(".");
             // Keys the message names, whole (`passwords.max` is not `passwords.max_length`).
-            let named: Vec<&str> = why.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).collect();
+            let named: Vec<&str> = why
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .map(|w| w.trim_end_matches('.'))
+                .collect();
             let follows = |t: &String| {
                 dotted == *t
                     || dotted.starts_with(&format!("{t}."))

@@ -219,7 +219,11 @@ impl Application {
                 if !delay.is_zero() {
                     tracing::info!(delay = %humantime::format_duration(delay), "draining: /readyz answers 503 before the port closes");
                 }
-                let ended = tokio::time::timeout(delay, &mut main).await.is_ok();
+                // A second signal cuts the delay short.
+                let ended = tokio::select! {
+                    r = tokio::time::timeout(delay, &mut main) => r.is_ok(),
+                    () = shutdown_signal() => false,
+                };
                 let _ = stop.send(true);
                 if !ended {
                     main.await;

@@ -126,16 +126,18 @@ async fn a_restarted_node_fails_no_request() {
 }
 
 /// With `server.shutdown_delay`, a stopping node says it is not ready and serves on for that
-/// long, so a balancer's health check can take it out first; then it stops as always.
+/// long, so a balancer's health check can take it out first; then it stops as always. A second
+/// signal cuts the delay short.
 #[tokio::test]
 async fn a_draining_node_says_so_on_readyz_and_serves_until_its_delay_ends() {
     let dir = crate::support::private_dir();
-    let server = Server::start(dir.path(), &[("AUTHD_SERVER__SHUTDOWN_DELAY", "1500ms")]).await;
+    let server = Server::start(dir.path(), &[("AUTHD_SERVER__SHUTDOWN_DELAY", "3s")]).await;
     let http = reqwest::Client::new();
     assert_eq!(http.get(server.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    let signalled = std::time::Instant::now();
     server.terminate();
     let mut draining = None;
-    for _ in 0..100 {
+    for _ in 0..200 {
         let r = http.get(server.url("/readyz")).send().await.unwrap();
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
             draining = Some(r.json::<Value>().await.unwrap());
@@ -154,11 +156,24 @@ async fn a_draining_node_says_so_on_readyz_and_serves_until_its_delay_ends() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let started = std::time::Instant::now();
-    let (status, log) = server.stop().await;
+    let (status, log) = server.wait().await;
+    let took = signalled.elapsed();
     assert!(status.success(), "it exits 0 after the delay:\n{}", log.join("\n"));
-    assert!(started.elapsed() < Duration::from_secs(5), "the delay is bounded: {:?}", started.elapsed());
+    assert!(took >= Duration::from_millis(2900) && took < Duration::from_secs(15), "it served the delay out: {took:?}");
     assert!(log.iter().any(|l| l.contains("draining")), "{log:#?}");
+
+    // An operator in a hurry signals again.
+    let server = Server::start(dir.path(), &[("AUTHD_SERVER__SHUTDOWN_DELAY", "10m")]).await;
+    let signalled = std::time::Instant::now();
+    server.terminate();
+    for _ in 0..200 {
+        if http.get(server.url("/readyz")).send().await.unwrap().status() == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, _) = server.stop().await;
+    assert!(status.success() && signalled.elapsed() < Duration::from_secs(20), "a second SIGTERM ends the delay");
 }
 
 const METRICS: &str = "restart-metrics-token-0123456789";
@@ -258,13 +273,16 @@ async fn reload(nginx: &tokio::process::Child) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if workers(pid) == 1 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("nginx's old worker did not exit within 10 s");
+    let sockets = std::process::Command::new("ss").args(["-tanpo"]).output().map(|o| o.stdout).unwrap_or_default();
+    let theirs: Vec<String> =
+        String::from_utf8_lossy(&sockets).lines().filter(|l| l.contains("nginx")).map(str::to_owned).collect();
+    panic!("nginx's old worker did not exit within 30 s; its sockets: {theirs:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,14 +387,14 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
         std::fs::write(d.path().join("config.toml"), &config).unwrap();
     }
     let binds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    // Longer than the test's check interval and timeout below.
+    // Longer than the check's interval (250 ms here) and timeout (the sample's 2 s).
     let start = async |i: usize| {
         Server::start(
             dirs[i].path(),
             &[
                 ("AUTHD_SERVER__BIND", binds[i].as_str()),
                 ("AUTHD_METRICS__TOKEN", METRICS),
-                ("AUTHD_SERVER__SHUTDOWN_DELAY", "1500ms"),
+                ("AUTHD_SERVER__SHUTDOWN_DELAY", "3s"),
             ],
         )
         .await
@@ -390,7 +408,6 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
         .replace("10.0.0.11:8080", &binds[0])
         .replace("10.0.0.12:8080", &binds[1])
         .replace("interval: 2s", "interval: 250ms")
-        .replace("timeout: 1s", "timeout: 500ms")
         .replace("Host(`auth.example.com`)", "PathPrefix(`/`)");
     assert!(dynamic.contains(&binds[1]) && dynamic.contains("250ms"), "the sample has the expected shape");
     let p = proxy_dir.path();
@@ -472,7 +489,7 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
         &failed[..failed.len().min(5)],
         proxy_log()
     );
-    assert_eq!(refused, 0, "traefik always had a node to send to");
+    assert_eq!(refused, 0, "traefik itself stayed up");
     assert!(done > 20);
     for n in nodes {
         n.stop().await;

@@ -33,8 +33,9 @@ use super::{
 
 /// Versioned schema changes, applied in order at start; never destructive. Beside each, the
 /// oldest schema (the latest migration of a release) whose nodes keep serving on the changed
-/// one: additive first (docs/operations.md) makes it the release before's. It is recorded with
-/// the version, so that an older node restarting in a rolling upgrade starts when it may.
+/// one: additive first (docs/operations.md) makes it the release before's, that is its latest
+/// migration (a release adding two gives both the same number). It is recorded with the
+/// version, so that an older node restarting in a rolling upgrade starts when it may.
 const MIGRATIONS: &[(i32, i32, &str)] = &[
     (1, 0, include_str!("migrations/0001_initial.sql")),
     (2, 1, include_str!("migrations/0002_secrets.sql")),

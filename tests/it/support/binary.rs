@@ -203,6 +203,15 @@ impl Server {
         (status, self.rest_of_log().await)
     }
 
+    /// Waits for it to end by itself (after [`Server::terminate`]); its exit status and log.
+    pub async fn wait(mut self) -> (ExitStatus, Vec<String>) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("authd ends within 30 s")
+            .unwrap();
+        (status, self.rest_of_log().await)
+    }
+
     /// SIGTERM to the group, without waiting for it to end.
     pub fn terminate(&self) {
         self.signal(rustix::process::Signal::TERM);
