@@ -34,17 +34,8 @@ async fn register_until(base: String, client: usize, stop: Arc<Mutex<bool>>, ack
     }
 }
 
-async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
-    let t: Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"login": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    t["access_token"].as_str().unwrap().to_owned()
+async fn login(base: &str, email: &str) -> String {
+    binary::login(base, email).await["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn me(http: &reqwest::Client, base: &str, token: &str) -> StatusCode {
@@ -61,14 +52,8 @@ async fn a_backup_under_load_restores_every_acknowledged_write_and_old_tokens_ve
     let server = Server::start(live.path(), &[]).await;
     assert!(!stale.exists(), "the stale copy was removed");
     let http = reqwest::Client::new();
-    let r = http
-        .post(server.url("/v1/auth/register"))
-        .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let token = login(&http, &server.base, "alice@example.com").await;
+    binary::register(&server.base, "alice@example.com").await;
+    let token = login(&server.base, "alice@example.com").await;
 
     // Writers go on while the backup is taken, through the admin socket.
     let stop = Arc::new(Mutex::new(false));
@@ -126,7 +111,7 @@ async fn a_backup_under_load_restores_every_acknowledged_write_and_old_tokens_ve
         assert!(emails.contains(&e.as_str()), "{e} was acknowledged before the backup began and is missing");
     }
     // The restored copy signs in and the original goes on unchanged.
-    let again = login(&http, &restored.base, &before[0]).await;
+    let again = login(&restored.base, &before[0]).await;
     assert_eq!(me(&http, &restored.base, &again).await, StatusCode::OK);
     assert_eq!(me(&http, &server.base, &token).await, StatusCode::OK);
     let (status, _) = restored.stop().await;

@@ -8,7 +8,7 @@ use std::{path::Path, process::Stdio};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, binary::Server};
+use crate::support::binary::{self, Server};
 
 fn run(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -83,22 +83,8 @@ async fn the_image_builds_runs_as_its_user_and_serves() {
     let server = Server::spawn(chrooted(&["serve", "--log-format", "json"]).stdin(Stdio::null())).await;
     let http = reqwest::Client::new();
     assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    let r = http
-        .post(server.url("/v1/auth/register"))
-        .json(&json!({"email": "box@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let t: Value = http
-        .post(server.url("/v1/auth/login"))
-        .json(&json!({"login": "box@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    binary::register(&server.base, "box@example.com").await;
+    let t = binary::login(&server.base, "box@example.com").await;
     let me = http.get(server.url("/v1/me")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     // The image's health check, as the engine runs it.

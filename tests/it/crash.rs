@@ -73,10 +73,7 @@ async fn twenty_sigkills_on_postgres_lose_nothing_acknowledged() {
     let Some(url) = crate::support::postgres_db().await else { return };
     let dir = crate::support::private_dir();
     // The server and the CLI both read config.toml from the directory they run in.
-    let config = format!(
-        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::support::TEST_DATA_KEY
-    );
+    let config = crate::support::postgres_config(&url);
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     twenty_sigkills(dir.path()).await;
 }

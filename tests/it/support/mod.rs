@@ -36,7 +36,7 @@ pub use authenticator::Authenticator;
 pub use chromium::Browser;
 pub use oidc::RealOp;
 pub use ports::{free_port, serve_fake};
-pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_db, use_postgres};
+pub use postgres::{PrivatePostgres, TEST_DATA_KEY, postgres_config, postgres_db, use_postgres};
 pub use proxy::{Proxy, ProxyKind, find as find_program};
 pub use redis::Redis;
 pub use sms::SmsGateway;

@@ -26,6 +26,11 @@ pub async fn postgres_db() -> Option<String> {
     Some(url.to_string())
 }
 
+/// A node's config.toml for the database at `url`, with the data key every node shares.
+pub fn postgres_config(url: &str) -> String {
+    format!("[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[security]\ndata_key = \"{TEST_DATA_KEY}\"\n")
+}
+
 /// Points a configuration at a PostgreSQL database.
 pub fn use_postgres(cfg: &mut Config, url: &str) {
     cfg.storage.backend = StorageBackend::Postgres;
