@@ -214,15 +214,17 @@ impl Application {
         tokio::select! {
             () = &mut main => {}
             () = shutdown => {
+                // A second signal cuts the delay short: listened for before /readyz says
+                // draining, so that one sent on seeing it is not lost.
+                let again = shutdown_signal();
                 svc.start_draining();
                 let delay = svc.config().server.shutdown_delay.0;
                 if !delay.is_zero() {
                     tracing::info!(delay = %humantime::format_duration(delay), "draining: /readyz answers 503 before the port closes");
                 }
-                // A second signal cuts the delay short.
                 let ended = tokio::select! {
                     r = tokio::time::timeout(delay, &mut main) => r.is_ok(),
-                    () = shutdown_signal() => false,
+                    () = again => false,
                 };
                 let _ = stop.send(true);
                 if !ended {
@@ -312,25 +314,35 @@ pub fn openapi_document() -> String {
     crate::api::document_from_code()
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are taken when this is called, not when it is
+/// first polled: a signal sent the moment the server answers must not meet the default action,
+/// which ends the process with no drain.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested");
     }
-    tracing::info!("shutdown requested");
 }

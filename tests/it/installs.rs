@@ -42,6 +42,6 @@ async fn the_systemd_units_verify_and_the_single_node_one_runs_as_written() {
     }
     let server = Server::spawn(cmd.args(["--log-format", "json"])).await;
     assert!(lib.join("authd.redb").is_file() && lib.join("authd.key").is_file());
-    let (status, _) = server.stop().await;
-    assert!(status.success(), "SIGTERM, as systemd stops it, exits 0");
+    let (status, log) = server.stop().await;
+    assert!(status.success(), "SIGTERM, as systemd stops it, exits 0: {status}\n{}", log.join("\n"));
 }

@@ -203,6 +203,40 @@ async fn a_draining_node_says_so_on_readyz_and_serves_until_its_delay_ends() {
     assert!(status.success() && signalled.elapsed() < Duration::from_secs(20), "a second SIGTERM ends the delay");
 }
 
+/// A service manager may stop authd the moment it logs its address. By then the signal is
+/// authd's to handle: it stops as always and exits 0, never dying of the signal's default action.
+#[tokio::test]
+async fn a_sigterm_the_moment_it_says_it_listens_is_a_clean_stop() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    for _ in 0..5 {
+        let dir = crate::support::private_dir();
+        let mut child = binary::serve(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let listening = line.contains("authd listening");
+            log.push(line);
+            if listening {
+                break;
+            }
+        }
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push(line);
+        }
+        assert!(status.success(), "{status}:\n{}", log.join("\n"));
+        assert!(log.iter().any(|l| l.contains("authd stopped")), "{log:#?}");
+    }
+}
+
 const METRICS: &str = "restart-metrics-token-0123456789";
 
 /// How many sign-ins and refreshes `node` has answered (the clients', through nginx), from its
