@@ -230,6 +230,14 @@ pub(super) fn mint_access_token(
         azp: session.client_id,
         scope: session.scope.clone(),
     };
-    let token = core.key_ring().active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
+    let ring = core.key_ring();
+    let token = ring.active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
+    // Known good as signed: its first use skips the signature check. Keys installed meanwhile
+    // empty the cache after the swap, so an entry made under the old ring is dropped either way.
+    let key = token_hash(&token);
+    core.verified.insert(key, Arc::new(claims));
+    if !Arc::ptr_eq(&ring, &core.key_ring()) {
+        core.verified.remove(&key);
+    }
     Ok((token, ttl))
 }

@@ -269,6 +269,47 @@ async fn the_verified_token_cache_holds_only_good_tokens_and_never_outlives_a_re
     assert_problem(app.get_auth("/v1/me", &t.access).await, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
 
+/// authd knows the tokens it signs: the first use of one skips the signature check (which an
+/// OpenID code flow would otherwise pay at UserInfo). New keys empty the cache, and the token is
+/// then checked by its signature again.
+#[tokio::test]
+async fn a_token_authd_signed_is_known_good_at_its_first_use() {
+    let app =
+        TestApp::spawn_with(|c| c.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()))).await;
+    let counts = || async {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .bearer_auth("scrape-token-0123456789")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}")) as u64
+        };
+        (count("authd_verified_token_cache_hits_total"), count("authd_verified_token_cache_misses_total"))
+    };
+    let t = app.signed_in("neo@example.com").await;
+    let (hits, misses) = counts().await;
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(counts().await, (hits + 1, misses), "a hit at its first use");
+    app.svc().keys.rotate(&authd::service::Principal::Operator).await.unwrap();
+    assert_eq!(app.svc().verified_tokens(), 0);
+    assert_eq!(app.status_of_me(&t.access).await, StatusCode::OK);
+    assert_eq!(counts().await, (hits + 1, misses + 1), "verified again under the new key set");
+    // A forged token is a miss, and never enters the cache.
+    let (head, rest) = t.access.split_once('.').unwrap();
+    let (body, _) = rest.split_once('.').unwrap();
+    assert_eq!(app.status_of_me(&format!("{head}.{body}.{}", B64.encode("forged"))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(counts().await, (hits + 1, misses + 2));
+    assert_eq!(app.svc().verified_tokens(), 1);
+}
+
 #[tokio::test]
 async fn the_verified_token_cache_stays_within_its_memory_bound() {
     let app = TestApp::spawn_with(|c| c.tokens.verified_cache_mb = 1).await;
