@@ -24,7 +24,7 @@ use crate::{
 /// Media type of our access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Anything longer is refused before decoding.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("signing key: {0}")]

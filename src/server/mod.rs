@@ -216,15 +216,15 @@ impl Application {
             () = shutdown => {
                 // A second signal cuts the delay short: listened for before /readyz says
                 // draining, so that one sent on seeing it is not lost.
-                let again = shutdown_signal();
-                svc.start_draining();
                 let delay = svc.config().server.shutdown_delay.0;
+                let again = (!delay.is_zero()).then(shutdown_signal);
+                svc.start_draining();
                 if !delay.is_zero() {
                     tracing::info!(delay = %humantime::format_duration(delay), "draining: /readyz answers 503 before the port closes");
                 }
                 let ended = tokio::select! {
                     r = tokio::time::timeout(delay, &mut main) => r.is_ok(),
-                    () = again => false,
+                    () = async { match again { Some(a) => a.await, None => std::future::pending().await } } => false,
                 };
                 let _ = stop.send(true);
                 if !ended {

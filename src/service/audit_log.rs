@@ -10,6 +10,17 @@ use crate::{
     model::{AuditEvent, now_millis},
 };
 
+/// Where a read of the log starts.
+#[derive(Clone, Copy)]
+enum Cursor {
+    /// The newest events, newest first.
+    Newest,
+    /// Older than this event, newest first.
+    Before(Uuid),
+    /// Newer than this event, oldest first.
+    After(Uuid),
+}
+
 /// The audit log as read: by administrators, by a user about their own account, and pruned.
 pub struct AuditLog {
     core: Arc<Core>,
@@ -29,26 +40,20 @@ impl AuditLog {
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
         self.core.authority(by, "audit:read")?;
-        self.query(filter, before, limit).await
+        self.query(filter, before.map_or(Cursor::Newest, Cursor::Before), limit).await
     }
 
-    /// Events newer than the event `after`, oldest first, at most the newest `limit` of them
-    /// (a burst beyond `limit` between two looks shows only its newest): the console's live
-    /// tail. Needs `audit:read`.
+    /// Events newer than the event `after`, oldest first, at most `limit` of them: the console's
+    /// live tail, which asks again from the last one it got, so a burst comes whole, a page at a
+    /// time. Needs `audit:read`.
     pub async fn newer(&self, by: &Principal, after: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
         self.core.authority(by, "audit:read")?;
-        let since_ms = after.get_timestamp().map(|t| {
-            let (secs, nanos) = t.to_unix();
-            secs * 1000 + u64::from(nanos / 1_000_000)
-        });
-        let filter = AuditFilter { since_ms, ..AuditFilter::default() };
-        let mut events = self.query(filter, None, limit).await?;
+        let mut events = self.query(AuditFilter::default(), Cursor::After(after), limit).await?;
         events.retain(|e| e.id > after);
-        events.reverse();
         Ok(events)
     }
 
-    async fn query(&self, filter: AuditFilter, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditEvent>> {
+    async fn query(&self, filter: AuditFilter, at: Cursor, limit: usize) -> Result<Vec<AuditEvent>> {
         self.core
             .db(move |s| {
                 let q = crate::store::AuditQuery {
@@ -56,7 +61,14 @@ impl AuditLog {
                     event: filter.event.as_deref(),
                     since_ms: filter.since_ms,
                     until_ms: filter.until_ms,
-                    before,
+                    before: match at {
+                        Cursor::Before(id) => Some(id),
+                        _ => None,
+                    },
+                    after: match at {
+                        Cursor::After(id) => Some(id),
+                        _ => None,
+                    },
                 };
                 s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
             })
@@ -68,7 +80,7 @@ impl AuditLog {
     pub async fn mine(&self, user: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
         let filter = AuditFilter { user: Some(user), ..Default::default() };
         let own = format!("user:{user}");
-        let mut events = self.query(filter, None, limit).await?;
+        let mut events = self.query(filter, Cursor::Newest, limit).await?;
         for e in &mut events {
             if e.actor != own && e.actor != "anonymous" && e.actor != "system" {
                 e.actor = "an administrator".into();

@@ -2,7 +2,12 @@
 //! want a fresh sign-in. The operations themselves are the other areas', which check the same
 //! permissions again, so a page that shows too much still cannot do too much.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use uuid::Uuid;
 
 use super::{authority::Principal, core::Core, provider::Provider, tokens::AuthContext};
 use crate::{
@@ -57,11 +62,51 @@ impl Viewer {
 pub struct Console {
     core: Arc<Core>,
     provider: Arc<Provider>,
+    /// Live tails open on this node, per console session.
+    tails: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+/// Live tails one console session may hold open at once: each reads the log every second.
+pub const MAX_TAILS_PER_SESSION: usize = 4;
+
+/// An open live tail; closing it (dropping this) frees its place.
+pub struct TailSlot {
+    tails: Arc<Mutex<HashMap<Uuid, usize>>>,
+    session: Uuid,
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        let mut tails = self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = tails.get_mut(&self.session) {
+            *n -= 1;
+            if *n == 0 {
+                tails.remove(&self.session);
+            }
+        }
+    }
 }
 
 impl Console {
     pub(super) fn new(core: Arc<Core>, provider: Arc<Provider>) -> Self {
-        Self { core, provider }
+        Self { core, provider, tails: Arc::default() }
+    }
+
+    /// A place for one more live tail of the audit log in `viewer`'s session: at most
+    /// [`MAX_TAILS_PER_SESSION`], so that a session (or whoever stole it) cannot make the node
+    /// read the log a thousand times a second.
+    pub fn open_tail(&self, viewer: &Viewer) -> Result<TailSlot> {
+        if !viewer.may("audit:read") {
+            return Err(Error::Forbidden("audit:read".into()));
+        }
+        let session = viewer.ctx.session_id;
+        let mut tails = self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = tails.entry(session).or_default();
+        if *open >= MAX_TAILS_PER_SESSION {
+            return Err(Error::RateLimited(5));
+        }
+        *open += 1;
+        Ok(TailSlot { tails: Arc::clone(&self.tails), session })
     }
 
     /// The counts the overview shows: users, and sign-ins and failures over the last hour and

@@ -10,6 +10,7 @@ use crate::{
     model::{User, now},
     security::{
         jws::{self, AccessClaims, Expectations},
+        key_ring::KeyRing,
         random::token_hash,
     },
 };
@@ -117,7 +118,7 @@ impl Tokens {
                     now: t,
                 };
                 let c = Arc::new(jws::verify(token, &ring.verifying, &expect)?);
-                self.core.verified.insert(key, c.clone());
+                keep_verified(&self.core, &ring, token, Arc::clone(&c));
                 c
             }
         };
@@ -232,12 +233,20 @@ pub(super) fn mint_access_token(
     };
     let ring = core.key_ring();
     let token = ring.active.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
-    // Known good as signed: its first use skips the signature check. Keys installed meanwhile
-    // empty the cache after the swap, so an entry made under the old ring is dropped either way.
-    let key = token_hash(&token);
-    core.verified.insert(key, Arc::new(claims));
-    if !Arc::ptr_eq(&ring, &core.key_ring()) {
-        core.verified.remove(&key);
+    // Known good as signed (unless too long for the check to take): its first use skips the
+    // signature check.
+    if token.len() <= crate::security::jws::MAX_TOKEN_LEN {
+        keep_verified(core, &ring, &token, Arc::new(claims));
     }
     Ok((token, ttl))
+}
+
+/// Caches `claims` of `token`, checked under `ring`. Keys installed meanwhile empty the cache
+/// after the swap, so an entry made under an older ring is dropped either way.
+fn keep_verified(core: &Core, ring: &Arc<KeyRing>, token: &str, claims: Arc<AccessClaims>) {
+    let key = token_hash(token);
+    core.verified.insert(key, claims);
+    if !Arc::ptr_eq(ring, &core.key_ring()) {
+        core.verified.remove(&key);
+    }
 }

@@ -136,7 +136,8 @@ pub trait ClientWrites {
 }
 
 /// Which audit events to read, newest first: about `subject`, named `event` or `event.*`, in
-/// `[since_ms, until_ms)`, older than the event `before`, each when given.
+/// `[since_ms, until_ms)`, older than the event `before`, each when given. With `after`: newer
+/// than that event, oldest first (a live tail's next page).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditQuery<'a> {
     pub subject: Option<Uuid>,
@@ -144,9 +145,15 @@ pub struct AuditQuery<'a> {
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
     pub before: Option<Uuid>,
+    pub after: Option<Uuid>,
 }
 
 impl AuditQuery<'_> {
+    /// Oldest first, from `after` on.
+    pub fn ascending(&self) -> bool {
+        self.after.is_some()
+    }
+
     /// The ids events in range can have, `[low, high)`. Ids are UUIDv7, so time-ordered, and
     /// made within moments of `time_ms`; the bounds are a second wider than asked each side,
     /// and the caller's filter decides at the edges.
@@ -157,6 +164,10 @@ impl AuditQuery<'_> {
         if let Some(b) = self.before {
             high = high.min(b);
         }
+        let low = match self.after {
+            Some(a) => low.max(Uuid::from_u128(a.as_u128().saturating_add(1))),
+            None => low,
+        };
         (low, high)
     }
 }

@@ -149,7 +149,7 @@ async fn an_admin_finds_a_user_disables_them_grants_a_role_and_reads_the_trail()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothing() {
-    let app = TestApp::spawn_with(|c| c.security.step_up_window = HumanDuration::secs(2)).await;
+    let app = TestApp::spawn_with(|c| c.security.step_up_window = HumanDuration::secs(5)).await;
     let root = app.admin("root@example.com").await;
     let r = app
         .post_auth("/v1/admin/roles", &root.access, &json!({"name": "helpdesk", "permissions": ["users:read"]}))
@@ -195,7 +195,7 @@ async fn a_viewer_sees_only_what_they_may_and_forged_or_stale_posts_change_nothi
 
     // Past the step-up window a destructive action asks for a fresh sign-in, which comes back.
     // (Sign-in times count in whole seconds.)
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(6100)).await;
     // Whatever gives power wants it too: a recovery link, a role, a new client.
     assert_eq!(act(&app, &admin, &page, "recovery_link", "").await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(act(&app, &admin, &page, "grant", "admin").await.status(), StatusCode::UNAUTHORIZED);
@@ -452,6 +452,74 @@ async fn a_failed_webhook_delivery_is_seen_and_sent_again() {
         b.post(app.url("/ui/admin/webhooks")).form(&form).send().await.unwrap().status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
+}
+
+/// A console session holds a few live tails at once; the next is refused until one closes, and
+/// another session has places of its own. A burst of more than a page arrives whole, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holds_a_few_live_tails_and_a_burst_arrives_whole() {
+    let app = TestApp::spawn().await;
+    app.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(&app, &b, "root@example.com").await;
+    let (_, html) = open(&app, &b, "/ui/admin/audit").await;
+    let re = regex::Regex::new(r#"id="audit-tail" data-after="([^"]+)""#).unwrap();
+    let url = app.url(&format!("/ui/admin/audit/stream?after={}", &re.captures(&html).unwrap()[1]));
+    let mut tails = Vec::new();
+    for _ in 0..4 {
+        let r = b.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        tails.push(r);
+    }
+    let refused = b.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "rate_limited");
+    let other = browser();
+    console_sign_in(&app, &other, "root@example.com").await;
+    assert_eq!(other.get(&url).send().await.unwrap().status(), StatusCode::OK, "another session");
+    // A closed tail's place is free once the node next writes to it (an event, or the
+    // keep-alive within 15 s).
+    drop(tails.pop());
+    app.register("knock@example.com").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut tail = loop {
+        let r = b.get(&url).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            break r;
+        }
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(std::time::Instant::now() < deadline, "the closed tail's place was never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    // 120 sign-ups, 20 at a time (the node takes 100 connections per address): more than two
+    // pages of the tail.
+    let emails: Vec<String> = (0..120).map(|n| format!("burst{n:03}@example.com")).collect();
+    for batch in emails.chunks(20) {
+        futures_util::future::join_all(batch.iter().map(|e| app.register(e))).await;
+    }
+    let mut ids = Vec::new();
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ids.len() < 121 {
+        assert!(std::time::Instant::now() < deadline, "{} sign-ups seen: {ids:?}", ids.len());
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), tail.chunk())
+            .await
+            .expect("the tail sends the burst")
+            .unwrap()
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        // Whole events only: each ends with a blank line.
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let rows: Vec<Value> = serde_json::from_str(data).unwrap();
+                assert!(rows.len() <= 50, "a page at a time");
+                ids.extend(rows.iter().filter(|r| r["event"] == "user.registered").map(|r| r["user"].clone()));
+            }
+        }
+    }
+    let unique: std::collections::HashSet<_> = ids.iter().map(Value::to_string).collect();
+    assert_eq!((ids.len(), unique.len()), (121, 121), "every sign-up once, the knock included");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,26 +18,36 @@ for_both! {
             keep: &dyn Fn(&AuditEvent) -> bool,
         ) -> R<Vec<AuditEvent>> {
             let mut out = Vec::new();
-            let (low, mut high) = q.id_range();
+            let (mut low, mut high) = q.id_range();
+            let asc = q.ascending();
+            let order = if asc { "ASC" } else { "DESC" };
             while out.len() < limit {
                 let page: Vec<AuditEvent> = match (q.subject, q.event) {
                     (Some(s), _) => self.c.docs(
-                        "SELECT data FROM audit WHERE subject = $4 AND id >= $1 AND id < $2 \
-                         ORDER BY id DESC LIMIT $3",
+                        &format!(
+                            "SELECT data FROM audit WHERE subject = $4 AND id >= $1 AND id < $2 \
+                             ORDER BY id {order} LIMIT $3"
+                        ),
                         &[&low, &high, &PAGE, &s],
                     )?,
                     (None, Some(e)) => self.c.docs(
-                        "SELECT a.data FROM audit_families f JOIN audit a ON a.id = f.id \
-                         WHERE f.family = $4 AND f.id >= $1 AND f.id < $2 ORDER BY f.id DESC LIMIT $3",
+                        &format!(
+                            "SELECT a.data FROM audit_families f JOIN audit a ON a.id = f.id \
+                             WHERE f.family = $4 AND f.id >= $1 AND f.id < $2 ORDER BY f.id {order} LIMIT $3"
+                        ),
                         &[&low, &high, &PAGE, &e],
                     )?,
                     (None, None) => self.c.docs(
-                        "SELECT data FROM audit WHERE id >= $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                        &format!("SELECT data FROM audit WHERE id >= $1 AND id < $2 ORDER BY id {order} LIMIT $3"),
                         &[&low, &high, &PAGE],
                     )?,
                 };
                 let Some(last) = page.last() else { break };
-                high = last.id;
+                if asc {
+                    low = uuid::Uuid::from_u128(last.id.as_u128().saturating_add(1));
+                } else {
+                    high = last.id;
+                }
                 let full = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
                 out.extend(page.into_iter().filter(|e| keep(e)));
                 if full {

@@ -14,6 +14,11 @@ use crate::{
     store::ports::{AuditQuery, AuditReads, AuditWrites, COUNTED_EVENTS, R, event_families, minute_of},
 };
 
+/// A range oldest first (`asc`) or newest first.
+fn ordered<'a, I: DoubleEndedIterator + 'a>(range: I, asc: bool) -> Box<dyn Iterator<Item = I::Item> + 'a> {
+    if asc { Box::new(range) } else { Box::new(range.rev()) }
+}
+
 for_both! {
     impl AuditReads {
         fn audit_events(
@@ -37,22 +42,23 @@ for_both! {
                 }
                 Ok(out.len() < limit)
             };
+            let asc = q.ascending();
             if let Some(subject) = q.subject {
                 let index = self.tx.open_table(AUDIT_BY_SUBJECT)?;
-                for row in index.range((subject, low)..(subject, high))?.rev() {
+                for row in ordered(index.range((subject, low)..(subject, high))?, asc) {
                     if !take(row?.0.value().1)? {
                         break;
                     }
                 }
             } else if let Some(event) = q.event {
                 let index = self.tx.open_table(AUDIT_BY_EVENT)?;
-                for row in index.range((event, low)..(event, high))?.rev() {
+                for row in ordered(index.range((event, low)..(event, high))?, asc) {
                     if !take(row?.0.value().1)? {
                         break;
                     }
                 }
             } else {
-                for row in table.range(low..high)?.rev() {
+                for row in ordered(table.range(low..high)?, asc) {
                     let (_, v) = row?;
                     let e: AuditEvent = decode(v.value())?;
                     if keep(&e) {
