@@ -228,7 +228,8 @@ async fn login_needs_a_solved_challenge_after_repeated_failures() {
         c.brute_force.free_failures = 100;
         c.brute_force.challenge_after = 3;
         c.challenge.difficulty = 10;
-        c.challenge.ttl = HumanDuration::secs(2);
+        // Whole seconds: a challenge lives 4 to 5 s, time enough on a busy machine.
+        c.challenge.ttl = HumanDuration::secs(5);
     })
     .await;
     app.register("pow@example.com").await;
@@ -264,7 +265,7 @@ async fn login_needs_a_solved_challenge_after_repeated_failures() {
     // Expired challenges are refused.
     let old = challenge(&app).await;
     let old_nonce = authd::security::pow::solve(&old).unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     let r =
         login(json!({"login": "pow@example.com", "password": PASSWORD, "challenge": old, "nonce": old_nonce})).await;
     let body = assert_problem(r, StatusCode::UNAUTHORIZED, "challenge_failed").await;

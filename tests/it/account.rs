@@ -170,11 +170,11 @@ async fn the_account_page_works_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_asks_for_a_recent_sign_in_as_the_api_does() {
-    let app = passkey_app(|c| c.security.step_up_window = HumanDuration::secs(1)).await;
+    let app = passkey_app(|c| c.security.step_up_window = HumanDuration::secs(5)).await;
     app.register("bo@example.com").await;
     let b = browser();
     hosted_sign_in(&app, &b, "bo@example.com", PASSWORD).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     let (status, page) = change(&app, &b, &[("action", "profile"), ("email", "bo2@example.com")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(page.contains("For this change, sign in again first."), "{page}");

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::support::{PASSWORD, TestApp, Tokens, assert_problem};
 
 async fn audit(app: &TestApp, token: &str, query: &str) -> Value {
-    // Failed logins and throttling are written by a batching writer: give it a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Failed logins and throttling are written by a batching writer: until it has written.
+    app.svc().flush().await;
     let r = app.get_auth(&format!("/v1/admin/audit{query}"), token).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
@@ -152,7 +152,7 @@ async fn users_see_their_own_security_events() {
     let alice = app.signed_in("alice.events@example.com").await;
     let bob = app.signed_in("bob.events@example.com").await;
     app.post("/v1/auth/login", &json!({"login": "alice.events@example.com", "password": "not it at all"})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.svc().flush().await;
     let mine: Vec<Value> = app.get_auth("/v1/me/events", &alice.access).await.json().await.unwrap();
     let events: Vec<&str> = mine.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert!(events.contains(&"user.logged_in") && events.contains(&"user.login_failed"), "{events:?}");

@@ -60,7 +60,12 @@ async fn a_backup_under_load_restores_every_acknowledged_write_and_old_tokens_ve
     let ack = Arc::new(Mutex::new(Vec::new()));
     let writers: Vec<_> =
         (0..3).map(|c| tokio::spawn(register_until(server.base.clone(), c, stop.clone(), ack.clone()))).collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Until the writers have written a few (registering hashes a password: slow on a busy box).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ack.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "the writers wrote nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let backups = crate::support::private_dir();
     let file = backups.path().join("authd.backup");
     let file_arg = file.to_str().unwrap();

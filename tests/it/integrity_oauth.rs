@@ -158,12 +158,12 @@ async fn linking_needs_a_recent_sign_in_and_the_owner_is_told() {
     let sink = MailSink::start().await;
     let app = authd_with(port, vec![("op", op_config(&op))], |c| {
         sink.configure(c);
-        c.security.step_up_window = HumanDuration::secs(1);
+        c.security.step_up_window = HumanDuration::secs(5);
     })
     .await;
     app.register("yuri@example.com").await;
     let old = Tokens::from(&app.login("yuri@example.com", PASSWORD).await);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
 
     // A token older than the window (a stolen one, say) adds no way in.
     op.next(json!({"sub": "mallory-op", "email": "mallory@example.com", "email_verified": true})).await;

@@ -99,6 +99,11 @@ async fn the_server_runs_on_jemalloc_as_configured_unless_the_operator_chose_oth
         let pid = server.pid();
         let r = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
         assert_eq!(r.status(), 200);
+        // Each background thread starts (and names itself) on its own time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while jemalloc_background_threads(pid) != threads && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert_eq!(jemalloc_background_threads(pid), threads, "given {given:?}");
     }
 }

@@ -308,14 +308,14 @@ async fn a_credential_of_one_user_never_signs_in_as_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolment_needs_a_recent_sign_in_and_a_live_ceremony() {
     let app = passkey_app(|c| {
-        c.security.step_up_window = HumanDuration::secs(1);
+        c.security.step_up_window = HumanDuration::secs(5);
         c.passkeys.ceremony_ttl = HumanDuration::secs(1);
     })
     .await;
     let tokens = app.signed_in("sam@example.com").await;
     let mut device = Authenticator::new(&origin(&app));
     let (ceremony, options) = begin(&app, &tokens.access).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     let credential = device.create(&options).unwrap();
     let fresh = Tokens::from(&app.login("sam@example.com", PASSWORD).await);
     // The ceremony outlived passkeys.ceremony_ttl.

@@ -262,12 +262,12 @@ async fn changing_the_email_needs_a_recent_sign_in() {
     let sink = MailSink::start().await;
     let app = TestApp::spawn_with(|c| {
         with_mail(&sink, VerifyMode::Optional)(c);
-        c.security.step_up_window = HumanDuration::secs(1);
+        c.security.step_up_window = HumanDuration::secs(5);
     })
     .await;
     assert_eq!(register(&app, "gus@example.com").await.status(), StatusCode::CREATED);
     let t = Tokens::from(&app.login("gus@example.com", PASSWORD).await);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     // A refresh keeps the original sign-in time.
     let refreshed: Value = app.refresh(&t.refresh).await.json().await.unwrap();
     let access = refreshed["access_token"].as_str().unwrap();

@@ -152,7 +152,7 @@ pub async fn users(app: &TestApp) -> usize {
 
 /// The reasons of the refused external logins audited so far.
 pub async fn failures(app: &TestApp) -> Vec<String> {
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.svc().flush().await;
     let filter = authd::service::audit::AuditFilter { event: Some("user.oauth_failed".into()), ..Default::default() };
     app.svc()
         .audit
