@@ -205,3 +205,38 @@ async fn old_events_are_pruned_after_the_retention() {
         app.svc().audit.events(&authd::service::Principal::Operator, Default::default(), None, 100).await.unwrap();
     assert_eq!(left.len(), 1);
 }
+
+/// The live tail's read: events after a given one, oldest first, a page at a time, none
+/// skipped, on both stores.
+async fn events_after_an_event_come_oldest_first_a_page_at_a_time(app: &TestApp) {
+    let by = authd::service::Principal::Operator;
+    app.register("first.of.many@example.com").await;
+    let newest = app.svc().audit.events(&by, Default::default(), None, 1).await.unwrap();
+    let mut after = newest[0].id;
+    for n in 0..7 {
+        app.register(&format!("many{n}@example.com")).await;
+    }
+    let mut seen = Vec::new();
+    loop {
+        let page = app.svc().audit.newer(&by, after, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        assert!(page.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        let Some(last) = page.last() else { break };
+        assert!(page[0].id > after);
+        after = last.id;
+        seen.extend(page.iter().filter(|e| e.event == "user.registered").map(|e| e.subject));
+    }
+    assert_eq!(seen.len(), 7, "every sign-up once: {seen:?}");
+}
+
+#[tokio::test]
+async fn events_after_an_event_come_oldest_first_on_redb() {
+    events_after_an_event_come_oldest_first_a_page_at_a_time(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn events_after_an_event_come_oldest_first_on_postgres() {
+    let Some(db) = crate::support::postgres_db().await else { return };
+    let app = TestApp::spawn_with(|c| crate::support::use_postgres(c, &db)).await;
+    events_after_an_event_come_oldest_first_a_page_at_a_time(&app).await;
+}
