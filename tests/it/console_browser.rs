@@ -80,7 +80,15 @@ async fn in_chromium_an_admin_acts_on_users_and_keys_and_reads_the_trail() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(chromium.text("#roles").await.contains("moderator"));
+    // The page already shows a status line (the role grant's): wait for the next page.
+    let page = chromium.text("body").await;
     chromium.click("#sessions form:has(input[value=end_session]) button").await;
+    for _ in 0..100 {
+        if chromium.text("body").await != page {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     chromium.shown("p[role=status]").await;
     assert_eq!(app.refresh(&zed2.refresh).await.status(), StatusCode::UNAUTHORIZED);
 

@@ -375,7 +375,7 @@ async fn token(f: Data<&Fake>, req: &Request, Form(form): Form<std::collections:
         return Response::builder().status(PoemStatus::BAD_GATEWAY).finish();
     }
     if mode == "slow" {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
     if !by_basic && form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
         return Response::builder().status(PoemStatus::UNAUTHORIZED).body(r#"{"error":"invalid_client"}"#);
@@ -471,7 +471,8 @@ async fn id_tokens_that_fail_a_check_are_refused_and_nothing_is_stored() {
     let fake = start_fake().await;
     let mut p = provider(ProviderKind::Oidc);
     p.issuer = Some(fake.base());
-    let app = authd_with(free_port(), vec![("fake", p)], |c| c.oauth.timeout = HumanDuration::secs(1)).await;
+    // Time for every answer on a busy machine, and shorter than the slow one's wait.
+    let app = authd_with(free_port(), vec![("fake", p)], |c| c.oauth.timeout = HumanDuration::secs(3)).await;
     for (mode, error, reason) in [
         ("wrong_nonce", "invalid_id_token", "nonce does not match"),
         ("wrong_aud", "invalid_id_token", "meant for another audience"),

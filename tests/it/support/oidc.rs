@@ -80,7 +80,8 @@ pub async fn authd_with(port: u16, providers: Vec<(&str, ProviderConfig)>, tweak
     TestApp::spawn_with(move |c| {
         c.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         c.oauth.allowed_redirects = vec![APP.into()];
-        c.oauth.timeout = HumanDuration::secs(2);
+        // The spawned provider answers late on a busy machine.
+        c.oauth.timeout = HumanDuration::secs(10);
         c.oauth.providers = providers.into_iter().collect();
         tweak(c);
     })
