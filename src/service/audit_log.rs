@@ -43,12 +43,16 @@ impl AuditLog {
         self.query(filter, before.map_or(Cursor::Newest, Cursor::Before), limit).await
     }
 
-    /// Events newer than the event `after`, oldest first, at most `limit` of them: the console's
-    /// live tail, which asks again from the last one it got, so a burst comes whole, a page at a
-    /// time. Needs `audit:read`.
+    /// Events newer than the event `after` and at least two seconds old, oldest first, at most
+    /// `limit` of them: the console's live tail, which asks again from the last one it got, so
+    /// a burst comes whole, a page at a time. Needs `audit:read`.
     pub async fn newer(&self, by: &Principal, after: Uuid, limit: usize) -> Result<Vec<AuditEvent>> {
         self.core.authority(by, "audit:read")?;
-        let mut events = self.query(AuditFilter::default(), Cursor::After(after), limit).await?;
+        // Only what has settled: an event's id is made before its commit, and one queued for a
+        // batch (failed sign-ins), or committed by a slower transaction or another node, can
+        // land behind a cursor that moved on. Two seconds covers them; the tail lags by that.
+        let filter = AuditFilter { until_ms: Some(now_millis().saturating_sub(2_000)), ..AuditFilter::default() };
+        let mut events = self.query(filter, Cursor::After(after), limit).await?;
         events.retain(|e| e.id > after);
         Ok(events)
     }

@@ -3,8 +3,11 @@
 //! permissions again, so a page that shows too much still cannot do too much.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use uuid::Uuid;
@@ -63,24 +66,36 @@ pub struct Console {
     core: Arc<Core>,
     provider: Arc<Provider>,
     /// Live tails open on this node, per console session.
-    tails: Arc<Mutex<HashMap<Uuid, usize>>>,
+    tails: Arc<Tails>,
 }
 
 /// Live tails one console session may hold open at once: each reads the log every second.
 pub const MAX_TAILS_PER_SESSION: usize = 4;
 
+/// Per console session, its open tails oldest first: a number and the flag that ends it.
+type Tails = Mutex<HashMap<Uuid, VecDeque<(u64, Arc<AtomicBool>)>>>;
+
 /// An open live tail; closing it (dropping this) frees its place.
 pub struct TailSlot {
-    tails: Arc<Mutex<HashMap<Uuid, usize>>>,
+    tails: Arc<Tails>,
     session: Uuid,
+    id: u64,
+    ended: Arc<AtomicBool>,
+}
+
+impl TailSlot {
+    /// A newer tail of the same session took this one's place: the stream should end.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for TailSlot {
     fn drop(&mut self) {
         let mut tails = self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = tails.get_mut(&self.session) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(open) = tails.get_mut(&self.session) {
+            open.retain(|(id, _)| *id != self.id);
+            if open.is_empty() {
                 tails.remove(&self.session);
             }
         }
@@ -92,21 +107,27 @@ impl Console {
         Self { core, provider, tails: Arc::default() }
     }
 
-    /// A place for one more live tail of the audit log in `viewer`'s session: at most
-    /// [`MAX_TAILS_PER_SESSION`], so that a session (or whoever stole it) cannot make the node
-    /// read the log a thousand times a second.
+    /// A live tail of the audit log in `viewer`'s session. A session holds at most
+    /// [`MAX_TAILS_PER_SESSION`] (so that it, or whoever stole it, cannot make the node read the
+    /// log a thousand times a second); a newer one ends the oldest, so that a reload, whose
+    /// old connection the node may not have seen close yet, is never refused.
     pub fn open_tail(&self, viewer: &Viewer) -> Result<TailSlot> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         if !viewer.may("audit:read") {
             return Err(Error::Forbidden("audit:read".into()));
         }
         let session = viewer.ctx.session_id;
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let ended = Arc::new(AtomicBool::new(false));
         let mut tails = self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let open = tails.entry(session).or_default();
-        if *open >= MAX_TAILS_PER_SESSION {
-            return Err(Error::RateLimited(5));
+        while open.len() >= MAX_TAILS_PER_SESSION {
+            if let Some((_, oldest)) = open.pop_front() {
+                oldest.store(true, Ordering::Release);
+            }
         }
-        *open += 1;
-        Ok(TailSlot { tails: Arc::clone(&self.tails), session })
+        open.push_back((id, Arc::clone(&ended)));
+        Ok(TailSlot { tails: Arc::clone(&self.tails), session, id, ended })
     }
 
     /// The counts the overview shows: users, and sign-ins and failures over the last hour and

@@ -135,7 +135,7 @@ pub trait ClientWrites {
     fn delete_client(&mut self, id: Uuid) -> R<bool>;
 }
 
-/// Which audit events to read, newest first: about `subject`, named `event` or `event.*`, in
+/// Which audit events to read, newest first (oldest first with `after`): about `subject`, named `event` or `event.*`, in
 /// `[since_ms, until_ms)`, older than the event `before`, each when given. With `after`: newer
 /// than that event, oldest first (a live tail's next page).
 #[derive(Debug, Clone, Copy, Default)]

@@ -59,7 +59,7 @@ pub(super) struct TailQuery {
 /// `GET /ui/admin/audit/stream?after=<event id>`: events newer than that one, as server-sent
 /// events, for the page's live tail. The viewer is checked again before each look, so a sign-out,
 /// a disable or a lost permission ends the stream. A burst is sent a page at a time without
-/// waiting in between; a session holds a few tails at once (429 beyond).
+/// waiting in between; a session holds a few tails at once, a newer one ending the oldest.
 #[handler]
 pub(super) async fn stream(
     svc: Data<&Arc<crate::service::AuthService>>,
@@ -74,6 +74,9 @@ pub(super) async fn stream(
     let Ok(after) = Uuid::parse_str(q.after.trim()) else {
         return problem_response(Error::invalid("after", "invalid_cursor", "the id of an audit event"));
     };
+    // A browser reconnecting says what it last got: from there, not from the page's cursor.
+    let resumed = req.header("last-event-id").and_then(|h| Uuid::parse_str(h.trim()).ok());
+    let after = resumed.map_or(after, |r| r.max(after));
     // Held by the stream: its place is freed when the browser goes.
     let slot = match svc.console.open_tail(&v) {
         Ok(s) => s,
@@ -91,6 +94,9 @@ pub(super) async fn stream(
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
                 wait = true;
+                if slot.is_ended() {
+                    return None;
+                }
                 let Ok(Some(v)) = svc.console.viewer(cookie.as_deref()).await else { return None };
                 let Ok(found) = svc.audit.newer(&v.principal(), after, PAGE).await else { return None };
                 if let Some(last) = found.last() {
