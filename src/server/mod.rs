@@ -224,7 +224,7 @@ impl Application {
                 }
                 let ended = tokio::select! {
                     r = tokio::time::timeout(delay, &mut main) => r.is_ok(),
-                    () = async { match again { Some(a) => a.await, None => std::future::pending().await } } => false,
+                    () = async { if let Some(a) = again { a.await } else { std::future::pending().await } } => false,
                 };
                 let _ = stop.send(true);
                 if !ended {

@@ -52,12 +52,15 @@ impl AuditLog {
         // batch (failed sign-ins), or committed by a slower transaction or another node, can
         // land behind a cursor that moved on. Two seconds covers them; the tail lags by that.
         let filter = AuditFilter { until_ms: Some(now_millis().saturating_sub(2_000)), ..AuditFilter::default() };
-        let mut events = self.query(filter, Cursor::After(after), limit).await?;
-        events.retain(|e| e.id > after);
-        Ok(events)
+        self.query(filter, Cursor::After(after), limit).await
     }
 
     async fn query(&self, filter: AuditFilter, at: Cursor, limit: usize) -> Result<Vec<AuditEvent>> {
+        let (before, after) = match at {
+            Cursor::Newest => (None, None),
+            Cursor::Before(id) => (Some(id), None),
+            Cursor::After(id) => (None, Some(id)),
+        };
         self.core
             .db(move |s| {
                 let q = crate::store::AuditQuery {
@@ -65,14 +68,8 @@ impl AuditLog {
                     event: filter.event.as_deref(),
                     since_ms: filter.since_ms,
                     until_ms: filter.until_ms,
-                    before: match at {
-                        Cursor::Before(id) => Some(id),
-                        _ => None,
-                    },
-                    after: match at {
-                        Cursor::After(id) => Some(id),
-                        _ => None,
-                    },
+                    before,
+                    after,
                 };
                 s.read(|tx| tx.audit_events(&q, limit, &|e| filter.keeps(e)).map_err(Error::from))
             })

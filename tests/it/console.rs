@@ -454,18 +454,26 @@ async fn a_failed_webhook_delivery_is_seen_and_sent_again() {
     );
 }
 
+/// Signs an administrator in at a new browser and opens the audit page: the browser, the page,
+/// and the id its live tail starts after.
+async fn audit_page(app: &TestApp) -> (Client, String, String) {
+    app.admin("root@example.com").await;
+    let b = browser();
+    console_sign_in(app, &b, "root@example.com").await;
+    let (_, html) = open(app, &b, "/ui/admin/audit").await;
+    let re = regex::Regex::new(r#"id="audit-tail" data-after="([^"]+)""#).unwrap();
+    let after = re.captures(&html).unwrap_or_else(|| panic!("no tail: {html}"))[1].to_owned();
+    (b, html, after)
+}
+
 /// A console session holds a few live tails at once: a newer one ends the oldest (a reload is
 /// never refused). A burst of more than a page arrives whole, in order, and a browser that
 /// reconnects with Last-Event-ID gets only what came after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_holds_a_few_live_tails_and_a_burst_arrives_whole() {
     let app = TestApp::spawn().await;
-    app.admin("root@example.com").await;
-    let b = browser();
-    console_sign_in(&app, &b, "root@example.com").await;
-    let (_, html) = open(&app, &b, "/ui/admin/audit").await;
-    let re = regex::Regex::new(r#"id="audit-tail" data-after="([^"]+)""#).unwrap();
-    let url = app.url(&format!("/ui/admin/audit/stream?after={}", &re.captures(&html).unwrap()[1]));
+    let (b, _, after) = audit_page(&app).await;
+    let url = app.url(&format!("/ui/admin/audit/stream?after={after}"));
     let mut tails = Vec::new();
     for _ in 0..4 {
         let r = b.get(&url).send().await.unwrap();
@@ -550,12 +558,7 @@ impl Reader {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_streams_new_events_until_the_viewer_signs_out() {
     let app = TestApp::spawn().await;
-    app.admin("root@example.com").await;
-    let b = browser();
-    console_sign_in(&app, &b, "root@example.com").await;
-    let (_, html) = open(&app, &b, "/ui/admin/audit").await;
-    let re = regex::Regex::new(r#"id="audit-tail" data-after="([^"]+)""#).unwrap();
-    let after = re.captures(&html).unwrap_or_else(|| panic!("no tail: {html}"))[1].to_owned();
+    let (b, html, after) = audit_page(&app).await;
     assert!(html.contains("<script>"), "the page's one script follows the tail");
     // A filtered page offers no tail.
     assert!(!open(&app, &b, "/ui/admin/audit?event=user").await.1.contains("audit-tail"));

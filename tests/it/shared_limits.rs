@@ -190,16 +190,7 @@ async fn metrics_are_off_without_a_token_and_parse_with_an_independent_parser() 
         .post("/v1/auth/login", &serde_json::json!({"login": "mona@example.com", "password": "not her password"}))
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .bearer_auth("scrape-token-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_auth("/metrics", "scrape-token-0123456789").await.text().await.unwrap();
     let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let find = |name: &str, label: (&str, &str)| {
         scraped

@@ -277,16 +277,7 @@ async fn a_token_authd_signed_is_known_good_at_its_first_use() {
     let app =
         TestApp::spawn_with(|c| c.metrics.token = Some(authd::config::Secret("scrape-token-0123456789".into()))).await;
     let counts = || async {
-        let text = app
-            .http
-            .get(app.url("/metrics"))
-            .bearer_auth("scrape-token-0123456789")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.get_auth("/metrics", "scrape-token-0123456789").await.text().await.unwrap();
         let count = |name: &str| -> u64 {
             text.lines()
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())

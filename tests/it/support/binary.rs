@@ -97,26 +97,25 @@ pub async fn fails(dir: &Path, args: &[&str], needle: &str) {
     assert!(o.stderr.contains(needle), "authd {args:?}: stderr {:?} lacks {needle:?}", o.stderr);
 }
 
-/// Registers `email` with the test password through `base` (a server, or a proxy before one).
+/// POSTs `body` as JSON to `path` through `base` (a server, or a proxy before one).
+async fn post_json(base: &str, path: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap()
+}
+
+/// Registers `email` with the test password through `base`.
 pub async fn register(base: &str, email: &str) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/register"))
-        .json(&serde_json::json!({"email": email, "password": super::PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        post_json(base, "/v1/auth/register", serde_json::json!({"email": email, "password": super::PASSWORD})).await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED, "registering {email}");
 }
 
 /// Signs `email` in with the test password through `base`: the token response.
 pub async fn login(base: &str, email: &str) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/login"))
-        .json(&serde_json::json!({"login": email, "password": super::PASSWORD}))
-        .send()
+    post_json(base, "/v1/auth/login", serde_json::json!({"login": email, "password": super::PASSWORD}))
         .await
-        .unwrap();
-    r.json().await.unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// `authd serve` in `dir` on a free port, with rate limits off as in `TestApp` (limits have
