@@ -1,23 +1,23 @@
 //! In-process state, the one home for it: revocations checked on every request, caches with
-//! expiring entries (verified tokens, users, recent sends), and the fast state several nodes may
+//! expiring entries (verified tokens, users, clients, recent sends), and the fast state several nodes may
 //! share (rate-limit buckets, failed-login counts, single-use claims), as ports with a memory
 //! (moka) and a Redis backend. Nothing outside this folder names moka or Redis.
 
 mod expiring;
 mod memory;
+mod records;
 mod redis;
 mod revocations;
 mod stash;
-mod users;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
 pub use expiring::Expiring;
 pub use memory::MemoryBuckets;
+pub use records::{ClientCache, UserCache};
 pub use redis::Redis;
 pub use revocations::RevocationCache;
 pub use stash::MemoryStash;
-pub use users::UserCache;
 
 /// The answer of one GCRA step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -238,7 +238,11 @@ impl Clients {
 
     /// A client as stored, for the protocol endpoints.
     pub(crate) async fn get(&self, id: Uuid) -> Result<Option<Client>> {
-        self.core.db(move |s| s.read(|tx| tx.client(id).map_err(Error::from))).await
+        if let Some(c) = self.core.store.cached_client(id) {
+            return Ok(Some(Client::clone(&c)));
+        }
+        let c = self.core.db(move |s| s.load_client(id).map_err(Error::from)).await?;
+        Ok(c.map(|c| Client::clone(&c)))
     }
 
     /// The client by the id it presented, if that is one of ours.

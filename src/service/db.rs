@@ -14,18 +14,21 @@ use uuid::Uuid;
 
 use super::audit::AuditContext;
 use crate::{
-    cache::{RevocationCache, UserCache},
-    model::{AuditEvent, OutboxMessage, Revocation, RevocationKind, UnixTime, User, WebhookEndpoint, now, now_millis},
+    cache::{ClientCache, RevocationCache, UserCache},
+    model::{
+        AuditEvent, Client, OutboxMessage, Revocation, RevocationKind, UnixTime, User, WebhookEndpoint, now, now_millis,
+    },
     store::{ChangeFeed, ReadTx, Store, StoreError, WriteTx},
 };
 
-/// The store, with the webhook endpoints from the config file and a cache of users. Cheap to
-/// clone.
+/// The store, with the webhook endpoints from the config file and caches of users and clients.
+/// Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Db {
     store: Store,
     webhooks: Arc<Vec<WebhookEndpoint>>,
     users: Arc<UserCache>,
+    clients: Arc<ClientCache>,
     revocations: Arc<RevocationCache>,
     /// How long a revocation is kept: until every access token it covers has expired.
     revocation_ttl: u64,
@@ -41,7 +44,15 @@ impl Db {
         revocations: Arc<RevocationCache>,
         revocation_ttl: u64,
     ) -> Self {
-        Self { store, webhooks: Arc::new(webhooks), users: Arc::default(), revocations, revocation_ttl, request: None }
+        Self {
+            store,
+            webhooks: Arc::new(webhooks),
+            users: Arc::default(),
+            clients: Arc::default(),
+            revocations,
+            revocation_ttl,
+            request: None,
+        }
     }
 
     /// This handle, for transactions that serve `request`.
@@ -49,9 +60,10 @@ impl Db {
         Self { request: Some(request), ..self.clone() }
     }
 
-    /// Drops cached users past their time.
+    /// Drops cached users and clients past their time.
     pub fn sweep(&self) {
         self.users.sweep();
+        self.clients.sweep();
     }
 
     /// A user if cached: no storage, so no blocking thread needed.
@@ -66,13 +78,34 @@ impl Db {
             return Ok(None);
         };
         let user = Arc::new(user);
-        self.users.keep(mark, &user);
+        self.users.keep(mark, id, &user);
         Ok(Some(user))
     }
 
     /// Forgets a user another node changed, or (`None`) every user.
     pub fn forget_users(&self, id: Option<Uuid>) {
         self.users.forget(id);
+    }
+
+    /// A client if cached: no storage, so no blocking thread needed.
+    pub fn cached_client(&self, id: Uuid) -> Option<Arc<Client>> {
+        self.clients.get(id)
+    }
+
+    /// Reads a client from the store and caches it, unless a client write raced the read.
+    pub fn load_client(&self, id: Uuid) -> Result<Option<Arc<Client>>, StoreError> {
+        let mark = self.clients.mark();
+        let Some(client) = self.store.read(|tx| tx.client(id))? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        self.clients.keep(mark, id, &client);
+        Ok(Some(client))
+    }
+
+    /// Forgets a client another node changed, or (`None`) every client.
+    pub fn forget_clients(&self, id: Option<Uuid>) {
+        self.clients.forget(id);
     }
 
     /// A consistent copy of the database in the new file `to`.
@@ -116,6 +149,9 @@ impl Db {
             for id in effects.users_written {
                 self.forget_users(Some(id));
             }
+            for id in effects.clients_written {
+                self.forget_clients(Some(id));
+            }
             for r in &effects.revoked {
                 self.revocations.apply(r);
             }
@@ -132,6 +168,8 @@ impl Db {
 struct Effects {
     /// Users written, whose cached copies go.
     users_written: Vec<Uuid>,
+    /// Clients written, likewise.
+    clients_written: Vec<Uuid>,
     /// Revocations, for the in-memory check.
     revoked: Vec<Revocation>,
 }
@@ -160,9 +198,19 @@ impl DerefMut for Tx<'_> {
     }
 }
 
-/// User writes go through here (inherent methods win over the store's), so that the cache
-/// hears of each.
+/// User and client writes go through here (inherent methods win over the store's), so that the
+/// caches hear of each.
 impl Tx<'_> {
+    pub fn put_client(&mut self, client: &Client) -> Result<(), StoreError> {
+        self.effects.clients_written.push(client.id);
+        self.inner.put_client(client)
+    }
+
+    pub fn delete_client(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        self.effects.clients_written.push(id);
+        self.inner.delete_client(id)
+    }
+
     pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
         self.effects.users_written.push(user.id);
         self.inner.insert_user(user)

@@ -324,7 +324,7 @@ impl AuthService {
         self.core.public_url()
     }
 
-    /// Keeps this node's in-memory state (revocations, keys, roles) in step with what other
+    /// Keeps this node's in-memory state (revocations, keys, roles, cached users and clients) in step with what other
     /// nodes, or the CLI, commit to a shared database. Nothing to do for an embedded one.
     pub fn follow_changes(self: &Arc<Self>) {
         let Some(mut feed) = self.core.store.changes() else { return };
@@ -351,8 +351,13 @@ impl AuthService {
                 self.core.store.forget_users(Some(id));
                 Ok(())
             }
+            Change::Client(id) => {
+                self.core.store.forget_clients(Some(id));
+                Ok(())
+            }
             Change::Resync => {
                 self.core.store.forget_users(None);
+                self.core.store.forget_clients(None);
                 let revs = self.core.db(|s| s.read(|tx| tx.revocations().map_err(Error::from))).await?;
                 for r in &revs {
                     self.core.revocations.apply(r);

@@ -355,6 +355,8 @@ pub enum Change {
     Roles,
     /// A user changed or went: forget any copy of it.
     User(Uuid),
+    /// A client changed or went: likewise.
+    Client(Uuid),
     /// The feed was (re)connected and may have missed changes: reload everything.
     Resync,
 }

@@ -111,6 +111,9 @@ async fn a_backend_gets_a_token_with_client_credentials_then_introspects() {
         app.post_auth("/v1/token/introspect", &fresh, &json!({"token": user.access})).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    let r =
+        token(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &new_secret)], None).await;
+    oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
     let r = app.post_auth("/v1/admin/clients", &user.access, &json!({"name": "sneaky"})).await;
     assert_problem(r, StatusCode::FORBIDDEN, "insufficient_permission").await;
 }

@@ -102,6 +102,34 @@ async fn a_key_rotated_on_one_node_signs_on_both() {
 }
 
 #[tokio::test]
+async fn a_client_secret_rotated_on_one_node_stops_working_on_the_other() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let admin = a.admin("ops@example.com").await;
+    let created: Value =
+        a.post_auth("/v1/admin/clients", &admin.access, &json!({"name": "billing"})).await.json().await.unwrap();
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let old = created["client_secret"].as_str().unwrap().to_owned();
+    let token = async |node: &TestApp, secret: &str| -> StatusCode {
+        let form = [("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", secret)];
+        node.http.post(node.url("/v1/token")).form(&form).send().await.unwrap().status()
+    };
+    // B knows (and keeps) the client; A rotates its secret, then removes it.
+    assert_eq!(token(&b, &old).await, StatusCode::OK);
+    let rotated: Value = a
+        .post_auth(&format!("/v1/admin/clients/{id}/rotate-secret"), &admin.access, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(soon(async || token(&b, &old).await == StatusCode::UNAUTHORIZED).await, "B forgets the old secret");
+    assert_eq!(token(&b, &new).await, StatusCode::OK);
+    let r = a.http.delete(a.url(&format!("/v1/admin/clients/{id}"))).bearer_auth(&admin.access).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(soon(async || token(&b, &new).await == StatusCode::UNAUTHORIZED).await, "B forgets the client");
+}
+
+#[tokio::test]
 async fn a_role_taken_away_on_one_node_is_cut_off_on_the_other() {
     let Some((a, b)) = two_nodes().await else { return };
     let admin = a.admin("boss@example.com").await;

@@ -26,6 +26,7 @@ enum Message {
     Keys,
     Roles,
     User(uuid::Uuid),
+    Client(uuid::Uuid),
 }
 
 /// A notice and the process that sent it: a node applies its own changes as it makes them, and
@@ -43,6 +44,7 @@ impl Write {
             Change::Keys => Message::Keys,
             Change::Roles => Message::Roles,
             Change::User(id) => Message::User(*id),
+            Change::Client(id) => Message::Client(*id),
             Change::Resync => return Ok(()),
         };
         let payload = serde_json::to_string(&Notice { from: self.origin, change: message }).unwrap_or_default();
@@ -120,6 +122,7 @@ where
                 Message::Keys => Change::Keys,
                 Message::Roles => Change::Roles,
                 Message::User(id) => Change::User(id),
+                Message::Client(id) => Change::Client(id),
             },
             Err(_) => Change::Resync,
         };

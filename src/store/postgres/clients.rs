@@ -1,11 +1,11 @@
-//! Service clients.
+//! Clients.
 
 use uuid::Uuid;
 
 use super::{Lock, Write, for_both, to_doc};
 use crate::{
     model::Client,
-    store::ports::{ClientReads, ClientWrites, R},
+    store::ports::{Change, ClientReads, ClientWrites, R},
 };
 
 for_both! {
@@ -26,10 +26,12 @@ impl ClientWrites for Write {
             "INSERT INTO clients (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
             &[&c.id, &to_doc(c)?],
         )?;
-        Ok(())
+        self.announce(&Change::Client(c.id))
     }
 
     fn delete_client(&mut self, id: Uuid) -> R<bool> {
-        Ok(self.c.execute("DELETE FROM clients WHERE id = $1", &[&id])? > 0)
+        let deleted = self.c.execute("DELETE FROM clients WHERE id = $1", &[&id])? > 0;
+        self.announce(&Change::Client(id))?;
+        Ok(deleted)
     }
 }
