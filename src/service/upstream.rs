@@ -41,6 +41,8 @@ use crate::{
 const STATE_TTL: u64 = 600;
 /// How long the application has to exchange the code it was sent back with.
 const EXCHANGE_TTL: u64 = 60;
+/// Tolerated clock difference with a provider, for its `auth_time`.
+const AUTH_TIME_LEEWAY: u64 = 60;
 /// Spent states this node remembers (each for `STATE_TTL`), whatever the flood.
 const SPENT_STATES: u64 = 100_000;
 
@@ -55,6 +57,10 @@ struct Started {
     link_to: Option<Uuid>,
     /// The application's own PKCE challenge (S256), which the exchange must answer.
     app_challenge: Option<String>,
+    /// The login must have happened at the provider at or after this (a client asked authd
+    /// for a fresh one: `prompt=login`, `max_age`).
+    #[serde(default)]
+    fresh_after: Option<UnixTime>,
 }
 
 /// What an exchange code stands for, sealed in its record.
@@ -224,16 +230,26 @@ impl Upstream {
     ) -> Result<(Redirect, String)> {
         let p = self.login_target(provider, redirect_uri)?;
         let app_challenge = self.app_challenge(code_challenge, code_challenge_method)?;
-        self.begin(p, redirect_uri, None, app_challenge).await
+        self.begin(p, redirect_uri, None, app_challenge, None).await
     }
 
     /// Starts a login at `provider` for the hosted login page, which comes back to authd's own
     /// `/ui/login/upstream` (always allowed: it is no application's) with the page's PKCE
-    /// challenge.
-    pub async fn hosted_start(&self, provider: &str, challenge: String) -> Result<(Redirect, String)> {
+    /// challenge. Where the request asks for a login at or after `fresh_after`, the provider is
+    /// asked for one too, and only a provider whose answer says when the user authenticated
+    /// (OpenID Connect) can give it: `StepUpRequired` otherwise.
+    pub async fn hosted_start(
+        &self,
+        provider: &str,
+        challenge: String,
+        fresh_after: Option<UnixTime>,
+    ) -> Result<(Redirect, String)> {
         let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
+        if fresh_after.is_some() && !p.tells_auth_time() {
+            return Err(Error::StepUpRequired);
+        }
         let back = self.hosted_return_url();
-        self.begin(p, &back, None, Some(challenge)).await
+        self.begin(p, &back, None, Some(challenge), fresh_after).await
     }
 
     /// Starts linking `provider` to the signed-in user of the account page, after a recent
@@ -242,7 +258,7 @@ impl Upstream {
         self.core.require_recent_auth(ctx)?;
         let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
         let back = format!("{}/ui/account", self.core.public_url().trim_end_matches('/'));
-        self.begin(p, &back, Some(ctx.user_id), None).await
+        self.begin(p, &back, Some(ctx.user_id), None, None).await
     }
 
     /// Where a login started from the hosted login page comes back to.
@@ -260,7 +276,7 @@ impl Upstream {
     ) -> Result<(Redirect, String)> {
         self.core.require_recent_auth(ctx)?;
         let p = self.login_target(provider, redirect_uri)?;
-        self.begin(p, redirect_uri, Some(ctx.user_id), None).await
+        self.begin(p, redirect_uri, Some(ctx.user_id), None, None).await
     }
 
     async fn begin(
@@ -269,10 +285,12 @@ impl Upstream {
         redirect_uri: &str,
         link_to: Option<Uuid>,
         app_challenge: Option<String>,
+        fresh_after: Option<UnixTime>,
     ) -> Result<(Redirect, String)> {
         let (state, nonce, pkce) = (random::new_token(), random::new_token(), Pkce::new());
+        let max_age = fresh_after.map(|t| now().saturating_sub(t));
         let location = p
-            .authorize_url(&self.oauth_callback_url(&p.name), &state, &nonce, &pkce)
+            .authorize_url(&self.oauth_callback_url(&p.name), &state, &nonce, &pkce, max_age)
             .await
             .map_err(|e| Error::ProviderUnavailable(e.to_string()))?;
         let started = Started {
@@ -282,6 +300,7 @@ impl Upstream {
             verifier: pkce.verifier,
             link_to,
             app_challenge,
+            fresh_after,
         };
         let body = serde_json::to_vec(&started).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((Redirect { location }, self.core.data_key.seal(&state_context(&p.name, &state), &body)))
@@ -376,6 +395,14 @@ impl Upstream {
                 return Ok(back(e.code()));
             }
         };
+        // Asked for a fresh login, the provider must say it made one: an older auth_time, or
+        // none, is a session it kept (a step-up that asked nobody anything).
+        if let Some(after) = started.fresh_after
+            && who.auth_time.is_none_or(|t| t + AUTH_TIME_LEEWAY < after)
+        {
+            self.oauth_failure(provider, "login_not_fresh", started.link_to);
+            return Ok(back("login_required"));
+        }
         if let Some(user) = started.link_to {
             return match self.link_identity(user, p, &who).await {
                 Ok(()) => Ok(Redirect { location: with_params(&started.redirect_uri, &[("linked", provider)]) }),

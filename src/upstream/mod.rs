@@ -48,6 +48,8 @@ pub struct ExternalUser {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// When the user last authenticated at the provider: only an ID token says.
+    pub auth_time: Option<u64>,
 }
 
 /// What a login needs to carry from start to callback.
@@ -112,6 +114,12 @@ pub struct Tokens {
 }
 
 impl Provider {
+    /// Whether the provider says when the user authenticated (an ID token's `auth_time`), so
+    /// that a login it answers can be known to be fresh.
+    pub fn tells_auth_time(&self) -> bool {
+        self.oidc.is_some()
+    }
+
     pub fn display_name(&self) -> String {
         self.cfg.display_name.clone().unwrap_or_else(|| self.name.clone())
     }
@@ -128,6 +136,7 @@ impl Provider {
         state: &str,
         nonce: &str,
         pkce: &Pkce,
+        max_age: Option<u64>,
     ) -> Result<String, ProviderError> {
         let endpoint = match &self.oidc {
             Some(o) => o.discovery().await?.authorization_endpoint,
@@ -146,6 +155,11 @@ impl Provider {
                 .append_pair("code_challenge_method", "S256");
             if self.oidc.is_some() {
                 q.append_pair("nonce", nonce);
+            }
+            // A fresh login asked of authd is asked of the provider too (OIDC Core §3.1.2.1); its
+            // ID token's auth_time then says whether it did ask.
+            if let Some(age) = max_age {
+                q.append_pair("prompt", "login").append_pair("max_age", &age.to_string());
             }
         }
         Ok(url.into())
@@ -208,6 +222,7 @@ impl Provider {
                     email: claims.email,
                     email_verified: claims.email_verified,
                     name: claims.name,
+                    auth_time: claims.auth_time,
                 };
                 if user.email.is_none()
                     && let (Some(at), Some(endpoint)) = (&tokens.access_token, o.discovery().await?.userinfo_endpoint)

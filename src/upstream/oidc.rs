@@ -41,6 +41,8 @@ pub struct IdClaims {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// When the user last authenticated at the provider, if it says.
+    pub auth_time: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +189,7 @@ fn check_claims(
         email: s("email").map(|e| e.trim().to_lowercase()),
         email_verified: super::userinfo::truthy(c.get("email_verified")),
         name: s("name").map(str::to_owned),
+        auth_time: c.get("auth_time").and_then(serde_json::Value::as_u64),
     })
 }
 

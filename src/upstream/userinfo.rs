@@ -59,6 +59,7 @@ pub async fn identify(
                 email: pick.and_then(|e| text(e, "email")),
                 email_verified: pick.is_some(),
                 name: text(&info, "name").or_else(|| text(&info, "login")),
+                auth_time: None,
             }
         }
         ProviderKind::Facebook => ExternalUser {
@@ -67,6 +68,7 @@ pub async fn identify(
             // Facebook says nothing of verification: never trusted for linking.
             email_verified: false,
             name: text(&info, "name"),
+            auth_time: None,
         },
         _ => {
             let m = &cfg.claims;
@@ -75,6 +77,7 @@ pub async fn identify(
                 email: text(&info, &m.email),
                 email_verified: truthy(info.get(&m.email_verified)),
                 name: text(&info, &m.name),
+                auth_time: None,
             }
         }
     };

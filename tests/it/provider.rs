@@ -1492,22 +1492,8 @@ async fn a_user_signs_in_to_an_application_through_a_login_provider_from_the_hos
 
     // The login page shows the provider's button; it leads there and back to the application.
     let authz = Authz::new(&shop);
-    let page = settle(&app, &b, b.get(authz.url(&app)).send().await.unwrap()).await;
-    let html = page.text().await.unwrap();
-    let re = regex::Regex::new(r#"href="(/ui/login/with/op\?[^"]+)""#).unwrap();
-    let button = unescape(&re.captures(&html).unwrap_or_else(|| panic!("no provider button: {html}"))[1]);
-    let mut next = app.url(&button);
-    let mut back = None;
-    for _ in 0..15 {
-        let r = b.get(&next).send().await.unwrap();
-        let to = location(&r).unwrap_or_else(|| panic!("stuck at {next}: {}", r.status()));
-        if to.starts_with(CB) {
-            back = Some(to);
-            break;
-        }
-        next = url::Url::parse(&next).unwrap().join(&to).unwrap().to_string();
-    }
-    let back = back.expect("back at the application");
+    let trip = via_provider(&app, &b, &authz, "op").await;
+    let back = trip.back.unwrap_or_else(|| panic!("not back at the application: {}", trip.page));
     assert_eq!(param(&back, "state").as_deref(), authz.get("state"), "{back}");
     let t = tokens(&app, &shop, &back).await;
     let id = id_token(&app, &shop, &t).await;
@@ -1520,6 +1506,89 @@ async fn a_user_signs_in_to_an_application_through_a_login_provider_from_the_hos
     // Back at /ui/login/upstream without the browser's own cookie: a page, nothing more.
     let stranger = browser();
     error_page(stranger.get(app.url("/ui/login/upstream?code=stolen")).send().await.unwrap()).await;
+}
+
+/// Where a login through the hosted page's `provider` button ended: back at the application,
+/// or on one of authd's pages.
+struct Trip {
+    back: Option<String>,
+    page: String,
+    /// The authorization request authd sent to the provider.
+    sent: Option<String>,
+}
+
+/// The authorization request, then the login page's button for `provider`, followed through.
+async fn via_provider(app: &TestApp, b: &Client, authz: &Authz, provider: &str) -> Trip {
+    let page = settle(app, b, b.get(authz.url(app)).send().await.unwrap()).await;
+    let html = page.text().await.unwrap();
+    let re = regex::Regex::new(&format!(r#"href="(/ui/login/with/{provider}\?[^"]+)""#)).unwrap();
+    let button = unescape(&re.captures(&html).unwrap_or_else(|| panic!("no {provider} button: {html}"))[1]);
+    let mut next = app.url(&button);
+    let mut sent = None;
+    for _ in 0..15 {
+        let r = b.get(&next).send().await.unwrap();
+        let Some(to) = location(&r) else {
+            return Trip { back: None, page: r.text().await.unwrap(), sent };
+        };
+        if to.starts_with(CB) {
+            return Trip { back: Some(to), page: String::new(), sent };
+        }
+        next = url::Url::parse(&next).unwrap().join(&to).unwrap().to_string();
+        if sent.is_none() && !next.starts_with(&app.url("/")) {
+            sent = Some(next.clone());
+        }
+    }
+    panic!("no end to the redirects at {next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_login_asked_for_is_asked_of_the_login_provider_too() {
+    use crate::support::oidc::{CLIENT_ID, CLIENT_SECRET, authd_with, op_config, provider};
+    let port = crate::support::free_port();
+    let Some(op) = crate::support::RealOp::start(port, "op", CLIENT_ID, CLIENT_SECRET).await else { return };
+    let github = provider(authd::config::ProviderKind::Github);
+    let app = authd_with(port, vec![("op", op_config(&op)), ("github", github)], |_| {}).await;
+    let admin = admin(&app).await;
+    let bank = rp(&app, &admin, json!({"trusted": true})).await;
+    let zoe = json!({"sub": "zoe-at-op", "email": "zoe@example.com", "email_verified": true});
+    op.next(zoe.clone()).await;
+    let b = browser();
+    let first = via_provider(&app, &b, &Authz::new(&bank), "op").await;
+    assert!(first.back.is_some(), "{}", first.page);
+    assert!(first.sent.as_deref().is_some_and(|s| param(s, "prompt").is_none()), "{:?}", first.sent);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // The bank asks for a fresh login; the provider answers from the session it kept, an hour
+    // old: the form again, and no code.
+    let asked_at = authd::model::now();
+    let fresh = Authz::new(&bank).set("prompt", "login");
+    let mut stale = zoe.clone();
+    stale["auth_time"] = json!(asked_at - 3600);
+    op.next(stale).await;
+    let trip = via_provider(&app, &b, &fresh, "op").await;
+    let sent = trip.sent.clone().expect("sent to the provider");
+    assert_eq!(param(&sent, "prompt").as_deref(), Some("login"), "{sent}");
+    assert!(param(&sent, "max_age").and_then(|a| a.parse::<u64>().ok()).is_some_and(|a| a <= 5), "{sent}");
+    assert!(trip.back.is_none(), "a kept session is no fresh login: {:?}", trip.back);
+    assert!(trip.page.contains("did not confirm it here"), "{}", trip.page);
+
+    // The same with a provider that never says when the user signed in: not even sent there.
+    let page = settle(&app, &b, b.get(fresh.url(&app)).send().await.unwrap()).await;
+    let html = page.text().await.unwrap();
+    let re = regex::Regex::new(r#"href="(/ui/login/with/github\?[^"]+)""#).unwrap();
+    let button = unescape(&re.captures(&html).unwrap_or_else(|| panic!("no github button: {html}"))[1]);
+    let r = b.get(app.url(&button)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(location(&r).is_none());
+    assert!(r.text().await.unwrap().contains("did not confirm it here"));
+
+    // A provider that asks again: the bank gets its code, and auth_time says when.
+    op.next(zoe).await;
+    let trip = via_provider(&app, &b, &fresh, "op").await;
+    let back = trip.back.unwrap_or_else(|| panic!("not back at the bank: {}", trip.page));
+    let t = tokens(&app, &bank, &back).await;
+    let id = id_token(&app, &bank, &t).await;
+    assert!(id["auth_time"].as_u64().is_some_and(|a| a >= asked_at), "{id}");
 }
 
 // ---- One code, redeemed twice at once ----

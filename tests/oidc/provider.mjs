@@ -1,7 +1,9 @@
 // A real OpenID Connect provider (node-oidc-provider, OpenID certified) for authd's tests.
 // Usage: node provider.mjs <port> <client_id> <client_secret> <redirect_uri>
 // The account that signs in next, or a denial, is set with POST /test/next {sub, email,
-// email_verified, name} or {deny: true}; interactions (login, consent) finish by themselves.
+// email_verified, name, auth_time} or {deny: true}; interactions (login, consent) finish by
+// themselves. An auth_time (seconds) stands for a login that asked nothing: the ID token says the
+// user authenticated then.
 import http from 'node:http';
 import Provider from 'oidc-provider';
 import { generateKeyPair, exportJWK } from 'jose';
@@ -62,7 +64,8 @@ const server = http.createServer(async (req, res) => {
       if (deny) {
         await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user said no' }, { mergeWithLastSubmission: false });
       } else if (details.prompt.name === 'login') {
-        await provider.interactionFinished(req, res, { login: { accountId: next.sub } }, { mergeWithLastSubmission: false });
+        const login = { accountId: next.sub, ...(next.auth_time ? { ts: next.auth_time } : {}) };
+        await provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
       } else {
         const grant = new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
         grant.addOIDCScope(details.params.scope);

@@ -654,6 +654,7 @@ mod tests {
                     "account_disabled",
                     "challenge_due",
                     "upstream_failed",
+                    "upstream_not_fresh",
                     "done",
                     "step_up_needed",
                     "last_way_in",

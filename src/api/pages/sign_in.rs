@@ -371,16 +371,32 @@ pub(super) async fn login_with(
     Query(q): Query<WithQuery>,
 ) -> Response {
     let lang = locale(&svc, req, q.lang.as_deref());
-    if !q.request.is_empty()
-        && let Err(r) = svc.provider.pending_of(&q.request).await
-    {
-        return refused_page(&svc, &lang, &r);
-    }
+    let pending = match q.request.is_empty() {
+        true => None,
+        false => match svc.provider.pending_of(&q.request).await {
+            Ok(p) => Some(p),
+            Err(r) => return refused_page(&svc, &lang, &r),
+        },
+    };
     let verifier = random::new_token();
     let challenge = crate::upstream::Pkce::s256(&verifier);
-    let (go, started) = match svc.upstream.hosted_start(&provider.0, challenge).await {
+    let fresh_after = pending.as_ref().and_then(|p| p.fresh_after);
+    let (go, started) = match svc.upstream.hosted_start(&provider.0, challenge, fresh_after).await {
         Ok(v) => v,
         Err(Error::NotFound(_)) => return refused_page(&svc, &lang, &Refused::UnknownClient),
+        // A provider that cannot say when the user signed in cannot give a fresh login.
+        Err(Error::StepUpRequired) => {
+            let target = target_of(&svc, &q.request, "").await;
+            let p = pending.as_ref();
+            let page = LoginPage {
+                problem: Some(text::of(&lang).upstream_not_fresh),
+                client: p.map(|p| p.client_name.as_str()),
+                login_hint: p.and_then(|p| p.login_hint.as_deref()),
+                target: target.as_deref(),
+                ..LoginPage::default()
+            };
+            return login_form(&svc, StatusCode::BAD_REQUEST, &lang, &q.request, page);
+        }
         Err(e) => return failed_page(&svc, &lang, &e),
     };
     let kept = match svc.provider.seal_upstream(&verifier, &q.request) {
@@ -446,7 +462,10 @@ pub(super) async fn upstream_return(
     };
     let Some(code) = q.code.filter(|_| q.error.is_none()) else {
         // The provider said no, or the login failed there: the form again.
-        return with_cookie(again(StatusCode::UNAUTHORIZED, text::of(&lang).upstream_failed), clear);
+        let t = text::of(&lang);
+        let problem =
+            if q.error.as_deref() == Some("login_required") { t.upstream_not_fresh } else { t.upstream_failed };
+        return with_cookie(again(StatusCode::UNAUTHORIZED, problem), clear);
     };
     let outcome = svc.upstream.oauth_exchange(&code, Some(&verifier), client_info(req)).await;
     let resp = match svc.provider.signed_in_upstream(outcome) {

@@ -291,6 +291,10 @@ strings! {
         en: "That sign-in did not work. Try again, or sign in with your password.",
         ru: "Этот вход не удался. Попробуйте снова или войдите с паролем.",
     }
+    upstream_not_fresh {
+        en: "The application asks you to sign in again, and that provider did not confirm it here. Sign in with your password, or with a provider that asks you again.",
+        ru: "Приложение просит войти заново, а этот провайдер здесь этого не подтвердил. Войдите с паролем или через провайдера, который спросит вас снова.",
+    }
     or_continue_with {
         en: "Or continue with:",
         ru: "Или продолжить через:",

@@ -190,6 +190,7 @@ impl Provider {
             scopes: req.scope.clone(),
             login_hint: req.login_hint.clone(),
             redirect_uri: Some(req.redirect_uri.clone()),
+            fresh_after: req.fresh_after,
         })
     }
 

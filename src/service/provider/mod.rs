@@ -127,6 +127,8 @@ pub struct Pending {
     pub login_hint: Option<String>,
     /// Where the answer will go.
     pub redirect_uri: Option<String>,
+    /// The login must be at least this recent (`prompt=login`, `max_age`).
+    pub fresh_after: Option<u64>,
 }
 
 /// Why an authorization or logout request gets a page of ours instead of a redirect: where
