@@ -231,8 +231,9 @@ async fn start_authd(dir: &Path, alg: &str) -> (Killed, Op, reqwest::Client) {
     (Killed(child), op, b)
 }
 
-/// node-oidc-provider from tests/oidc, signed in once (its interactions finish by themselves).
-async fn start_reference() -> Option<(Killed, Op, reqwest::Client)> {
+/// node-oidc-provider from tests/oidc, its client's ID tokens signed with `alg`, signed in once
+/// (its interactions finish by themselves).
+async fn start_reference(alg: &str) -> Option<(Killed, Op, reqwest::Client)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
     if !dir.join("node_modules/oidc-provider").is_dir() {
         eprintln!("node-oidc-provider is not installed: npm ci --prefix tests/oidc");
@@ -241,7 +242,7 @@ async fn start_reference() -> Option<(Killed, Op, reqwest::Client)> {
     let port = free_port();
     let child = Command::new("node")
         .current_dir(&dir)
-        .args(["provider.mjs", &port.to_string(), "bench", SECRET, REDIRECT])
+        .args(["provider.mjs", &port.to_string(), "bench", SECRET, REDIRECT, alg])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -293,26 +294,25 @@ fn main() {
         println!();
         println!("| provider | flows/s | server CPU per flow |");
         println!("|---|---:|---:|");
-        let dir = private_dir();
-        let (server, op, b) = start_authd(dir.path(), "RS256").await;
-        let (rate, cpu) = measure(&op, &b, secs, concurrency).await;
-        println!("| authd (this build), RS256 ID tokens | {rate:.0} | {cpu:.0} µs |");
-        drop(server);
-        let dir = private_dir();
-        let (server, op, b) = start_authd(dir.path(), "EdDSA").await;
-        let (eddsa_rate, eddsa_cpu) = measure(&op, &b, secs, concurrency).await;
-        println!("| authd (this build), EdDSA ID tokens | {eddsa_rate:.0} | {eddsa_cpu:.0} µs |");
-        drop(server);
-        let Some((reference, op, b)) = start_reference().await else { return };
-        let (ref_rate, ref_cpu) = measure(&op, &b, secs, concurrency).await;
-        println!("| node-oidc-provider, RS256 ID tokens | {ref_rate:.0} | {ref_cpu:.0} µs |");
-        drop(reference);
+        // Each algorithm on both sides, one after the other, so that drift between runs hits
+        // both alike.
+        let mut ratios = Vec::new();
+        for alg in ["RS256", "EdDSA"] {
+            let dir = private_dir();
+            let (server, op, b) = start_authd(dir.path(), alg).await;
+            let (rate, cpu) = measure(&op, &b, secs, concurrency).await;
+            println!("| authd (this build), {alg} ID tokens | {rate:.0} | {cpu:.0} µs |");
+            drop(server);
+            let Some((reference, op, b)) = start_reference(alg).await else { return };
+            let (ref_rate, ref_cpu) = measure(&op, &b, secs, concurrency).await;
+            println!("| node-oidc-provider, {alg} ID tokens | {ref_rate:.0} | {ref_cpu:.0} µs |");
+            drop(reference);
+            ratios.push((alg, cpu / ref_cpu));
+        }
         println!();
-        println!(
-            "- authd's CPU per flow ÷ the reference's: {:.3} with RS256, {:.3} with EdDSA",
-            cpu / ref_cpu,
-            eddsa_cpu / ref_cpu
-        );
+        for (alg, ratio) in ratios {
+            println!("- authd's CPU per flow ÷ the reference's, {alg} ID tokens on both: {ratio:.3}");
+        }
         println!(
             "- one RSA-2048 signature (every RS256 ID token): {:.0} µs on this machine (openssl speed)",
             rsa_sign_us()

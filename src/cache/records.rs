@@ -53,8 +53,14 @@ impl<T: Send + Sync + 'static> RecordCache<T> {
     }
 
     pub fn keep(&self, mark: u64, id: Uuid, record: &Arc<T>) {
-        if self.writes.load(Ordering::Acquire) == mark {
-            self.entries.insert(id, Arc::clone(record));
+        if self.writes.load(Ordering::Acquire) != mark {
+            return;
+        }
+        self.entries.insert(id, Arc::clone(record));
+        // A write that committed between the check and the insert bumped the count before
+        // dropping the entry, so either it dropped this one or it is seen here.
+        if self.writes.load(Ordering::Acquire) != mark {
+            self.entries.remove(&id);
         }
     }
 

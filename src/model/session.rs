@@ -40,11 +40,23 @@ pub struct Session {
     /// The scopes granted to the relying party, space-separated.
     #[serde(default)]
     pub scope: Option<String>,
+    /// A login provider signed the user in: when it says the user authenticated there, 0 when
+    /// it does not say (GitHub, Facebook, OAuth 2.0). A client's demand for a fresh login goes
+    /// by this: a provider's kept session is no login at authd's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_auth_time: Option<UnixTime>,
 }
 
 impl Session {
     pub fn authenticated_at(&self) -> UnixTime {
         if self.auth_time == 0 { self.created_at } else { self.auth_time }
+    }
+
+    /// When the user last proved who they are, as far as authd can tell: for a login through a
+    /// provider, what the provider said.
+    pub fn proven_at(&self) -> UnixTime {
+        let at = self.authenticated_at();
+        self.upstream_auth_time.map_or(at, |t| t.min(at))
     }
 }
 
@@ -87,4 +99,27 @@ pub struct Revocation {
 /// a passkey (`hwk`, `swk`), which verifies its user on the device.
 pub fn multi_factor(amr: &[String]) -> bool {
     amr.iter().any(|m| matches!(m.as_str(), "otp" | "hwk" | "swk"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(auth_time: UnixTime, upstream_auth_time: Option<UnixTime>) -> Session {
+        let s = r#"{"id":"0190f5a0-0000-7000-8000-000000000000","user_id":"0190f5a0-0000-7000-8000-000000000001",
+            "created_at":1000,"last_used_at":1000,"expires_at":9000,"absolute_expires_at":9000}"#;
+        Session { auth_time, upstream_auth_time, ..serde_json::from_str(s).unwrap() }
+    }
+
+    #[test]
+    fn a_login_through_a_provider_is_as_recent_as_the_provider_says() {
+        assert_eq!(session(1000, None).proven_at(), 1000);
+        assert_eq!(session(0, None).proven_at(), 1000, "older sessions count from their creation");
+        assert_eq!(session(1000, Some(400)).proven_at(), 400);
+        assert_eq!(session(1000, Some(0)).proven_at(), 0, "a provider that does not say proves no time");
+        assert_eq!(session(1000, Some(5000)).proven_at(), 1000, "never later than the login at authd");
+        // Stored before the field existed: read as a login at authd.
+        let old: Session = serde_json::from_str(&serde_json::to_string(&session(1000, None)).unwrap()).unwrap();
+        assert_eq!(old.upstream_auth_time, None);
+    }
 }

@@ -19,6 +19,23 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+/// How the user authenticated, for the session it opens.
+#[derive(Debug, Clone)]
+pub struct Authn {
+    /// RFC 8176 methods: `pwd`, `otp`, `fed`…
+    pub amr: Vec<String>,
+    /// Through a login provider: when it says the user authenticated there, 0 when it does not
+    /// say. `None` when the user authenticated at authd, now.
+    pub upstream_auth_time: Option<crate::model::UnixTime>,
+}
+
+impl Authn {
+    /// Authenticated at authd, just now, with `amr`.
+    pub fn now(amr: Vec<String>) -> Self {
+        Self { amr, upstream_auth_time: None }
+    }
+}
+
 /// OAuth 2.0-shaped token response.
 #[derive(Clone)]
 pub struct TokenPair {
@@ -51,17 +68,17 @@ impl Opener {
         Self { core, outbox }
     }
 
-    /// Opens a session for a user who has authenticated with `amr`.
+    /// Opens a session for a user who has authenticated as `how` says.
     pub(super) async fn start(
         &self,
         user: User,
-        amr: Vec<String>,
+        how: Authn,
         method: &str,
         rehash: Option<String>,
         device_name: Option<String>,
         client: ClientInfo,
     ) -> Result<TokenPair> {
-        let (opening, refresh) = self.prepare(&user, amr, method, rehash, device_name, client)?;
+        let (opening, refresh) = self.prepare(&user, how, method, rehash, device_name, client)?;
         let session = opening.session.clone();
         let (user, permissions) = self.core.db(move |s| s.write(|tx| open_session(tx, opening))).await?;
         self.opened(&user, &session, refresh, permissions)
@@ -72,7 +89,7 @@ impl Opener {
     pub(super) fn prepare(
         &self,
         user: &User,
-        amr: Vec<String>,
+        how: Authn,
         method: &str,
         rehash: Option<String>,
         device_name: Option<String>,
@@ -91,11 +108,12 @@ impl Opener {
             expires_at: t + self.core.cfg.tokens.refresh_ttl.as_secs(),
             absolute_expires_at: t + self.core.cfg.tokens.session_max.as_secs(),
             generation: 0,
-            amr,
+            amr: how.amr,
             auth_time: t,
             client_id: None,
             parent: None,
             scope: None,
+            upstream_auth_time: how.upstream_auth_time,
         };
         let device = device_fingerprint(session.user_agent.as_deref());
         let notice = self.new_device_notice(user, &session, &device)?;

@@ -12,7 +12,7 @@ use super::{
     authority::Principal,
     core::{Core, find_account, security_event},
     db::Tx,
-    issuing::{ClientInfo, Opener, Opening, TokenPair, account_key, open_session},
+    issuing::{Authn, ClientInfo, Opener, Opening, TokenPair, account_key, open_session},
     one_time::{Presented, Shape, Spent, spend_secret_with},
     tokens::AuthContext,
 };
@@ -238,7 +238,7 @@ impl SecondFactors {
         let mut amr = pending.amr.clone();
         amr.push("otp".into());
         let method = pending.method.clone().unwrap_or_else(|| "password".into());
-        self.opener.prepare(user, amr, &method, None, pending.target.clone(), client)
+        self.opener.prepare(user, Authn::now(amr), &method, None, pending.target.clone(), client)
     }
 
     /// Starts TOTP enrolment for the caller (needs a recent sign-in).

@@ -52,7 +52,7 @@ pub use recovery::{EnrolmentToken, RecoverProof, Recovery, ResetProof};
 pub use roles::{Decision as PolicyDecision, Roles};
 pub use sessions::{ChallengeSolution, Sessions};
 pub use tokens::{AuthContext, Introspection, Tokens};
-pub use upstream::{CallbackParams, ProviderInfo, Redirect, Upstream};
+pub use upstream::{CallbackParams, FreshLogin, ProviderInfo, Redirect, Upstream};
 pub use verification::{Confirmed, MeChange, Verification, VerifyProof};
 pub use webhooks::{DeliveryCounts, WebhookInfo, Webhooks};
 

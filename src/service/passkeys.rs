@@ -16,7 +16,7 @@ use super::{
     authority::{Authority, Principal},
     core::{Core, security_event},
     db::Tx,
-    issuing::{ClientInfo, Opener, TokenPair, end_sessions, open_session},
+    issuing::{Authn, ClientInfo, Opener, TokenPair, end_sessions, open_session},
     mfa::fresh_recovery_codes,
     one_time::Shape,
     outbox::{Outbox, Recipient},
@@ -598,7 +598,7 @@ impl Passkeys {
             return Err(e);
         }
         let amr = vec!["pop".to_owned(), if passkey.backup_eligible { "swk" } else { "hwk" }.to_owned()];
-        let (opening, refresh) = self.opener.prepare(&user, amr, "passkey", None, device_name, client)?;
+        let (opening, refresh) = self.opener.prepare(&user, Authn::now(amr), "passkey", None, device_name, client)?;
         let session = opening.session.clone();
         let mut updated = passkey;
         updated.credential = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.to_string()))?;

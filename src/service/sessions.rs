@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     core::{Core, security_event, user_context},
-    issuing::{ClientInfo, Opener, TokenPair, account_key, end_sessions, permissions_in},
+    issuing::{Authn, ClientInfo, Opener, TokenPair, account_key, end_sessions, permissions_in},
     mfa::SecondFactors,
     tokens::AuthContext,
 };
@@ -139,7 +139,8 @@ impl Sessions {
             return Err(Error::AccountDisabled);
         }
         let rehash = if verified.needs_rehash { Some(self.core.hasher.hash(password).await?) } else { None };
-        self.second_factor_or_session(user, vec!["pwd".into()], "password", rehash, device_name, client).await
+        self.second_factor_or_session(user, Authn::now(vec!["pwd".into()]), "password", rehash, device_name, client)
+            .await
     }
 
     /// The refusal due while a contact that must be confirmed (`verification.email` / `.phone` =
@@ -163,7 +164,7 @@ impl Sessions {
     pub(super) async fn second_factor_or_session(
         &self,
         user: User,
-        amr: Vec<String>,
+        how: Authn,
         method: &str,
         rehash: Option<String>,
         device_name: Option<String>,
@@ -181,7 +182,7 @@ impl Sessions {
         }
         if user.has_totp() {
             let token =
-                self.factors.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name, &amr, method).await?;
+                self.factors.mfa_step(&user, crate::model::Purpose::MfaLogin, device_name, &how.amr, method).await?;
             return Err(Error::MfaRequired(token));
         }
         if self.factors.mfa_required_by_roles(&user) {
@@ -199,10 +200,10 @@ impl Sessions {
                 return Err(Error::PasskeyRequired);
             }
             let token =
-                self.factors.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name, &amr, method).await?;
+                self.factors.mfa_step(&user, crate::model::Purpose::MfaEnrol, device_name, &how.amr, method).await?;
             return Err(Error::MfaEnrolmentRequired(token));
         }
-        self.opener.start(user, amr, method, rehash, device_name, client).await
+        self.opener.start(user, how, method, rehash, device_name, client).await
     }
 
     /// The per-account rate limit of a route class.

@@ -20,7 +20,7 @@ use super::{
     authority::{Authority, Principal},
     core::Core,
     db::Tx,
-    issuing::{ClientInfo, TokenPair},
+    issuing::{Authn, ClientInfo, TokenPair},
     one_time::{Presented, Shape, Spent, spend_secret},
     outbox::{Outbox, Recipient},
     sessions::Sessions,
@@ -63,11 +63,23 @@ struct Started {
     fresh_after: Option<UnixTime>,
 }
 
+/// A client's demand for a fresh login, passed on to a login provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FreshLogin {
+    /// The login must have happened at or after this (`max_age`, `prompt=login`).
+    pub after: Option<UnixTime>,
+    /// `prompt=login`: the provider must ask, however recent its own session.
+    pub prompt: bool,
+}
+
 /// What an exchange code stands for, sealed in its record.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Finished {
     outcome: Outcome,
     app_challenge: Option<String>,
+    /// When the provider says the user authenticated there; 0 when it did not say.
+    #[serde(default)]
+    upstream_auth_time: UnixTime,
 }
 
 /// Where a finished login leads. The two refusals answer alike; they differ in the audit log.
@@ -230,26 +242,28 @@ impl Upstream {
     ) -> Result<(Redirect, String)> {
         let p = self.login_target(provider, redirect_uri)?;
         let app_challenge = self.app_challenge(code_challenge, code_challenge_method)?;
-        self.begin(p, redirect_uri, None, app_challenge, None).await
+        self.begin(p, redirect_uri, None, app_challenge, FreshLogin::default()).await
     }
 
     /// Starts a login at `provider` for the hosted login page, which comes back to authd's own
     /// `/ui/login/upstream` (always allowed: it is no application's) with the page's PKCE
-    /// challenge. Where the request asks for a login at or after `fresh_after`, the provider is
-    /// asked for one too, and only a provider whose answer says when the user authenticated
-    /// (OpenID Connect) can give it: `StepUpRequired` otherwise.
+    /// challenge. Where the request asks for a fresh login, the provider is asked for one too,
+    /// and only a provider whose answer says when the user authenticated (OpenID Connect) can
+    /// give it: `StepUpRequired` otherwise.
     pub async fn hosted_start(
         &self,
         provider: &str,
         challenge: String,
-        fresh_after: Option<UnixTime>,
+        fresh: FreshLogin,
     ) -> Result<(Redirect, String)> {
         let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
-        if fresh_after.is_some() && !p.tells_auth_time() {
+        // A max_age older than any login asks for nothing.
+        let fresh = FreshLogin { after: fresh.after.filter(|t| *t > 0), ..fresh };
+        if fresh.after.is_some() && !p.tells_auth_time() {
             return Err(Error::StepUpRequired);
         }
         let back = self.hosted_return_url();
-        self.begin(p, &back, None, Some(challenge), fresh_after).await
+        self.begin(p, &back, None, Some(challenge), fresh).await
     }
 
     /// Starts linking `provider` to the signed-in user of the account page, after a recent
@@ -258,7 +272,7 @@ impl Upstream {
         self.core.require_recent_auth(ctx)?;
         let p = self.providers.get(provider).ok_or(Error::NotFound("provider"))?;
         let back = format!("{}/ui/account", self.core.public_url().trim_end_matches('/'));
-        self.begin(p, &back, Some(ctx.user_id), None, None).await
+        self.begin(p, &back, Some(ctx.user_id), None, FreshLogin::default()).await
     }
 
     /// Where a login started from the hosted login page comes back to.
@@ -276,7 +290,7 @@ impl Upstream {
     ) -> Result<(Redirect, String)> {
         self.core.require_recent_auth(ctx)?;
         let p = self.login_target(provider, redirect_uri)?;
-        self.begin(p, redirect_uri, Some(ctx.user_id), None, None).await
+        self.begin(p, redirect_uri, Some(ctx.user_id), None, FreshLogin::default()).await
     }
 
     async fn begin(
@@ -285,12 +299,12 @@ impl Upstream {
         redirect_uri: &str,
         link_to: Option<Uuid>,
         app_challenge: Option<String>,
-        fresh_after: Option<UnixTime>,
+        fresh: FreshLogin,
     ) -> Result<(Redirect, String)> {
         let (state, nonce, pkce) = (random::new_token(), random::new_token(), Pkce::new());
-        let max_age = fresh_after.map(|t| now().saturating_sub(t));
+        let max_age = fresh.after.map(|t| now().saturating_sub(t));
         let location = p
-            .authorize_url(&self.oauth_callback_url(&p.name), &state, &nonce, &pkce, max_age)
+            .authorize_url(&self.oauth_callback_url(&p.name), &state, &nonce, &pkce, max_age, fresh.prompt)
             .await
             .map_err(|e| Error::ProviderUnavailable(e.to_string()))?;
         let started = Started {
@@ -300,7 +314,7 @@ impl Upstream {
             verifier: pkce.verifier,
             link_to,
             app_challenge,
-            fresh_after,
+            fresh_after: fresh.after,
         };
         let body = serde_json::to_vec(&started).map_err(|e| Error::Internal(e.to_string()))?;
         Ok((Redirect { location }, self.core.data_key.seal(&state_context(&p.name, &state), &body)))
@@ -398,7 +412,7 @@ impl Upstream {
         // Asked for a fresh login, the provider must say it made one: an older auth_time, or
         // none, is a session it kept (a step-up that asked nobody anything).
         if let Some(after) = started.fresh_after
-            && who.auth_time.is_none_or(|t| t + AUTH_TIME_LEEWAY < after)
+            && who.auth_time.is_none_or(|t| t.saturating_add(AUTH_TIME_LEEWAY) < after)
         {
             self.oauth_failure(provider, "login_not_fresh", started.link_to);
             return Ok(back("login_required"));
@@ -424,7 +438,13 @@ impl Upstream {
             Shape::TokenOnly,
         );
         let mut secret = issued.secret;
-        let finished = Finished { outcome, app_challenge: started.app_challenge };
+        // What the session will hold of the provider's login time: 0 when it did not say. A login
+        // it made on demand counts from the demand (its clock may be behind ours by the leeway).
+        let upstream_auth_time = match who.auth_time {
+            Some(t) => started.fresh_after.map_or(t, |after| t.max(after)).min(now()),
+            None => 0,
+        };
+        let finished = Finished { outcome, app_challenge: started.app_challenge, upstream_auth_time };
         let body = serde_json::to_vec(&finished).map_err(|e| Error::Internal(e.to_string()))?;
         secret.sealed = Some(self.core.data_key.seal(&secret.id, &body));
         self.core.db(move |s| s.write(|tx| Ok(tx.put_one_time(&secret)?))).await?;
@@ -578,7 +598,8 @@ impl Upstream {
             return Err(Error::AccountDisabled);
         }
         let method = format!("oauth:{provider}");
-        self.sessions.second_factor_or_session(user, vec!["fed".into()], &method, None, None, client).await
+        let how = Authn { amr: vec!["fed".into()], upstream_auth_time: Some(finished.upstream_auth_time) };
+        self.sessions.second_factor_or_session(user, how, &method, None, None, client).await
     }
 
     /// Linked identities of a user, oldest first.

@@ -137,6 +137,7 @@ impl Provider {
         nonce: &str,
         pkce: &Pkce,
         max_age: Option<u64>,
+        prompt_login: bool,
     ) -> Result<String, ProviderError> {
         let endpoint = match &self.oidc {
             Some(o) => o.discovery().await?.authorization_endpoint,
@@ -159,7 +160,10 @@ impl Provider {
             // A fresh login asked of authd is asked of the provider too (OIDC Core §3.1.2.1); its
             // ID token's auth_time then says whether it did ask.
             if let Some(age) = max_age {
-                q.append_pair("prompt", "login").append_pair("max_age", &age.to_string());
+                q.append_pair("max_age", &age.to_string());
+            }
+            if prompt_login {
+                q.append_pair("prompt", "login");
             }
         }
         Ok(url.into())

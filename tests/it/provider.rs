@@ -1551,20 +1551,24 @@ async fn a_fresh_login_asked_for_is_asked_of_the_login_provider_too() {
     let admin = admin(&app).await;
     let bank = rp(&app, &admin, json!({"trusted": true})).await;
     let zoe = json!({"sub": "zoe-at-op", "email": "zoe@example.com", "email_verified": true});
-    op.next(zoe.clone()).await;
+    // Zoe signed in at the provider an hour ago; it lets her in without asking.
+    let mut stale = zoe.clone();
+    stale["auth_time"] = json!(authd::model::now() - 3600);
+    op.next(stale.clone()).await;
     let b = browser();
     let first = via_provider(&app, &b, &Authz::new(&bank), "op").await;
     assert!(first.back.is_some(), "{}", first.page);
-    assert!(first.sent.as_deref().is_some_and(|s| param(s, "prompt").is_none()), "{:?}", first.sent);
+    let sent = first.sent.unwrap();
+    assert!(param(&sent, "prompt").is_none() && param(&sent, "max_age").is_none(), "{sent}");
+    // That login is as old as the provider says: it meets no max_age of five minutes.
+    let r = b.get(Authz::new(&bank).set("max_age", "300").url(&app)).send().await.unwrap();
+    assert!(location(&r).is_some_and(|l| l.starts_with("/ui/login")), "{:?}", location(&r));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
-    // The bank asks for a fresh login; the provider answers from the session it kept, an hour
-    // old: the form again, and no code.
+    // The bank asks for a fresh login; the provider answers from its kept session again: the
+    // form again, and no code.
     let asked_at = authd::model::now();
     let fresh = Authz::new(&bank).set("prompt", "login");
-    let mut stale = zoe.clone();
-    stale["auth_time"] = json!(asked_at - 3600);
-    op.next(stale).await;
     let trip = via_provider(&app, &b, &fresh, "op").await;
     let sent = trip.sent.clone().expect("sent to the provider");
     assert_eq!(param(&sent, "prompt").as_deref(), Some("login"), "{sent}");

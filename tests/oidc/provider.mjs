@@ -1,5 +1,6 @@
 // A real OpenID Connect provider (node-oidc-provider, OpenID certified) for authd's tests.
-// Usage: node provider.mjs <port> <client_id> <client_secret> <redirect_uri>
+// Usage: node provider.mjs <port> <client_id> <client_secret> <redirect_uri> [RS256|EdDSA]
+// (how the client's ID tokens are signed; RS256 by default)
 // The account that signs in next, or a denial, is set with POST /test/next {sub, email,
 // email_verified, name, auth_time} or {deny: true}; interactions (login, consent) finish by
 // themselves. An auth_time (seconds) stands for a login that asked nothing: the ID token says the
@@ -8,7 +9,7 @@ import http from 'node:http';
 import Provider from 'oidc-provider';
 import { generateKeyPair, exportJWK } from 'jose';
 
-const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const [port, clientId, clientSecret, redirectUri, idTokenAlg = 'RS256'] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const accounts = new Map();
 let next = { sub: 'nobody' };
@@ -16,6 +17,11 @@ let deny = false;
 
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
+const keys = [jwk];
+if (idTokenAlg === 'EdDSA') {
+  const ed = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  keys.push({ ...(await exportJWK(ed.privateKey)), kid: 'test-eddsa', use: 'sig', alg: 'EdDSA' });
+}
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -25,8 +31,9 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: idTokenAlg,
   }],
-  jwks: { keys: [jwk] },
+  jwks: { keys },
   pkce: { required: () => true },
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
   scopes: ['openid', 'email', 'profile'],

@@ -380,8 +380,8 @@ pub(super) async fn login_with(
     };
     let verifier = random::new_token();
     let challenge = crate::upstream::Pkce::s256(&verifier);
-    let fresh_after = pending.as_ref().and_then(|p| p.fresh_after);
-    let (go, started) = match svc.upstream.hosted_start(&provider.0, challenge, fresh_after).await {
+    let demand = pending.as_ref().map(|p| crate::service::FreshLogin { after: p.fresh_after, prompt: p.prompt_login });
+    let (go, started) = match svc.upstream.hosted_start(&provider.0, challenge, demand.unwrap_or_default()).await {
         Ok(v) => v,
         Err(Error::NotFound(_)) => return refused_page(&svc, &lang, &Refused::UnknownClient),
         // A provider that cannot say when the user signed in cannot give a fresh login.

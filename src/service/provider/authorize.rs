@@ -138,6 +138,7 @@ impl Provider {
             nonce: param(p, "nonce").map(str::to_owned),
             code_challenge: challenge.map(str::to_owned),
             fresh_after,
+            prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
             prompt_none: prompts.contains(&"none"),
             prompt_consent: prompts.contains(&"consent"),
             hint_sub,
@@ -191,6 +192,7 @@ impl Provider {
             login_hint: req.login_hint.clone(),
             redirect_uri: Some(req.redirect_uri.clone()),
             fresh_after: req.fresh_after,
+            prompt_login: req.prompt_login,
         })
     }
 
@@ -312,7 +314,7 @@ impl Provider {
 /// Does the browser session `b` meet the request: signed in recently enough, as the user an
 /// `id_token_hint` names?
 fn satisfies(req: &AuthRequest, b: &Browser) -> bool {
-    req.fresh_after.is_none_or(|t| b.session.authenticated_at() >= t) && req.hint_sub.is_none_or(|sub| sub == b.user.id)
+    req.fresh_after.is_none_or(|t| b.session.proven_at() >= t) && req.hint_sub.is_none_or(|sub| sub == b.user.id)
 }
 
 /// The claim names a `claims` request parameter asks for (OIDC Core §5.5); `None` when it is

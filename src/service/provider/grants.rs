@@ -156,6 +156,7 @@ impl Provider {
                         client_id: Some(c.id),
                         parent: Some(browser.id),
                         scope: Some(grant.scope),
+                        upstream_auth_time: browser.upstream_auth_time,
                     };
                     tx.put_session(&session)?;
                     tx.put_refresh(

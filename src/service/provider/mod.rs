@@ -80,6 +80,9 @@ struct AuthRequest {
     code_challenge: Option<String>,
     /// The login must be at least this recent (`prompt=login`, `max_age`).
     fresh_after: Option<u64>,
+    /// `prompt=login`: the user must be asked again, whatever the age of the last login.
+    #[serde(default)]
+    prompt_login: bool,
     prompt_none: bool,
     prompt_consent: bool,
     /// The user an `id_token_hint` names.
@@ -129,6 +132,8 @@ pub struct Pending {
     pub redirect_uri: Option<String>,
     /// The login must be at least this recent (`prompt=login`, `max_age`).
     pub fresh_after: Option<u64>,
+    /// `prompt=login` (rather than `max_age` alone).
+    pub prompt_login: bool,
 }
 
 /// Why an authorization or logout request gets a page of ours instead of a redirect: where
