@@ -6,7 +6,7 @@ use crate::{
     store::ports::{AuditQuery, AuditReads, AuditWrites, COUNTED_EVENTS, R, event_families, minute_of},
 };
 
-/// Rows fetched at a time while a filter is applied.
+/// Most rows fetched at a time while a filter is applied.
 const PAGE: i64 = 500;
 
 for_both! {
@@ -21,6 +21,8 @@ for_both! {
             let (mut low, mut high) = q.id_range();
             let asc = q.ascending();
             let order = if asc { "ASC" } else { "DESC" };
+            // As many rows as are wanted, then twice as many each time the filter left some out.
+            let mut page_rows = i64::try_from(limit).unwrap_or(PAGE).clamp(16, PAGE);
             while out.len() < limit {
                 let page: Vec<AuditEvent> = match (q.subject, q.event) {
                     (Some(s), _) => self.c.docs(
@@ -28,18 +30,18 @@ for_both! {
                             "SELECT data FROM audit WHERE subject = $4 AND id >= $1 AND id < $2 \
                              ORDER BY id {order} LIMIT $3"
                         ),
-                        &[&low, &high, &PAGE, &s],
+                        &[&low, &high, &page_rows, &s],
                     )?,
                     (None, Some(e)) => self.c.docs(
                         &format!(
                             "SELECT a.data FROM audit_families f JOIN audit a ON a.id = f.id \
                              WHERE f.family = $4 AND f.id >= $1 AND f.id < $2 ORDER BY f.id {order} LIMIT $3"
                         ),
-                        &[&low, &high, &PAGE, &e],
+                        &[&low, &high, &page_rows, &e],
                     )?,
                     (None, None) => self.c.docs(
                         &format!("SELECT data FROM audit WHERE id >= $1 AND id < $2 ORDER BY id {order} LIMIT $3"),
-                        &[&low, &high, &PAGE],
+                        &[&low, &high, &page_rows],
                     )?,
                 };
                 let Some(last) = page.last() else { break };
@@ -48,11 +50,12 @@ for_both! {
                 } else {
                     high = last.id;
                 }
-                let full = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
+                let last_page = page.len() < usize::try_from(page_rows).unwrap_or(usize::MAX);
                 out.extend(page.into_iter().filter(|e| keep(e)));
-                if full {
+                if last_page {
                     break;
                 }
+                page_rows = (page_rows * 2).min(PAGE);
             }
             out.truncate(limit);
             Ok(out)
