@@ -53,10 +53,24 @@ impl Session {
     }
 
     /// When the user last proved who they are, as far as authd can tell: for a login through a
-    /// provider, what the provider said.
+    /// provider, what the provider said (0 when it did not say, or the session is older than the
+    /// field).
     pub fn proven_at(&self) -> UnixTime {
         let at = self.authenticated_at();
-        self.upstream_auth_time.map_or(at, |t| t.min(at))
+        match self.upstream_auth_time {
+            Some(t) => t.min(at),
+            None if self.amr.len() == 1 && self.amr[0] == "fed" => 0,
+            None => at,
+        }
+    }
+
+    /// The `auth_time` an ID token tells: when the provider says the user authenticated there,
+    /// else when the login reached authd.
+    pub fn auth_time_claim(&self) -> UnixTime {
+        match self.proven_at() {
+            0 => self.authenticated_at(),
+            t => t,
+        }
     }
 }
 
@@ -118,6 +132,9 @@ mod tests {
         assert_eq!(session(1000, Some(400)).proven_at(), 400);
         assert_eq!(session(1000, Some(0)).proven_at(), 0, "a provider that does not say proves no time");
         assert_eq!(session(1000, Some(5000)).proven_at(), 1000, "never later than the login at authd");
+        let fed = |upstream| Session { amr: vec!["fed".into()], ..session(1000, upstream) };
+        assert_eq!(fed(None).proven_at(), 0, "a provider's login from before the field proves no time");
+        assert_eq!((fed(Some(0)).auth_time_claim(), fed(Some(400)).auth_time_claim()), (1000, 400));
         // Stored before the field existed: read as a login at authd.
         let old: Session = serde_json::from_str(&serde_json::to_string(&session(1000, None)).unwrap()).unwrap();
         assert_eq!(old.upstream_auth_time, None);

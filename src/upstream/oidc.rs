@@ -172,7 +172,7 @@ fn check_claims(
         return Err(ProviderError::BadIdToken("authorized party is another client"));
     }
     let exp = c.get("exp").and_then(|v| v.as_u64()).ok_or(ProviderError::BadIdToken("no exp"))?;
-    if exp + LEEWAY <= now {
+    if exp.saturating_add(LEEWAY) <= now {
         return Err(ProviderError::BadIdToken("expired"));
     }
     let iat = c.get("iat").and_then(|v| v.as_u64()).ok_or(ProviderError::BadIdToken("no iat"))?;

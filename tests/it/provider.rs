@@ -1557,10 +1557,13 @@ async fn a_fresh_login_asked_for_is_asked_of_the_login_provider_too() {
     op.next(stale.clone()).await;
     let b = browser();
     let first = via_provider(&app, &b, &Authz::new(&bank), "op").await;
-    assert!(first.back.is_some(), "{}", first.page);
+    let back = first.back.unwrap_or_else(|| panic!("not back at the bank: {}", first.page));
+    // The provider says she authenticated an hour ago, and so does the ID token.
+    let id = id_token(&app, &bank, &tokens(&app, &bank, &back).await).await;
+    assert!(id["auth_time"].as_u64().is_some_and(|a| a + 3000 < authd::model::now()), "{id}");
     let sent = first.sent.unwrap();
     assert!(param(&sent, "prompt").is_none() && param(&sent, "max_age").is_none(), "{sent}");
-    // That login is as old as the provider says: it meets no max_age of five minutes.
+    // That login meets no max_age of five minutes.
     let r = b.get(Authz::new(&bank).set("max_age", "300").url(&app)).send().await.unwrap();
     assert!(location(&r).is_some_and(|l| l.starts_with("/ui/login")), "{:?}", location(&r));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -32,6 +32,8 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: idTokenAlg,
+    // Every ID token says when the user authenticated, as some providers' always do.
+    require_auth_time: true,
   }],
   jwks: { keys },
   pkce: { required: () => true },

@@ -297,7 +297,7 @@ impl Provider {
             code_challenge: req.code_challenge.clone(),
             browser_sid: b.session.id,
             user_id: b.user.id,
-            auth_time: b.session.authenticated_at(),
+            auth_time: b.session.auth_time_claim(),
             amr: b.session.amr.clone(),
         };
         let code = self.seal(SEAL_CODE, &grant)?;
