@@ -145,13 +145,16 @@ impl Db {
                 effects: &mut effects,
             })
         });
+        // Even after a failure: a commit can land and still be reported lost (PostgreSQL's
+        // connection dropping), and this node ignores its own change notices. A rolled-back
+        // write only costs a read.
+        for id in effects.users_written {
+            self.forget_users(Some(id));
+        }
+        for id in effects.clients_written {
+            self.forget_clients(Some(id));
+        }
         if out.is_ok() {
-            for id in effects.users_written {
-                self.forget_users(Some(id));
-            }
-            for id in effects.clients_written {
-                self.forget_clients(Some(id));
-            }
             for r in &effects.revoked {
                 self.revocations.apply(r);
             }
@@ -325,5 +328,31 @@ impl Tx<'_> {
             self.inner.put_delivery(&d)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Client;
+
+    #[test]
+    fn a_write_that_fails_still_drops_the_cached_copies_it_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_redb(&dir.path().join("data/authd.redb")).unwrap();
+        let db = Db::new(store, Vec::new(), Arc::default(), 60);
+        let client: Client = serde_json::from_value(serde_json::json!({
+            "id": Uuid::now_v7(), "name": "shop", "roles": [], "secret_hash": [], "created_at": 1
+        }))
+        .unwrap();
+        db.write(|tx| tx.put_client(&client)).unwrap();
+        assert!(db.load_client(client.id).unwrap().is_some());
+        assert!(db.cached_client(client.id).is_some());
+        let failed: Result<(), StoreError> = db.write(|tx| {
+            tx.put_client(&client)?;
+            Err(StoreError::Duplicate("test"))
+        });
+        assert!(failed.is_err());
+        assert!(db.cached_client(client.id).is_none());
     }
 }
