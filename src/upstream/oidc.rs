@@ -189,8 +189,14 @@ fn check_claims(
         email: s("email").map(|e| e.trim().to_lowercase()),
         email_verified: super::userinfo::truthy(c.get("email_verified")),
         name: s("name").map(str::to_owned),
-        auth_time: c.get("auth_time").and_then(serde_json::Value::as_u64),
+        auth_time: c.get("auth_time").and_then(seconds),
     })
+}
+
+/// A time in seconds, as an integer or (some providers) a number with a fraction.
+fn seconds(v: &serde_json::Value) -> Option<u64> {
+    // In range, the cast drops only the fraction.
+    v.as_u64().or_else(|| v.as_f64().filter(|f| f.is_finite() && (0.0..1e15).contains(f)).map(|f| f as u64))
 }
 
 #[cfg(test)]
@@ -226,6 +232,10 @@ mod tests {
                 other => panic!("{why}: {other:?}"),
             }
         }
+        assert_eq!(ok(with("auth_time", json!(1200))).unwrap().auth_time, Some(1200));
+        assert_eq!(ok(with("auth_time", json!(1200.7))).unwrap().auth_time, Some(1200));
+        assert_eq!(ok(with("auth_time", json!("1200"))).unwrap().auth_time, None, "a string says nothing");
+        assert_eq!(ok(with("auth_time", json!(-5))).unwrap().auth_time, None);
         let mut multi = with("aud", json!(["client", "other"]));
         multi["azp"] = json!("client");
         assert!(ok(multi).is_ok());
