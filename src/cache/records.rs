@@ -47,12 +47,16 @@ impl<T: Send + Sync + 'static> RecordCache<T> {
         self.entries.get(&id)
     }
 
-    /// Where a read starts: [`Self::keep`] stores what it read only if no write came since.
-    pub fn mark(&self) -> u64 {
-        self.writes.load(Ordering::Acquire)
+    /// Reads a record with `read` and keeps it, unless a write of any record raced the read.
+    pub fn load<E>(&self, id: Uuid, read: impl FnOnce() -> Result<Option<T>, E>) -> Result<Option<Arc<T>>, E> {
+        let mark = self.writes.load(Ordering::Acquire);
+        let Some(record) = read()? else { return Ok(None) };
+        let record = Arc::new(record);
+        self.keep(mark, id, &record);
+        Ok(Some(record))
     }
 
-    pub fn keep(&self, mark: u64, id: Uuid, record: &Arc<T>) {
+    fn keep(&self, mark: u64, id: Uuid, record: &Arc<T>) {
         if self.writes.load(Ordering::Acquire) != mark {
             return;
         }

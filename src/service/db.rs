@@ -73,13 +73,7 @@ impl Db {
 
     /// Reads a user from the store and caches it, unless a user write raced the read.
     pub fn load_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
-        let mark = self.users.mark();
-        let Some(user) = self.store.read(|tx| tx.user(id))? else {
-            return Ok(None);
-        };
-        let user = Arc::new(user);
-        self.users.keep(mark, id, &user);
-        Ok(Some(user))
+        self.users.load(id, || self.store.read(|tx| tx.user(id)))
     }
 
     /// Forgets a user another node changed, or (`None`) every user.
@@ -94,13 +88,7 @@ impl Db {
 
     /// Reads a client from the store and caches it, unless a client write raced the read.
     pub fn load_client(&self, id: Uuid) -> Result<Option<Arc<Client>>, StoreError> {
-        let mark = self.clients.mark();
-        let Some(client) = self.store.read(|tx| tx.client(id))? else {
-            return Ok(None);
-        };
-        let client = Arc::new(client);
-        self.clients.keep(mark, id, &client);
-        Ok(Some(client))
+        self.clients.load(id, || self.store.read(|tx| tx.client(id)))
     }
 
     /// Forgets a client another node changed, or (`None`) every client.
